@@ -1,0 +1,157 @@
+"""create_app(settings) -> Starlette: the routes and the lifespan that builds everything.
+
+This is the only place long-lived objects are built; each gets its dependencies passed in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from server import protocol
+from server.auth import TokenAuthority, load_secrets
+from server.chat import ChatService, ModerationGate, NoModeration
+from server.crypto import load_keyring
+from server.demo import seed_demo
+from server.errors import ClientError
+from server.hub import LocalHub
+from server.metrics import Metrics
+from server.ratelimit import RateLimiter
+from server.routes import groups, messages, users
+from server.routes.common import Deps, caller
+from server.session import Session
+from server.settings import Settings
+from server.storage import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppState:
+    """What the lifespan built, for the handlers and for tests."""
+
+    chat: ChatService
+    store: SqliteStore
+    api_key: str
+    api_key_generated: bool
+
+
+def _web_dir() -> str:
+    return str(resources.files("client.web"))
+
+
+def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> Starlette:
+    """Build the ASGI app; storage opens and the pipeline starts in the lifespan."""
+    env = dict(os.environ if env is None else env)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keyring = load_keyring(settings.data_dir, env)
+    secrets_, generated = load_secrets(
+        settings.data_dir, api_key=settings.api_key, jwt_secret=settings.jwt_secret or env.get("PARLEY_JWT_SECRET")
+    )
+    metrics = Metrics()
+    store = SqliteStore(
+        settings.db_path, keyring, synchronous=settings.sqlite_synchronous, batch_max=settings.write_batch_max
+    )
+    hub = LocalHub()
+    tokens = TokenAuthority(
+        secrets_, audience=settings.jwt_audience, issuer=settings.jwt_issuer, ttl=settings.token_ttl
+    )
+    gate: ModerationGate = NoModeration()
+    chat = ChatService(
+        store,
+        hub,
+        tokens,
+        gate=gate,
+        limits=protocol.Limits(max_text_chars=settings.max_text_chars, max_json_bytes=settings.max_json_bytes),
+        rate_limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
+    )
+    state = AppState(chat=chat, store=store, api_key=secrets_.api_key, api_key_generated=generated)
+    deps = Deps(chat=chat, settings=settings, metrics=metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        if settings.demo:
+            await seed_demo(chat)
+        log.info("Parley ready on %s", settings.base_url)
+        try:
+            yield
+        finally:
+            await store.close()
+
+    async def ws_endpoint(ws: WebSocket) -> None:
+        await Session(ws, chat, settings, metrics).run()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "connections": hub.count})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def audit(request: Request) -> Response:
+        who = await caller(request, chat)
+        if not who.principal.is_admin:
+            from server.errors import Forbidden
+
+            raise Forbidden("the audit log is for admins and the API key")
+        raw = request.query_params.get("since", "0")
+        since = int(raw) if raw.isdigit() else 0
+        return JSONResponse({"entries": [e.to_json() for e in await chat.audit(since)]})
+
+    web = _web_dir()
+
+    async def index(request: Request) -> Response:
+        return FileResponse(os.path.join(web, "index.html"))
+
+    async def dashboard(request: Request) -> Response:
+        return FileResponse(os.path.join(web, "dashboard.html"))
+
+    async def client_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ClientError)
+        metrics.errors.labels(exc.code).inc()
+        return JSONResponse(exc.to_json(), status_code=exc.status)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "ERR_NOT_FOUND", 405: "ERR_BAD_REQUEST", 401: "ERR_AUTH_REQUIRED"}.get(
+            exc.status_code, "ERR_BAD_REQUEST"
+        )
+        return JSONResponse({"code": code, "message": str(exc.detail), "details": {}}, status_code=exc.status_code)
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"code": "ERR_INTERNAL", "message": "internal error", "details": {}}, status_code=500)
+
+    api: list[Any] = [*users.routes(deps), *groups.routes(deps), *messages.routes(deps)]
+    api.append(Route("/audit", audit, methods=["GET"]))
+    routes = [
+        WebSocketRoute("/ws", ws_endpoint),
+        Mount("/api/v1", routes=api),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics_endpoint),
+        Route("/", index),
+        Route("/dashboard", dashboard),
+        Mount("/static", app=StaticFiles(directory=web), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ClientError: client_error, HTTPException: http_error, Exception: internal_error},
+    )
+    app.state.parley = state
+    return app
+
+

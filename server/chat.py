@@ -1,0 +1,586 @@
+"""The service layer: the one module that joins storage, moderation and the hub.
+
+Sessions (WebSocket) and routes (REST) call these methods; they never touch storage. Every
+method checks who may do what, writes through the store, then fans the resulting frames out
+through the hub. A frame is encoded once per audience.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import uuid
+from typing import Any, Protocol
+
+from server import protocol
+from server.auth import Principal, Role, TokenAuthority
+from server.errors import (
+    AuthInvalid,
+    BadRequest,
+    Banned,
+    Blocked,
+    Conflict,
+    Forbidden,
+    NotAMember,
+    NotFound,
+)
+from server.hub import Connection, Hub
+from server.models import Group, Message, Moderation, Scope, Status, User, conversation_id
+from server.protocol import ID_RE, SendMessage
+from server.ratelimit import RateLimiter
+from server.storage.base import Audit, AuditEntry, NewMessage, Store
+
+log = logging.getLogger(__name__)
+
+
+class ModerationGate(Protocol):
+    """The seam to moderation: decides pending vs unmoderated and takes pending messages."""
+
+    def covers(self, category: str, message_type: str) -> bool:
+        """Whether an enabled rule covers this type (then the message starts ``pending``)."""
+        ...
+
+    async def submit(self, message: Message) -> None:
+        """Queue a pending message for a verdict; must not drop it."""
+        ...
+
+
+class NoModeration:
+    """A gate that moderates nothing: every message is ``unmoderated``."""
+
+    def covers(self, category: str, message_type: str) -> bool:
+        return False
+
+    async def submit(self, message: Message) -> None:
+        raise RuntimeError("NoModeration got a pending message")
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+class ChatService:
+    """Users, groups, blocks and messages, with their permissions and fan-out."""
+
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        tokens: TokenAuthority,
+        *,
+        gate: ModerationGate,
+        limits: protocol.Limits,
+        rate_limiter: RateLimiter,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.tokens = tokens
+        self.gate = gate
+        self.limits = limits
+        self.rate = rate_limiter
+        self._users: dict[str, User] = {}
+        self._members: dict[str, dict[str, Scope]] = {}
+        self._blocks: dict[str, tuple[set[str], set[str]]] = {}
+        self.counters: dict[str, int] = {"sent": 0, "delivered_frames": 0}
+
+    # ================================================================ identity
+
+    async def user(self, uid: str) -> User | None:
+        """A live (not deleted) user, cached."""
+        user = self._users.get(uid)
+        if user is None:
+            user = await self.store.get_user(uid)
+            if user is None or user.deleted_at:
+                return None
+            self._users[uid] = user
+        return user
+
+    async def require_user(self, uid: str) -> User:
+        user = await self.user(uid)
+        if user is None:
+            raise NotFound(f"user {uid!r} not found", {"uid": uid})
+        return user
+
+    async def authenticate(self, token: str) -> User:
+        """The user behind a token. Raises AuthInvalid, or Forbidden for a deleted or banned user."""
+        uid = self.tokens.verify(token)
+        user = await self.user(uid)
+        if user is None:
+            stored = await self.store.get_user(uid)
+            if stored is not None:
+                raise Forbidden("user is deleted")
+            raise AuthInvalid("unknown user")
+        if user.banned:
+            raise Forbidden("user is banned")
+        return user
+
+    async def principal_for(self, user: User) -> Principal:
+        return Principal(uid=user.uid, role=Role(user.role))
+
+    # ================================================================ users
+
+    async def create_user(
+        self, actor: Principal, *, uid: str, name: str, role: str, tags: tuple[str, ...], metadata: dict[str, Any]
+    ) -> User:
+        if await self.store.get_user(uid) is not None:
+            raise Conflict(f"user {uid!r} already exists", {"uid": uid})
+        now = _now()
+        user = User(uid, name, role, tags, metadata, now, now)
+        await self.store.create_user(user, Audit(_actor(actor), "user.create", uid, {"role": role}))
+        self._users[uid] = user
+        return user
+
+    async def update_user(self, actor: Principal, uid: str, changes: dict[str, Any]) -> User:
+        user = await self.require_user(uid)
+        updated = dataclasses.replace(user, **changes, updated_at=_now())
+        details = {k: v for k, v in changes.items() if k in ("role", "banned")}
+        await self.store.update_user(updated, Audit(_actor(actor), "user.update", uid, details))
+        self._users[uid] = updated
+        if updated.banned and not user.banned:
+            self._close_user(uid, protocol.CLOSE_FORBIDDEN, "user banned")
+        return updated
+
+    async def delete_user(self, actor: Principal, uid: str, *, erase: bool) -> None:
+        await self.require_user(uid)
+        groups = await self.store.groups_of(uid)
+        await self.store.delete_user(
+            uid, _now(), erase=erase, audit=Audit(_actor(actor), "user.erase" if erase else "user.delete", uid, {})
+        )
+        self._users.pop(uid, None)
+        self._blocks.clear()
+        for guid in groups:
+            self._members.pop(guid, None)
+        self._close_user(uid, protocol.CLOSE_FORBIDDEN, "user deleted")
+
+    async def issue_token(self, uid: str, ttl: int | None) -> tuple[str, int]:
+        await self.require_user(uid)
+        return self.tokens.issue(uid, ttl=ttl)
+
+    async def export_user(self, uid: str) -> dict[str, Any]:
+        """Everything stored about a user, decrypted (GDPR access)."""
+        user = await self.require_user(uid)
+        blocked, _ = await self._blocks_of(uid)
+        groups = []
+        for guid in await self.store.groups_of(uid):
+            members = await self._group_members(guid)
+            groups.append({"guid": guid, "scope": members[uid].label if uid in members else None})
+        messages = await self.store.messages_of_sender(uid)
+        return {
+            "user": user.to_json(),
+            "messages": [m.to_json() for m in messages],
+            "receipts": await self.store.receipts_of(uid),
+            "blockedUsers": sorted(blocked),
+            "groups": groups,
+            "exportedAt": _now(),
+        }
+
+    def _close_user(self, uid: str, code: int, reason: str) -> None:
+        for conn in self.hub.connections(uid):
+            conn.close(code, reason)
+
+    # ================================================================ blocks
+
+    async def _blocks_of(self, uid: str) -> tuple[set[str], set[str]]:
+        cached = self._blocks.get(uid)
+        if cached is None:
+            cached = await self.store.blocks_of(uid)
+            self._blocks[uid] = cached
+        return cached
+
+    async def is_blocked_between(self, a: str, b: str) -> bool:
+        blocked, blocked_by = await self._blocks_of(a)
+        return b in blocked or b in blocked_by
+
+    async def blocked_users(self, uid: str) -> list[str]:
+        blocked, _ = await self._blocks_of(uid)
+        return sorted(blocked)
+
+    async def block(self, uid: str, uids: list[str]) -> list[str]:
+        for other in uids:
+            if other == uid:
+                raise BadRequest("cannot block yourself", {"uid": other})
+            await self.require_user(other)
+        await self.store.add_blocks(uid, uids, _now())
+        self._blocks.pop(uid, None)
+        for other in uids:
+            self._blocks.pop(other, None)
+        return await self.blocked_users(uid)
+
+    async def unblock(self, uid: str, other: str) -> list[str]:
+        await self.store.remove_block(uid, other)
+        self._blocks.pop(uid, None)
+        self._blocks.pop(other, None)
+        return await self.blocked_users(uid)
+
+    # ================================================================ groups
+
+    async def _group_members(self, guid: str) -> dict[str, Scope]:
+        members = self._members.get(guid)
+        if members is None:
+            members = await self.store.members(guid)
+            self._members[guid] = members
+        return members
+
+    async def require_group(self, guid: str) -> Group:
+        group = await self.store.get_group(guid)
+        if group is None:
+            raise NotFound(f"group {guid!r} not found", {"guid": guid})
+        return group
+
+    async def create_group(
+        self, actor: Principal, *, guid: str, name: str, type_: str, tags: tuple[str, ...], owner: str | None
+    ) -> Group:
+        owner_uid = actor.uid if actor.uid is not None else owner
+        if owner_uid is None:
+            raise BadRequest("field 'owner' is required with the API key", {"field": "owner"})
+        await self.require_user(owner_uid)
+        if await self.store.get_group(guid) is not None:
+            raise Conflict(f"group {guid!r} already exists", {"guid": guid})
+        now = _now()
+        group = Group(guid, name, type_, tags, owner_uid, now, now)
+        await self.store.create_group(group, Audit(_actor(actor), "group.create", guid, {"owner": owner_uid}))
+        self._members.pop(guid, None)
+        return group
+
+    async def get_group(self, actor: Principal, guid: str) -> tuple[Group, dict[str, Scope]]:
+        group = await self.require_group(guid)
+        members = await self._group_members(guid)
+        if group.type == "private" and not actor.is_staff and actor.uid not in members:
+            raise NotAMember("not a member of this private group", {"guid": guid})
+        return group, members
+
+    def _scope_of(self, actor: Principal, members: dict[str, Scope]) -> Scope:
+        if actor.is_api_key or actor.role is Role.ADMIN:
+            return Scope.OWNER
+        return members.get(actor.uid or "", Scope.NONE)
+
+    async def add_member(self, actor: Principal, guid: str, uid: str, scope: Scope) -> None:
+        group = await self.require_group(guid)
+        await self.require_user(uid)
+        members = await self._group_members(guid)
+        if uid in members:
+            raise Conflict(f"{uid!r} is already a member", {"uid": uid})
+        if scope >= Scope.OWNER:
+            raise BadRequest("scope must be admin, moderator or participant", {"field": "scope"})
+        self_join = actor.uid == uid and not actor.is_api_key
+        if await self.store.is_banned(guid, uid) and not (actor.is_admin and not self_join):
+            raise Banned(f"{uid!r} is banned from this group", {"guid": guid, "uid": uid})
+        if self_join:
+            if group.type != "public" and actor.role is not Role.ADMIN:
+                raise Forbidden("private groups are joined by invitation", {"guid": guid})
+            if scope is not Scope.PARTICIPANT and actor.role is not Role.ADMIN:
+                raise Forbidden("you may join only as a participant", {"guid": guid})
+        else:
+            mine = self._scope_of(actor, members)
+            if mine < Scope.ADMIN or scope >= mine:
+                raise Forbidden("your group scope does not allow this", {"guid": guid})
+        await self.store.set_member(
+            guid, uid, scope, _now(), Audit(_actor(actor), "group.join", guid, {"uid": uid, "scope": scope.label})
+        )
+        if await self.store.is_banned(guid, uid):
+            await self.store.unban(guid, uid, Audit(_actor(actor), "group.unban", guid, {"uid": uid}))
+        members = dict(members)
+        members[uid] = scope
+        self._members[guid] = members
+        self._group_event(guid, uid, "joined", actor, members, scope=scope)
+
+    async def set_scope(self, actor: Principal, guid: str, uid: str, scope: Scope) -> None:
+        await self.require_group(guid)
+        members = await self._group_members(guid)
+        if uid not in members:
+            raise NotFound(f"{uid!r} is not a member", {"uid": uid})
+        mine = self._scope_of(actor, members)
+        if scope >= Scope.OWNER or mine < Scope.ADMIN or members[uid] >= mine or scope >= mine:
+            raise Forbidden("your group scope does not allow this", {"guid": guid})
+        await self.store.set_member(
+            guid, uid, scope, _now(), Audit(_actor(actor), "group.scope", guid, {"uid": uid, "scope": scope.label})
+        )
+        members = dict(members)
+        members[uid] = scope
+        self._members[guid] = members
+        self._group_event(guid, uid, "scope_changed", actor, members, scope=scope)
+
+    async def remove_member(self, actor: Principal, guid: str, uid: str) -> None:
+        """A member leaving (actor is the member) or being kicked (may rejoin a public group)."""
+        await self.require_group(guid)
+        members = await self._group_members(guid)
+        if uid not in members:
+            raise NotFound(f"{uid!r} is not a member", {"uid": uid})
+        leaving = actor.uid == uid and not actor.is_api_key
+        if leaving:
+            if members[uid] is Scope.OWNER:
+                raise Forbidden("the owner cannot leave the group", {"guid": guid})
+        else:
+            self._check_power(actor, members, uid)
+        action = "left" if leaving else "kicked"
+        await self.store.remove_member(guid, uid, Audit(_actor(actor), f"group.{action}", guid, {"uid": uid}))
+        old = members
+        members = {k: v for k, v in old.items() if k != uid}
+        self._members[guid] = members
+        self._group_event(guid, uid, action, actor, old)
+
+    def _check_power(self, actor: Principal, members: dict[str, Scope], target: str) -> None:
+        mine = self._scope_of(actor, members)
+        theirs = members.get(target, Scope.NONE)
+        if mine < Scope.MODERATOR or theirs >= mine:
+            raise Forbidden("your group scope does not allow this", {"uid": target})
+
+    async def ban(self, actor: Principal, guid: str, uid: str, reason: str) -> None:
+        await self.require_group(guid)
+        await self.require_user(uid)
+        members = await self._group_members(guid)
+        self._check_power(actor, members, uid)
+        await self.store.ban(
+            guid, uid, reason, _actor(actor), _now(), Audit(_actor(actor), "group.ban", guid, {"uid": uid, "reason": reason})
+        )
+        old = members
+        self._members[guid] = {k: v for k, v in old.items() if k != uid}
+        self._group_event(guid, uid, "banned", actor, old, reason=reason)
+
+    async def unban(self, actor: Principal, guid: str, uid: str) -> None:
+        await self.require_group(guid)
+        members = await self._group_members(guid)
+        if self._scope_of(actor, members) < Scope.MODERATOR:
+            raise Forbidden("your group scope does not allow this", {"guid": guid})
+        if not await self.store.is_banned(guid, uid):
+            raise NotFound(f"{uid!r} is not banned", {"uid": uid})
+        await self.store.unban(guid, uid, Audit(_actor(actor), "group.unban", guid, {"uid": uid}))
+        self._group_event(guid, uid, "unbanned", actor, members)
+
+    def _group_event(
+        self,
+        guid: str,
+        uid: str,
+        action: str,
+        actor: Principal,
+        audience: dict[str, Scope],
+        *,
+        scope: Scope | None = None,
+        reason: str | None = None,
+    ) -> None:
+        body: dict[str, Any] = {"guid": guid, "uid": uid, "action": action, "by": _actor(actor)}
+        if scope is not None:
+            body["scope"] = scope.label
+        if reason:
+            body["reason"] = reason
+        text = protocol.encode("group.member", body)
+        self.hub.send({*audience, uid}, text)
+
+    # ================================================================ messages
+
+    async def _receivers(self, sender: str, receiver: str, receiver_type: str) -> list[str]:
+        """Who gets a message from ``sender`` now, with blocks removed (never the sender)."""
+        if receiver_type == "user":
+            return [] if receiver == sender else [receiver]
+        members = await self._group_members(receiver)
+        blocked, blocked_by = await self._blocks_of(sender)
+        return [u for u in members if u != sender and u not in blocked and u not in blocked_by]
+
+    async def _check_can_send(self, sender: User, receiver: str, receiver_type: str) -> None:
+        if receiver_type == "user":
+            if await self.user(receiver) is None:
+                raise NotFound(f"user {receiver!r} not found", {"receiver": receiver})
+            if await self.is_blocked_between(sender.uid, receiver):
+                raise Blocked("a block stands between you and this user", {"receiver": receiver})
+            return
+        await self.require_group(receiver)
+        if await self.store.is_banned(receiver, sender.uid):
+            raise Banned("you are banned from this group", {"guid": receiver})
+        members = await self._group_members(receiver)
+        if sender.uid not in members:
+            raise NotAMember("you are not a member of this group", {"guid": receiver})
+
+    async def post_message(
+        self, sender: User, cmd: SendMessage, *, origin: Connection | None = None, frame_id: str | None = None
+    ) -> Message:
+        """Check, store durably (idempotent on muid), acknowledge, then deliver or hold."""
+        self.rate.check(sender.uid)
+        await self._check_can_send(sender, cmd.receiver, cmd.receiver_type)
+        if cmd.media_id is not None:
+            raise NotFound("media not found", {"mediaId": cmd.media_id})
+        moderated = self.gate.covers(cmd.category, cmd.message_type)
+        new = NewMessage(
+            muid=cmd.muid or uuid.uuid4().hex,
+            conversation_id=conversation_id(sender.uid, cmd.receiver, cmd.receiver_type),
+            sender=sender.uid,
+            receiver=cmd.receiver,
+            receiver_type=cmd.receiver_type,
+            category=cmd.category,
+            type=cmd.message_type,
+            text=cmd.text,
+            data=cmd.data,
+            metadata=cmd.metadata,
+            tags=cmd.tags,
+            parent_id=cmd.parent_id,
+            attachment=None,
+            status=Status.PENDING if moderated else Status.UNMODERATED,
+            at=_now(),
+        )
+        message, created = await self.store.insert_message(new)
+        body = {"message": message.to_json()}
+        if origin is not None:
+            origin.push(protocol.encode("message.sent", body, frame_id=frame_id))
+        if not created:
+            return message  # a retry: the first send already delivered or queued it
+        self.counters["sent"] += 1
+        frame = protocol.encode("message", body)
+        self.hub.send((sender.uid,), frame, exclude=origin)
+        if message.status.deliverable:
+            await self._deliver(message, frame)
+        elif message.status is Status.PENDING:
+            await self.gate.submit(message)
+        return message
+
+    async def _deliver(self, message: Message, frame: str) -> None:
+        receivers = await self._receivers(message.sender, message.receiver, message.receiver_type)
+        self.counters["delivered_frames"] += self.hub.send(receivers, frame)
+
+    async def apply_verdict(
+        self, message: Message, status: Status, moderation: Moderation | None, *, audit: Audit | None
+    ) -> Message | None:
+        """Record a final verdict for a pending message, then tell the sender and deliver.
+
+        Idempotent and conditional: returns None (and sends nothing) if the message was edited,
+        deleted or decided since ``message`` was read.
+        """
+        updated = await self.store.set_status(message, status, moderation, _now(), audit)
+        if updated is None:
+            return None
+        body: dict[str, Any] = {"message": updated.to_json()}
+        if moderation is not None and status is Status.DISAPPROVED:
+            body["moderation"] = moderation.to_json()
+        self.hub.send((updated.sender,), protocol.encode("message.moderated", body))
+        if status.deliverable:
+            kind = "message.edited" if updated.edited_at else "message"
+            await self._deliver(updated, protocol.encode(kind, {"message": updated.to_json()}))
+        return updated
+
+    async def get_message(self, message_id: int) -> Message:
+        message = await self.store.get_message(message_id)
+        if message is None:
+            raise NotFound(f"message {message_id} not found", {"messageId": message_id})
+        return message
+
+    async def can_view(self, uid: str, message: Message) -> bool:
+        if message.sender == uid:
+            return True
+        if not message.status.deliverable:
+            return False
+        if message.receiver_type == "user":
+            return message.receiver == uid
+        return uid in await self._group_members(message.receiver)
+
+    async def edit_message(
+        self, user: User, message_id: int, text: str, *, origin: Connection | None = None, frame_id: str | None = None
+    ) -> Message:
+        message = await self.get_message(message_id)
+        if message.sender != user.uid:
+            raise Forbidden("only the sender may edit a message", {"messageId": message_id})
+        if message.deleted_at:
+            raise NotFound("message was deleted", {"messageId": message_id})
+        if message.type != "text" and message.category == "message" and message.attachment is None:
+            raise BadRequest("this message has no text to edit", {"messageId": message_id})
+        if not text.strip():
+            raise BadRequest("field 'text' is empty", {"field": "text"})
+        self.rate.check(user.uid)
+        was_delivered = message.status.deliverable
+        moderated = self.gate.covers(message.category, message.type)
+        status = Status.PENDING if moderated else Status.UNMODERATED
+        edited = await self.store.update_content(dataclasses.replace(message, text=text), status=status, at=_now())
+        frame = protocol.encode("message.edited", {"message": edited.to_json()})
+        if origin is not None:
+            origin.push(protocol.encode("message.edited", {"message": edited.to_json()}, frame_id=frame_id))
+        self.hub.send((user.uid,), frame, exclude=origin)
+        if status.deliverable and was_delivered:
+            await self._deliver(edited, frame)
+        elif status is Status.PENDING:
+            await self.gate.submit(edited)
+        return edited
+
+    async def delete_message(
+        self, actor: Principal, message_id: int, *, origin: Connection | None = None, frame_id: str | None = None
+    ) -> Message:
+        message = await self.get_message(message_id)
+        if message.deleted_at:
+            raise NotFound("message was already deleted", {"messageId": message_id})
+        if message.sender != actor.uid and not actor.is_staff:
+            allowed = False
+            if message.receiver_type == "group" and actor.uid is not None:
+                members = await self._group_members(message.receiver)
+                allowed = members.get(actor.uid, Scope.NONE) >= Scope.MODERATOR
+            if not allowed:
+                raise Forbidden("you may not delete this message", {"messageId": message_id})
+        deleted = await self.store.mark_deleted(message, _now())
+        frame = protocol.encode("message.deleted", {"message": deleted.to_json()})
+        if origin is not None:
+            origin.push(protocol.encode("message.deleted", {"message": deleted.to_json()}, frame_id=frame_id))
+        self.hub.send((message.sender,), frame, exclude=origin)
+        if message.status.deliverable:
+            receivers = await self._receivers(message.sender, message.receiver, message.receiver_type)
+            self.hub.send(receivers, frame, exclude=origin)
+        return deleted
+
+    async def receipt(self, user: User, message_id: int, kind: str) -> None:
+        """Record a delivered/read receipt and forward it to the message's sender."""
+        message = await self.get_message(message_id)
+        if message.sender == user.uid:
+            raise BadRequest("receipts are for messages you received", {"messageId": message_id})
+        if not await self.can_view(user.uid, message):
+            raise NotFound(f"message {message_id} not found", {"messageId": message_id})
+        if await self.is_blocked_between(user.uid, message.sender):
+            raise Blocked("a block stands between you and this user", {"uid": message.sender})
+        at = _now()
+        if await self.store.add_receipt(message_id, user.uid, kind, at):
+            body = {
+                "messageId": message_id,
+                "conversationId": message.conversation_id,
+                "receiptType": kind,
+                "uid": user.uid,
+                "at": at,
+            }
+            self.hub.send((message.sender,), protocol.encode("receipt", body))
+
+    async def typing(self, user: User, receiver: str, receiver_type: str, state: str, *, origin: Connection | None) -> None:
+        await self._check_can_send(user, receiver, receiver_type)
+        body = {"sender": user.uid, "receiver": receiver, "receiverType": receiver_type, "state": state}
+        receivers = await self._receivers(user.uid, receiver, receiver_type)
+        self.hub.send(receivers, protocol.encode("typing", body))
+
+    async def history(
+        self, actor: Principal, cid: str, *, before: int | None, limit: int
+    ) -> list[Message]:
+        """A page of a conversation, oldest first, as ``actor`` may see it."""
+        if actor.is_api_key:
+            return await self.store.history(cid, before=before, limit=limit, viewer=None)
+        uid = actor.uid or ""
+        if _is_user_conversation(cid, uid):
+            return await self.store.history(cid, before=before, limit=limit, viewer=uid)
+        if cid.startswith("group_"):
+            guid = cid[len("group_") :]
+            await self.require_group(guid)
+            members = await self._group_members(guid)
+            if uid not in members and not actor.is_staff:
+                raise NotAMember("you are not a member of this group", {"guid": guid})
+            return await self.store.history(cid, before=before, limit=limit, viewer=None if actor.is_staff else uid)
+        if actor.is_staff:
+            return await self.store.history(cid, before=before, limit=limit, viewer=None)
+        raise Forbidden("not your conversation", {"conversationId": cid})
+
+    async def audit(self, since: int, limit: int = 1000) -> list[AuditEntry]:
+        return await self.store.audit_since(since, limit)
+
+
+def _is_user_conversation(cid: str, uid: str) -> bool:
+    prefix, suffix = f"{uid}_user_", f"_user_{uid}"
+    if cid.startswith(prefix):
+        other = cid[len(prefix) :]
+        return bool(ID_RE.match(other)) and uid <= other
+    if cid.endswith(suffix):
+        other = cid[: -len(suffix)]
+        return bool(ID_RE.match(other)) and other <= uid
+    return False
+
+
+def _actor(actor: Principal) -> str:
+    return "api-key" if actor.is_api_key else (actor.uid or "?")

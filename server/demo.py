@@ -1,0 +1,34 @@
+"""Demo users and a demo group for a first run (``--demo``)."""
+
+from __future__ import annotations
+
+import logging
+
+from server.auth import API_KEY_PRINCIPAL
+from server.chat import ChatService
+from server.models import Scope
+
+log = logging.getLogger(__name__)
+
+DEMO_USERS = (
+    ("alice", "Alice", "user"),
+    ("bob", "Bob", "user"),
+    ("carol", "Carol", "user"),
+    ("mod", "Moderator Mo", "moderator"),
+    ("admin", "Admin Ada", "admin"),
+)
+
+
+async def seed_demo(chat: ChatService) -> None:
+    """Create the demo users and the public group ``lobby`` unless they exist."""
+    for uid, name, role in DEMO_USERS:
+        if await chat.store.get_user(uid) is None:
+            await chat.create_user(API_KEY_PRINCIPAL, uid=uid, name=name, role=role, tags=("demo",), metadata={})
+    if await chat.store.get_group("lobby") is None:
+        await chat.create_group(
+            API_KEY_PRINCIPAL, guid="lobby", name="Lobby", type_="public", tags=("demo",), owner="alice"
+        )
+        for uid in ("bob", "carol", "mod"):
+            scope = Scope.MODERATOR if uid == "mod" else Scope.PARTICIPANT
+            await chat.add_member(API_KEY_PRINCIPAL, "lobby", uid, scope)
+    log.info("demo users: %s; group: lobby", ", ".join(u for u, _, _ in DEMO_USERS))

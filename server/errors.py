@@ -1,0 +1,124 @@
+"""Errors of the server package.
+
+The tree::
+
+    ParleyError                      base, never raised itself
+    ├── ClientError(code, message, details)   the client's fault; carries a wire code
+    │   ├── BadRequest               ERR_BAD_REQUEST   400
+    │   ├── UnknownType              ERR_UNKNOWN_TYPE  400
+    │   ├── TooLarge                 ERR_TOO_LARGE     413
+    │   ├── UnsupportedMedia         ERR_BAD_REQUEST   415
+    │   ├── AuthRequired             ERR_AUTH_REQUIRED 401
+    │   ├── AuthInvalid              ERR_AUTH_INVALID  401
+    │   ├── Forbidden                ERR_FORBIDDEN     403
+    │   ├── Blocked                  ERR_BLOCKED       403
+    │   ├── NotAMember               ERR_NOT_A_MEMBER  403
+    │   ├── Banned                   ERR_BANNED        403
+    │   ├── NotFound                 ERR_NOT_FOUND     404
+    │   ├── Conflict                 ERR_CONFLICT      409
+    │   └── RateLimited              ERR_RATE_LIMITED  429 (details.retryAfterMs)
+    └── InternalError                ERR_INTERNAL      500, details never leak
+
+Only ``ClientError`` subclasses map to an ``error`` frame or an HTTP status; anything else
+that escapes a handler is logged and answered as ``ERR_INTERNAL``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ParleyError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ClientError(ParleyError):
+    """An error the client caused; carries the wire ``code`` and an HTTP status."""
+
+    code: ClassVar[str] = "ERR_BAD_REQUEST"
+    status: ClassVar[int] = 400
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``{"code", "message", "details"}`` body of PROTOCOL.md."""
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class BadRequest(ClientError):
+    code = "ERR_BAD_REQUEST"
+    status = 400
+
+
+class UnknownType(ClientError):
+    code = "ERR_UNKNOWN_TYPE"
+    status = 400
+
+
+class TooLarge(ClientError):
+    code = "ERR_TOO_LARGE"
+    status = 413
+
+
+class UnsupportedMedia(ClientError):
+    code = "ERR_BAD_REQUEST"
+    status = 415
+
+
+class AuthRequired(ClientError):
+    code = "ERR_AUTH_REQUIRED"
+    status = 401
+
+
+class AuthInvalid(ClientError):
+    code = "ERR_AUTH_INVALID"
+    status = 401
+
+
+class Forbidden(ClientError):
+    code = "ERR_FORBIDDEN"
+    status = 403
+
+
+class Blocked(ClientError):
+    code = "ERR_BLOCKED"
+    status = 403
+
+
+class NotAMember(ClientError):
+    code = "ERR_NOT_A_MEMBER"
+    status = 403
+
+
+class Banned(ClientError):
+    code = "ERR_BANNED"
+    status = 403
+
+
+class NotFound(ClientError):
+    code = "ERR_NOT_FOUND"
+    status = 404
+
+
+class Conflict(ClientError):
+    code = "ERR_CONFLICT"
+    status = 409
+
+
+class RateLimited(ClientError):
+    code = "ERR_RATE_LIMITED"
+    status = 429
+
+    def __init__(self, retry_after_ms: int) -> None:
+        super().__init__("rate limit exceeded", {"retryAfterMs": retry_after_ms})
+        self.retry_after_ms = retry_after_ms
+
+
+class InternalError(ParleyError):
+    """A server fault; the client only ever sees ``ERR_INTERNAL``."""
+
+    code: ClassVar[str] = "ERR_INTERNAL"
+    status: ClassVar[int] = 500

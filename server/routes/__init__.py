@@ -1,0 +1,1 @@
+"""Thin REST handlers, one module per resource; they call the chat service, never SQL."""

@@ -1,0 +1,165 @@
+"""What every REST handler needs: the caller, a size-limited JSON body, typed fields, errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server.auth import API_KEY_PRINCIPAL, Principal, Role, bearer_token
+from server.chat import ChatService
+from server.errors import (
+    AuthInvalid,
+    AuthRequired,
+    BadRequest,
+    Forbidden,
+    TooLarge,
+    UnsupportedMedia,
+)
+from server.metrics import Metrics
+from server.models import User
+from server.protocol import ID_RE
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What the handlers are built with (passed in by ``create_app``)."""
+
+    chat: ChatService
+    settings: Settings
+    metrics: Metrics
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal: Principal
+    user: User | None
+
+
+async def caller(request: Request, chat: ChatService) -> Caller:
+    """The API key holder or the user of the bearer token; raises 401 otherwise."""
+    key = request.headers.get("x-api-key")
+    if key is not None:
+        if not chat.tokens.check_api_key(key):
+            raise AuthInvalid("invalid API key")
+        return Caller(API_KEY_PRINCIPAL, None)
+    token = bearer_token(request.headers)
+    if token is None:
+        raise AuthRequired("send X-API-Key or Authorization: Bearer <token>")
+    user = await chat.authenticate(token)
+    return Caller(Principal(uid=user.uid, role=Role(user.role)), user)
+
+
+async def require_api_key(request: Request, chat: ChatService) -> Caller:
+    who = await caller(request, chat)
+    if not who.principal.is_api_key:
+        raise Forbidden("this call needs the API key")
+    return who
+
+
+async def require_user(request: Request, chat: ChatService) -> tuple[Caller, User]:
+    who = await caller(request, chat)
+    if who.user is None:
+        raise Forbidden("this call needs a user token")
+    return who, who.user
+
+
+async def require_staff(request: Request, chat: ChatService) -> Caller:
+    who = await caller(request, chat)
+    if not who.principal.is_staff:
+        raise Forbidden("moderators, admins or the API key only")
+    return who
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object; 413 past ``limit`` bytes, 415 if not JSON, 400 if malformed."""
+    ctype = request.headers.get("content-type", "application/json")
+    if "json" not in ctype:
+        raise UnsupportedMedia("send the body as application/json", {"contentType": ctype})
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"body larger than {limit} bytes", {"limit": limit})
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"body larger than {limit} bytes", {"limit": limit})
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest("malformed JSON") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def get_str(body: dict[str, Any], name: str, *, required: bool = True, default: str | None = None) -> str:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"missing field '{name}'", {"field": name})
+        return default or ""
+    if not isinstance(value, str):
+        raise BadRequest(f"field '{name}' has the wrong type", {"field": name})
+    return value
+
+
+def get_ident(body: dict[str, Any], name: str) -> str:
+    value = get_str(body, name)
+    if not ID_RE.match(value):
+        raise BadRequest(f"field '{name}' must be 1-100 of [A-Za-z0-9_-]", {"field": name})
+    return value
+
+
+def get_tags(body: dict[str, Any], name: str = "tags") -> tuple[str, ...]:
+    value = body.get(name) or []
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise BadRequest(f"field '{name}' must be a list of strings", {"field": name})
+    return tuple(value)
+
+
+def get_dict(body: dict[str, Any], name: str) -> dict[str, Any]:
+    value = body.get(name) or {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"field '{name}' must be an object", {"field": name})
+    return value
+
+
+def path_ident(request: Request, name: str) -> str:
+    value: str = request.path_params[name]
+    if not ID_RE.match(value):
+        raise BadRequest(f"'{name}' must be 1-100 of [A-Za-z0-9_-]", {"field": name})
+    return value
+
+
+def query_int(request: Request, name: str, *, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"query parameter '{name}' must be an integer", {"field": name}) from exc
+    if not lo <= value <= hi:
+        raise BadRequest(f"query parameter '{name}' must be in {lo}..{hi}", {"field": name})
+    return value
+
+
+def ok(body: Any, status: int = 200) -> Response:
+    return JSONResponse(body, status_code=status)
+
+
+Handler = Callable[[Request], Awaitable[Response]]

@@ -1,0 +1,91 @@
+"""Messages over REST: history, send (as a user, or as any user with the API key), edit,
+delete, and user reports."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server import protocol
+from server.errors import BadRequest, Forbidden, NotFound
+from server.models import User
+from server.routes.common import Deps, caller, get_str, ok, query_int, read_json
+
+CID_RE = re.compile(r"^[A-Za-z0-9_-]{1,220}$")
+
+
+def _message_id(request: Request) -> int:
+    raw: str = request.path_params["message_id"]
+    if not raw.isdigit() or int(raw) <= 0:
+        raise BadRequest("message id must be a positive integer", {"field": "messageId"})
+    return int(raw)
+
+
+def routes(deps: Deps) -> list[Route]:
+    chat, settings = deps.chat, deps.settings
+
+    async def acting_user(request: Request, sender: object) -> User:
+        who = await caller(request, chat)
+        if who.user is not None:
+            if sender is not None and sender != who.user.uid:
+                raise Forbidden("a user token may only act as its own user")
+            return who.user
+        if not isinstance(sender, str):
+            raise BadRequest("field 'sender' is required with the API key", {"field": "sender"})
+        return await chat.require_user(sender)
+
+    async def history(request: Request) -> Response:
+        who = await caller(request, chat)
+        cid = request.path_params["cid"]
+        if not CID_RE.match(cid):
+            raise BadRequest("malformed conversation id", {"field": "conversationId"})
+        before = query_int(request, "before", default=None, lo=1, hi=2**62)
+        limit = query_int(request, "limit", default=50, lo=1, hi=100)
+        assert limit is not None
+        messages = await chat.history(who.principal, cid, before=before, limit=limit)
+        return ok({"messages": [m.to_json() for m in messages], "hasMore": len(messages) == limit})
+
+    async def send(request: Request) -> Response:
+        body = await read_json(request, settings.max_body_bytes)
+        user = await acting_user(request, body.get("sender"))
+        cmd = protocol.parse_send(body, chat.limits)
+        message = await chat.post_message(user, cmd)
+        return ok({"message": message.to_json()}, 201)
+
+    async def message_item(request: Request) -> Response:
+        who = await caller(request, chat)
+        message_id = _message_id(request)
+        if request.method == "GET":
+            message = await chat.get_message(message_id)
+            if not who.principal.is_staff and not await chat.can_view(who.principal.uid or "", message):
+                raise NotFound(f"message {message_id} not found", {"messageId": message_id})
+            return ok({"message": message.to_json()})
+        if request.method == "DELETE":
+            deleted = await chat.delete_message(who.principal, message_id)
+            return ok({"message": deleted.to_json()})
+        body = await read_json(request, settings.max_body_bytes)
+        if who.user is None:
+            raise Forbidden("only the sender may edit a message")
+        text = protocol.check_text(get_str(body, "text"), chat.limits)
+        edited = await chat.edit_message(who.user, message_id, text)
+        return ok({"message": edited.to_json()})
+
+    async def flag(request: Request) -> Response:
+        body = await read_json(request, settings.max_body_bytes)
+        who = await caller(request, chat)
+        if who.user is None:
+            raise Forbidden("reports are made by users")
+        reason = protocol.check_text(get_str(body, "reason"), chat.limits, "reason")
+        remarks = protocol.check_text(get_str(body, "remarks", required=False), chat.limits, "remarks")
+        report = await chat.flag_message(who.user, _message_id(request), reason, remarks)
+        return ok(report, 201)
+
+    return [
+        Route("/conversations/{cid}/messages", history, methods=["GET"]),
+        Route("/messages", send, methods=["POST"]),
+        Route("/messages/{message_id}", message_item, methods=["GET", "PATCH", "DELETE"]),
+        Route("/messages/{message_id}/flag", flag, methods=["POST"]),
+    ]

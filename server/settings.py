@@ -1,0 +1,121 @@
+"""Frozen server settings, merged from defaults, a TOML file, ``PARLEY_*`` env and CLI flags.
+
+Precedence, lowest to highest: defaults < TOML file < environment < command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server reads at start; nothing here changes while it runs."""
+
+    host: str = "127.0.0.1"
+    port: int = 8443
+    data_dir: Path = Path("data")
+    insecure_http: bool = False
+    cert_file: Path = Path("certs/dev.crt")
+    key_file: Path = Path("certs/dev.key")
+    api_key: str | None = None
+    demo: bool = False
+    log_level: str = "info"
+    # Messages per second per user; 0 turns the limit off. Bursts up to ``rate_burst``.
+    rate_limit: float = 20.0
+    rate_burst: int = 40
+    allowed_origins: tuple[str, ...] = ()
+    jwt_secret: str | None = None
+    jwt_audience: str = "parley"
+    jwt_issuer: str = "parley"
+    token_ttl: int = 24 * 3600
+    max_frame_bytes: int = 64 * 1024
+    max_text_chars: int = 16_000
+    max_json_bytes: int = 32 * 1024
+    max_body_bytes: int = 256 * 1024
+    max_media_bytes: int = 25 * 1024 * 1024
+    media_token_ttl: int = 3600
+    auth_timeout: float = 10.0
+    ws_ping_interval: float = 20.0
+    ws_ping_timeout: float = 20.0
+    ws_per_message_deflate: bool = False
+    send_queue_size: int = 1024
+    # PRAGMA synchronous for the message store: FULL makes an ack survive power loss too.
+    sqlite_synchronous: str = "FULL"
+    write_batch_max: int = 512
+    moderation_workers: int = 4
+    moderation_queue_size: int = 10_000
+    moderation_enabled: bool = True
+    context_window: int = 5
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "parley.db"
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.insecure_http else "https"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    default = getattr(Settings, name, None)
+    if name in ("data_dir", "cert_file", "key_file"):
+        return Path(value)
+    if name == "allowed_origins":
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return tuple(value)
+    if name in ("api_key", "jwt_secret"):
+        return None if value in (None, "") else str(value)
+    if isinstance(default, bool):
+        return value.strip().lower() in _TRUE if isinstance(value, str) else bool(value)
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    return value
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Build Settings from the layers; unknown keys in the TOML file raise ``ValueError``."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        with config_file.open("rb") as fh:
+            raw = tomllib.load(fh)
+        section = raw.get("parley", raw)
+        for key, value in section.items():
+            name = key.replace("-", "_")
+            if name not in _FIELDS or name == "extra":
+                raise ValueError(f"unknown setting {key!r} in {config_file}")
+            values[name] = _coerce(name, value)
+    for key, value in (env or {}).items():
+        if not key.startswith("PARLEY_"):
+            continue
+        name = key[len("PARLEY_") :].lower()
+        if name in _FIELDS and name != "extra":
+            values[name] = _coerce(name, value)
+    for name, value in (cli or {}).items():
+        if value is not None and name in _FIELDS:
+            values[name] = _coerce(name, value)
+    settings = Settings(**values)
+    if settings.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ValueError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
+    return dataclasses.replace(settings, sqlite_synchronous=settings.sqlite_synchronous.upper())

@@ -1,0 +1,91 @@
+"""Numbered schema migrations; ``PRAGMA user_version`` records the last one applied."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: chat core
+    """
+    CREATE TABLE users (
+        uid TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        banned INTEGER NOT NULL DEFAULT 0,
+        deleted_at INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE groups (
+        guid TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        owner TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE members (
+        guid TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        scope INTEGER NOT NULL,
+        joined_at INTEGER NOT NULL,
+        PRIMARY KEY (guid, uid)
+    );
+    CREATE INDEX members_uid ON members (uid);
+    CREATE TABLE bans (
+        guid TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        by_uid TEXT,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (guid, uid)
+    );
+    CREATE TABLE blocks (
+        blocker TEXT NOT NULL,
+        blocked TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (blocker, blocked)
+    );
+    CREATE INDEX blocks_blocked ON blocks (blocked);
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        muid TEXT NOT NULL,
+        conversation_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        receiver TEXT NOT NULL,
+        receiver_type TEXT NOT NULL,
+        category TEXT NOT NULL,
+        type TEXT NOT NULL,
+        kid TEXT NOT NULL,
+        body BLOB NOT NULL,
+        parent_id INTEGER,
+        sent_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        edited_at INTEGER NOT NULL DEFAULT 0,
+        deleted_at INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        rev INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX messages_sender_muid ON messages (sender, muid);
+    CREATE INDEX messages_conversation ON messages (conversation_id, id);
+    CREATE INDEX messages_sender ON messages (sender, id);
+    CREATE INDEX messages_pending ON messages (status) WHERE status = 'pending';
+    CREATE TABLE receipts (
+        message_id INTEGER NOT NULL,
+        uid TEXT NOT NULL,
+        type TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (message_id, uid, type)
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX audit_at ON audit (at);
+    """,
+)

@@ -1,0 +1,662 @@
+"""SQLite store on aiosqlite: one writer task with group commit, one reader connection.
+
+Every write is a small coroutine (an *op*) queued to the writer. The writer takes all the ops
+waiting, runs them in one transaction and commits once, then resolves each op's future: a
+caller hears back only after its row is durable, and concurrent senders share one fsync.
+If any op in a batch fails, the batch is rolled back and each op is re-run in a transaction
+of its own, so one bad op never costs the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from server.crypto import KeyRing
+from server.models import Group, Message, Moderation, Scope, Status, User
+from server.storage.base import Audit, AuditEntry, NewMessage
+from server.storage.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
+
+MESSAGE_COLUMNS = (
+    "id, muid, conversation_id, sender, receiver, receiver_type, category, type, kid, body,"
+    " parent_id, sent_at, updated_at, edited_at, deleted_at, status, rev"
+)
+
+
+def _aad(message_id: int, conversation_id: str) -> bytes:
+    return f"parley:message:{message_id}:{conversation_id}".encode()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class SqliteStore:
+    """The embedded store. ``open()`` migrates; ``close()`` drains the writer first."""
+
+    def __init__(
+        self,
+        path: Path,
+        keyring: KeyRing,
+        *,
+        synchronous: str = "FULL",
+        batch_max: int = 512,
+        queue_size: int = 10_000,
+    ) -> None:
+        self._path = path
+        self._keyring = keyring
+        self._synchronous = synchronous
+        self._batch_max = batch_max
+        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]]] = asyncio.Queue(queue_size)
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._next_id = 1
+        self.batches = 0
+        self.ops = 0
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self._path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    async def open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await self._migrate(self._writer)
+        self._reader = await self._connect()
+        await self._reader.execute("PRAGMA query_only=ON")
+        async with self._writer.execute("SELECT COALESCE(MAX(id), 0) FROM messages") as cur:
+            row = await cur.fetchone()
+        self._next_id = int(row[0]) + 1
+        self._task = asyncio.create_task(self._run_writer(), name="sqlite-writer")
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        async with conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0])
+        for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        await conn.execute(statement)
+                await conn.execute(f"PRAGMA user_version={number}")
+                await conn.commit()
+            except BaseException:
+                await conn.rollback()
+                raise
+            log.info("applied migration %d", number)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            # Let queued writes finish: they may already have been promised to clients.
+            while not self._queue.empty():
+                await asyncio.sleep(0.01)
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                await conn.close()
+        self._writer = self._reader = None
+
+    # ----------------------------------------------------------------- the writer
+
+    async def write(self, op: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run ``op`` inside a write transaction; return its result after the commit."""
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self._queue.put((op, fut))
+        return await fut
+
+    async def _run_writer(self) -> None:
+        assert self._writer is not None
+        conn = self._writer
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit_batch(conn, batch)
+            except asyncio.CancelledError:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.cancel()
+                raise
+            except Exception:  # the database itself failed: fail the callers, keep serving
+                log.exception("write batch failed")
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(RuntimeError("storage write failed"))
+
+    async def _commit_batch(
+        self, conn: aiosqlite.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
+    ) -> None:
+        self.batches += 1
+        self.ops += len(batch)
+        results: list[Any] = []
+        next_id = self._next_id
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op, _ in batch:
+                results.append(await op(conn))
+            await conn.commit()
+        except Exception:
+            await conn.rollback()
+            self._next_id = next_id
+            for op, fut in batch:
+                await self._commit_batch_single(conn, op, fut)
+            return
+        for (_, fut), result in zip(batch, results, strict=True):
+            if not fut.done():
+                fut.set_result(result)
+
+    async def _commit_batch_single(
+        self, conn: aiosqlite.Connection, op: Op, fut: asyncio.Future[Any]
+    ) -> None:
+        next_id = self._next_id
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = await op(conn)
+            await conn.commit()
+        except Exception as exc:
+            await conn.rollback()
+            self._next_id = next_id
+            if not fut.done():
+                fut.set_exception(exc)
+            return
+        if not fut.done():
+            fut.set_result(result)
+
+    # ----------------------------------------------------------------- helpers
+
+    async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        assert self._reader is not None
+        async with self._reader.execute(sql, params) as cur:
+            row: sqlite3.Row | None = await cur.fetchone()
+            return row
+
+    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        assert self._reader is not None
+        async with self._reader.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    @staticmethod
+    async def _audit(conn: aiosqlite.Connection, audit: Audit | None, at: int) -> None:
+        if audit is None:
+            return
+        await conn.execute(
+            "INSERT INTO audit (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)",
+            (at, audit.actor, audit.action, audit.target, _dumps(audit.details)),
+        )
+
+    def _seal(self, message_id: int, conversation_id: str, content: dict[str, Any]) -> tuple[str, bytes]:
+        return self._keyring.seal(_dumps(content).encode(), _aad(message_id, conversation_id))
+
+    def _row_to_message(self, row: sqlite3.Row) -> Message:
+        content = json.loads(
+            self._keyring.open(row["kid"], row["body"], _aad(row["id"], row["conversation_id"]))
+        )
+        mod = content.get("moderation")
+        return Message(
+            id=row["id"],
+            muid=row["muid"],
+            conversation_id=row["conversation_id"],
+            sender=row["sender"],
+            receiver=row["receiver"],
+            receiver_type=row["receiver_type"],
+            category=row["category"],
+            type=row["type"],
+            text=content.get("text"),
+            data=content.get("data"),
+            metadata=content.get("metadata") or {},
+            tags=tuple(content.get("tags") or ()),
+            parent_id=row["parent_id"],
+            sent_at=row["sent_at"],
+            updated_at=row["updated_at"],
+            edited_at=row["edited_at"],
+            deleted_at=row["deleted_at"],
+            status=Status(row["status"]),
+            rev=row["rev"],
+            attachment=content.get("attachment"),
+            moderation=Moderation(mod["ruleId"], mod["ruleName"], mod["reason"]) if mod else None,
+        )
+
+    @staticmethod
+    def _content(message: Message | NewMessage, moderation: Moderation | None) -> dict[str, Any]:
+        content: dict[str, Any] = {
+            "text": message.text,
+            "data": message.data,
+            "metadata": message.metadata,
+            "tags": list(message.tags),
+            "attachment": message.attachment,
+        }
+        if moderation is not None:
+            content["moderation"] = moderation.to_json()
+        return content
+
+    # ----------------------------------------------------------------- users
+
+    @staticmethod
+    def _row_to_user(row: sqlite3.Row) -> User:
+        return User(
+            uid=row["uid"],
+            name=row["name"],
+            role=row["role"],
+            tags=tuple(json.loads(row["tags"])),
+            metadata=json.loads(row["metadata"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            banned=bool(row["banned"]),
+            deleted_at=row["deleted_at"],
+        )
+
+    async def create_user(self, user: User, audit: Audit) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO users (uid, name, role, tags, metadata, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    user.uid,
+                    user.name,
+                    user.role,
+                    _dumps(list(user.tags)),
+                    _dumps(user.metadata),
+                    user.created_at,
+                    user.updated_at,
+                ),
+            )
+            await self._audit(conn, audit, user.created_at)
+
+        await self.write(op)
+
+    async def get_user(self, uid: str) -> User | None:
+        row = await self._fetchone("SELECT * FROM users WHERE uid = ?", (uid,))
+        return self._row_to_user(row) if row else None
+
+    async def update_user(self, user: User, audit: Audit) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "UPDATE users SET name = ?, role = ?, tags = ?, metadata = ?, updated_at = ?,"
+                " banned = ? WHERE uid = ?",
+                (
+                    user.name,
+                    user.role,
+                    _dumps(list(user.tags)),
+                    _dumps(user.metadata),
+                    user.updated_at,
+                    int(user.banned),
+                    user.uid,
+                ),
+            )
+            await self._audit(conn, audit, user.updated_at)
+
+        await self.write(op)
+
+    async def delete_user(self, uid: str, at: int, *, erase: bool, audit: Audit) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            if erase:
+                await conn.execute(
+                    "DELETE FROM receipts WHERE uid = ? OR message_id IN"
+                    " (SELECT id FROM messages WHERE sender = ?)",
+                    (uid, uid),
+                )
+                await conn.execute("DELETE FROM messages WHERE sender = ?", (uid,))
+                await conn.execute("DELETE FROM blocks WHERE blocker = ? OR blocked = ?", (uid, uid))
+                await conn.execute("DELETE FROM bans WHERE uid = ?", (uid,))
+                await conn.execute("DELETE FROM users WHERE uid = ?", (uid,))
+            else:
+                await conn.execute(
+                    "UPDATE users SET deleted_at = ?, updated_at = ? WHERE uid = ?", (at, at, uid)
+                )
+            await conn.execute("DELETE FROM members WHERE uid = ?", (uid,))
+            await self._audit(conn, audit, at)
+
+        await self.write(op)
+
+    # ----------------------------------------------------------------- groups
+
+    async def create_group(self, group: Group, audit: Audit) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO groups (guid, name, type, tags, owner, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    group.guid,
+                    group.name,
+                    group.type,
+                    _dumps(list(group.tags)),
+                    group.owner,
+                    group.created_at,
+                    group.updated_at,
+                ),
+            )
+            await conn.execute(
+                "INSERT INTO members (guid, uid, scope, joined_at) VALUES (?, ?, ?, ?)",
+                (group.guid, group.owner, int(Scope.OWNER), group.created_at),
+            )
+            await self._audit(conn, audit, group.created_at)
+
+        await self.write(op)
+
+    async def get_group(self, guid: str) -> Group | None:
+        row = await self._fetchone("SELECT * FROM groups WHERE guid = ?", (guid,))
+        if row is None:
+            return None
+        return Group(
+            guid=row["guid"],
+            name=row["name"],
+            type=row["type"],
+            tags=tuple(json.loads(row["tags"])),
+            owner=row["owner"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    async def members(self, guid: str) -> dict[str, Scope]:
+        rows = await self._fetchall("SELECT uid, scope FROM members WHERE guid = ?", (guid,))
+        return {r["uid"]: Scope(r["scope"]) for r in rows}
+
+    async def groups_of(self, uid: str) -> list[str]:
+        rows = await self._fetchall("SELECT guid FROM members WHERE uid = ? ORDER BY guid", (uid,))
+        return [r["guid"] for r in rows]
+
+    async def set_member(self, guid: str, uid: str, scope: Scope, at: int, audit: Audit) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO members (guid, uid, scope, joined_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (guid, uid) DO UPDATE SET scope = excluded.scope",
+                (guid, uid, int(scope), at),
+            )
+            await self._audit(conn, audit, at)
+
+        await self.write(op)
+
+    async def remove_member(self, guid: str, uid: str, audit: Audit) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.execute("DELETE FROM members WHERE guid = ? AND uid = ?", (guid, uid))
+            await self._audit(conn, audit, _now())
+
+        await self.write(op)
+
+    async def ban(self, guid: str, uid: str, reason: str, by: str, at: int, audit: Audit) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.execute("DELETE FROM members WHERE guid = ? AND uid = ?", (guid, uid))
+            await conn.execute(
+                "INSERT OR REPLACE INTO bans (guid, uid, reason, by_uid, at) VALUES (?, ?, ?, ?, ?)",
+                (guid, uid, reason, by, at),
+            )
+            await self._audit(conn, audit, at)
+
+        await self.write(op)
+
+    async def unban(self, guid: str, uid: str, audit: Audit) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.execute("DELETE FROM bans WHERE guid = ? AND uid = ?", (guid, uid))
+            await self._audit(conn, audit, _now())
+
+        await self.write(op)
+
+    async def is_banned(self, guid: str, uid: str) -> bool:
+        row = await self._fetchone("SELECT 1 FROM bans WHERE guid = ? AND uid = ?", (guid, uid))
+        return row is not None
+
+    # ----------------------------------------------------------------- blocks
+
+    async def blocks_of(self, uid: str) -> tuple[set[str], set[str]]:
+        """(users ``uid`` blocked, users who blocked ``uid``)."""
+        rows = await self._fetchall(
+            "SELECT blocker, blocked FROM blocks WHERE blocker = ? OR blocked = ?", (uid, uid)
+        )
+        blocked = {r["blocked"] for r in rows if r["blocker"] == uid}
+        blocked_by = {r["blocker"] for r in rows if r["blocked"] == uid}
+        return blocked, blocked_by
+
+    async def add_blocks(self, blocker: str, uids: Sequence[str], at: int) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.executemany(
+                "INSERT OR IGNORE INTO blocks (blocker, blocked, at) VALUES (?, ?, ?)",
+                [(blocker, u, at) for u in uids],
+            )
+
+        await self.write(op)
+
+    async def remove_block(self, blocker: str, uid: str) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.execute("DELETE FROM blocks WHERE blocker = ? AND blocked = ?", (blocker, uid))
+
+        await self.write(op)
+
+    # ----------------------------------------------------------------- messages
+
+    async def insert_message(self, new: NewMessage) -> tuple[Message, bool]:
+        """Insert, idempotent on ``(sender, muid)``: returns (message, created)."""
+
+        async def op(conn: aiosqlite.Connection) -> tuple[Message, bool] | None:
+            message_id = self._next_id
+            kid, body = self._seal(message_id, new.conversation_id, self._content(new, None))
+            cur = await conn.execute(
+                f"INSERT OR IGNORE INTO messages ({MESSAGE_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, 0)",
+                (
+                    message_id,
+                    new.muid,
+                    new.conversation_id,
+                    new.sender,
+                    new.receiver,
+                    new.receiver_type,
+                    new.category,
+                    new.type,
+                    kid,
+                    body,
+                    new.parent_id,
+                    new.at,
+                    new.at,
+                    new.status.value,
+                ),
+            )
+            if cur.rowcount == 0:
+                return None  # a retry: the caller reads the stored row after the commit
+            self._next_id = message_id + 1
+            return (
+                Message(
+                    id=message_id,
+                    muid=new.muid,
+                    conversation_id=new.conversation_id,
+                    sender=new.sender,
+                    receiver=new.receiver,
+                    receiver_type=new.receiver_type,
+                    category=new.category,
+                    type=new.type,
+                    text=new.text,
+                    data=new.data,
+                    metadata=new.metadata,
+                    tags=new.tags,
+                    parent_id=new.parent_id,
+                    sent_at=new.at,
+                    updated_at=new.at,
+                    status=new.status,
+                    attachment=new.attachment,
+                ),
+                True,
+            )
+
+        result = await self.write(op)
+        if result is not None:
+            return result
+        row = await self._fetchone(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND muid = ?",
+            (new.sender, new.muid),
+        )
+        assert row is not None
+        return self._row_to_message(row), False
+
+    async def get_message(self, message_id: int) -> Message | None:
+        row = await self._fetchone(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
+        )
+        return self._row_to_message(row) if row else None
+
+    async def history(
+        self, conversation_id: str, *, before: int | None, limit: int, viewer: str
+    ) -> list[Message]:
+        """Newest ``limit`` messages below ``before`` that ``viewer`` may see, oldest first.
+
+        Receivers see only deliverable messages; the sender also sees its pending and
+        disapproved ones.
+        """
+        rows = await self._fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id < ?"
+            " AND (status IN ('unmoderated', 'approved') OR sender = ?)"
+            " ORDER BY id DESC LIMIT ?",
+            (conversation_id, before if before is not None else 2**62, viewer, limit),
+        )
+        return [self._row_to_message(r) for r in reversed(rows)]
+
+    async def recent(self, conversation_id: str, *, before: int, limit: int) -> list[Message]:
+        """The previous deliverable messages of a conversation, oldest first (moderation context)."""
+        rows = await self._fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id < ?"
+            " AND deleted_at = 0 AND status IN ('unmoderated', 'approved')"
+            " ORDER BY id DESC LIMIT ?",
+            (conversation_id, before, limit),
+        )
+        return [self._row_to_message(r) for r in reversed(rows)]
+
+    async def recent_of_sender(self, sender: str, *, since: int, limit: int) -> list[Message]:
+        rows = await self._fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND sent_at >= ?"
+            " ORDER BY id DESC LIMIT ?",
+            (sender, since, limit),
+        )
+        return [self._row_to_message(r) for r in reversed(rows)]
+
+    async def update_content(self, message: Message, *, status: Status, at: int) -> Message:
+        """Store edited content with a new revision (any pending verdict for the old text is void)."""
+        updated = _replace_message(message, status=status, edited_at=at, updated_at=at, rev=message.rev + 1)
+
+        async def op(conn: aiosqlite.Connection) -> None:
+            kid, body = self._seal(message.id, message.conversation_id, self._content(updated, None))
+            await conn.execute(
+                "UPDATE messages SET kid = ?, body = ?, edited_at = ?, updated_at = ?, status = ?,"
+                " rev = rev + 1 WHERE id = ?",
+                (kid, body, at, at, status.value, message.id),
+            )
+
+        await self.write(op)
+        return updated
+
+    async def mark_deleted(self, message: Message, at: int) -> Message:
+        """Soft-delete: the row stays for ordering and receipts, its content is erased."""
+        updated = _replace_message(
+            message, text=None, data=None, metadata={}, attachment=None, deleted_at=at, updated_at=at
+        )
+
+        async def op(conn: aiosqlite.Connection) -> None:
+            kid, body = self._seal(message.id, message.conversation_id, self._content(updated, None))
+            await conn.execute(
+                "UPDATE messages SET kid = ?, body = ?, deleted_at = ?, updated_at = ? WHERE id = ?",
+                (kid, body, at, at, message.id),
+            )
+
+        await self.write(op)
+        return updated
+
+    async def set_status(
+        self,
+        message: Message,
+        status: Status,
+        moderation: Moderation | None,
+        at: int,
+        audit: Audit | None,
+    ) -> Message | None:
+        """Conditional verdict: applies only if the row is still at ``message.rev`` and not final.
+
+        Returns the updated message, or None if the row moved on (edited, deleted, decided).
+        """
+        updated = _replace_message(message, status=status, moderation=moderation, updated_at=at)
+
+        async def op(conn: aiosqlite.Connection) -> bool:
+            kid, body = self._seal(message.id, message.conversation_id, self._content(updated, moderation))
+            cur = await conn.execute(
+                "UPDATE messages SET status = ?, kid = ?, body = ?, updated_at = ?"
+                " WHERE id = ? AND rev = ? AND status = ? AND deleted_at = 0",
+                (status.value, kid, body, at, message.id, message.rev, message.status.value),
+            )
+            if cur.rowcount == 0:
+                return False
+            await self._audit(conn, audit, at)
+            return True
+
+        return updated if await self.write(op) else None
+
+    async def pending_ids(self) -> list[int]:
+        rows = await self._fetchall("SELECT id FROM messages WHERE status = 'pending' ORDER BY id")
+        return [r["id"] for r in rows]
+
+    async def messages_of_sender(self, sender: str) -> list[Message]:
+        rows = await self._fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? ORDER BY id", (sender,)
+        )
+        return [self._row_to_message(r) for r in rows]
+
+    async def add_receipt(self, message_id: int, uid: str, kind: str, at: int) -> bool:
+        async def op(conn: aiosqlite.Connection) -> bool:
+            cur = await conn.execute(
+                "INSERT OR IGNORE INTO receipts (message_id, uid, type, at) VALUES (?, ?, ?, ?)",
+                (message_id, uid, kind, at),
+            )
+            return bool(cur.rowcount)
+
+        return await self.write(op)
+
+    async def receipts_of(self, uid: str) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            "SELECT message_id, type, at FROM receipts WHERE uid = ? ORDER BY message_id", (uid,)
+        )
+        return [{"messageId": r["message_id"], "receiptType": r["type"], "at": r["at"]} for r in rows]
+
+    # ----------------------------------------------------------------- audit
+
+    async def add_audit(self, audit: Audit, at: int) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            await self._audit(conn, audit, at)
+
+        await self.write(op)
+
+    async def audit_since(self, since: int, limit: int) -> list[AuditEntry]:
+        rows = await self._fetchall(
+            "SELECT * FROM audit WHERE at >= ? ORDER BY id LIMIT ?", (since, limit)
+        )
+        return [
+            AuditEntry(r["id"], r["at"], r["actor"], r["action"], r["target"], json.loads(r["details"]))
+            for r in rows
+        ]
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _replace_message(message: Message, **changes: Any) -> Message:
+    return dataclasses.replace(message, **changes)
