@@ -23,18 +23,21 @@ from starlette.websockets import WebSocket
 
 from server import protocol
 from server.auth import TokenAuthority, load_secrets
-from server.chat import ChatService, ModerationGate, NoModeration
+from server.chat import ChatService
 from server.crypto import load_keyring
 from server.demo import seed_demo
 from server.errors import ClientError
 from server.hub import LocalHub
 from server.metrics import Metrics
 from server.ratelimit import RateLimiter
+from server.moderation_service import ModerationService
 from server.routes import groups, messages, users
+from server.routes import moderation as moderation_routes
 from server.routes.common import Deps, caller
 from server.session import Session
 from server.settings import Settings
 from server.storage import SqliteStore
+from server.storage.moderation import ModerationStore
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +72,26 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     tokens = TokenAuthority(
         secrets_, audience=settings.jwt_audience, issuer=settings.jwt_issuer, ttl=settings.token_ttl
     )
-    gate: ModerationGate = NoModeration()
+    mstore = ModerationStore(store)
+    moderation = ModerationService(
+        store,
+        mstore,
+        metrics,
+        workers=settings.moderation_workers,
+        queue_size=settings.moderation_queue_size,
+        context_window=settings.context_window,
+        enabled=settings.moderation_enabled,
+    )
     chat = ChatService(
         store,
         hub,
         tokens,
-        gate=gate,
+        gate=moderation,
         limits=protocol.Limits(max_text_chars=settings.max_text_chars, max_json_bytes=settings.max_json_bytes),
         rate_limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
+        reports=mstore,
     )
+    moderation.bind(chat)
     state = AppState(chat=chat, store=store, api_key=secrets_.api_key, api_key_generated=generated)
     deps = Deps(chat=chat, settings=settings, metrics=metrics)
 
@@ -86,10 +100,12 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         await store.open()
         if settings.demo:
             await seed_demo(chat)
+        await moderation.start()
         log.info("Parley ready on %s", settings.base_url)
         try:
             yield
         finally:
+            await moderation.stop()
             await store.close()
 
     async def ws_endpoint(ws: WebSocket) -> None:
@@ -135,7 +151,12 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"code": "ERR_INTERNAL", "message": "internal error", "details": {}}, status_code=500)
 
-    api: list[Any] = [*users.routes(deps), *groups.routes(deps), *messages.routes(deps)]
+    api: list[Any] = [
+        *users.routes(deps),
+        *groups.routes(deps),
+        *messages.routes(deps),
+        *moderation_routes.routes(deps, moderation),
+    ]
     api.append(Route("/audit", audit, methods=["GET"]))
     routes = [
         WebSocketRoute("/ws", ws_endpoint),

@@ -38,6 +38,7 @@ class Principal:
     uid: str | None
     role: Role
     is_api_key: bool = False
+    label: str | None = None  # how the audit log names a non-user actor
 
     @property
     def is_staff(self) -> bool:

@@ -30,6 +30,7 @@ from server.models import Group, Message, Moderation, Scope, Status, User, conve
 from server.protocol import ID_RE, SendMessage
 from server.ratelimit import RateLimiter
 from server.storage.base import Audit, AuditEntry, NewMessage, Store
+from server.storage.moderation import ModerationStore
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,10 @@ class ChatService:
         gate: ModerationGate,
         limits: protocol.Limits,
         rate_limiter: RateLimiter,
+        reports: ModerationStore,
     ) -> None:
         self.store = store
+        self.reports = reports
         self.hub = hub
         self.tokens = tokens
         self.gate = gate
@@ -214,6 +217,10 @@ class ChatService:
         return await self.blocked_users(uid)
 
     # ================================================================ groups
+
+    async def group_members(self, guid: str) -> dict[str, Scope]:
+        """A group's members and their scopes (cached; empty for an unknown group)."""
+        return await self._group_members(guid)
 
     async def _group_members(self, guid: str) -> dict[str, Scope]:
         members = self._members.get(guid)
@@ -437,23 +444,34 @@ class ChatService:
         self.counters["delivered_frames"] += self.hub.send(receivers, frame)
 
     async def apply_verdict(
-        self, message: Message, status: Status, moderation: Moderation | None, *, audit: Audit | None
+        self,
+        message: Message,
+        status: Status,
+        moderation: Moderation | None,
+        *,
+        audit: Audit | None,
+        also: Any = None,
     ) -> Message | None:
-        """Record a final verdict for a pending message, then tell the sender and deliver.
+        """Record a verdict, then tell the sender and deliver (or withdraw) the message.
 
-        Idempotent and conditional: returns None (and sends nothing) if the message was edited,
-        deleted or decided since ``message`` was read.
+        Conditional and idempotent: returns None, sending nothing, if the message was edited,
+        deleted or decided since ``message`` was read. ``also`` is a store op committed in the
+        same transaction (a review-queue entry). Withdrawing an already delivered message
+        (a moderator disapproving it later) sends ``message.deleted`` to its receivers.
         """
-        updated = await self.store.set_status(message, status, moderation, _now(), audit)
+        updated = await self.store.set_status(message, status, moderation, _now(), audit, also)
         if updated is None:
             return None
         body: dict[str, Any] = {"message": updated.to_json()}
         if moderation is not None and status is Status.DISAPPROVED:
             body["moderation"] = moderation.to_json()
         self.hub.send((updated.sender,), protocol.encode("message.moderated", body))
-        if status.deliverable:
+        if status.deliverable and not message.status.deliverable:
             kind = "message.edited" if updated.edited_at else "message"
             await self._deliver(updated, protocol.encode(kind, {"message": updated.to_json()}))
+        elif not status.deliverable and message.status.deliverable:
+            withdrawn = dataclasses.replace(updated, text=None, data=None, metadata={}, attachment=None)
+            await self._deliver(updated, protocol.encode("message.deleted", {"message": withdrawn.to_json()}))
         return updated
 
     async def get_message(self, message_id: int) -> Message:
@@ -541,6 +559,20 @@ class ChatService:
             }
             self.hub.send((message.sender,), protocol.encode("receipt", body))
 
+    async def flag_message(self, user: User, message_id: int, reason: str, remarks: str) -> dict[str, Any]:
+        """A user report: queued for moderators as ``reported``; once per user and message."""
+        message = await self.get_message(message_id)
+        if message.sender == user.uid:
+            raise BadRequest("you cannot report your own message", {"messageId": message_id})
+        if not await self.can_view(user.uid, message):
+            raise NotFound(f"message {message_id} not found", {"messageId": message_id})
+        if not reason.strip():
+            raise BadRequest("field 'reason' is empty", {"field": "reason"})
+        report, created = await self.reports.add_report(message_id, user.uid, reason, remarks, _now())
+        if not created:
+            raise Conflict("you already reported this message", {"messageId": message_id})
+        return {"messageId": message_id, "report": report}
+
     async def typing(self, user: User, receiver: str, receiver_type: str, state: str, *, origin: Connection | None) -> None:
         await self._check_can_send(user, receiver, receiver_type)
         body = {"sender": user.uid, "receiver": receiver, "receiverType": receiver_type, "state": state}
@@ -583,4 +615,6 @@ def _is_user_conversation(cid: str, uid: str) -> bool:
 
 
 def _actor(actor: Principal) -> str:
+    if actor.label:
+        return actor.label
     return "api-key" if actor.is_api_key else (actor.uid or "?")

@@ -88,4 +88,53 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_at ON audit (at);
     """,
+    # 2: moderation: rules with revisions, lists, settings, the review queue, user reports
+    """
+    CREATE TABLE rules (
+        id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        deleted_at INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE rule_revisions (
+        rule_id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (rule_id, revision)
+    );
+    CREATE TABLE lists (
+        id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE review (
+        message_id INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        rule_id TEXT,
+        at INTEGER NOT NULL,
+        decided_at INTEGER NOT NULL DEFAULT 0,
+        decided_by TEXT,
+        decision TEXT,
+        PRIMARY KEY (message_id, state)
+    );
+    CREATE INDEX review_open ON review (state, decided_at, at);
+    CREATE TABLE reports (
+        id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL,
+        reporter TEXT NOT NULL,
+        kid TEXT NOT NULL,
+        body BLOB NOT NULL,
+        at INTEGER NOT NULL,
+        UNIQUE (message_id, reporter)
+    );
+    """,
 )

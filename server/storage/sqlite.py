@@ -190,13 +190,13 @@ class SqliteStore:
 
     # ----------------------------------------------------------------- helpers
 
-    async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         assert self._reader is not None
         async with self._reader.execute(sql, params) as cur:
             row: sqlite3.Row | None = await cur.fetchone()
             return row
 
-    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         assert self._reader is not None
         async with self._reader.execute(sql, params) as cur:
             return list(await cur.fetchall())
@@ -209,6 +209,14 @@ class SqliteStore:
             "INSERT INTO audit (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)",
             (at, audit.actor, audit.action, audit.target, _dumps(audit.details)),
         )
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self._keyring
+
+    async def audit_in(self, conn: aiosqlite.Connection, audit: Audit | None, at: int) -> None:
+        """Write an audit row inside an op's transaction."""
+        await self._audit(conn, audit, at)
 
     def _seal(self, message_id: int, conversation_id: str, content: dict[str, Any]) -> tuple[str, bytes]:
         return self._keyring.seal(_dumps(content).encode(), _aad(message_id, conversation_id))
@@ -291,7 +299,7 @@ class SqliteStore:
         await self.write(op)
 
     async def get_user(self, uid: str) -> User | None:
-        row = await self._fetchone("SELECT * FROM users WHERE uid = ?", (uid,))
+        row = await self.fetchone("SELECT * FROM users WHERE uid = ?", (uid,))
         return self._row_to_user(row) if row else None
 
     async def update_user(self, user: User, audit: Audit) -> None:
@@ -360,7 +368,7 @@ class SqliteStore:
         await self.write(op)
 
     async def get_group(self, guid: str) -> Group | None:
-        row = await self._fetchone("SELECT * FROM groups WHERE guid = ?", (guid,))
+        row = await self.fetchone("SELECT * FROM groups WHERE guid = ?", (guid,))
         if row is None:
             return None
         return Group(
@@ -374,11 +382,11 @@ class SqliteStore:
         )
 
     async def members(self, guid: str) -> dict[str, Scope]:
-        rows = await self._fetchall("SELECT uid, scope FROM members WHERE guid = ?", (guid,))
+        rows = await self.fetchall("SELECT uid, scope FROM members WHERE guid = ?", (guid,))
         return {r["uid"]: Scope(r["scope"]) for r in rows}
 
     async def groups_of(self, uid: str) -> list[str]:
-        rows = await self._fetchall("SELECT guid FROM members WHERE uid = ? ORDER BY guid", (uid,))
+        rows = await self.fetchall("SELECT guid FROM members WHERE uid = ? ORDER BY guid", (uid,))
         return [r["guid"] for r in rows]
 
     async def set_member(self, guid: str, uid: str, scope: Scope, at: int, audit: Audit) -> None:
@@ -418,14 +426,14 @@ class SqliteStore:
         await self.write(op)
 
     async def is_banned(self, guid: str, uid: str) -> bool:
-        row = await self._fetchone("SELECT 1 FROM bans WHERE guid = ? AND uid = ?", (guid, uid))
+        row = await self.fetchone("SELECT 1 FROM bans WHERE guid = ? AND uid = ?", (guid, uid))
         return row is not None
 
     # ----------------------------------------------------------------- blocks
 
     async def blocks_of(self, uid: str) -> tuple[set[str], set[str]]:
         """(users ``uid`` blocked, users who blocked ``uid``)."""
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT blocker, blocked FROM blocks WHERE blocker = ? OR blocked = ?", (uid, uid)
         )
         blocked = {r["blocked"] for r in rows if r["blocker"] == uid}
@@ -504,7 +512,7 @@ class SqliteStore:
         result = await self.write(op)
         if result is not None:
             return result
-        row = await self._fetchone(
+        row = await self.fetchone(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND muid = ?",
             (new.sender, new.muid),
         )
@@ -512,7 +520,7 @@ class SqliteStore:
         return self._row_to_message(row), False
 
     async def get_message(self, message_id: int) -> Message | None:
-        row = await self._fetchone(
+        row = await self.fetchone(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
         )
         return self._row_to_message(row) if row else None
@@ -525,7 +533,7 @@ class SqliteStore:
         Receivers see only deliverable messages; the sender also sees its pending and
         disapproved ones.
         """
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id < ?"
             " AND (status IN ('unmoderated', 'approved') OR sender = ?)"
             " ORDER BY id DESC LIMIT ?",
@@ -535,7 +543,7 @@ class SqliteStore:
 
     async def recent(self, conversation_id: str, *, before: int, limit: int) -> list[Message]:
         """The previous deliverable messages of a conversation, oldest first (moderation context)."""
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id < ?"
             " AND deleted_at = 0 AND status IN ('unmoderated', 'approved')"
             " ORDER BY id DESC LIMIT ?",
@@ -544,7 +552,7 @@ class SqliteStore:
         return [self._row_to_message(r) for r in reversed(rows)]
 
     async def recent_of_sender(self, sender: str, *, since: int, limit: int) -> list[Message]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND sent_at >= ?"
             " ORDER BY id DESC LIMIT ?",
             (sender, since, limit),
@@ -589,10 +597,12 @@ class SqliteStore:
         moderation: Moderation | None,
         at: int,
         audit: Audit | None,
+        also: Op | None = None,
     ) -> Message | None:
-        """Conditional verdict: applies only if the row is still at ``message.rev`` and not final.
+        """Conditional verdict: applies only if the row is still at ``message.rev`` and status.
 
-        Returns the updated message, or None if the row moved on (edited, deleted, decided).
+        ``also`` runs in the same transaction (a review-queue entry). Returns the updated
+        message, or None if the row moved on (edited, deleted, decided elsewhere).
         """
         updated = _replace_message(message, status=status, moderation=moderation, updated_at=at)
 
@@ -606,16 +616,27 @@ class SqliteStore:
             if cur.rowcount == 0:
                 return False
             await self._audit(conn, audit, at)
+            if also is not None:
+                await also(conn)
             return True
 
         return updated if await self.write(op) else None
 
     async def pending_ids(self) -> list[int]:
-        rows = await self._fetchall("SELECT id FROM messages WHERE status = 'pending' ORDER BY id")
+        rows = await self.fetchall("SELECT id FROM messages WHERE status = 'pending' ORDER BY id")
         return [r["id"] for r in rows]
 
+    async def messages_since(self, since: int, *, limit: int) -> list[Message]:
+        """Stored messages sent at or after ``since``, oldest first (for rule dry-runs)."""
+        rows = await self.fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sent_at >= ? AND deleted_at = 0"
+            " ORDER BY id LIMIT ?",
+            (since, limit),
+        )
+        return [self._row_to_message(r) for r in rows]
+
     async def messages_of_sender(self, sender: str) -> list[Message]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? ORDER BY id", (sender,)
         )
         return [self._row_to_message(r) for r in rows]
@@ -631,7 +652,7 @@ class SqliteStore:
         return await self.write(op)
 
     async def receipts_of(self, uid: str) -> list[dict[str, Any]]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT message_id, type, at FROM receipts WHERE uid = ? ORDER BY message_id", (uid,)
         )
         return [{"messageId": r["message_id"], "receiptType": r["type"], "at": r["at"]} for r in rows]
@@ -645,7 +666,7 @@ class SqliteStore:
         await self.write(op)
 
     async def audit_since(self, since: int, limit: int) -> list[AuditEntry]:
-        rows = await self._fetchall(
+        rows = await self.fetchall(
             "SELECT * FROM audit WHERE at >= ? ORDER BY id LIMIT ?", (since, limit)
         )
         return [

@@ -1,0 +1,328 @@
+"""The moderation pipeline in the server: the ModerationGate the chat service sends through.
+
+Pending messages become jobs on ``moderation.pipeline.Pipeline`` (bounded, never dropping).
+A worker loads the conversation context and the sender's recent messages, asks the pure
+``moderation.engine.Engine`` for a verdict, and hands it to ``ChatService.apply_verdict``
+together with the audit record and any review-queue entry, in one transaction. Rule and list
+changes rebuild the engine; messages in flight finish with the engine they started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+
+from moderation.defaults import default_lists, default_rules
+from moderation.engine import Engine
+from moderation.errors import RuleError
+from moderation.pipeline import Pipeline
+from moderation.rules import Rule, WordList, parse_list, parse_rule
+from moderation.types import Action, MessageView, ReceiverView, UserView, Verdict, VerdictStatus
+from server.auth import Principal, Role
+from server.errors import BadRequest
+from server.metrics import Metrics
+from server.models import Message, Moderation, Status, User
+from server.storage.base import Audit
+from server.storage.moderation import ModerationStore
+from server.storage.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from server.chat import ChatService
+
+log = logging.getLogger(__name__)
+
+SENDER_WINDOW_SECONDS = 600
+SENDER_RECENT_LIMIT = 50
+ACTOR = "moderation"
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+class ModerationService:
+    """Implements ``ModerationGate``; owns the engine, the pipeline and the defaults."""
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        mstore: ModerationStore,
+        metrics: Metrics,
+        *,
+        workers: int,
+        queue_size: int,
+        context_window: int,
+        enabled: bool = True,
+    ) -> None:
+        self._store = store
+        self.mstore = mstore
+        self._metrics = metrics
+        self._enabled = enabled
+        self._default_window = context_window
+        self._context_window = context_window
+        self.engine = Engine([], {}, context_window=context_window)
+        self.rules: dict[str, Rule] = {}
+        self.lists: dict[str, WordList] = {}
+        self.pipeline: Pipeline[Message] = Pipeline(
+            self._handle, workers=workers, maxsize=queue_size, name="moderation"
+        )
+        self._chat: ChatService | None = None
+        self._started_at: dict[int, float] = {}
+
+    def bind(self, chat: ChatService) -> None:
+        """The chat service that applies verdicts (built after this gate)."""
+        self._chat = chat
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Seed defaults on first start, build the engine, start workers, re-queue pending."""
+        if not await self.mstore.has_any_rule_history():
+            at = _now()
+            for lst in default_lists():
+                if await self.mstore.get_list(str(lst["id"])) is None:
+                    await self.mstore.put_list(dict(lst), actor="system", at=at, create=True)
+            for rule in default_rules():
+                await self.mstore.put_rule(dict(rule), actor="system", at=at, create=True)
+        await self.reload()
+        await self.pipeline.start()
+        requeued = 0
+        in_review = {item.message_id for item in await self.mstore.queue("review", limit=1_000_000)}
+        for message_id in await self._store.pending_ids():
+            if message_id in in_review:
+                continue
+            message = await self._store.get_message(message_id)
+            if message is not None:
+                await self.pipeline.submit(message)
+                requeued += 1
+        if requeued:
+            log.info("re-queued %d pending messages", requeued)
+
+    async def stop(self) -> None:
+        await self.pipeline.stop()
+
+    async def reload(self) -> None:
+        """Rebuild the engine from the stored rules, lists and settings."""
+        lists: dict[str, WordList] = {}
+        for body in await self.mstore.lists():
+            try:
+                wl = parse_list(body)
+            except RuleError:
+                log.exception("stored list %s is invalid; skipped", body.get("id"))
+                continue
+            lists[wl.id] = wl
+        rules: dict[str, Rule] = {}
+        for body in await self.mstore.rules():
+            try:
+                rule = parse_rule(body, known_lists=lists.keys())
+            except RuleError:
+                log.exception("stored rule %s is invalid; skipped", body.get("id"))
+                continue
+            rules[rule.id] = rule
+        settings = await self.mstore.settings()
+        window = settings.get("contextWindow", self._default_window)
+        self._context_window = window if isinstance(window, int) else self._default_window
+        self.rules, self.lists = rules, lists
+        self.engine = Engine(list(rules.values()), lists, context_window=self._context_window)
+
+    # ----------------------------------------------------------------- the gate
+
+    def covers(self, category: str, message_type: str) -> bool:
+        return self._enabled and self.engine.covers(category, message_type)
+
+    async def submit(self, message: Message) -> None:
+        self._started_at[message.id] = time.monotonic()
+        await self.pipeline.submit(message)
+
+    # ----------------------------------------------------------------- views
+
+    async def views(self, message: Message) -> tuple[MessageView, list[MessageView], list[MessageView]]:
+        """The engine's view of a message, its conversation context and the sender's recent ones."""
+        cache: dict[str, Any] = {}
+        view = await self._view(message, cache)
+        context_rows = await self._store.recent(
+            message.conversation_id, before=message.id, limit=max(self._context_window, 0)
+        )
+        recent_rows = await self._store.recent_of_sender(
+            message.sender, since=message.sent_at - SENDER_WINDOW_SECONDS, limit=SENDER_RECENT_LIMIT
+        )
+        context = [await self._view(m, cache) for m in context_rows]
+        recent = [await self._view(m, cache) for m in recent_rows if m.id != message.id]
+        return view, context, recent
+
+    async def _view(self, message: Message, cache: dict[str, Any]) -> MessageView:
+        assert self._chat is not None
+        key = "u:" + message.sender
+        if key not in cache:
+            cache[key] = user_view(await self._chat.store.get_user(message.sender), message.sender)
+        rkey = f"r:{message.receiver_type}:{message.receiver}"
+        if rkey not in cache:
+            cache[rkey] = await self.receiver_view(message.receiver, message.receiver_type)
+        return MessageView(
+            id=message.id,
+            conversation_id=message.conversation_id,
+            category=message.category,
+            message_type=message.type,
+            text=message.text,
+            data=message.data,
+            sender=cache[key],
+            receiver=cache[rkey],
+            sent_at=message.sent_at,
+        )
+
+    async def receiver_view(self, receiver: str, receiver_type: str) -> ReceiverView:
+        assert self._chat is not None
+        if receiver_type == "group":
+            group = await self._chat.store.get_group(receiver)
+            if group is None:
+                return ReceiverView("group", receiver, receiver, (), None, 0)
+            return ReceiverView("group", group.guid, group.name, group.tags, group.type, group.created_at)
+        user = await self._chat.store.get_user(receiver)
+        if user is None:
+            return ReceiverView("user", receiver, receiver, (), None, 0)
+        return ReceiverView("user", user.uid, user.name, user.tags, None, user.created_at)
+
+    # ----------------------------------------------------------------- the worker
+
+    async def _handle(self, message: Message) -> None:
+        engine = self.engine
+        view, context, recent = await self.views(message)
+        verdict = await engine.evaluate(view, context=context, sender_recent=recent)
+        await self.apply(message, verdict)
+        started = self._started_at.pop(message.id, None)
+        if started is not None:
+            self._metrics.moderation_latency.observe(time.monotonic() - started)
+
+    async def apply(self, message: Message, verdict: Verdict) -> None:
+        """Turn an engine verdict into a stored status, queue entries, events and side actions."""
+        assert self._chat is not None
+        chat = self._chat
+        first = verdict.matches[0] if verdict.matches else None
+        details: dict[str, Any] = {
+            "rules": [{"ruleId": m.rule_id, "revision": m.revision} for m in verdict.matches],
+            "actions": [a.value for a in verdict.actions],
+        }
+        at = _now()
+        if verdict.status is VerdictStatus.REVIEW:
+            assert first is not None
+
+            async def hold(conn: aiosqlite.Connection) -> None:
+                await self.mstore.enqueue_in(conn, message.id, "review", first.rule_id, at)
+                await self._store.audit_in(conn, Audit(ACTOR, "message.review", str(message.id), details), at)
+
+            await self._store.write(hold)
+            self._metrics.verdicts.labels("review").inc()
+        else:
+            status = Status.DISAPPROVED if verdict.status is VerdictStatus.DISAPPROVED else Status.APPROVED
+            moderation = Moderation(first.rule_id, first.rule_name, first.reason) if first else None
+            also = None
+            if verdict.flagged and status is Status.APPROVED:
+                flag_rule = next((m.rule_id for m in verdict.matches if Action.FLAG in m.actions), None)
+
+                async def also_flag(conn: aiosqlite.Connection) -> None:
+                    await self.mstore.enqueue_in(conn, message.id, "flagged", flag_rule, at)
+
+                also = also_flag
+            audit = Audit(ACTOR, f"message.{status.value}", str(message.id), details)
+            updated = await chat.apply_verdict(message, status, moderation, audit=audit, also=also)
+            if updated is None:
+                return
+            self._metrics.verdicts.labels(status.value).inc()
+        await self._side_actions(message, verdict)
+
+    async def _side_actions(self, message: Message, verdict: Verdict) -> None:
+        assert self._chat is not None
+        chat = self._chat
+        for match in verdict.matches:
+            actor = Principal(uid=None, role=Role.ADMIN, is_api_key=True, label=f"{ACTOR}:{match.rule_id}@{match.revision}")
+            for action in match.actions:
+                try:
+                    if action in (Action.KICK, Action.BAN) and message.receiver_type == "group":
+                        members = await chat.group_members(message.receiver)
+                        if message.sender not in members and action is Action.KICK:
+                            continue
+                        if action is Action.KICK:
+                            await chat.remove_member(actor, message.receiver, message.sender)
+                        else:
+                            await chat.ban(actor, message.receiver, message.sender, match.reason)
+                    elif action is Action.BLOCK_USER and message.receiver_type == "user":
+                        await chat.block(message.receiver, [message.sender])
+                        await self._store.add_audit(
+                            Audit(actor.label or ACTOR, "user.block", message.receiver, {"uid": message.sender}),
+                            _now(),
+                        )
+                except Exception:
+                    log.exception("moderation action %s for message %d failed", action, message.id)
+
+    # ----------------------------------------------------------------- try-out
+
+    async def evaluate_text(
+        self, text: str, message_type: str, sender: User | None, receiver: str | None, receiver_type: str
+    ) -> tuple[Verdict, Sequence[Any]]:
+        """Evaluate a text as if sent now, storing nothing."""
+        sender_view = user_view(sender, sender.uid if sender else "evaluate")
+        if receiver:
+            receiver_view = await self.receiver_view(receiver, receiver_type)
+        else:
+            receiver_view = ReceiverView(receiver_type, "evaluate", "evaluate", (), None, 0)
+        view = MessageView(
+            id=0,
+            conversation_id="evaluate",
+            category="message" if message_type in ("text", "image", "video", "audio", "file") else "custom",
+            message_type=message_type,
+            text=text,
+            data=None,
+            sender=sender_view,
+            receiver=receiver_view,
+            sent_at=_now(),
+        )
+        verdict = await self.engine.evaluate(view)
+        detections = await self.engine.detect_all(view)
+        return verdict, detections
+
+    async def dry_run(self, rule: Rule, days: int, *, limit: int = 5000) -> list[dict[str, Any]]:
+        """What ``rule`` would have matched among stored messages of the last ``days`` days."""
+        since = _now() - days * 86400
+        hits: list[dict[str, Any]] = []
+        for message in await self._store.messages_since(since, limit=limit):
+            if message.text is None and message.data is None:
+                continue
+            view, context, recent = await self.views(message)
+            match = await self.engine.evaluate_rule(rule, view, context=context, sender_recent=recent)
+            if match is not None:
+                hits.append(
+                    {
+                        "messageId": message.id,
+                        "conversationId": message.conversation_id,
+                        "sender": message.sender,
+                        "text": message.text,
+                        "sentAt": message.sent_at,
+                        "currentStatus": message.status.value,
+                        "reason": match.reason,
+                        "confidence": match.confidence,
+                        "actions": [a.value for a in match.actions],
+                    }
+                )
+        return hits
+
+    def validate_rule(self, body: object) -> Rule:
+        try:
+            return parse_rule(body, known_lists=self.lists.keys())
+        except RuleError as exc:
+            raise BadRequest(exc.message, {"field": exc.field}) from exc
+
+    def validate_list(self, body: object) -> WordList:
+        try:
+            return parse_list(body)
+        except RuleError as exc:
+            raise BadRequest(exc.message, {"field": exc.field}) from exc
+
+
+def user_view(user: User | None, uid: str) -> UserView:
+    if user is None:
+        return UserView(uid, uid, "user", (), 0)
+    return UserView(user.uid, user.name, user.role, user.tags, user.created_at)

@@ -1,0 +1,260 @@
+"""Moderation state in SQLite: rules with revisions, lists, settings, review queue, reports.
+
+Shares the chat store's writer (so verdicts, audit rows and queue entries commit together with
+message changes) and its reader. Report texts are sealed like message content.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from server.storage.base import Audit
+from server.storage.sqlite import SqliteStore
+
+REVIEW_STATES = ("review", "flagged", "reported")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    message_id: int
+    state: str
+    rule_id: str | None
+    at: int
+
+
+class ModerationStore:
+    """Rules, lists, settings, the review queue and reports."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    # ----------------------------------------------------------------- rules
+
+    async def rules(self) -> list[dict[str, Any]]:
+        rows = await self._store.fetchall("SELECT body FROM rules WHERE deleted_at = 0 ORDER BY id")
+        return [json.loads(r["body"]) for r in rows]
+
+    async def rule(self, rule_id: str) -> dict[str, Any] | None:
+        row = await self._store.fetchone("SELECT body FROM rules WHERE id = ? AND deleted_at = 0", (rule_id,))
+        return json.loads(row["body"]) if row else None
+
+    async def put_rule(self, body: dict[str, Any], *, actor: str, at: int, create: bool) -> dict[str, Any]:
+        """Insert (``create``) or replace a rule, storing a new revision; returns the stored body.
+
+        ``body`` must already be validated; its ``revision``, ``createdAt``, ``updatedAt`` are set here.
+        Raises KeyError if ``create`` and the id exists (live), or not ``create`` and it does not.
+        """
+        rule_id = body["id"]
+
+        async def op(conn: aiosqlite.Connection) -> dict[str, Any]:
+            async with conn.execute(
+                "SELECT revision, created_at, deleted_at FROM rules WHERE id = ?", (rule_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            live = row is not None and row["deleted_at"] == 0
+            if create and live:
+                raise KeyError(rule_id)
+            if not create and not live:
+                raise LookupError(rule_id)
+            revision = (row["revision"] if row else 0) + 1
+            created = row["created_at"] if live and row else at
+            stored = {**body, "revision": revision, "createdAt": created, "updatedAt": at}
+            text = _dumps(stored)
+            await conn.execute(
+                "INSERT INTO rules (id, body, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET body = excluded.body, revision = excluded.revision,"
+                " created_at = excluded.created_at, updated_at = excluded.updated_at, deleted_at = 0",
+                (rule_id, text, revision, created, at),
+            )
+            await conn.execute(
+                "INSERT INTO rule_revisions (rule_id, revision, body, actor, at) VALUES (?, ?, ?, ?, ?)",
+                (rule_id, revision, text, actor, at),
+            )
+            await self._store.audit_in(
+                conn, Audit(actor, "rule.create" if create else "rule.update", rule_id, {"revision": revision}), at
+            )
+            return stored
+
+        return await self._store.write(op)
+
+    async def delete_rule(self, rule_id: str, *, actor: str, at: int) -> bool:
+        async def op(conn: aiosqlite.Connection) -> bool:
+            cur = await conn.execute(
+                "UPDATE rules SET deleted_at = ? WHERE id = ? AND deleted_at = 0", (at, rule_id)
+            )
+            if cur.rowcount:
+                await self._store.audit_in(conn, Audit(actor, "rule.delete", rule_id, {}), at)
+            return bool(cur.rowcount)
+
+        return await self._store.write(op)
+
+    async def rule_revisions(self, rule_id: str) -> list[dict[str, Any]]:
+        rows = await self._store.fetchall(
+            "SELECT revision, body, actor, at FROM rule_revisions WHERE rule_id = ? ORDER BY revision DESC",
+            (rule_id,),
+        )
+        return [
+            {"revision": r["revision"], "actor": r["actor"], "at": r["at"], "rule": json.loads(r["body"])}
+            for r in rows
+        ]
+
+    async def has_any_rule_history(self) -> bool:
+        row = await self._store.fetchone("SELECT 1 FROM rule_revisions LIMIT 1")
+        return row is not None
+
+    # ----------------------------------------------------------------- lists
+
+    async def lists(self) -> list[dict[str, Any]]:
+        rows = await self._store.fetchall("SELECT body FROM lists ORDER BY id")
+        return [json.loads(r["body"]) for r in rows]
+
+    async def get_list(self, list_id: str) -> dict[str, Any] | None:
+        row = await self._store.fetchone("SELECT body FROM lists WHERE id = ?", (list_id,))
+        return json.loads(row["body"]) if row else None
+
+    async def put_list(self, body: dict[str, Any], *, actor: str, at: int, create: bool) -> dict[str, Any]:
+        list_id = body["id"]
+
+        async def op(conn: aiosqlite.Connection) -> dict[str, Any]:
+            async with conn.execute("SELECT created_at FROM lists WHERE id = ?", (list_id,)) as cur:
+                row = await cur.fetchone()
+            if create and row is not None:
+                raise KeyError(list_id)
+            if not create and row is None:
+                raise LookupError(list_id)
+            created = row["created_at"] if row else at
+            stored = {**body, "createdAt": created, "updatedAt": at}
+            await conn.execute(
+                "INSERT INTO lists (id, body, created_at, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                (list_id, _dumps(stored), created, at),
+            )
+            await self._store.audit_in(
+                conn, Audit(actor, "list.create" if create else "list.update", list_id, {}), at
+            )
+            return stored
+
+        return await self._store.write(op)
+
+    async def delete_list(self, list_id: str, *, actor: str, at: int) -> bool:
+        async def op(conn: aiosqlite.Connection) -> bool:
+            cur = await conn.execute("DELETE FROM lists WHERE id = ?", (list_id,))
+            if cur.rowcount:
+                await self._store.audit_in(conn, Audit(actor, "list.delete", list_id, {}), at)
+            return bool(cur.rowcount)
+
+        return await self._store.write(op)
+
+    # ----------------------------------------------------------------- settings
+
+    async def settings(self) -> dict[str, Any]:
+        row = await self._store.fetchone("SELECT value FROM settings WHERE key = 'moderation'")
+        return json.loads(row["value"]) if row else {}
+
+    async def put_settings(self, value: dict[str, Any], *, actor: str, at: int) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('moderation', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (_dumps(value),),
+            )
+            await self._store.audit_in(conn, Audit(actor, "settings.update", "moderation", {}), at)
+
+        await self._store.write(op)
+
+    # ----------------------------------------------------------------- review queue
+
+    @staticmethod
+    async def enqueue_in(
+        conn: aiosqlite.Connection, message_id: int, state: str, rule_id: str | None, at: int
+    ) -> None:
+        """Put a message in the review queue inside an op's transaction (idempotent)."""
+        await conn.execute(
+            "INSERT OR IGNORE INTO review (message_id, state, rule_id, at) VALUES (?, ?, ?, ?)",
+            (message_id, state, rule_id, at),
+        )
+
+    async def enqueue(self, message_id: int, state: str, rule_id: str | None, at: int) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            await self.enqueue_in(conn, message_id, state, rule_id, at)
+
+        await self._store.write(op)
+
+    async def queue(self, state: str, *, limit: int, before: int | None = None) -> list[ReviewItem]:
+        """Open items in one state, oldest first."""
+        rows = await self._store.fetchall(
+            "SELECT message_id, state, rule_id, at FROM review WHERE state = ? AND decided_at = 0"
+            " AND message_id < ? ORDER BY message_id LIMIT ?",
+            (state, before or 2**62, limit),
+        )
+        return [ReviewItem(r["message_id"], r["state"], r["rule_id"], r["at"]) for r in rows]
+
+    async def disapproved(self, *, limit: int) -> list[int]:
+        rows = await self._store.fetchall(
+            "SELECT id FROM messages WHERE status = 'disapproved' ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [r["id"] for r in rows]
+
+    async def close_review_in(
+        self, conn: aiosqlite.Connection, message_id: int, decision: str, by: str, at: int
+    ) -> None:
+        await conn.execute(
+            "UPDATE review SET decided_at = ?, decided_by = ?, decision = ? WHERE message_id = ? AND decided_at = 0",
+            (at, by, decision, message_id),
+        )
+
+    # ----------------------------------------------------------------- reports
+
+    async def add_report(
+        self, message_id: int, reporter: str, reason: str, remarks: str, at: int
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a user report (once per reporter and message) and queue the message as reported."""
+
+        async def op(conn: aiosqlite.Connection) -> int | None:
+            async with conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM reports") as cur:
+                row = await cur.fetchone()
+            report_id = int(row[0])
+            kid, body = self._store.keyring.seal(
+                _dumps({"reason": reason, "remarks": remarks}).encode(), f"parley:report:{report_id}".encode()
+            )
+            cur2 = await conn.execute(
+                "INSERT OR IGNORE INTO reports (id, message_id, reporter, kid, body, at) VALUES (?, ?, ?, ?, ?, ?)",
+                (report_id, message_id, reporter, kid, body, at),
+            )
+            if not cur2.rowcount:
+                return None
+            await self.enqueue_in(conn, message_id, "reported", None, at)
+            await self._store.audit_in(
+                conn, Audit(reporter, "message.report", str(message_id), {"reportId": report_id}), at
+            )
+            return report_id
+
+        report_id = await self._store.write(op)
+        report = {
+            "messageId": message_id,
+            "reporter": reporter,
+            "reason": reason,
+            "remarks": remarks,
+            "at": at,
+        }
+        if report_id is None:
+            return report, False
+        return {"id": report_id, **report}, True
+
+    async def reports_for(self, message_id: int) -> list[dict[str, Any]]:
+        rows = await self._store.fetchall(
+            "SELECT id, reporter, kid, body, at FROM reports WHERE message_id = ? ORDER BY id", (message_id,)
+        )
+        out = []
+        for r in rows:
+            content = json.loads(self._store.keyring.open(r["kid"], r["body"], f"parley:report:{r['id']}".encode()))
+            out.append({"id": r["id"], "reporter": r["reporter"], "at": r["at"], **content})
+        return out

@@ -1,0 +1,170 @@
+"""Shared fixtures: a real Parley server under uvicorn on 127.0.0.1, in a subprocess, with a
+temporary data dir; tests talk to it over real WebSockets and HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from client.sdk import ParleyClient, RestClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A `parley serve` subprocess and how to reach it."""
+
+    data_dir: Path
+    port: int
+    api_key: str
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    tls: bool = False
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/ws"
+
+    def start(self, timeout: float = 20.0) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--api-key",
+            self.api_key,
+            "--log-level",
+            "warning",
+            *([] if self.tls else ["--insecure-http"]),
+            *self.args,
+        ]
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        log = self.log_path.open("ab")
+        env = {**os.environ, **self.env}
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                r = httpx.get(self.url + "/healthz", timeout=1.0, verify=False)
+                if r.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not become healthy:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[type[ServerProcess]]:
+    """Start extra servers with their own flags; all are stopped at the end of the session."""
+    started: list[ServerProcess] = []
+
+    def make(*args: str, env: dict[str, str] | None = None, tls: bool = False, data_dir: Path | None = None) -> ServerProcess:
+        srv = ServerProcess(
+            data_dir=data_dir or tmp_path_factory.mktemp("data") / "d",
+            port=free_port(),
+            api_key="test-key-" + uuid.uuid4().hex[:8],
+            args=list(args),
+            env=env or {},
+            tls=tls,
+        )
+        srv.start()
+        started.append(srv)
+        return srv
+
+    yield make  # type: ignore[misc]
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def server(server_factory: type[ServerProcess]) -> ServerProcess:
+    """The shared server: rate limit off, default moderation rules."""
+    return server_factory("--rate-limit", "0")  # type: ignore[call-arg]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class World:
+    """Helpers bound to one server: make users, tokens and connected clients."""
+
+    server: ServerProcess
+    rest: RestClient
+    clients: list[ParleyClient] = field(default_factory=list)
+
+    async def user(self, prefix: str = "u", *, role: str = "user") -> str:
+        uid = unique(prefix)
+        await self.rest.create_user(uid, uid.title(), role=role)
+        return uid
+
+    async def token(self, uid: str) -> str:
+        return await self.rest.issue_token(uid)
+
+    async def connect(self, uid: str, **kw: object) -> ParleyClient:
+        client = ParleyClient(self.server.ws_url, await self.token(uid), **kw)  # type: ignore[arg-type]
+        await client.connect()
+        self.clients.append(client)
+        return client
+
+    def user_rest(self, token: str) -> RestClient:
+        return RestClient(self.server.url, token=token)
+
+
+@pytest.fixture
+async def world(server: ServerProcess) -> AsyncIterator[World]:
+    async with RestClient(server.url, api_key=server.api_key) as rest:
+        w = World(server, rest)
+        yield w
+        for c in w.clients:
+            await c.close()
