@@ -29,8 +29,8 @@ from server.demo import seed_demo
 from server.errors import ClientError
 from server.hub import LocalHub
 from server.metrics import Metrics
-from server.ratelimit import RateLimiter
 from server.moderation_service import ModerationService
+from server.ratelimit import RateLimiter
 from server.routes import groups, messages, users
 from server.routes import moderation as moderation_routes
 from server.routes.common import Deps, caller
@@ -62,11 +62,16 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keyring = load_keyring(settings.data_dir, env)
     secrets_, generated = load_secrets(
-        settings.data_dir, api_key=settings.api_key, jwt_secret=settings.jwt_secret or env.get("PARLEY_JWT_SECRET")
+        settings.data_dir,
+        api_key=settings.api_key,
+        jwt_secret=settings.jwt_secret or env.get("PARLEY_JWT_SECRET"),
     )
     metrics = Metrics()
     store = SqliteStore(
-        settings.db_path, keyring, synchronous=settings.sqlite_synchronous, batch_max=settings.write_batch_max
+        settings.db_path,
+        keyring,
+        synchronous=settings.sqlite_synchronous,
+        batch_max=settings.write_batch_max,
     )
     hub = LocalHub()
     tokens = TokenAuthority(
@@ -87,7 +92,9 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         hub,
         tokens,
         gate=moderation,
-        limits=protocol.Limits(max_text_chars=settings.max_text_chars, max_json_bytes=settings.max_json_bytes),
+        limits=protocol.Limits(
+            max_text_chars=settings.max_text_chars, max_json_bytes=settings.max_json_bytes
+        ),
         rate_limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
         reports=mstore,
     )
@@ -145,11 +152,15 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         code = {404: "ERR_NOT_FOUND", 405: "ERR_BAD_REQUEST", 401: "ERR_AUTH_REQUIRED"}.get(
             exc.status_code, "ERR_BAD_REQUEST"
         )
-        return JSONResponse({"code": code, "message": str(exc.detail), "details": {}}, status_code=exc.status_code)
+        return JSONResponse(
+            {"code": code, "message": str(exc.detail), "details": {}}, status_code=exc.status_code
+        )
 
     async def internal_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"code": "ERR_INTERNAL", "message": "internal error", "details": {}}, status_code=500)
+        return JSONResponse(
+            {"code": "ERR_INTERNAL", "message": "internal error", "details": {}}, status_code=500
+        )
 
     api: list[Any] = [
         *users.routes(deps),
@@ -170,9 +181,11 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={ClientError: client_error, HTTPException: http_error, Exception: internal_error},
+        exception_handlers={
+            ClientError: client_error,
+            HTTPException: http_error,
+            Exception: internal_error,
+        },
     )
     app.state.parley = state
     return app
-
-

@@ -80,7 +80,9 @@ def load_secrets(
     if generated:
         write_private(path, json.dumps(stored, indent=2))
     return (
-        Secrets(api_key=api_key or stored["api_key"], jwt_secret=jwt_secret or stored["jwt_secret"]),
+        Secrets(
+            api_key=api_key or stored["api_key"], jwt_secret=jwt_secret or stored["jwt_secret"]
+        ),
         generated and api_key is None,
     )
 

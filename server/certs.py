@@ -14,7 +14,9 @@ from cryptography.x509.oid import NameOID
 from server.crypto import write_private
 
 
-def ensure_dev_cert(cert_file: Path, key_file: Path, *, hosts: tuple[str, ...] = ("localhost",)) -> bool:
+def ensure_dev_cert(
+    cert_file: Path, key_file: Path, *, hosts: tuple[str, ...] = ("localhost",)
+) -> bool:
     """Create a self-signed certificate for 127.0.0.1, ::1 and ``hosts`` unless one exists.
 
     Returns True if a new certificate was written. Valid for one year; for development only.
@@ -25,7 +27,10 @@ def ensure_dev_cert(cert_file: Path, key_file: Path, *, hosts: tuple[str, ...] =
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Parley development certificate")])
     now = datetime.datetime.now(datetime.UTC)
     san: list[x509.GeneralName] = [x509.DNSName(h) for h in hosts]
-    san += [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1"))]
+    san += [
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -124,7 +124,14 @@ class ChatService:
     # ================================================================ users
 
     async def create_user(
-        self, actor: Principal, *, uid: str, name: str, role: str, tags: tuple[str, ...], metadata: dict[str, Any]
+        self,
+        actor: Principal,
+        *,
+        uid: str,
+        name: str,
+        role: str,
+        tags: tuple[str, ...],
+        metadata: dict[str, Any],
     ) -> User:
         if await self.store.get_user(uid) is not None:
             raise Conflict(f"user {uid!r} already exists", {"uid": uid})
@@ -148,7 +155,10 @@ class ChatService:
         await self.require_user(uid)
         groups = await self.store.groups_of(uid)
         await self.store.delete_user(
-            uid, _now(), erase=erase, audit=Audit(_actor(actor), "user.erase" if erase else "user.delete", uid, {})
+            uid,
+            _now(),
+            erase=erase,
+            audit=Audit(_actor(actor), "user.erase" if erase else "user.delete", uid, {}),
         )
         self._users.pop(uid, None)
         self._blocks.clear()
@@ -236,7 +246,14 @@ class ChatService:
         return group
 
     async def create_group(
-        self, actor: Principal, *, guid: str, name: str, type_: str, tags: tuple[str, ...], owner: str | None
+        self,
+        actor: Principal,
+        *,
+        guid: str,
+        name: str,
+        type_: str,
+        tags: tuple[str, ...],
+        owner: str | None,
     ) -> Group:
         owner_uid = actor.uid if actor.uid is not None else owner
         if owner_uid is None:
@@ -246,7 +263,9 @@ class ChatService:
             raise Conflict(f"group {guid!r} already exists", {"guid": guid})
         now = _now()
         group = Group(guid, name, type_, tags, owner_uid, now, now)
-        await self.store.create_group(group, Audit(_actor(actor), "group.create", guid, {"owner": owner_uid}))
+        await self.store.create_group(
+            group, Audit(_actor(actor), "group.create", guid, {"owner": owner_uid})
+        )
         self._members.pop(guid, None)
         return group
 
@@ -283,10 +302,16 @@ class ChatService:
             if mine < Scope.ADMIN or scope >= mine:
                 raise Forbidden("your group scope does not allow this", {"guid": guid})
         await self.store.set_member(
-            guid, uid, scope, _now(), Audit(_actor(actor), "group.join", guid, {"uid": uid, "scope": scope.label})
+            guid,
+            uid,
+            scope,
+            _now(),
+            Audit(_actor(actor), "group.join", guid, {"uid": uid, "scope": scope.label}),
         )
         if await self.store.is_banned(guid, uid):
-            await self.store.unban(guid, uid, Audit(_actor(actor), "group.unban", guid, {"uid": uid}))
+            await self.store.unban(
+                guid, uid, Audit(_actor(actor), "group.unban", guid, {"uid": uid})
+            )
         members = dict(members)
         members[uid] = scope
         self._members[guid] = members
@@ -301,7 +326,11 @@ class ChatService:
         if scope >= Scope.OWNER or mine < Scope.ADMIN or members[uid] >= mine or scope >= mine:
             raise Forbidden("your group scope does not allow this", {"guid": guid})
         await self.store.set_member(
-            guid, uid, scope, _now(), Audit(_actor(actor), "group.scope", guid, {"uid": uid, "scope": scope.label})
+            guid,
+            uid,
+            scope,
+            _now(),
+            Audit(_actor(actor), "group.scope", guid, {"uid": uid, "scope": scope.label}),
         )
         members = dict(members)
         members[uid] = scope
@@ -321,7 +350,9 @@ class ChatService:
         else:
             self._check_power(actor, members, uid)
         action = "left" if leaving else "kicked"
-        await self.store.remove_member(guid, uid, Audit(_actor(actor), f"group.{action}", guid, {"uid": uid}))
+        await self.store.remove_member(
+            guid, uid, Audit(_actor(actor), f"group.{action}", guid, {"uid": uid})
+        )
         old = members
         members = {k: v for k, v in old.items() if k != uid}
         self._members[guid] = members
@@ -339,7 +370,12 @@ class ChatService:
         members = await self._group_members(guid)
         self._check_power(actor, members, uid)
         await self.store.ban(
-            guid, uid, reason, _actor(actor), _now(), Audit(_actor(actor), "group.ban", guid, {"uid": uid, "reason": reason})
+            guid,
+            uid,
+            reason,
+            _actor(actor),
+            _now(),
+            Audit(_actor(actor), "group.ban", guid, {"uid": uid, "reason": reason}),
         )
         old = members
         self._members[guid] = {k: v for k, v in old.items() if k != uid}
@@ -399,7 +435,12 @@ class ChatService:
             raise NotAMember("you are not a member of this group", {"guid": receiver})
 
     async def post_message(
-        self, sender: User, cmd: SendMessage, *, origin: Connection | None = None, frame_id: str | None = None
+        self,
+        sender: User,
+        cmd: SendMessage,
+        *,
+        origin: Connection | None = None,
+        frame_id: str | None = None,
     ) -> Message:
         """Check, store durably (idempotent on muid), acknowledge, then deliver or hold."""
         self.rate.check(sender.uid)
@@ -470,8 +511,12 @@ class ChatService:
             kind = "message.edited" if updated.edited_at else "message"
             await self._deliver(updated, protocol.encode(kind, {"message": updated.to_json()}))
         elif not status.deliverable and message.status.deliverable:
-            withdrawn = dataclasses.replace(updated, text=None, data=None, metadata={}, attachment=None)
-            await self._deliver(updated, protocol.encode("message.deleted", {"message": withdrawn.to_json()}))
+            withdrawn = dataclasses.replace(
+                updated, text=None, data=None, metadata={}, attachment=None
+            )
+            await self._deliver(
+                updated, protocol.encode("message.deleted", {"message": withdrawn.to_json()})
+            )
         return updated
 
     async def get_message(self, message_id: int) -> Message:
@@ -490,7 +535,13 @@ class ChatService:
         return uid in await self._group_members(message.receiver)
 
     async def edit_message(
-        self, user: User, message_id: int, text: str, *, origin: Connection | None = None, frame_id: str | None = None
+        self,
+        user: User,
+        message_id: int,
+        text: str,
+        *,
+        origin: Connection | None = None,
+        frame_id: str | None = None,
     ) -> Message:
         message = await self.get_message(message_id)
         if message.sender != user.uid:
@@ -505,10 +556,14 @@ class ChatService:
         was_delivered = message.status.deliverable
         moderated = self.gate.covers(message.category, message.type)
         status = Status.PENDING if moderated else Status.UNMODERATED
-        edited = await self.store.update_content(dataclasses.replace(message, text=text), status=status, at=_now())
+        edited = await self.store.update_content(
+            dataclasses.replace(message, text=text), status=status, at=_now()
+        )
         frame = protocol.encode("message.edited", {"message": edited.to_json()})
         if origin is not None:
-            origin.push(protocol.encode("message.edited", {"message": edited.to_json()}, frame_id=frame_id))
+            origin.push(
+                protocol.encode("message.edited", {"message": edited.to_json()}, frame_id=frame_id)
+            )
         self.hub.send((user.uid,), frame, exclude=origin)
         if status.deliverable and was_delivered:
             await self._deliver(edited, frame)
@@ -517,7 +572,12 @@ class ChatService:
         return edited
 
     async def delete_message(
-        self, actor: Principal, message_id: int, *, origin: Connection | None = None, frame_id: str | None = None
+        self,
+        actor: Principal,
+        message_id: int,
+        *,
+        origin: Connection | None = None,
+        frame_id: str | None = None,
     ) -> Message:
         message = await self.get_message(message_id)
         if message.deleted_at:
@@ -532,10 +592,16 @@ class ChatService:
         deleted = await self.store.mark_deleted(message, _now())
         frame = protocol.encode("message.deleted", {"message": deleted.to_json()})
         if origin is not None:
-            origin.push(protocol.encode("message.deleted", {"message": deleted.to_json()}, frame_id=frame_id))
+            origin.push(
+                protocol.encode(
+                    "message.deleted", {"message": deleted.to_json()}, frame_id=frame_id
+                )
+            )
         self.hub.send((message.sender,), frame, exclude=origin)
         if message.status.deliverable:
-            receivers = await self._receivers(message.sender, message.receiver, message.receiver_type)
+            receivers = await self._receivers(
+                message.sender, message.receiver, message.receiver_type
+            )
             self.hub.send(receivers, frame, exclude=origin)
         return deleted
 
@@ -559,7 +625,9 @@ class ChatService:
             }
             self.hub.send((message.sender,), protocol.encode("receipt", body))
 
-    async def flag_message(self, user: User, message_id: int, reason: str, remarks: str) -> dict[str, Any]:
+    async def flag_message(
+        self, user: User, message_id: int, reason: str, remarks: str
+    ) -> dict[str, Any]:
         """A user report: queued for moderators as ``reported``; once per user and message."""
         message = await self.get_message(message_id)
         if message.sender == user.uid:
@@ -568,14 +636,29 @@ class ChatService:
             raise NotFound(f"message {message_id} not found", {"messageId": message_id})
         if not reason.strip():
             raise BadRequest("field 'reason' is empty", {"field": "reason"})
-        report, created = await self.reports.add_report(message_id, user.uid, reason, remarks, _now())
+        report, created = await self.reports.add_report(
+            message_id, user.uid, reason, remarks, _now()
+        )
         if not created:
             raise Conflict("you already reported this message", {"messageId": message_id})
         return {"messageId": message_id, "report": report}
 
-    async def typing(self, user: User, receiver: str, receiver_type: str, state: str, *, origin: Connection | None) -> None:
+    async def typing(
+        self,
+        user: User,
+        receiver: str,
+        receiver_type: str,
+        state: str,
+        *,
+        origin: Connection | None,
+    ) -> None:
         await self._check_can_send(user, receiver, receiver_type)
-        body = {"sender": user.uid, "receiver": receiver, "receiverType": receiver_type, "state": state}
+        body = {
+            "sender": user.uid,
+            "receiver": receiver,
+            "receiverType": receiver_type,
+            "state": state,
+        }
         receivers = await self._receivers(user.uid, receiver, receiver_type)
         self.hub.send(receivers, protocol.encode("typing", body))
 
@@ -594,7 +677,9 @@ class ChatService:
             members = await self._group_members(guid)
             if uid not in members and not actor.is_staff:
                 raise NotAMember("you are not a member of this group", {"guid": guid})
-            return await self.store.history(cid, before=before, limit=limit, viewer=None if actor.is_staff else uid)
+            return await self.store.history(
+                cid, before=before, limit=limit, viewer=None if actor.is_staff else uid
+            )
         if actor.is_staff:
             return await self.store.history(cid, before=before, limit=limit, viewer=None)
         raise Forbidden("not your conversation", {"conversationId": cid})

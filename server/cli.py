@@ -17,8 +17,14 @@ DEFAULTS = Settings()
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="TOML file with settings (a [parley] table or top-level keys)")
-    p.add_argument("--data-dir", type=Path, help=f"where the database, keys and secrets live (default {DEFAULTS.data_dir})")
+    p.add_argument(
+        "--config", type=Path, help="TOML file with settings (a [parley] table or top-level keys)"
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help=f"where the database, keys and secrets live (default {DEFAULTS.data_dir})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,23 +45,68 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         help="serve plain HTTP/WS (behind a TLS-terminating proxy, or in tests)",
     )
-    serve.add_argument("--api-key", help="the app's API key for server-to-server calls (default: generated once, kept in the data dir)")
-    serve.add_argument("--demo", action="store_const", const=True, help="seed demo users (alice, bob, carol, mod, admin) and the group 'lobby'")
-    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], help="log verbosity (default info)")
-    serve.add_argument("--rate-limit", type=float, help=f"messages per second per user; 0 turns it off (default {DEFAULTS.rate_limit:g})")
-    serve.add_argument("--allowed-origins", help="comma-separated browser origins allowed to open /ws besides the server's own")
-    serve.add_argument("--cert-file", type=Path, help=f"TLS certificate (default {DEFAULTS.cert_file}; generated if missing)")
-    serve.add_argument("--key-file", type=Path, help=f"TLS private key (default {DEFAULTS.key_file})")
-    serve.add_argument("--sqlite-synchronous", choices=["NORMAL", "FULL"], help="FULL (default): an ack survives power loss; NORMAL: survives a process crash")
-    serve.add_argument("--no-moderation", dest="moderation_enabled", action="store_const", const=False, help="turn the moderation pipeline off (every message is unmoderated)")
-    serve.add_argument("--ws-per-message-deflate", action="store_const", const=True, help="enable permessage-deflate (costs about 2x memory per connection)")
+    serve.add_argument(
+        "--api-key",
+        help="the app's API key for server-to-server calls (default: generated once, kept in the data dir)",
+    )
+    serve.add_argument(
+        "--demo",
+        action="store_const",
+        const=True,
+        help="seed demo users (alice, bob, carol, mod, admin) and the group 'lobby'",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="log verbosity (default info)",
+    )
+    serve.add_argument(
+        "--rate-limit",
+        type=float,
+        help=f"messages per second per user; 0 turns it off (default {DEFAULTS.rate_limit:g})",
+    )
+    serve.add_argument(
+        "--allowed-origins",
+        help="comma-separated browser origins allowed to open /ws besides the server's own",
+    )
+    serve.add_argument(
+        "--cert-file",
+        type=Path,
+        help=f"TLS certificate (default {DEFAULTS.cert_file}; generated if missing)",
+    )
+    serve.add_argument(
+        "--key-file", type=Path, help=f"TLS private key (default {DEFAULTS.key_file})"
+    )
+    serve.add_argument(
+        "--sqlite-synchronous",
+        choices=["NORMAL", "FULL"],
+        help="FULL (default): an ack survives power loss; NORMAL: survives a process crash",
+    )
+    serve.add_argument(
+        "--no-moderation",
+        dest="moderation_enabled",
+        action="store_const",
+        const=False,
+        help="turn the moderation pipeline off (every message is unmoderated)",
+    )
+    serve.add_argument(
+        "--ws-per-message-deflate",
+        action="store_const",
+        const=True,
+        help="enable permessage-deflate (costs about 2x memory per connection)",
+    )
 
     keys = sub.add_parser("keys", help="manage the data encryption keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    rotate = keys_sub.add_parser("rotate", help="add a new current key; rows sealed with older keys stay readable (restart the server to use it)")
+    rotate = keys_sub.add_parser(
+        "rotate",
+        help="add a new current key; rows sealed with older keys stay readable (restart the server to use it)",
+    )
     _add_common(rotate)
 
-    certs = sub.add_parser("certs", help="generate a self-signed development certificate if none exists")
+    certs = sub.add_parser(
+        "certs", help="generate a self-signed development certificate if none exists"
+    )
     _add_common(certs)
     certs.add_argument("--cert-file", type=Path)
     certs.add_argument("--key-file", type=Path)
@@ -68,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    cli: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in ("command", "config", "keys_command")}
+    cli: dict[str, Any] = {
+        k: v for k, v in vars(args).items() if k not in ("command", "config", "keys_command")
+    }
     return load_settings(cli, os.environ, args.config)
 
 
@@ -77,7 +130,9 @@ def serve(settings: Settings) -> None:
 
     from server.app import create_app
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     ssl: dict[str, Any] = {}
     if not settings.insecure_http:
         if ensure_dev_cert(settings.cert_file, settings.key_file):
@@ -85,11 +140,20 @@ def serve(settings: Settings) -> None:
         ssl = {"ssl_certfile": str(settings.cert_file), "ssl_keyfile": str(settings.key_file)}
     app = create_app(settings)
     state = app.state.parley
-    print(f"Parley on {settings.base_url}  (chat: {settings.base_url}/  dashboard: {settings.base_url}/dashboard)", flush=True)
+    print(
+        f"Parley on {settings.base_url}  (chat: {settings.base_url}/  dashboard: {settings.base_url}/dashboard)",
+        flush=True,
+    )
     if state.api_key_generated:
-        print(f"API key (generated, kept in {settings.data_dir}/secrets.json): {state.api_key}", flush=True)
+        print(
+            f"API key (generated, kept in {settings.data_dir}/secrets.json): {state.api_key}",
+            flush=True,
+        )
     else:
-        print(f"API key: from {'--api-key/PARLEY_API_KEY' if settings.api_key else settings.data_dir / 'secrets.json'}", flush=True)
+        print(
+            f"API key: from {'--api-key/PARLEY_API_KEY' if settings.api_key else settings.data_dir / 'secrets.json'}",
+            flush=True,
+        )
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -115,15 +179,23 @@ def main(argv: list[str] | None = None) -> int:
         serve(settings)
     elif args.command == "keys":
         ring = rotate_keyring(settings.data_dir)
-        print(f"current key is now {ring.current}; {len(ring.keys)} keys in {settings.data_dir / 'keys.json'}")
+        print(
+            f"current key is now {ring.current}; {len(ring.keys)} keys in {settings.data_dir / 'keys.json'}"
+        )
     elif args.command == "certs":
         made = ensure_dev_cert(settings.cert_file, settings.key_file)
-        print(f"{'generated' if made else 'kept existing'} {settings.cert_file} and {settings.key_file}")
+        print(
+            f"{'generated' if made else 'kept existing'} {settings.cert_file} and {settings.key_file}"
+        )
     elif args.command == "token":
         from server.auth import TokenAuthority, load_secrets
 
-        secrets_, _ = load_secrets(settings.data_dir, api_key=settings.api_key, jwt_secret=settings.jwt_secret)
-        authority = TokenAuthority(secrets_, audience=settings.jwt_audience, issuer=settings.jwt_issuer, ttl=args.ttl)
+        secrets_, _ = load_secrets(
+            settings.data_dir, api_key=settings.api_key, jwt_secret=settings.jwt_secret
+        )
+        authority = TokenAuthority(
+            secrets_, audience=settings.jwt_audience, issuer=settings.jwt_issuer, ttl=args.ttl
+        )
         print(authority.issue(args.uid)[0])
     return 0
 

@@ -23,10 +23,17 @@ async def seed_demo(chat: ChatService) -> None:
     """Create the demo users and the public group ``lobby`` unless they exist."""
     for uid, name, role in DEMO_USERS:
         if await chat.store.get_user(uid) is None:
-            await chat.create_user(API_KEY_PRINCIPAL, uid=uid, name=name, role=role, tags=("demo",), metadata={})
+            await chat.create_user(
+                API_KEY_PRINCIPAL, uid=uid, name=name, role=role, tags=("demo",), metadata={}
+            )
     if await chat.store.get_group("lobby") is None:
         await chat.create_group(
-            API_KEY_PRINCIPAL, guid="lobby", name="Lobby", type_="public", tags=("demo",), owner="alice"
+            API_KEY_PRINCIPAL,
+            guid="lobby",
+            name="Lobby",
+            type_="public",
+            tags=("demo",),
+            owner="alice",
         )
         for uid in ("bob", "carol", "mod"):
             scope = Scope.MODERATOR if uid == "mod" else Scope.PARTICIPANT

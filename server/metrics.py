@@ -17,7 +17,10 @@ class Metrics:
             "parley_messages_total", "Messages stored", ["status"], registry=self.registry
         )
         self.errors = Counter(
-            "parley_client_errors_total", "Error frames and responses by code", ["code"], registry=self.registry
+            "parley_client_errors_total",
+            "Error frames and responses by code",
+            ["code"],
+            registry=self.registry,
         )
         self.verdicts = Counter(
             "parley_verdicts_total", "Moderation verdicts", ["status"], registry=self.registry

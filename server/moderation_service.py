@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
-
 from moderation.defaults import default_lists, default_rules
 from moderation.engine import Engine
 from moderation.errors import RuleError
 from moderation.pipeline import Pipeline
 from moderation.rules import Rule, WordList, parse_list, parse_rule
 from moderation.types import Action, MessageView, ReceiverView, UserView, Verdict, VerdictStatus
+
 from server.auth import Principal, Role
 from server.errors import BadRequest
 from server.metrics import Metrics
@@ -140,7 +140,9 @@ class ModerationService:
 
     # ----------------------------------------------------------------- views
 
-    async def views(self, message: Message) -> tuple[MessageView, list[MessageView], list[MessageView]]:
+    async def views(
+        self, message: Message
+    ) -> tuple[MessageView, list[MessageView], list[MessageView]]:
         """The engine's view of a message, its conversation context and the sender's recent ones."""
         cache: dict[str, Any] = {}
         view = await self._view(message, cache)
@@ -180,7 +182,9 @@ class ModerationService:
             group = await self._chat.store.get_group(receiver)
             if group is None:
                 return ReceiverView("group", receiver, receiver, (), None, 0)
-            return ReceiverView("group", group.guid, group.name, group.tags, group.type, group.created_at)
+            return ReceiverView(
+                "group", group.guid, group.name, group.tags, group.type, group.created_at
+            )
         user = await self._chat.store.get_user(receiver)
         if user is None:
             return ReceiverView("user", receiver, receiver, (), None, 0)
@@ -212,16 +216,24 @@ class ModerationService:
 
             async def hold(conn: aiosqlite.Connection) -> None:
                 await self.mstore.enqueue_in(conn, message.id, "review", first.rule_id, at)
-                await self._store.audit_in(conn, Audit(ACTOR, "message.review", str(message.id), details), at)
+                await self._store.audit_in(
+                    conn, Audit(ACTOR, "message.review", str(message.id), details), at
+                )
 
             await self._store.write(hold)
             self._metrics.verdicts.labels("review").inc()
         else:
-            status = Status.DISAPPROVED if verdict.status is VerdictStatus.DISAPPROVED else Status.APPROVED
+            status = (
+                Status.DISAPPROVED
+                if verdict.status is VerdictStatus.DISAPPROVED
+                else Status.APPROVED
+            )
             moderation = Moderation(first.rule_id, first.rule_name, first.reason) if first else None
             also = None
             if verdict.flagged and status is Status.APPROVED:
-                flag_rule = next((m.rule_id for m in verdict.matches if Action.FLAG in m.actions), None)
+                flag_rule = next(
+                    (m.rule_id for m in verdict.matches if Action.FLAG in m.actions), None
+                )
 
                 async def also_flag(conn: aiosqlite.Connection) -> None:
                     await self.mstore.enqueue_in(conn, message.id, "flagged", flag_rule, at)
@@ -238,7 +250,12 @@ class ModerationService:
         assert self._chat is not None
         chat = self._chat
         for match in verdict.matches:
-            actor = Principal(uid=None, role=Role.ADMIN, is_api_key=True, label=f"{ACTOR}:{match.rule_id}@{match.revision}")
+            actor = Principal(
+                uid=None,
+                role=Role.ADMIN,
+                is_api_key=True,
+                label=f"{ACTOR}:{match.rule_id}@{match.revision}",
+            )
             for action in match.actions:
                 try:
                     if action in (Action.KICK, Action.BAN) and message.receiver_type == "group":
@@ -252,7 +269,12 @@ class ModerationService:
                     elif action is Action.BLOCK_USER and message.receiver_type == "user":
                         await chat.block(message.receiver, [message.sender])
                         await self._store.add_audit(
-                            Audit(actor.label or ACTOR, "user.block", message.receiver, {"uid": message.sender}),
+                            Audit(
+                                actor.label or ACTOR,
+                                "user.block",
+                                message.receiver,
+                                {"uid": message.sender},
+                            ),
                             _now(),
                         )
                 except Exception:
@@ -261,7 +283,12 @@ class ModerationService:
     # ----------------------------------------------------------------- try-out
 
     async def evaluate_text(
-        self, text: str, message_type: str, sender: User | None, receiver: str | None, receiver_type: str
+        self,
+        text: str,
+        message_type: str,
+        sender: User | None,
+        receiver: str | None,
+        receiver_type: str,
     ) -> tuple[Verdict, Sequence[Any]]:
         """Evaluate a text as if sent now, storing nothing."""
         sender_view = user_view(sender, sender.uid if sender else "evaluate")
@@ -272,7 +299,9 @@ class ModerationService:
         view = MessageView(
             id=0,
             conversation_id="evaluate",
-            category="message" if message_type in ("text", "image", "video", "audio", "file") else "custom",
+            category="message"
+            if message_type in ("text", "image", "video", "audio", "file")
+            else "custom",
             message_type=message_type,
             text=text,
             data=None,
@@ -292,7 +321,9 @@ class ModerationService:
             if message.text is None and message.data is None:
                 continue
             view, context, recent = await self.views(message)
-            match = await self.engine.evaluate_rule(rule, view, context=context, sender_recent=recent)
+            match = await self.engine.evaluate_rule(
+                rule, view, context=context, sender_recent=recent
+            )
             if match is not None:
                 hits.append(
                     {

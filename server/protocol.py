@@ -106,7 +106,9 @@ class Ping:
     pass
 
 
-Command = Auth | SendMessage | EditMessage | DeleteMessage | SendReceipt | Typing | FlagMessage | Ping
+Command = (
+    Auth | SendMessage | EditMessage | DeleteMessage | SendReceipt | Typing | FlagMessage | Ping
+)
 
 
 def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool) -> Any:
@@ -130,14 +132,17 @@ def _ident(obj: dict[str, Any], name: str) -> str:
     return value
 
 
-def _choice(obj: dict[str, Any], name: str, choices: frozenset[str], default: str | None = None) -> str:
+def _choice(
+    obj: dict[str, Any], name: str, choices: frozenset[str], default: str | None = None
+) -> str:
     value = _field(obj, name, str, required=default is None)
     if value is None:
         assert default is not None
         return default
     if value not in choices:
         raise BadRequest(
-            f"field '{name}' must be one of {sorted(choices)}", {"field": name, "allowed": sorted(choices)}
+            f"field '{name}' must be one of {sorted(choices)}",
+            {"field": name, "allowed": sorted(choices)},
         )
     return str(value)
 
@@ -192,14 +197,20 @@ def parse_send(obj: dict[str, Any], limits: Limits) -> SendMessage:
             text = check_text(caption, limits) if caption is not None else None
     else:
         if not 1 <= len(message_type) <= 100:
-            raise BadRequest("field 'messageType' must be 1-100 characters", {"field": "messageType"})
+            raise BadRequest(
+                "field 'messageType' must be 1-100 characters", {"field": "messageType"}
+            )
         data = obj.get("data")
         caption = _field(obj, "text", str, required=False)
         text = check_text(caption, limits) if caption is not None else None
     metadata = _field(obj, "metadata", dict, required=False) or {}
     tags_raw = _field(obj, "tags", list, required=False) or []
-    if len(tags_raw) > MAX_TAGS or not all(isinstance(t, str) and 0 < len(t) <= 100 for t in tags_raw):
-        raise BadRequest(f"field 'tags' must be up to {MAX_TAGS} non-empty strings", {"field": "tags"})
+    if len(tags_raw) > MAX_TAGS or not all(
+        isinstance(t, str) and 0 < len(t) <= 100 for t in tags_raw
+    ):
+        raise BadRequest(
+            f"field 'tags' must be up to {MAX_TAGS} non-empty strings", {"field": "tags"}
+        )
     parent_id = _field(obj, "parentId", int, required=False)
     for name, value in (("data", data), ("metadata", metadata)):
         if value is not None and json_size(value) > limits.max_json_bytes:
@@ -228,7 +239,9 @@ def _parse_command(kind: str, obj: dict[str, Any], limits: Limits) -> Command:
     if kind == "auth":
         return Auth(_field(obj, "token", str, required=True))
     if kind == "message.edit":
-        return EditMessage(_message_id(obj), check_text(_field(obj, "text", str, required=True), limits))
+        return EditMessage(
+            _message_id(obj), check_text(_field(obj, "text", str, required=True), limits)
+        )
     if kind == "message.delete":
         return DeleteMessage(_message_id(obj))
     if kind == "receipt":
@@ -242,7 +255,11 @@ def _parse_command(kind: str, obj: dict[str, Any], limits: Limits) -> Command:
     if kind == "message.flag":
         reason = _field(obj, "reason", str, required=True)
         remarks = _field(obj, "remarks", str, required=False) or ""
-        return FlagMessage(_message_id(obj), check_text(reason, limits, "reason"), check_text(remarks, limits, "remarks"))
+        return FlagMessage(
+            _message_id(obj),
+            check_text(reason, limits, "reason"),
+            check_text(remarks, limits, "remarks"),
+        )
     if kind == "ping":
         return Ping()
     raise UnknownType(f"unknown frame type {kind!r}", {"type": kind})
@@ -269,7 +286,9 @@ def parse_frame(text: str, limits: Limits) -> tuple[str | None, Command]:
         raise ProtocolError(exc, frame_id) from exc
 
 
-def encode(event_type: str, body: dict[str, Any] | None = None, *, frame_id: str | None = None) -> str:
+def encode(
+    event_type: str, body: dict[str, Any] | None = None, *, frame_id: str | None = None
+) -> str:
     """One server frame as text."""
     frame: dict[str, Any] = {"type": event_type}
     if frame_id is not None:

@@ -11,7 +11,9 @@ from server.errors import RateLimited
 class RateLimiter:
     """``rate`` sends per second per key, bursts up to ``burst``; ``rate <= 0`` disables it."""
 
-    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._rate = rate
         self._burst = max(1.0, float(burst))
         self._clock = clock

@@ -41,7 +41,9 @@ def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...
 class Session:
     """Serves one WebSocket from accept to close."""
 
-    def __init__(self, ws: WebSocket, chat: ChatService, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, ws: WebSocket, chat: ChatService, settings: Settings, metrics: Metrics
+    ) -> None:
         self.ws = ws
         self.chat = chat
         self.settings = settings
@@ -54,7 +56,9 @@ class Session:
 
     async def run(self) -> None:
         ws = self.ws
-        if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"), self.settings.allowed_origins):
+        if not origin_allowed(
+            ws.headers.get("origin"), ws.headers.get("host"), self.settings.allowed_origins
+        ):
             await ws.close(code=protocol.CLOSE_FORBIDDEN)  # before accept: HTTP 403
             return
         await ws.accept()

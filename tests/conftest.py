@@ -107,7 +107,12 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[type[Se
     """Start extra servers with their own flags; all are stopped at the end of the session."""
     started: list[ServerProcess] = []
 
-    def make(*args: str, env: dict[str, str] | None = None, tls: bool = False, data_dir: Path | None = None) -> ServerProcess:
+    def make(
+        *args: str,
+        env: dict[str, str] | None = None,
+        tls: bool = False,
+        data_dir: Path | None = None,
+    ) -> ServerProcess:
         srv = ServerProcess(
             data_dir=data_dir or tmp_path_factory.mktemp("data") / "d",
             port=free_port(),

@@ -106,7 +106,9 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     return body
 
 
-def get_str(body: dict[str, Any], name: str, *, required: bool = True, default: str | None = None) -> str:
+def get_str(
+    body: dict[str, Any], name: str, *, required: bool = True, default: str | None = None
+) -> str:
     value = body.get(name)
     if value is None:
         if required:

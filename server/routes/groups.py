@@ -27,7 +27,9 @@ def _scope(value: object) -> Scope:
     if value is None:
         return Scope.PARTICIPANT
     if not isinstance(value, str) or value not in MEMBER_SCOPES:
-        raise BadRequest("field 'scope' must be admin, moderator or participant", {"field": "scope"})
+        raise BadRequest(
+            "field 'scope' must be admin, moderator or participant", {"field": "scope"}
+        )
     return Scope.parse(value)
 
 

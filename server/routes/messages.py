@@ -60,7 +60,9 @@ def routes(deps: Deps) -> list[Route]:
         message_id = _message_id(request)
         if request.method == "GET":
             message = await chat.get_message(message_id)
-            if not who.principal.is_staff and not await chat.can_view(who.principal.uid or "", message):
+            if not who.principal.is_staff and not await chat.can_view(
+                who.principal.uid or "", message
+            ):
                 raise NotFound(f"message {message_id} not found", {"messageId": message_id})
             return ok({"message": message.to_json()})
         if request.method == "DELETE":
@@ -79,7 +81,9 @@ def routes(deps: Deps) -> list[Route]:
         if who.user is None:
             raise Forbidden("reports are made by users")
         reason = protocol.check_text(get_str(body, "reason"), chat.limits, "reason")
-        remarks = protocol.check_text(get_str(body, "remarks", required=False), chat.limits, "remarks")
+        remarks = protocol.check_text(
+            get_str(body, "remarks", required=False), chat.limits, "remarks"
+        )
         report = await chat.flag_message(who.user, _message_id(request), reason, remarks)
         return ok(report, 201)
 

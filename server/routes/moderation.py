@@ -7,11 +7,11 @@ import time
 import uuid
 from typing import Any
 
+from moderation.rules import list_to_json, rule_to_json
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from moderation.rules import list_to_json, rule_to_json
 from server.chat import ChatService
 from server.errors import BadRequest, Conflict, NotFound
 from server.models import Message, Moderation, Status
@@ -38,16 +38,22 @@ def _settings_body(body: dict[str, Any], current: dict[str, Any]) -> dict[str, A
     if "contextWindow" in body:
         cw = body["contextWindow"]
         if not isinstance(cw, int) or isinstance(cw, bool) or not 0 <= cw <= 10:
-            raise BadRequest("field 'contextWindow' must be an integer in 0..10", {"field": "contextWindow"})
+            raise BadRequest(
+                "field 'contextWindow' must be an integer in 0..10", {"field": "contextWindow"}
+            )
         out["contextWindow"] = cw
     if "actionOnError" in body:
         if body["actionOnError"] not in ("allow", "block"):
-            raise BadRequest("field 'actionOnError' must be allow or block", {"field": "actionOnError"})
+            raise BadRequest(
+                "field 'actionOnError' must be allow or block", {"field": "actionOnError"}
+            )
         out["actionOnError"] = body["actionOnError"]
     if "timeoutMs" in body:
         t = body["timeoutMs"]
         if not isinstance(t, int) or isinstance(t, bool) or not 50 <= t <= 60_000:
-            raise BadRequest("field 'timeoutMs' must be an integer in 50..60000", {"field": "timeoutMs"})
+            raise BadRequest(
+                "field 'timeoutMs' must be an integer in 50..60000", {"field": "timeoutMs"}
+            )
         out["timeoutMs"] = t
     if "customApi" in body:
         api = body["customApi"]
@@ -59,13 +65,24 @@ def _settings_body(body: dict[str, Any], current: dict[str, Any]) -> dict[str, A
             old = current.get("customApi") or {}
             url = api.get("url")
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise BadRequest("field 'customApi.url' must be an http(s) URL", {"field": "customApi.url"})
+                raise BadRequest(
+                    "field 'customApi.url' must be an http(s) URL", {"field": "customApi.url"}
+                )
             secret = api.get("secret")
             if secret in (None, "", "********"):
                 secret = old.get("secret")
             if secret is not None and not isinstance(secret, str):
-                raise BadRequest("field 'customApi.secret' must be a string", {"field": "customApi.secret"})
-            nested = _settings_body({k: v for k, v in api.items() if k in ("contextWindow", "timeoutMs", "actionOnError")}, {})
+                raise BadRequest(
+                    "field 'customApi.secret' must be a string", {"field": "customApi.secret"}
+                )
+            nested = _settings_body(
+                {
+                    k: v
+                    for k, v in api.items()
+                    if k in ("contextWindow", "timeoutMs", "actionOnError")
+                },
+                {},
+            )
             out["customApi"] = {"url": url, "secret": secret, **nested}
     return out
 
@@ -94,7 +111,9 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
         body.setdefault("id", _slug(str(body.get("name") or "")))
         rule = mod.validate_rule(body)
         try:
-            stored = await mstore.put_rule(rule_to_json(rule), actor=actor_of(who), at=_now(), create=True)
+            stored = await mstore.put_rule(
+                rule_to_json(rule), actor=actor_of(who), at=_now(), create=True
+            )
         except KeyError as exc:
             raise Conflict(f"rule {rule.id!r} already exists", {"ruleId": rule.id}) from exc
         await mod.reload()
@@ -119,7 +138,9 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
         body["id"] = rule_id
         rule = mod.validate_rule(body)
         try:
-            stored = await mstore.put_rule(rule_to_json(rule), actor=actor_of(who), at=_now(), create=False)
+            stored = await mstore.put_rule(
+                rule_to_json(rule), actor=actor_of(who), at=_now(), create=False
+            )
         except LookupError as exc:
             raise NotFound(f"rule {rule_id!r} not found", {"ruleId": rule_id}) from exc
         await mod.reload()
@@ -155,7 +176,9 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
         body.setdefault("id", _slug(str(body.get("name") or "")))
         wl = mod.validate_list(body)
         try:
-            stored = await mstore.put_list(list_to_json(wl), actor=actor_of(who), at=_now(), create=True)
+            stored = await mstore.put_list(
+                list_to_json(wl), actor=actor_of(who), at=_now(), create=True
+            )
         except KeyError as exc:
             raise Conflict(f"list {wl.id!r} already exists", {"listId": wl.id}) from exc
         await mod.reload()
@@ -170,7 +193,9 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
                 raise NotFound(f"list {list_id!r} not found", {"listId": list_id})
             return ok(found)
         if request.method == "DELETE":
-            users = [r.id for r in mod.rules.values() if any(c.list_id == list_id for c in r.conditions)]
+            users = [
+                r.id for r in mod.rules.values() if any(c.list_id == list_id for c in r.conditions)
+            ]
             if users:
                 raise Conflict(f"list {list_id!r} is used by rules {users}", {"rules": users})
             if not await mstore.delete_list(list_id, actor=actor_of(who), at=_now()):
@@ -182,7 +207,9 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
             raise BadRequest("field 'id' does not match the URL", {"field": "id"})
         wl = mod.validate_list({**body, "id": list_id})
         try:
-            stored = await mstore.put_list(list_to_json(wl), actor=actor_of(who), at=_now(), create=False)
+            stored = await mstore.put_list(
+                list_to_json(wl), actor=actor_of(who), at=_now(), create=False
+            )
         except LookupError as exc:
             raise NotFound(f"list {list_id!r} not found", {"listId": list_id}) from exc
         await mod.reload()
@@ -203,7 +230,10 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
         await require_staff(request, chat)
         state = request.query_params.get("state", "review")
         if state not in QUEUE_STATES:
-            raise BadRequest("query parameter 'state' must be one of " + ", ".join(QUEUE_STATES), {"field": "state"})
+            raise BadRequest(
+                "query parameter 'state' must be one of " + ", ".join(QUEUE_STATES),
+                {"field": "state"},
+            )
         limit = query_int(request, "limit", default=100, lo=1, hi=500) or 100
         items: list[dict[str, Any]] = []
         if state == "disapproved":
@@ -219,7 +249,12 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
         return ok({"state": state, "items": items})
 
     async def _item(message: Message, state: str, rule_id: str | None, at: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"message": message.to_json(), "state": state, "ruleId": rule_id, "at": at}
+        out: dict[str, Any] = {
+            "message": message.to_json(),
+            "state": state,
+            "ruleId": rule_id,
+            "at": at,
+        }
         if message.moderation is not None:
             out["moderation"] = message.moderation.to_json()
         if state == "reported":
@@ -243,15 +278,22 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
             await mstore.close_review_in(conn, message.id, decision, actor, at)
 
         target = Status.APPROVED if approve else Status.DISAPPROVED
-        audit = Audit(actor, f"message.{decision}", str(message.id), {"manual": True, "reason": reason})
+        audit = Audit(
+            actor, f"message.{decision}", str(message.id), {"manual": True, "reason": reason}
+        )
         if message.status is target or (approve and message.status is Status.UNMODERATED):
-            await chat.store.write(close)
-            await chat.store.add_audit(audit, at)
+            await mstore.close_review(message.id, decision, actor, at, audit)
             return ok({"message": message.to_json()})
-        moderation = None if approve else Moderation("manual", "Moderator decision", reason or "disapproved by a moderator")
+        moderation = (
+            None
+            if approve
+            else Moderation("manual", "Moderator decision", reason or "disapproved by a moderator")
+        )
         updated = await chat.apply_verdict(message, target, moderation, audit=audit, also=close)
         if updated is None:
-            raise Conflict("the message changed meanwhile; reload and decide again", {"messageId": message.id})
+            raise Conflict(
+                "the message changed meanwhile; reload and decide again", {"messageId": message.id}
+            )
         return ok({"message": updated.to_json()})
 
     async def evaluate(request: Request) -> Response:
@@ -264,7 +306,11 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
         receiver = body.get("receiver")
         receiver_type = get_str(body, "receiverType", required=False, default="user")
         verdict, detections = await mod.evaluate_text(
-            text, message_type, sender, receiver if isinstance(receiver, str) else None, receiver_type
+            text,
+            message_type,
+            sender,
+            receiver if isinstance(receiver, str) else None,
+            receiver_type,
         )
         return ok(
             {
@@ -282,7 +328,12 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
                     ],
                 },
                 "detections": [
-                    {"detector": d.detector, "category": d.category, "confidence": d.confidence, "reason": d.reason}
+                    {
+                        "detector": d.detector,
+                        "category": d.category,
+                        "confidence": d.confidence,
+                        "reason": d.reason,
+                    }
                     for d in detections
                 ],
                 "unavailable": sorted(mod.engine.unavailable_kinds()),

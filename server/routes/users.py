@@ -80,7 +80,9 @@ def routes(deps: Deps) -> list[Route]:
         uid = path_ident(request, "uid")
         body = await read_json(request, settings.max_body_bytes)
         ttl = body.get("ttl")
-        if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or not 1 <= ttl <= 365 * 86400):
+        if ttl is not None and (
+            not isinstance(ttl, int) or isinstance(ttl, bool) or not 1 <= ttl <= 365 * 86400
+        ):
             raise BadRequest("field 'ttl' must be seconds in 1..31536000", {"field": "ttl"})
         token, exp = await chat.issue_token(uid, ttl)
         return ok({"token": token, "expiresAt": exp, "uid": uid}, 201)

@@ -43,10 +43,14 @@ class ModerationStore:
         return [json.loads(r["body"]) for r in rows]
 
     async def rule(self, rule_id: str) -> dict[str, Any] | None:
-        row = await self._store.fetchone("SELECT body FROM rules WHERE id = ? AND deleted_at = 0", (rule_id,))
+        row = await self._store.fetchone(
+            "SELECT body FROM rules WHERE id = ? AND deleted_at = 0", (rule_id,)
+        )
         return json.loads(row["body"]) if row else None
 
-    async def put_rule(self, body: dict[str, Any], *, actor: str, at: int, create: bool) -> dict[str, Any]:
+    async def put_rule(
+        self, body: dict[str, Any], *, actor: str, at: int, create: bool
+    ) -> dict[str, Any]:
         """Insert (``create``) or replace a rule, storing a new revision; returns the stored body.
 
         ``body`` must already be validated; its ``revision``, ``createdAt``, ``updatedAt`` are set here.
@@ -79,7 +83,14 @@ class ModerationStore:
                 (rule_id, revision, text, actor, at),
             )
             await self._store.audit_in(
-                conn, Audit(actor, "rule.create" if create else "rule.update", rule_id, {"revision": revision}), at
+                conn,
+                Audit(
+                    actor,
+                    "rule.create" if create else "rule.update",
+                    rule_id,
+                    {"revision": revision},
+                ),
+                at,
             )
             return stored
 
@@ -102,7 +113,12 @@ class ModerationStore:
             (rule_id,),
         )
         return [
-            {"revision": r["revision"], "actor": r["actor"], "at": r["at"], "rule": json.loads(r["body"])}
+            {
+                "revision": r["revision"],
+                "actor": r["actor"],
+                "at": r["at"],
+                "rule": json.loads(r["body"]),
+            }
             for r in rows
         ]
 
@@ -120,7 +136,9 @@ class ModerationStore:
         row = await self._store.fetchone("SELECT body FROM lists WHERE id = ?", (list_id,))
         return json.loads(row["body"]) if row else None
 
-    async def put_list(self, body: dict[str, Any], *, actor: str, at: int, create: bool) -> dict[str, Any]:
+    async def put_list(
+        self, body: dict[str, Any], *, actor: str, at: int, create: bool
+    ) -> dict[str, Any]:
         list_id = body["id"]
 
         async def op(conn: aiosqlite.Connection) -> dict[str, Any]:
@@ -199,7 +217,8 @@ class ModerationStore:
 
     async def disapproved(self, *, limit: int) -> list[int]:
         rows = await self._store.fetchall(
-            "SELECT id FROM messages WHERE status = 'disapproved' ORDER BY id DESC LIMIT ?", (limit,)
+            "SELECT id FROM messages WHERE status = 'disapproved' ORDER BY id DESC LIMIT ?",
+            (limit,),
         )
         return [r["id"] for r in rows]
 
@@ -211,6 +230,17 @@ class ModerationStore:
             (at, by, decision, message_id),
         )
 
+    async def close_review(
+        self, message_id: int, decision: str, by: str, at: int, audit: Audit
+    ) -> None:
+        """Close a message's open queue items with an audit row (no status change)."""
+
+        async def op(conn: aiosqlite.Connection) -> None:
+            await self.close_review_in(conn, message_id, decision, by, at)
+            await self._store.audit_in(conn, audit, at)
+
+        await self._store.write(op)
+
     # ----------------------------------------------------------------- reports
 
     async def add_report(
@@ -221,9 +251,11 @@ class ModerationStore:
         async def op(conn: aiosqlite.Connection) -> int | None:
             async with conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM reports") as cur:
                 row = await cur.fetchone()
+            assert row is not None
             report_id = int(row[0])
             kid, body = self._store.keyring.seal(
-                _dumps({"reason": reason, "remarks": remarks}).encode(), f"parley:report:{report_id}".encode()
+                _dumps({"reason": reason, "remarks": remarks}).encode(),
+                f"parley:report:{report_id}".encode(),
             )
             cur2 = await conn.execute(
                 "INSERT OR IGNORE INTO reports (id, message_id, reporter, kid, body, at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -233,7 +265,9 @@ class ModerationStore:
                 return None
             await self.enqueue_in(conn, message_id, "reported", None, at)
             await self._store.audit_in(
-                conn, Audit(reporter, "message.report", str(message_id), {"reportId": report_id}), at
+                conn,
+                Audit(reporter, "message.report", str(message_id), {"reportId": report_id}),
+                at,
             )
             return report_id
 
@@ -251,10 +285,13 @@ class ModerationStore:
 
     async def reports_for(self, message_id: int) -> list[dict[str, Any]]:
         rows = await self._store.fetchall(
-            "SELECT id, reporter, kid, body, at FROM reports WHERE message_id = ? ORDER BY id", (message_id,)
+            "SELECT id, reporter, kid, body, at FROM reports WHERE message_id = ? ORDER BY id",
+            (message_id,),
         )
         out = []
         for r in rows:
-            content = json.loads(self._store.keyring.open(r["kid"], r["body"], f"parley:report:{r['id']}".encode()))
+            content = json.loads(
+                self._store.keyring.open(r["kid"], r["body"], f"parley:report:{r['id']}".encode())
+            )
             out.append({"id": r["id"], "reporter": r["reporter"], "at": r["at"], **content})
         return out

@@ -88,12 +88,14 @@ class SqliteStore:
         await self._reader.execute("PRAGMA query_only=ON")
         async with self._writer.execute("SELECT COALESCE(MAX(id), 0) FROM messages") as cur:
             row = await cur.fetchone()
+        assert row is not None
         self._next_id = int(row[0]) + 1
         self._task = asyncio.create_task(self._run_writer(), name="sqlite-writer")
 
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
         async with conn.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
+        assert row is not None
         version = int(row[0])
         for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
             await conn.execute("BEGIN IMMEDIATE")
@@ -218,7 +220,9 @@ class SqliteStore:
         """Write an audit row inside an op's transaction."""
         await self._audit(conn, audit, at)
 
-    def _seal(self, message_id: int, conversation_id: str, content: dict[str, Any]) -> tuple[str, bytes]:
+    def _seal(
+        self, message_id: int, conversation_id: str, content: dict[str, Any]
+    ) -> tuple[str, bytes]:
         return self._keyring.seal(_dumps(content).encode(), _aad(message_id, conversation_id))
 
     def _row_to_message(self, row: sqlite3.Row) -> Message:
@@ -330,7 +334,9 @@ class SqliteStore:
                     (uid, uid),
                 )
                 await conn.execute("DELETE FROM messages WHERE sender = ?", (uid,))
-                await conn.execute("DELETE FROM blocks WHERE blocker = ? OR blocked = ?", (uid, uid))
+                await conn.execute(
+                    "DELETE FROM blocks WHERE blocker = ? OR blocked = ?", (uid, uid)
+                )
                 await conn.execute("DELETE FROM bans WHERE uid = ?", (uid,))
                 await conn.execute("DELETE FROM users WHERE uid = ?", (uid,))
             else:
@@ -451,7 +457,9 @@ class SqliteStore:
 
     async def remove_block(self, blocker: str, uid: str) -> None:
         async def op(conn: aiosqlite.Connection) -> None:
-            await conn.execute("DELETE FROM blocks WHERE blocker = ? AND blocked = ?", (blocker, uid))
+            await conn.execute(
+                "DELETE FROM blocks WHERE blocker = ? AND blocked = ?", (blocker, uid)
+            )
 
         await self.write(op)
 
@@ -526,19 +534,28 @@ class SqliteStore:
         return self._row_to_message(row) if row else None
 
     async def history(
-        self, conversation_id: str, *, before: int | None, limit: int, viewer: str
+        self, conversation_id: str, *, before: int | None, limit: int, viewer: str | None
     ) -> list[Message]:
         """Newest ``limit`` messages below ``before`` that ``viewer`` may see, oldest first.
 
         Receivers see only deliverable messages; the sender also sees its pending and
-        disapproved ones.
+        disapproved ones; ``viewer=None`` (staff) sees everything.
         """
-        rows = await self.fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id < ?"
-            " AND (status IN ('unmoderated', 'approved') OR sender = ?)"
-            " ORDER BY id DESC LIMIT ?",
-            (conversation_id, before if before is not None else 2**62, viewer, limit),
-        )
+        upper = before if before is not None else 2**62
+        if viewer is None:
+            sql = (
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id < ?"
+                " ORDER BY id DESC LIMIT ?"
+            )
+            params: tuple[Any, ...] = (conversation_id, upper, limit)
+        else:
+            sql = (
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id < ?"
+                " AND (status IN ('unmoderated', 'approved') OR sender = ?)"
+                " ORDER BY id DESC LIMIT ?"
+            )
+            params = (conversation_id, upper, viewer, limit)
+        rows = await self.fetchall(sql, params)
         return [self._row_to_message(r) for r in reversed(rows)]
 
     async def recent(self, conversation_id: str, *, before: int, limit: int) -> list[Message]:
@@ -561,10 +578,14 @@ class SqliteStore:
 
     async def update_content(self, message: Message, *, status: Status, at: int) -> Message:
         """Store edited content with a new revision (any pending verdict for the old text is void)."""
-        updated = _replace_message(message, status=status, edited_at=at, updated_at=at, rev=message.rev + 1)
+        updated = _replace_message(
+            message, status=status, edited_at=at, updated_at=at, rev=message.rev + 1
+        )
 
         async def op(conn: aiosqlite.Connection) -> None:
-            kid, body = self._seal(message.id, message.conversation_id, self._content(updated, None))
+            kid, body = self._seal(
+                message.id, message.conversation_id, self._content(updated, None)
+            )
             await conn.execute(
                 "UPDATE messages SET kid = ?, body = ?, edited_at = ?, updated_at = ?, status = ?,"
                 " rev = rev + 1 WHERE id = ?",
@@ -577,11 +598,19 @@ class SqliteStore:
     async def mark_deleted(self, message: Message, at: int) -> Message:
         """Soft-delete: the row stays for ordering and receipts, its content is erased."""
         updated = _replace_message(
-            message, text=None, data=None, metadata={}, attachment=None, deleted_at=at, updated_at=at
+            message,
+            text=None,
+            data=None,
+            metadata={},
+            attachment=None,
+            deleted_at=at,
+            updated_at=at,
         )
 
         async def op(conn: aiosqlite.Connection) -> None:
-            kid, body = self._seal(message.id, message.conversation_id, self._content(updated, None))
+            kid, body = self._seal(
+                message.id, message.conversation_id, self._content(updated, None)
+            )
             await conn.execute(
                 "UPDATE messages SET kid = ?, body = ?, deleted_at = ?, updated_at = ? WHERE id = ?",
                 (kid, body, at, at, message.id),
@@ -607,7 +636,9 @@ class SqliteStore:
         updated = _replace_message(message, status=status, moderation=moderation, updated_at=at)
 
         async def op(conn: aiosqlite.Connection) -> bool:
-            kid, body = self._seal(message.id, message.conversation_id, self._content(updated, moderation))
+            kid, body = self._seal(
+                message.id, message.conversation_id, self._content(updated, moderation)
+            )
             cur = await conn.execute(
                 "UPDATE messages SET status = ?, kid = ?, body = ?, updated_at = ?"
                 " WHERE id = ? AND rev = ? AND status = ? AND deleted_at = 0",
@@ -655,7 +686,9 @@ class SqliteStore:
         rows = await self.fetchall(
             "SELECT message_id, type, at FROM receipts WHERE uid = ? ORDER BY message_id", (uid,)
         )
-        return [{"messageId": r["message_id"], "receiptType": r["type"], "at": r["at"]} for r in rows]
+        return [
+            {"messageId": r["message_id"], "receiptType": r["type"], "at": r["at"]} for r in rows
+        ]
 
     # ----------------------------------------------------------------- audit
 
@@ -670,7 +703,9 @@ class SqliteStore:
             "SELECT * FROM audit WHERE at >= ? ORDER BY id LIMIT ?", (since, limit)
         )
         return [
-            AuditEntry(r["id"], r["at"], r["actor"], r["action"], r["target"], json.loads(r["details"]))
+            AuditEntry(
+                r["id"], r["at"], r["actor"], r["action"], r["target"], json.loads(r["details"])
+            )
             for r in rows
         ]
 
