@@ -63,7 +63,7 @@ class Session:
             return
         await ws.accept()
         try:
-            user = await self._authenticate()
+            authenticated = await self._authenticate()
         except ClientError as exc:
             code = protocol.CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else protocol.CLOSE_AUTH
             await self._send_now(protocol.error_frame(exc))
@@ -71,15 +71,16 @@ class Session:
             return
         except WebSocketDisconnect:
             return
-        if user is None:
+        if authenticated is None:
             return
+        user, auth_frame_id = authenticated
         self.user = user
         conn = Connection(user.uid, queue_size=self.settings.send_queue_size, close=self.close)
         self.conn = conn
         self.chat.hub.register(conn)
         self.metrics.connections.inc()
         self._writer = asyncio.create_task(self._write_loop(conn), name=f"ws-writer-{conn.id}")
-        conn.push(protocol.encode("auth.ok", {"user": user.to_json()}))
+        conn.push(protocol.encode("auth.ok", {"user": user.to_json()}, frame_id=auth_frame_id))
         try:
             await self._read_loop(user, conn)
         finally:
@@ -89,7 +90,7 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
 
-    async def _authenticate(self) -> User | None:
+    async def _authenticate(self) -> tuple[User, str | None] | None:
         token = bearer_token(self.ws.headers)
         frame_id: str | None = None
         if token is None:
@@ -110,7 +111,7 @@ class Session:
             if not isinstance(command, protocol.Auth):
                 raise AuthRequired("the first frame must be auth")
             token = command.token
-        return await self.chat.authenticate(token)
+        return await self.chat.authenticate(token), frame_id
 
     async def _read_loop(self, user: User, conn: Connection) -> None:
         while not self._closing:

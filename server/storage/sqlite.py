@@ -61,7 +61,7 @@ class SqliteStore:
         self._keyring = keyring
         self._synchronous = synchronous
         self._batch_max = batch_max
-        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]]] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]] | None] = asyncio.Queue(queue_size)
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -112,10 +112,8 @@ class SqliteStore:
 
     async def close(self) -> None:
         if self._task is not None:
-            # Let queued writes finish: they may already have been promised to clients.
-            while not self._queue.empty():
-                await asyncio.sleep(0.01)
-            self._task.cancel()
+            # Queued writes may already be promised to clients: the writer drains them first.
+            await self._queue.put(None)
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         for conn in (self._writer, self._reader):
@@ -135,9 +133,17 @@ class SqliteStore:
         assert self._writer is not None
         conn = self._writer
         while True:
-            batch = [await self._queue.get()]
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
             while len(batch) < self._batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+                item = self._queue.get_nowait()
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
             try:
                 await self._commit_batch(conn, batch)
             except asyncio.CancelledError:
@@ -150,6 +156,8 @@ class SqliteStore:
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(RuntimeError("storage write failed"))
+            if stop:
+                return
 
     async def _commit_batch(
         self, conn: aiosqlite.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
