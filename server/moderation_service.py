@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
+
 from moderation.defaults import default_lists, default_rules
 from moderation.engine import Engine
 from moderation.errors import RuleError
 from moderation.pipeline import Pipeline
 from moderation.rules import Rule, WordList, parse_list, parse_rule
 from moderation.types import Action, MessageView, ReceiverView, UserView, Verdict, VerdictStatus
-
 from server.auth import Principal, Role
 from server.errors import BadRequest
 from server.metrics import Metrics

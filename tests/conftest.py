@@ -69,9 +69,11 @@ class ServerProcess:
             *self.args,
         ]
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
-        log = self.log_path.open("ab")
         env = {**os.environ, **self.env}
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

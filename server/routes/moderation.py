@@ -7,11 +7,11 @@ import time
 import uuid
 from typing import Any
 
-from moderation.rules import list_to_json, rule_to_json
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from moderation.rules import list_to_json, rule_to_json
 from server.chat import ChatService
 from server.errors import BadRequest, Conflict, NotFound
 from server.models import Message, Moderation, Status

@@ -61,7 +61,9 @@ class SqliteStore:
         self._keyring = keyring
         self._synchronous = synchronous
         self._batch_max = batch_max
-        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]] | None] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]] | None] = asyncio.Queue(
+            queue_size
+        )
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._task: asyncio.Task[None] | None = None

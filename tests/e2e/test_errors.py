@@ -214,9 +214,9 @@ async def test_invalid_utf8_closes_1007(world: World) -> None:
         await ws.send(json.dumps({"type": "auth", "token": token}))
         assert (await recv_json(ws))["type"] == "auth.ok"
         # A text frame whose payload is not UTF-8: write the raw frame on the transport.
-        from websockets.frames import OP_TEXT, Frame
+        from websockets.frames import Frame, Opcode
 
-        ws.protocol.send_frame(Frame(OP_TEXT, b'{"type":"ping","x":"\xff\xfe"}'))
+        ws.protocol.send_frame(Frame(Opcode.TEXT, b'{"type":"ping","x":"\xff\xfe"}'))
         ws.send_data()  # type: ignore[attr-defined]
         assert await closed_with(ws) == 1007
 

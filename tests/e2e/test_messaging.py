@@ -137,9 +137,9 @@ async def test_group_message_fans_out_to_members_only(world: World) -> None:
     owner, m1, m2, outsider = [await world.user(p) for p in ("own", "m1", "m2", "out")]
     guid = unique("g")
     await world.rest.create_group(guid, "Group", type="public", owner=owner)
+    o, c1, c2, x = [await world.connect(u) for u in (owner, m1, m2, outsider)]
     for uid in (m1, m2):
         await world.rest.add_member(guid, uid)
-    o, c1, c2, x = [await world.connect(u) for u in (owner, m1, m2, outsider)]
     await c1.next_event("group.member", predicate=lambda e: e.data["uid"] == m2)
     sent = await o.send_text(guid, "hello group", receiver_type="group")
     assert sent["conversationId"] == f"group_{guid}"

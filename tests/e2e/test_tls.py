@@ -19,7 +19,7 @@ async def test_https_and_wss_with_generated_cert(
     assert crt.exists() and key.exists()
     assert (key.stat().st_mode & 0o077) == 0
     ctx = ssl.create_default_context(cafile=str(crt))
-    async with RestClient(srv.url, api_key=srv.api_key, verify=str(crt)) as rest:
+    async with RestClient(srv.url, api_key=srv.api_key, verify=ctx) as rest:
         await rest.create_user("tls-a", "A")
         await rest.create_user("tls-b", "B")
         async with (

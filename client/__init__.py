@@ -1,0 +1,1 @@
+"""Parley clients: the async Python SDK (``client.sdk``) and the static web clients (``client.web``)."""

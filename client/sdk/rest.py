@@ -1,0 +1,306 @@
+"""The REST half of the SDK: thin async wrappers over ``/api/v1`` (httpx)."""
+
+from __future__ import annotations
+
+import ssl
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from client.sdk.errors import ServerError
+
+
+class RestClient:
+    """Calls ``/api/v1`` with the app's API key (server to server) or a user's JWT.
+
+    Every method returns the decoded JSON body; a non-2xx answer raises
+    :class:`ServerError` with the server's ``code``, ``message``, ``details`` and status.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        token: str | None = None,
+        verify: ssl.SSLContext | bool = True,
+        timeout: float = 30.0,
+    ) -> None:
+        headers: dict[str, str] = {}
+        if api_key is not None:
+            headers["X-API-Key"] = api_key
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/api/v1",
+            headers=headers,
+            verify=verify,
+            timeout=timeout,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> RestClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        response = await self._http.request(method, path, json=json, params=params)
+        if response.status_code >= 400:
+            try:
+                body: object = response.json()
+            except ValueError:
+                body = response.text
+            raise ServerError.from_body(body, status=response.status_code)
+        if not response.content:
+            return None
+        return response.json()
+
+    # ------------------------------------------------------------------ users and privacy
+
+    async def create_user(
+        self,
+        uid: str,
+        name: str,
+        *,
+        role: str = "user",
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "uid": uid,
+            "name": name,
+            "role": role,
+            "tags": tags or [],
+            "metadata": metadata or {},
+        }
+        result: dict[str, Any] = await self.request("POST", "/users", json=body)
+        return result
+
+    async def get_user(self, uid: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", f"/users/{uid}")
+        return result
+
+    async def update_user(self, uid: str, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("PATCH", f"/users/{uid}", json=fields)
+        return result
+
+    async def delete_user(self, uid: str, *, erase: bool = False) -> Any:
+        params = {"erase": "true"} if erase else None
+        return await self.request("DELETE", f"/users/{uid}", params=params)
+
+    async def issue_token(self, uid: str, *, ttl: int | None = None) -> str:
+        body = {} if ttl is None else {"ttl": ttl}
+        result = await self.request("POST", f"/users/{uid}/tokens", json=body)
+        return str(result["token"])
+
+    async def export_user(self, uid: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", f"/users/{uid}/export")
+        return result
+
+    # ------------------------------------------------------------------ blocking (as a user)
+
+    async def blocked_users(self) -> list[str]:
+        result = await self.request("GET", "/me/blocked-users")
+        return list(result["uids"])
+
+    async def block(self, *uids: str) -> list[str]:
+        result = await self.request("POST", "/me/blocked-users", json={"uids": list(uids)})
+        return list(result["uids"])
+
+    async def unblock(self, uid: str) -> list[str]:
+        result = await self.request("DELETE", f"/me/blocked-users/{uid}")
+        return list(result["uids"])
+
+    # ------------------------------------------------------------------ groups
+
+    async def create_group(
+        self,
+        guid: str,
+        name: str,
+        *,
+        type: str = "public",
+        tags: list[str] | None = None,
+        owner: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"guid": guid, "name": name, "type": type, "tags": tags or []}
+        if owner is not None:
+            body["owner"] = owner
+        result: dict[str, Any] = await self.request("POST", "/groups", json=body)
+        return result
+
+    async def get_group(self, guid: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", f"/groups/{guid}")
+        return result
+
+    async def add_member(
+        self, guid: str, uid: str, *, scope: str = "participant"
+    ) -> dict[str, Any]:
+        body = {"uid": uid, "scope": scope}
+        result: dict[str, Any] = await self.request("POST", f"/groups/{guid}/members", json=body)
+        return result
+
+    async def set_scope(self, guid: str, uid: str, scope: str) -> dict[str, Any]:
+        path = f"/groups/{guid}/members/{uid}"
+        result: dict[str, Any] = await self.request("PATCH", path, json={"scope": scope})
+        return result
+
+    async def kick(self, guid: str, uid: str) -> Any:
+        return await self.request("DELETE", f"/groups/{guid}/members/{uid}")
+
+    async def ban(self, guid: str, uid: str, *, reason: str = "") -> Any:
+        return await self.request(
+            "POST", f"/groups/{guid}/bans", json={"uid": uid, "reason": reason}
+        )
+
+    async def unban(self, guid: str, uid: str) -> Any:
+        return await self.request("DELETE", f"/groups/{guid}/bans/{uid}")
+
+    # ------------------------------------------------------------------ messages
+
+    async def history_page(
+        self, conversation_id: str, *, before: int | None = None, limit: int = 50
+    ) -> dict[str, Any]:
+        """One page, newest first: ``{"messages": [...], "hasMore": bool}``."""
+        params: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        path = f"/conversations/{conversation_id}/messages"
+        result: dict[str, Any] = await self.request("GET", path, params=params)
+        return result
+
+    async def history(
+        self, conversation_id: str, *, before: int | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """The messages of one page (see :meth:`history_page`)."""
+        page = await self.history_page(conversation_id, before=before, limit=limit)
+        return list(page["messages"])
+
+    async def send_message(self, **body: Any) -> dict[str, Any]:
+        """``POST /messages``; with the API key, ``sender`` names the acting user."""
+        result = await self.request("POST", "/messages", json=body)
+        return dict(result["message"])
+
+    async def get_message(self, message_id: int) -> dict[str, Any]:
+        return dict((await self.request("GET", f"/messages/{message_id}"))["message"])
+
+    async def flag_message(self, message_id: int, reason: str, remarks: str = "") -> dict[str, Any]:
+        body = {"reason": reason, "remarks": remarks}
+        result: dict[str, Any] = await self.request(
+            "POST", f"/messages/{message_id}/flag", json=body
+        )
+        return result
+
+    # ------------------------------------------------------------------ moderation
+
+    async def list_rules(self) -> list[dict[str, Any]]:
+        return list((await self.request("GET", "/moderation/rules"))["rules"])
+
+    async def get_rule(self, rule_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", f"/moderation/rules/{rule_id}")
+        return result
+
+    async def create_rule(self, rule: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("POST", "/moderation/rules", json=rule)
+        return result
+
+    async def update_rule(self, rule_id: str, rule: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "PUT", f"/moderation/rules/{rule_id}", json=rule
+        )
+        return result
+
+    async def delete_rule(self, rule_id: str) -> Any:
+        return await self.request("DELETE", f"/moderation/rules/{rule_id}")
+
+    async def rule_revisions(self, rule_id: str) -> dict[str, Any]:
+        path = f"/moderation/rules/{rule_id}/revisions"
+        result: dict[str, Any] = await self.request("GET", path)
+        return result
+
+    async def dry_run(self, rule_id: str, *, days: int = 7) -> dict[str, Any]:
+        path = f"/moderation/rules/{rule_id}/dry-run"
+        result: dict[str, Any] = await self.request("POST", path, json={"days": days})
+        return result
+
+    async def list_lists(self) -> list[dict[str, Any]]:
+        return list((await self.request("GET", "/moderation/lists"))["lists"])
+
+    async def get_list(self, list_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", f"/moderation/lists/{list_id}")
+        return result
+
+    async def create_list(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("POST", "/moderation/lists", json=body)
+        return result
+
+    async def update_list(self, list_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "PUT", f"/moderation/lists/{list_id}", json=body
+        )
+        return result
+
+    async def delete_list(self, list_id: str) -> Any:
+        return await self.request("DELETE", f"/moderation/lists/{list_id}")
+
+    async def get_settings(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", "/moderation/settings")
+        return result
+
+    async def put_settings(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("PUT", "/moderation/settings", json=body)
+        return result
+
+    async def queue(self, state: str = "review") -> dict[str, Any]:
+        """``{"state", "items"}`` of the review queue in ``state``."""
+        result: dict[str, Any] = await self.request(
+            "GET", "/moderation/queue", params={"state": state}
+        )
+        return result
+
+    async def approve(self, message_id: int) -> dict[str, Any]:
+        path = f"/moderation/messages/{message_id}/approve"
+        return dict((await self.request("POST", path, json={}))["message"])
+
+    async def disapprove(self, message_id: int, *, reason: str = "") -> dict[str, Any]:
+        path = f"/moderation/messages/{message_id}/disapprove"
+        return dict((await self.request("POST", path, json={"reason": reason}))["message"])
+
+    async def evaluate(
+        self,
+        text: str,
+        *,
+        message_type: str = "text",
+        sender: str | None = None,
+        receiver: str | None = None,
+        receiver_type: str = "user",
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"text": text, "messageType": message_type}
+        body["receiverType"] = receiver_type
+        if sender is not None:
+            body["sender"] = sender
+        if receiver is not None:
+            body["receiver"] = receiver
+        result: dict[str, Any] = await self.request("POST", "/moderation/evaluate", json=body)
+        return result
+
+    async def audit(self, *, since: int = 0) -> dict[str, Any]:
+        """``{"entries": [...]}`` of the audit log from ``since`` (Unix seconds)."""
+        result: dict[str, Any] = await self.request("GET", "/audit", params={"since": since})
+        return result

@@ -1,0 +1,993 @@
+// Parley demo chat client. Plain ES module, no dependencies, no build step.
+// Every piece of user-supplied text is rendered with textContent, never innerHTML.
+
+const $ = (id) => document.getElementById(id);
+
+// ------------------------------------------------------------------ small helpers
+
+/** Create an element; string/number children become text nodes (never parsed as HTML). */
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+    else if (key in node && typeof value !== "string") node[key] = value;
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function toast(code, message, details, kind = "error") {
+  const box = el("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status", title: "Dismiss" });
+  if (code) box.append(el("span", { class: "code", text: code }));
+  box.append(el("span", { text: message || "" }));
+  if (details && typeof details === "object" && Object.keys(details).length) {
+    box.append(el("div", { class: "details", text: JSON.stringify(details) }));
+  }
+  box.addEventListener("click", () => box.remove());
+  $("toasts").append(box);
+  setTimeout(() => box.remove(), kind === "error" ? 8000 : 4000);
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = (body && body.code) || `HTTP_${status}`;
+    this.details = (body && body.details) || {};
+  }
+}
+
+async function api(method, path, { body, apiKey, token } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (apiKey) headers["X-API-Key"] = apiKey;
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (err) {
+    throw new ApiError(0, { code: "ERR_NETWORK", message: String(err.message || err) });
+  }
+  let data = null;
+  const text = await res.text();
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = { message: text.slice(0, 300) }; }
+  }
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+function showApiError(err) {
+  if (err instanceof ApiError) toast(err.code, err.message, err.details);
+  else toast("ERROR", String(err && err.message ? err.message : err));
+}
+
+function randomId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The `sub` claim of a JWT, without verifying it (the server does that). */
+function jwtSubject(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const json = atob(part + "===".slice((part.length + 3) % 4));
+    const sub = JSON.parse(json).sub;
+    return typeof sub === "string" ? sub : null;
+  } catch {
+    return null;
+  }
+}
+
+function formatTime(seconds) {
+  if (!seconds) return "";
+  const d = new Date(seconds * 1000);
+  const today = new Date();
+  const sameDay = d.toDateString() === today.toDateString();
+  return sameDay
+    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+}
+
+function safeUrl(url) {
+  if (typeof url !== "string") return null;
+  try {
+    const u = new URL(url, location.href);
+    return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
+const ID_RE = /^[A-Za-z0-9_-]{1,100}$/;
+
+/** `<uidA>_user_<uidB>` with the uids sorted by plain string comparison, or `group_<guid>`. */
+function conversationId(me, kind, peer) {
+  if (kind === "group") return `group_${peer}`;
+  const [a, b] = me < peer ? [me, peer] : [peer, me];
+  return `${a}_user_${b}`;
+}
+
+// ------------------------------------------------------------------ state
+
+const state = {
+  token: null,
+  me: null, // uid
+  user: null, // from auth.ok
+  ws: null,
+  online: false,
+  stopped: true, // true after logout: no reconnects
+  reconnectDelay: 1000,
+  reconnectTimer: null,
+  pingTimer: null,
+  seq: 0,
+  frames: new Map(), // frame id -> {type, muid?, at}
+  convs: new Map(), // cid -> conversation
+  active: null, // cid
+  receipts: new Map(), // message id -> "delivered" | "read"
+  moderation: new Map(), // message id -> {ruleId, ruleName, reason}
+  receiptsSent: new Set(), // `${id}:${type}`
+  typingIn: new Map(), // cid -> Map(uid -> timer)
+  typingOut: { cid: null, timer: null },
+  blocked: new Set(),
+  convsLoadedFor: null,
+};
+
+function nextFrameId(prefix = "c") {
+  state.seq += 1;
+  return `${prefix}-${state.seq}`;
+}
+
+function newConv(kind, peer, title) {
+  return {
+    cid: conversationId(state.me, kind, peer),
+    kind,
+    peer,
+    title: title || peer,
+    sub: "",
+    messages: new Map(), // id -> message
+    local: new Map(), // muid -> local (not yet stored) message
+    loaded: false,
+    loading: false,
+    hasMore: false,
+    unread: 0,
+  };
+}
+
+function storageKey() {
+  return `parley.convs.${state.me}`;
+}
+
+function saveConvs() {
+  if (!state.me) return;
+  const list = Array.from(state.convs.values(), (c) => ({ kind: c.kind, peer: c.peer, title: c.title }));
+  try { localStorage.setItem(storageKey(), JSON.stringify(list)); } catch { /* storage full or disabled */ }
+}
+
+function loadConvs() {
+  if (!state.me || state.convsLoadedFor === state.me) return;
+  state.convsLoadedFor = state.me;
+  state.convs.clear();
+  let list = [];
+  try { list = JSON.parse(localStorage.getItem(storageKey()) || "[]"); } catch { list = []; }
+  for (const item of Array.isArray(list) ? list : []) {
+    if (!item || !ID_RE.test(item.peer || "") || !["user", "group"].includes(item.kind)) continue;
+    const conv = newConv(item.kind, item.peer, typeof item.title === "string" ? item.title : item.peer);
+    state.convs.set(conv.cid, conv);
+  }
+  renderConvList();
+}
+
+function ensureConv(kind, peer, title) {
+  const cid = conversationId(state.me, kind, peer);
+  let conv = state.convs.get(cid);
+  if (!conv) {
+    conv = newConv(kind, peer, title);
+    state.convs.set(cid, conv);
+    saveConvs();
+    renderConvList();
+  }
+  return conv;
+}
+
+function convOfMessage(m) {
+  if (m.receiverType === "group") return ensureConv("group", m.receiver);
+  const peer = m.sender === state.me ? m.receiver : m.sender;
+  return ensureConv("user", peer);
+}
+
+// ------------------------------------------------------------------ WebSocket
+
+function setConnState(kind, text) {
+  $("conn-dot").className = `status-dot ${kind}`;
+  $("conn-text").textContent = text;
+}
+
+function wsSend(frame) {
+  const ws = state.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN || !state.online) return false;
+  ws.send(JSON.stringify(frame));
+  return true;
+}
+
+function connect() {
+  clearTimeout(state.reconnectTimer);
+  if (state.stopped) return;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  setConnState("connecting", "connecting…");
+  let ws;
+  try {
+    ws = new WebSocket(`${scheme}//${location.host}/ws`);
+  } catch (err) {
+    toast("ERR_NETWORK", String(err.message || err));
+    scheduleReconnect();
+    return;
+  }
+  state.ws = ws;
+  ws.addEventListener("open", () => {
+    ws.send(JSON.stringify({ type: "auth", id: nextFrameId("auth"), token: state.token }));
+  });
+  ws.addEventListener("message", (event) => {
+    if (typeof event.data !== "string") return;
+    let frame;
+    try { frame = JSON.parse(event.data); } catch { return; }
+    if (frame && typeof frame === "object") handleFrame(frame);
+  });
+  ws.addEventListener("close", (event) => {
+    if (state.ws !== ws) return;
+    state.online = false;
+    state.ws = null;
+    clearInterval(state.pingTimer);
+    if (state.stopped) return;
+    if (event.code === 4401 || event.code === 4403) {
+      toast(
+        event.code === 4401 ? "ERR_AUTH_INVALID" : "ERR_FORBIDDEN",
+        event.code === 4401 ? "The server rejected the token; sign in again." : "This user is deleted or banned.",
+      );
+      logout();
+      return;
+    }
+    setConnState("offline", `disconnected (${event.code}), retrying…`);
+    scheduleReconnect();
+  });
+}
+
+function scheduleReconnect() {
+  clearTimeout(state.reconnectTimer);
+  const delay = state.reconnectDelay;
+  state.reconnectDelay = Math.min(state.reconnectDelay * 2, 30000);
+  state.reconnectTimer = setTimeout(connect, delay + Math.random() * 500);
+}
+
+function handleFrame(f) {
+  const pending = f.id ? state.frames.get(f.id) : undefined;
+  if (f.id && f.type !== "error") state.frames.delete(f.id);
+  switch (f.type) {
+    case "auth.ok": return onAuthOk(f.user);
+    case "message.sent":
+    case "message":
+      if (f.message) onMessage(f.message, f.type === "message");
+      return;
+    case "message.moderated":
+      if (f.message) onModerated(f.message, f.moderation);
+      return;
+    case "message.edited":
+    case "message.deleted":
+      if (f.message) upsertMessage(f.message);
+      return;
+    case "receipt": return onReceipt(f);
+    case "typing": return onTyping(f);
+    case "message.flagged":
+      toast("", "Thanks, the message was reported to the moderators.", null, "info");
+      return;
+    case "group.member":
+      onGroupMember(f);
+      return;
+    case "error": return onError(f, pending);
+    case "pong": return;
+    default: return; // unknown frames are ignored: the server may add types
+  }
+}
+
+function onAuthOk(user) {
+  state.online = true;
+  state.reconnectDelay = 1000;
+  state.user = user || null;
+  if (user && user.uid) state.me = user.uid;
+  loadConvs();
+  $("me").textContent = state.user && state.user.name && state.user.name !== state.me
+    ? `${state.user.name} (${state.me})` : state.me || "";
+  setConnState("online", "connected");
+  clearInterval(state.pingTimer);
+  state.pingTimer = setInterval(() => wsSend({ type: "ping" }), 25000);
+  refreshBlocked();
+  // Anything we missed while offline: reload the latest page of every loaded conversation.
+  for (const conv of state.convs.values()) {
+    if (conv.loaded) loadHistory(conv, { refresh: true });
+  }
+  if (state.active) {
+    const conv = state.convs.get(state.active);
+    if (conv && !conv.loaded) loadHistory(conv);
+  }
+  // Resend sends that never got their message.sent (muid keeps this idempotent).
+  for (const conv of state.convs.values()) {
+    for (const local of conv.local.values()) {
+      if (local.status === "sending") sendFrameFor(conv, local);
+    }
+  }
+}
+
+function onError(f, pending) {
+  if (f.id) state.frames.delete(f.id);
+  const id = typeof f.id === "string" ? f.id : "";
+  // Receipts and typing are fire-and-forget; their errors (e.g. a block) are not worth a toast.
+  if (id.startsWith("r-") || id.startsWith("t-")) {
+    console.debug("parley:", f.code, f.message);
+    return;
+  }
+  if (pending && pending.type === "message.send") {
+    for (const conv of state.convs.values()) {
+      const local = conv.local.get(pending.muid);
+      if (local) {
+        local.status = "failed";
+        local.error = `${f.code}: ${f.message}`;
+        if (conv.cid === state.active) renderMessages();
+      }
+    }
+  }
+  let message = f.message || "";
+  if (f.code === "ERR_RATE_LIMITED" && f.details && f.details.retryAfterMs) {
+    message += ` (retry in ${Math.ceil(f.details.retryAfterMs / 1000)} s)`;
+  }
+  toast(f.code || "ERROR", message, f.details);
+}
+
+function onGroupMember(f) {
+  const concernsMe = f.uid === state.me;
+  const cid = `group_${f.guid}`;
+  if (concernsMe && ["kicked", "banned"].includes(f.action)) {
+    toast("", `You were ${f.action} from ${f.guid}${f.by ? ` by ${f.by}` : ""}.`, null, "info");
+  }
+  const conv = state.convs.get(cid);
+  if (conv) fetchGroupInfo(conv).then(() => cid === state.active && renderHeader());
+}
+
+// ------------------------------------------------------------------ messages
+
+function isDeliverable(m) {
+  return m.moderationStatus === "approved" || m.moderationStatus === "unmoderated";
+}
+
+function upsertMessage(m, { render = true } = {}) {
+  if (!m || typeof m.id !== "number") return null;
+  const conv = convOfMessage(m);
+  const existing = conv.messages.get(m.id);
+  if (!existing || (m.updatedAt || 0) >= (existing.updatedAt || 0)) conv.messages.set(m.id, m);
+  if (m.moderation && typeof m.moderation === "object") state.moderation.set(m.id, m.moderation);
+  if (m.muid && m.sender === state.me) conv.local.delete(m.muid);
+  if (render && conv.cid === state.active) renderMessages();
+  return conv;
+}
+
+function onMessage(m, live) {
+  if (typeof m.id !== "number" || typeof m.sender !== "string" || typeof m.receiver !== "string") return;
+  const isNew = !convOfMessage(m).messages.has(m.id);
+  const conv = upsertMessage(m);
+  if (!conv || !live || m.sender === state.me) return;
+  if (isNew) stopTypingIndicator(conv.cid, m.sender);
+  const visible = conv.cid === state.active && document.visibilityState === "visible";
+  if (!visible) {
+    if (isNew) conv.unread += 1;
+    sendReceipt(m.id, "delivered");
+    renderConvList();
+  }
+  // When visible, renderMessages() has already sent the read receipt.
+}
+
+function onModerated(m, moderation) {
+  if (moderation && typeof moderation === "object") state.moderation.set(m.id, moderation);
+  upsertMessage(m);
+  if (m.moderationStatus === "disapproved") {
+    const reason = moderation && (moderation.reason || moderation.ruleName);
+    toast("", `Your message was blocked${reason ? `: ${reason}` : "."}`, null, "info");
+  }
+}
+
+function onReceipt(f) {
+  if (typeof f.messageId !== "number") return;
+  const current = state.receipts.get(f.messageId);
+  if (current === "read") return;
+  state.receipts.set(f.messageId, f.receiptType === "read" ? "read" : "delivered");
+  if (f.conversationId === state.active) renderMessages();
+}
+
+function sendReceipt(messageId, receiptType) {
+  const key = `${messageId}:${receiptType}`;
+  if (state.receiptsSent.has(key)) return;
+  if (receiptType === "delivered" && state.receiptsSent.has(`${messageId}:read`)) return;
+  if (wsSend({ type: "receipt", id: nextFrameId("r"), messageId, receiptType })) state.receiptsSent.add(key);
+}
+
+function sendFrameFor(conv, local) {
+  const id = nextFrameId("c");
+  state.frames.set(id, { type: "message.send", muid: local.muid, at: Date.now() });
+  const ok = wsSend({
+    type: "message.send",
+    id,
+    muid: local.muid,
+    receiverType: conv.kind,
+    receiver: conv.peer,
+    category: "message",
+    messageType: "text",
+    text: local.text,
+    metadata: {},
+    tags: [],
+    parentId: null,
+  });
+  if (!ok) state.frames.delete(id); // resent on the next auth.ok
+  return ok;
+}
+
+function sendMessage(text) {
+  const conv = state.convs.get(state.active);
+  if (!conv) return;
+  const local = { muid: randomId(), text, sender: state.me, status: "sending", createdAt: Date.now() / 1000 };
+  conv.local.set(local.muid, local);
+  if (!sendFrameFor(conv, local)) toast("", "Offline: the message will be sent when the connection is back.", null, "info");
+  renderMessages({ toBottom: true });
+}
+
+async function loadHistory(conv, { older = false, refresh = false } = {}) {
+  if (conv.loading || !state.token) return;
+  conv.loading = true;
+  const params = new URLSearchParams({ limit: "50" });
+  if (older && conv.messages.size) params.set("before", String(Math.min(...conv.messages.keys())));
+  const scroller = $("messages");
+  const before = { height: scroller.scrollHeight, top: scroller.scrollTop };
+  try {
+    const res = await api("GET", `/api/v1/conversations/${encodeURIComponent(conv.cid)}/messages?${params}`, {
+      token: state.token,
+    });
+    const list = (res && Array.isArray(res.messages)) ? res.messages : [];
+    for (const m of list) upsertMessage(m, { render: false });
+    const more = typeof res.hasMore === "boolean" ? res.hasMore : list.length === 50;
+    if (older || !refresh || !conv.loaded) conv.hasMore = more;
+    conv.loaded = true;
+  } catch (err) {
+    if (conv.cid === state.active) showApiError(err);
+  } finally {
+    conv.loading = false;
+  }
+  if (conv.cid === state.active) {
+    if (older) {
+      renderMessages({ keep: before });
+    } else {
+      renderMessages({ toBottom: !refresh });
+    }
+  }
+}
+
+// ------------------------------------------------------------------ typing
+
+function onTyping(f) {
+  if (!f.sender || f.sender === state.me) return;
+  const cid = f.receiverType === "group" ? `group_${f.receiver}` : conversationId(state.me, "user", f.sender);
+  let who = state.typingIn.get(cid);
+  if (!who) { who = new Map(); state.typingIn.set(cid, who); }
+  clearTimeout(who.get(f.sender));
+  if (f.state === "start") {
+    who.set(f.sender, setTimeout(() => stopTypingIndicator(cid, f.sender), 8000));
+  } else {
+    who.delete(f.sender);
+  }
+  if (cid === state.active) renderTyping();
+}
+
+function stopTypingIndicator(cid, uid) {
+  const who = state.typingIn.get(cid);
+  if (!who || !who.has(uid)) return;
+  clearTimeout(who.get(uid));
+  who.delete(uid);
+  if (cid === state.active) renderTyping();
+}
+
+function renderTyping() {
+  const who = state.typingIn.get(state.active);
+  const names = who ? Array.from(who.keys()) : [];
+  let text = "";
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+  else if (names.length > 2) text = `${names.length} people are typing…`;
+  $("typing").textContent = text;
+}
+
+function typingFrame(conv, st) {
+  wsSend({ type: "typing", id: nextFrameId("t"), receiver: conv.peer, receiverType: conv.kind, state: st });
+}
+
+function noteTyping() {
+  const conv = state.convs.get(state.active);
+  if (!conv) return;
+  const out = state.typingOut;
+  if (out.cid !== conv.cid) {
+    stopTyping();
+    out.cid = conv.cid;
+    typingFrame(conv, "start");
+  }
+  clearTimeout(out.timer);
+  out.timer = setTimeout(stopTyping, 3000);
+}
+
+function stopTyping() {
+  const out = state.typingOut;
+  clearTimeout(out.timer);
+  if (out.cid) {
+    const conv = state.convs.get(out.cid);
+    if (conv) typingFrame(conv, "end");
+  }
+  out.cid = null;
+}
+
+// ------------------------------------------------------------------ dialog
+
+/** A small modal: resolves {text, choice} or null when cancelled. */
+function ask({ title, label, value = "", okText = "OK", choices = null, choiceLabel = "", required = true }) {
+  const dialog = $("dialog");
+  $("dialog-title").textContent = title;
+  $("dialog-text-label").textContent = label;
+  const text = $("dialog-text");
+  text.value = value;
+  text.required = required;
+  $("dialog-ok").textContent = okText;
+  const selectField = $("dialog-select-field");
+  const select = $("dialog-select");
+  select.replaceChildren();
+  if (choices) {
+    selectField.hidden = false;
+    $("dialog-select-label").textContent = choiceLabel;
+    for (const c of choices) select.append(el("option", { value: c, text: c }));
+  } else {
+    selectField.hidden = true;
+  }
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      resolve(dialog.returnValue === "ok" ? { text: text.value, choice: select.value } : null);
+    }, { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+    text.focus();
+  });
+}
+
+// ------------------------------------------------------------------ actions
+
+async function editMessage(m) {
+  const res = await ask({ title: "Edit message", label: "Text", value: m.text || "", okText: "Save" });
+  if (!res || !res.text.trim() || res.text === m.text) return;
+  const id = nextFrameId("c");
+  state.frames.set(id, { type: "message.edit", at: Date.now() });
+  if (!wsSend({ type: "message.edit", id, messageId: m.id, text: res.text })) toast("", "Not connected.");
+}
+
+function deleteMessage(m) {
+  if (!confirm("Delete this message for everyone?")) return;
+  const id = nextFrameId("c");
+  state.frames.set(id, { type: "message.delete", at: Date.now() });
+  if (!wsSend({ type: "message.delete", id, messageId: m.id })) toast("", "Not connected.");
+}
+
+const REPORT_REASONS = ["spam", "harassment", "hate", "sexual content", "violence", "scam", "self-harm", "other"];
+
+async function reportMessage(m) {
+  const res = await ask({
+    title: `Report message from ${m.sender}`,
+    choices: REPORT_REASONS,
+    choiceLabel: "Reason",
+    label: "Remarks (optional)",
+    required: false,
+    okText: "Report",
+  });
+  if (!res) return;
+  const id = nextFrameId("c");
+  state.frames.set(id, { type: "message.flag", at: Date.now() });
+  if (!wsSend({ type: "message.flag", id, messageId: m.id, reason: res.choice, remarks: res.text.trim() })) {
+    toast("", "Not connected.");
+  }
+}
+
+async function refreshBlocked() {
+  try {
+    const res = await api("GET", "/api/v1/me/blocked-users", { token: state.token });
+    state.blocked = new Set((res && res.uids) || []);
+    renderHeader();
+  } catch { /* not essential */ }
+}
+
+async function toggleBlock(uid) {
+  const blocked = state.blocked.has(uid);
+  if (!blocked && !confirm(`Block ${uid}? You will no longer exchange messages.`)) return;
+  try {
+    const res = blocked
+      ? await api("DELETE", `/api/v1/me/blocked-users/${encodeURIComponent(uid)}`, { token: state.token })
+      : await api("POST", "/api/v1/me/blocked-users", { token: state.token, body: { uids: [uid] } });
+    if (res && Array.isArray(res.uids)) state.blocked = new Set(res.uids);
+    else if (blocked) state.blocked.delete(uid);
+    else state.blocked.add(uid);
+    toast("", blocked ? `Unblocked ${uid}.` : `Blocked ${uid}.`, null, "info");
+    renderHeader();
+    renderMessages();
+  } catch (err) {
+    showApiError(err);
+  }
+}
+
+async function fetchGroupInfo(conv) {
+  const g = await api("GET", `/api/v1/groups/${encodeURIComponent(conv.peer)}`, { token: state.token });
+  conv.title = (g && g.name) || conv.peer;
+  const count = g && (g.membersCount ?? (Array.isArray(g.members) ? g.members.length : null));
+  conv.sub = [g && g.type, count !== null && count !== undefined ? `${count} members` : null].filter(Boolean).join(" · ");
+  saveConvs();
+  renderConvList();
+  return g;
+}
+
+async function openConversation(kind, peer, { strict = false } = {}) {
+  if (!state.me) return;
+  if (kind === "user" && peer === state.me) {
+    toast("ERR_BAD_REQUEST", "That is you; enter another user's uid.");
+    return;
+  }
+  if (kind === "group") {
+    try {
+      const conv = ensureConv("group", peer);
+      await fetchGroupInfo(conv);
+    } catch (err) {
+      showApiError(err);
+      if (strict) {
+        const cid = conversationId(state.me, "group", peer);
+        const conv = state.convs.get(cid);
+        if (conv && !conv.messages.size) { state.convs.delete(cid); saveConvs(); renderConvList(); }
+        return;
+      }
+    }
+  }
+  const conv = ensureConv(kind, peer);
+  selectConversation(conv.cid);
+}
+
+function selectConversation(cid) {
+  if (state.active !== cid) stopTyping();
+  state.active = cid;
+  const conv = state.convs.get(cid);
+  $("chat-view").classList.toggle("has-active", Boolean(conv));
+  $("composer").hidden = !conv;
+  if (!conv) { renderAll(); return; }
+  conv.unread = 0;
+  renderAll({ toBottom: true });
+  if (!conv.loaded) loadHistory(conv);
+  if (conv.kind === "group" && !conv.sub) fetchGroupInfo(conv).then(renderHeader).catch(() => {});
+  if (matchMedia("(min-width: 701px)").matches) $("composer-text").focus();
+}
+
+// ------------------------------------------------------------------ rendering
+
+function renderAll(opts) {
+  renderConvList();
+  renderHeader();
+  renderMessages(opts);
+  renderTyping();
+}
+
+function renderConvList() {
+  const list = $("conv-list");
+  const items = Array.from(state.convs.values()).sort((a, b) => lastId(b) - lastId(a) || a.title.localeCompare(b.title));
+  list.replaceChildren(...items.map((conv) => el("li", { class: conv.cid === state.active ? "active" : "" },
+    el("button", { type: "button", onclick: () => selectConversation(conv.cid) },
+      el("span", { class: "kind", text: conv.kind === "group" ? "#" : "@" }),
+      el("span", { class: "title", text: conv.title, title: conv.cid }),
+      conv.unread ? el("span", { class: "unread", text: String(conv.unread) }) : null,
+    ))));
+  if (!items.length) list.append(el("li", { class: "muted small", style: "padding: 0.75rem" }, "No conversations yet."));
+}
+
+function lastId(conv) {
+  let max = 0;
+  for (const id of conv.messages.keys()) if (id > max) max = id;
+  return max;
+}
+
+function renderHeader() {
+  const conv = state.convs.get(state.active);
+  $("conv-title").textContent = conv ? (conv.kind === "group" ? `# ${conv.title}` : `@ ${conv.peer}`) : "No conversation open";
+  $("conv-sub").textContent = conv ? conv.sub || (conv.kind === "group" ? conv.peer : "") : "";
+  const btn = $("block-btn");
+  if (conv && conv.kind === "user") {
+    btn.hidden = false;
+    btn.textContent = state.blocked.has(conv.peer) ? "Unblock" : "Block";
+    btn.onclick = () => toggleBlock(conv.peer);
+  } else {
+    btn.hidden = true;
+    btn.onclick = null;
+  }
+}
+
+function messageBody(m) {
+  if (m.deletedAt) return el("div", { class: "body", text: "This message was deleted." });
+  if (m.category === "custom" || (m.category && m.category !== "message")) {
+    let data = "";
+    try { data = JSON.stringify(m.data); } catch { data = String(m.data); }
+    return el("div", { class: "body custom", text: `[${m.type}] ${data ?? ""}` });
+  }
+  const body = el("div", { class: "body" });
+  const att = m.attachment;
+  if (att && typeof att === "object") {
+    const url = safeUrl(att.url);
+    if (url && m.type === "image") {
+      body.append(el("img", { src: url, alt: att.name || "image", style: "max-width: 100%; border-radius: 6px; display: block" }));
+    }
+    if (url) body.append(el("a", { href: url, target: "_blank", rel: "noopener noreferrer", text: att.name || "attachment" }));
+    else body.append(el("span", { class: "muted", text: `[${m.type}] ${att.name || ""}` }));
+    if (m.text) body.append(el("div", { text: m.text }));
+  } else {
+    body.textContent = m.text ?? "";
+  }
+  return body;
+}
+
+function statusBadge(status) {
+  if (status === "pending") return el("span", { class: "badge pending", text: "pending", title: "Held for moderation" });
+  if (status === "disapproved") return el("span", { class: "badge disapproved", text: "blocked" });
+  return null;
+}
+
+function renderMessage(m, conv) {
+  const mine = m.sender === state.me;
+  const status = m.moderationStatus;
+  const classes = ["msg"];
+  if (mine) classes.push("mine");
+  if (status === "pending") classes.push("pending");
+  if (status === "disapproved") classes.push("disapproved");
+  if (m.deletedAt) classes.push("deleted");
+
+  const meta = el("div", { class: "meta" },
+    !mine || conv.kind === "group" ? el("span", { class: "sender", text: mine ? "you" : m.sender }) : null,
+    el("span", { text: formatTime(m.sentAt), title: m.sentAt ? new Date(m.sentAt * 1000).toLocaleString() : "" }),
+    m.editedAt && !m.deletedAt ? el("span", { text: "edited", title: new Date(m.editedAt * 1000).toLocaleString() }) : null,
+    statusBadge(status),
+  );
+
+  const node = el("div", { class: classes.join(" "), "data-id": String(m.id) }, meta, messageBody(m));
+
+  if (status === "disapproved" && !m.deletedAt) {
+    const mod = state.moderation.get(m.id);
+    const reason = mod ? (mod.reason || mod.ruleName) : null;
+    node.append(el("div", { class: "reason", text: reason ? `Blocked: ${reason}` : "Blocked by moderation." }));
+  }
+
+  const actions = el("div", { class: "actions" });
+  if (!m.deletedAt) {
+    if (mine) {
+      if (m.category === "message" && m.type === "text") {
+        actions.append(el("button", { type: "button", class: "link", text: "Edit", onclick: () => editMessage(m) }));
+      }
+      actions.append(el("button", { type: "button", class: "link", text: "Delete", onclick: () => deleteMessage(m) }));
+    } else {
+      actions.append(el("button", { type: "button", class: "link", text: "Report", onclick: () => reportMessage(m) }));
+      if (conv.kind === "group") {
+        actions.append(el("button", {
+          type: "button", class: "link",
+          text: state.blocked.has(m.sender) ? "Unblock" : "Block",
+          onclick: () => toggleBlock(m.sender),
+        }));
+      }
+    }
+  }
+  if (mine && isDeliverable(m) && !m.deletedAt) {
+    const receipt = state.receipts.get(m.id);
+    if (receipt === "read") actions.append(el("span", { class: "ticks read", text: "✓✓", title: "Read" }));
+    else if (receipt === "delivered") actions.append(el("span", { class: "ticks", text: "✓", title: "Delivered" }));
+  }
+  if (actions.childNodes.length) node.append(actions);
+  return node;
+}
+
+function renderLocal(local) {
+  const node = el("div", { class: `msg mine ${local.status === "failed" ? "failed" : "sending"}` },
+    el("div", { class: "meta" }, el("span", { text: local.status === "failed" ? "not sent" : "sending…" })),
+    el("div", { class: "body", text: local.text }),
+  );
+  if (local.status === "failed") {
+    node.append(el("div", { class: "reason", text: local.error || "failed" }));
+    node.append(el("div", { class: "actions" },
+      el("button", {
+        type: "button", class: "link", text: "Retry",
+        onclick: () => {
+          const conv = state.convs.get(state.active);
+          if (!conv) return;
+          local.status = "sending";
+          local.muid = local.muid || randomId();
+          sendFrameFor(conv, local);
+          renderMessages();
+        },
+      }),
+      el("button", {
+        type: "button", class: "link", text: "Discard",
+        onclick: () => { const conv = state.convs.get(state.active); if (conv) conv.local.delete(local.muid); renderMessages(); },
+      }),
+    ));
+  }
+  return node;
+}
+
+/**
+ * Re-render the open conversation. `toBottom` scrolls to the newest message; `keep` ({height, top})
+ * keeps the viewport still after older messages were prepended; otherwise we stick to the bottom
+ * only if the user was already there.
+ */
+function renderMessages({ toBottom = false, keep = null } = {}) {
+  const box = $("messages");
+  const conv = state.convs.get(state.active);
+  if (!conv) {
+    box.replaceChildren(el("div", { class: "empty", text: "Open a conversation with a user id or a group id." }));
+    return;
+  }
+  const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 40;
+  const sorted = Array.from(conv.messages.values()).sort((a, b) => a.id - b.id);
+  const nodes = [];
+  if (conv.hasMore) {
+    nodes.push(el("button", {
+      type: "button", class: "secondary load-older", text: conv.loading ? "Loading…" : "Load older messages",
+      onclick: () => loadHistory(conv, { older: true }),
+    }));
+  }
+  for (const m of sorted) nodes.push(renderMessage(m, conv));
+  for (const local of conv.local.values()) nodes.push(renderLocal(local));
+  if (!nodes.length) {
+    nodes.push(el("div", { class: "empty", text: conv.loaded ? "No messages yet. Say hello!" : "Loading…" }));
+  }
+  box.replaceChildren(...nodes);
+  if (keep) box.scrollTop = box.scrollHeight - keep.height + keep.top;
+  else if (toBottom || atBottom) box.scrollTop = box.scrollHeight;
+  markRead(conv, sorted);
+}
+
+/** Send `read` receipts for received, deliverable messages now on screen (newest 30 at most). */
+function markRead(conv, sorted) {
+  if (document.visibilityState !== "visible" || !state.online) return;
+  const unread = sorted.filter((m) => m.sender !== state.me && !m.deletedAt && isDeliverable(m)
+    && !state.receiptsSent.has(`${m.id}:read`));
+  for (const m of unread.slice(-30)) sendReceipt(m.id, "read");
+  if (conv.unread) { conv.unread = 0; renderConvList(); }
+}
+
+// ------------------------------------------------------------------ login / logout
+
+function start(token) {
+  state.token = token;
+  state.me = jwtSubject(token);
+  state.stopped = false;
+  state.reconnectDelay = 1000;
+  try { sessionStorage.setItem("parley.token", token); } catch { /* ignore */ }
+  $("login-view").hidden = true;
+  $("chat-view").hidden = false;
+  $("logout").hidden = false;
+  $("me").textContent = state.me || "";
+  loadConvs();
+  renderAll();
+  connect();
+}
+
+function logout() {
+  state.stopped = true;
+  stopTyping();
+  clearTimeout(state.reconnectTimer);
+  clearInterval(state.pingTimer);
+  const ws = state.ws;
+  state.ws = null;
+  state.online = false;
+  if (ws) ws.close(1000, "logout");
+  try { sessionStorage.removeItem("parley.token"); } catch { /* ignore */ }
+  Object.assign(state, { token: null, me: null, user: null, active: null, convsLoadedFor: null });
+  state.convs.clear();
+  state.receipts.clear();
+  state.moderation.clear();
+  state.receiptsSent.clear();
+  state.typingIn.clear();
+  state.blocked.clear();
+  state.frames.clear();
+  $("login-view").hidden = false;
+  $("chat-view").hidden = true;
+  $("chat-view").classList.remove("has-active");
+  $("logout").hidden = true;
+  $("me").textContent = "";
+  setConnState("", "not connected");
+}
+
+function init() {
+  $("mint-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const apiKey = $("api-key").value.trim();
+    const uid = $("login-uid").value.trim();
+    if (!ID_RE.test(uid)) { toast("ERR_BAD_REQUEST", "A uid is 1-100 characters of A-Z a-z 0-9 _ -"); return; }
+    const button = event.submitter || event.target.querySelector("button");
+    button.disabled = true;
+    try {
+      const res = await api("POST", `/api/v1/users/${encodeURIComponent(uid)}/tokens`, { apiKey, body: {} });
+      if (!res || typeof res.token !== "string") throw new ApiError(500, { code: "ERR_INTERNAL", message: "no token in the answer" });
+      $("api-key").value = "";
+      start(res.token);
+    } catch (err) {
+      showApiError(err);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  $("jwt-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = $("jwt").value.trim().replace(/^Bearer\s+/i, "");
+    if (!token) return;
+    $("jwt").value = "";
+    start(token);
+  });
+
+  $("logout").addEventListener("click", logout);
+
+  $("open-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const peer = $("open-id").value.trim();
+    if (!ID_RE.test(peer)) { toast("ERR_BAD_REQUEST", "Ids are 1-100 characters of A-Z a-z 0-9 _ -"); return; }
+    $("open-id").value = "";
+    openConversation($("open-kind").value, peer, { strict: true });
+  });
+
+  $("back").addEventListener("click", () => selectConversation(null));
+
+  const text = $("composer-text");
+  text.addEventListener("input", () => {
+    text.style.height = "auto";
+    text.style.height = `${Math.min(text.scrollHeight, 160)}px`;
+    if (text.value.trim()) noteTyping();
+    else stopTyping();
+  });
+  text.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+  $("composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = text.value;
+    if (!value.trim()) return;
+    stopTyping();
+    sendMessage(value);
+    text.value = "";
+    text.style.height = "auto";
+  });
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && state.active) renderMessages();
+  });
+
+  // Forget frame ids that never got an answer.
+  setInterval(() => {
+    const cutoff = Date.now() - 120000;
+    for (const [id, f] of state.frames) if (f.at < cutoff && f.type !== "message.send") state.frames.delete(id);
+  }, 60000);
+
+  let saved = null;
+  try { saved = sessionStorage.getItem("parley.token"); } catch { saved = null; }
+  if (saved) start(saved);
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+else init();

@@ -1,0 +1,635 @@
+// Parley moderator dashboard. Plain ES module, no dependencies, no build step.
+// Every value that came from the server is rendered with textContent, never innerHTML.
+
+const $ = (id) => document.getElementById(id);
+const KEY_STORAGE = "parley.apiKey";
+
+// ------------------------------------------------------------------ helpers
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+    else if (key in node && typeof value !== "string") node[key] = value;
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function toast(code, message, details, kind = "error") {
+  const box = el("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status", title: "Dismiss" });
+  if (code) box.append(el("span", { class: "code", text: code }));
+  box.append(el("span", { text: message || "" }));
+  if (details && typeof details === "object" && Object.keys(details).length) {
+    box.append(el("div", { class: "details", text: JSON.stringify(details) }));
+  }
+  box.addEventListener("click", () => box.remove());
+  $("toasts").append(box);
+  setTimeout(() => box.remove(), kind === "error" ? 10000 : 4000);
+}
+
+const info = (message) => toast("", message, null, "info");
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = (body && body.code) || `HTTP_${status}`;
+    this.details = (body && body.details) || {};
+  }
+}
+
+let apiKey = null;
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json", "X-API-Key": apiKey || "" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (err) {
+    throw new ApiError(0, { code: "ERR_NETWORK", message: String(err.message || err) });
+  }
+  const text = await res.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = { message: text.slice(0, 300) }; }
+  }
+  if (!res.ok) {
+    const err = new ApiError(res.status, data);
+    if (res.status === 401) {
+      // A wrong or rotated key: back to the sign-in box.
+      toast(err.code, err.message, err.details);
+      logout();
+    }
+    throw err;
+  }
+  return data;
+}
+
+function showError(err) {
+  if (err instanceof ApiError) {
+    if (err.status !== 401) toast(err.code, err.message, err.details);
+  } else {
+    toast("ERROR", String(err && err.message ? err.message : err));
+  }
+}
+
+function fmtTime(seconds) {
+  if (!seconds) return "—";
+  return new Date(seconds * 1000).toLocaleString();
+}
+
+function pretty(value) {
+  try { return JSON.stringify(value, null, 2); } catch { return String(value); }
+}
+
+function confidenceBar(value) {
+  const v = Math.max(0, Math.min(1, Number(value) || 0));
+  const bar = el("div", { class: `bar ${v >= 0.8 ? "high" : v >= 0.5 ? "mid" : ""}`, title: v.toFixed(3), role: "meter",
+    "aria-valuemin": "0", "aria-valuemax": "1", "aria-valuenow": v.toFixed(3) });
+  const fill = el("span");
+  fill.style.width = `${(v * 100).toFixed(1)}%`;
+  bar.append(fill);
+  return bar;
+}
+
+function statusBadge(status) {
+  return el("span", { class: `badge ${status || ""}`, text: status || "?" });
+}
+
+// ------------------------------------------------------------------ tabs
+
+const loaders = {
+  queue: () => loadQueue(),
+  rules: () => loadRules(),
+  lists: () => loadLists(),
+  tryout: () => $("tryout-text").focus(),
+  audit: () => loadAudit(),
+};
+let currentTab = "queue";
+
+function showTab(name) {
+  currentTab = name;
+  for (const button of document.querySelectorAll(".tabs [data-tab]")) {
+    button.setAttribute("aria-selected", String(button.dataset.tab === name));
+  }
+  for (const tab of Object.keys(loaders)) $(`tab-${tab}`).hidden = tab !== name;
+  try { sessionStorage.setItem("parley.tab", name); } catch { /* ignore */ }
+  loaders[name]();
+}
+
+// ------------------------------------------------------------------ review queue
+
+async function loadQueue() {
+  const state = $("queue-state").value;
+  const box = $("queue-items");
+  try {
+    const res = await api("GET", `/moderation/queue?state=${encodeURIComponent(state)}`);
+    const items = (res && Array.isArray(res.items)) ? res.items : [];
+    $("queue-count").textContent = `${items.length} item${items.length === 1 ? "" : "s"}`;
+    box.replaceChildren(...items.map((item) => queueCard(item, state)));
+    if (!items.length) box.append(el("p", { class: "muted", text: `Nothing in "${state}".` }));
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function queueCard(item, state) {
+  const m = item.message || {};
+  const mod = item.moderation || m.moderation || null;
+  const card = el("article", { class: "card" });
+  card.append(el("div", { class: "meta" },
+    el("strong", { text: `#${m.id}` }),
+    el("span", { text: `${m.sender} → ${m.receiverType === "group" ? "#" : "@"}${m.receiver}` }),
+    el("span", { text: `${m.category || "message"}/${m.type || "?"}` }),
+    statusBadge(m.moderationStatus),
+    el("span", { text: fmtTime(m.sentAt), title: "sent" }),
+    m.editedAt ? el("span", { text: "edited" }) : null,
+    m.deletedAt ? el("span", { class: "badge bad", text: "deleted" }) : null,
+  ));
+
+  let content = m.text;
+  if (content === null || content === undefined) {
+    if (m.attachment) content = `[${m.type}] ${m.attachment.name || m.attachment.mediaId || ""}`;
+    else if (m.data !== undefined && m.data !== null) content = pretty(m.data);
+    else content = "";
+  }
+  card.append(el("div", { class: "text", text: content }));
+  if (m.attachment && typeof m.attachment.url === "string" && /^(https?:\/\/|\/)/.test(m.attachment.url)) {
+    card.append(el("a", { href: m.attachment.url, target: "_blank", rel: "noopener noreferrer", text: "open attachment" }));
+  }
+
+  const why = [];
+  if (item.ruleId) why.push(`rule: ${item.ruleId}`);
+  if (mod && (mod.ruleName || mod.ruleId)) why.push(`decided by: ${mod.ruleName || mod.ruleId}`);
+  if (mod && mod.reason) why.push(`reason: ${mod.reason}`);
+  if (item.at) why.push(`queued: ${fmtTime(item.at)}`);
+  if (why.length) card.append(el("div", { class: "meta", text: why.join(" · ") }));
+
+  if (Array.isArray(item.reports) && item.reports.length) {
+    card.append(el("ul", { class: "reports" }, item.reports.map((r) => el("li", {},
+      el("strong", { text: r.reporter || r.uid || "?" }),
+      `: ${r.reason || ""}`,
+      r.remarks ? ` — ${r.remarks}` : "",
+      el("span", { class: "muted", text: ` (${fmtTime(r.at)})` }),
+    ))));
+  }
+
+  const reason = el("input", { placeholder: "reason (optional, kept in the audit log)", "aria-label": "Reason" });
+  const decide = async (verdict, buttons) => {
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      const body = reason.value.trim() ? { reason: reason.value.trim() } : {};
+      const res = await api("POST", `/moderation/messages/${encodeURIComponent(m.id)}/${verdict}`, body);
+      const status = res && res.message ? res.message.moderationStatus : verdict + "d";
+      info(`Message #${m.id}: ${status}.`);
+      card.remove();
+      const left = $("queue-items").querySelectorAll(".card").length;
+      $("queue-count").textContent = `${left} item${left === 1 ? "" : "s"}`;
+    } catch (err) {
+      showError(err);
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  };
+  const approve = el("button", { type: "button", class: "ok", text: "Approve" });
+  const disapprove = el("button", { type: "button", class: "danger", text: "Disapprove" });
+  const buttons = [approve, disapprove];
+  approve.addEventListener("click", () => decide("approve", buttons));
+  disapprove.addEventListener("click", () => decide("disapprove", buttons));
+  if (m.moderationStatus === "disapproved" && state === "disapproved") disapprove.disabled = true;
+  card.append(el("div", { class: "decide" }, reason, approve, disapprove));
+  return card;
+}
+
+let queueTimer = null;
+function setAutoRefresh(on) {
+  clearInterval(queueTimer);
+  queueTimer = on ? setInterval(() => { if (currentTab === "queue" && apiKey) loadQueue(); }, 10000) : null;
+}
+
+// ------------------------------------------------------------------ rules
+
+let rules = [];
+let ruleEditing = null; // null: new rule; otherwise the rule id
+
+const RULE_TEMPLATE = {
+  id: "my-rule",
+  name: "My rule",
+  description: "",
+  enabled: false,
+  filters: {
+    sender: { uids: [], roles: [], tags: [], nameContains: null, createdAfter: null, createdBefore: null },
+    receiver: { types: ["user", "group"], ids: [], tags: [], groupTypes: [], nameContains: null, createdAfter: null, createdBefore: null },
+  },
+  match: "any",
+  conditions: [{ kind: "keywords", messageTypes: ["text"], listId: "profanity-en" }],
+  actions: ["block"],
+};
+
+async function loadRules() {
+  try {
+    const res = await api("GET", "/moderation/rules");
+    rules = (res && Array.isArray(res.rules)) ? res.rules : Array.isArray(res) ? res : [];
+    renderRules();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function describeCondition(c) {
+  if (!c || typeof c !== "object") return "?";
+  const bits = [c.kind];
+  if (c.listId) bits.push(`list=${c.listId}`);
+  if (Array.isArray(c.categories) && c.categories.length) bits.push(c.categories.join("/"));
+  if (c.threshold !== undefined && c.threshold !== null) bits.push(`≥ ${c.threshold}`);
+  if (Array.isArray(c.messageTypes) && c.messageTypes.length) bits.push(`[${c.messageTypes.join(",")}]`);
+  return bits.join(" ");
+}
+
+function renderRules() {
+  const body = $("rules-body");
+  body.replaceChildren(...rules.map((rule) => {
+    const toggle = el("input", { type: "checkbox", "aria-label": `enable ${rule.id}` });
+    toggle.checked = Boolean(rule.enabled);
+    toggle.addEventListener("change", () => toggleRule(rule, toggle));
+    const conditions = Array.isArray(rule.conditions) ? rule.conditions : [];
+    return el("tr", {},
+      el("td", {}, toggle),
+      el("td", {},
+        el("div", { text: rule.name || rule.id }),
+        el("div", { class: "muted small", text: rule.id }),
+        rule.description ? el("div", { class: "muted small", text: rule.description }) : null),
+      el("td", {},
+        conditions.length > 1 ? el("div", { class: "muted small", text: `match ${rule.match || "any"}` }) : null,
+        conditions.map((c) => el("div", { class: "small", text: describeCondition(c) }))),
+      el("td", { text: Array.isArray(rule.actions) ? rule.actions.join(", ") : "" }),
+      el("td", { text: rule.revision ?? "" }),
+      el("td", {}, el("div", { class: "row" },
+        el("button", { type: "button", class: "secondary", text: "Edit", onclick: () => editRule(rule) }),
+        el("button", { type: "button", class: "secondary", text: "Revisions", onclick: () => showRevisions(rule) }),
+        el("button", { type: "button", class: "danger", text: "Delete", onclick: () => deleteRule(rule) }),
+      )),
+    );
+  }));
+  if (!rules.length) body.append(el("tr", {}, el("td", { colspan: "6", class: "muted", text: "No rules." })));
+}
+
+async function toggleRule(rule, checkbox) {
+  checkbox.disabled = true;
+  try {
+    const updated = await api("PUT", `/moderation/rules/${encodeURIComponent(rule.id)}`, { ...rule, enabled: checkbox.checked });
+    replaceRule(updated && updated.id ? updated : { ...rule, enabled: checkbox.checked });
+    info(`${rule.name || rule.id} ${checkbox.checked ? "enabled" : "disabled"}.`);
+  } catch (err) {
+    checkbox.checked = !checkbox.checked;
+    showError(err);
+  } finally {
+    checkbox.disabled = false;
+  }
+}
+
+function replaceRule(updated) {
+  const i = rules.findIndex((r) => r.id === updated.id);
+  if (i >= 0) rules[i] = updated;
+  else rules.push(updated);
+  renderRules();
+}
+
+function editRule(rule) {
+  ruleEditing = rule ? rule.id : null;
+  $("rule-editor-title").textContent = rule ? `Edit rule “${rule.id}”` : "New rule";
+  $("rule-json").value = pretty(rule || RULE_TEMPLATE);
+  $("rule-json-error").textContent = "";
+  $("rule-revisions").hidden = true;
+  $("rule-editor").hidden = false;
+  $("rule-editor").scrollIntoView({ behavior: "smooth", block: "start" });
+  $("rule-json").focus();
+}
+
+async function saveRule() {
+  let body;
+  try {
+    body = JSON.parse($("rule-json").value);
+  } catch (err) {
+    $("rule-json-error").textContent = `Invalid JSON: ${err.message}`;
+    return;
+  }
+  if (!body || typeof body !== "object" || Array.isArray(body)) {
+    $("rule-json-error").textContent = "A rule is a JSON object.";
+    return;
+  }
+  if (ruleEditing !== null && body.id !== undefined && body.id !== ruleEditing) {
+    $("rule-json-error").textContent = `The id cannot change (it is “${ruleEditing}”); create a new rule instead.`;
+    return;
+  }
+  $("rule-json-error").textContent = "";
+  try {
+    const saved = ruleEditing === null
+      ? await api("POST", "/moderation/rules", body)
+      : await api("PUT", `/moderation/rules/${encodeURIComponent(ruleEditing)}`, { ...body, id: ruleEditing });
+    info(`Rule ${saved && saved.id ? saved.id : ""} saved${saved && saved.revision ? ` (revision ${saved.revision})` : ""}.`);
+    $("rule-editor").hidden = true;
+    await loadRules();
+  } catch (err) {
+    showError(err);
+    if (err instanceof ApiError) $("rule-json-error").textContent = `${err.code}: ${err.message}`;
+  }
+}
+
+async function deleteRule(rule) {
+  if (!confirm(`Delete rule “${rule.name || rule.id}”? Its revisions stay in the audit log.`)) return;
+  try {
+    await api("DELETE", `/moderation/rules/${encodeURIComponent(rule.id)}`);
+    info(`Rule ${rule.id} deleted.`);
+    rules = rules.filter((r) => r.id !== rule.id);
+    renderRules();
+    if (ruleEditing === rule.id) $("rule-editor").hidden = true;
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function showRevisions(rule) {
+  try {
+    const res = await api("GET", `/moderation/rules/${encodeURIComponent(rule.id)}/revisions`);
+    const revisions = (res && Array.isArray(res.revisions)) ? res.revisions : Array.isArray(res) ? res : [];
+    $("revisions-title").textContent = `Revisions of “${rule.id}” (${revisions.length})`;
+    $("revisions-body").replaceChildren(...revisions.map((rev) => {
+      const snapshot = rev.rule || rev.body || rev;
+      return el("details", {},
+        el("summary", {
+          text: `revision ${rev.revision ?? "?"} · ${fmtTime(rev.at)}${rev.actor ? ` · by ${rev.actor}` : ""}`
+            + `${snapshot && snapshot.enabled === false ? " · disabled" : ""}`,
+        }),
+        el("pre", { text: pretty(snapshot) }),
+        el("button", {
+          type: "button", class: "secondary", text: "Load into editor",
+          onclick: () => { editRule({ ...snapshot, id: rule.id }); },
+        }),
+      );
+    }));
+    $("rule-editor").hidden = true;
+    $("rule-revisions").hidden = false;
+    $("rule-revisions").scrollIntoView({ behavior: "smooth", block: "start" });
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// ------------------------------------------------------------------ lists
+
+let lists = [];
+let listEditing = null; // null: new list; otherwise the list id
+
+async function loadLists() {
+  try {
+    const res = await api("GET", "/moderation/lists");
+    lists = (res && Array.isArray(res.lists)) ? res.lists : Array.isArray(res) ? res : [];
+    renderLists();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function renderLists() {
+  const body = $("lists-body");
+  body.replaceChildren(...lists.map((list) => el("tr", {},
+    el("td", {}, el("div", { text: list.name || list.id }), el("div", { class: "muted small", text: list.id })),
+    el("td", { text: list.kind || "" }),
+    el("td", { text: Array.isArray(list.items) ? String(list.items.length) : "" }),
+    el("td", { text: list.allow ? "yes" : "no" }),
+    el("td", {}, el("div", { class: "row" },
+      el("button", { type: "button", class: "secondary", text: "Edit", onclick: () => editList(list) }),
+      el("button", { type: "button", class: "danger", text: "Delete", onclick: () => deleteList(list) }),
+    )),
+  )));
+  if (!lists.length) body.append(el("tr", {}, el("td", { colspan: "5", class: "muted", text: "No lists." })));
+}
+
+function editList(list) {
+  listEditing = list ? list.id : null;
+  $("list-editor-title").textContent = list ? `Edit list “${list.id}”` : "New list";
+  $("list-id").value = list ? list.id : "";
+  $("list-id").readOnly = Boolean(list);
+  $("list-id").placeholder = list ? "" : "derived from the name if empty";
+  $("list-name").value = list ? list.name || "" : "";
+  $("list-kind").value = list ? list.kind || "" : "keywords";
+  $("list-allow").checked = Boolean(list && list.allow);
+  $("list-items").value = list && Array.isArray(list.items) ? list.items.join("\n") : "";
+  updateListCount();
+  $("list-editor").hidden = false;
+  $("list-editor").scrollIntoView({ behavior: "smooth", block: "start" });
+  $("list-name").focus();
+}
+
+function listItemsFromText() {
+  const seen = new Set();
+  const out = [];
+  for (const line of $("list-items").value.split(/\r?\n/)) {
+    const item = line.trim();
+    if (item && !seen.has(item)) { seen.add(item); out.push(item); }
+  }
+  return out;
+}
+
+function updateListCount() {
+  const n = listItemsFromText().length;
+  $("list-count").textContent = `${n} item${n === 1 ? "" : "s"}`;
+}
+
+async function saveList(event) {
+  event.preventDefault();
+  const body = {
+    name: $("list-name").value.trim(),
+    kind: $("list-kind").value.trim(),
+    items: listItemsFromText(),
+    allow: $("list-allow").checked,
+  };
+  const id = $("list-id").value.trim();
+  if (id) body.id = id;
+  try {
+    const saved = listEditing === null
+      ? await api("POST", "/moderation/lists", body)
+      : await api("PUT", `/moderation/lists/${encodeURIComponent(listEditing)}`, { ...body, id: listEditing });
+    info(`List ${saved && saved.id ? saved.id : id} saved.`);
+    $("list-editor").hidden = true;
+    await loadLists();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function deleteList(list) {
+  if (!confirm(`Delete list “${list.name || list.id}”?`)) return;
+  try {
+    await api("DELETE", `/moderation/lists/${encodeURIComponent(list.id)}`);
+    info(`List ${list.id} deleted.`);
+    lists = lists.filter((l) => l.id !== list.id);
+    renderLists();
+    if (listEditing === list.id) $("list-editor").hidden = true;
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// ------------------------------------------------------------------ try-out
+
+async function evaluate(event) {
+  event.preventDefault();
+  const body = { text: $("tryout-text").value, messageType: $("tryout-type").value || "text" };
+  const sender = $("tryout-sender").value.trim();
+  if (sender) body.sender = sender;
+  const button = event.submitter || event.target.querySelector("button[type=submit]");
+  if (button) button.disabled = true;
+  try {
+    const res = await api("POST", "/moderation/evaluate", body);
+    renderEvaluation(res || {});
+  } catch (err) {
+    showError(err);
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+function renderEvaluation(res) {
+  const verdict = res.verdict || {};
+  const matches = Array.isArray(verdict.matches) ? verdict.matches : [];
+  $("tryout-result").hidden = false;
+  $("tryout-verdict").replaceChildren("Verdict: ", statusBadge(verdict.status),
+    matches.length ? "" : el("span", { class: "muted", text: " — no enabled rule matched" }));
+
+  const matchBox = $("tryout-matches");
+  matchBox.replaceChildren();
+  if (matches.length) {
+    matchBox.append(el("h3", { text: "Matching rules" }), el("div", { class: "table-wrap" }, el("table", {},
+      el("thead", {}, el("tr", {}, ["Rule", "Reason", "Actions", "Confidence"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, matches.map((m) => el("tr", {},
+        el("td", {}, el("div", { text: m.ruleName || m.ruleId }), el("div", { class: "muted small", text: m.ruleId || "" })),
+        el("td", { text: m.reason || "" }),
+        el("td", { text: Array.isArray(m.actions) ? m.actions.join(", ") : "" }),
+        el("td", { text: typeof m.confidence === "number" ? m.confidence.toFixed(2) : "" }),
+      ))),
+    )));
+  }
+
+  const detections = Array.isArray(res.detections) ? res.detections.slice() : [];
+  detections.sort((a, b) => String(a.detector).localeCompare(String(b.detector)) || (b.confidence || 0) - (a.confidence || 0));
+  const tbody = $("tryout-detections");
+  tbody.replaceChildren(...detections.map((d) => el("tr", { title: d.reason || "" },
+    el("td", { text: d.detector ?? "" }),
+    el("td", { text: d.category ?? "" }),
+    el("td", { text: typeof d.confidence === "number" ? d.confidence.toFixed(3) : "" }),
+    el("td", {}, confidenceBar(d.confidence)),
+  )));
+  if (!detections.length) tbody.append(el("tr", {}, el("td", { colspan: "4", class: "muted", text: "No detector ran." })));
+  const unavailable = Array.isArray(res.unavailable) ? res.unavailable : [];
+  $("tryout-unavailable").textContent = unavailable.length
+    ? `Not available on this server (model or provider missing): ${unavailable.join(", ")}` : "";
+}
+
+// ------------------------------------------------------------------ audit log
+
+async function loadAudit() {
+  const raw = $("audit-since").value;
+  const since = raw ? Math.floor(new Date(raw).getTime() / 1000) || 0 : 0;
+  try {
+    const res = await api("GET", `/audit?since=${since}`);
+    const entries = (res && Array.isArray(res.entries)) ? res.entries.slice() : Array.isArray(res) ? res.slice() : [];
+    entries.sort((a, b) => (b.at || 0) - (a.at || 0) || (b.id || 0) - (a.id || 0));
+    $("audit-count").textContent = `${entries.length} entr${entries.length === 1 ? "y" : "ies"}`;
+    const body = $("audit-body");
+    body.replaceChildren(...entries.map((e) => el("tr", {},
+      el("td", { text: fmtTime(e.at) }),
+      el("td", { text: e.actor ?? "" }),
+      el("td", { text: e.action ?? "" }),
+      el("td", { text: e.target ?? "" }),
+      el("td", {}, e.details && Object.keys(e.details).length ? el("pre", { text: pretty(e.details) }) : ""),
+    )));
+    if (!entries.length) body.append(el("tr", {}, el("td", { colspan: "5", class: "muted", text: "No entries." })));
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// ------------------------------------------------------------------ login
+
+async function login(key) {
+  apiKey = key;
+  try {
+    await api("GET", "/moderation/rules"); // checks the key
+  } catch (err) {
+    apiKey = null;
+    showError(err);
+    return false;
+  }
+  try { sessionStorage.setItem(KEY_STORAGE, key); } catch { /* ignore */ }
+  $("login-view").hidden = true;
+  $("dash-view").hidden = false;
+  $("logout").hidden = false;
+  let tab = "queue";
+  try { tab = sessionStorage.getItem("parley.tab") || "queue"; } catch { /* ignore */ }
+  showTab(tab in loaders ? tab : "queue");
+  return true;
+}
+
+function logout() {
+  apiKey = null;
+  setAutoRefresh(false);
+  $("queue-auto").checked = false;
+  try { sessionStorage.removeItem(KEY_STORAGE); } catch { /* ignore */ }
+  $("login-view").hidden = false;
+  $("dash-view").hidden = true;
+  $("logout").hidden = true;
+}
+
+function init() {
+  $("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const key = $("api-key").value.trim();
+    if (!key) return;
+    if (await login(key)) $("api-key").value = "";
+  });
+  $("logout").addEventListener("click", logout);
+  for (const button of document.querySelectorAll(".tabs [data-tab]")) {
+    button.addEventListener("click", () => showTab(button.dataset.tab));
+  }
+
+  $("queue-state").addEventListener("change", loadQueue);
+  $("queue-refresh").addEventListener("click", loadQueue);
+  $("queue-auto").addEventListener("change", (e) => setAutoRefresh(e.target.checked));
+
+  $("rules-new").addEventListener("click", () => editRule(null));
+  $("rules-refresh").addEventListener("click", loadRules);
+  $("rule-save").addEventListener("click", saveRule);
+  $("rule-cancel").addEventListener("click", () => { $("rule-editor").hidden = true; });
+  $("revisions-close").addEventListener("click", () => { $("rule-revisions").hidden = true; });
+
+  $("lists-new").addEventListener("click", () => editList(null));
+  $("lists-refresh").addEventListener("click", loadLists);
+  $("list-editor").addEventListener("submit", saveList);
+  $("list-cancel").addEventListener("click", () => { $("list-editor").hidden = true; });
+  $("list-items").addEventListener("input", updateListCount);
+
+  $("tryout-form").addEventListener("submit", evaluate);
+  $("tryout-text").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("tryout-form").requestSubmit();
+  });
+
+  $("audit-refresh").addEventListener("click", loadAudit);
+  $("audit-since").addEventListener("change", loadAudit);
+
+  let saved = null;
+  try { saved = sessionStorage.getItem(KEY_STORAGE); } catch { saved = null; }
+  if (saved) login(saved);
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+else init();

@@ -1,0 +1,237 @@
+"""Keyword lists matched on whole words and phrases of normalised text.
+
+A list compiles once (cached per ``WordList`` object) to a set of canonical words, the
+phrases indexed by their first word, and the allow-list. A text is folded and tokenised
+(``moderation.normalize``), then each token is tried in every form it may stand for
+(leetspeak decoded, stretched letters collapsed). Words split by separators are joined first:
+runs of single characters (``f u c k``, ``f.u.c.k``, ``f-u-c-k``, ``f*u*c*k``) and tokens glued
+by punctuation without spaces (``fu.ck``); a masked token (``f*ck``, ``sh#t``) matches a listed
+word of the same length. Only whole tokens match, so ``Scunthorpe``, ``assessment`` or
+``cocktail`` pass a list holding ``cunt``, ``ass`` and ``cock``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from moderation.detectors.base import DetectContext, message_text
+from moderation.normalize import LEET, MASKS, Token, fold, item_words, tokenize, variants
+from moderation.rules import Condition, WordList
+from moderation.types import Detection, MessageView
+
+#: Longest gap between the pieces of a separated word (``f . u``) and longest run joined.
+MAX_GAP = 3
+MAX_RUN = 40
+#: One-letter words that may precede or follow a spelled-out word ("a f u c k i n g").
+_LONE_WORDS = ("a", "i", "u")
+
+
+@dataclass(frozen=True)
+class CompiledList:
+    """A word list ready for matching; see the module docstring."""
+
+    words: dict[str, str]  # canonical word (or joined phrase) -> list item
+    phrases: dict[str, tuple[tuple[tuple[str, ...], str], ...]]  # first word -> (words, item)
+    by_length: dict[int, tuple[str, ...]]  # for masked tokens
+    allow: tuple[tuple[str, ...], ...]
+
+
+def compile_list(wl: WordList) -> CompiledList:
+    """Compile a keyword (or sentence) list; pure and deterministic."""
+    words: dict[str, str] = {}
+    phrases: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for item in wl.items:
+        parts = item_words(item)
+        if not parts:
+            continue
+        if len(parts) == 1:
+            words.setdefault(parts[0], item)
+        else:
+            phrases.setdefault(parts[0], []).append((parts, item))
+            words.setdefault("".join(parts), item)
+    by_length: dict[int, list[str]] = {}
+    for word in words:
+        by_length.setdefault(len(word), []).append(word)
+    return CompiledList(
+        words=words,
+        phrases={k: tuple(v) for k, v in phrases.items()},
+        by_length={k: tuple(v) for k, v in by_length.items()},
+        allow=tuple(p for p in (item_words(a) for a in wl.allow) if p),
+    )
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A list item found at token positions ``start`` (inclusive) to ``end`` (exclusive)."""
+
+    item: str
+    start: int
+    end: int
+
+
+def find(compiled: CompiledList, tokens: list[Token]) -> list[Hit]:
+    """Every hit of ``compiled`` in ``tokens``, outside allowed phrases, in text order."""
+    forms = [variants(t.text) for t in tokens]
+    hits: list[Hit] = []
+    for i, token_forms in enumerate(forms):
+        item = _word_hit(compiled, token_forms)
+        if item is not None:
+            hits.append(Hit(item, i, i + 1))
+        for form in token_forms:
+            for parts, phrase_item in compiled.phrases.get(form, ()):
+                end = i + len(parts)
+                if end <= len(tokens) and all(
+                    parts[k] in forms[i + k] for k in range(1, len(parts))
+                ):
+                    hits.append(Hit(phrase_item, i, end))
+    for start, end, joined in _joined(tokens):
+        item = _word_hit(compiled, variants(joined))
+        if item is not None:
+            hits.append(Hit(item, start, end))
+        elif any(c in MASKS for c in joined):
+            item = _masked_hit(compiled, joined)
+            if item is not None:
+                hits.append(Hit(item, start, end))
+    if compiled.allow and hits:
+        allowed = _allowed_spans(compiled.allow, forms)
+        hits = [h for h in hits if not any(s < h.end and h.start < e for s, e in allowed)]
+    hits.sort(key=lambda h: (h.start, h.end))
+    return hits
+
+
+def _word_hit(compiled: CompiledList, token_forms: Iterable[str]) -> str | None:
+    for form in token_forms:
+        item = compiled.words.get(form)
+        if item is not None:
+            return item
+    return None
+
+
+def _masked_hit(compiled: CompiledList, joined: str) -> str | None:
+    core = joined.strip("".join(MASKS))
+    masked = sum(c in MASKS for c in core)
+    if masked == 0 or masked * 2 > len(core) or core[0] in MASKS:
+        return None
+    decoded = "".join(c if c in MASKS else c.translate(LEET) for c in core)
+    for word in compiled.by_length.get(len(decoded), ()):
+        if all(d in MASKS or d == w for d, w in zip(decoded, word, strict=True)):
+            return compiled.words[word]
+    return None
+
+
+def _joined(tokens: list[Token]) -> list[tuple[int, int, str]]:
+    """Candidate words made by joining separated pieces: (start, end, joined text)."""
+    out: list[tuple[int, int, str]] = []
+    n = len(tokens)
+    i = 0
+    # Runs of single characters separated by short gaps: "f u c k", "f.u.c.k", "f - u".
+    while i < n:
+        j = i
+        while (
+            j + 1 < n
+            and len(tokens[j].text) == 1
+            and len(tokens[j + 1].text) == 1
+            and len(tokens[j + 1].gap) <= MAX_GAP
+            and "\n" not in tokens[j + 1].gap
+            and j + 1 - i < MAX_RUN
+        ):
+            j += 1
+        if j - i >= 1 and len(tokens[i].text) == 1:
+            out.extend(_trimmed(tokens, i, j + 1))
+        i = j + 1
+    # Tokens glued by punctuation without spaces: "fu.ck", "sh*t", "f.u.c.k.i.n.g".
+    i = 0
+    while i < n:
+        j = i
+        while (
+            j + 1 < n
+            and 0 < len(tokens[j + 1].gap) <= MAX_GAP
+            and not any(c.isspace() for c in tokens[j + 1].gap)
+            and j + 1 - i < MAX_RUN
+        ):
+            j += 1
+        if j > i:
+            text = "".join(
+                (tokens[k].gap if k > i and set(tokens[k].gap) <= MASKS else "") + tokens[k].text
+                for k in range(i, j + 1)
+            )
+            out.append((i, j + 1, text))
+        i = j + 1
+    return out
+
+
+def _trimmed(tokens: list[Token], start: int, end: int) -> list[tuple[int, int, str]]:
+    """A run of single characters, and the run without a leading/trailing one-letter word."""
+    out = [(start, end, "".join(t.text for t in tokens[start:end]))]
+    s, e = start, end
+    if tokens[s].text in _LONE_WORDS and e - s > 2:
+        s += 1
+    if tokens[e - 1].text in _LONE_WORDS and e - s > 2:
+        e -= 1
+    if (s, e) != (start, end):
+        out.append((s, e, "".join(t.text for t in tokens[s:e])))
+    if s != start and e != end:
+        out.append((s, end, "".join(t.text for t in tokens[s:end])))
+        out.append((start, e, "".join(t.text for t in tokens[start:e])))
+    return out
+
+
+def _allowed_spans(
+    allow: tuple[tuple[str, ...], ...], forms: list[tuple[str, ...]]
+) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for parts in allow:
+        for i in range(len(forms) - len(parts) + 1):
+            if all(parts[k] in forms[i + k] for k in range(len(parts))):
+                spans.append((i, i + len(parts)))
+    return spans
+
+
+class KeywordDetector:
+    """Detector for ``keywords`` conditions: the condition's list, category = list id."""
+
+    name = "keywords"
+    cost = 1
+    categories: tuple[str, ...] = ()
+
+    def __init__(self, *, cache_size: int = 256) -> None:
+        self._compiled: dict[int, tuple[WordList, CompiledList]] = {}
+        self._tokens: OrderedDict[str, list[Token]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def compiled(self, wl: WordList) -> CompiledList:
+        """The compiled form of ``wl``, built once per list object."""
+        entry = self._compiled.get(id(wl))
+        if entry is None or entry[0] is not wl:
+            entry = (wl, compile_list(wl))
+            self._compiled[id(wl)] = entry
+        return entry[1]
+
+    def tokens(self, text: str) -> list[Token]:
+        """Tokens of ``text``, cached for the few texts a message is checked against."""
+        found = self._tokens.get(text)
+        if found is None:
+            found = tokenize(fold(text))
+            self._tokens[text] = found
+            if len(self._tokens) > self._cache_size:
+                self._tokens.popitem(last=False)
+        else:
+            self._tokens.move_to_end(text)
+        return found
+
+    async def detect(
+        self, message: MessageView, condition: Condition, ctx: DetectContext
+    ) -> list[Detection]:
+        """One detection per distinct item found; none when the list is missing."""
+        wl = ctx.lists.get(condition.list_id or "")
+        if wl is None or wl.kind == "patterns":
+            return []
+        text = message_text(message)
+        if not text:
+            return []
+        items = dict.fromkeys(hit.item for hit in find(self.compiled(wl), self.tokens(text)))
+        return [
+            Detection(self.name, wl.id, 1.0, f"matched {item!r} in list {wl.id}") for item in items
+        ]

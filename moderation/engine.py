@@ -1,0 +1,323 @@
+"""The rule engine: which rules apply to a message, which match, and the resulting verdict.
+
+Evaluation of one message:
+
+1. Rules that are enabled and whose sender and receiver filters pass are candidates; a rule's
+   conditions that do not cover the message's type are ignored, and a rule with none left
+   does not apply.
+2. Candidates run cheapest first (a rule costs as much as its dearest detector). Within a
+   rule, conditions run cheapest first and stop early (``any``: at the first hit; ``all``:
+   at the first miss). A detector's detections are computed once per message and condition.
+3. A condition matches when one of its detector's detections (restricted to the condition's
+   ``categories``, if any) reaches its ``threshold`` (default 0.5; keyword, pattern, phone and
+   e-mail hits have confidence 1.0). A condition whose kind has no detector never matches;
+   ``unavailable_kinds`` names such kinds.
+4. Once a rule with ``block`` matched, rules that need an expensive detector (cost >= 100)
+   are skipped; cheap ones still run so their side actions (flag, kick, ...) are kept.
+5. Status: a match with ``block``, ``kick``, ``ban`` or ``block_user`` disapproves the
+   message (the last three punish the sender for this very message, so it is not delivered);
+   otherwise one with ``review`` holds it for a moderator; otherwise it is approved (``flag``
+   delivers it and queues it for review).
+
+The engine does no I/O: detectors are local and given everything through ``DetectContext``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from moderation.detectors.base import EXPENSIVE, DetectContext, Detector
+from moderation.detectors.contacts import EmailDetector, PhoneDetector
+from moderation.detectors.keywords import KeywordDetector
+from moderation.detectors.patterns import PatternDetector
+from moderation.detectors.spam import SpamDetector
+from moderation.rules import MAX_CONTEXT_WINDOW, Condition, MatchMode, Rule, WordList
+from moderation.types import (
+    DISAPPROVING,
+    Action,
+    Detection,
+    Match,
+    MessageView,
+    Verdict,
+    VerdictStatus,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.5
+
+#: Which list kinds a list-based detector reads.
+LIST_KINDS_FOR: Mapping[str, tuple[str, ...]] = {
+    "keywords": ("keywords", "sentences"),
+    "patterns": ("patterns",),
+    "similarity": ("sentences",),
+}
+
+
+def default_detectors() -> dict[str, Detector]:
+    """Fresh instances of the built-in local detectors, keyed by the condition kind they serve."""
+    detectors: list[Detector] = [
+        KeywordDetector(),
+        PatternDetector(),
+        EmailDetector(),
+        SpamDetector(),
+        PhoneDetector(),
+    ]
+    return {d.name: d for d in detectors}
+
+
+def severity(actions: Sequence[Action]) -> int:
+    """0 block, 1 other disapproving actions, 2 review, 3 flag, 4 nothing that decides."""
+    if Action.BLOCK in actions:
+        return 0
+    if any(a in DISAPPROVING for a in actions):
+        return 1
+    if Action.REVIEW in actions:
+        return 2
+    if Action.FLAG in actions:
+        return 3
+    return 4
+
+
+def verdict_of(matches: Sequence[Match], detections: Sequence[Detection]) -> Verdict:
+    """The verdict for these matches: ordered most severe first, status from the first."""
+    ordered = tuple(sorted(matches, key=lambda m: severity(m.actions)))
+    actions = tuple(dict.fromkeys(a for m in ordered for a in m.actions))
+    rank = severity(actions)
+    status = (
+        VerdictStatus.DISAPPROVED
+        if rank <= 1
+        else VerdictStatus.REVIEW
+        if rank == 2
+        else VerdictStatus.APPROVED
+    )
+    return Verdict(status, ordered, actions, tuple(dict.fromkeys(detections)))
+
+
+Runner = Callable[[Condition], Awaitable[list[Detection]]]
+
+
+class Engine:
+    """Evaluates messages against a fixed set of rules and lists; build a new one on change.
+
+    ``detectors`` defaults to ``default_detectors()``; pass a mapping to use exactly those
+    (kind -> detector). ``context_window`` is how many previous messages of the conversation
+    a condition without its own ``contextWindow`` may look at (0..10).
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        lists: Mapping[str, WordList],
+        detectors: Mapping[str, Detector] | None = None,
+        *,
+        context_window: int = 5,
+    ) -> None:
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self.lists: dict[str, WordList] = dict(lists)
+        self.detectors: dict[str, Detector] = (
+            default_detectors() if detectors is None else dict(detectors)
+        )
+        self.context_window = max(0, min(context_window, MAX_CONTEXT_WINDOW))
+        self._enabled = tuple(r for r in self.rules if r.enabled)
+        for detector in self.detectors.values():
+            if isinstance(detector, KeywordDetector | PatternDetector):
+                for wl in self.lists.values():
+                    if wl.kind in LIST_KINDS_FOR[detector.name]:
+                        detector.compiled(wl)  # compile now, not on the first message
+
+    # ------------------------------------------------------------------ questions
+
+    def covers(self, category: str, message_type: str) -> bool:
+        """Whether an enabled rule has a condition for this message category and type."""
+        return any(
+            c.applies_to(category, message_type) for r in self._enabled for c in r.conditions
+        )
+
+    def unavailable_kinds(self) -> frozenset[str]:
+        """Condition kinds used by enabled rules that no registered detector serves."""
+        return frozenset(
+            c.kind for r in self._enabled for c in r.conditions if c.kind not in self.detectors
+        )
+
+    # ------------------------------------------------------------------ evaluation
+
+    async def evaluate(
+        self,
+        message: MessageView,
+        *,
+        context: Sequence[MessageView] = (),
+        sender_recent: Sequence[MessageView] = (),
+    ) -> Verdict:
+        """The verdict of every enabled rule on ``message``.
+
+        ``context``: the conversation's previous messages, oldest first; ``sender_recent``:
+        the sender's recent messages across conversations, newest last.
+        """
+        runner, produced = self._runner(message, context, sender_recent)
+        candidates = [r for r in self._enabled if r.applies(message.sender, message.receiver)]
+        candidates.sort(key=lambda r: self._rule_cost(r, message))
+        matches: list[Match] = []
+        blocked = False
+        for rule in candidates:
+            if blocked and self._rule_cost(rule, message) >= EXPENSIVE:
+                continue
+            match = await self._match(rule, message, runner)
+            if match is not None:
+                matches.append(match)
+                blocked = blocked or Action.BLOCK in match.actions
+        return verdict_of(matches, [d for ds in produced.values() for d in ds])
+
+    async def evaluate_rule(
+        self,
+        rule: Rule,
+        message: MessageView,
+        *,
+        context: Sequence[MessageView] = (),
+        sender_recent: Sequence[MessageView] = (),
+    ) -> Match | None:
+        """Whether ``rule`` (enabled or not, stored or not) matches ``message``: for dry-runs."""
+        if not rule.applies(message.sender, message.receiver):
+            return None
+        runner, _ = self._runner(message, context, sender_recent)
+        return await self._match(rule, message, runner)
+
+    async def detect_all(
+        self,
+        message: MessageView,
+        *,
+        context: Sequence[MessageView] = (),
+        sender_recent: Sequence[MessageView] = (),
+    ) -> list[Detection]:
+        """Every detector's detections for ``message``, for the try-out endpoint.
+
+        List-based detectors run once per list of a kind they read (category = list id);
+        every category a detector scores appears, with confidence 0 when nothing was found.
+        """
+        runner, _ = self._runner(message, context, sender_recent)
+        out: list[Detection] = []
+        for detector in sorted(self.detectors.values(), key=lambda d: (d.cost, d.name)):
+            runs: list[tuple[Condition, tuple[str, ...]]] = []
+            if detector.name in LIST_KINDS_FOR:
+                for wl in self.lists.values():
+                    if wl.kind in LIST_KINDS_FOR[detector.name]:
+                        condition = Condition(detector.name, (message.message_type,), list_id=wl.id)
+                        runs.append((condition, (wl.id,)))
+            else:
+                condition = Condition(detector.name, (message.message_type,))
+                runs.append((condition, detector.categories))
+            for condition, categories in runs:
+                found = await runner(condition)
+                out.extend(found)
+                seen = {d.category for d in found}
+                out.extend(Detection(detector.name, c, 0.0) for c in categories if c not in seen)
+        return out
+
+    # ------------------------------------------------------------------ internals
+
+    def _runner(
+        self,
+        message: MessageView,
+        context: Sequence[MessageView],
+        sender_recent: Sequence[MessageView],
+    ) -> tuple[Runner, dict[int, list[Detection]]]:
+        """A function running a condition's detector once per condition, and its results."""
+        produced: dict[int, list[Detection]] = {}
+        keep: list[Condition] = []  # keeps ids stable while ``produced`` is alive
+
+        async def run(condition: Condition) -> list[Detection]:
+            key = id(condition)
+            if key in produced:
+                return produced[key]
+            detector = self.detectors.get(condition.kind)
+            found: list[Detection] = []
+            if detector is not None:
+                window = (
+                    self.context_window
+                    if condition.context_window is None
+                    else condition.context_window
+                )
+                ctx = DetectContext(
+                    lists=self.lists,
+                    context=tuple(context[-window:]) if window else (),
+                    sender_recent=sender_recent,
+                )
+                try:
+                    found = list(await detector.detect(message, condition, ctx))
+                except Exception:
+                    log.exception(
+                        "detector %s failed on message %d; condition not matched",
+                        detector.name,
+                        message.id,
+                    )
+            keep.append(condition)
+            produced[key] = found
+            return found
+
+        return run, produced
+
+    def _cost(self, condition: Condition) -> int:
+        detector = self.detectors.get(condition.kind)
+        return 0 if detector is None else detector.cost
+
+    def _rule_cost(self, rule: Rule, message: MessageView) -> int:
+        return max(
+            (
+                self._cost(c)
+                for c in rule.conditions
+                if c.applies_to(message.category, message.message_type)
+            ),
+            default=0,
+        )
+
+    async def _match(self, rule: Rule, message: MessageView, run: Runner) -> Match | None:
+        conditions = sorted(
+            (c for c in rule.conditions if c.applies_to(message.category, message.message_type)),
+            key=self._cost,
+        )
+        if not conditions:
+            return None
+        hits: list[Detection] = []
+        for condition in conditions:
+            if condition.kind not in self.detectors:
+                hit = None
+            else:
+                hit = _best_hit(condition, await run(condition))
+            if hit is None and rule.match is MatchMode.ALL:
+                return None
+            if hit is not None:
+                hits.append(hit)
+                if rule.match is MatchMode.ANY:
+                    break
+        if not hits:
+            return None
+        confidence = (
+            min(h.confidence for h in hits)
+            if rule.match is MatchMode.ALL
+            else max(h.confidence for h in hits)
+        )
+        return Match(
+            rule_id=rule.id,
+            rule_name=rule.name,
+            revision=rule.revision,
+            reason="; ".join(h.reason for h in hits),
+            confidence=confidence,
+            actions=rule.actions,
+        )
+
+
+def _best_hit(condition: Condition, detections: Sequence[Detection]) -> Detection | None:
+    """The most confident detection reaching the threshold, its reason filled in."""
+    threshold = DEFAULT_THRESHOLD if condition.threshold is None else condition.threshold
+    relevant = [
+        d
+        for d in detections
+        if (not condition.categories or d.category in condition.categories)
+        and d.confidence >= threshold
+    ]
+    if not relevant:
+        return None
+    best = max(relevant, key=lambda d: d.confidence)
+    reason = best.reason or f"{best.category} {best.confidence:.2f} >= {threshold:.2f}"
+    return Detection(best.detector, best.category, best.confidence, reason)

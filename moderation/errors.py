@@ -1,0 +1,33 @@
+"""Errors raised by the moderation package.
+
+```
+ModerationError                 base of everything raised here
+ +-- RuleError(field, message)  a rule or word list failed validation; ``field`` is the
+ |                              offending JSON path, e.g. ``conditions[0].threshold``
+ +-- DetectorError              a detector could not run (bad configuration, provider failure)
+```
+"""
+
+from __future__ import annotations
+
+
+class ModerationError(Exception):
+    """Base class of every error raised by ``moderation``."""
+
+
+class RuleError(ModerationError):
+    """A rule or list body is invalid; ``field`` names the JSON path at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+class DetectorError(ModerationError):
+    """A detector failed to run; the engine treats its condition as not matched."""
+
+    def __init__(self, detector: str, message: str) -> None:
+        super().__init__(f"{detector}: {message}")
+        self.detector = detector
+        self.message = message

@@ -1,0 +1,113 @@
+"""Value types that cross module boundaries: message views, detections, matches, verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class UserView:
+    """What the engine knows about a sender."""
+
+    uid: str
+    name: str
+    role: str
+    tags: tuple[str, ...]
+    created_at: int
+
+
+@dataclass(frozen=True)
+class ReceiverView:
+    """What the engine knows about a receiver; ``type`` is ``"user"`` or ``"group"``."""
+
+    type: str
+    id: str
+    name: str
+    tags: tuple[str, ...]
+    group_type: str | None
+    created_at: int
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """One message as the engine sees it (decrypted, with sender and receiver views).
+
+    ``category`` is ``"message"`` or ``"custom"``; ``data`` is a JSON value or None.
+    """
+
+    id: int
+    conversation_id: str
+    category: str
+    message_type: str
+    text: str | None
+    data: object
+    sender: UserView
+    receiver: ReceiverView
+    sent_at: int
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detector's confidence (0..1) for one category."""
+
+    detector: str
+    category: str
+    confidence: float
+    reason: str = ""
+
+
+class Action(StrEnum):
+    """What a matched rule asks for."""
+
+    BLOCK = "block"
+    REVIEW = "review"
+    FLAG = "flag"
+    KICK = "kick"
+    BAN = "ban"
+    BLOCK_USER = "block_user"
+
+
+#: Actions that disapprove the message on their own. ``kick``, ``ban`` and ``block_user``
+#: remove the sender (or cut them off from the receiver) because of this very message, so
+#: delivering it would contradict the action.
+DISAPPROVING = frozenset({Action.BLOCK, Action.KICK, Action.BAN, Action.BLOCK_USER})
+
+
+@dataclass(frozen=True)
+class Match:
+    """One rule that matched a message, at the revision that matched."""
+
+    rule_id: str
+    rule_name: str
+    revision: int
+    reason: str
+    confidence: float
+    actions: tuple[Action, ...]
+
+
+class VerdictStatus(StrEnum):
+    """The engine's decision; ``REVIEW`` keeps the message pending for a human."""
+
+    APPROVED = "approved"
+    DISAPPROVED = "disapproved"
+    REVIEW = "review"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of evaluating every enabled rule against one message.
+
+    ``matches`` is ordered most severe first, so ``matches[0]`` is the rule that decided the
+    status. ``actions`` is the union of the matched rules' actions, in that order.
+    """
+
+    status: VerdictStatus
+    matches: tuple[Match, ...]
+    actions: tuple[Action, ...]
+    detections: tuple[Detection, ...]
+
+    @property
+    def flagged(self) -> bool:
+        """Whether a matched rule asked to flag the message for the review queue."""
+        return Action.FLAG in self.actions

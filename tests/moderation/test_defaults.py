@@ -1,0 +1,36 @@
+"""The default rules and lists are valid and behave as documented."""
+
+from __future__ import annotations
+
+from moderation.defaults import default_lists, default_rules, read_word_file
+from moderation.engine import Engine
+from moderation.rules import parse_list, parse_rule, rule_to_json
+
+
+def test_defaults_parse_and_round_trip() -> None:
+    lists = [parse_list(body) for body in default_lists()]
+    ids = {wl.id for wl in lists}
+    assert {"profanity-en", "profanity-de", "profanity-fr", "profanity-es", "profanity-it"} <= ids
+    en = next(wl for wl in lists if wl.id == "profanity-en")
+    assert 100 <= len(en.items) <= 300
+    assert all(30 <= len(wl.items) <= 80 for wl in lists if wl.id != "profanity-en")
+    rules = {r.id: r for r in (parse_rule(body, known_lists=ids) for body in default_rules())}
+    assert set(rules) == {"profanity", "spam", "contact-phone", "contact-email"}
+    assert rules["profanity"].enabled and rules["spam"].enabled
+    assert not rules["contact-phone"].enabled and not rules["contact-email"].enabled
+    for rule in rules.values():
+        assert parse_rule(rule_to_json(rule), known_lists=ids) == rule
+
+
+def test_defaults_cover_text_but_not_custom() -> None:
+    lists = {wl.id: wl for wl in (parse_list(b) for b in default_lists())}
+    engine = Engine([parse_rule(b) for b in default_rules()], lists)
+    assert engine.covers("message", "text")
+    assert not engine.covers("custom", "poll")
+    assert not engine.covers("message", "image")
+    assert engine.unavailable_kinds() == frozenset()
+
+
+def test_read_word_file() -> None:
+    items, allow = read_word_file("# c\nfoo\n\nbar baz\nfoo\n[allow]\n# c\nfoo bar\n")
+    assert items == ["foo", "bar baz"] and allow == ["foo bar"]
