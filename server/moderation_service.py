@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 from moderation.defaults import default_lists, default_rules
-from moderation.engine import Engine
+from moderation.detectors.base import Detector
+from moderation.engine import Engine, default_detectors
 from moderation.errors import RuleError
 from moderation.pipeline import Pipeline
 from moderation.rules import Rule, WordList, parse_list, parse_rule
@@ -57,14 +58,20 @@ class ModerationService:
         queue_size: int,
         context_window: int,
         enabled: bool = True,
+        detectors: Mapping[str, Detector] | None = None,
     ) -> None:
         self._store = store
+        # Built once: detectors may hold models and per-user state; engines are rebuilt on
+        # every rule change and share these instances.
+        self.detectors: dict[str, Detector] = (
+            default_detectors() if detectors is None else dict(detectors)
+        )
         self.mstore = mstore
         self._metrics = metrics
         self._enabled = enabled
         self._default_window = context_window
         self._context_window = context_window
-        self.engine = Engine([], {}, context_window=context_window)
+        self.engine = Engine([], {}, self.detectors, context_window=context_window)
         self.rules: dict[str, Rule] = {}
         self.lists: dict[str, WordList] = {}
         self.pipeline: Pipeline[Message] = Pipeline(
@@ -127,7 +134,9 @@ class ModerationService:
         window = settings.get("contextWindow", self._default_window)
         self._context_window = window if isinstance(window, int) else self._default_window
         self.rules, self.lists = rules, lists
-        self.engine = Engine(list(rules.values()), lists, context_window=self._context_window)
+        self.engine = Engine(
+            list(rules.values()), lists, self.detectors, context_window=self._context_window
+        )
 
     # ----------------------------------------------------------------- the gate
 
