@@ -9,9 +9,10 @@ Lists: ``profanity-en``, ``profanity-de``, ``profanity-fr``, ``profanity-es``, `
 Rules (all for message type ``text`` only, so custom messages stay unmoderated by default):
 
 - ``profanity`` - enabled; any of the seven profanity lists -> ``block``.
-- ``spam`` - enabled; the spam behaviour detector (the same text 3 times in 10 minutes,
-  8 messages in 10 seconds, or 3 links in one message) -> ``block``. Blocking rather than
-  ``review`` keeps a flood out of the moderators' queue and never leaves messages pending.
+- ``spam`` - enabled; the spam behaviour detector (the same or nearly the same text sent to 3
+  conversations within 10 minutes, or 3 links in one message) -> ``block``. Blocking rather
+  than ``review`` keeps a flood out of the moderators' queue and never leaves messages
+  pending. Bursts from one user are left to the per-user rate limit.
 - ``contact-phone`` - disabled; a phone number (also spelled out or split) -> ``block``.
 - ``contact-email`` - disabled; an e-mail address (also obfuscated) -> ``block``.
 
@@ -115,9 +116,17 @@ def default_rules() -> list[dict[str, object]]:
         _rule(
             "spam",
             "Spam behaviour",
-            "Blocks repeated texts (3 within 10 minutes), bursts (8 messages within 10 seconds)"
-            " and link-heavy messages (3 or more links).",
-            [{"kind": "spam", "messageTypes": ["text"]}],
+            "Blocks the same or nearly the same text sent to 3 or more conversations within"
+            " 10 minutes, and link-heavy messages (3 or more links). Floods from one user are"
+            " the rate limiter's job, so bursts are not judged here by default.",
+            [
+                {
+                    "kind": "spam",
+                    "messageTypes": ["text"],
+                    "categories": ["repeat", "links"],
+                    "acrossConversations": True,
+                }
+            ],
             ["block"],
             enabled=True,
         ),

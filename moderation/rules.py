@@ -305,7 +305,7 @@ _SPAM_INTS: Final = {
 }
 _KIND_PARAMS: Final[dict[str, tuple[str, ...]]] = {
     "phone": ("regions",),
-    "spam": (*_SPAM_INTS, "similarity"),
+    "spam": (*_SPAM_INTS, "similarity", "acrossConversations"),
     "openai": ("prompt", "model"),
 }
 
@@ -431,6 +431,8 @@ def _parse_param(kind: str, key: str, value: object, path: str) -> ParamValue:
         return _int(value, path, lo, hi)
     if key == "similarity":
         return _number(value, path, 0.0, 1.0)
+    if key == "acrossConversations":
+        return _bool(value, path)
     return _str(value, path)
 
 

@@ -6,7 +6,10 @@ about twice it, so the engine's default threshold of 0.5 means "limit reached"):
 - ``repeat``: this text and the sender's recent texts that are the same or nearly the same
   (folded, difflib ratio >= ``similarity``, default 0.9) within ``windowSeconds`` (600),
   across all conversations; limit ``repeatThreshold`` (3). Texts shorter than ``minLength``
-  (12 characters) never count, so "ok" or "thanks" can be repeated freely.
+  (12 characters) never count, so "ok" or "thanks" can be repeated freely. With
+  ``acrossConversations`` (default false) only repeats in *other* conversations count, one
+  per conversation: the signature of a spammer writing to many people, while a user who says
+  the same thing again in one chat (or a script that talks to one peer) is left alone.
 - ``burst``: messages within ``burstSeconds`` (10), this one included; limit ``burstCount`` (8).
 - ``links``: links in this text; limit ``linkThreshold`` (3).
 """
@@ -74,13 +77,18 @@ class SpamDetector:
         ]
         text = message_text(message)
         return [
-            self._repeat(text, recent, condition, window),
+            self._repeat(message, text, recent, condition, window),
             self._burst(message, recent, condition),
             self._links(text, condition),
         ]
 
     def _repeat(
-        self, text: str, recent: Sequence[MessageView], condition: Condition, window: int
+        self,
+        message: MessageView,
+        text: str,
+        recent: Sequence[MessageView],
+        condition: Condition,
+        window: int,
     ) -> Detection:
         limit = _int(condition, "repeatThreshold", 3)
         min_length = _int(condition, "minLength", 12)
@@ -89,8 +97,14 @@ class SpamDetector:
         mine = normalized(text)
         if len(mine) < min_length:
             return Detection(self.name, "repeat", 0.0, "")
-        count = 1 + sum(similar(mine, normalized(message_text(m)), ratio) for m in recent)
-        reason = f"sent {count} times in {window} s" if count > 1 else ""
+        same = [m for m in recent if similar(mine, normalized(message_text(m)), ratio)]
+        if condition.param("acrossConversations", False) is True:
+            places = {m.conversation_id for m in same} - {message.conversation_id}
+            count = 1 + len(places)
+            reason = f"sent to {count} conversations in {window} s" if count > 1 else ""
+        else:
+            count = 1 + len(same)
+            reason = f"sent {count} times in {window} s" if count > 1 else ""
         return Detection(self.name, "repeat", scaled(count, limit), reason)
 
     def _burst(

@@ -110,3 +110,17 @@ async def test_condition_params_override_defaults() -> None:
 def test_scaled() -> None:
     assert [scaled(c, 3) for c in (1, 2, 3, 5, 9)] == [0.0, 0.25, 0.5, 1.0, 1.0]
     assert scaled(3, 3, start=0) == 0.5
+
+
+async def test_across_conversations_counts_other_conversations_only() -> None:
+    across = Condition("spam", ("text",), params=(("acrossConversations", True),))
+    text = "Earn 500 dollars a day from home, ask me how"
+    # The same text again and again to one peer (a chatty user, or a load script) is fine.
+    same_peer = [build_message(text, id=i, sent_at=T0 - 60 + i) for i in range(1, 6)]
+    assert (await scores(text, same_peer, across))["repeat"].confidence < 0.5
+    # Sent to two other people before this one: three conversations reach the limit.
+    spread = history([text, text])
+    hit = (await scores(text, spread, across))["repeat"]
+    assert hit.confidence >= 0.5 and "3 conversations" in hit.reason
+    # The plain counter, for comparison, counts the repeats to one peer.
+    assert (await scores(text, same_peer))["repeat"].confidence >= 0.5
