@@ -1,67 +1,15 @@
 // Parley demo chat client. Plain ES module, no dependencies, no build step.
 // Every piece of user-supplied text is rendered with textContent, never innerHTML.
 
-const $ = (id) => document.getElementById(id);
+import { $, ApiError, el, request, toast } from "./common.js";
 
 // ------------------------------------------------------------------ small helpers
 
-/** Create an element; string/number children become text nodes (never parsed as HTML). */
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
-    else if (key in node && typeof value !== "string") node[key] = value;
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-function toast(code, message, details, kind = "error") {
-  const box = el("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status", title: "Dismiss" });
-  if (code) box.append(el("span", { class: "code", text: code }));
-  box.append(el("span", { text: message || "" }));
-  if (details && typeof details === "object" && Object.keys(details).length) {
-    box.append(el("div", { class: "details", text: JSON.stringify(details) }));
-  }
-  box.addEventListener("click", () => box.remove());
-  $("toasts").append(box);
-  setTimeout(() => box.remove(), kind === "error" ? 8000 : 4000);
-}
-
-class ApiError extends Error {
-  constructor(status, body) {
-    super((body && body.message) || `HTTP ${status}`);
-    this.status = status;
-    this.code = (body && body.code) || `HTTP_${status}`;
-    this.details = (body && body.details) || {};
-  }
-}
-
-async function api(method, path, { body, apiKey, token } = {}) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+function api(method, path, { body, apiKey, token } = {}) {
+  const headers = {};
   if (apiKey) headers["X-API-Key"] = apiKey;
   if (token) headers.Authorization = `Bearer ${token}`;
-  let res;
-  try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  } catch (err) {
-    throw new ApiError(0, { code: "ERR_NETWORK", message: String(err.message || err) });
-  }
-  let data = null;
-  const text = await res.text();
-  if (text) {
-    try { data = JSON.parse(text); } catch { data = { message: text.slice(0, 300) }; }
-  }
-  if (!res.ok) throw new ApiError(res.status, data);
-  return data;
+  return request(method, path, { body, headers });
 }
 
 function showApiError(err) {

@@ -1,77 +1,27 @@
 // Parley moderator dashboard. Plain ES module, no dependencies, no build step.
 // Every value that came from the server is rendered with textContent, never innerHTML.
 
-const $ = (id) => document.getElementById(id);
+import { $, ApiError, el, request, toast } from "./common.js";
+
 const KEY_STORAGE = "parley.apiKey";
 
 // ------------------------------------------------------------------ helpers
 
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
-    else if (key in node && typeof value !== "string") node[key] = value;
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-function toast(code, message, details, kind = "error") {
-  const box = el("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status", title: "Dismiss" });
-  if (code) box.append(el("span", { class: "code", text: code }));
-  box.append(el("span", { text: message || "" }));
-  if (details && typeof details === "object" && Object.keys(details).length) {
-    box.append(el("div", { class: "details", text: JSON.stringify(details) }));
-  }
-  box.addEventListener("click", () => box.remove());
-  $("toasts").append(box);
-  setTimeout(() => box.remove(), kind === "error" ? 10000 : 4000);
-}
-
 const info = (message) => toast("", message, null, "info");
-
-class ApiError extends Error {
-  constructor(status, body) {
-    super((body && body.message) || `HTTP ${status}`);
-    this.status = status;
-    this.code = (body && body.code) || `HTTP_${status}`;
-    this.details = (body && body.details) || {};
-  }
-}
 
 let apiKey = null;
 
 async function api(method, path, body) {
-  const headers = { Accept: "application/json", "X-API-Key": apiKey || "" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  let res;
   try {
-    res = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    return await request(method, `/api/v1${path}`, { body, headers: { "X-API-Key": apiKey || "" } });
   } catch (err) {
-    throw new ApiError(0, { code: "ERR_NETWORK", message: String(err.message || err) });
-  }
-  const text = await res.text();
-  let data = null;
-  if (text) {
-    try { data = JSON.parse(text); } catch { data = { message: text.slice(0, 300) }; }
-  }
-  if (!res.ok) {
-    const err = new ApiError(res.status, data);
-    if (res.status === 401) {
+    if (err instanceof ApiError && err.status === 401) {
       // A wrong or rotated key: back to the sign-in box.
       toast(err.code, err.message, err.details);
       logout();
     }
     throw err;
   }
-  return data;
 }
 
 function showError(err) {
