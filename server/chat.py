@@ -20,6 +20,7 @@ from server.errors import (
     BadRequest,
     Banned,
     Blocked,
+    ClientError,
     Conflict,
     Forbidden,
     NotAMember,
@@ -443,8 +444,19 @@ class ChatService:
         frame_id: str | None = None,
     ) -> Message:
         """Check, store durably (idempotent on muid), acknowledge, then deliver or hold."""
-        self.rate.check(sender.uid)
-        await self._check_can_send(sender, cmd.receiver, cmd.receiver_type)
+        try:
+            self.rate.check(sender.uid)
+            await self._check_can_send(sender, cmd.receiver, cmd.receiver_type)
+        except ClientError:
+            # A retry of a send that was stored returns the stored message, even if the
+            # sender is now rate limited or blocked (checked only on this rare path).
+            stored = await self.store.find_by_muid(sender.uid, cmd.muid) if cmd.muid else None
+            if stored is None:
+                raise
+            if origin is not None:
+                body = {"message": stored.to_json()}
+                origin.push(protocol.encode("message.sent", body, frame_id=frame_id))
+            return stored
         if cmd.media_id is not None:
             raise NotFound("media not found", {"mediaId": cmd.media_id})
         moderated = self.gate.covers(cmd.category, cmd.message_type)
@@ -508,16 +520,37 @@ class ChatService:
             body["moderation"] = moderation.to_json()
         self.hub.send((updated.sender,), protocol.encode("message.moderated", body))
         if status.deliverable and not message.status.deliverable:
-            kind = "message.edited" if updated.edited_at else "message"
+            # Receivers who had an earlier version get the edit; others the message itself.
+            kind = "message.edited" if message.shown else "message"
             await self._deliver(updated, protocol.encode(kind, {"message": updated.to_json()}))
-        elif not status.deliverable and message.status.deliverable:
-            withdrawn = dataclasses.replace(
-                updated, text=None, data=None, metadata={}, attachment=None
-            )
-            await self._deliver(
-                updated, protocol.encode("message.deleted", {"message": withdrawn.to_json()})
-            )
+        elif not status.deliverable and message.shown:
+            # Receivers hold a version they may no longer see (an edit was disapproved, or a
+            # moderator overturned an approval): for them the message is gone.
+            await self._withdraw(updated)
         return updated
+
+    async def _withdraw(self, message: Message) -> None:
+        """``message.deleted`` (content erased) to everyone who may hold a copy."""
+        gone = dataclasses.replace(
+            message,
+            text=None,
+            data=None,
+            metadata={},
+            attachment=None,
+            deleted_at=message.deleted_at or message.updated_at,
+        )
+        frame = protocol.encode("message.deleted", {"message": gone.to_json()})
+        self.hub.send(await self._audience(message), frame)
+
+    async def _audience(self, message: Message) -> list[str]:
+        """Everyone but the sender who may hold a copy: the peer, or the group's members.
+
+        Unlike delivery, blocks do not narrow it: a withdrawal or deletion tells nothing new.
+        """
+        if message.receiver_type == "user":
+            return [message.receiver]
+        members = await self._group_members(message.receiver)
+        return [uid for uid in members if uid != message.sender]
 
     async def get_message(self, message_id: int) -> Message:
         message = await self.store.get_message(message_id)
@@ -553,7 +586,6 @@ class ChatService:
         if not text.strip():
             raise BadRequest("field 'text' is empty", {"field": "text"})
         self.rate.check(user.uid)
-        was_delivered = message.status.deliverable
         moderated = self.gate.covers(message.category, message.type)
         status = Status.PENDING if moderated else Status.UNMODERATED
         edited = await self.store.update_content(
@@ -565,8 +597,10 @@ class ChatService:
                 protocol.encode("message.edited", {"message": edited.to_json()}, frame_id=frame_id)
             )
         self.hub.send((user.uid,), frame, exclude=origin)
-        if status.deliverable and was_delivered:
-            await self._deliver(edited, frame)
+        if status.deliverable:
+            # Unmoderated: receivers who had it get the edit, others (it was held) the message.
+            first = protocol.encode("message", {"message": edited.to_json()})
+            await self._deliver(edited, frame if message.shown else first)
         elif status is Status.PENDING:
             await self.gate.submit(edited)
         return edited
@@ -598,11 +632,8 @@ class ChatService:
                 )
             )
         self.hub.send((message.sender,), frame, exclude=origin)
-        if message.status.deliverable:
-            receivers = await self._receivers(
-                message.sender, message.receiver, message.receiver_type
-            )
-            self.hub.send(receivers, frame, exclude=origin)
+        if message.shown:
+            self.hub.send(await self._audience(message), frame, exclude=origin)
         return deleted
 
     async def receipt(self, user: User, message_id: int, kind: str) -> None:

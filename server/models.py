@@ -120,6 +120,8 @@ class Message:
     edited_at: int = 0
     deleted_at: int = 0
     rev: int = 0
+    #: receivers were sent some version of it (stays true after a later disapproval)
+    shown: bool = False
     attachment: dict[str, Any] | None = None
     moderation: Moderation | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -20,7 +20,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from server import protocol
 from server.auth import bearer_token
 from server.chat import ChatService
-from server.errors import AuthRequired, ClientError, Forbidden, InternalError
+from server.errors import (
+    AuthInvalid,
+    AuthRequired,
+    BadRequest,
+    ClientError,
+    Forbidden,
+    InternalError,
+)
 from server.hub import Connection
 from server.metrics import Metrics
 from server.models import User
@@ -53,6 +60,7 @@ class Session:
         self.conn: Connection | None = None
         self._closing = False
         self._writer: asyncio.Task[None] | None = None
+        self._close_task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         ws = self.ws
@@ -84,6 +92,11 @@ class Session:
         try:
             await self._read_loop(user, conn)
         finally:
+            if self._close_task is not None:
+                # The reader saw the close coming: let the explaining frame and the close
+                # frame go out before the handler returns (else the socket is just dropped).
+                with contextlib.suppress(Exception):
+                    await self._close_task
             self.chat.hub.unregister(conn)
             self.metrics.connections.dec()
             self._writer.cancel()
@@ -102,6 +115,10 @@ class Session:
                 return None
             text = message.get("text")
             if text is None:
+                # Binary frames close 1003 (Transport); say why first, as for any bad first frame.
+                await self._send_now(
+                    protocol.error_frame(BadRequest("binary frames are not supported"))
+                )
                 await self._close_now(protocol.CLOSE_UNSUPPORTED, "binary frames are not supported")
                 return None
             try:
@@ -166,7 +183,27 @@ class Session:
             report = await chat.flag_message(user, cmd.message_id, cmd.reason, cmd.remarks)
             conn.push(protocol.encode("message.flagged", report, frame_id=frame_id))
         elif isinstance(cmd, protocol.Auth):
-            conn.push(protocol.encode("auth.ok", {"user": user.to_json()}, frame_id=frame_id))
+            await self._reauthenticate(user, conn, cmd.token, frame_id)
+
+    async def _reauthenticate(
+        self, user: User, conn: Connection, token: str, frame_id: str | None
+    ) -> None:
+        """A later ``auth`` frame (a client refreshing its token) is checked like the first:
+        a bad token is answered with an error and closes 4401 (4403 for a deleted or banned
+        user); a valid token of another user is refused and the connection stays as it was."""
+        try:
+            again = await self.chat.authenticate(token)
+        except (AuthInvalid, AuthRequired, Forbidden) as exc:
+            self._error(conn, exc, frame_id)
+            code = protocol.CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else protocol.CLOSE_AUTH
+            self.close(code, exc.message)
+            return
+        if again.uid != user.uid:
+            raise BadRequest(
+                f"this connection is authenticated as {user.uid!r}; open another for {again.uid!r}",
+                {"field": "token"},
+            )
+        conn.push(protocol.encode("auth.ok", {"user": again.to_json()}, frame_id=frame_id))
 
     async def _write_loop(self, conn: Connection) -> None:
         queue = conn.queue
@@ -184,6 +221,7 @@ class Session:
         self._closing = True
         task = asyncio.get_running_loop().create_task(self._close_after_flush(code, reason))
         task.add_done_callback(_log_task_error)
+        self._close_task = task
 
     async def _close_after_flush(self, code: int, reason: str) -> None:
         if self._writer is not None and code != protocol.CLOSE_TRY_AGAIN:

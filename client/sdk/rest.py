@@ -177,7 +177,8 @@ class RestClient:
     async def history_page(
         self, conversation_id: str, *, before: int | None = None, limit: int = 50
     ) -> dict[str, Any]:
-        """One page, newest first: ``{"messages": [...], "hasMore": bool}``."""
+        """One page: the newest ``limit`` messages below ``before``, oldest first, and
+        whether older ones remain: ``{"messages": [...], "hasMore": bool}``."""
         params: dict[str, Any] = {"limit": limit}
         if before is not None:
             params["before"] = before
@@ -266,6 +267,20 @@ class RestClient:
     async def put_settings(self, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self.request("PUT", "/moderation/settings", json=body)
         return result
+
+    async def webhook_deliveries(
+        self, *, status: str | None = None, event: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The outgoing webhook delivery log, newest first (staff only)."""
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        if event is not None:
+            params["event"] = event
+        result: dict[str, Any] = await self.request(
+            "GET", "/moderation/webhooks/deliveries", params=params
+        )
+        return list(result["deliveries"])
 
     async def queue(self, state: str = "review") -> dict[str, Any]:
         """``{"state", "items"}`` of the review queue in ``state``."""

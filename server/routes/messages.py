@@ -12,7 +12,7 @@ from starlette.routing import Route
 from server import protocol
 from server.errors import BadRequest, Forbidden, NotFound
 from server.models import User
-from server.routes.common import Deps, caller, get_str, ok, query_int, read_json
+from server.routes.common import Caller, Deps, caller, get_str, ok, query_int, read_json
 
 CID_RE = re.compile(r"^[A-Za-z0-9_-]{1,220}$")
 
@@ -27,8 +27,7 @@ def _message_id(request: Request) -> int:
 def routes(deps: Deps) -> list[Route]:
     chat, settings = deps.chat, deps.settings
 
-    async def acting_user(request: Request, sender: object) -> User:
-        who = await caller(request, chat)
+    async def acting_user(who: Caller, sender: object) -> User:
         if who.user is not None:
             if sender is not None and sender != who.user.uid:
                 raise Forbidden("a user token may only act as its own user")
@@ -45,12 +44,15 @@ def routes(deps: Deps) -> list[Route]:
         before = query_int(request, "before", default=None, lo=1, hi=2**62)
         limit = query_int(request, "limit", default=50, lo=1, hi=100)
         assert limit is not None
-        messages = await chat.history(who.principal, cid, before=before, limit=limit)
-        return ok({"messages": [m.to_json() for m in messages], "hasMore": len(messages) == limit})
+        # One more than asked tells whether older messages remain.
+        page = await chat.history(who.principal, cid, before=before, limit=limit + 1)
+        messages = page[1:] if len(page) > limit else page
+        return ok({"messages": [m.to_json() for m in messages], "hasMore": len(page) > limit})
 
     async def send(request: Request) -> Response:
+        who = await caller(request, chat)  # 401 before anything about the body
         body = await read_json(request, settings.max_body_bytes)
-        user = await acting_user(request, body.get("sender"))
+        user = await acting_user(who, body.get("sender"))
         cmd = protocol.parse_send(body, chat.limits)
         message = await chat.post_message(user, cmd)
         return ok({"message": message.to_json()}, 201)
@@ -76,8 +78,8 @@ def routes(deps: Deps) -> list[Route]:
         return ok({"message": edited.to_json()})
 
     async def flag(request: Request) -> Response:
-        body = await read_json(request, settings.max_body_bytes)
         who = await caller(request, chat)
+        body = await read_json(request, settings.max_body_bytes)
         if who.user is None:
             raise Forbidden("reports are made by users")
         reason = protocol.check_text(get_str(body, "reason"), chat.limits, "reason")

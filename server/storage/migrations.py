@@ -137,4 +137,32 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (message_id, reporter)
     );
     """,
+    # 3: outgoing moderation webhooks: one row per event and webhook, payload sealed
+    """
+    CREATE TABLE webhook_deliveries (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        hook_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        kid TEXT NOT NULL,
+        body BLOB NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL,
+        last_status INTEGER,
+        last_error TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        delivered_at INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
+    CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id);
+    """,
+    # 4: whether receivers were ever sent a version of a message (so an edit that is later
+    # approved arrives as an edit, and one that is disapproved withdraws the old version)
+    """
+    ALTER TABLE messages ADD COLUMN shown INTEGER NOT NULL DEFAULT 0;
+    UPDATE messages SET shown = 1 WHERE status IN ('approved', 'unmoderated');
+    """,
 )

@@ -33,7 +33,7 @@ Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
 
 MESSAGE_COLUMNS = (
     "id, muid, conversation_id, sender, receiver, receiver_type, category, type, kid, body,"
-    " parent_id, sent_at, updated_at, edited_at, deleted_at, status, rev"
+    " parent_id, sent_at, updated_at, edited_at, deleted_at, status, rev, shown"
 )
 
 
@@ -260,6 +260,7 @@ class SqliteStore:
             deleted_at=row["deleted_at"],
             status=Status(row["status"]),
             rev=row["rev"],
+            shown=bool(row["shown"]),
             attachment=content.get("attachment"),
             moderation=Moderation(mod["ruleId"], mod["ruleName"], mod["reason"]) if mod else None,
         )
@@ -483,7 +484,7 @@ class SqliteStore:
             kid, body = self._seal(message_id, new.conversation_id, self._content(new, None))
             cur = await conn.execute(
                 f"INSERT OR IGNORE INTO messages ({MESSAGE_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, 0)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, 0, ?)",
                 (
                     message_id,
                     new.muid,
@@ -499,6 +500,7 @@ class SqliteStore:
                     new.at,
                     new.at,
                     new.status.value,
+                    int(new.status.deliverable),
                 ),
             )
             if cur.rowcount == 0:
@@ -522,6 +524,7 @@ class SqliteStore:
                     sent_at=new.at,
                     updated_at=new.at,
                     status=new.status,
+                    shown=new.status.deliverable,
                     attachment=new.attachment,
                 ),
                 True,
@@ -536,6 +539,14 @@ class SqliteStore:
         )
         assert row is not None
         return self._row_to_message(row), False
+
+    async def find_by_muid(self, sender: str, muid: str) -> Message | None:
+        """The message ``sender`` stored under ``muid``, if any."""
+        row = await self.fetchone(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND muid = ?",
+            (sender, muid),
+        )
+        return None if row is None else self._row_to_message(row)
 
     async def get_message(self, message_id: int) -> Message | None:
         row = await self.fetchone(
@@ -589,7 +600,12 @@ class SqliteStore:
     async def update_content(self, message: Message, *, status: Status, at: int) -> Message:
         """Store edited content with a new revision (any pending verdict for the old text is void)."""
         updated = _replace_message(
-            message, status=status, edited_at=at, updated_at=at, rev=message.rev + 1
+            message,
+            status=status,
+            edited_at=at,
+            updated_at=at,
+            rev=message.rev + 1,
+            shown=message.shown or status.deliverable,
         )
 
         async def op(conn: aiosqlite.Connection) -> None:
@@ -598,8 +614,8 @@ class SqliteStore:
             )
             await conn.execute(
                 "UPDATE messages SET kid = ?, body = ?, edited_at = ?, updated_at = ?, status = ?,"
-                " rev = rev + 1 WHERE id = ?",
-                (kid, body, at, at, status.value, message.id),
+                " rev = rev + 1, shown = MAX(shown, ?) WHERE id = ?",
+                (kid, body, at, at, status.value, int(status.deliverable), message.id),
             )
 
         await self.write(op)
@@ -643,16 +659,32 @@ class SqliteStore:
         ``also`` runs in the same transaction (a review-queue entry). Returns the updated
         message, or None if the row moved on (edited, deleted, decided elsewhere).
         """
-        updated = _replace_message(message, status=status, moderation=moderation, updated_at=at)
+        updated = _replace_message(
+            message,
+            status=status,
+            moderation=moderation,
+            updated_at=at,
+            shown=message.shown or status.deliverable,
+        )
 
         async def op(conn: aiosqlite.Connection) -> bool:
             kid, body = self._seal(
                 message.id, message.conversation_id, self._content(updated, moderation)
             )
             cur = await conn.execute(
-                "UPDATE messages SET status = ?, kid = ?, body = ?, updated_at = ?"
+                "UPDATE messages SET status = ?, kid = ?, body = ?, updated_at = ?,"
+                " shown = MAX(shown, ?)"
                 " WHERE id = ? AND rev = ? AND status = ? AND deleted_at = 0",
-                (status.value, kid, body, at, message.id, message.rev, message.status.value),
+                (
+                    status.value,
+                    kid,
+                    body,
+                    at,
+                    int(status.deliverable),
+                    message.id,
+                    message.rev,
+                    message.status.value,
+                ),
             )
             if cur.rowcount == 0:
                 return False

@@ -184,3 +184,21 @@ async def test_concurrent_senders_keep_increasing_ids(world: World) -> None:
     )
     ids = [m["id"] for m in results]
     assert len(set(ids)) == len(ids) == 20
+
+
+async def test_history_pages_back_with_has_more(world: World) -> None:
+    alice, bob = await world.user("alice"), await world.user("bob")
+    a = await world.connect(alice)
+    ids = [(await a.send_custom(bob, "n", {"i": i}))["id"] for i in range(5)]
+    async with world.user_rest(await world.token(bob)) as rb:
+        cid = conv(alice, bob)
+        pages, before, more = [], None, True
+        while more:
+            page = await rb.history_page(cid, before=before, limit=2)
+            got = [m["id"] for m in page["messages"]]
+            assert got == sorted(got)  # oldest first within a page
+            pages.append(got)
+            before, more = got[0], page["hasMore"]
+        assert pages == [ids[3:5], ids[1:3], ids[0:1]]
+        exact = await rb.history_page(cid, limit=5)
+        assert [m["id"] for m in exact["messages"]] == ids and exact["hasMore"] is False
