@@ -25,11 +25,17 @@ from server.crypto import KeyRing
 from server.models import Group, Message, Moderation, Scope, Status, User
 from server.storage.base import Audit, AuditEntry, NewMessage
 from server.storage.migrations import MIGRATIONS
+from server.storage.recent import RecentIndex
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
+
+#: How many of the newest messages per conversation / sender are kept decrypted in memory
+#: (at least the largest context window, 10, and the spam detector's 50).
+RECENT_PER_CONVERSATION = 32
+RECENT_PER_SENDER = 64
 
 MESSAGE_COLUMNS = (
     "id, muid, conversation_id, sender, receiver, receiver_type, category, type, kid, body,"
@@ -70,6 +76,13 @@ class SqliteStore:
         self._next_id = 1
         self.batches = 0
         self.ops = 0
+        # Decrypted newest messages per conversation and per sender, for moderation context.
+        self.recent_by_conversation = RecentIndex(
+            lambda m: m.conversation_id, per_key=RECENT_PER_CONVERSATION, max_keys=8192
+        )
+        self.recent_by_sender = RecentIndex(
+            lambda m: m.sender, per_key=RECENT_PER_SENDER, max_keys=8192
+        )
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -358,6 +371,9 @@ class SqliteStore:
             await self._audit(conn, audit, at)
 
         await self.write(op)
+        if erase:
+            self.recent_by_conversation.clear()
+            self.recent_by_sender.clear()
 
     # ----------------------------------------------------------------- groups
 
@@ -532,6 +548,7 @@ class SqliteStore:
 
         result = await self.write(op)
         if result is not None:
+            self._remember(result[0], new=True)
             return result
         row = await self.fetchone(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND muid = ?",
@@ -579,8 +596,36 @@ class SqliteStore:
         rows = await self.fetchall(sql, params)
         return [self._row_to_message(r) for r in reversed(rows)]
 
+    def _remember(self, message: Message, *, new: bool = False) -> None:
+        """Keep the in-memory recent indexes true; called after the commit."""
+        for index in (self.recent_by_conversation, self.recent_by_sender):
+            if new:
+                index.add(message)
+            else:
+                index.replace(message)
+
     async def recent(self, conversation_id: str, *, before: int, limit: int) -> list[Message]:
-        """The previous deliverable messages of a conversation, oldest first (moderation context)."""
+        """The newest ``limit`` deliverable, undeleted messages below ``before``, oldest first."""
+
+        def want(m: Message) -> bool:
+            return m.id < before and not m.deleted_at and m.status.deliverable
+
+        index = self.recent_by_conversation
+        found = index.newest(conversation_id, want, limit=limit)
+        if found is not None:
+            return found
+        generation = index.generation(conversation_id)
+        rows = await self.fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?"
+            " ORDER BY id DESC LIMIT ?",
+            (conversation_id, RECENT_PER_CONVERSATION),
+        )
+        loaded = [self._row_to_message(r) for r in rows]  # newest first
+        complete = len(rows) < RECENT_PER_CONVERSATION
+        index.install(conversation_id, generation, reversed(loaded), complete=complete)
+        picked = [m for m in loaded if want(m)][:limit]
+        if len(picked) == limit or complete:
+            return picked[::-1]
         rows = await self.fetchall(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id < ?"
             " AND deleted_at = 0 AND status IN ('unmoderated', 'approved')"
@@ -590,6 +635,29 @@ class SqliteStore:
         return [self._row_to_message(r) for r in reversed(rows)]
 
     async def recent_of_sender(self, sender: str, *, since: int, limit: int) -> list[Message]:
+        """The sender's newest ``limit`` messages sent at or after ``since``, oldest first."""
+
+        def want(m: Message) -> bool:
+            return m.sent_at >= since
+
+        def reaches(oldest: Message) -> bool:
+            return oldest.sent_at < since
+
+        index = self.recent_by_sender
+        found = index.newest(sender, want, limit=limit, reaches=reaches)
+        if found is not None:
+            return found
+        generation = index.generation(sender)
+        rows = await self.fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? ORDER BY id DESC LIMIT ?",
+            (sender, RECENT_PER_SENDER),
+        )
+        loaded = [self._row_to_message(r) for r in rows]  # newest first
+        complete = len(rows) < RECENT_PER_SENDER
+        index.install(sender, generation, reversed(loaded), complete=complete)
+        picked = [m for m in loaded if want(m)][:limit]
+        if len(picked) == limit or complete or (loaded and reaches(loaded[-1])):
+            return picked[::-1]
         rows = await self.fetchall(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND sent_at >= ?"
             " ORDER BY id DESC LIMIT ?",
@@ -619,6 +687,7 @@ class SqliteStore:
             )
 
         await self.write(op)
+        self._remember(updated)
         return updated
 
     async def mark_deleted(self, message: Message, at: int) -> Message:
@@ -643,6 +712,7 @@ class SqliteStore:
             )
 
         await self.write(op)
+        self._remember(updated)
         return updated
 
     async def set_status(
@@ -693,7 +763,10 @@ class SqliteStore:
                 await also(conn)
             return True
 
-        return updated if await self.write(op) else None
+        if not await self.write(op):
+            return None
+        self._remember(updated)
+        return updated
 
     async def pending_ids(self) -> list[int]:
         rows = await self.fetchall("SELECT id FROM messages WHERE status = 'pending' ORDER BY id")
