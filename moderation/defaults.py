@@ -16,6 +16,9 @@ Rules (all for message type ``text`` only, so custom messages stay unmoderated b
 - ``contact-phone`` - disabled; a phone number (also spelled out or split) -> ``block``.
 - ``contact-email`` - disabled; an e-mail address (also obfuscated) -> ``block``.
 
+- ``openai-*`` - disabled; the predefined OpenAI prompt rules (eight for text, eight for
+  images), each blocking what its policy prompt describes. They need an OpenAI API key.
+
 The contact rules are off because sharing a number or address is normal in most chats;
 marketplaces and communities for minors turn them on.
 """
@@ -147,4 +150,133 @@ def default_rules() -> list[dict[str, object]]:
             ["block"],
             enabled=False,
         ),
+        *openai_default_rules(),
     ]
+
+
+#: The predefined OpenAI prompt rules, as (id suffix, name, policy prompt), for text messages.
+OPENAI_TEXT_PROMPTS: tuple[tuple[str, str, str], ...] = (
+    (
+        "hate-harassment",
+        "Hate and harassment",
+        "Flag messages that attack, demean, threaten or harass a person or a group, including"
+        " slurs, dehumanising language and hate based on race, ethnicity, religion, nationality,"
+        " gender, sexual orientation, disability or other protected traits, and targeted"
+        " bullying or intimidation.",
+    ),
+    (
+        "privacy-sensitive",
+        "Privacy and sensitive information",
+        "Flag messages that share or request personal or sensitive information about anyone:"
+        " home addresses, phone numbers, e-mail addresses, government ids, bank or card numbers,"
+        " passwords or login codes, medical records, or doxxing of a private person.",
+    ),
+    (
+        "explicit-content",
+        "Explicit or inappropriate content",
+        "Flag sexually explicit, pornographic or graphically obscene messages, and content"
+        " clearly inappropriate for a general audience chat.",
+    ),
+    (
+        "spam-scam",
+        "Spam and scam",
+        "Flag unsolicited advertising, chain messages, phishing, fake giveaways, investment or"
+        " crypto schemes, requests to move the conversation off-platform to pay or invest, and"
+        " other attempts to defraud.",
+    ),
+    (
+        "violent-threats",
+        "Violent or terroristic threats",
+        "Flag threats of violence against people or places, incitement to violence, and support"
+        " for, promotion of or planning of terrorism or violent extremism.",
+    ),
+    (
+        "non-consensual-sexual",
+        "Non-consensual sexual content or exploitation",
+        "Flag sexual content involving minors, non-consensual sexual content, sextortion,"
+        " grooming, sharing or threatening to share intimate images without consent, and"
+        " sexual exploitation or trafficking.",
+    ),
+    (
+        "impersonation-fraud",
+        "Impersonation or fraud",
+        "Flag messages that impersonate a real person, a company, support staff or an official,"
+        " or that try to obtain money, credentials or personal data under false pretences.",
+    ),
+    (
+        "self-harm",
+        "Self-harm or suicidal content",
+        "Flag messages that express intent to self-harm or die by suicide, encourage or"
+        " instruct self-harm, suicide or eating disorders.",
+    ),
+)
+
+#: The predefined OpenAI prompt rules for image messages (they take effect with media upload).
+OPENAI_IMAGE_PROMPTS: tuple[tuple[str, str, str], ...] = (
+    (
+        "image-hate-harassment",
+        "Image: hate or harassment",
+        "Flag images with hateful symbols, slurs, or content that demeans or harasses a person"
+        " or group.",
+    ),
+    (
+        "image-explicit",
+        "Image: explicit or sexual content",
+        "Flag images with nudity, sexual acts or sexually explicit content.",
+    ),
+    (
+        "image-violence-gore",
+        "Image: graphic violence or gore",
+        "Flag images showing graphic violence, serious injury, gore or cruelty.",
+    ),
+    (
+        "image-privacy",
+        "Image: privacy or personal data",
+        "Flag images showing personal data: identity documents, cards, addresses, screenshots"
+        " with private conversations or contact details.",
+    ),
+    (
+        "image-self-harm",
+        "Image: self-harm",
+        "Flag images showing or encouraging self-harm or suicide.",
+    ),
+    (
+        "image-minor-safety",
+        "Image: minor safety and exploitation",
+        "Flag images that sexualise, endanger or exploit minors.",
+    ),
+    (
+        "image-fraud-scam",
+        "Image: fraud or scam indicators",
+        "Flag images promoting scams: fake payment confirmations, phishing pages, fake"
+        " giveaways, counterfeit goods or investment schemes.",
+    ),
+    (
+        "image-terrorism-extremism",
+        "Image: terrorism or extremist promotion",
+        "Flag images promoting terrorist or violent extremist organisations, their symbols,"
+        " propaganda or attacks.",
+    ),
+)
+
+
+def openai_default_rules() -> list[dict[str, object]]:
+    """The predefined OpenAI prompt rules, all disabled (they need an OpenAI API key).
+
+    Ids are ``openai-<suffix>``; text rules cover ``text``, image rules cover ``image``; each
+    blocks when the model says the message violates its policy with confidence >= 0.7.
+    """
+    rules: list[dict[str, object]] = []
+    for prompts, types in ((OPENAI_TEXT_PROMPTS, ["text"]), (OPENAI_IMAGE_PROMPTS, ["image"])):
+        for suffix, name, prompt in prompts:
+            rules.append(
+                _rule(
+                    f"openai-{suffix}",
+                    f"OpenAI: {name}",
+                    f"{prompt} Needs an OpenAI API key; off by default.",
+                    [{"kind": "openai", "messageTypes": types, "prompt": prompt, "threshold": 0.7}],
+                    ["block"],
+                    enabled=False,
+                )
+            )
+    return rules

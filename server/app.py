@@ -30,6 +30,7 @@ from server.errors import ClientError
 from server.hub import LocalHub
 from server.metrics import Metrics
 from server.moderation_service import ModerationService
+from server.providers import Providers, load_openai_key
 from server.ratelimit import RateLimiter
 from server.routes import groups, messages, users
 from server.routes import moderation as moderation_routes
@@ -38,6 +39,8 @@ from server.session import Session
 from server.settings import Settings
 from server.storage import SqliteStore
 from server.storage.moderation import ModerationStore
+from server.storage.webhooks import WebhookStore
+from server.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         secrets_, audience=settings.jwt_audience, issuer=settings.jwt_issuer, ttl=settings.token_ttl
     )
     mstore = ModerationStore(store)
+    webhooks = WebhookSender(WebhookStore(store), metrics)
     moderation = ModerationService(
         store,
         mstore,
@@ -86,7 +90,18 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         queue_size=settings.moderation_queue_size,
         context_window=settings.context_window,
         enabled=settings.moderation_enabled,
+        webhooks=webhooks,
     )
+    moderation.providers = Providers(
+        report=moderation.report_provider_call,
+        resolve=moderation.message_json,
+        openai_key=load_openai_key(settings.data_dir, env),
+        openai_base_url=settings.openai_base_url,
+        openai_model=settings.openai_model,
+        openai_moderation_model=settings.openai_moderation_model,
+        context_window=settings.context_window,
+    )
+    mstore.on_report = lambda report: webhooks.emit("message.reported", {"report": report})
     chat = ChatService(
         store,
         hub,
@@ -107,12 +122,14 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         await store.open()
         if settings.demo:
             await seed_demo(chat)
-        await moderation.start()
+        await moderation.start()  # configures the webhooks before their sender starts
+        await webhooks.start()
         log.info("Parley ready on %s", settings.base_url)
         try:
             yield
         finally:
             await moderation.stop()
+            await webhooks.stop()
             await store.close()
 
     async def ws_endpoint(ws: WebSocket) -> None:

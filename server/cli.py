@@ -90,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="turn the moderation pipeline off (every message is unmoderated)",
     )
     serve.add_argument(
+        "--openai-base-url",
+        help="OpenAI-compatible API base URL, e.g. http://127.0.0.1:11434/v1 (default: OpenAI);"
+        " the key comes from PARLEY_OPENAI_API_KEY, OPENAI_API_KEY or <data-dir>/openai.key",
+    )
+    serve.add_argument("--openai-model", help="model for OpenAI prompt rules (default gpt-4o-mini)")
+    serve.add_argument(
+        "--openai-moderation-model",
+        help="model for the OpenAI moderation endpoint (default omni-moderation-latest)",
+    )
+    serve.add_argument(
         "--ws-per-message-deflate",
         action="store_const",
         const=True,

@@ -32,5 +32,39 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.provider_requests = Counter(
+            "parley_provider_requests_total",
+            "External moderation provider calls by outcome (ok, or the error kind)",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.provider_errors = Counter(
+            "parley_provider_errors_total",
+            "Failed external moderation provider calls (actionOnError applied)",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.provider_latency = Histogram(
+            "parley_provider_seconds",
+            "External moderation provider call latency",
+            ["provider"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.webhook_attempts = Counter(
+            "parley_webhook_attempts_total",
+            "Outgoing webhook delivery attempts by outcome (delivered, retry, failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.webhook_pending = Gauge(
+            "parley_webhook_pending", "Outgoing webhook deliveries waiting", registry=self.registry
+        )
+        self.webhook_events_dropped = Counter(
+            "parley_webhook_events_dropped_total",
+            "Webhook events dropped because the in-memory queue was full",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,6 +9,7 @@ changes rebuild the engine; messages in flight finish with the engine they start
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -21,15 +22,19 @@ from moderation.detectors.base import Detector
 from moderation.engine import Engine, default_detectors
 from moderation.errors import RuleError
 from moderation.pipeline import Pipeline
-from moderation.rules import Rule, WordList, parse_list, parse_rule
+from moderation.providers.guard import ProviderCall
+from moderation.providers.webhook import view_json
+from moderation.rules import Rule, WordList, parse_list, parse_rule, rule_to_json
 from moderation.types import Action, MessageView, ReceiverView, UserView, Verdict, VerdictStatus
 from server.auth import Principal, Role
 from server.errors import BadRequest
 from server.metrics import Metrics
 from server.models import Message, Moderation, Status, User
+from server.providers import PROVIDER_KINDS, Providers
 from server.storage.base import Audit
 from server.storage.moderation import ModerationStore
 from server.storage.sqlite import SqliteStore
+from server.webhooks import WebhookSender
 
 if TYPE_CHECKING:
     from server.chat import ChatService
@@ -59,8 +64,16 @@ class ModerationService:
         context_window: int,
         enabled: bool = True,
         detectors: Mapping[str, Detector] | None = None,
+        providers: Providers | None = None,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self._store = store
+        # External providers (custom_api, openai) are (re)built from settings in reload();
+        # outgoing webhooks get the moderation events.
+        self.providers = providers
+        self.webhooks = webhooks
+        self._inflight: dict[int, Message] = {}
+        self._load_window = context_window
         # Built once: detectors may hold models and per-user state; engines are rebuilt on
         # every rule change and share these instances.
         self.detectors: dict[str, Detector] = (
@@ -93,8 +106,11 @@ class ModerationService:
             for lst in default_lists():
                 if await self.mstore.get_list(str(lst["id"])) is None:
                     await self.mstore.put_list(dict(lst), actor="system", at=at, create=True)
-            for rule in default_rules():
-                await self.mstore.put_rule(dict(rule), actor="system", at=at, create=True)
+            known = {str(lst["id"]) for lst in await self.mstore.lists()}
+            for body in default_rules():
+                # Stored in the same normalised shape as rules created through the API.
+                rule = rule_to_json(parse_rule(body, known_lists=known))
+                await self.mstore.put_rule(rule, actor="system", at=at, create=True)
         await self.reload()
         await self.pipeline.start()
         requeued = 0
@@ -111,6 +127,8 @@ class ModerationService:
 
     async def stop(self) -> None:
         await self.pipeline.stop()
+        if self.providers is not None:
+            await self.providers.aclose()
 
     async def reload(self) -> None:
         """Rebuild the engine from the stored rules, lists and settings."""
@@ -133,6 +151,25 @@ class ModerationService:
         settings = await self.mstore.settings()
         window = settings.get("contextWindow", self._default_window)
         self._context_window = window if isinstance(window, int) else self._default_window
+        if self.providers is not None:
+            for kind in PROVIDER_KINDS:
+                self.detectors.pop(kind, None)
+            self.detectors.update(self.providers.configure(settings))
+            api_window = self.providers.custom_api_window(settings)
+            if api_window is not None:
+                rules = {k: _with_window(r, "custom_api", api_window) for k, r in rules.items()}
+        if self.webhooks is not None:
+            self.webhooks.configure(settings.get("webhooks"))
+        self._load_window = max(
+            [self._context_window]
+            + [
+                c.context_window
+                for r in rules.values()
+                if r.enabled
+                for c in r.conditions
+                if c.context_window is not None
+            ]
+        )
         self.rules, self.lists = rules, lists
         self.engine = Engine(
             list(rules.values()), lists, self.detectors, context_window=self._context_window
@@ -156,7 +193,7 @@ class ModerationService:
         cache: dict[str, Any] = {}
         view = await self._view(message, cache)
         context_rows = await self._store.recent(
-            message.conversation_id, before=message.id, limit=max(self._context_window, 0)
+            message.conversation_id, before=message.id, limit=max(self._load_window, 0)
         )
         recent_rows = await self._store.recent_of_sender(
             message.sender, since=message.sent_at - SENDER_WINDOW_SECONDS, limit=SENDER_RECENT_LIMIT
@@ -204,7 +241,11 @@ class ModerationService:
     async def _handle(self, message: Message) -> None:
         engine = self.engine
         view, context, recent = await self.views(message)
-        verdict = await engine.evaluate(view, context=context, sender_recent=recent)
+        self._inflight[message.id] = message
+        try:
+            verdict = await engine.evaluate(view, context=context, sender_recent=recent)
+        finally:
+            self._inflight.pop(message.id, None)
         await self.apply(message, verdict)
         started = self._started_at.pop(message.id, None)
         if started is not None:
@@ -231,6 +272,10 @@ class ModerationService:
 
             await self._store.write(hold)
             self._metrics.verdicts.labels("review").inc()
+            self.emit(
+                "message.review_required",
+                {"message": message.to_json(), "ruleId": first.rule_id, **details},
+            )
         else:
             status = (
                 Status.DISAPPROVED
@@ -253,6 +298,18 @@ class ModerationService:
             if updated is None:
                 return
             self._metrics.verdicts.labels(status.value).inc()
+            if status is Status.DISAPPROVED:
+                self.emit(
+                    "message.disapproved",
+                    {
+                        "message": updated.to_json(),
+                        "moderation": moderation.to_json() if moderation else None,
+                        "manual": False,
+                        **details,
+                    },
+                )
+            elif verdict.flagged:
+                self.emit("message.flagged", {"message": updated.to_json(), **details})
         await self._side_actions(message, verdict)
 
     async def _side_actions(self, message: Message, verdict: Verdict) -> None:
@@ -275,6 +332,16 @@ class ModerationService:
                             await chat.remove_member(actor, message.receiver, message.sender)
                         else:
                             await chat.ban(actor, message.receiver, message.sender, match.reason)
+                            self.emit(
+                                "user.banned",
+                                {
+                                    "uid": message.sender,
+                                    "guid": message.receiver,
+                                    "reason": match.reason,
+                                    "by": actor.label,
+                                    "messageId": message.id,
+                                },
+                            )
                     elif action is Action.BLOCK_USER and message.receiver_type == "user":
                         await chat.block(message.receiver, [message.sender])
                         await self._store.add_audit(
@@ -351,15 +418,68 @@ class ModerationService:
 
     def validate_rule(self, body: object) -> Rule:
         try:
-            return parse_rule(body, known_lists=self.lists.keys())
+            rule = parse_rule(body, known_lists=self.lists.keys())
         except RuleError as exc:
             raise BadRequest(exc.message, {"field": exc.field}) from exc
+        openai_ready = self.providers is not None and self.providers.openai_available
+        if rule.enabled and not openai_ready and any(c.kind == "openai" for c in rule.conditions):
+            raise BadRequest(
+                "an openai rule can be enabled only once an OpenAI API key is configured"
+                " (PARLEY_OPENAI_API_KEY, OPENAI_API_KEY or openai.key in the data dir)",
+                {"field": "enabled"},
+            )
+        return rule
+
+    # ----------------------------------------------------------------- external providers
+
+    def emit(self, event: str, data: Mapping[str, Any]) -> None:
+        """Send a moderation event to the subscribed outgoing webhooks (never blocks)."""
+        if self.webhooks is not None:
+            self.webhooks.emit(event, data)
+
+    def report_provider_call(self, call: ProviderCall) -> None:
+        """Metrics for one provider call; a failure also becomes a webhook event."""
+        self._metrics.provider_requests.labels(call.provider, call.error or "ok").inc()
+        if call.error != "circuit_open":
+            self._metrics.provider_latency.labels(call.provider).observe(call.seconds)
+        if call.error is not None:
+            self._metrics.provider_errors.labels(call.provider).inc()
+            if call.error != "circuit_open":
+                self.emit(
+                    "moderation.provider_failed",
+                    {
+                        "provider": call.provider,
+                        "error": call.error,
+                        "detail": call.detail,
+                        "messageId": call.message_id,
+                    },
+                )
+
+    async def message_json(self, view: MessageView) -> Mapping[str, object]:
+        """The Message object (PROTOCOL.md) for a view, for the Custom API payload."""
+        message = self._inflight.get(view.id)
+        if message is None and view.id:
+            message = await self._store.get_message(view.id)
+        return view_json(view) if message is None else message.to_json()
 
     def validate_list(self, body: object) -> WordList:
         try:
             return parse_list(body)
         except RuleError as exc:
             raise BadRequest(exc.message, {"field": exc.field}) from exc
+
+
+def _with_window(rule: Rule, kind: str, window: int) -> Rule:
+    """``rule`` with ``window`` as the context window of its ``kind`` conditions lacking one."""
+    if not any(c.kind == kind and c.context_window is None for c in rule.conditions):
+        return rule
+    conditions = tuple(
+        dataclasses.replace(c, context_window=window)
+        if c.kind == kind and c.context_window is None
+        else c
+        for c in rule.conditions
+    )
+    return dataclasses.replace(rule, conditions=conditions)
 
 
 def user_view(user: User | None, uid: str) -> UserView:

@@ -52,6 +52,11 @@ class Settings:
     moderation_queue_size: int = 10_000
     moderation_enabled: bool = True
     context_window: int = 5
+    # OpenAI-compatible endpoint and models (the moderation settings may override them); the
+    # API key is not a setting: PARLEY_OPENAI_API_KEY, OPENAI_API_KEY or <data-dir>/openai.key.
+    openai_base_url: str | None = None
+    openai_model: str | None = None
+    openai_moderation_model: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -79,7 +84,13 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return tuple(value)
-    if name in ("api_key", "jwt_secret"):
+    if name in (
+        "api_key",
+        "jwt_secret",
+        "openai_base_url",
+        "openai_model",
+        "openai_moderation_model",
+    ):
         return None if value in (None, "") else str(value)
     if isinstance(default, bool):
         return value.strip().lower() in _TRUE if isinstance(value, str) else bool(value)

@@ -16,8 +16,10 @@ from server.chat import ChatService
 from server.errors import BadRequest, Conflict, NotFound
 from server.models import Message, Moderation, Status
 from server.moderation_service import ModerationService
+from server.providers import public_custom_api, validate_custom_api, validate_openai
 from server.routes.common import Deps, get_str, ok, query_int, read_json, require_staff
 from server.storage.base import Audit
+from server.webhooks import EVENTS, public_webhooks, validate_webhooks
 
 QUEUE_STATES = ("review", "flagged", "reported", "disapproved")
 SLUG_RE = re.compile(r"[^a-z0-9]+")
@@ -56,42 +58,29 @@ def _settings_body(body: dict[str, Any], current: dict[str, Any]) -> dict[str, A
             )
         out["timeoutMs"] = t
     if "customApi" in body:
-        api = body["customApi"]
+        api = validate_custom_api(body["customApi"], current.get("customApi"))
         if api is None:
             out.pop("customApi", None)
-        elif not isinstance(api, dict):
-            raise BadRequest("field 'customApi' must be an object or null", {"field": "customApi"})
         else:
-            old = current.get("customApi") or {}
-            url = api.get("url")
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise BadRequest(
-                    "field 'customApi.url' must be an http(s) URL", {"field": "customApi.url"}
-                )
-            secret = api.get("secret")
-            if secret in (None, "", "********"):
-                secret = old.get("secret")
-            if secret is not None and not isinstance(secret, str):
-                raise BadRequest(
-                    "field 'customApi.secret' must be a string", {"field": "customApi.secret"}
-                )
-            nested = _settings_body(
-                {
-                    k: v
-                    for k, v in api.items()
-                    if k in ("contextWindow", "timeoutMs", "actionOnError")
-                },
-                {},
-            )
-            out["customApi"] = {"url": url, "secret": secret, **nested}
+            out["customApi"] = api
+    if "openai" in body:
+        oa = validate_openai(body["openai"])
+        if oa is None:
+            out.pop("openai", None)
+        else:
+            out["openai"] = oa
+    if "webhooks" in body:
+        out["webhooks"] = validate_webhooks(body["webhooks"], current.get("webhooks"))
     return out
 
 
-def _public_settings(value: dict[str, Any]) -> dict[str, Any]:
+def _public_settings(value: dict[str, Any], openai_key: bool) -> dict[str, Any]:
     out = dict(value)
-    api = out.get("customApi")
-    if isinstance(api, dict) and api.get("secret"):
-        out["customApi"] = {**api, "secret": "********"}
+    if "customApi" in out:
+        out["customApi"] = public_custom_api(out["customApi"])
+    if "webhooks" in out:
+        out["webhooks"] = public_webhooks(out["webhooks"])
+    out["openaiApiKeyConfigured"] = openai_key
     return out
 
 
@@ -218,13 +207,33 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
     async def settings_route(request: Request) -> Response:
         who = await require_staff(request, chat)
         current = await mstore.settings()
+        has_key = mod.providers is not None and mod.providers.openai_available
         if request.method == "GET":
-            return ok(_public_settings(current))
+            return ok(_public_settings(current, has_key))
         body = await read_json(request, settings.max_body_bytes)
+        body.pop("openaiApiKeyConfigured", None)
         updated = _settings_body(body, current)
         await mstore.put_settings(updated, actor=actor_of(who), at=_now())
         await mod.reload()
-        return ok(_public_settings(updated))
+        return ok(_public_settings(updated, has_key))
+
+    async def webhook_deliveries(request: Request) -> Response:
+        await require_staff(request, chat)
+        if mod.webhooks is None:
+            return ok({"deliveries": []})
+        status = request.query_params.get("status")
+        if status is not None and status not in ("pending", "delivered", "failed"):
+            raise BadRequest(
+                "query parameter 'status' must be pending, delivered or failed", {"field": "status"}
+            )
+        event = request.query_params.get("event")
+        if event is not None and event not in EVENTS:
+            raise BadRequest(
+                "query parameter 'event' must be one of " + ", ".join(EVENTS), {"field": "event"}
+            )
+        limit = query_int(request, "limit", default=100, lo=1, hi=500) or 100
+        found = await mod.webhooks.store.recent(status=status, event=event, limit=limit)
+        return ok({"deliveries": [d.to_json() for d in found]})
 
     async def queue(request: Request) -> Response:
         await require_staff(request, chat)
@@ -294,6 +303,16 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
             raise Conflict(
                 "the message changed meanwhile; reload and decide again", {"messageId": message.id}
             )
+        if moderation is not None:
+            mod.emit(
+                "message.disapproved",
+                {
+                    "message": updated.to_json(),
+                    "moderation": moderation.to_json(),
+                    "manual": True,
+                    "by": actor,
+                },
+            )
         return ok({"message": updated.to_json()})
 
     async def evaluate(request: Request) -> Response:
@@ -348,6 +367,7 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
         Route("/moderation/lists", lists, methods=["GET", "POST"]),
         Route("/moderation/lists/{list_id}", list_item, methods=["GET", "PUT", "DELETE"]),
         Route("/moderation/settings", settings_route, methods=["GET", "PUT"]),
+        Route("/moderation/webhooks/deliveries", webhook_deliveries, methods=["GET"]),
         Route("/moderation/queue", queue, methods=["GET"]),
         Route("/moderation/messages/{message_id}/approve", decide, methods=["POST"]),
         Route("/moderation/messages/{message_id}/disapprove", decide, methods=["POST"]),

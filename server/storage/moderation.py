@@ -7,6 +7,7 @@ message changes) and its reader. Report texts are sealed like message content.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,8 @@ class ModerationStore:
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
+        #: Called with each new report after it is committed (outgoing webhooks); must not block.
+        self.on_report: Callable[[dict[str, Any]], None] | None = None
 
     # ----------------------------------------------------------------- rules
 
@@ -281,7 +284,10 @@ class ModerationStore:
         }
         if report_id is None:
             return report, False
-        return {"id": report_id, **report}, True
+        created = {"id": report_id, **report}
+        if self.on_report is not None:
+            self.on_report(created)
+        return created, True
 
     async def reports_for(self, message_id: int) -> list[dict[str, Any]]:
         rows = await self._store.fetchall(

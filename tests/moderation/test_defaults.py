@@ -15,7 +15,14 @@ def test_defaults_parse_and_round_trip() -> None:
     assert 100 <= len(en.items) <= 300
     assert all(30 <= len(wl.items) <= 80 for wl in lists if wl.id != "profanity-en")
     rules = {r.id: r for r in (parse_rule(body, known_lists=ids) for body in default_rules())}
-    assert set(rules) == {"profanity", "spam", "contact-phone", "contact-email"}
+    openai = {k: r for k, r in rules.items() if k.startswith("openai-")}
+    assert set(rules) - set(openai) == {"profanity", "spam", "contact-phone", "contact-email"}
+    assert len(openai) == 16 and not any(r.enabled for r in openai.values())
+    assert sum(r.conditions[0].message_types == ("image",) for r in openai.values()) == 8
+    assert all(
+        r.conditions[0].kind == "openai" and r.conditions[0].param("prompt", "")
+        for r in openai.values()
+    )
     assert rules["profanity"].enabled and rules["spam"].enabled
     assert not rules["contact-phone"].enabled and not rules["contact-email"].enabled
     for rule in rules.values():

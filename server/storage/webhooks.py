@@ -1,0 +1,187 @@
+"""Outgoing webhook deliveries in SQLite: one row per event and webhook, payload sealed.
+
+Statuses: ``pending`` (waiting for its next attempt at ``next_at``), ``delivered``, ``failed``
+(attempts exhausted, or the webhook was removed). Shares the chat store's writer and reader.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from server.storage.sqlite import SqliteStore
+
+_COLUMNS = (
+    "id, event_id, event, hook_id, url, kid, body, status, attempts, next_at, last_status,"
+    " last_error, created_at, updated_at, delivered_at"
+)
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    event_id: str
+    event: str
+    hook_id: str
+    url: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    event_id: str
+    event: str
+    hook_id: str
+    url: str
+    payload: bytes
+    status: str
+    attempts: int
+    next_at: float
+    last_status: int | None
+    last_error: str
+    created_at: int
+    updated_at: int
+    delivered_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "eventId": self.event_id,
+            "event": self.event,
+            "webhookId": self.hook_id,
+            "url": self.url,
+            "status": self.status,
+            "attempts": self.attempts,
+            "nextAttemptAt": self.next_at if self.status == "pending" else None,
+            "lastStatusCode": self.last_status,
+            "lastError": self.last_error,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "deliveredAt": self.delivered_at,
+        }
+
+
+def _aad(event_id: str, hook_id: str) -> bytes:
+    return f"parley:webhook:{event_id}:{hook_id}".encode()
+
+
+class WebhookStore:
+    """Insert, pick due, and update webhook deliveries."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    async def add(self, deliveries: Sequence[NewDelivery], at: float) -> None:
+        """Store new pending deliveries, due now."""
+        if not deliveries:
+            return
+        keyring = self._store.keyring
+        rows = []
+        for d in deliveries:
+            kid, body = keyring.seal(d.payload, _aad(d.event_id, d.hook_id))
+            rows.append((d.event_id, d.event, d.hook_id, d.url, kid, body, at, int(at), int(at)))
+
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.executemany(
+                "INSERT INTO webhook_deliveries (event_id, event, hook_id, url, kid, body, status,"
+                " next_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                rows,
+            )
+
+        await self._store.write(op)
+
+    def _row(self, row: sqlite3.Row) -> Delivery:
+        payload = self._store.keyring.open(
+            row["kid"], row["body"], _aad(row["event_id"], row["hook_id"])
+        )
+        return Delivery(
+            id=row["id"],
+            event_id=row["event_id"],
+            event=row["event"],
+            hook_id=row["hook_id"],
+            url=row["url"],
+            payload=payload,
+            status=row["status"],
+            attempts=row["attempts"],
+            next_at=row["next_at"],
+            last_status=row["last_status"],
+            last_error=row["last_error"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            delivered_at=row["delivered_at"],
+        )
+
+    async def due(self, now: float, *, limit: int) -> list[Delivery]:
+        """Pending deliveries whose next attempt is due, oldest first."""
+        rows = await self._store.fetchall(
+            f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE status = 'pending'"
+            " AND next_at <= ? ORDER BY next_at, id LIMIT ?",
+            (now, limit),
+        )
+        return [self._row(r) for r in rows]
+
+    async def next_due(self) -> float | None:
+        """When the earliest pending delivery is due, or None when none is pending."""
+        row = await self._store.fetchone(
+            "SELECT MIN(next_at) AS n FROM webhook_deliveries WHERE status = 'pending'"
+        )
+        return None if row is None or row["n"] is None else float(row["n"])
+
+    async def update(
+        self,
+        delivery_id: int,
+        *,
+        status: str,
+        attempts: int,
+        next_at: float,
+        last_status: int | None,
+        last_error: str,
+        at: float,
+    ) -> None:
+        """Record the outcome of an attempt."""
+
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_at = ?,"
+                " last_status = ?, last_error = ?, updated_at = ?,"
+                " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END"
+                " WHERE id = ?",
+                (
+                    status,
+                    attempts,
+                    next_at,
+                    last_status,
+                    last_error,
+                    int(at),
+                    status,
+                    int(at),
+                    delivery_id,
+                ),
+            )
+
+        await self._store.write(op)
+
+    async def pending_count(self) -> int:
+        row = await self._store.fetchone(
+            "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'pending'"
+        )
+        return 0 if row is None else int(row["n"])
+
+    async def recent(self, *, status: str | None, event: str | None, limit: int) -> list[Delivery]:
+        """The delivery log, newest first, optionally by status and event."""
+        where, params = [], []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if event is not None:
+            where.append("event = ?")
+            params.append(event)
+        sql = f"SELECT {_COLUMNS} FROM webhook_deliveries"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self._store.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [self._row(r) for r in rows]
