@@ -190,6 +190,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         WebSocketRoute("/ws", ws_endpoint),
         Mount("/api/v1", routes=api),
         Route("/healthz", healthz),
+        Route("/favicon.ico", lambda _request: Response(status_code=204)),
         Route("/metrics", metrics_endpoint),
         Route("/", index),
         Route("/dashboard", dashboard),
