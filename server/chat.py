@@ -85,6 +85,7 @@ class ChatService:
         self.rate = rate_limiter
         self._users: dict[str, User] = {}
         self._members: dict[str, dict[str, Scope]] = {}
+        self._groups: dict[str, Group] = {}  # groups never change once created
         self._blocks: dict[str, tuple[set[str], set[str]]] = {}
         self.counters: dict[str, int] = {"sent": 0, "delivered_frames": 0}
 
@@ -241,9 +242,12 @@ class ChatService:
         return members
 
     async def require_group(self, guid: str) -> Group:
-        group = await self.store.get_group(guid)
+        group = self._groups.get(guid)
         if group is None:
-            raise NotFound(f"group {guid!r} not found", {"guid": guid})
+            group = await self.store.get_group(guid)
+            if group is None:
+                raise NotFound(f"group {guid!r} not found", {"guid": guid})
+            self._groups[guid] = group
         return group
 
     async def create_group(
@@ -429,11 +433,12 @@ class ChatService:
                 raise Blocked("a block stands between you and this user", {"receiver": receiver})
             return
         await self.require_group(receiver)
+        members = await self._group_members(receiver)
+        if sender.uid in members:
+            return  # a ban removes the membership, so a member is not banned
         if await self.store.is_banned(receiver, sender.uid):
             raise Banned("you are banned from this group", {"guid": receiver})
-        members = await self._group_members(receiver)
-        if sender.uid not in members:
-            raise NotAMember("you are not a member of this group", {"guid": receiver})
+        raise NotAMember("you are not a member of this group", {"guid": receiver})
 
     async def post_message(
         self,

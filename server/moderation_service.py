@@ -27,7 +27,7 @@ from moderation.providers.webhook import view_json
 from moderation.rules import Rule, WordList, parse_list, parse_rule, rule_to_json
 from moderation.types import Action, MessageView, ReceiverView, UserView, Verdict, VerdictStatus
 from server.auth import Principal, Role
-from server.errors import BadRequest
+from server.errors import BadRequest, NotFound
 from server.metrics import Metrics
 from server.models import Message, Moderation, Status, User
 from server.providers import PROVIDER_KINDS, Providers
@@ -206,7 +206,7 @@ class ModerationService:
         assert self._chat is not None
         key = "u:" + message.sender
         if key not in cache:
-            cache[key] = user_view(await self._chat.store.get_user(message.sender), message.sender)
+            cache[key] = user_view(await self._chat.user(message.sender), message.sender)
         rkey = f"r:{message.receiver_type}:{message.receiver}"
         if rkey not in cache:
             cache[rkey] = await self.receiver_view(message.receiver, message.receiver_type)
@@ -225,13 +225,14 @@ class ModerationService:
     async def receiver_view(self, receiver: str, receiver_type: str) -> ReceiverView:
         assert self._chat is not None
         if receiver_type == "group":
-            group = await self._chat.store.get_group(receiver)
-            if group is None:
+            try:
+                group = await self._chat.require_group(receiver)
+            except NotFound:
                 return ReceiverView("group", receiver, receiver, (), None, 0)
             return ReceiverView(
                 "group", group.guid, group.name, group.tags, group.type, group.created_at
             )
-        user = await self._chat.store.get_user(receiver)
+        user = await self._chat.user(receiver)
         if user is None:
             return ReceiverView("user", receiver, receiver, (), None, 0)
         return ReceiverView("user", user.uid, user.name, user.tags, None, user.created_at)
