@@ -483,13 +483,13 @@ class ChatService:
             at=_now(),
         )
         message, created = await self.store.insert_message(new)
-        body = {"message": message.to_json()}
+        encoded = protocol.encode_json(message.to_json())  # once, for every frame below
         if origin is not None:
-            origin.push(protocol.encode("message.sent", body, frame_id=frame_id))
+            origin.push(protocol.message_frame("message.sent", encoded, frame_id=frame_id))
         if not created:
             return message  # a retry: the first send already delivered or queued it
         self.counters["sent"] += 1
-        frame = protocol.encode("message", body)
+        frame = protocol.message_frame("message", encoded)
         self.hub.send((sender.uid,), frame, exclude=origin)
         if message.status.deliverable:
             await self._deliver(message, frame)
@@ -520,14 +520,17 @@ class ChatService:
         updated = await self.store.set_status(message, status, moderation, _now(), audit, also)
         if updated is None:
             return None
-        body: dict[str, Any] = {"message": updated.to_json()}
+        encoded = protocol.encode_json(updated.to_json())
+        extra = ""
         if moderation is not None and status is Status.DISAPPROVED:
-            body["moderation"] = moderation.to_json()
-        self.hub.send((updated.sender,), protocol.encode("message.moderated", body))
+            extra = ',"moderation":' + protocol.encode_json(moderation.to_json())
+        self.hub.send(
+            (updated.sender,), protocol.message_frame("message.moderated", encoded, extra=extra)
+        )
         if status.deliverable and not message.status.deliverable:
             # Receivers who had an earlier version get the edit; others the message itself.
             kind = "message.edited" if message.shown else "message"
-            await self._deliver(updated, protocol.encode(kind, {"message": updated.to_json()}))
+            await self._deliver(updated, protocol.message_frame(kind, encoded))
         elif not status.deliverable and message.shown:
             # Receivers hold a version they may no longer see (an edit was disapproved, or a
             # moderator overturned an approval): for them the message is gone.

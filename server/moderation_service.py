@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 SENDER_WINDOW_SECONDS = 600
 SENDER_RECENT_LIMIT = 50
+#: Views of context and recent messages kept between evaluations (FIFO).
+NEIGHBOUR_VIEWS = 20_000
 ACTOR = "moderation"
 
 
@@ -73,6 +76,7 @@ class ModerationService:
         self.providers = providers
         self.webhooks = webhooks
         self._inflight: dict[int, Message] = {}
+        self._neighbours: OrderedDict[tuple[int, int], MessageView] = OrderedDict()
         self._load_window = context_window
         # Built once: detectors may hold models and per-user state; engines are rebuilt on
         # every rule change and share these instances.
@@ -198,9 +202,33 @@ class ModerationService:
         recent_rows = await self._store.recent_of_sender(
             message.sender, since=message.sent_at - SENDER_WINDOW_SECONDS, limit=SENDER_RECENT_LIMIT
         )
-        context = [await self._view(m, cache) for m in context_rows]
-        recent = [await self._view(m, cache) for m in recent_rows if m.id != message.id]
+        seen = self._neighbours
+        context = [
+            seen.get((m.id, m.updated_at)) or await self._neighbour_view(m, cache)
+            for m in context_rows
+        ]
+        recent = [
+            seen.get((m.id, m.updated_at)) or await self._neighbour_view(m, cache)
+            for m in recent_rows
+            if m.id != message.id
+        ]
         return view, context, recent
+
+    async def _neighbour_view(self, message: Message, cache: dict[str, Any]) -> MessageView:
+        """A context or recent message's view, kept while the message does not change.
+
+        The same neighbours are viewed again for every new message of a conversation or
+        sender. Their sender and receiver views may lag a later profile change; the engine's
+        filters only look at the message being judged, whose view is always fresh.
+        """
+        key = (message.id, message.updated_at)
+        view = self._neighbours.get(key)
+        if view is None:
+            view = await self._view(message, cache)
+            self._neighbours[key] = view
+            if len(self._neighbours) > NEIGHBOUR_VIEWS:
+                self._neighbours.popitem(last=False)
+        return view
 
     async def _view(self, message: Message, cache: dict[str, Any]) -> MessageView:
         assert self._chat is not None

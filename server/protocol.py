@@ -295,7 +295,24 @@ def encode(
         frame["id"] = frame_id
     if body:
         frame.update(body)
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    return encode_json(frame)
+
+
+def encode_json(value: Any) -> str:
+    """Compact JSON, as every frame is written."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def message_frame(
+    event_type: str, message_json: str, *, frame_id: str | None = None, extra: str = ""
+) -> str:
+    """A ``{"type", "id"?, "message"}`` frame around an already encoded Message object, so
+    one message serialised once serves every frame that carries it (``message.sent`` to the
+    sender, ``message`` to each receiver). ``extra`` is encoded ``,"key":value`` pairs."""
+    head = '{"type":' + encode_json(event_type)
+    if frame_id is not None:
+        head += ',"id":' + encode_json(frame_id)
+    return head + ',"message":' + message_json + extra + "}"
 
 
 def error_frame(error: ClientError, frame_id: str | None = None) -> str:

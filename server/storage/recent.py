@@ -62,6 +62,10 @@ class RecentIndex:
         entry = self._entries.get(key)
         if entry is None:
             return
+        if not entry.messages or entry.messages[-1].id < message.id:
+            entry.messages.append(message)  # the usual case: the newest message
+            self._trim(entry)
+            return
         ids = [m.id for m in entry.messages]
         at = bisect.bisect_left(ids, message.id)
         if at < len(ids) and ids[at] == message.id:

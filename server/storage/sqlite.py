@@ -737,25 +737,30 @@ class SqliteStore:
             shown=message.shown or status.deliverable,
         )
 
+        # The moderation reason lives in the sealed body; seal again only when it changes
+        # (an approval of a message that never had one leaves the ciphertext as it is).
+        sealed = (
+            None
+            if moderation == message.moderation
+            else self._seal(message.id, message.conversation_id, self._content(updated, moderation))
+        )
+        where = (message.id, message.rev, message.status.value)
+
         async def op(conn: aiosqlite.Connection) -> bool:
-            kid, body = self._seal(
-                message.id, message.conversation_id, self._content(updated, moderation)
-            )
-            cur = await conn.execute(
-                "UPDATE messages SET status = ?, kid = ?, body = ?, updated_at = ?,"
-                " shown = MAX(shown, ?)"
-                " WHERE id = ? AND rev = ? AND status = ? AND deleted_at = 0",
-                (
-                    status.value,
-                    kid,
-                    body,
-                    at,
-                    int(status.deliverable),
-                    message.id,
-                    message.rev,
-                    message.status.value,
-                ),
-            )
+            shown = int(status.deliverable)
+            if sealed is None:
+                cur = await conn.execute(
+                    "UPDATE messages SET status = ?, updated_at = ?, shown = MAX(shown, ?)"
+                    " WHERE id = ? AND rev = ? AND status = ? AND deleted_at = 0",
+                    (status.value, at, shown, *where),
+                )
+            else:
+                cur = await conn.execute(
+                    "UPDATE messages SET status = ?, kid = ?, body = ?, updated_at = ?,"
+                    " shown = MAX(shown, ?)"
+                    " WHERE id = ? AND rev = ? AND status = ? AND deleted_at = 0",
+                    (status.value, *sealed, at, shown, *where),
+                )
             if cur.rowcount == 0:
                 return False
             await self._audit(conn, audit, at)
