@@ -9,6 +9,7 @@ for: leetspeak decoded (``1`` as ``i`` and as ``l``), stretched letters collapse
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -127,6 +128,7 @@ def collapse_vowels(token: str) -> str:
     return _VOWEL_RUN_RE.sub(r"\1", token)
 
 
+@functools.lru_cache(maxsize=65_536)
 def variants(token: str) -> tuple[str, ...]:
     """Every form a folded text token may stand for, most literal first.
 

@@ -7,6 +7,7 @@ through the hub. A frame is encoded once per audience.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -86,6 +87,7 @@ class ChatService:
         self._users: dict[str, User] = {}
         self._members: dict[str, dict[str, Scope]] = {}
         self._groups: dict[str, Group] = {}  # groups never change once created
+        self._group_locks: dict[str, asyncio.Lock] = {}
         self._blocks: dict[str, tuple[set[str], set[str]]] = {}
         self.counters: dict[str, int] = {"sent": 0, "delivered_frames": 0}
 
@@ -287,81 +289,94 @@ class ChatService:
         return members.get(actor.uid or "", Scope.NONE)
 
     async def add_member(self, actor: Principal, guid: str, uid: str, scope: Scope) -> None:
-        group = await self.require_group(guid)
-        await self.require_user(uid)
-        members = await self._group_members(guid)
-        if uid in members:
-            raise Conflict(f"{uid!r} is already a member", {"uid": uid})
-        if scope >= Scope.OWNER:
-            raise BadRequest("scope must be admin, moderator or participant", {"field": "scope"})
-        self_join = actor.uid == uid and not actor.is_api_key
-        if await self.store.is_banned(guid, uid) and not (actor.is_admin and not self_join):
-            raise Banned(f"{uid!r} is banned from this group", {"guid": guid, "uid": uid})
-        if self_join:
-            if group.type != "public" and actor.role is not Role.ADMIN:
-                raise Forbidden("private groups are joined by invitation", {"guid": guid})
-            if scope is not Scope.PARTICIPANT and actor.role is not Role.ADMIN:
-                raise Forbidden("you may join only as a participant", {"guid": guid})
-        else:
-            mine = self._scope_of(actor, members)
-            if mine < Scope.ADMIN or scope >= mine:
-                raise Forbidden("your group scope does not allow this", {"guid": guid})
-        await self.store.set_member(
-            guid,
-            uid,
-            scope,
-            _now(),
-            Audit(_actor(actor), "group.join", guid, {"uid": uid, "scope": scope.label}),
-        )
-        if await self.store.is_banned(guid, uid):
-            await self.store.unban(
-                guid, uid, Audit(_actor(actor), "group.unban", guid, {"uid": uid})
+        async with self._group_lock(guid):
+            group = await self.require_group(guid)
+            await self.require_user(uid)
+            members = await self._group_members(guid)
+            if uid in members:
+                raise Conflict(f"{uid!r} is already a member", {"uid": uid})
+            if scope >= Scope.OWNER:
+                raise BadRequest(
+                    "scope must be admin, moderator or participant", {"field": "scope"}
+                )
+            self_join = actor.uid == uid and not actor.is_api_key
+            if await self.store.is_banned(guid, uid) and not (actor.is_admin and not self_join):
+                raise Banned(f"{uid!r} is banned from this group", {"guid": guid, "uid": uid})
+            if self_join:
+                if group.type != "public" and actor.role is not Role.ADMIN:
+                    raise Forbidden("private groups are joined by invitation", {"guid": guid})
+                if scope is not Scope.PARTICIPANT and actor.role is not Role.ADMIN:
+                    raise Forbidden("you may join only as a participant", {"guid": guid})
+            else:
+                mine = self._scope_of(actor, members)
+                if mine < Scope.ADMIN or scope >= mine:
+                    raise Forbidden("your group scope does not allow this", {"guid": guid})
+            await self.store.set_member(
+                guid,
+                uid,
+                scope,
+                _now(),
+                Audit(_actor(actor), "group.join", guid, {"uid": uid, "scope": scope.label}),
             )
-        members = dict(members)
-        members[uid] = scope
-        self._members[guid] = members
-        self._group_event(guid, uid, "joined", actor, members, scope=scope)
+            if await self.store.is_banned(guid, uid):
+                await self.store.unban(
+                    guid, uid, Audit(_actor(actor), "group.unban", guid, {"uid": uid})
+                )
+            members = dict(members)
+            members[uid] = scope
+            self._members[guid] = members
+            self._group_event(guid, uid, "joined", actor, members, scope=scope)
 
     async def set_scope(self, actor: Principal, guid: str, uid: str, scope: Scope) -> None:
-        await self.require_group(guid)
-        members = await self._group_members(guid)
-        if uid not in members:
-            raise NotFound(f"{uid!r} is not a member", {"uid": uid})
-        mine = self._scope_of(actor, members)
-        if scope >= Scope.OWNER or mine < Scope.ADMIN or members[uid] >= mine or scope >= mine:
-            raise Forbidden("your group scope does not allow this", {"guid": guid})
-        await self.store.set_member(
-            guid,
-            uid,
-            scope,
-            _now(),
-            Audit(_actor(actor), "group.scope", guid, {"uid": uid, "scope": scope.label}),
-        )
-        members = dict(members)
-        members[uid] = scope
-        self._members[guid] = members
-        self._group_event(guid, uid, "scope_changed", actor, members, scope=scope)
+        async with self._group_lock(guid):
+            await self.require_group(guid)
+            members = await self._group_members(guid)
+            if uid not in members:
+                raise NotFound(f"{uid!r} is not a member", {"uid": uid})
+            mine = self._scope_of(actor, members)
+            if scope >= Scope.OWNER or mine < Scope.ADMIN or members[uid] >= mine or scope >= mine:
+                raise Forbidden("your group scope does not allow this", {"guid": guid})
+            await self.store.set_member(
+                guid,
+                uid,
+                scope,
+                _now(),
+                Audit(_actor(actor), "group.scope", guid, {"uid": uid, "scope": scope.label}),
+            )
+            members = dict(members)
+            members[uid] = scope
+            self._members[guid] = members
+            self._group_event(guid, uid, "scope_changed", actor, members, scope=scope)
 
     async def remove_member(self, actor: Principal, guid: str, uid: str) -> None:
         """A member leaving (actor is the member) or being kicked (may rejoin a public group)."""
-        await self.require_group(guid)
-        members = await self._group_members(guid)
-        if uid not in members:
-            raise NotFound(f"{uid!r} is not a member", {"uid": uid})
-        leaving = actor.uid == uid and not actor.is_api_key
-        if leaving:
-            if members[uid] is Scope.OWNER:
-                raise Forbidden("the owner cannot leave the group", {"guid": guid})
-        else:
-            self._check_power(actor, members, uid)
-        action = "left" if leaving else "kicked"
-        await self.store.remove_member(
-            guid, uid, Audit(_actor(actor), f"group.{action}", guid, {"uid": uid})
-        )
-        old = members
-        members = {k: v for k, v in old.items() if k != uid}
-        self._members[guid] = members
-        self._group_event(guid, uid, action, actor, old)
+        async with self._group_lock(guid):
+            await self.require_group(guid)
+            members = await self._group_members(guid)
+            if uid not in members:
+                raise NotFound(f"{uid!r} is not a member", {"uid": uid})
+            leaving = actor.uid == uid and not actor.is_api_key
+            if leaving:
+                if members[uid] is Scope.OWNER:
+                    raise Forbidden("the owner cannot leave the group", {"guid": guid})
+            else:
+                self._check_power(actor, members, uid)
+            action = "left" if leaving else "kicked"
+            await self.store.remove_member(
+                guid, uid, Audit(_actor(actor), f"group.{action}", guid, {"uid": uid})
+            )
+            old = members
+            members = {k: v for k, v in old.items() if k != uid}
+            self._members[guid] = members
+            self._group_event(guid, uid, action, actor, old)
+
+    def _group_lock(self, guid: str) -> asyncio.Lock:
+        """Serialises membership changes of one group: each reads the cached members, awaits
+        the store, then writes the cache back, so concurrent changes would lose each other."""
+        lock = self._group_locks.get(guid)
+        if lock is None:
+            lock = self._group_locks[guid] = asyncio.Lock()
+        return lock
 
     def _check_power(self, actor: Principal, members: dict[str, Scope], target: str) -> None:
         mine = self._scope_of(actor, members)
@@ -370,31 +385,35 @@ class ChatService:
             raise Forbidden("your group scope does not allow this", {"uid": target})
 
     async def ban(self, actor: Principal, guid: str, uid: str, reason: str) -> None:
-        await self.require_group(guid)
-        await self.require_user(uid)
-        members = await self._group_members(guid)
-        self._check_power(actor, members, uid)
-        await self.store.ban(
-            guid,
-            uid,
-            reason,
-            _actor(actor),
-            _now(),
-            Audit(_actor(actor), "group.ban", guid, {"uid": uid, "reason": reason}),
-        )
-        old = members
-        self._members[guid] = {k: v for k, v in old.items() if k != uid}
-        self._group_event(guid, uid, "banned", actor, old, reason=reason)
+        async with self._group_lock(guid):
+            await self.require_group(guid)
+            await self.require_user(uid)
+            members = await self._group_members(guid)
+            self._check_power(actor, members, uid)
+            await self.store.ban(
+                guid,
+                uid,
+                reason,
+                _actor(actor),
+                _now(),
+                Audit(_actor(actor), "group.ban", guid, {"uid": uid, "reason": reason}),
+            )
+            old = members
+            self._members[guid] = {k: v for k, v in old.items() if k != uid}
+            self._group_event(guid, uid, "banned", actor, old, reason=reason)
 
     async def unban(self, actor: Principal, guid: str, uid: str) -> None:
-        await self.require_group(guid)
-        members = await self._group_members(guid)
-        if self._scope_of(actor, members) < Scope.MODERATOR:
-            raise Forbidden("your group scope does not allow this", {"guid": guid})
-        if not await self.store.is_banned(guid, uid):
-            raise NotFound(f"{uid!r} is not banned", {"uid": uid})
-        await self.store.unban(guid, uid, Audit(_actor(actor), "group.unban", guid, {"uid": uid}))
-        self._group_event(guid, uid, "unbanned", actor, members)
+        async with self._group_lock(guid):
+            await self.require_group(guid)
+            members = await self._group_members(guid)
+            if self._scope_of(actor, members) < Scope.MODERATOR:
+                raise Forbidden("your group scope does not allow this", {"guid": guid})
+            if not await self.store.is_banned(guid, uid):
+                raise NotFound(f"{uid!r} is not banned", {"uid": uid})
+            await self.store.unban(
+                guid, uid, Audit(_actor(actor), "group.unban", guid, {"uid": uid})
+            )
+            self._group_event(guid, uid, "unbanned", actor, members)
 
     def _group_event(
         self,

@@ -71,9 +71,28 @@ class Hit:
     end: int
 
 
-def find(compiled: CompiledList, tokens: list[Token]) -> list[Hit]:
-    """Every hit of ``compiled`` in ``tokens``, outside allowed phrases, in text order."""
-    forms = [variants(t.text) for t in tokens]
+@dataclass(frozen=True)
+class Prepared:
+    """A text's tokens with every form each may stand for, and the joined candidates: the
+    list-independent part of matching, computed once per text however many lists run."""
+
+    tokens: list[Token]
+    forms: list[tuple[str, ...]]
+    joined: list[tuple[int, int, str, tuple[str, ...]]]  # start, end, joined text, its forms
+
+
+def prepare(tokens: list[Token]) -> Prepared:
+    return Prepared(
+        tokens,
+        [variants(t.text) for t in tokens],
+        [(start, end, text, variants(text)) for start, end, text in _joined(tokens)],
+    )
+
+
+def find(compiled: CompiledList, text: list[Token] | Prepared) -> list[Hit]:
+    """Every hit of ``compiled`` in the text, outside allowed phrases, in text order."""
+    prepared = text if isinstance(text, Prepared) else prepare(text)
+    tokens, forms = prepared.tokens, prepared.forms
     hits: list[Hit] = []
     for i, token_forms in enumerate(forms):
         item = _word_hit(compiled, token_forms)
@@ -86,8 +105,8 @@ def find(compiled: CompiledList, tokens: list[Token]) -> list[Hit]:
                     parts[k] in forms[i + k] for k in range(1, len(parts))
                 ):
                     hits.append(Hit(phrase_item, i, end))
-    for start, end, joined in _joined(tokens):
-        item = _word_hit(compiled, variants(joined))
+    for start, end, joined, joined_forms in prepared.joined:
+        item = _word_hit(compiled, joined_forms)
         if item is not None:
             hits.append(Hit(item, start, end))
         elif any(c in MASKS for c in joined):
@@ -198,7 +217,7 @@ class KeywordDetector:
 
     def __init__(self, *, cache_size: int = 256) -> None:
         self._compiled: dict[int, tuple[WordList, CompiledList]] = {}
-        self._tokens: OrderedDict[str, list[Token]] = OrderedDict()
+        self._prepared: OrderedDict[str, Prepared] = OrderedDict()
         self._cache_size = cache_size
 
     def compiled(self, wl: WordList) -> CompiledList:
@@ -209,16 +228,17 @@ class KeywordDetector:
             self._compiled[id(wl)] = entry
         return entry[1]
 
-    def tokens(self, text: str) -> list[Token]:
-        """Tokens of ``text``, cached for the few texts a message is checked against."""
-        found = self._tokens.get(text)
+    def prepared(self, text: str) -> Prepared:
+        """``text`` folded, tokenised and expanded, cached for the few texts in flight (a
+        message is checked against several lists, one condition each)."""
+        found = self._prepared.get(text)
         if found is None:
-            found = tokenize(fold(text))
-            self._tokens[text] = found
-            if len(self._tokens) > self._cache_size:
-                self._tokens.popitem(last=False)
+            found = prepare(tokenize(fold(text)))
+            self._prepared[text] = found
+            if len(self._prepared) > self._cache_size:
+                self._prepared.popitem(last=False)
         else:
-            self._tokens.move_to_end(text)
+            self._prepared.move_to_end(text)
         return found
 
     async def detect(
@@ -231,7 +251,7 @@ class KeywordDetector:
         text = message_text(message)
         if not text:
             return []
-        items = dict.fromkeys(hit.item for hit in find(self.compiled(wl), self.tokens(text)))
+        items = dict.fromkeys(hit.item for hit in find(self.compiled(wl), self.prepared(text)))
         return [
             Detection(self.name, wl.id, 1.0, f"matched {item!r} in list {wl.id}") for item in items
         ]

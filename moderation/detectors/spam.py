@@ -16,6 +16,7 @@ about twice it, so the engine's default threshold of 0.5 means "limit reached"):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from difflib import SequenceMatcher
@@ -43,8 +44,10 @@ def scaled(count: int, limit: int, *, start: int = 1) -> float:
     return round(min(1.0, max(0.0, 0.5 * (count - start) / span)), 4)
 
 
+@functools.lru_cache(maxsize=8192)
 def normalized(text: str) -> str:
-    """A text reduced to its folded words, for near-duplicate comparison."""
+    """A text reduced to its folded words, for near-duplicate comparison (cached: the same
+    recent texts are compared against every new message of their sender)."""
     return " ".join(t.text for t in tokenize(fold(text)))
 
 
@@ -97,13 +100,19 @@ class SpamDetector:
         mine = normalized(text)
         if len(mine) < min_length:
             return Detection(self.name, "repeat", 0.0, "")
-        same = [m for m in recent if similar(mine, normalized(message_text(m)), ratio)]
         if condition.param("acrossConversations", False) is True:
-            places = {m.conversation_id for m in same} - {message.conversation_id}
-            count = 1 + len(places)
+            # One similar text per other conversation counts; the sender's own chat is
+            # skipped before any comparison (the common case costs nothing).
+            places: set[str] = {message.conversation_id}
+            for m in recent:
+                if m.conversation_id not in places and similar(
+                    mine, normalized(message_text(m)), ratio
+                ):
+                    places.add(m.conversation_id)
+            count = len(places)
             reason = f"sent to {count} conversations in {window} s" if count > 1 else ""
         else:
-            count = 1 + len(same)
+            count = 1 + sum(similar(mine, normalized(message_text(m)), ratio) for m in recent)
             reason = f"sent {count} times in {window} s" if count > 1 else ""
         return Detection(self.name, "repeat", scaled(count, limit), reason)
 

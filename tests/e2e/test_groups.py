@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from client.sdk import RestClient, ServerError
@@ -114,3 +116,18 @@ async def test_api_key_and_unknown_group(world: World) -> None:
     await expect_error("ERR_NOT_FOUND", world.rest.get_group(unique("none")))
     async with RestClient(world.server.url) as anon:
         await expect_error("ERR_AUTH_REQUIRED", anon.get_group("x"))
+
+
+async def test_concurrent_adds_all_become_receivers(world: World) -> None:
+    owner = await world.user("own")
+    members = [await world.user("m") for _ in range(10)]
+    guid = unique("g")
+    await world.rest.create_group(guid, "Busy", owner=owner)
+    await asyncio.gather(*(world.rest.add_member(guid, uid) for uid in members))
+    assert len((await world.rest.get_group(guid))["members"]) == 11
+    clients = [await world.connect(uid) for uid in members]
+    o = await world.connect(owner)
+    sent = await o.send_custom(guid, "n", {}, receiver_type="group")
+    for c in clients:
+        got = await c.next_event("message", predicate=lambda e: e.message["id"] == sent["id"])
+        assert got.message["conversationId"] == f"group_{guid}"
