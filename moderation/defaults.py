@@ -21,6 +21,21 @@ Rules (all for message type ``text`` only, so custom messages stay unmoderated b
 
 The contact rules are off because sharing a number or address is normal in most chats;
 marketplaces and communities for minors turn them on.
+
+Local AI rules (the detectors in ``moderation/detectors/{toxicity,scam,similarity,sentiment,
+image}.py``), all disabled by default; docs/moderation.md gives the precision and recall
+measured at their thresholds:
+
+- ``ai-toxicity`` - toxicity, insults, identity attacks, threats -> ``review``.
+- ``ai-harmful-content`` - sexual content, self-harm, violence -> ``review``.
+- ``ai-scam`` - scam/spam and phishing (text head + links + spam behaviour) -> ``review``.
+- ``platform-circumvention`` - similarity to the ``platform-circumvention`` sentences list
+  (moving the chat or the payment off the platform) -> ``flag``.
+- ``negative-sentiment`` - strongly negative messages -> ``flag``.
+- ``ai-image-nudity`` - explicit nudity in image messages (Open-NSFW) -> ``block``.
+
+List ``platform-circumvention`` (sentences): typical ways of moving a conversation or a
+payment off the platform; edit it through the lists API.
 """
 
 from __future__ import annotations
@@ -77,6 +92,15 @@ def default_lists() -> list[dict[str, object]]:
                 "allow": allow,
             }
         )
+    out.append(
+        {
+            "id": "platform-circumvention",
+            "name": "Platform circumvention (moving chat or payment off-platform)",
+            "kind": "sentences",
+            "items": list(PLATFORM_CIRCUMVENTION),
+            "allow": [],
+        }
+    )
     return out
 
 
@@ -99,6 +123,51 @@ def _rule(
         "conditions": conditions,
         "actions": actions,
     }
+
+
+#: Sentences for the ``platform-circumvention`` list (kind ``sentences``).
+PLATFORM_CIRCUMVENTION: tuple[str, ...] = (
+    "let's continue this conversation on WhatsApp",
+    "message me on telegram instead",
+    "add me on snapchat, my username is in my bio",
+    "text me on my personal number",
+    "give me your phone number and I'll call you",
+    "what's your whatsapp number?",
+    "can we talk somewhere else, not on this app?",
+    "this app is monitored, let's move to signal",
+    "send me your email and I'll write you directly",
+    "contact me directly so we can skip the platform",
+    "find me on instagram and DM me there",
+    "my kik is the same as my name here",
+    "let's talk on discord, add me",
+    "hit me up on wechat",
+    "I don't check messages here, reach me on facebook messenger",
+    "pay me directly by bank transfer instead of through the site",
+    "send the money via paypal friends and family so there are no fees",
+    "we can avoid the platform fee if you pay me outside",
+    "pay me in cash when we meet and cancel the order here",
+    "send it with western union or moneygram",
+    "I only accept crypto, send it to my wallet",
+    "you can pay me with gift cards",
+    "let's do the deal off the site, it's cheaper for both of us",
+    "cancel the booking and book with me directly for a discount",
+    "I'll give you a better price if we do it outside this app",
+    "pay me through venmo or cash app",
+    "zelle me the deposit and I'll hold the item for you",
+    "transfer the deposit to my personal account",
+    "don't use the checkout, just wire me the payment",
+    "here's my number, call me: it's in the picture",
+    "my contact details are in my profile picture",
+    "search my name on instagram, you'll find me",
+    "delete this chat and message me on my other account",
+    "let's meet outside of the app, I'll send you my address privately",
+    "the admins read everything here, text me privately",
+    "I can't share my number here, it gets blocked, write it down: five five five",
+    "reach me at my email, it's my name at gmail",
+    "use the code in my bio to contact me elsewhere",
+    "click the link in my profile to chat with me privately",
+    "let's switch to a video call on skype",
+)
 
 
 def default_rules() -> list[dict[str, object]]:
@@ -150,6 +219,7 @@ def default_rules() -> list[dict[str, object]]:
             ["block"],
             enabled=False,
         ),
+        *local_ai_default_rules(),
         *openai_default_rules(),
     ]
 
@@ -280,3 +350,103 @@ def openai_default_rules() -> list[dict[str, object]]:
                 )
             )
     return rules
+
+
+def local_ai_default_rules() -> list[dict[str, object]]:
+    """The rules of the local AI detectors (all disabled; see the module docstring)."""
+    from moderation.detectors.scam import SHIPPED_THRESHOLDS as SCAM
+    from moderation.detectors.similarity import SHIPPED_THRESHOLD as SIMILARITY
+    from moderation.detectors.toxicity import SHIPPED_THRESHOLDS as TOXICITY
+
+    def tox(categories: list[str]) -> dict[str, object]:
+        return {
+            "kind": "toxicity",
+            "messageTypes": ["text"],
+            "categories": categories,
+            "thresholds": {c: TOXICITY[c] for c in categories},
+        }
+
+    return [
+        _rule(
+            "ai-toxicity",
+            "AI message toxicity",
+            "Holds for review messages the local toxicity model scores as toxic, insulting,"
+            " attacking a group or threatening; off by default (see docs/moderation.md for"
+            " measured precision).",
+            [tox(["toxicity", "severe_toxicity", "insult", "identity_attack", "threat"])],
+            ["review"],
+            enabled=False,
+        ),
+        _rule(
+            "ai-harmful-content",
+            "AI sexual, self-harm and violent content",
+            "Holds for review messages the local model scores as sexual, about self-harm or"
+            " violent; off by default.",
+            [tox(["sexual", "self_harm", "violence"])],
+            ["review"],
+            enabled=False,
+        ),
+        _rule(
+            "ai-scam",
+            "AI scam and spam",
+            "Holds for review messages the local model scores as scam or phishing (text, links"
+            " and the sender's spam behaviour); off by default.",
+            [
+                {
+                    "kind": "scam",
+                    "messageTypes": ["text"],
+                    "categories": ["scam", "phishing"],
+                    "thresholds": {c: SCAM[c] for c in ("scam", "phishing")},
+                }
+            ],
+            ["review"],
+            enabled=False,
+        ),
+        _rule(
+            "platform-circumvention",
+            "Moving the chat or payment off-platform",
+            "Flags messages close in meaning to the platform-circumvention sentences (other"
+            " messengers, contact handles, paying outside the platform); off by default.",
+            [
+                {
+                    "kind": "similarity",
+                    "messageTypes": ["text"],
+                    "listId": "platform-circumvention",
+                    "threshold": SIMILARITY,
+                }
+            ],
+            ["flag"],
+            enabled=False,
+        ),
+        _rule(
+            "negative-sentiment",
+            "Strongly negative messages",
+            "Flags strongly negative messages (English only); off by default.",
+            [
+                {
+                    "kind": "sentiment",
+                    "messageTypes": ["text"],
+                    "categories": ["negative"],
+                    "threshold": 0.9,
+                }
+            ],
+            ["flag"],
+            enabled=False,
+        ),
+        _rule(
+            "ai-image-nudity",
+            "AI image nudity",
+            "Blocks images the local Open-NSFW model scores as explicit nudity; needs the"
+            " optional 'images' extra and media upload; off by default.",
+            [
+                {
+                    "kind": "image",
+                    "messageTypes": ["image"],
+                    "categories": ["explicit_nudity"],
+                    "threshold": 0.8,
+                }
+            ],
+            ["block"],
+            enabled=False,
+        ),
+    ]

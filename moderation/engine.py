@@ -29,9 +29,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from moderation.detectors.base import EXPENSIVE, DetectContext, Detector
 from moderation.detectors.contacts import EmailDetector, PhoneDetector
+from moderation.detectors.image import ImageDetector
+from moderation.detectors.image import available as image_model_available
 from moderation.detectors.keywords import KeywordDetector
 from moderation.detectors.patterns import PatternDetector
+from moderation.detectors.scam import ScamDetector
+from moderation.detectors.sentiment import SentimentDetector
+from moderation.detectors.similarity import SimilarityDetector
 from moderation.detectors.spam import SpamDetector
+from moderation.detectors.toxicity import ToxicityDetector
 from moderation.rules import MAX_CONTEXT_WINDOW, Condition, MatchMode, Rule, WordList
 from moderation.types import (
     DISAPPROVING,
@@ -63,7 +69,13 @@ def default_detectors() -> dict[str, Detector]:
         EmailDetector(),
         SpamDetector(),
         PhoneDetector(),
+        SentimentDetector(),
+        ToxicityDetector(),
+        ScamDetector(),
+        SimilarityDetector(),
     ]
+    if image_model_available():  # optional extra parley[images]
+        detectors.append(ImageDetector())
     return {d.name: d for d in detectors}
 
 
@@ -126,6 +138,12 @@ class Engine:
                 for wl in self.lists.values():
                     if wl.kind in LIST_KINDS_FOR[detector.name]:
                         detector.compiled(wl)  # compile now, not on the first message
+        # local models load lazily; start loading those that an enabled rule needs now,
+        # in a background thread (once per process), so the first message does not wait
+        for kind in {c.kind for r in self._enabled for c in r.conditions}:
+            warm_up = getattr(self.detectors.get(kind), "warm_up", None)
+            if callable(warm_up):
+                warm_up()
 
     # ------------------------------------------------------------------ questions
 
@@ -308,16 +326,19 @@ class Engine:
 
 
 def _best_hit(condition: Condition, detections: Sequence[Detection]) -> Detection | None:
-    """The most confident detection reaching the threshold, its reason filled in."""
-    threshold = DEFAULT_THRESHOLD if condition.threshold is None else condition.threshold
+    """The most confident detection reaching its threshold, its reason filled in.
+
+    The threshold of a category is the condition's ``thresholds[category]`` if given, else
+    its ``threshold``, else 0.5.
+    """
     relevant = [
-        d
+        (d, condition.threshold_for(d.category, DEFAULT_THRESHOLD))
         for d in detections
-        if (not condition.categories or d.category in condition.categories)
-        and d.confidence >= threshold
+        if not condition.categories or d.category in condition.categories
     ]
+    relevant = [(d, t) for d, t in relevant if d.confidence >= t]
     if not relevant:
         return None
-    best = max(relevant, key=lambda d: d.confidence)
+    best, threshold = max(relevant, key=lambda dt: dt[0].confidence)
     reason = best.reason or f"{best.category} {best.confidence:.2f} >= {threshold:.2f}"
     return Detection(best.detector, best.category, best.confidence, reason)

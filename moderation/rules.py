@@ -47,6 +47,49 @@ MAX_CONTEXT_WINDOW: Final = 10
 MAX_LIST_ITEMS: Final = 20_000
 MAX_ITEM_LENGTH: Final = 500
 
+#: Categories the local AI detectors score; a condition of these kinds may only name these.
+TOXICITY_CATEGORIES: Final = (
+    "toxicity",
+    "severe_toxicity",
+    "obscene",
+    "insult",
+    "identity_attack",
+    "threat",
+    "sexual",
+    "self_harm",
+    "violence",
+)
+SENTIMENT_CATEGORIES: Final = ("negative", "positive")
+SCAM_CATEGORIES: Final = (
+    "scam",
+    "phishing",
+    "advance_fee",
+    "crypto",
+    "fake_offer",
+    "link_shortener",
+    "urgency",
+    "spam_behaviour",
+)
+IMAGE_CATEGORIES: Final = (
+    "unsafe",
+    "explicit_nudity",
+    "non_explicit_nudity",
+    "swimwear_underwear",
+    "violence",
+    "gambling",
+    "alcohol",
+    "drugs_tobacco",
+    "rude_gestures",
+    "visually_disturbing",
+    "hate_symbols",
+)
+KIND_CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
+    "toxicity": TOXICITY_CATEGORIES,
+    "sentiment": SENTIMENT_CATEGORIES,
+    "scam": SCAM_CATEGORIES,
+    "image": IMAGE_CATEGORIES,
+}
+
 ParamValue = str | int | float | bool | tuple[str, ...]
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -145,6 +188,16 @@ class Condition:
             if key == name:
                 return value
         return default
+
+    def threshold_for(self, category: str, default: float) -> float:
+        """``thresholds[category]`` if given, else ``threshold``, else ``default``."""
+        for key, value in self.params:
+            if key == "thresholds" and isinstance(value, tuple):
+                for item in value:  # "category=0.8", see _parse_param
+                    name, _, number = item.partition("=")
+                    if name == category:
+                        return float(number)
+        return default if self.threshold is None else self.threshold
 
     def applies_to(self, category: str, message_type: str) -> bool:
         """Whether this condition looks at messages of this category and type.
@@ -307,6 +360,7 @@ _KIND_PARAMS: Final[dict[str, tuple[str, ...]]] = {
     "phone": ("regions",),
     "spam": (*_SPAM_INTS, "similarity", "acrossConversations"),
     "openai": ("prompt", "model"),
+    **{kind: ("thresholds",) for kind in KIND_CATEGORIES},
 }
 
 
@@ -407,7 +461,9 @@ def _parse_condition(value: object, p: str, known_lists: Collection[str] | None)
         message_types=message_types,
         list_id=list_id,
         threshold=None if threshold is None else _number(threshold, p + ".threshold", 0.0, 1.0),
-        categories=_strs(obj.get("categories"), p + ".categories"),
+        categories=_strs(
+            obj.get("categories"), p + ".categories", choices=KIND_CATEGORIES.get(kind)
+        ),
         context_window=None
         if context_window is None
         else _int(context_window, p + ".contextWindow", 0, MAX_CONTEXT_WINDOW),
@@ -420,6 +476,17 @@ def _parse_condition(value: object, p: str, known_lists: Collection[str] | None)
 
 
 def _parse_param(kind: str, key: str, value: object, path: str) -> ParamValue:
+    if key == "thresholds":
+        mapping = _obj(value, path)
+        choices = KIND_CATEGORIES.get(kind, ())
+        for category in mapping:
+            if category not in choices:
+                raise RuleError(f"{path}.{category}", f"must be one of {', '.join(choices)}")
+        # kept as "category=value" strings so params stay flat and hashable
+        return tuple(
+            f"{category}={_number(mapping[category], f'{path}.{category}', 0.0, 1.0)!r}"
+            for category in sorted(mapping)
+        )
     if key == "regions":
         regions = _strs(value, path, nonempty=True)
         for i, region in enumerate(regions):
@@ -484,7 +551,10 @@ def condition_to_json(condition: Condition) -> dict[str, object]:
     if condition.context_window is not None:
         out["contextWindow"] = condition.context_window
     for key, value in condition.params:
-        out[key] = list(value) if isinstance(value, tuple) else value
+        if key == "thresholds" and isinstance(value, tuple):
+            out[key] = {k.partition("=")[0]: float(k.partition("=")[2]) for k in value}
+        else:
+            out[key] = list(value) if isinstance(value, tuple) else value
     return out
 
 

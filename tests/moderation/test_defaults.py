@@ -14,9 +14,24 @@ def test_defaults_parse_and_round_trip() -> None:
     en = next(wl for wl in lists if wl.id == "profanity-en")
     assert 100 <= len(en.items) <= 300
     assert all(30 <= len(wl.items) <= 80 for wl in lists if wl.id != "profanity-en")
+    assert next(wl for wl in lists if wl.id == "platform-circumvention").kind == "sentences"
     rules = {r.id: r for r in (parse_rule(body, known_lists=ids) for body in default_rules())}
     openai = {k: r for k, r in rules.items() if k.startswith("openai-")}
-    assert set(rules) - set(openai) == {"profanity", "spam", "contact-phone", "contact-email"}
+    local_ai = {
+        "ai-toxicity",
+        "ai-harmful-content",
+        "ai-scam",
+        "platform-circumvention",
+        "negative-sentiment",
+        "ai-image-nudity",
+    }
+    assert set(rules) - set(openai) - local_ai == {
+        "profanity",
+        "spam",
+        "contact-phone",
+        "contact-email",
+    }
+    assert not any(rules[k].enabled for k in local_ai)
     assert len(openai) == 16 and not any(r.enabled for r in openai.values())
     assert sum(r.conditions[0].message_types == ("image",) for r in openai.values()) == 8
     assert all(

@@ -201,7 +201,7 @@ async def test_custom_messages_scanned_in_data(make_message: Make) -> None:
 
 async def test_unavailable_kinds_never_match(make_message: Make) -> None:
     conditions = [
-        {"kind": "toxicity", "messageTypes": ["text"], "threshold": 0.1},
+        {"kind": "video", "messageTypes": ["text"], "threshold": 0.1},
         {"kind": "openai", "messageTypes": ["text"], "prompt": "?"},
     ]
     r = rule(conditions=conditions)
@@ -209,7 +209,7 @@ async def test_unavailable_kinds_never_match(make_message: Make) -> None:
         [r, rule("k", enabled=False, conditions=[{"kind": "image", "messageTypes": ["image"]}])],
         LISTS,
     )
-    assert engine.unavailable_kinds() == {"toxicity", "openai"}
+    assert engine.unavailable_kinds() == {"video", "openai"}
     assert (await engine.evaluate(make_message("badword"))).status is VerdictStatus.APPROVED
     assert engine.covers("message", "text")
 
@@ -265,7 +265,7 @@ async def test_expensive_rules_skipped_after_block(make_message: Make) -> None:
         rule("ai", actions=["flag"], conditions=[{"kind": "toxicity", "messageTypes": ["text"]}]),
         rule("words", actions=["block"]),
     ]
-    detectors: dict[str, Any] = {"toxicity": fake, **_local()}
+    detectors: dict[str, Any] = {**_local(), "toxicity": fake}
     engine = Engine(rules, LISTS, detectors)
     verdict = await engine.evaluate(make_message("badword"))
     assert [m.rule_id for m in verdict.matches] == ["words"] and fake.calls == 0

@@ -1,0 +1,155 @@
+"""Shared helpers for the bench scripts: start/stop servers, read a process's CPU and RSS."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PY = sys.executable
+API_KEY = "bench-api-key-0123456789abcdef"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SERVER_CPU = "0"
+GEN_CPU = "1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+
+
+def proc_rss(pid: int) -> int:
+    """Resident set size in bytes, from /proc/<pid>/statm."""
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * PAGE
+    except OSError:
+        return 0
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as fh:
+        return fh.read().strip()
+
+
+def taskset(cpu: str) -> list[str]:
+    """``taskset -c cpu`` when there are enough cores and taskset exists, else nothing."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) > int(cpu):
+        return ["taskset", "-c", cpu]
+    return []
+
+
+@dataclass
+class Server:
+    """A server process started for a bench run."""
+
+    label: str
+    kind: str  # "bare" or "parley"
+    port: int
+    proc: subprocess.Popen[bytes]
+    data_dir: Path | None = None
+    log: Path | None = None
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def start_server(
+    kind: str,
+    *,
+    label: str | None = None,
+    sync: str = "NORMAL",
+    moderation: bool = True,
+    extra: list[str] | None = None,
+    timeout: float = 60.0,
+) -> Server:
+    """Start the bare relay or Parley on a free port, pinned to the server core; wait for /healthz."""
+    port = free_port()
+    data_dir: Path | None = None
+    if kind == "bare":
+        cmd = [PY, str(BENCH / "bare_relay.py"), "--port", str(port)]
+    else:
+        data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+        cmd = [
+            PY, "-m", "server.cli", "serve", "--insecure-http", "--host", "127.0.0.1",
+            "--port", str(port), "--data-dir", str(data_dir), "--api-key", API_KEY,
+            "--rate-limit", "0", "--sqlite-synchronous", sync, "--log-level", "warning",
+        ]  # fmt: skip
+        if not moderation:
+            cmd.append("--no-moderation")
+    cmd += extra or []
+    log = Path(tempfile.mkstemp(prefix=f"bench-{kind}-", suffix=".log")[1])
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            taskset(SERVER_CPU) + cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+    server = Server(label or kind, kind, port, proc, data_dir, log, cmd)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{label} exited early:\n{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{server.base_url}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return server
+        except OSError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"{label} not ready in {timeout} s:\n{log.read_text()[-2000:]}")
+
+
+def run_load(server: Server, args: list[str], timeout: float = 300) -> dict[str, object]:
+    """Run bench/load.py against ``server`` on the generator core; its last JSON line."""
+    import json
+
+    cmd = [
+        *taskset(GEN_CPU), PY, str(BENCH / "load.py"), "--base-url", server.base_url, "--api-key", API_KEY,
+        "--server-pid", str(server.pid), *args,
+    ]  # fmt: skip
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or not lines:
+        raise RuntimeError(f"load.py failed ({res.returncode}):\n{res.stderr[-3000:]}")
+    if res.stderr.strip():
+        print(res.stderr.strip()[-1500:], file=sys.stderr)
+    out: dict[str, object] = json.loads(lines[-1])
+    return out

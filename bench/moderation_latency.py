@@ -1,0 +1,91 @@
+"""What inline moderation costs: message.sent -> message.moderated with the default rules.
+
+One run, two servers one after the other (same flags otherwise, each pinned to core 0, the
+generator ``bench/load.py`` on core 1):
+
+- Parley with moderation on (default rules): p50/p99 of ack -> verdict (``message.sent`` to
+  ``message.moderated``), send -> verdict and send -> delivery, at a steady open-loop rate
+  (5% of the texts carry a word from the default profanity list), then the closed-loop max.
+- The same server with ``--no-moderation``: there is no verdict, so send -> delivery instead,
+  at the same rate, then the closed-loop max.
+
+    .venv/bin/python bench/moderation_latency.py [--rate 100] [--duration 10] [--sync FULL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import BENCH, loadavg, run_load, start_server
+
+
+def lat(r: dict[str, Any], key: str) -> str:
+    s = r.get(key) or {}
+    if not s.get("n"):
+        return "-"
+    return f"{s['p50']:8.1f} {s['p99']:8.1f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rate", type=float, default=100.0, help="open-loop msgs/s")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    p.add_argument("--conns", type=int, default=100)
+    p.add_argument("--sync", default="FULL", choices=["NORMAL", "FULL"])
+    p.add_argument("--out", default=str(BENCH / "results-moderation.json"))
+    args = p.parse_args()
+    print(f"load before: {loadavg()}")
+    common = ["--mode", "pair", "--conns", str(args.conns), "--duration", str(args.duration)]
+    runs: dict[str, dict[str, Any]] = {}
+    for label, moderation in (("moderation on", True), ("--no-moderation", False)):
+        server = start_server("parley", label=label, sync=args.sync, moderation=moderation)
+        try:
+            runs[f"{label} | open {args.rate:g}/s"] = run_load(
+                server, [*common, "--rate", str(args.rate), "--blocked-pct", "5"]
+            )
+            runs[f"{label} | closed max"] = run_load(server, [*common, "--window", "4"])
+        finally:
+            server.stop()
+    print(f"\nParley, sqlite synchronous={args.sync}, {args.conns} connections in pairs (ms)")
+    head = (
+        f"{'run':<34} {'msgs/s':>8} {'sent->verdict':>17} {'send->verdict':>17} "
+        f"{'send->delivery':>17} {'send->ack':>17} {'srvCPU%':>7} {'msg/CPUs':>8} {'genCPU%':>7}"
+    )
+    print(f"{'':<34} {'':>8} {'p50 p99 (ack->mod)':>17} {'p50      p99':>17} {'p50      p99':>17}")
+    print(head)
+    print("-" * len(head))
+    for name, r in runs.items():
+        print(
+            f"{name:<34} {r['msgs_per_s']:>8,.0f} {lat(r, 'ack_to_verdict_ms'):>17} "
+            f"{lat(r, 'verdict_ms'):>17} {lat(r, 'delivery_ms'):>17} {lat(r, 'ack_ms'):>17} "
+            f"{r['server_cpu_pct']:>7.1f} {r['msgs_per_server_cpu_s'] or 0:>8,.0f} "
+            f"{r['gen_cpu_pct']:>7.1f}"
+        )
+        c = r["counters"]
+        print(
+            f"{'':<34} verdicts approved={c.get('verdict_approved', 0)} "
+            f"disapproved={c.get('verdict_disapproved', 0)} (profanity as intended="
+            f"{c.get('blocked_as_intended', 0)}, clean text blocked={c.get('blocked_clean_text', 0)},"
+            f" missed={c.get('missed_block', 0)}) incomplete={r['incomplete']}"
+        )
+    on = runs.get("moderation on | closed max", {})
+    off = runs.get("--no-moderation | closed max", {})
+    if on.get("msgs_per_s") and off.get("msgs_per_s"):
+        print(
+            f"\nthroughput with moderation / without: {on['msgs_per_s'] / off['msgs_per_s']:.3f}"
+            f"  (server CPU per message: {1e3 / on['msgs_per_server_cpu_s']:.2f} ms vs"
+            f" {1e3 / off['msgs_per_server_cpu_s']:.2f} ms)"
+        )
+    print(f"load after: {loadavg()}")
+    with open(args.out, "w") as fh:
+        json.dump(runs, fh, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

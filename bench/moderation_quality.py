@@ -1,0 +1,317 @@
+"""Quality and latency of the local AI text detectors, next to the baselines, in one run.
+
+    .venv/bin/python bench/moderation_quality.py [--per-set 1500] [--data DIR]
+
+Scores the held-out parts only: the project's own test split
+(``moderation/training/data/parley_labelled.jsonl``, ``split == "test"``), the test splits of
+the public sets used in training (fixed by ``moderation.training.datasets``) and the sets never
+used in training (Jigsaw sample, XSTest, SimpleSafetyTests). Prints, per set and category,
+AUPRC for the Parley heads, the keyword baseline (bundled profanity lists: 1 on a hit) and
+alt-profanity-check (if installed: ``pip install alt-profanity-check``, a bench-only extra),
+precision/recall at the shipped thresholds, then latency per message on one core (batch 1
+and batch 32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from moderation.detectors.encoder import SharedEncoder
+from moderation.detectors.heads import (
+    Heads,
+    _profanity,
+    extra_features,
+)
+from moderation.detectors.keywords import find
+from moderation.detectors.scam import SHIPPED_THRESHOLDS as SCAM_THRESHOLDS
+from moderation.detectors.toxicity import SHIPPED_THRESHOLDS as TOX_THRESHOLDS
+from moderation.normalize import fold, tokenize
+from moderation.training.datasets import (
+    EVAL_ONLY_SETS,
+    TRAINING_SETS,
+    Example,
+    own_set,
+    public_dir,
+)
+
+ANY_HARM = (
+    "severe_toxicity",
+    "insult",
+    "identity_attack",
+    "threat",
+    "sexual",
+    "self_harm",
+    "violence",
+)
+MIN_POSITIVES = 5
+THRESHOLDS = {**TOX_THRESHOLDS, **SCAM_THRESHOLDS}
+
+
+def average_precision(y: np.ndarray, s: np.ndarray) -> float:
+    """Area under the precision-recall curve, stepping at distinct scores (ties together)."""
+    if y.sum() == 0 or y.sum() == len(y):
+        return math.nan
+    order = np.argsort(-s, kind="stable")
+    ys, ss = y[order], s[order]
+    last = np.r_[np.diff(ss) != 0, True]  # the last row of each run of equal scores
+    tp = np.cumsum(ys)[last]
+    seen = np.arange(1, len(ys) + 1)[last]
+    precision = tp / seen
+    recall = tp / ys.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def test_sets(data: Path, per_set: int) -> dict[str, list[Example]]:
+    rng = random.Random(7)
+    sets: dict[str, list[Example]] = {
+        "parley (own test)": [e for e in own_set() if e.split == "test"]
+    }
+    for loader in (*TRAINING_SETS, *EVAL_ONLY_SETS):
+        rows = [e for e in loader(data) if e.split == "test"]
+        by_source: dict[str, list[Example]] = {}
+        for e in rows:
+            by_source.setdefault(e.source, []).append(e)
+        for source, items in by_source.items():
+            if len(items) > per_set:
+                items = rng.sample(items, per_set)
+            sets[source] = items
+    return sets
+
+
+class Scorers:
+    def __init__(self) -> None:
+        self.encoder = SharedEncoder(threads=1)
+        self.heads = Heads.load()
+        self.profanity = _profanity()
+        try:
+            from profanity_check import predict_prob  # type: ignore[import-untyped]
+
+            self.apc: Callable[[list[str]], np.ndarray] | None = predict_prob
+        except Exception:
+            self.apc = None
+
+    def parley(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """What the detectors report (the same encoder, features and heads)."""
+        emb = self.encoder.encode(texts)
+        extra = np.stack([extra_features(t) for t in texts])
+        probs = self.heads.scores(np.concatenate([emb, extra], axis=1))
+        out = {c: probs[:, i] for i, c in enumerate(self.heads.categories)}
+        out["any_harm"] = np.max(np.stack([out[c] for c in ANY_HARM]), axis=0)
+        return out
+
+    def keywords(self, texts: Sequence[str]) -> np.ndarray:
+        return np.array(
+            [float(bool(find(self.profanity, tokenize(fold(t))))) for t in texts], dtype=np.float64
+        )
+
+
+def evaluate(
+    scorers: Scorers, sets: dict[str, list[Example]]
+) -> list[tuple[str, str, float, float, float]]:
+    print("\n## Quality: AUPRC per set and category (held-out rows only)\n")
+    print(
+        "| set | category | n | pos | Parley | keywords | alt-profanity-check | P@thr | R@thr | thr |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    summary: list[tuple[str, str, float, float, float]] = []
+    for name, rows in sets.items():
+        texts = [r.text for r in rows]
+        ours = scorers.parley(texts)
+        kw = scorers.keywords(texts)
+        apc = scorers.apc(texts).astype(np.float64) if scorers.apc else None
+        categories = sorted({c for r in rows for c in r.labels}, key=lambda c: (c != "toxicity", c))
+        for c in categories:
+            labelled = [i for i, r in enumerate(rows) if c in r.labels]
+            y = np.array([rows[i].labels[c] for i in labelled], dtype=np.float64)
+            if y.sum() < MIN_POSITIVES or c not in ours:
+                continue
+            s = ours[c][labelled].astype(np.float64)
+            ap_ours = average_precision(y, s)
+            ap_kw = average_precision(y, kw[labelled])
+            ap_apc = average_precision(y, apc[labelled]) if apc is not None else math.nan
+            thr = THRESHOLDS.get(c, 0.9)
+            pred = s >= thr
+            precision = (pred & (y > 0)).sum() / max(pred.sum(), 1)
+            recall = (pred & (y > 0)).sum() / y.sum()
+            p_text = f"{precision:.2f}" if pred.sum() else "-"
+            fmt = lambda v: "-" if math.isnan(v) else f"{v:.3f}"  # noqa: E731
+            print(
+                f"| {name} | {c} | {len(y)} | {int(y.sum())} | {fmt(ap_ours)} | {fmt(ap_kw)} |"
+                f" {fmt(ap_apc)} | {p_text} | {recall:.2f} | {thr:.2f} |"
+            )
+            summary.append((name, c, ap_ours, ap_kw, ap_apc))
+    return summary
+
+
+def sweep(scorers: Scorers, sets: dict[str, list[Example]]) -> None:
+    """Precision and recall per category at several thresholds, own test split only."""
+    rows = sets["parley (own test)"]
+    ours = scorers.parley([r.text for r in rows])
+    print("\n## Threshold sweep on the own test split: precision/recall\n")
+    grid = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+    print("| category | " + " | ".join(f"{t:.2f}" for t in grid) + " |")
+    print("| --- |" + " ---: |" * len(grid))
+    for c in sorted({c for r in rows for c in r.labels}):
+        y = np.array([r.labels[c] for r in rows]) > 0
+        cells = []
+        for t in grid:
+            pred = ours[c] >= t
+            p = (pred & y).sum() / max(pred.sum(), 1)
+            cells.append(f"{p:.2f}/{(pred & y).sum() / max(y.sum(), 1):.2f}")
+        print(f"| {c} | " + " | ".join(cells) + " |")
+
+
+def overall(summary: list[tuple[str, str, float, float, float]]) -> None:
+    print("\n## Overall (mean AUPRC over the rows above that have negatives)\n")
+    print("| set | Parley | keywords | alt-profanity-check |")
+    print("| --- | ---: | ---: | ---: |")
+    names = list(dict.fromkeys(s[0] for s in summary))
+    all_rows = []
+    for name in names:
+        rows = [s for s in summary if s[0] == name and not math.isnan(s[2])]
+        if not rows:
+            continue
+        all_rows.extend(rows)
+        means = [
+            statistics.fmean(r[k] for r in rows)
+            if not any(math.isnan(r[k]) for r in rows)
+            else math.nan
+            for k in (2, 3, 4)
+        ]
+        print(
+            f"| {name} | " + " | ".join("-" if math.isnan(m) else f"{m:.3f}" for m in means) + " |"
+        )
+    means = [
+        statistics.fmean(r[k] for r in all_rows if not math.isnan(r[k]))
+        for k in (2, 3, 4)
+        if any(not math.isnan(r[k]) for r in all_rows)
+    ]
+    print("| all | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+
+
+def safety_recall(scorers: Scorers, sets: dict[str, list[Example]]) -> None:
+    rows = sets.get("simplesafetytests")
+    if not rows:
+        return
+    print("\n## SimpleSafetyTests (positives only): recall at the shipped threshold\n")
+    print("| harm area | n | Parley | keywords | alt-profanity-check (0.5) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for c in ("self_harm", "violence", "scam"):
+        texts = [r.text for r in rows if c in r.labels]
+        if not texts:
+            continue
+        ours = scorers.parley(texts)[c] >= THRESHOLDS.get(c, 0.9)
+        kw = scorers.keywords(texts) > 0
+        apc = (scorers.apc(texts) >= 0.5).mean() if scorers.apc else math.nan
+        print(f"| {c} | {len(texts)} | {ours.mean():.2f} | {kw.mean():.2f} | {apc:.2f} |")
+
+
+def similarity(scorers: Scorers) -> None:
+    """The default platform-circumvention list on its eval set (paraphrases, hard negatives)."""
+    import json
+
+    from moderation.defaults import PLATFORM_CIRCUMVENTION
+    from moderation.detectors.similarity import SHIPPED_THRESHOLD
+
+    path = Path(__file__).resolve().parents[1] / "moderation/training/data"
+    rows = [json.loads(line) for line in (path / "platform_circumvention_eval.jsonl").open()]
+    negatives = [json.loads(line)["text"] for line in (path / "parley_labelled.jsonl").open()]
+    negatives = [t for t in negatives if t]  # every own row is off-topic for this list
+    texts = [r["text"] for r in rows] + negatives
+    y = np.array([r["label"] for r in rows] + [0] * len(negatives), dtype=np.float64)
+    items = scorers.encoder.encode(list(PLATFORM_CIRCUMVENTION))
+    s = (scorers.encoder.encode(texts) @ items.T).max(axis=1).astype(np.float64)
+    pred = s >= SHIPPED_THRESHOLD
+    tp = int((pred & (y > 0)).sum())
+    print("\n## Similarity: platform-circumvention list\n")
+    print(
+        f"{int(y.sum())} paraphrases, {len(y) - int(y.sum())} negatives (13 topical + the own set):"
+        f" AUPRC {average_precision(y, s):.3f}; at threshold {SHIPPED_THRESHOLD}: precision"
+        f" {tp / max(int(pred.sum()), 1):.2f}, recall {tp / y.sum():.2f}"
+    )
+
+
+def latency(scorers: Scorers, sets: dict[str, list[Example]]) -> None:
+    print("\n## Latency per message, one core (ms)\n")
+    texts = [r.text for r in sets["parley (own test)"]] + [
+        r.text for r in sets.get("convabuse", [])
+    ]
+    texts = list(dict.fromkeys(texts))[:256]
+    print(
+        f"{len(texts)} chat-length texts, mean {statistics.fmean(len(t) for t in texts):.0f} characters\n"
+    )
+    print("| scorer | batch 1 p50 | batch 1 p95 | batch 32 (amortised) |")
+    print("| --- | ---: | ---: | ---: |")
+
+    def fresh() -> None:
+        scorers.encoder._cache.clear()
+
+    def timed(fn: Callable[[list[str]], object], batch: int) -> tuple[float, float, float]:
+        per: list[float] = []
+        start_all = time.perf_counter()
+        for i in range(0, len(texts), batch):
+            chunk = texts[i : i + batch]
+            start = time.perf_counter()
+            fn(chunk)
+            per.append((time.perf_counter() - start) * 1000 / len(chunk))
+        total = (time.perf_counter() - start_all) * 1000 / len(texts)
+        per.sort()
+        return per[len(per) // 2], per[int(len(per) * 0.95)], total
+
+    def ours(chunk: list[str]) -> object:
+        fresh()
+        return scorers.parley(chunk)
+
+    scorers.parley(["warm up"])
+    p50, p95, _ = timed(ours, 1)
+    _, _, amort = timed(ours, 32)
+    print(f"| Parley heads (encoder + 14 heads) | {p50:.2f} | {p95:.2f} | {amort:.2f} |")
+    p50, p95, _ = timed(scorers.keywords, 1)
+    _, _, amort = timed(scorers.keywords, 32)
+    print(f"| keywords (profanity lists) | {p50:.2f} | {p95:.2f} | {amort:.2f} |")
+    if scorers.apc is not None:
+        p50, p95, _ = timed(scorers.apc, 1)
+        _, _, amort = timed(scorers.apc, 32)
+        print(f"| alt-profanity-check | {p50:.2f} | {p95:.2f} | {amort:.2f} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="local AI detector quality bench")
+    parser.add_argument("--data", type=Path, default=public_dir())
+    parser.add_argument(
+        "--per-set", type=int, default=1500, help="rows sampled per public test set"
+    )
+    parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--sweep", action="store_true", help="also print a threshold sweep")
+    args = parser.parse_args()
+    scorers = Scorers()
+    if scorers.apc is None:
+        print("alt-profanity-check not installed: its column stays empty", file=sys.stderr)
+    sets = test_sets(args.data, args.per_set)
+    summary = evaluate(scorers, sets)
+    overall(summary)
+    safety_recall(scorers, sets)
+    similarity(scorers)
+    if args.sweep:
+        sweep(scorers, sets)
+    if not args.no_latency:
+        latency(scorers, sets)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

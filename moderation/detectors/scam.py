@@ -1,0 +1,72 @@
+"""Scam and spam detector (condition kind ``scam``).
+
+Categories, all scored on every run:
+
+- ``scam``: a calibrated head (sentence embedding + link, shortener, money, urgency and
+  profanity features) trained on SMS and YouTube spam and the project's own scam messages,
+  combined with the sender's spam behaviour: ``1 - (1 - head) * (1 - 0.5 * behaviour)``.
+- ``phishing``, ``advance_fee``, ``crypto``, ``fake_offer``: heads trained on the project's
+  own (small) set only; rough, prefer ``scam`` for blocking.
+- ``link_shortener``: 1.0 when a link goes through a known URL shortener (bit.ly, ...).
+- ``urgency``: pressure words ("urgent", "within 24 hours", "account suspended"), 0.5 for
+  one, 0.75 for two, 1.0 for three or more.
+- ``spam_behaviour``: the highest confidence of the spam behaviour detector (repeats,
+  bursts, links) with its default limits, from ``ctx.sender_recent``.
+"""
+
+from __future__ import annotations
+
+from moderation.detectors.base import EXPENSIVE, DetectContext, message_text
+from moderation.detectors.heads import HeadDetector, shortener_links, urgency_hits
+from moderation.detectors.spam import SpamDetector
+from moderation.rules import SCAM_CATEGORIES, Condition
+from moderation.types import Detection, MessageView
+
+_HEAD_CATEGORIES = ("phishing", "advance_fee", "crypto", "fake_offer")
+
+#: The thresholds of the default ``scam`` rule, per category.
+SHIPPED_THRESHOLDS: dict[str, float] = {
+    "scam": 0.8,
+    "phishing": 0.8,
+    "advance_fee": 0.9,
+    "crypto": 0.9,
+    "fake_offer": 0.9,
+}
+
+
+class ScamDetector(HeadDetector):
+    """Detector for ``scam`` conditions; always scores every category in ``SCAM_CATEGORIES``."""
+
+    name = "scam"
+    cost = EXPENSIVE + 5
+    categories: tuple[str, ...] = SCAM_CATEGORIES
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._spam = SpamDetector()
+
+    async def detect(
+        self, message: MessageView, condition: Condition, ctx: DetectContext
+    ) -> list[Detection]:
+        text = message_text(message)
+        heads = await self.head_scores(text)
+        behaviour_hits = await self._spam.detect(message, Condition("spam", ("text",)), ctx)
+        behaviour = max((d.confidence for d in behaviour_hits), default=0.0)
+        head = heads.get("scam", 0.0)
+        shorteners = shortener_links(text)
+        urgency = urgency_hits(text)
+        out = [
+            Detection(self.name, "scam", round(1 - (1 - head) * (1 - 0.5 * behaviour), 4)),
+            *(Detection(self.name, c, heads.get(c, 0.0)) for c in _HEAD_CATEGORIES),
+            Detection(
+                self.name,
+                "link_shortener",
+                1.0 if shorteners else 0.0,
+                f"shortened link {shorteners[0]}" if shorteners else "",
+            ),
+            Detection(
+                self.name, "urgency", 0.0 if not urgency else min(1.0, 0.25 + 0.25 * urgency)
+            ),
+            Detection(self.name, "spam_behaviour", round(behaviour, 4)),
+        ]
+        return out

