@@ -16,8 +16,6 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import aiosqlite
-
 from moderation.defaults import default_lists, default_rules
 from moderation.detectors.base import Detector
 from moderation.engine import Engine, default_detectors
@@ -33,6 +31,7 @@ from server.metrics import Metrics
 from server.models import Message, Moderation, Status, User
 from server.providers import PROVIDER_KINDS, Providers
 from server.storage.base import Audit
+from server.storage.conn import WriteConnection
 from server.storage.moderation import ModerationStore
 from server.storage.sqlite import SqliteStore
 from server.webhooks import WebhookSender
@@ -293,7 +292,7 @@ class ModerationService:
         if verdict.status is VerdictStatus.REVIEW:
             assert first is not None
 
-            async def hold(conn: aiosqlite.Connection) -> None:
+            async def hold(conn: WriteConnection) -> None:
                 await self.mstore.enqueue_in(conn, message.id, "review", first.rule_id, at)
                 await self._store.audit_in(
                     conn, Audit(ACTOR, "message.review", str(message.id), details), at
@@ -318,7 +317,7 @@ class ModerationService:
                     (m.rule_id for m in verdict.matches if Action.FLAG in m.actions), None
                 )
 
-                async def also_flag(conn: aiosqlite.Connection) -> None:
+                async def also_flag(conn: WriteConnection) -> None:
                     await self.mstore.enqueue_in(conn, message.id, "flagged", flag_rule, at)
 
                 also = also_flag

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from server.storage.base import Audit
+from server.storage.conn import WriteConnection
 from server.storage.sqlite import SqliteStore
 
 REVIEW_STATES = ("review", "flagged", "reported")
@@ -61,7 +60,7 @@ class ModerationStore:
         """
         rule_id = body["id"]
 
-        async def op(conn: aiosqlite.Connection) -> dict[str, Any]:
+        async def op(conn: WriteConnection) -> dict[str, Any]:
             async with conn.execute(
                 "SELECT revision, created_at, deleted_at FROM rules WHERE id = ?", (rule_id,)
             ) as cur:
@@ -100,7 +99,7 @@ class ModerationStore:
         return await self._store.write(op)
 
     async def delete_rule(self, rule_id: str, *, actor: str, at: int) -> bool:
-        async def op(conn: aiosqlite.Connection) -> bool:
+        async def op(conn: WriteConnection) -> bool:
             cur = await conn.execute(
                 "UPDATE rules SET deleted_at = ? WHERE id = ? AND deleted_at = 0", (at, rule_id)
             )
@@ -144,7 +143,7 @@ class ModerationStore:
     ) -> dict[str, Any]:
         list_id = body["id"]
 
-        async def op(conn: aiosqlite.Connection) -> dict[str, Any]:
+        async def op(conn: WriteConnection) -> dict[str, Any]:
             async with conn.execute("SELECT created_at FROM lists WHERE id = ?", (list_id,)) as cur:
                 row = await cur.fetchone()
             if create and row is not None:
@@ -166,7 +165,7 @@ class ModerationStore:
         return await self._store.write(op)
 
     async def delete_list(self, list_id: str, *, actor: str, at: int) -> bool:
-        async def op(conn: aiosqlite.Connection) -> bool:
+        async def op(conn: WriteConnection) -> bool:
             cur = await conn.execute("DELETE FROM lists WHERE id = ?", (list_id,))
             if cur.rowcount:
                 await self._store.audit_in(conn, Audit(actor, "list.delete", list_id, {}), at)
@@ -181,7 +180,7 @@ class ModerationStore:
         return json.loads(row["value"]) if row else {}
 
     async def put_settings(self, value: dict[str, Any], *, actor: str, at: int) -> None:
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await conn.execute(
                 "INSERT INTO settings (key, value) VALUES ('moderation', ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -195,7 +194,7 @@ class ModerationStore:
 
     @staticmethod
     async def enqueue_in(
-        conn: aiosqlite.Connection, message_id: int, state: str, rule_id: str | None, at: int
+        conn: WriteConnection, message_id: int, state: str, rule_id: str | None, at: int
     ) -> None:
         """Put a message in the review queue inside an op's transaction (idempotent)."""
         await conn.execute(
@@ -204,7 +203,7 @@ class ModerationStore:
         )
 
     async def enqueue(self, message_id: int, state: str, rule_id: str | None, at: int) -> None:
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await self.enqueue_in(conn, message_id, state, rule_id, at)
 
         await self._store.write(op)
@@ -226,7 +225,7 @@ class ModerationStore:
         return [r["id"] for r in rows]
 
     async def close_review_in(
-        self, conn: aiosqlite.Connection, message_id: int, decision: str, by: str, at: int
+        self, conn: WriteConnection, message_id: int, decision: str, by: str, at: int
     ) -> None:
         await conn.execute(
             "UPDATE review SET decided_at = ?, decided_by = ?, decision = ? WHERE message_id = ? AND decided_at = 0",
@@ -238,7 +237,7 @@ class ModerationStore:
     ) -> None:
         """Close a message's open queue items with an audit row (no status change)."""
 
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await self.close_review_in(conn, message_id, decision, by, at)
             await self._store.audit_in(conn, audit, at)
 
@@ -251,7 +250,7 @@ class ModerationStore:
     ) -> tuple[dict[str, Any], bool]:
         """Store a user report (once per reporter and message) and queue the message as reported."""
 
-        async def op(conn: aiosqlite.Connection) -> int | None:
+        async def op(conn: WriteConnection) -> int | None:
             async with conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM reports") as cur:
                 row = await cur.fetchone()
             assert row is not None

@@ -16,6 +16,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,13 +25,14 @@ import aiosqlite
 from server.crypto import KeyRing
 from server.models import Group, Message, Moderation, Scope, Status, User
 from server.storage.base import Audit, AuditEntry, NewMessage
+from server.storage.conn import WriteConnection
 from server.storage.migrations import MIGRATIONS
 from server.storage.recent import RecentIndex
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
+Op = Callable[[WriteConnection], Awaitable[Any]]
 
 #: How many of the newest messages per conversation / sender are kept decrypted in memory
 #: (at least the largest context window, 10, and the spam detector's 50).
@@ -70,7 +72,9 @@ class SqliteStore:
         self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]] | None] = asyncio.Queue(
             queue_size
         )
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: WriteConnection | None = None
+        # COMMIT (the fsync) runs here, off the event loop; statements run on the loop.
+        self._commit_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
         self._reader: aiosqlite.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._next_id = 1
@@ -86,18 +90,31 @@ class SqliteStore:
 
     # ----------------------------------------------------------------- lifecycle
 
+    def _pragmas(self) -> tuple[str, ...]:
+        return (
+            "PRAGMA journal_mode=WAL",
+            f"PRAGMA synchronous={self._synchronous}",
+            "PRAGMA busy_timeout=5000",
+            "PRAGMA foreign_keys=ON",
+        )
+
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self._path, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.execute("PRAGMA foreign_keys=ON")
+        for pragma in self._pragmas():
+            await conn.execute(pragma)
         return conn
+
+    def _connect_writer(self) -> WriteConnection:
+        raw = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        raw.row_factory = sqlite3.Row
+        for pragma in self._pragmas():
+            raw.execute(pragma)
+        return WriteConnection(raw)
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
+        self._writer = self._connect_writer()
         await self._migrate(self._writer)
         self._reader = await self._connect()
         await self._reader.execute("PRAGMA query_only=ON")
@@ -107,7 +124,12 @@ class SqliteStore:
         self._next_id = int(row[0]) + 1
         self._task = asyncio.create_task(self._run_writer(), name="sqlite-writer")
 
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+    async def _commit(self, conn: WriteConnection) -> None:
+        """COMMIT in the commit thread: the event loop keeps serving while the disk syncs."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._commit_thread, conn.raw.execute, "COMMIT")
+
+    async def _migrate(self, conn: WriteConnection) -> None:
         async with conn.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         assert row is not None
@@ -119,9 +141,9 @@ class SqliteStore:
                     if statement.strip():
                         await conn.execute(statement)
                 await conn.execute(f"PRAGMA user_version={number}")
-                await conn.commit()
+                await self._commit(conn)
             except BaseException:
-                await conn.rollback()
+                conn.raw.rollback()
                 raise
             log.info("applied migration %d", number)
 
@@ -131,14 +153,17 @@ class SqliteStore:
             await self._queue.put(None)
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        for conn in (self._writer, self._reader):
-            if conn is not None:
-                await conn.close()
-        self._writer = self._reader = None
+        if self._writer is not None:
+            self._writer.raw.close()
+        if self._reader is not None:
+            await self._reader.close()
+        self._writer = None
+        self._reader = None
+        self._commit_thread.shutdown(wait=True)
 
     # ----------------------------------------------------------------- the writer
 
-    async def write(self, op: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+    async def write(self, op: Callable[[WriteConnection], Awaitable[T]]) -> T:
         """Run ``op`` inside a write transaction; return its result after the commit."""
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         await self._queue.put((op, fut))
@@ -175,19 +200,19 @@ class SqliteStore:
                 return
 
     async def _commit_batch(
-        self, conn: aiosqlite.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
+        self, conn: WriteConnection, batch: list[tuple[Op, asyncio.Future[Any]]]
     ) -> None:
         self.batches += 1
         self.ops += len(batch)
         results: list[Any] = []
         next_id = self._next_id
-        await conn.execute("BEGIN IMMEDIATE")
+        conn.raw.execute("BEGIN IMMEDIATE")
         try:
             for op, _ in batch:
                 results.append(await op(conn))
-            await conn.commit()
+            await self._commit(conn)
         except Exception:
-            await conn.rollback()
+            _rollback(conn)
             self._next_id = next_id
             for op, fut in batch:
                 await self._commit_batch_single(conn, op, fut)
@@ -197,15 +222,15 @@ class SqliteStore:
                 fut.set_result(result)
 
     async def _commit_batch_single(
-        self, conn: aiosqlite.Connection, op: Op, fut: asyncio.Future[Any]
+        self, conn: WriteConnection, op: Op, fut: asyncio.Future[Any]
     ) -> None:
         next_id = self._next_id
-        await conn.execute("BEGIN IMMEDIATE")
+        conn.raw.execute("BEGIN IMMEDIATE")
         try:
             result = await op(conn)
-            await conn.commit()
+            await self._commit(conn)
         except Exception as exc:
-            await conn.rollback()
+            _rollback(conn)
             self._next_id = next_id
             if not fut.done():
                 fut.set_exception(exc)
@@ -227,7 +252,7 @@ class SqliteStore:
             return list(await cur.fetchall())
 
     @staticmethod
-    async def _audit(conn: aiosqlite.Connection, audit: Audit | None, at: int) -> None:
+    async def _audit(conn: WriteConnection, audit: Audit | None, at: int) -> None:
         if audit is None:
             return
         await conn.execute(
@@ -239,7 +264,7 @@ class SqliteStore:
     def keyring(self) -> KeyRing:
         return self._keyring
 
-    async def audit_in(self, conn: aiosqlite.Connection, audit: Audit | None, at: int) -> None:
+    async def audit_in(self, conn: WriteConnection, audit: Audit | None, at: int) -> None:
         """Write an audit row inside an op's transaction."""
         await self._audit(conn, audit, at)
 
@@ -308,7 +333,7 @@ class SqliteStore:
         )
 
     async def create_user(self, user: User, audit: Audit) -> None:
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await conn.execute(
                 "INSERT INTO users (uid, name, role, tags, metadata, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -331,7 +356,7 @@ class SqliteStore:
         return self._row_to_user(row) if row else None
 
     async def update_user(self, user: User, audit: Audit) -> None:
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await conn.execute(
                 "UPDATE users SET name = ?, role = ?, tags = ?, metadata = ?, updated_at = ?,"
                 " banned = ? WHERE uid = ?",
@@ -350,7 +375,7 @@ class SqliteStore:
         await self.write(op)
 
     async def delete_user(self, uid: str, at: int, *, erase: bool, audit: Audit) -> None:
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             if erase:
                 await conn.execute(
                     "DELETE FROM receipts WHERE uid = ? OR message_id IN"
@@ -378,7 +403,7 @@ class SqliteStore:
     # ----------------------------------------------------------------- groups
 
     async def create_group(self, group: Group, audit: Audit) -> None:
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await conn.execute(
                 "INSERT INTO groups (guid, name, type, tags, owner, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -423,7 +448,7 @@ class SqliteStore:
         return [r["guid"] for r in rows]
 
     async def set_member(self, guid: str, uid: str, scope: Scope, at: int, audit: Audit) -> None:
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await conn.execute(
                 "INSERT INTO members (guid, uid, scope, joined_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (guid, uid) DO UPDATE SET scope = excluded.scope",
@@ -434,14 +459,14 @@ class SqliteStore:
         await self.write(op)
 
     async def remove_member(self, guid: str, uid: str, audit: Audit) -> None:
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await conn.execute("DELETE FROM members WHERE guid = ? AND uid = ?", (guid, uid))
             await self._audit(conn, audit, _now())
 
         await self.write(op)
 
     async def ban(self, guid: str, uid: str, reason: str, by: str, at: int, audit: Audit) -> None:
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await conn.execute("DELETE FROM members WHERE guid = ? AND uid = ?", (guid, uid))
             await conn.execute(
                 "INSERT OR REPLACE INTO bans (guid, uid, reason, by_uid, at) VALUES (?, ?, ?, ?, ?)",
@@ -452,7 +477,7 @@ class SqliteStore:
         await self.write(op)
 
     async def unban(self, guid: str, uid: str, audit: Audit) -> None:
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await conn.execute("DELETE FROM bans WHERE guid = ? AND uid = ?", (guid, uid))
             await self._audit(conn, audit, _now())
 
@@ -474,7 +499,7 @@ class SqliteStore:
         return blocked, blocked_by
 
     async def add_blocks(self, blocker: str, uids: Sequence[str], at: int) -> None:
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await conn.executemany(
                 "INSERT OR IGNORE INTO blocks (blocker, blocked, at) VALUES (?, ?, ?)",
                 [(blocker, u, at) for u in uids],
@@ -483,7 +508,7 @@ class SqliteStore:
         await self.write(op)
 
     async def remove_block(self, blocker: str, uid: str) -> None:
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await conn.execute(
                 "DELETE FROM blocks WHERE blocker = ? AND blocked = ?", (blocker, uid)
             )
@@ -495,7 +520,7 @@ class SqliteStore:
     async def insert_message(self, new: NewMessage) -> tuple[Message, bool]:
         """Insert, idempotent on ``(sender, muid)``: returns (message, created)."""
 
-        async def op(conn: aiosqlite.Connection) -> tuple[Message, bool] | None:
+        async def op(conn: WriteConnection) -> tuple[Message, bool] | None:
             message_id = self._next_id
             kid, body = self._seal(message_id, new.conversation_id, self._content(new, None))
             cur = await conn.execute(
@@ -676,7 +701,7 @@ class SqliteStore:
             shown=message.shown or status.deliverable,
         )
 
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             kid, body = self._seal(
                 message.id, message.conversation_id, self._content(updated, None)
             )
@@ -702,7 +727,7 @@ class SqliteStore:
             updated_at=at,
         )
 
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             kid, body = self._seal(
                 message.id, message.conversation_id, self._content(updated, None)
             )
@@ -746,7 +771,7 @@ class SqliteStore:
         )
         where = (message.id, message.rev, message.status.value)
 
-        async def op(conn: aiosqlite.Connection) -> bool:
+        async def op(conn: WriteConnection) -> bool:
             shown = int(status.deliverable)
             if sealed is None:
                 cur = await conn.execute(
@@ -793,7 +818,7 @@ class SqliteStore:
         return [self._row_to_message(r) for r in rows]
 
     async def add_receipt(self, message_id: int, uid: str, kind: str, at: int) -> bool:
-        async def op(conn: aiosqlite.Connection) -> bool:
+        async def op(conn: WriteConnection) -> bool:
             cur = await conn.execute(
                 "INSERT OR IGNORE INTO receipts (message_id, uid, type, at) VALUES (?, ?, ?, ?)",
                 (message_id, uid, kind, at),
@@ -813,7 +838,7 @@ class SqliteStore:
     # ----------------------------------------------------------------- audit
 
     async def add_audit(self, audit: Audit, at: int) -> None:
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await self._audit(conn, audit, at)
 
         await self.write(op)
@@ -828,6 +853,11 @@ class SqliteStore:
             )
             for r in rows
         ]
+
+
+def _rollback(conn: WriteConnection) -> None:
+    if conn.raw.in_transaction:
+        conn.raw.execute("ROLLBACK")
 
 
 def _now() -> int:

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
+from server.storage.conn import WriteConnection
 from server.storage.sqlite import SqliteStore
 
 _COLUMNS = (
@@ -85,7 +84,7 @@ class WebhookStore:
             kid, body = keyring.seal(d.payload, _aad(d.event_id, d.hook_id))
             rows.append((d.event_id, d.event, d.hook_id, d.url, kid, body, at, int(at), int(at)))
 
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await conn.executemany(
                 "INSERT INTO webhook_deliveries (event_id, event, hook_id, url, kid, body, status,"
                 " next_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
@@ -144,7 +143,7 @@ class WebhookStore:
     ) -> None:
         """Record the outcome of an attempt."""
 
-        async def op(conn: aiosqlite.Connection) -> None:
+        async def op(conn: WriteConnection) -> None:
             await conn.execute(
                 "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_at = ?,"
                 " last_status = ?, last_error = ?, updated_at = ?,"
