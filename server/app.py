@@ -114,6 +114,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         reports=mstore,
     )
     moderation.bind(chat)
+    chat.on_event = moderation.emit  # user.banned (group and server bans) to the webhooks
     state = AppState(chat=chat, store=store, api_key=secrets_.api_key, api_key_generated=generated)
     deps = Deps(chat=chat, settings=settings, metrics=metrics)
 

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from server import protocol
@@ -90,6 +91,8 @@ class ChatService:
         self._group_locks: dict[str, asyncio.Lock] = {}
         self._blocks: dict[str, tuple[set[str], set[str]]] = {}
         self.counters: dict[str, int] = {"sent": 0, "delivered_frames": 0}
+        #: Moderation events for the outgoing webhooks (``user.banned``); set by the app.
+        self.on_event: Callable[[str, dict[str, Any]], None] = lambda event, data: None
 
     # ================================================================ identity
 
@@ -153,6 +156,7 @@ class ChatService:
         self._users[uid] = updated
         if updated.banned and not user.banned:
             self._close_user(uid, protocol.CLOSE_FORBIDDEN, "user banned")
+            self.on_event("user.banned", {"uid": uid, "guid": None, "by": _actor(actor)})
         return updated
 
     async def delete_user(self, actor: Principal, uid: str, *, erase: bool) -> None:
@@ -401,6 +405,9 @@ class ChatService:
             old = members
             self._members[guid] = {k: v for k, v in old.items() if k != uid}
             self._group_event(guid, uid, "banned", actor, old, reason=reason)
+        self.on_event(
+            "user.banned", {"uid": uid, "guid": guid, "reason": reason, "by": _actor(actor)}
+        )
 
     async def unban(self, actor: Principal, guid: str, uid: str) -> None:
         async with self._group_lock(guid):

@@ -359,17 +359,8 @@ class ModerationService:
                         if action is Action.KICK:
                             await chat.remove_member(actor, message.receiver, message.sender)
                         else:
+                            # chat.ban emits ``user.banned`` (by ``moderation:<rule>@<rev>``)
                             await chat.ban(actor, message.receiver, message.sender, match.reason)
-                            self.emit(
-                                "user.banned",
-                                {
-                                    "uid": message.sender,
-                                    "guid": message.receiver,
-                                    "reason": match.reason,
-                                    "by": actor.label,
-                                    "messageId": message.id,
-                                },
-                            )
                     elif action is Action.BLOCK_USER and message.receiver_type == "user":
                         await chat.block(message.receiver, [message.sender])
                         await self._store.add_audit(

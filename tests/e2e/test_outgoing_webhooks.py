@@ -193,6 +193,17 @@ async def test_every_event_arrives_signed(w: World) -> None:
         assert any(d["eventId"] == disapproved["id"] and d["status"] == "delivered" for d in log)
         assert all(d["webhookId"] == "test-hook" for d in log)
 
+        # Bans by people, in a group and server-wide, are events too.
+        await w.rest.add_member(guid, carol)
+        await w.rest.ban(guid, carol, reason="manual")
+        await w.rest.update_user(carol, banned=True)
+
+        async def manual_bans() -> bool:
+            got = [e["data"] for e in receiver.of("user.banned") if e["data"]["uid"] == carol]
+            return {x["guid"] for x in got} >= {guid, None}
+
+        await eventually(manual_bans)
+
         # Staff only.
         async with w.user_rest(await w.token(alice)) as ra:
             with pytest.raises(ServerError) as info:
