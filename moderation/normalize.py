@@ -185,7 +185,8 @@ def item_words(item: str) -> tuple[str, ...]:
 
 
 def text_of(value: object, *, limit: int = 65_536) -> str:
-    """The text of a message body: a string, or the string leaves of a JSON value, joined."""
+    """The text of a message body: a string, or the string leaves of a JSON value, joined
+    (``data:`` URLs, inline media, left out)."""
     parts: list[str] = []
     size = 0
     for s in _strings(value, depth=0):
@@ -200,7 +201,8 @@ def _strings(value: object, *, depth: int) -> Iterator[str]:
     if depth > 16:
         return
     if isinstance(value, str):
-        yield value
+        if not value.startswith("data:"):  # inline media (a data: URL) is not text
+            yield value
     elif isinstance(value, dict):
         for v in value.values():
             yield from _strings(v, depth=depth + 1)

@@ -72,6 +72,35 @@ def image_bytes(message: MessageView) -> bytes | None:
     return None
 
 
+#: Leading bytes of the image formats a data URL may be built for.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def sniff_image_type(raw: bytes) -> str | None:
+    """The MIME type of PNG, JPEG, GIF or WebP bytes, from their leading bytes; else None."""
+    for magic, mime in _MAGIC:
+        if raw.startswith(magic):
+            return mime
+    if raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def image_data_url(message: MessageView) -> str | None:
+    """The message's image as a ``data:`` URL with its sniffed type (for providers that take
+    images inline), or None when it carries no image of a known format."""
+    raw = image_bytes(message)
+    mime = sniff_image_type(raw) if raw else None
+    if raw is None or mime is None:
+        return None
+    return f"data:{mime};base64,{base64.b64encode(raw).decode('ascii')}"
+
+
 class ImageDetector:
     """Detector for ``image`` conditions; scores ``unsafe`` and ``explicit_nudity``."""
 

@@ -12,8 +12,10 @@ Two modes, chosen per condition:
   message, with the conversation's previous messages (the context window) for context.
   Reported as category ``prompt`` and as the category the model names.
 
-Text only for now: media upload does not exist yet, so image and video messages without text
-yield no detections. Any OpenAI-compatible server works through ``base_url``.
+Images: a message whose ``data`` carries an image inline (base64 or a ``data:image/...``
+URL, as for the local image detector; media upload does not exist yet) is sent as an
+``image_url`` part with its text, to the moderation endpoint and to prompt rules. Remote URLs
+are never fetched or forwarded. Any OpenAI-compatible server works through ``base_url``.
 """
 
 from __future__ import annotations
@@ -23,10 +25,14 @@ import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import openai
 from openai import AsyncOpenAI
 from openai.types.chat import (
+    ChatCompletionContentPartImageParam,
+    ChatCompletionContentPartParam,
+    ChatCompletionContentPartTextParam,
     ChatCompletionMessageParam,
     ChatCompletionSystemMessageParam,
     ChatCompletionUserMessageParam,
@@ -34,6 +40,7 @@ from openai.types.chat import (
 from openai.types.shared_params import ResponseFormatJSONSchema
 
 from moderation.detectors.base import EXPENSIVE, DetectContext, message_text
+from moderation.detectors.image import image_data_url
 from moderation.providers.guard import (
     GuardConfig,
     OnError,
@@ -133,17 +140,34 @@ def parse_verdict(content: str | None) -> tuple[bool, float, str, str]:
 
 
 def prompt_messages(
-    prompt: str, message: MessageView, context: Sequence[MessageView]
+    prompt: str, message: MessageView, context: Sequence[MessageView], image: str | None = None
 ) -> list[ChatCompletionMessageParam]:
-    """The chat messages sent for a prompt rule: the policy, then context and the message."""
+    """The chat messages sent for a prompt rule: the policy, then context and the message
+    (with its image, a ``data:`` URL, as an ``image_url`` part)."""
     lines = [f"{m.sender.uid}: {message_text(m)}" for m in context]
     user = (
         ("Conversation so far (oldest first):\n" + "\n".join(lines) + "\n\n" if lines else "")
         + "Message to judge:\n"
         + f"{message.sender.uid}: {message_text(message)}"
+        + ("\n(the message carries the attached image)" if image else "")
     )
     system = ChatCompletionSystemMessageParam(role="system", content=SYSTEM_PREAMBLE + prompt)
-    return [system, ChatCompletionUserMessageParam(role="user", content=user)]
+    if image is None:
+        return [system, ChatCompletionUserMessageParam(role="user", content=user)]
+    parts: list[ChatCompletionContentPartParam] = [
+        ChatCompletionContentPartTextParam(type="text", text=user),
+        ChatCompletionContentPartImageParam(type="image_url", image_url={"url": image}),
+    ]
+    return [system, ChatCompletionUserMessageParam(role="user", content=parts)]
+
+
+def moderation_input(text: str, image: str | None) -> str | list[dict[str, Any]]:
+    """The moderation endpoint's ``input``: the text, or text and image parts."""
+    if image is None:
+        return text
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text.strip() else []
+    parts.append({"type": "image_url", "image_url": {"url": image}})
+    return parts
 
 
 class OpenAIProvider:
@@ -187,27 +211,31 @@ class OpenAIProvider:
     ) -> list[Detection]:
         """Ask OpenAI; a failure yields ``actionOnError``'s detections, never raises."""
         text = message_text(message)
-        if not text.strip():
-            return []  # media moderation waits for media upload
+        image = image_data_url(message)
+        if not text.strip() and image is None:
+            return []  # nothing to judge (media upload does not exist yet)
         prompt = str(condition.param("prompt", "")).strip()
         try:
             if prompt:
                 model = str(condition.param("model", "")) or self.config.model
                 return await self.guard.call(
-                    lambda: self._judge(prompt, model, message, ctx), message_id=message.id
+                    lambda: self._judge(prompt, model, message, ctx, image),
+                    message_id=message.id,
                 )
-            return list(await self._moderation(message.id, text))
+            return list(await self._moderation(message.id, text, image))
         except ProviderError as err:
             return error_detections(KIND, err, self.config.on_error, condition.categories)
 
     # ----------------------------------------------------------------- moderation endpoint
 
-    def _moderation(self, message_id: int, text: str) -> asyncio.Task[list[Detection]]:
-        key = (message_id, text)
+    def _moderation(
+        self, message_id: int, text: str, image: str | None
+    ) -> asyncio.Task[list[Detection]]:
+        key = (message_id, text if image is None else text + "\0" + image)
         task = self._moderations.get(key)
         if task is None or task.cancelled():
             task = asyncio.ensure_future(
-                self.guard.call(lambda: self._moderate(text), message_id=message_id)
+                self.guard.call(lambda: self._moderate(text, image), message_id=message_id)
             )
             self._moderations[key] = task
             # A failure is not remembered: the next message (or try-out) asks again.
@@ -222,10 +250,11 @@ class OpenAIProvider:
         ) is task:
             del self._moderations[key]
 
-    async def _moderate(self, text: str) -> list[Detection]:
+    async def _moderate(self, text: str, image: str | None) -> list[Detection]:
         try:
             response = await self._client.moderations.create(
-                model=self.config.moderation_model, input=text
+                model=self.config.moderation_model,
+                input=moderation_input(text, image),  # type: ignore[arg-type]
             )
         except openai.OpenAIError as exc:
             raise _provider_error(exc) from exc
@@ -242,12 +271,17 @@ class OpenAIProvider:
     # ----------------------------------------------------------------- prompt rules
 
     async def _judge(
-        self, prompt: str, model: str, message: MessageView, ctx: DetectContext
+        self,
+        prompt: str,
+        model: str,
+        message: MessageView,
+        ctx: DetectContext,
+        image: str | None,
     ) -> list[Detection]:
         try:
             completion = await self._client.chat.completions.create(
                 model=model,
-                messages=prompt_messages(prompt, message, ctx.context),
+                messages=prompt_messages(prompt, message, ctx.context, image),
                 response_format=RESPONSE_FORMAT,
             )
         except openai.OpenAIError as exc:

@@ -4,6 +4,7 @@ with structured output); the server gets its base URL and a dummy key through th
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -41,12 +42,18 @@ class FakeOpenAI:
 
     @staticmethod
     def moderation(body: dict[str, Any]) -> dict[str, Any]:
-        text = body["input"]
+        given = body["input"]
+        parts = given if isinstance(given, list) else [{"type": "text", "text": given}]
+        text = " ".join(p["text"] for p in parts if p["type"] == "text")
+        images = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
         names = ("harassment", "hate", "self-harm", "sexual", "violence", "violence/graphic")
         scores = dict.fromkeys(names, 0.01)
         for word, (category, score) in SCORES.items():
             if word in text:
                 scores[category] = score
+        for url in images:  # the fake "sees" a marker inside the image bytes
+            if b"NSFW" in base64.b64decode(url.split(",", 1)[1]):
+                scores["sexual"] = 0.9
         return {
             "id": "modr-test",
             "model": body["model"],
@@ -297,3 +304,40 @@ async def test_without_a_key_openai_rules_stay_disabled(server_factory: Any) -> 
         with pytest.raises(ServerError) as info:
             await rest.update_rule("openai-hate-harassment", body)
         assert info.value.code == "ERR_BAD_REQUEST" and info.value.details["field"] == "enabled"
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+
+
+async def test_images_go_inline_to_the_moderation_endpoint(w: World, openai_peer: Peer) -> None:
+    await configure(w)
+    alice, bob = await w.user("alice"), await w.user("bob")
+    await w.rest.create_rule(
+        {
+            "id": unique("oa-img"),
+            "name": "OpenAI image moderation",
+            "filters": {"sender": {"uids": [alice]}},
+            "conditions": [
+                {
+                    "kind": "openai",
+                    "messageTypes": ["photo"],
+                    "categories": ["sexual"],
+                    "threshold": 0.5,
+                }
+            ],
+            "actions": ["block"],
+        }
+    )
+    a = await w.connect(alice)
+    for payload, status in ((PNG + b"NSFW", "disapproved"), (PNG + b"cat", "approved")):
+        url = "data:image/png;base64," + base64.b64encode(payload).decode()
+        sent = await a.send_custom(bob, "photo", {"image": url, "caption": "look"})
+        assert sent["moderationStatus"] == "pending"
+        assert (await verdict_of(a, sent)).message["moderationStatus"] == status
+        asked = [r.json()["input"] for r in openai_peer.requests if r.path == "/v1/moderations"]
+        assert {"type": "image_url", "image_url": {"url": url}} in asked[-1]
+        assert {"type": "text", "text": "look"} in asked[-1]
+    # Not an image (a text file dressed as one): nothing is sent, nothing matches.
+    fake_png = "data:image/png;base64," + base64.b64encode(b"just text").decode()
+    sent = await a.send_custom(bob, "photo", {"image": fake_png})
+    assert (await verdict_of(a, sent)).message["moderationStatus"] == "approved"
