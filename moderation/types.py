@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UserView:
     """What the engine knows about a sender."""
 
@@ -17,7 +17,7 @@ class UserView:
     created_at: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReceiverView:
     """What the engine knows about a receiver; ``type`` is ``"user"`` or ``"group"``."""
 
@@ -29,7 +29,7 @@ class ReceiverView:
     created_at: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MessageView:
     """One message as the engine sees it (decrypted, with sender and receiver views).
 
@@ -47,7 +47,7 @@ class MessageView:
     sent_at: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Detection:
     """One detector's confidence (0..1) for one category."""
 
@@ -74,7 +74,7 @@ class Action(StrEnum):
 DISAPPROVING = frozenset({Action.BLOCK, Action.KICK, Action.BAN, Action.BLOCK_USER})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Match:
     """One rule that matched a message, at the revision that matched."""
 
@@ -94,7 +94,7 @@ class VerdictStatus(StrEnum):
     REVIEW = "review"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The outcome of evaluating every enabled rule against one message.
 

@@ -6,6 +6,7 @@ This is the only place long-lived objects are built; each gets its dependencies 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -125,6 +126,10 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             await seed_demo(chat)
         await moderation.start()  # configures the webhooks before their sender starts
         await webhooks.start()
+        # What exists now (modules, rules, compiled lists) lives as long as the process: keep
+        # it out of the garbage collector's full passes, which otherwise grow with it.
+        gc.collect()
+        gc.freeze()
         log.info("Parley ready on %s", settings.base_url)
         try:
             yield

@@ -36,7 +36,7 @@ class Status(StrEnum):
         return self in (Status.UNMODERATED, Status.APPROVED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class User:
     uid: str
     name: str
@@ -61,7 +61,7 @@ class User:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Group:
     guid: str
     name: str
@@ -87,7 +87,7 @@ class Group:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Moderation:
     """Why a message was disapproved (or flagged): the first rule that decided it."""
 
@@ -99,7 +99,7 @@ class Moderation:
         return {"ruleId": self.rule_id, "ruleName": self.rule_name, "reason": self.reason}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     id: int
     muid: str

@@ -35,12 +35,22 @@ class _Entry:
 
 
 class RecentIndex:
-    """A bounded LRU of entries, each holding at most ``per_key`` newest messages of a key."""
+    """A bounded LRU of entries, each holding at most ``per_key`` newest messages of a key,
+    and at most ``max_messages`` messages in all (least recently used keys go first)."""
 
-    def __init__(self, key_of: Callable[[Message], str], *, per_key: int, max_keys: int) -> None:
+    def __init__(
+        self,
+        key_of: Callable[[Message], str],
+        *,
+        per_key: int,
+        max_keys: int,
+        max_messages: int | None = None,
+    ) -> None:
         self._key_of = key_of
         self._per_key = per_key
         self._max_keys = max_keys
+        self._max_messages = max_messages if max_messages is not None else per_key * max_keys
+        self._count = 0  # messages held in all entries
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._generation: dict[str, int] = {}
         self.hits = 0
@@ -64,15 +74,16 @@ class RecentIndex:
             return
         if not entry.messages or entry.messages[-1].id < message.id:
             entry.messages.append(message)  # the usual case: the newest message
-            self._trim(entry)
-            return
-        ids = [m.id for m in entry.messages]
-        at = bisect.bisect_left(ids, message.id)
-        if at < len(ids) and ids[at] == message.id:
-            entry.messages[at] = message
         else:
+            ids = [m.id for m in entry.messages]
+            at = bisect.bisect_left(ids, message.id)
+            if at < len(ids) and ids[at] == message.id:
+                entry.messages[at] = message
+                return
             entry.messages.insert(at, message)
+        self._count += 1
         self._trim(entry)
+        self._shrink()
 
     def replace(self, message: Message) -> None:
         """A committed change to a stored message (status, content, deletion)."""
@@ -91,12 +102,25 @@ class RecentIndex:
         for key in list(self._entries):
             self._touch(key)
         self._entries.clear()
+        self._count = 0
 
     def _trim(self, entry: _Entry) -> None:
         extra = len(entry.messages) - self._per_key
         if extra > 0:
             del entry.messages[:extra]
             entry.complete = False
+            self._count -= extra
+
+    def _shrink(self) -> None:
+        while self._entries and (
+            len(self._entries) > self._max_keys or self._count > self._max_messages
+        ):
+            _, evicted = self._entries.popitem(last=False)
+            self._count -= len(evicted.messages)
+
+    def __len__(self) -> int:
+        """Messages held."""
+        return self._count
 
     # ------------------------------------------------------------------ loading
 
@@ -111,11 +135,13 @@ class RecentIndex:
         if self._generation.get(key, 0) != generation:
             return
         entry = _Entry(sorted(rows, key=lambda m: m.id), complete)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._count -= len(old.messages)
+        self._count += len(entry.messages)
         self._trim(entry)
         self._entries[key] = entry
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_keys:
-            self._entries.popitem(last=False)
+        self._shrink()
 
     # ------------------------------------------------------------------ queries
 

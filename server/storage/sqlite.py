@@ -36,8 +36,9 @@ Op = Callable[[WriteConnection], Awaitable[Any]]
 
 #: How many of the newest messages per conversation / sender are kept decrypted in memory
 #: (at least the largest context window, 10, and the spam detector's 50).
-RECENT_PER_CONVERSATION = 32
+RECENT_PER_CONVERSATION = 16
 RECENT_PER_SENDER = 64
+RECENT_MAX_MESSAGES = 60_000
 
 MESSAGE_COLUMNS = (
     "id, muid, conversation_id, sender, receiver, receiver_type, category, type, kid, body,"
@@ -81,11 +82,19 @@ class SqliteStore:
         self.batches = 0
         self.ops = 0
         # Decrypted newest messages per conversation and per sender, for moderation context.
+        # Bounded in messages (about 0.6 KB each, shared by both indexes): a miss only costs
+        # a database read.
         self.recent_by_conversation = RecentIndex(
-            lambda m: m.conversation_id, per_key=RECENT_PER_CONVERSATION, max_keys=8192
+            lambda m: m.conversation_id,
+            per_key=RECENT_PER_CONVERSATION,
+            max_keys=8192,
+            max_messages=RECENT_MAX_MESSAGES,
         )
         self.recent_by_sender = RecentIndex(
-            lambda m: m.sender, per_key=RECENT_PER_SENDER, max_keys=8192
+            lambda m: m.sender,
+            per_key=RECENT_PER_SENDER,
+            max_keys=8192,
+            max_messages=RECENT_MAX_MESSAGES,
         )
 
     # ----------------------------------------------------------------- lifecycle

@@ -122,3 +122,13 @@ async def test_store_answers_match_a_cold_store(tmp_path: Path) -> None:
             await cold.close()
     finally:
         await warm.close()
+
+
+def test_total_messages_are_bounded() -> None:
+    index = RecentIndex(lambda m: m.conversation_id, per_key=4, max_keys=100, max_messages=6)
+    for key in ("a", "b", "c"):
+        index.install(key, index.generation(key), [msg(1, key), msg(2, key)], complete=True)
+    assert len(index) == 6
+    index.add(msg(3, "c"))  # 7 > 6: the least recently used key goes
+    assert len(index) == 5 and index.newest("a", lambda m: True, limit=1) is None
+    assert [m.id for m in index.newest("c", lambda m: True, limit=5) or []] == [1, 2, 3]
