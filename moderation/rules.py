@@ -349,8 +349,9 @@ _RECEIVER_KEYS = (
 )
 _CONDITION_KEYS = ("kind", "messageTypes", "listId", "threshold", "categories", "contextWindow")
 _SPAM_INTS: Final = {
-    "repeatThreshold": (2, 1000),
-    "burstCount": (2, 1000),
+    # The server gives spam detectors the sender's 20 most recent messages (10 minutes).
+    "repeatThreshold": (2, 20),
+    "burstCount": (2, 20),
     "burstSeconds": (1, 3600),
     "windowSeconds": (1, 86_400),
     "linkThreshold": (1, 100),

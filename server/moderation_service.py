@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SENDER_WINDOW_SECONDS = 600
-SENDER_RECENT_LIMIT = 50
+#: The sender's recent messages given to spam behaviour detectors (repeats, bursts): enough for
+#: the default limits (3 conversations, 8 messages in a burst) with room for custom rules.
+SENDER_RECENT_LIMIT = 20
 #: Views of context and recent messages kept between evaluations (FIFO).
 NEIGHBOUR_VIEWS = 20_000
 ACTOR = "moderation"

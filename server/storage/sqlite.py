@@ -35,10 +35,10 @@ T = TypeVar("T")
 Op = Callable[[WriteConnection], Awaitable[Any]]
 
 #: How many of the newest messages per conversation / sender are kept decrypted in memory
-#: (at least the largest context window, 10, and the spam detector's 50).
+#: (at least the largest context window, 10, and the 20 the spam detectors are given).
 RECENT_PER_CONVERSATION = 16
-RECENT_PER_SENDER = 64
-RECENT_MAX_MESSAGES = 60_000
+RECENT_PER_SENDER = 24
+RECENT_MAX_MESSAGES = 150_000
 
 MESSAGE_COLUMNS = (
     "id, muid, conversation_id, sender, receiver, receiver_type, category, type, kid, body,"
