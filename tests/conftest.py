@@ -3,6 +3,7 @@ temporary data dir; tests talk to it over real WebSockets and HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -168,10 +169,19 @@ class World:
         return RestClient(self.server.url, token=token)
 
 
-@pytest.fixture
-async def world(server: ServerProcess) -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def world_on(server: ServerProcess) -> AsyncIterator[World]:
+    """A World on ``server`` whose clients are closed at the end."""
     async with RestClient(server.url, api_key=server.api_key) as rest:
         w = World(server, rest)
+        try:
+            yield w
+        finally:
+            for c in w.clients:
+                await c.close()
+
+
+@pytest.fixture
+async def world(server: ServerProcess) -> AsyncIterator[World]:
+    async with world_on(server) as w:
         yield w
-        for c in w.clients:
-            await c.close()

@@ -20,17 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TOXICITY_CATEGORIES: tuple[str, ...] = (
-    "toxicity",
-    "severe_toxicity",
-    "obscene",
-    "insult",
-    "identity_attack",
-    "threat",
-    "sexual",
-    "self_harm",
-    "violence",
-)
+from moderation.rules import TOXICITY_CATEGORIES
+
 SCAM_HEAD_CATEGORIES: tuple[str, ...] = ("scam", "phishing", "advance_fee", "crypto", "fake_offer")
 ALL_CATEGORIES: tuple[str, ...] = TOXICITY_CATEGORIES + SCAM_HEAD_CATEGORIES
 

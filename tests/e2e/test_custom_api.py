@@ -15,9 +15,9 @@ import httpx
 import pytest
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from client.sdk import ParleyClient, RestClient, ServerError
+from client.sdk import ParleyClient, ServerError
 from moderation.providers.signing import verify
-from tests.conftest import ServerProcess, World, unique
+from tests.conftest import ServerProcess, World, unique, world_on
 from tests.e2e.peer import Peer, Recorded
 
 SECRET = "whsec-custom-api-test"
@@ -31,11 +31,8 @@ def capi_server(server_factory: Any) -> ServerProcess:
 
 @pytest.fixture
 async def w(capi_server: ServerProcess) -> AsyncIterator[World]:
-    async with RestClient(capi_server.url, api_key=capi_server.api_key) as rest:
-        world = World(capi_server, rest)
+    async with world_on(capi_server) as world:
         yield world
-        for c in world.clients:
-            await c.close()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from client.sdk import ParleyClient, RestClient, ServerError
-from tests.conftest import ServerProcess, World, unique
+from tests.conftest import ServerProcess, World, unique, world_on
 from tests.e2e.peer import Peer, Recorded
 
 KEY = "sk-dummy-test-key-5f1c2a"
@@ -120,11 +120,8 @@ def oa_server(server_factory: Any, openai_peer: Peer) -> ServerProcess:
 @pytest.fixture
 async def w(oa_server: ServerProcess, fake: FakeOpenAI) -> AsyncIterator[World]:
     fake.failing = False
-    async with RestClient(oa_server.url, api_key=oa_server.api_key) as rest:
-        world = World(oa_server, rest)
+    async with world_on(oa_server) as world:
         yield world
-        for c in world.clients:
-            await c.close()
 
 
 async def configure(world: World, **openai: Any) -> str:

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from client.sdk import RestClient, ServerError
 from moderation.providers.signing import verify
-from tests.conftest import ServerProcess, World, free_port, unique
+from tests.conftest import ServerProcess, World, free_port, unique, world_on
 from tests.e2e.peer import Peer, Recorded
 
 SECRET = "whsec-outgoing-test"
@@ -70,11 +70,8 @@ def wh_server(server_factory: Any) -> ServerProcess:
 
 @pytest.fixture
 async def w(wh_server: ServerProcess) -> AsyncIterator[World]:
-    async with RestClient(wh_server.url, api_key=wh_server.api_key) as rest:
-        world = World(wh_server, rest)
+    async with world_on(wh_server) as world:
         yield world
-        for c in world.clients:
-            await c.close()
 
 
 def hook(url: str, **extra: Any) -> dict[str, Any]:
