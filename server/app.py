@@ -114,7 +114,9 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         limits=protocol.Limits(
             max_text_chars=settings.max_text_chars, max_json_bytes=settings.max_json_bytes
         ),
-        rate_limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
+        rate_limiter=RateLimiter(
+            settings.rate_limit, settings.rate_burst or max(1, round(settings.rate_limit))
+        ),
         reports=mstore,
     )
     moderation.bind(chat)

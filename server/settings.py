@@ -26,9 +26,10 @@ class Settings:
     api_key: str | None = None
     demo: bool = False
     log_level: str = "info"
-    # Messages per second per user; 0 turns the limit off. Bursts up to ``rate_burst``.
+    # Messages per second per user; 0 turns the limit off. Bursts up to ``rate_burst``
+    # (0: one second's worth, so ``--rate-limit N`` admits at most about N in any second).
     rate_limit: float = 20.0
-    rate_burst: int = 40
+    rate_burst: int = 0
     allowed_origins: tuple[str, ...] = ()
     jwt_secret: str | None = None
     jwt_audience: str = "parley"
