@@ -161,6 +161,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1", choices=["127.0.0.1", "localhost"])
     p.add_argument("--port", type=int, default=8799)
+    p.add_argument(
+        "--ws",
+        default="websockets-sansio",
+        choices=["websockets-sansio", "websockets", "wsproto"],
+        help="uvicorn's WebSocket implementation (to compare the transports)",
+    )
     args = p.parse_args()
     # The same uvicorn settings as ``parley serve`` (server/cli.py): sansio websockets,
     # 64 KiB frames, no permessage-deflate, 20 s pings, default loop and HTTP choice.
@@ -168,7 +174,7 @@ def main() -> None:
         build_app(),
         host=args.host,
         port=args.port,
-        ws="websockets-sansio",
+        ws=args.ws,
         ws_max_size=64 * 1024,
         ws_per_message_deflate=False,
         ws_ping_interval=20.0,
