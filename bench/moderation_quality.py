@@ -47,6 +47,7 @@ from moderation.training.datasets import (
     own_set,
     public_dir,
 )
+from moderation.training.train import average_precision
 
 ANY_HARM = (
     "severe_toxicity",
@@ -59,20 +60,6 @@ ANY_HARM = (
 )
 MIN_POSITIVES = 5
 THRESHOLDS = {**TOX_THRESHOLDS, **SCAM_THRESHOLDS}
-
-
-def average_precision(y: np.ndarray, s: np.ndarray) -> float:
-    """Area under the precision-recall curve, stepping at distinct scores (ties together)."""
-    if y.sum() == 0 or y.sum() == len(y):
-        return math.nan
-    order = np.argsort(-s, kind="stable")
-    ys, ss = y[order], s[order]
-    last = np.r_[np.diff(ss) != 0, True]  # the last row of each run of equal scores
-    tp = np.cumsum(ys)[last]
-    seen = np.arange(1, len(ys) + 1)[last]
-    precision = tp / seen
-    recall = tp / ys.sum()
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 def test_sets(data: Path, per_set: int) -> dict[str, list[Example]]:
