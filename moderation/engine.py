@@ -243,6 +243,7 @@ class Engine:
         """A function running a condition's detector once per condition, and its results."""
         produced: dict[int, list[Detection]] = {}
         keep: list[Condition] = []  # keeps ids stable while ``produced`` is alive
+        contexts: dict[int, DetectContext] = {}  # by context window: most conditions share one
 
         async def run(condition: Condition) -> list[Detection]:
             key = id(condition)
@@ -256,11 +257,13 @@ class Engine:
                     if condition.context_window is None
                     else condition.context_window
                 )
-                ctx = DetectContext(
-                    lists=self.lists,
-                    context=tuple(context[-window:]) if window else (),
-                    sender_recent=sender_recent,
-                )
+                ctx = contexts.get(window)
+                if ctx is None:
+                    ctx = contexts[window] = DetectContext(
+                        lists=self.lists,
+                        context=tuple(context[-window:]) if window else (),
+                        sender_recent=sender_recent,
+                    )
                 try:
                     found = list(await detector.detect(message, condition, ctx))
                 except Exception:

@@ -13,7 +13,7 @@ word of the same length. Only whole tokens match, so ``Scunthorpe``, ``assessmen
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from moderation.detectors.base import DetectContext, message_text
@@ -218,6 +218,10 @@ class KeywordDetector:
     def __init__(self, *, cache_size: int = 256) -> None:
         self._compiled: dict[int, tuple[WordList, CompiledList]] = {}
         self._prepared: OrderedDict[str, Prepared] = OrderedDict()
+        self._unions: dict[int, tuple[Mapping[str, WordList], CompiledList]] = {}
+        self._may: OrderedDict[tuple[int, int], tuple[Prepared, Mapping[str, WordList], bool]] = (
+            OrderedDict()
+        )
         self._cache_size = cache_size
 
     def compiled(self, wl: WordList) -> CompiledList:
@@ -227,6 +231,49 @@ class KeywordDetector:
             entry = (wl, compile_list(wl))
             self._compiled[id(wl)] = entry
         return entry[1]
+
+    def may_match(self, prepared: Prepared, lists: Mapping[str, WordList]) -> bool:
+        """False only when no keyword list in ``lists`` can match the text.
+
+        A rule usually checks several lists (one per language). All of them merged into one
+        list without allow-lists finds a superset of every single list's hits, so a clean
+        message, the common case, is ruled out by one search instead of one per list.
+        """
+        key = (id(prepared), id(lists))
+        known = self._may.get(key)
+        if known is not None and known[0] is prepared and known[1] is lists:
+            return known[2]  # the other conditions of the same message
+        result = bool(find(self._merged(lists), prepared))
+        self._may[key] = (prepared, lists, result)
+        if len(self._may) > 64:
+            self._may.popitem(last=False)
+        return result
+
+    def _merged(self, lists: Mapping[str, WordList]) -> CompiledList:
+        cached = self._unions.get(id(lists))
+        if cached is not None and cached[0] is lists:
+            return cached[1]
+        words: dict[str, str] = {}
+        phrases: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        by_length: dict[int, list[str]] = {}
+        for wl in lists.values():
+            if wl.kind == "patterns":
+                continue
+            compiled = self.compiled(wl)
+            for word, item in compiled.words.items():
+                words.setdefault(word, item)
+            for first, entries in compiled.phrases.items():
+                phrases.setdefault(first, []).extend(entries)
+        for word in words:
+            by_length.setdefault(len(word), []).append(word)
+        merged = CompiledList(
+            words=words,
+            phrases={k: tuple(v) for k, v in phrases.items()},
+            by_length={k: tuple(v) for k, v in by_length.items()},
+            allow=(),
+        )
+        self._unions = {id(lists): (lists, merged)}  # one engine's lists at a time
+        return merged
 
     def prepared(self, text: str) -> Prepared:
         """``text`` folded, tokenised and expanded, cached for the few texts in flight (a
@@ -251,7 +298,10 @@ class KeywordDetector:
         text = message_text(message)
         if not text:
             return []
-        items = dict.fromkeys(hit.item for hit in find(self.compiled(wl), self.prepared(text)))
+        prepared = self.prepared(text)
+        if not self.may_match(prepared, ctx.lists):
+            return []  # no list at all can match: skip this list's full search
+        items = dict.fromkeys(hit.item for hit in find(self.compiled(wl), prepared))
         return [
             Detection(self.name, wl.id, 1.0, f"matched {item!r} in list {wl.id}") for item in items
         ]
