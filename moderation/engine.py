@@ -153,6 +153,27 @@ class Engine:
             c.applies_to(category, message_type) for r in self._enabled for c in r.conditions
         )
 
+    def _reads(self, condition: Condition) -> frozenset[str]:
+        reads = getattr(self.detectors.get(condition.kind), "reads", None)
+        return reads if isinstance(reads, frozenset) else frozenset({"context", "sender_recent"})
+
+    def context_needed(self) -> int:
+        """How many previous messages of the conversation enabled rules' detectors read (0:
+        none of them looks at the context, so the caller need not load it)."""
+        return max(
+            (
+                self.context_window if c.context_window is None else c.context_window
+                for r in self._enabled
+                for c in r.conditions
+                if "context" in self._reads(c)
+            ),
+            default=0,
+        )
+
+    def sender_recent_needed(self) -> bool:
+        """Whether an enabled rule's detector reads the sender's recent messages."""
+        return any("sender_recent" in self._reads(c) for r in self._enabled for c in r.conditions)
+
     def unavailable_kinds(self) -> frozenset[str]:
         """Condition kinds used by enabled rules that no registered detector serves."""
         return frozenset(

@@ -23,7 +23,14 @@ from moderation.errors import RuleError
 from moderation.pipeline import Pipeline
 from moderation.providers.guard import ProviderCall
 from moderation.providers.webhook import view_json
-from moderation.rules import Rule, WordList, parse_list, parse_rule, rule_to_json
+from moderation.rules import (
+    MAX_CONTEXT_WINDOW,
+    Rule,
+    WordList,
+    parse_list,
+    parse_rule,
+    rule_to_json,
+)
 from moderation.types import Action, MessageView, ReceiverView, UserView, Verdict, VerdictStatus
 from server.auth import Principal, Role
 from server.errors import BadRequest, NotFound
@@ -79,6 +86,7 @@ class ModerationService:
         self._inflight: dict[int, Message] = {}
         self._neighbours: OrderedDict[tuple[int, int], MessageView] = OrderedDict()
         self._load_window = context_window
+        self._load_recent = True
         # Built once: detectors may hold models and per-user state; engines are rebuilt on
         # every rule change and share these instances.
         self.detectors: dict[str, Detector] = (
@@ -165,20 +173,13 @@ class ModerationService:
                 rules = {k: _with_window(r, "custom_api", api_window) for k, r in rules.items()}
         if self.webhooks is not None:
             self.webhooks.configure(settings.get("webhooks"))
-        self._load_window = max(
-            [self._context_window]
-            + [
-                c.context_window
-                for r in rules.values()
-                if r.enabled
-                for c in r.conditions
-                if c.context_window is not None
-            ]
-        )
         self.rules, self.lists = rules, lists
         self.engine = Engine(
             list(rules.values()), lists, self.detectors, context_window=self._context_window
         )
+        # Load per message only what the enabled rules' detectors read.
+        self._load_window = self.engine.context_needed()
+        self._load_recent = self.engine.sender_recent_needed()
 
     # ----------------------------------------------------------------- the gate
 
@@ -192,16 +193,27 @@ class ModerationService:
     # ----------------------------------------------------------------- views
 
     async def views(
-        self, message: Message
+        self, message: Message, *, everything: bool = False
     ) -> tuple[MessageView, list[MessageView], list[MessageView]]:
-        """The engine's view of a message, its conversation context and the sender's recent ones."""
+        """The engine's view of a message, its conversation context and the sender's recent
+        ones: as much of each as the enabled rules read, or all of it (``everything``, for
+        dry runs of rules that may not be enabled)."""
         cache: dict[str, Any] = {}
         view = await self._view(message, cache)
-        context_rows = await self._store.recent(
-            message.conversation_id, before=message.id, limit=max(self._load_window, 0)
+        window = MAX_CONTEXT_WINDOW if everything else self._load_window
+        context_rows = (
+            await self._store.recent(message.conversation_id, before=message.id, limit=window)
+            if window > 0
+            else []
         )
-        recent_rows = await self._store.recent_of_sender(
-            message.sender, since=message.sent_at - SENDER_WINDOW_SECONDS, limit=SENDER_RECENT_LIMIT
+        recent_rows = (
+            await self._store.recent_of_sender(
+                message.sender,
+                since=message.sent_at - SENDER_WINDOW_SECONDS,
+                limit=SENDER_RECENT_LIMIT,
+            )
+            if everything or self._load_recent
+            else []
         )
         seen = self._neighbours
         context = [
@@ -417,7 +429,7 @@ class ModerationService:
         for message in await self._store.messages_since(since, limit=limit):
             if message.text is None and message.data is None:
                 continue
-            view, context, recent = await self.views(message)
+            view, context, recent = await self.views(message, everything=True)
             match = await self.engine.evaluate_rule(
                 rule, view, context=context, sender_recent=recent
             )

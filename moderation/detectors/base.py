@@ -36,6 +36,10 @@ class Detector(Protocol):
     scores; detectors whose categories are list ids (keywords, patterns) leave it empty.
     ``detect`` returns detections with confidences in 0..1 and must not block the event loop
     for long; it may raise ``DetectorError``.
+
+    A detector may also say which parts of ``DetectContext`` it reads: ``reads``, a set of
+    ``"context"`` and ``"sender_recent"``. Without it, both are assumed; with it, the server
+    skips loading what no enabled rule's detector reads.
     """
 
     name: str

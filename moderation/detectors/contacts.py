@@ -62,6 +62,7 @@ class PhoneDetector:
 
     name = "phone"
     cost = 5
+    reads: frozenset[str] = frozenset({"context"})
     categories: tuple[str, ...] = ("phone",)
 
     async def detect(
@@ -245,6 +246,7 @@ class EmailDetector:
 
     name = "email"
     cost = 3
+    reads: frozenset[str] = frozenset({"context"})
     categories: tuple[str, ...] = ("email",)
 
     async def detect(

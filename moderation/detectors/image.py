@@ -106,6 +106,7 @@ class ImageDetector:
 
     name = "image"
     cost = EXPENSIVE + 50
+    reads: frozenset[str] = frozenset()
     categories: tuple[str, ...] = SCORED
 
     def __init__(self) -> None:

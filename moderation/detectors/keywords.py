@@ -213,6 +213,7 @@ class KeywordDetector:
 
     name = "keywords"
     cost = 1
+    reads: frozenset[str] = frozenset()
     categories: tuple[str, ...] = ()
 
     def __init__(self, *, cache_size: int = 256) -> None:

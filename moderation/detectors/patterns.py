@@ -49,6 +49,7 @@ class PatternDetector:
 
     name = "patterns"
     cost = 2
+    reads: frozenset[str] = frozenset()
     categories: tuple[str, ...] = ()
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:

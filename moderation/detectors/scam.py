@@ -39,6 +39,7 @@ class ScamDetector(HeadDetector):
 
     name = "scam"
     cost = EXPENSIVE + 5
+    reads: frozenset[str] = frozenset({"sender_recent"})
     categories: tuple[str, ...] = SCAM_CATEGORIES
 
     def __init__(self) -> None:

@@ -46,6 +46,7 @@ class SentimentDetector:
 
     name = "sentiment"
     cost = 20
+    reads: frozenset[str] = frozenset()
     categories: tuple[str, ...] = SENTIMENT_CATEGORIES
 
     def warm_up(self) -> None:

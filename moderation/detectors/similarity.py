@@ -27,6 +27,7 @@ class SimilarityDetector:
 
     name = "similarity"
     cost = EXPENSIVE
+    reads: frozenset[str] = frozenset()
     categories: tuple[str, ...] = ()
 
     def __init__(self, encoder: SharedEncoder | None = None) -> None:

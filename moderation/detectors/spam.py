@@ -66,6 +66,7 @@ class SpamDetector:
 
     name = "spam"
     cost = 4
+    reads: frozenset[str] = frozenset({"sender_recent"})
     categories: tuple[str, ...] = ("repeat", "burst", "links")
 
     async def detect(

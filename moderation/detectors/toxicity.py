@@ -36,6 +36,7 @@ class ToxicityDetector(HeadDetector):
 
     name = "toxicity"
     cost = EXPENSIVE + 10
+    reads: frozenset[str] = frozenset()
     categories: tuple[str, ...] = TOXICITY_CATEGORIES
 
     async def detect(

@@ -175,6 +175,7 @@ class OpenAIProvider:
 
     name = KIND
     cost = EXPENSIVE * 10
+    reads: frozenset[str] = frozenset({"context"})
     categories: tuple[str, ...] = MODERATION_CATEGORIES
 
     def __init__(

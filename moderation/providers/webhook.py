@@ -124,6 +124,7 @@ class CustomApiProvider:
 
     name = KIND
     cost = EXPENSIVE * 10
+    reads: frozenset[str] = frozenset({"context"})
     categories: tuple[str, ...] = (KIND,)
 
     def __init__(

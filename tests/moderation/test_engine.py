@@ -348,3 +348,21 @@ async def test_detect_all_reports_every_category(make_message: Make) -> None:
 
 def _local() -> dict[str, Any]:
     return dict(default_detectors())
+
+
+def test_what_the_enabled_rules_read() -> None:
+    keywords = {"kind": "keywords", "messageTypes": ["text"], "listId": "words"}
+    phone = {"kind": "phone", "messageTypes": ["text"], "contextWindow": 3}
+    lists = {"words": WordList("words", "w", "keywords", ("zork",))}
+
+    def engine(*conditions: dict[str, Any], enabled: bool = True) -> Engine:
+        body = {"id": "r", "enabled": enabled, "conditions": list(conditions), "actions": ["block"]}
+        return Engine([parse_rule(body, known_lists=lists)], lists, context_window=5)
+
+    only_words = engine(keywords)
+    assert (only_words.context_needed(), only_words.sender_recent_needed()) == (0, False)
+    with_phone = engine(keywords, phone, {"kind": "spam", "messageTypes": ["text"]})
+    assert (with_phone.context_needed(), with_phone.sender_recent_needed()) == (3, True)
+    assert engine(phone, enabled=False).context_needed() == 0
+    # A kind without a registered detector is assumed to read everything.
+    assert engine({"kind": "video", "messageTypes": ["video"]}).context_needed() == 5
