@@ -304,7 +304,8 @@ class ChatService:
                     "scope must be admin, moderator or participant", {"field": "scope"}
                 )
             self_join = actor.uid == uid and not actor.is_api_key
-            if await self.store.is_banned(guid, uid) and not (actor.is_admin and not self_join):
+            banned = await self.store.is_banned(guid, uid)
+            if banned and not (actor.is_admin and not self_join):
                 raise Banned(f"{uid!r} is banned from this group", {"guid": guid, "uid": uid})
             if self_join:
                 if group.type != "public" and actor.role is not Role.ADMIN:
@@ -322,7 +323,7 @@ class ChatService:
                 _now(),
                 Audit(_actor(actor), "group.join", guid, {"uid": uid, "scope": scope.label}),
             )
-            if await self.store.is_banned(guid, uid):
+            if banned:  # an admin adding a banned user lifts the ban
                 await self.store.unban(
                     guid, uid, Audit(_actor(actor), "group.unban", guid, {"uid": uid})
                 )
@@ -485,8 +486,8 @@ class ChatService:
             if stored is None:
                 raise
             if origin is not None:
-                body = {"message": stored.to_json()}
-                origin.push(protocol.encode("message.sent", body, frame_id=frame_id))
+                encoded = protocol.encode_json(stored.to_json())
+                origin.push(protocol.message_frame("message.sent", encoded, frame_id=frame_id))
             return stored
         if cmd.media_id is not None:
             raise NotFound("media not found", {"mediaId": cmd.media_id})
@@ -573,7 +574,7 @@ class ChatService:
             attachment=None,
             deleted_at=message.deleted_at or message.updated_at,
         )
-        frame = protocol.encode("message.deleted", {"message": gone.to_json()})
+        frame = protocol.message_frame("message.deleted", protocol.encode_json(gone.to_json()))
         self.hub.send(await self._audience(message), frame)
 
     async def _audience(self, message: Message) -> list[str]:
@@ -625,16 +626,15 @@ class ChatService:
         edited = await self.store.update_content(
             dataclasses.replace(message, text=text), status=status, at=_now()
         )
-        frame = protocol.encode("message.edited", {"message": edited.to_json()})
+        encoded = protocol.encode_json(edited.to_json())
+        frame = protocol.message_frame("message.edited", encoded)
         if origin is not None:
-            origin.push(
-                protocol.encode("message.edited", {"message": edited.to_json()}, frame_id=frame_id)
-            )
+            origin.push(protocol.message_frame("message.edited", encoded, frame_id=frame_id))
         self.hub.send((user.uid,), frame, exclude=origin)
         if status.deliverable:
             # Unmoderated: receivers who had it get the edit, others (it was held) the message.
-            first = protocol.encode("message", {"message": edited.to_json()})
-            await self._deliver(edited, frame if message.shown else first)
+            kind = "message.edited" if message.shown else "message"
+            await self._deliver(edited, protocol.message_frame(kind, encoded))
         elif status is Status.PENDING:
             await self.gate.submit(edited)
         return edited
@@ -658,13 +658,10 @@ class ChatService:
             if not allowed:
                 raise Forbidden("you may not delete this message", {"messageId": message_id})
         deleted = await self.store.mark_deleted(message, _now())
-        frame = protocol.encode("message.deleted", {"message": deleted.to_json()})
+        encoded = protocol.encode_json(deleted.to_json())
+        frame = protocol.message_frame("message.deleted", encoded)
         if origin is not None:
-            origin.push(
-                protocol.encode(
-                    "message.deleted", {"message": deleted.to_json()}, frame_id=frame_id
-                )
-            )
+            origin.push(protocol.message_frame("message.deleted", encoded, frame_id=frame_id))
         self.hub.send((message.sender,), frame, exclude=origin)
         if message.shown:
             self.hub.send(await self._audience(message), frame, exclude=origin)

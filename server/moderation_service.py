@@ -215,33 +215,30 @@ class ModerationService:
             if everything or self._load_recent
             else []
         )
-        seen = self._neighbours
-        context = [
-            seen.get((m.id, m.updated_at)) or await self._neighbour_view(m, cache)
-            for m in context_rows
-        ]
-        recent = [
-            seen.get((m.id, m.updated_at)) or await self._neighbour_view(m, cache)
-            for m in recent_rows
-            if m.id != message.id
-        ]
+        context = await self._neighbour_views(context_rows, cache)
+        recent = await self._neighbour_views([m for m in recent_rows if m.id != message.id], cache)
         return view, context, recent
 
-    async def _neighbour_view(self, message: Message, cache: dict[str, Any]) -> MessageView:
-        """A context or recent message's view, kept while the message does not change.
+    async def _neighbour_views(
+        self, messages: Sequence[Message], cache: dict[str, Any]
+    ) -> list[MessageView]:
+        """Views of context or recent messages, kept while each message does not change.
 
         The same neighbours are viewed again for every new message of a conversation or
         sender. Their sender and receiver views may lag a later profile change; the engine's
         filters only look at the message being judged, whose view is always fresh.
         """
-        key = (message.id, message.updated_at)
-        view = self._neighbours.get(key)
-        if view is None:
-            view = await self._view(message, cache)
-            self._neighbours[key] = view
-            if len(self._neighbours) > NEIGHBOUR_VIEWS:
-                self._neighbours.popitem(last=False)
-        return view
+        views: list[MessageView] = []
+        for message in messages:
+            key = (message.id, message.updated_at)
+            view = self._neighbours.get(key)
+            if view is None:
+                view = await self._view(message, cache)
+                self._neighbours[key] = view
+                if len(self._neighbours) > NEIGHBOUR_VIEWS:
+                    self._neighbours.popitem(last=False)
+            views.append(view)
+        return views
 
     async def _view(self, message: Message, cache: dict[str, Any]) -> MessageView:
         assert self._chat is not None

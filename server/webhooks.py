@@ -200,22 +200,14 @@ class _Event:
 class WebhookSender:
     """Owns the event queue, the persisting task and the sending task; see the module doc."""
 
-    def __init__(
-        self,
-        store: WebhookStore,
-        metrics: Metrics,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+    def __init__(self, store: WebhookStore, metrics: Metrics) -> None:
         self.store = store
         self._metrics = metrics
         self._hooks: dict[str, Hook] = {}
         self._queue: asyncio.Queue[_Event] = asyncio.Queue(QUEUE_SIZE)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._client = httpx.AsyncClient(
-            transport=transport, follow_redirects=False, headers={"User-Agent": USER_AGENT}
-        )
+        self._client = httpx.AsyncClient(follow_redirects=False, headers={"User-Agent": USER_AGENT})
 
     def configure(self, webhooks: object) -> None:
         """Use these webhooks (the stored ``webhooks`` setting) from now on."""

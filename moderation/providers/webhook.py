@@ -133,7 +133,6 @@ class CustomApiProvider:
         *,
         report: Reporter | None = None,
         resolve: MessageResolver = _from_view,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
         self.guard = (
@@ -143,7 +142,6 @@ class CustomApiProvider:
         )
         self._resolve = resolve
         self._client = httpx.AsyncClient(
-            transport=transport,
             timeout=config.guard.timeout,
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT},

@@ -584,12 +584,9 @@ class SqliteStore:
         if result is not None:
             self._remember(result[0], new=True)
             return result
-        row = await self.fetchone(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND muid = ?",
-            (new.sender, new.muid),
-        )
-        assert row is not None
-        return self._row_to_message(row), False
+        stored = await self.find_by_muid(new.sender, new.muid)
+        assert stored is not None
+        return stored, False
 
     async def find_by_muid(self, sender: str, muid: str) -> Message | None:
         """The message ``sender`` stored under ``muid``, if any."""
@@ -644,29 +641,18 @@ class SqliteStore:
         def want(m: Message) -> bool:
             return m.id < before and not m.deleted_at and m.status.deliverable
 
-        index = self.recent_by_conversation
-        found = index.newest(conversation_id, want, limit=limit)
-        if found is not None:
-            return found
-        generation = index.generation(conversation_id)
-        rows = await self.fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?"
-            " ORDER BY id DESC LIMIT ?",
-            (conversation_id, RECENT_PER_CONVERSATION),
+        return await self._newest(
+            self.recent_by_conversation,
+            conversation_id,
+            want,
+            limit=limit,
+            load=("conversation_id = ?", RECENT_PER_CONVERSATION),
+            exact=(
+                "conversation_id = ? AND id < ? AND deleted_at = 0"
+                " AND status IN ('unmoderated', 'approved')",
+                (before,),
+            ),
         )
-        loaded = [self._row_to_message(r) for r in rows]  # newest first
-        complete = len(rows) < RECENT_PER_CONVERSATION
-        index.install(conversation_id, generation, reversed(loaded), complete=complete)
-        picked = [m for m in loaded if want(m)][:limit]
-        if len(picked) == limit or complete:
-            return picked[::-1]
-        rows = await self.fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id < ?"
-            " AND deleted_at = 0 AND status IN ('unmoderated', 'approved')"
-            " ORDER BY id DESC LIMIT ?",
-            (conversation_id, before, limit),
-        )
-        return [self._row_to_message(r) for r in reversed(rows)]
 
     async def recent_of_sender(self, sender: str, *, since: int, limit: int) -> list[Message]:
         """The sender's newest ``limit`` messages sent at or after ``since``, oldest first."""
@@ -677,25 +663,53 @@ class SqliteStore:
         def reaches(oldest: Message) -> bool:
             return oldest.sent_at < since
 
-        index = self.recent_by_sender
-        found = index.newest(sender, want, limit=limit, reaches=reaches)
+        return await self._newest(
+            self.recent_by_sender,
+            sender,
+            want,
+            limit=limit,
+            reaches=reaches,
+            load=("sender = ?", RECENT_PER_SENDER),
+            exact=("sender = ? AND sent_at >= ?", (since,)),
+        )
+
+    async def _newest(
+        self,
+        index: RecentIndex,
+        key: str,
+        want: Callable[[Message], bool],
+        *,
+        limit: int,
+        reaches: Callable[[Message], bool] | None = None,
+        load: tuple[str, int],
+        exact: tuple[str, tuple[Any, ...]],
+    ) -> list[Message]:
+        """The newest ``limit`` messages of ``key`` passing ``want``, oldest first: from the
+        in-memory index when it can prove the answer, else by loading the key's newest
+        ``load[1]`` rows (``WHERE load[0]``) into it, else by the exact query ``exact``."""
+        found = index.newest(key, want, limit=limit, reaches=reaches)
         if found is not None:
             return found
-        generation = index.generation(sender)
+        where, per_key = load
+        generation = index.generation(key)
         rows = await self.fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? ORDER BY id DESC LIMIT ?",
-            (sender, RECENT_PER_SENDER),
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY id DESC LIMIT ?",
+            (key, per_key),
         )
         loaded = [self._row_to_message(r) for r in rows]  # newest first
-        complete = len(rows) < RECENT_PER_SENDER
-        index.install(sender, generation, reversed(loaded), complete=complete)
+        complete = len(rows) < per_key
+        index.install(key, generation, reversed(loaded), complete=complete)
         picked = [m for m in loaded if want(m)][:limit]
-        if len(picked) == limit or complete or (loaded and reaches(loaded[-1])):
+        if (
+            len(picked) == limit
+            or complete
+            or (reaches is not None and loaded and reaches(loaded[-1]))
+        ):
             return picked[::-1]
+        exact_where, params = exact
         rows = await self.fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND sent_at >= ?"
-            " ORDER BY id DESC LIMIT ?",
-            (sender, since, limit),
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {exact_where} ORDER BY id DESC LIMIT ?",
+            (key, *params, limit),
         )
         return [self._row_to_message(r) for r in reversed(rows)]
 

@@ -1,11 +1,11 @@
-"""The Custom API provider against httpx.MockTransport (the e2e tests use a real server)."""
+"""The Custom API provider against a real HTTP peer on 127.0.0.1."""
 
 from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
+from starlette.responses import JSONResponse, Response
 
 from moderation.detectors.base import DetectContext
 from moderation.providers.guard import GuardConfig, OnError, ProviderError
@@ -18,6 +18,8 @@ from moderation.providers.webhook import (
     view_json,
 )
 from moderation.rules import Condition
+from tests.conftest import free_port
+from tests.e2e.peer import Handler, Peer, Recorded
 from tests.moderation.conftest import build_message
 
 CONDITION = Condition("custom_api", ("text",))
@@ -65,65 +67,65 @@ def test_request_body_puts_context_first_and_the_full_message_last() -> None:
     assert body["contextMessages"][2]["alice"]["id"] == 3
 
 
-def provider(handler: httpx.MockTransport, on_error: OnError = OnError.ALLOW) -> CustomApiProvider:
-    config = CustomApiConfig(
-        url="http://hook.test/x", secret="k", on_error=on_error, guard=GuardConfig(timeout=1)
-    )
-    return CustomApiProvider(config, transport=handler)
+def provider(url: str, on_error: OnError = OnError.ALLOW) -> CustomApiProvider:
+    config = CustomApiConfig(url=url, secret="k", on_error=on_error, guard=GuardConfig(timeout=1))
+    return CustomApiProvider(config)
+
+
+def answer(response: Response) -> Handler:
+    async def handle(request: Recorded) -> Response:
+        return response
+
+    return handle
 
 
 async def test_detect_signs_and_scores() -> None:
-    seen: list[httpx.Request] = []
+    async def handle(request: Recorded) -> Response:
+        return JSONResponse({"isMatchingCondition": True, "confidence": 0.8, "reason": "r"})
 
-    def handle(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(
-            200, json={"isMatchingCondition": True, "confidence": 0.8, "reason": "r"}
-        )
-
-    p = provider(httpx.MockTransport(handle))
-    found = await p.detect(build_message("x"), CONDITION, DetectContext())
-    await p.aclose()
+    async with Peer(handle) as peer:
+        p = provider(peer.url + "/x")
+        found = await p.detect(build_message("x"), CONDITION, DetectContext())
+        await p.aclose()
     assert [(d.category, d.confidence, d.reason) for d in found] == [
         ("custom_api", 0.8, "custom_api: r")
     ]
-    request = seen[0]
+    request = peer.requests[0]
+    assert (request.method, request.path) == ("POST", "/x")
     assert verify(
         "k",
         request.headers["x-parley-timestamp"],
         request.headers["x-parley-signature"],
-        request.content,
+        request.body,
     )
 
 
 @pytest.mark.parametrize(
     ("response", "on_error", "expected"),
     [
-        (httpx.Response(500), OnError.BLOCK, ["provider_error"]),
-        (httpx.Response(500), OnError.ALLOW, []),
-        (httpx.Response(200, content=b"garbage"), OnError.BLOCK, ["provider_error"]),
+        (Response(status_code=500), OnError.BLOCK, ["provider_error"]),
+        (Response(status_code=500), OnError.ALLOW, []),
+        (Response(b"garbage"), OnError.BLOCK, ["provider_error"]),
         (
-            httpx.Response(302, headers={"location": "http://elsewhere"}),
+            Response(status_code=302, headers={"location": "http://elsewhere"}),
             OnError.BLOCK,
             ["provider_error"],
         ),
-        (httpx.Response(200, json={"isMatchingCondition": False}), OnError.BLOCK, ["custom_api"]),
+        (JSONResponse({"isMatchingCondition": False}), OnError.BLOCK, ["custom_api"]),
     ],
 )
 async def test_detect_applies_action_on_error(
-    response: httpx.Response, on_error: OnError, expected: list[str]
+    response: Response, on_error: OnError, expected: list[str]
 ) -> None:
-    p = provider(httpx.MockTransport(lambda request: response), on_error)
-    found = await p.detect(build_message("x"), CONDITION, DetectContext())
-    await p.aclose()
+    async with Peer(answer(response)) as peer:
+        p = provider(peer.url + "/x", on_error)
+        found = await p.detect(build_message("x"), CONDITION, DetectContext())
+        await p.aclose()
     assert [d.category for d in found] == expected
 
 
 async def test_transport_error_is_a_provider_error() -> None:
-    def handle(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused")
-
-    p = provider(httpx.MockTransport(handle), OnError.BLOCK)
+    p = provider(f"http://127.0.0.1:{free_port()}/nobody-listens", OnError.BLOCK)
     found = await p.detect(build_message("x"), CONDITION, DetectContext())
     await p.aclose()
     assert "custom_api error (transport)" in found[0].reason
