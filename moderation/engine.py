@@ -144,8 +144,24 @@ class Engine:
             warm_up = getattr(self.detectors.get(kind), "warm_up", None)
             if callable(warm_up):
                 warm_up()
+        self._inline: dict[tuple[str, str], bool] = {}
 
     # ------------------------------------------------------------------ questions
+
+    def inline_for(self, category: str, message_type: str) -> bool:
+        """Whether every enabled condition on this category and type is cheap and local
+        (keyword lists, patterns, contacts, spam state: no model, no provider), so that
+        ``evaluate`` completes without waiting on anything and may run on the send path."""
+        key = (category, message_type)
+        inline = self._inline.get(key)
+        if inline is None:
+            inline = self._inline[key] = all(
+                self._cost(c) < EXPENSIVE
+                for r in self._enabled
+                for c in r.conditions
+                if c.applies_to(category, message_type)
+            )
+        return inline
 
     def covers(self, category: str, message_type: str) -> bool:
         """Whether an enabled rule has a condition for this message category and type."""

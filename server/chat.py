@@ -49,6 +49,11 @@ class ModerationGate(Protocol):
         """Queue a pending message for a verdict; must not drop it."""
         ...
 
+    async def approves_inline(self, new: NewMessage) -> bool:
+        """Whether ``new`` is approved outright before it is stored (no rule matched, and
+        every rule on its type runs inline); False sends it through ``submit``."""
+        ...
+
 
 class NoModeration:
     """A gate that moderates nothing: every message is ``unmoderated``."""
@@ -58,6 +63,9 @@ class NoModeration:
 
     async def submit(self, message: Message) -> None:
         raise RuntimeError("NoModeration got a pending message")
+
+    async def approves_inline(self, new: NewMessage) -> bool:
+        return False
 
 
 def _now() -> int:
@@ -509,8 +517,17 @@ class ChatService:
             status=Status.PENDING if moderated else Status.UNMODERATED,
             at=_now(),
         )
+        # The common case, a clean message under rules that need no model or provider, is
+        # judged here and stored approved in the same commit: one write, not two.
+        judged = moderated and await self.gate.approves_inline(new)
+        if judged:
+            new = dataclasses.replace(new, status=Status.APPROVED)
         message, created = await self.store.insert_message(new)
-        encoded = protocol.encode_json(message.to_json())  # once, for every frame below
+        body = message.to_json()
+        if judged and created:
+            # Acknowledged as held, like every moderated send; the verdict follows at once.
+            body["moderationStatus"] = Status.PENDING.value
+        encoded = protocol.encode_json(body)  # once, for every frame below
         if origin is not None:
             origin.push(protocol.message_frame("message.sent", encoded, frame_id=frame_id))
         if not created:
@@ -518,7 +535,11 @@ class ChatService:
         self.counters["sent"] += 1
         frame = protocol.message_frame("message", encoded)
         self.hub.send((sender.uid,), frame, exclude=origin)
-        if message.status.deliverable:
+        if judged:
+            final = protocol.encode_json(message.to_json())
+            self.hub.send((sender.uid,), protocol.message_frame("message.moderated", final))
+            await self._deliver(message, protocol.message_frame("message", final))
+        elif message.status.deliverable:
             await self._deliver(message, frame)
         elif message.status is Status.PENDING:
             await self.gate.submit(message)

@@ -37,7 +37,7 @@ from server.errors import BadRequest, NotFound
 from server.metrics import Metrics
 from server.models import Message, Moderation, Status, User
 from server.providers import PROVIDER_KINDS, Providers
-from server.storage.base import Audit
+from server.storage.base import Audit, NewMessage
 from server.storage.conn import WriteConnection
 from server.storage.moderation import ModerationStore
 from server.storage.sqlite import SqliteStore
@@ -55,6 +55,11 @@ SENDER_RECENT_LIMIT = 20
 #: Views of context and recent messages kept between evaluations (FIFO).
 NEIGHBOUR_VIEWS = 20_000
 ACTOR = "moderation"
+
+
+#: The id a message is judged under before the store assigns one: above every stored id, so
+#: context reads ("messages before this one") see the whole conversation.
+UNSTORED_ID = 2**62
 
 
 def _now() -> int:
@@ -189,6 +194,44 @@ class ModerationService:
     async def submit(self, message: Message) -> None:
         self._started_at[message.id] = time.monotonic()
         await self.pipeline.submit(message)
+
+    async def approves_inline(self, new: NewMessage) -> bool:
+        """Judge ``new`` before it is stored when the rules on its type all run inline.
+
+        True only for a clean approval (no rule matched): the caller stores it approved and
+        delivers it after the one commit. A match of any kind, or a rule that needs a model or
+        a provider, returns False and the message takes the pending path (``submit``), where
+        review, flags, side actions and audit records are applied.
+        """
+        engine = self.engine
+        if not self._enabled or not engine.inline_for(new.category, new.type):
+            return False
+        started = time.monotonic()
+        message = Message(
+            id=UNSTORED_ID,
+            muid=new.muid,
+            conversation_id=new.conversation_id,
+            sender=new.sender,
+            receiver=new.receiver,
+            receiver_type=new.receiver_type,
+            category=new.category,
+            type=new.type,
+            text=new.text,
+            data=new.data,
+            metadata=new.metadata,
+            tags=new.tags,
+            parent_id=new.parent_id,
+            sent_at=new.at,
+            updated_at=new.at,
+            status=Status.PENDING,
+        )
+        view, context, recent = await self.views(message)
+        verdict = await engine.evaluate(view, context=context, sender_recent=recent)
+        if verdict.matches or verdict.status is not VerdictStatus.APPROVED:
+            return False
+        self._metrics.verdicts.labels(Status.APPROVED.value).inc()
+        self._metrics.moderation_latency.observe(time.monotonic() - started)
+        return True
 
     # ----------------------------------------------------------------- views
 
@@ -332,7 +375,13 @@ class ModerationService:
                     await self.mstore.enqueue_in(conn, message.id, "flagged", flag_rule, at)
 
                 also = also_flag
-            audit = Audit(ACTOR, f"message.{status.value}", str(message.id), details)
+            # A clean approval (no rule matched) is recorded by the message's status alone:
+            # auditing every ordinary message would bury the decisions worth auditing.
+            audit = (
+                Audit(ACTOR, f"message.{status.value}", str(message.id), details)
+                if verdict.matches
+                else None
+            )
             updated = await chat.apply_verdict(message, status, moderation, audit=audit, also=also)
             if updated is None:
                 return

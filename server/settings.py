@@ -49,7 +49,7 @@ class Settings:
     # PRAGMA synchronous for the message store: FULL makes an ack survive power loss too.
     sqlite_synchronous: str = "FULL"
     write_batch_max: int = 512
-    moderation_workers: int = 4
+    moderation_workers: int = 64
     moderation_queue_size: int = 10_000
     moderation_enabled: bool = True
     context_window: int = 5
