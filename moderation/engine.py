@@ -145,6 +145,7 @@ class Engine:
             if callable(warm_up):
                 warm_up()
         self._inline: dict[tuple[str, str], bool] = {}
+        self._costs: dict[tuple[str, str], dict[int, int]] = {}
 
     # ------------------------------------------------------------------ questions
 
@@ -211,14 +212,23 @@ class Engine:
         the sender's recent messages across conversations, newest last.
         """
         runner, produced = self._runner(message, context, sender_recent)
+        costs = self._rule_costs(message.category, message.message_type)
         candidates = [r for r in self._enabled if r.applies(message.sender, message.receiver)]
-        candidates.sort(key=lambda r: self._rule_cost(r, message))
+        candidates.sort(key=lambda r: costs[id(r)])
         matches: list[Match] = []
         blocked = False
+        excluded: dict[str, bool] = {}
+
+        def ruled_out(kind: str) -> bool:
+            known = excluded.get(kind)
+            if known is None:
+                known = excluded[kind] = self._rules_out(kind, message)
+            return known
+
         for rule in candidates:
-            if blocked and self._rule_cost(rule, message) >= EXPENSIVE:
+            if blocked and costs[id(rule)] >= EXPENSIVE:
                 continue
-            match = await self._match(rule, message, runner)
+            match = await self._match(rule, message, runner, ruled_out)
             if match is not None:
                 matches.append(match)
                 blocked = blocked or Action.BLOCK in match.actions
@@ -319,23 +329,54 @@ class Engine:
         detector = self.detectors.get(condition.kind)
         return 0 if detector is None else detector.cost
 
-    def _rule_cost(self, rule: Rule, message: MessageView) -> int:
+    def _rule_costs(self, category: str, message_type: str) -> dict[int, int]:
+        """Each enabled rule's cost on this category and type, by ``id(rule)``."""
+        key = (category, message_type)
+        costs = self._costs.get(key)
+        if costs is None:
+            costs = self._costs[key] = {
+                id(r): self._rule_cost(r, category, message_type) for r in self._enabled
+            }
+        return costs
+
+    def _rule_cost(self, rule: Rule, category: str, message_type: str) -> int:
         return max(
-            (
-                self._cost(c)
-                for c in rule.conditions
-                if c.applies_to(message.category, message.message_type)
-            ),
+            (self._cost(c) for c in rule.conditions if c.applies_to(category, message_type)),
             default=0,
         )
 
-    async def _match(self, rule: Rule, message: MessageView, run: Runner) -> Match | None:
+    def _rules_out(self, kind: str, message: MessageView) -> bool:
+        """A detector's optional shared pre-check: True when no condition of ``kind`` can
+        match ``message``, whatever its list or parameters (one merged keyword search rules
+        out all seven profanity lists of a clean message)."""
+        check = getattr(self.detectors.get(kind), "rules_out", None)
+        if not callable(check):
+            return False
+        try:
+            return bool(check(message, self.lists))
+        except Exception:
+            log.exception("detector %s pre-check failed on message %d", kind, message.id)
+            return False
+
+    async def _match(
+        self,
+        rule: Rule,
+        message: MessageView,
+        run: Runner,
+        ruled_out: Callable[[str], bool] | None = None,
+    ) -> Match | None:
         conditions = sorted(
             (c for c in rule.conditions if c.applies_to(message.category, message.message_type)),
             key=self._cost,
         )
         if not conditions:
             return None
+        if ruled_out is not None:
+            if rule.match is MatchMode.ALL:
+                if any(ruled_out(c.kind) for c in conditions):
+                    return None
+            elif all(ruled_out(c.kind) for c in conditions):
+                return None
         hits: list[Detection] = []
         for condition in conditions:
             if condition.kind not in self.detectors:

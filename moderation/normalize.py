@@ -13,8 +13,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 ZERO_WIDTH: Final = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u200e\u200f")
 
@@ -91,7 +90,7 @@ MASKS: Final = frozenset("*#%")
 def fold(text: str) -> str:
     """Canonical form of ``text``: NFKC, casefold, no zero-width, Latin look-alikes, no accents."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    if any(c in ZERO_WIDTH for c in text):
+    if not ZERO_WIDTH.isdisjoint(text):
         text = "".join(c for c in text if c not in ZERO_WIDTH)
     text = text.translate(CONFUSABLES)
     if not text.isascii():
@@ -152,9 +151,9 @@ def variants(token: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class Token:
-    """A word of folded text: its characters, its span, and the gap before it."""
+class Token(NamedTuple):
+    """A word of folded text: its characters, its span, and the gap before it (a tuple:
+    texts are tokenised on every moderated message)."""
 
     text: str
     start: int
@@ -177,6 +176,18 @@ def tokenize(folded: str) -> list[Token]:
         tokens.append(Token(folded[start:end], start, end, folded[prev_end:start]))
         prev_end = end
     return tokens
+
+
+def words(folded: str) -> list[str]:
+    """The texts of ``tokenize(folded)``, without building tokens."""
+    out = []
+    for word in _TOKEN_RE.findall(folded):
+        if "!" in word:
+            word = word.strip("!")
+            if not word:
+                continue
+        out.append(word)
+    return out
 
 
 def item_words(item: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from server import jsoncodec
 from server.errors import BadRequest, ClientError, TooLarge, UnknownType
 
 # Close codes of PROTOCOL.md.
@@ -156,7 +157,7 @@ def _message_id(obj: dict[str, Any], name: str = "messageId") -> int:
 
 def json_size(value: Any) -> int:
     """Bytes of a value as compact JSON."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    return len(jsoncodec.dumps_bytes(value))
 
 
 def check_text(text: str, limits: Limits, name: str = "text") -> str:
@@ -300,7 +301,7 @@ def encode(
 
 def encode_json(value: Any) -> str:
     """Compact JSON, as every frame is written."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return jsoncodec.dumps(value)
 
 
 def message_frame(

@@ -208,9 +208,11 @@ class Session:
     async def _write_loop(self, conn: Connection) -> None:
         queue = conn.queue
         try:
+            send = self.ws.send_text
             while True:
-                text = await queue.get()
-                await self.ws.send_text(text)
+                await send(await queue.get())
+                while not queue.empty():  # a backlog goes out without a wake-up per frame
+                    await send(queue.get_nowait())
         except (WebSocketDisconnect, RuntimeError, OSError):
             self._closing = True
 

@@ -289,6 +289,12 @@ class KeywordDetector:
             self._prepared.move_to_end(text)
         return found
 
+    def rules_out(self, message: MessageView, lists: Mapping[str, WordList]) -> bool:
+        """True when no keyword list can match the message (the engine then skips every
+        keyword condition of a rule without running them one by one)."""
+        text = message_text(message)
+        return not text or not self.may_match(self.prepared(text), lists)
+
     async def detect(
         self, message: MessageView, condition: Condition, ctx: DetectContext
     ) -> list[Detection]:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from difflib import SequenceMatcher
 
 from moderation.detectors.base import DetectContext, message_text
-from moderation.normalize import fold, tokenize
+from moderation.normalize import fold, words
 from moderation.rules import Condition
 from moderation.types import Detection, MessageView
 
@@ -48,7 +48,7 @@ def scaled(count: int, limit: int, *, start: int = 1) -> float:
 def normalized(text: str) -> str:
     """A text reduced to its folded words, for near-duplicate comparison (cached: the same
     recent texts are compared against every new message of their sender)."""
-    return " ".join(t.text for t in tokenize(fold(text)))
+    return " ".join(words(fold(text)))
 
 
 def similar(a: str, b: str, threshold: float) -> bool:

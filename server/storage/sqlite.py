@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from server import jsoncodec
 from server.crypto import KeyRing
 from server.models import Group, Message, Moderation, Scope, Status, User
 from server.storage.base import Audit, AuditEntry, NewMessage
@@ -50,8 +51,7 @@ def _aad(message_id: int, conversation_id: str) -> bytes:
     return f"parley:message:{message_id}:{conversation_id}".encode()
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_dumps = jsoncodec.dumps
 
 
 class SqliteStore:
