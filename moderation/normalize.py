@@ -161,19 +161,26 @@ class Token(NamedTuple):
     gap: str  # the characters between the previous token and this one
 
 
+_new_token = tuple.__new__  # Token(...) without the generated __new__'s overhead
+
+
 def tokenize(folded: str) -> list[Token]:
     """Word tokens of folded text; ``!`` at either end of a token is punctuation, not leet."""
     tokens: list[Token] = []
+    append = tokens.append
     prev_end = 0
     for m in _TOKEN_RE.finditer(folded):
-        start, end = m.start(), m.end()
-        while start < end and folded[start] == "!":
-            start += 1
-        while end > start and folded[end - 1] == "!":
-            end -= 1
-        if start == end:
-            continue
-        tokens.append(Token(folded[start:end], start, end, folded[prev_end:start]))
+        start, end = m.span()
+        text = m.group()
+        if "!" in text:
+            while start < end and folded[start] == "!":
+                start += 1
+            while end > start and folded[end - 1] == "!":
+                end -= 1
+            if start == end:
+                continue
+            text = folded[start:end]
+        append(_new_token(Token, (text, start, end, folded[prev_end:start])))
         prev_end = end
     return tokens
 

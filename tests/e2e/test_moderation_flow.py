@@ -53,6 +53,33 @@ async def test_default_profanity_rule_blocks_and_never_delivers(world: World) ->
     assert any(item["message"]["id"] == sent["id"] for item in queue["items"])
 
 
+async def test_clean_message_is_acknowledged_pending_then_approved_and_delivered(
+    world: World,
+) -> None:
+    # Under the default rules (all inline) a clean text is judged on the send path and
+    # stored approved in the commit that stores it; the wire shows the same sequence as any
+    # moderated send: message.sent (pending), message.moderated (approved), then delivery.
+    alice, bob = await world.user("alice"), await world.user("bob")
+    a, b = await world.connect(alice), await world.connect(bob)
+    sent = await a.send_text(bob, "see you at the station at noon")
+    assert sent["moderationStatus"] == "pending"
+    verdict = await a.next_event("message.moderated")
+    assert verdict.message["id"] == sent["id"]
+    assert verdict.message["moderationStatus"] == "approved"
+    assert "moderation" not in verdict.data
+    got = await b.next_event("message")
+    assert got.message["id"] == sent["id"] and got.message["moderationStatus"] == "approved"
+    assert got.message["text"] == "see you at the station at noon"
+    await a.expect_no_event("message.moderated", within=0.3)  # exactly one verdict
+    async with world.user_rest(await world.token(bob)) as rb:
+        stored = [m for m in await rb.history(sent["conversationId"]) if m["id"] == sent["id"]]
+        assert stored and stored[0]["moderationStatus"] == "approved"
+    # No rule matched: the status records the decision; the audit log keeps decisions by
+    # rules and people.
+    entries = (await world.rest.audit(since=0))["entries"]
+    assert all(e["target"] != str(sent["id"]) for e in entries)
+
+
 async def test_review_action_holds_until_a_moderator_decides(world: World) -> None:
     word = unique("reviewme")
     await word_rule(world, word, ["review"])
