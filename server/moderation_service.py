@@ -207,24 +207,7 @@ class ModerationService:
         if not self._enabled or not engine.inline_for(new.category, new.type):
             return False
         started = time.monotonic()
-        message = Message(
-            id=UNSTORED_ID,
-            muid=new.muid,
-            conversation_id=new.conversation_id,
-            sender=new.sender,
-            receiver=new.receiver,
-            receiver_type=new.receiver_type,
-            category=new.category,
-            type=new.type,
-            text=new.text,
-            data=new.data,
-            metadata=new.metadata,
-            tags=new.tags,
-            parent_id=new.parent_id,
-            sent_at=new.at,
-            updated_at=new.at,
-            status=Status.PENDING,
-        )
+        message = new.as_message(UNSTORED_ID)
         view, context, recent = await self.views(message)
         verdict = await engine.evaluate(view, context=context, sender_recent=recent)
         if verdict.matches or verdict.status is not VerdictStatus.APPROVED:

@@ -29,6 +29,29 @@ class NewMessage:
     status: Status
     at: int
 
+    def as_message(self, message_id: int) -> Message:
+        """The message as it is once stored under ``message_id``."""
+        return Message(
+            id=message_id,
+            muid=self.muid,
+            conversation_id=self.conversation_id,
+            sender=self.sender,
+            receiver=self.receiver,
+            receiver_type=self.receiver_type,
+            category=self.category,
+            type=self.type,
+            text=self.text,
+            data=self.data,
+            metadata=self.metadata,
+            tags=self.tags,
+            parent_id=self.parent_id,
+            sent_at=self.at,
+            updated_at=self.at,
+            status=self.status,
+            shown=self.status.deliverable,
+            attachment=self.attachment,
+        )
+
 
 @dataclass(frozen=True)
 class AuditEntry:

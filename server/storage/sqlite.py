@@ -556,29 +556,7 @@ class SqliteStore:
             if cur.rowcount == 0:
                 return None  # a retry: the caller reads the stored row after the commit
             self._next_id = message_id + 1
-            return (
-                Message(
-                    id=message_id,
-                    muid=new.muid,
-                    conversation_id=new.conversation_id,
-                    sender=new.sender,
-                    receiver=new.receiver,
-                    receiver_type=new.receiver_type,
-                    category=new.category,
-                    type=new.type,
-                    text=new.text,
-                    data=new.data,
-                    metadata=new.metadata,
-                    tags=new.tags,
-                    parent_id=new.parent_id,
-                    sent_at=new.at,
-                    updated_at=new.at,
-                    status=new.status,
-                    shown=new.status.deliverable,
-                    attachment=new.attachment,
-                ),
-                True,
-            )
+            return new.as_message(message_id), True
 
         result = await self.write(op)
         if result is not None:
