@@ -39,7 +39,7 @@ def scenarios(quick: bool, rate: float) -> list[tuple[str, list[str], bool]]:
         ("connect", ["--mode", "connect", "--conns", "300" if quick else "1000", "--concurrency", "50"], False),
         ("pair closed", ["--mode", "pair", "--conns", "100", "--window", "4", "--duration", d], False),
         ("pair open", ["--mode", "pair", "--conns", "100", "--rate", str(rate), "--duration", d], False),
-        ("group50 closed", ["--mode", "group", "--conns", "100", "--group-size", "50", "--senders", "2", "--window", "2", "--duration", d], False),
+        ("group100 closed", ["--mode", "group", "--conns", "100", "--group-size", "100", "--senders", "4", "--window", "2", "--duration", d], False),
         ("pair custom closed", ["--mode", "pair", "--conns", "100", "--window", "4", "--duration", d, "--category", "custom"], True),
     ]  # fmt: skip
 
