@@ -31,12 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from moderation.detectors.encoder import SharedEncoder
-from moderation.detectors.heads import (
-    Heads,
-    _profanity,
-    extra_features,
-)
+from moderation.detectors.heads import Heads, _profanity, feature_matrix
 from moderation.detectors.keywords import find
+from moderation.detectors.lexical import shared_lexical
 from moderation.detectors.scam import SHIPPED_THRESHOLDS as SCAM_THRESHOLDS
 from moderation.detectors.toxicity import SHIPPED_THRESHOLDS as TOX_THRESHOLDS
 from moderation.normalize import fold, tokenize
@@ -83,6 +80,7 @@ class Scorers:
     def __init__(self) -> None:
         self.encoder = SharedEncoder(threads=1)
         self.heads = Heads.load()
+        self.lexical = shared_lexical()
         self.profanity = _profanity()
         try:
             from profanity_check import predict_prob  # type: ignore[import-untyped]
@@ -92,10 +90,9 @@ class Scorers:
             self.apc = None
 
     def parley(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """What the detectors report (the same encoder, features and heads)."""
+        """What the detectors report (the same encoder, features, lexical model and heads)."""
         emb = self.encoder.encode(texts)
-        extra = np.stack([extra_features(t) for t in texts])
-        probs = self.heads.scores(np.concatenate([emb, extra], axis=1))
+        probs = self.heads.scores(feature_matrix(texts, emb, self.lexical))
         out = {c: probs[:, i] for i, c in enumerate(self.heads.categories)}
         out["any_harm"] = np.max(np.stack([out[c] for c in ANY_HARM]), axis=0)
         return out
@@ -266,7 +263,15 @@ def latency(scorers: Scorers, sets: dict[str, list[Example]]) -> None:
     scorers.parley(["warm up"])
     p50, p95, _ = timed(ours, 1)
     _, _, amort = timed(ours, 32)
-    print(f"| Parley heads (encoder + 14 heads) | {p50:.2f} | {p95:.2f} | {amort:.2f} |")
+    print(
+        f"| Parley heads (encoder + lexical model + 14 heads) | {p50:.2f} | {p95:.2f} |"
+        f" {amort:.2f} |"
+    )
+    p50, p95, _ = timed(scorers.lexical.logits, 1)
+    _, _, amort = timed(scorers.lexical.logits, 32)
+    print(
+        f"| of which the lexical model (n-grams, hashing, 7 logits) | {p50:.2f} | {p95:.2f} | {amort:.2f} |"
+    )
     p50, p95, _ = timed(scorers.keywords, 1)
     _, _, amort = timed(scorers.keywords, 32)
     print(f"| keywords (profanity lists) | {p50:.2f} | {p95:.2f} | {amort:.2f} |")

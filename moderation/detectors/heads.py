@@ -1,18 +1,23 @@
-"""Trained logistic heads over the sentence embedding plus a few cheap text features.
+"""Trained logistic heads over the sentence embedding plus cheap text features.
 
 ``moderation/models/text_heads.npz`` (made by ``python -m moderation.training.train``)
 holds, for every category, a weight vector over ``features(text, embedding)`` and a Platt
 calibration (``p = sigmoid(a * logit + b)`` fitted on a held-out split), so a threshold of
 0.8 means roughly "80 % of messages scored like this were positives in the calibration
-data" for every category. The extra features are the bundled profanity lists' hits (so the
-heads know a swear word when they see one), links, URL shorteners, money and urgency words.
+data" for every category. The features after the 512-d embedding (``FEATURE_NAMES``) are the
+bundled profanity lists' hits (so the heads know a swear word when they see one), links, URL
+shorteners, money and urgency words, capitals, and the logits of the lexical model
+(``lexical``: hashed character and word n-grams), which keeps the exact words the embedding
+blurs. The file records that layout and ``Heads.load`` refuses a file made for another one.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,8 +27,11 @@ import numpy.typing as npt
 
 from moderation.detectors.encoder import SharedEncoder, shared_encoder
 from moderation.detectors.keywords import CompiledList, compile_list, find
+from moderation.detectors.lexical import LEXICAL_CATEGORIES, Lexical, buckets, shared_lexical
 from moderation.normalize import fold, tokenize
 from moderation.rules import WordList
+
+log = logging.getLogger(__name__)
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "text_heads.npz"
 
@@ -90,6 +98,10 @@ EXTRA_FEATURES: tuple[str, ...] = (
     "money",
     "caps",
 )
+#: The features after the embedding, in order: ``EXTRA_FEATURES`` then one lexical logit
+#: per ``lexical.LEXICAL_CATEGORIES``.
+FEATURE_NAMES: tuple[str, ...] = EXTRA_FEATURES + tuple(f"lexical_{c}" for c in LEXICAL_CATEGORIES)
+EMBEDDING_DIM = 512
 
 
 @lru_cache(maxsize=1)
@@ -146,9 +158,36 @@ def extra_features(text: str) -> npt.NDArray[np.float32]:
     )
 
 
+@lru_cache(maxsize=512)
+def text_features(text: str) -> npt.NDArray[np.float32]:
+    """The features after the embedding (``FEATURE_NAMES`` order); cached per text, so the
+    toxicity and scam detectors looking at one message compute them once. Read only."""
+    lexical = shared_lexical()
+    if lexical.categories != LEXICAL_CATEGORIES:
+        raise ValueError(f"lexical model categories {lexical.categories} != {LEXICAL_CATEGORIES}")
+    out = np.concatenate([extra_features(text), lexical.logits_of(buckets(text))])
+    out.flags.writeable = False
+    return out
+
+
 def features(text: str, embedding: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """The feature vector the heads score: embedding then ``extra_features``."""
-    return np.concatenate([embedding.astype(np.float32), extra_features(text)])
+    """The feature vector the heads score: embedding then ``text_features``."""
+    return np.concatenate([embedding.astype(np.float32), text_features(text)])
+
+
+def feature_matrix(
+    texts: Sequence[str], embeddings: npt.NDArray[np.float32], lexical: Lexical | None = None
+) -> npt.NDArray[np.float32]:
+    """``features`` of many texts, (N, 512 + len(FEATURE_NAMES)); with the bundled lexical
+    model, or ``lexical`` (training) when given."""
+    if not len(texts):
+        return np.zeros((0, EMBEDDING_DIM + len(FEATURE_NAMES)), dtype=np.float32)
+    if lexical is None:
+        rest = np.stack([text_features(t) for t in texts])
+    else:
+        extra = np.stack([extra_features(t) for t in texts])
+        rest = np.concatenate([extra, lexical.logits(texts)], axis=1)
+    return np.concatenate([embeddings.astype(np.float32), rest], axis=1)
 
 
 @dataclass(frozen=True)
@@ -160,6 +199,7 @@ class Heads:
     bias: npt.NDArray[np.float32]  # (categories,)
     platt_a: npt.NDArray[np.float32]
     platt_b: npt.NDArray[np.float32]
+    feature_names: tuple[str, ...] = FEATURE_NAMES
 
     def scores(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Calibrated probabilities, (N, categories) for (N, features) input."""
@@ -178,22 +218,46 @@ class Heads:
             bias=self.bias.astype(np.float32),
             platt_a=self.platt_a.astype(np.float32),
             platt_b=self.platt_b.astype(np.float32),
+            feature_names=np.array(self.feature_names),
         )
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> Heads:
         with np.load(path, allow_pickle=False) as data:
-            return cls(
+            names = (
+                tuple(str(c) for c in data["feature_names"])
+                if "feature_names" in data
+                else EXTRA_FEATURES
+            )
+            heads = cls(
                 categories=tuple(str(c) for c in data["categories"]),
                 weights=data["weights"].astype(np.float32),
                 bias=data["bias"].astype(np.float32),
                 platt_a=data["platt_a"].astype(np.float32),
                 platt_b=data["platt_b"].astype(np.float32),
+                feature_names=names,
             )
+        if names != FEATURE_NAMES or heads.weights.shape[0] != EMBEDDING_DIM + len(names):
+            raise ValueError(
+                f"{path} was trained on features {names}, this code computes {FEATURE_NAMES}:"
+                " retrain with `make train-models`"
+            )
+        return heads
 
 
 _heads: Heads | None = None
 _heads_lock = threading.Lock()
+
+
+_models_warming = False
+
+
+def _load_models() -> None:
+    try:
+        shared_heads()
+        shared_lexical()
+    except Exception:  # pragma: no cover - reported again on first use
+        log.exception("text heads failed to load")
 
 
 def shared_heads() -> Heads:
@@ -227,8 +291,14 @@ class HeadDetector:
         return self._encoder
 
     def warm_up(self) -> None:
-        """Start loading the encoder in a background thread."""
+        """Start loading the encoder, the heads and the lexical model in background threads."""
         self.encoder.warm_up()
+        global _models_warming
+        with _heads_lock:
+            if _models_warming:
+                return
+            _models_warming = True
+        threading.Thread(target=_load_models, name="parley-heads-warmup", daemon=True).start()
 
     async def head_scores(self, text: str) -> dict[str, float]:
         """Calibrated head probabilities for ``text`` (every bundled category)."""

