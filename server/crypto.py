@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -43,7 +43,9 @@ class KeyRing:
     """The set of data keys, one of them current. Immutable: rotation returns a new ring."""
 
     current: str
-    keys: Mapping[str, bytes]
+    keys: Mapping[str, bytes] = field(repr=False)  # never in a log line or traceback
+
+    _ciphers: Mapping[str, AESGCM] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.current not in self.keys:
@@ -51,20 +53,22 @@ class KeyRing:
         for kid, key in self.keys.items():
             if len(key) != KEY_BYTES:
                 raise ValueError(f"key {kid!r} is not 256 bits")
+        # One cipher per key, set up once (the ring is immutable; AESGCM is safe to share).
+        object.__setattr__(self, "_ciphers", {kid: AESGCM(k) for kid, k in self.keys.items()})
 
     def seal(self, plaintext: bytes, aad: bytes) -> tuple[str, bytes]:
         """Encrypt with the current key and a fresh random 96-bit nonce; returns (kid, blob)."""
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        blob = nonce + AESGCM(self.keys[self.current]).encrypt(nonce, plaintext, aad)
+        nonce = os.urandom(NONCE_BYTES)  # the OS CSPRNG, as secrets.token_bytes uses
+        blob = nonce + self._ciphers[self.current].encrypt(nonce, plaintext, aad)
         return self.current, blob
 
     def open(self, kid: str, blob: bytes, aad: bytes) -> bytes:
         """Decrypt a blob sealed under ``kid``; raises CryptoError if anything does not match."""
-        key = self.keys.get(kid)
-        if key is None:
+        cipher = self._ciphers.get(kid)
+        if cipher is None:
             raise CryptoError(f"unknown key id {kid!r}")
         try:
-            return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+            return cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
         except InvalidTag as exc:
             raise CryptoError("authentication failed") from exc
 

@@ -47,3 +47,11 @@ def test_keys_from_env_win(tmp_path: Path) -> None:
     ring = KeyRing.generate()
     assert load_keyring(tmp_path, {"PARLEY_ENCRYPTION_KEYS": ring.to_json()}) == ring
     assert not (tmp_path / "keys.json").exists()
+
+
+def test_key_ring_never_shows_its_keys() -> None:
+    ring = KeyRing("k1", {"k1": os.urandom(32)}).rotated()
+    text = repr(ring) + str(ring)
+    assert ring.current in text
+    for secret in ring.keys.values():
+        assert repr(secret) not in text and secret.hex() not in text
