@@ -13,7 +13,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -57,8 +57,8 @@ API_KEY_PRINCIPAL = Principal(uid=None, role=Role.ADMIN, is_api_key=True)
 class Secrets:
     """The app's API key and JWT signing secret."""
 
-    api_key: str
-    jwt_secret: str
+    api_key: str = field(repr=False)
+    jwt_secret: str = field(repr=False)
 
 
 def load_secrets(

@@ -23,7 +23,7 @@ class Settings:
     insecure_http: bool = False
     cert_file: Path = Path("certs/dev.crt")
     key_file: Path = Path("certs/dev.key")
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     demo: bool = False
     log_level: str = "info"
     # Messages per second per user; 0 turns the limit off. Bursts up to ``rate_burst``
@@ -31,7 +31,7 @@ class Settings:
     rate_limit: float = 20.0
     rate_burst: int = 0
     allowed_origins: tuple[str, ...] = ()
-    jwt_secret: str | None = None
+    jwt_secret: str | None = field(default=None, repr=False)
     jwt_audience: str = "parley"
     jwt_issuer: str = "parley"
     token_ttl: int = 24 * 3600

@@ -27,7 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -68,7 +68,7 @@ class Hook:
 
     id: str
     url: str
-    secret: str | None
+    secret: str | None = field(repr=False)
     events: frozenset[str]
     enabled: bool
     timeout: float

@@ -100,7 +100,7 @@ _CACHE_SIZE = 256
 class OpenAIConfig:
     """``openai`` settings plus the API key (which never leaves the process otherwise)."""
 
-    api_key: str
+    api_key: str = field(repr=False)
     base_url: str | None = None
     model: str = DEFAULT_MODEL
     moderation_model: str = DEFAULT_MODERATION_MODEL

@@ -49,7 +49,7 @@ class CustomApiConfig:
     """``customApi`` settings; ``timeout`` in seconds."""
 
     url: str
-    secret: str | None = None
+    secret: str | None = field(default=None, repr=False)
     context_window: int = 5
     on_error: OnError = OnError.ALLOW
     guard: GuardConfig = field(default_factory=GuardConfig)

@@ -1,0 +1,32 @@
+"""Objects that hold a secret never show it in ``repr``: not in a log line, an error report
+or a traceback's locals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from moderation.providers.openai import OpenAIConfig
+from moderation.providers.webhook import CustomApiConfig
+from server.auth import Secrets
+from server.settings import Settings
+from server.webhooks import hooks_of
+
+SECRET = "s3cr3t-value-0123456789"
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        Settings(data_dir=Path("d"), api_key=SECRET),
+        Settings(data_dir=Path("d"), jwt_secret=SECRET),
+        Secrets(api_key=SECRET, jwt_secret=SECRET + "2"),
+        OpenAIConfig(api_key=SECRET),
+        CustomApiConfig(url="https://example.test/moderate", secret=SECRET),
+        *hooks_of([{"url": "https://example.test/hook", "secret": SECRET}]).values(),
+    ],
+    ids=["settings-api-key", "settings-jwt", "secrets", "openai", "custom-api", "webhook"],
+)
+def test_repr_hides_the_secret(obj: object) -> None:
+    assert SECRET not in repr(obj) and SECRET not in str(obj)
