@@ -111,3 +111,8 @@ class Verdict:
     def flagged(self) -> bool:
         """Whether a matched rule asked to flag the message for the review queue."""
         return Action.FLAG in self.actions
+
+    @property
+    def clean(self) -> bool:
+        """Approved with no rule matched: nothing to queue, audit or act on."""
+        return self.status is VerdictStatus.APPROVED and not self.matches

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from moderation.types import Verdict
 from server import protocol
 from server.auth import Principal, Role, TokenAuthority
 from server.errors import (
@@ -45,13 +46,14 @@ class ModerationGate(Protocol):
         """Whether an enabled rule covers this type (then the message starts ``pending``)."""
         ...
 
-    async def submit(self, message: Message) -> None:
-        """Queue a pending message for a verdict; must not drop it."""
+    async def submit(self, message: Message, verdict: Verdict | None = None) -> None:
+        """Queue a pending message to have ``verdict`` applied, or to be judged first when
+        none is given; must not drop it."""
         ...
 
-    async def approves_inline(self, new: NewMessage) -> bool:
-        """Whether ``new`` is approved outright before it is stored (no rule matched, and
-        every rule on its type runs inline); False sends it through ``submit``."""
+    async def judge_inline(self, new: NewMessage) -> Verdict | None:
+        """The verdict on ``new`` before it is stored, when every rule on its type runs
+        inline (no model, no provider); None when it must be judged later."""
         ...
 
 
@@ -61,11 +63,11 @@ class NoModeration:
     def covers(self, category: str, message_type: str) -> bool:
         return False
 
-    async def submit(self, message: Message) -> None:
+    async def submit(self, message: Message, verdict: Verdict | None = None) -> None:
         raise RuntimeError("NoModeration got a pending message")
 
-    async def approves_inline(self, new: NewMessage) -> bool:
-        return False
+    async def judge_inline(self, new: NewMessage) -> Verdict | None:
+        return None
 
 
 def _now() -> int:
@@ -517,9 +519,11 @@ class ChatService:
             status=Status.PENDING if moderated else Status.UNMODERATED,
             at=_now(),
         )
-        # The common case, a clean message under rules that need no model or provider, is
-        # judged here and stored approved in the same commit: one write, not two.
-        judged = moderated and await self.gate.approves_inline(new)
+        # Under rules that need no model or provider, the message is judged here. The common
+        # case, a clean approval, is stored approved in the same commit: one write, not two;
+        # any match goes through the pipeline with this verdict, not judged again.
+        verdict = await self.gate.judge_inline(new) if moderated else None
+        judged = verdict is not None and verdict.clean
         if judged:
             new = dataclasses.replace(new, status=Status.APPROVED)
         message, created = await self.store.insert_message(new)
@@ -542,7 +546,7 @@ class ChatService:
         elif message.status.deliverable:
             await self._deliver(message, frame)
         elif message.status is Status.PENDING:
-            await self.gate.submit(message)
+            await self.gate.submit(message, verdict)
         return message
 
     async def _deliver(self, message: Message, frame: str) -> None:

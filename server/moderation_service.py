@@ -105,7 +105,7 @@ class ModerationService:
         self.engine = Engine([], {}, self.detectors, context_window=context_window)
         self.rules: dict[str, Rule] = {}
         self.lists: dict[str, WordList] = {}
-        self.pipeline: Pipeline[Message] = Pipeline(
+        self.pipeline: Pipeline[tuple[Message, Verdict | None]] = Pipeline(
             self._handle, workers=workers, maxsize=queue_size, name="moderation"
         )
         self._chat: ChatService | None = None
@@ -138,7 +138,7 @@ class ModerationService:
                 continue
             message = await self._store.get_message(message_id)
             if message is not None:
-                await self.pipeline.submit(message)
+                await self.pipeline.submit((message, None))
                 requeued += 1
         if requeued:
             log.info("re-queued %d pending messages", requeued)
@@ -191,30 +191,28 @@ class ModerationService:
     def covers(self, category: str, message_type: str) -> bool:
         return self._enabled and self.engine.covers(category, message_type)
 
-    async def submit(self, message: Message) -> None:
+    async def submit(self, message: Message, verdict: Verdict | None = None) -> None:
         self._started_at[message.id] = time.monotonic()
-        await self.pipeline.submit(message)
+        await self.pipeline.submit((message, verdict))
 
-    async def approves_inline(self, new: NewMessage) -> bool:
+    async def judge_inline(self, new: NewMessage) -> Verdict | None:
         """Judge ``new`` before it is stored when the rules on its type all run inline.
 
-        True only for a clean approval (no rule matched): the caller stores it approved and
-        delivers it after the one commit. A match of any kind, or a rule that needs a model or
-        a provider, returns False and the message takes the pending path (``submit``), where
-        review, flags, side actions and audit records are applied.
+        A clean verdict (no rule matched) lets the caller store the message approved and
+        deliver it after the one commit. Any other verdict comes back with the message through
+        ``submit``, where review, flags, side actions and audit records are applied. None when
+        a rule on the type needs a model or a provider: the message is judged in the pipeline.
         """
         engine = self.engine
         if not self._enabled or not engine.inline_for(new.category, new.type):
-            return False
+            return None
         started = time.monotonic()
-        message = new.as_message(UNSTORED_ID)
-        view, context, recent = await self.views(message)
+        view, context, recent = await self.views(new.as_message(UNSTORED_ID))
         verdict = await engine.evaluate(view, context=context, sender_recent=recent)
-        if verdict.matches or verdict.status is not VerdictStatus.APPROVED:
-            return False
-        self._metrics.verdicts.labels(Status.APPROVED.value).inc()
-        self._metrics.moderation_latency.observe(time.monotonic() - started)
-        return True
+        if verdict.clean:
+            self._metrics.verdicts.labels(Status.APPROVED.value).inc()
+            self._metrics.moderation_latency.observe(time.monotonic() - started)
+        return verdict
 
     # ----------------------------------------------------------------- views
 
@@ -303,14 +301,15 @@ class ModerationService:
 
     # ----------------------------------------------------------------- the worker
 
-    async def _handle(self, message: Message) -> None:
-        engine = self.engine
-        view, context, recent = await self.views(message)
-        self._inflight[message.id] = message
-        try:
-            verdict = await engine.evaluate(view, context=context, sender_recent=recent)
-        finally:
-            self._inflight.pop(message.id, None)
+    async def _handle(self, job: tuple[Message, Verdict | None]) -> None:
+        message, verdict = job
+        if verdict is None:
+            view, context, recent = await self.views(message)
+            self._inflight[message.id] = message
+            try:
+                verdict = await self.engine.evaluate(view, context=context, sender_recent=recent)
+            finally:
+                self._inflight.pop(message.id, None)
         await self.apply(message, verdict)
         started = self._started_at.pop(message.id, None)
         if started is not None:
