@@ -528,8 +528,10 @@ class ChatService:
             new = dataclasses.replace(new, status=Status.APPROVED)
         message, created = await self.store.insert_message(new)
         body = message.to_json()
+        final = ""
         if judged and created:
             # Acknowledged as held, like every moderated send; the verdict follows at once.
+            final = protocol.encode_json(body)
             body["moderationStatus"] = Status.PENDING.value
         encoded = protocol.encode_json(body)  # once, for every frame below
         if origin is not None:
@@ -540,7 +542,6 @@ class ChatService:
         frame = protocol.message_frame("message", encoded)
         self.hub.send((sender.uid,), frame, exclude=origin)
         if judged:
-            final = protocol.encode_json(message.to_json())
             self.hub.send((sender.uid,), protocol.message_frame("message.moderated", final))
             await self._deliver(message, protocol.message_frame("message", final))
         elif message.status.deliverable:
