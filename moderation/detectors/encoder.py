@@ -27,6 +27,8 @@ from weakref import WeakKeyDictionary
 import numpy as np
 import numpy.typing as npt
 
+from moderation.lazy import once
+
 log = logging.getLogger(__name__)
 
 Vector = npt.NDArray[np.float32]
@@ -187,15 +189,7 @@ class SharedEncoder:
         job.add_done_callback(done)
 
 
-_shared: SharedEncoder | None = None
-_shared_lock = threading.Lock()
-
-
+@once
 def shared_encoder() -> SharedEncoder:
     """The process-wide encoder (created on first call; the model itself loads lazily)."""
-    global _shared
-    if _shared is None:
-        with _shared_lock:
-            if _shared is None:
-                _shared = SharedEncoder()
-    return _shared
+    return SharedEncoder()

@@ -28,6 +28,7 @@ import numpy.typing as npt
 from moderation.detectors.encoder import SharedEncoder, shared_encoder
 from moderation.detectors.keywords import CompiledList, compile_list, find
 from moderation.detectors.lexical import LEXICAL_CATEGORIES, Lexical, buckets, shared_lexical
+from moderation.lazy import once
 from moderation.normalize import fold, tokenize
 from moderation.rules import WordList
 
@@ -245,10 +246,7 @@ class Heads:
         return heads
 
 
-_heads: Heads | None = None
-_heads_lock = threading.Lock()
-
-
+_warm_lock = threading.Lock()
 _models_warming = False
 
 
@@ -260,14 +258,10 @@ def _load_models() -> None:
         log.exception("text heads failed to load")
 
 
+@once
 def shared_heads() -> Heads:
     """The bundled heads, loaded once per process (a few hundred KB; fast)."""
-    global _heads
-    if _heads is None:
-        with _heads_lock:
-            if _heads is None:
-                _heads = Heads.load()
-    return _heads
+    return Heads.load()
 
 
 class HeadDetector:
@@ -294,7 +288,7 @@ class HeadDetector:
         """Start loading the encoder, the heads and the lexical model in background threads."""
         self.encoder.warm_up()
         global _models_warming
-        with _heads_lock:
+        with _warm_lock:
             if _models_warming:
                 return
             _models_warming = True

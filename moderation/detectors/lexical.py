@@ -25,7 +25,6 @@ numpy and the standard library only: hashing, a gather and a sum.
 
 from __future__ import annotations
 
-import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from moderation.lazy import once
 from moderation.normalize import fold, tokenize, variants
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "text_lexical.npz"
@@ -166,15 +166,7 @@ class Lexical:
         return model
 
 
-_lexical: Lexical | None = None
-_lexical_lock = threading.Lock()
-
-
+@once
 def shared_lexical() -> Lexical:
     """The bundled lexical model, loaded once per process."""
-    global _lexical
-    if _lexical is None:
-        with _lexical_lock:
-            if _lexical is None:
-                _lexical = Lexical.load()
-    return _lexical
+    return Lexical.load()

@@ -12,25 +12,17 @@ import threading
 from typing import Any
 
 from moderation.detectors.base import DetectContext, message_text
+from moderation.lazy import once
 from moderation.rules import SENTIMENT_CATEGORIES, Condition
 from moderation.types import Detection, MessageView
 
-_analyzer: Any = None
-_lock = threading.Lock()
 
-
+@once
 def analyzer() -> Any:
     """The VADER analyzer, loaded once (reads its lexicon: about 50 ms)."""
-    global _analyzer
-    if _analyzer is None:
-        with _lock:
-            if _analyzer is None:
-                from vaderSentiment.vaderSentiment import (
-                    SentimentIntensityAnalyzer,
-                )
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-                _analyzer = SentimentIntensityAnalyzer()
-    return _analyzer
+    return SentimentIntensityAnalyzer()
 
 
 def sentiment(text: str) -> tuple[float, float]:
