@@ -44,7 +44,9 @@ from server.storage.webhooks import WebhookStore
 from server.webhooks import WebhookSender
 
 #: Young-generation size and how rarely the older ones are collected (CPython: 700, 10, 10).
-GC_THRESHOLDS = (50_000, 20, 1000)
+#: The middle generation every 2 young passes: each of its passes then scans only the few
+#: minutes' survivors (~100 ms with 5,000 connections) instead of 0.5 s every 20 passes.
+GC_THRESHOLDS = (50_000, 2, 1000)
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +141,12 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+        unwatch_gc = metrics.watch_gc()
         log.info("Parley ready on %s", settings.base_url)
         try:
             yield
         finally:
+            unwatch_gc()
             await moderation.stop()
             await webhooks.stop()
             await store.close()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import time
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -60,6 +64,13 @@ class Metrics:
         self.webhook_pending = Gauge(
             "parley_webhook_pending", "Outgoing webhook deliveries waiting", registry=self.registry
         )
+        self.gc_pause = Histogram(
+            "parley_gc_pause_seconds",
+            "Garbage collector passes by generation (the event loop stands still meanwhile)",
+            ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=self.registry,
+        )
         self.webhook_events_dropped = Counter(
             "parley_webhook_events_dropped_total",
             "Webhook events dropped because the in-memory queue was full",
@@ -68,3 +79,17 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def watch_gc(self) -> Callable[[], None]:
+        """Time every garbage collector pass into ``gc_pause``; returns the undo."""
+        started: list[float] = [0.0]
+        children = {g: self.gc_pause.labels(str(g)) for g in range(3)}
+
+        def callback(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                children[info["generation"]].observe(time.perf_counter() - started[0])
+
+        gc.callbacks.append(callback)
+        return lambda: gc.callbacks.remove(callback)
