@@ -37,6 +37,7 @@ from moderation.detectors.lexical import shared_lexical
 from moderation.detectors.scam import SHIPPED_THRESHOLDS as SCAM_THRESHOLDS
 from moderation.detectors.toxicity import SHIPPED_THRESHOLDS as TOX_THRESHOLDS
 from moderation.normalize import fold, tokenize
+from moderation.rules import TOXICITY_CATEGORIES
 from moderation.training.datasets import (
     EVAL_ONLY_SETS,
     TRAINING_SETS,
@@ -46,15 +47,7 @@ from moderation.training.datasets import (
 )
 from moderation.training.train import average_precision
 
-ANY_HARM = (
-    "severe_toxicity",
-    "insult",
-    "identity_attack",
-    "threat",
-    "sexual",
-    "self_harm",
-    "violence",
-)
+ANY_HARM = tuple(c for c in TOXICITY_CATEGORIES if c not in ("toxicity", "obscene"))
 MIN_POSITIVES = 5
 THRESHOLDS = {**TOX_THRESHOLDS, **SCAM_THRESHOLDS}
 

@@ -145,6 +145,12 @@ class Engine:
             if callable(warm_up):
                 warm_up()
         self._inline: dict[tuple[str, str], bool] = {}
+        # The detectors' optional shared pre-checks (``rules_out``), looked up once.
+        self._prechecks: dict[str, Callable[[MessageView, Mapping[str, WordList]], bool]] = {
+            kind: check
+            for kind, detector in self.detectors.items()
+            if callable(check := getattr(detector, "rules_out", None))
+        }
         self._costs: dict[tuple[str, str], dict[int, int]] = {}
 
     # ------------------------------------------------------------------ questions
@@ -349,8 +355,8 @@ class Engine:
         """A detector's optional shared pre-check: True when no condition of ``kind`` can
         match ``message``, whatever its list or parameters (one merged keyword search rules
         out all seven profanity lists of a clean message)."""
-        check = getattr(self.detectors.get(kind), "rules_out", None)
-        if not callable(check):
+        check = self._prechecks.get(kind)
+        if check is None:
             return False
         try:
             return bool(check(message, self.lists))

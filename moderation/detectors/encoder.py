@@ -193,3 +193,16 @@ class SharedEncoder:
 def shared_encoder() -> SharedEncoder:
     """The process-wide encoder (created on first call; the model itself loads lazily)."""
     return SharedEncoder()
+
+
+class UsesEncoder:
+    """Base of the detectors that embed text: the given encoder, else the shared one."""
+
+    def __init__(self, encoder: SharedEncoder | None = None) -> None:
+        self._encoder = encoder
+
+    @property
+    def encoder(self) -> SharedEncoder:
+        if self._encoder is None:
+            self._encoder = shared_encoder()
+        return self._encoder

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from moderation.detectors.encoder import SharedEncoder, shared_encoder
+from moderation.detectors.encoder import UsesEncoder
 from moderation.detectors.keywords import CompiledList, compile_list, find
 from moderation.detectors.lexical import LEXICAL_CATEGORIES, Lexical, buckets, shared_lexical
 from moderation.lazy import once
@@ -264,7 +264,7 @@ def shared_heads() -> Heads:
     return Heads.load()
 
 
-class HeadDetector:
+class HeadDetector(UsesEncoder):
     """Base of the detectors that score a message with the bundled heads.
 
     Reports every category in ``categories`` on every run (confidence 0 for an empty text),
@@ -274,15 +274,6 @@ class HeadDetector:
     name: str = ""
     cost: int = 100
     categories: tuple[str, ...] = ()
-
-    def __init__(self, encoder: SharedEncoder | None = None) -> None:
-        self._encoder = encoder
-
-    @property
-    def encoder(self) -> SharedEncoder:
-        if self._encoder is None:
-            self._encoder = shared_encoder()
-        return self._encoder
 
     def warm_up(self) -> None:
         """Start loading the encoder, the heads and the lexical model in background threads."""

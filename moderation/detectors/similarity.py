@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from moderation.detectors.base import EXPENSIVE, DetectContext, message_text
-from moderation.detectors.encoder import SharedEncoder, shared_encoder
+from moderation.detectors.encoder import SharedEncoder, UsesEncoder
 from moderation.rules import Condition, WordList
 from moderation.types import Detection, MessageView
 
@@ -22,7 +22,7 @@ from moderation.types import Detection, MessageView
 SHIPPED_THRESHOLD = 0.65
 
 
-class SimilarityDetector:
+class SimilarityDetector(UsesEncoder):
     """Detector for ``similarity`` conditions: closeness to a ``sentences`` list."""
 
     name = "similarity"
@@ -31,14 +31,8 @@ class SimilarityDetector:
     categories: tuple[str, ...] = ()
 
     def __init__(self, encoder: SharedEncoder | None = None) -> None:
-        self._encoder = encoder
+        super().__init__(encoder)
         self._lists: dict[int, tuple[WordList, npt.NDArray[np.float32]]] = {}
-
-    @property
-    def encoder(self) -> SharedEncoder:
-        if self._encoder is None:
-            self._encoder = shared_encoder()
-        return self._encoder
 
     def warm_up(self) -> None:
         self.encoder.warm_up()

@@ -107,12 +107,6 @@ class OpenAIConfig:
     on_error: OnError = OnError.ALLOW
     guard: GuardConfig = field(default_factory=GuardConfig)
 
-    def __repr__(self) -> str:  # keep the key out of logs and tracebacks
-        return (
-            f"OpenAIConfig(base_url={self.base_url!r}, model={self.model!r}, "
-            f"moderation_model={self.moderation_model!r}, on_error={self.on_error.value!r})"
-        )
-
 
 def parse_verdict(content: str | None) -> tuple[bool, float, str, str]:
     """``(violates, confidence, category, reason)`` from a structured answer."""

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from server import jsoncodec
 from server.storage.base import Audit
 from server.storage.conn import WriteConnection
 from server.storage.sqlite import SqliteStore
@@ -18,8 +19,7 @@ from server.storage.sqlite import SqliteStore
 REVIEW_STATES = ("review", "flagged", "reported")
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_dumps = jsoncodec.dumps
 
 
 @dataclass(frozen=True)
