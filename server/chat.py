@@ -326,20 +326,11 @@ class ChatService:
                 mine = self._scope_of(actor, members)
                 if mine < Scope.ADMIN or scope >= mine:
                     raise Forbidden("your group scope does not allow this", {"guid": guid})
-            await self.store.set_member(
-                guid,
-                uid,
-                scope,
-                _now(),
-                Audit(_actor(actor), "group.join", guid, {"uid": uid, "scope": scope.label}),
-            )
+            members = await self._set_member(actor, guid, uid, scope, "group.join", members)
             if banned:  # an admin adding a banned user lifts the ban
                 await self.store.unban(
                     guid, uid, Audit(_actor(actor), "group.unban", guid, {"uid": uid})
                 )
-            members = dict(members)
-            members[uid] = scope
-            self._members[guid] = members
             self._group_event(guid, uid, "joined", actor, members, scope=scope)
 
     async def set_scope(self, actor: Principal, guid: str, uid: str, scope: Scope) -> None:
@@ -351,17 +342,30 @@ class ChatService:
             mine = self._scope_of(actor, members)
             if scope >= Scope.OWNER or mine < Scope.ADMIN or members[uid] >= mine or scope >= mine:
                 raise Forbidden("your group scope does not allow this", {"guid": guid})
-            await self.store.set_member(
-                guid,
-                uid,
-                scope,
-                _now(),
-                Audit(_actor(actor), "group.scope", guid, {"uid": uid, "scope": scope.label}),
-            )
-            members = dict(members)
-            members[uid] = scope
-            self._members[guid] = members
+            members = await self._set_member(actor, guid, uid, scope, "group.scope", members)
             self._group_event(guid, uid, "scope_changed", actor, members, scope=scope)
+
+    async def _set_member(
+        self,
+        actor: Principal,
+        guid: str,
+        uid: str,
+        scope: Scope,
+        action: str,
+        members: dict[str, Scope],
+    ) -> dict[str, Scope]:
+        """Store ``uid``'s membership at ``scope`` (audited as ``action``); the new member map,
+        which replaces the cached one (never mutated: readers may hold the old one)."""
+        await self.store.set_member(
+            guid,
+            uid,
+            scope,
+            _now(),
+            Audit(_actor(actor), action, guid, {"uid": uid, "scope": scope.label}),
+        )
+        members = {**members, uid: scope}
+        self._members[guid] = members
+        return members
 
     async def remove_member(self, actor: Principal, guid: str, uid: str) -> None:
         """A member leaving (actor is the member) or being kicked (may rejoin a public group)."""
