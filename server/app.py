@@ -16,6 +16,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -36,6 +38,7 @@ from server.ratelimit import RateLimiter
 from server.routes import groups, messages, users
 from server.routes import moderation as moderation_routes
 from server.routes.common import Deps, caller
+from server.security_headers import SecurityHeaders
 from server.session import Session
 from server.settings import Settings
 from server.storage import SqliteStore
@@ -68,8 +71,17 @@ def _web_dir() -> str:
 def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> Starlette:
     """Build the ASGI app; storage opens and the pipeline starts in the lifespan."""
     env = dict(os.environ if env is None else env)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    keyring = load_keyring(settings.data_dir, env)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Checked here, before anything is served: MissingKeys when the keyring lacks a key that
+    # sealed rows name, or would be minted over existing data (`parley serve` prints why and
+    # exits 2; raised in the lifespan it would only become a logged traceback).
+    db = settings.db_path
+    keyring = load_keyring(
+        settings.data_dir,
+        env,
+        in_use=SqliteStore.key_ids_in_use(db),
+        has_data=db.exists() and db.stat().st_size > 0,
+    )
     secrets_, generated = load_secrets(
         settings.data_dir,
         api_key=settings.api_key,
@@ -166,8 +178,11 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             from server.errors import Forbidden
 
             raise Forbidden("the audit log is for admins and the API key")
-        raw = request.query_params.get("since", "0")
-        since = int(raw) if raw.isdigit() else 0
+        from server.jsoncodec import INT_MAX
+        from server.routes.common import query_int
+
+        since = query_int(request, "since", default=0, lo=0, hi=INT_MAX)
+        assert since is not None
         return JSONResponse({"entries": [e.to_json() for e in await chat.audit(since)]})
 
     web = _web_dir()
@@ -185,11 +200,13 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        code = {404: "ERR_NOT_FOUND", 405: "ERR_BAD_REQUEST", 401: "ERR_AUTH_REQUIRED"}.get(
+        code = {404: "ERR_NOT_FOUND", 401: "ERR_AUTH_REQUIRED"}.get(
             exc.status_code, "ERR_BAD_REQUEST"
         )
         return JSONResponse(
-            {"code": code, "message": str(exc.detail), "details": {}}, status_code=exc.status_code
+            {"code": code, "message": str(exc.detail), "details": {}},
+            status_code=exc.status_code,
+            headers=exc.headers,  # a 405 names the allowed methods (Allow)
         )
 
     async def internal_error(request: Request, exc: Exception) -> Response:
@@ -218,6 +235,14 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[
+            Middleware(SecurityHeaders),
+            *(
+                [Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))]
+                if settings.allowed_hosts
+                else []
+            ),
+        ],
         exception_handlers={
             ClientError: client_error,
             HTTPException: http_error,

@@ -23,6 +23,9 @@ from server.crypto import write_private
 from server.errors import AuthInvalid
 
 ALGORITHM = "HS256"
+#: The longest lifetime a token may claim (``exp - iat``), whoever minted it: a leaked
+#: token with a far-future ``exp`` would otherwise never die.
+MAX_TOKEN_LIFETIME = 366 * 24 * 3600
 
 
 class Role(StrEnum):
@@ -62,29 +65,47 @@ class Secrets:
 
 
 def load_secrets(
-    data_dir: Path, *, api_key: str | None, jwt_secret: str | None
+    data_dir: Path, *, api_key: str | None, jwt_secret: str | None, mint_api_key: bool = True
 ) -> tuple[Secrets, bool]:
     """Secrets from settings, else from ``secrets.json`` (0600), generated on first start.
 
-    Returns the secrets and whether the API key was generated now (to print it once).
+    An API key given in the settings is used as given and never written; one stored in the
+    file is then removed, so the file never holds a key that does not work (a stale key would
+    silently come back into force the day the setting is dropped). ``mint_api_key=False``
+    (the ``token`` command, which only signs) generates no API key: the returned one is then a
+    random value that is neither stored nor shown. Returns the secrets and whether the API key
+    was generated now.
     """
     path = data_dir / "secrets.json"
     stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    generated = False
-    if "api_key" not in stored:
+    changed = generated = False
+    if api_key:
+        changed = stored.pop("api_key", None) is not None
+    elif "api_key" not in stored and mint_api_key:
         stored["api_key"] = "pk_" + secrets.token_urlsafe(24)
-        generated = True
+        changed = generated = True
     if "jwt_secret" not in stored:
         stored["jwt_secret"] = secrets.token_urlsafe(48)
-        generated = True
-    if generated:
+        changed = True
+    if changed:
         write_private(path, json.dumps(stored, indent=2))
     return (
         Secrets(
-            api_key=api_key or stored["api_key"], jwt_secret=jwt_secret or stored["jwt_secret"]
+            api_key=api_key or stored.get("api_key") or secrets.token_urlsafe(24),
+            jwt_secret=jwt_secret or stored["jwt_secret"],
         ),
-        generated and api_key is None,
+        generated,
     )
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a verified token says: whose it is, when it was issued, and (for tokens this
+    server minted) which incarnation of the account it was minted for."""
+
+    uid: str
+    issued_at: int
+    account: str | None
 
 
 class TokenAuthority:
@@ -96,11 +117,15 @@ class TokenAuthority:
         self._issuer = issuer
         self._ttl = ttl
 
-    def issue(self, uid: str, *, ttl: int | None = None) -> tuple[str, int]:
-        """A signed token for ``uid``; returns the token and its expiry (Unix seconds)."""
+    def issue(self, uid: str, *, account: str = "", ttl: int | None = None) -> tuple[str, int]:
+        """A signed token for ``uid``; returns the token and its expiry (Unix seconds).
+
+        ``account`` is the user's account id: a token names the incarnation of the uid it
+        was issued to, so it dies with that account (an erased uid may be created again).
+        """
         now = int(time.time())
-        exp = now + (ttl if ttl is not None else self._ttl)
-        claims = {
+        exp = now + min(ttl if ttl is not None else self._ttl, MAX_TOKEN_LIFETIME)
+        claims: dict[str, object] = {
             "sub": uid,
             "iat": now,
             "exp": exp,
@@ -108,10 +133,16 @@ class TokenAuthority:
             "iss": self._issuer,
             "jti": uuid.uuid4().hex,
         }
+        if account:
+            claims["acc"] = account
         return jwt.encode(claims, self._secrets.jwt_secret, algorithm=ALGORITHM), exp
 
-    def verify(self, token: str) -> str:
-        """The uid of a valid token; raises AuthInvalid with the reason otherwise."""
+    def verify(self, token: str) -> TokenClaims:
+        """The claims of a valid token; raises AuthInvalid with the reason otherwise.
+
+        Beyond PyJWT's checks, ``exp`` and ``iat`` must be JSON numbers (PyJWT also takes
+        numeric strings), and the token may not live longer than ``MAX_TOKEN_LIFETIME``.
+        """
         try:
             claims = jwt.decode(
                 token,
@@ -126,10 +157,20 @@ class TokenAuthority:
             raise AuthInvalid("token expired") from exc
         except jwt.InvalidTokenError as exc:
             raise AuthInvalid(f"invalid token: {exc}") from exc
-        sub = claims.get("sub")
+        sub, exp, iat, acc = (claims.get(k) for k in ("sub", "exp", "iat", "acc"))
         if not isinstance(sub, str) or not sub:
             raise AuthInvalid("invalid token: bad subject")
-        return sub
+        for name, value in (("exp", exp), ("iat", iat)):
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise AuthInvalid(f"invalid token: '{name}' must be a number")
+        assert isinstance(exp, int | float) and isinstance(iat, int | float)
+        if exp - iat > MAX_TOKEN_LIFETIME:
+            raise AuthInvalid("invalid token: lifetime longer than allowed")
+        if iat > time.time() + 60:
+            raise AuthInvalid("invalid token: issued in the future")
+        if acc is not None and not isinstance(acc, str):
+            raise AuthInvalid("invalid token: bad account")
+        return TokenClaims(sub, int(iat), acc)
 
     def check_api_key(self, presented: str) -> bool:
         """Constant-time comparison with the configured API key."""

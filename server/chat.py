@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import logging
 import time
 import uuid
@@ -16,8 +17,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from moderation.types import Verdict
-from server import protocol
-from server.auth import Principal, Role, TokenAuthority
+from server import conversations, protocol
+from server.auth import Principal, Role, TokenAuthority, TokenClaims
+from server.conversations import Conversation, conversation_id
 from server.errors import (
     AuthInvalid,
     BadRequest,
@@ -30,9 +32,9 @@ from server.errors import (
     NotFound,
 )
 from server.hub import Connection, Hub
-from server.models import Group, Message, Moderation, Scope, Status, User, conversation_id
-from server.protocol import ID_RE, SendMessage
-from server.ratelimit import RateLimiter
+from server.models import Group, Message, Moderation, Scope, Status, User
+from server.protocol import SendMessage
+from server.ratelimit import RateLimiter, TypingThrottle
 from server.storage.base import Audit, AuditEntry, NewMessage, Store
 from server.storage.moderation import ModerationStore
 
@@ -95,6 +97,7 @@ class ChatService:
         self.gate = gate
         self.limits = limits
         self.rate = rate_limiter
+        self.typing_throttle = TypingThrottle()
         self._users: dict[str, User] = {}
         self._members: dict[str, dict[str, Scope]] = {}
         self._groups: dict[str, Group] = {}  # groups never change once created
@@ -124,13 +127,15 @@ class ChatService:
 
     async def authenticate(self, token: str) -> User:
         """The user behind a token. Raises AuthInvalid, or Forbidden for a deleted or banned user."""
-        uid = self.tokens.verify(token)
-        user = await self.user(uid)
+        claims = self.tokens.verify(token)
+        user = await self.user(claims.uid)
         if user is None:
-            stored = await self.store.get_user(uid)
+            stored = await self.store.get_user(claims.uid)
             if stored is not None:
                 raise Forbidden("user is deleted")
             raise AuthInvalid("unknown user")
+        if not _token_fits_account(claims, user):
+            raise AuthInvalid("token was issued to an earlier account with this uid")
         if user.banned:
             raise Forbidden("user is banned")
         return user
@@ -153,7 +158,7 @@ class ChatService:
         if await self.store.get_user(uid) is not None:
             raise Conflict(f"user {uid!r} already exists", {"uid": uid})
         now = _now()
-        user = User(uid, name, role, tags, metadata, now, now)
+        user = User(uid, name, role, tags, metadata, now, now, account=uuid.uuid4().hex)
         await self.store.create_user(user, Audit(_actor(actor), "user.create", uid, {"role": role}))
         self._users[uid] = user
         return user
@@ -169,8 +174,20 @@ class ChatService:
             self.on_event("user.banned", {"uid": uid, "guid": None, "by": _actor(actor)})
         return updated
 
+    async def _stored_user(self, uid: str) -> User:
+        """A user, live or soft-deleted (erasure and export reach deleted accounts too)."""
+        user = await self.store.get_user(uid)
+        if user is None:
+            raise NotFound(f"user {uid!r} not found", {"uid": uid})
+        return user
+
     async def delete_user(self, actor: Principal, uid: str, *, erase: bool) -> None:
-        await self.require_user(uid)
+        """Soft-delete (the uid stays taken), or erase: the account, its messages, receipts,
+        blocks and memberships are gone, and the uid may be created again. A soft-deleted
+        user can still be erased."""
+        user = await self._stored_user(uid)
+        if user.deleted_at and not erase:
+            raise NotFound(f"user {uid!r} was already deleted", {"uid": uid})
         groups = await self.store.groups_of(uid)
         await self.store.delete_user(
             uid,
@@ -185,12 +202,12 @@ class ChatService:
         self._close_user(uid, protocol.CLOSE_FORBIDDEN, "user deleted")
 
     async def issue_token(self, uid: str, ttl: int | None) -> tuple[str, int]:
-        await self.require_user(uid)
-        return self.tokens.issue(uid, ttl=ttl)
+        user = await self.require_user(uid)
+        return self.tokens.issue(uid, account=user.account, ttl=ttl)
 
     async def export_user(self, uid: str) -> dict[str, Any]:
-        """Everything stored about a user, decrypted (GDPR access)."""
-        user = await self.require_user(uid)
+        """Everything stored about a user, decrypted (GDPR access); soft-deleted users too."""
+        user = await self._stored_user(uid)
         blocked, _ = await self._blocks_of(uid)
         groups = []
         for guid in await self.store.groups_of(uid):
@@ -198,7 +215,7 @@ class ChatService:
             groups.append({"guid": guid, "scope": members[uid].label if uid in members else None})
         messages = await self.store.messages_of_sender(uid)
         return {
-            "user": user.to_json(),
+            "user": {**user.to_json(), "deletedAt": user.deleted_at},
             "messages": [m.to_json() for m in messages],
             "receipts": await self.store.receipts_of(uid),
             "blockedUsers": sorted(blocked),
@@ -276,10 +293,11 @@ class ChatService:
         tags: tuple[str, ...],
         owner: str | None,
     ) -> Group:
+        # A user token makes the caller owner; the API key names one, or none: the group then
+        # has no user owner, and the API key and admins act as its owner (PROTOCOL.md).
         owner_uid = actor.uid if actor.uid is not None else owner
-        if owner_uid is None:
-            raise BadRequest("field 'owner' is required with the API key", {"field": "owner"})
-        await self.require_user(owner_uid)
+        if owner_uid is not None:
+            await self.require_user(owner_uid)
         if await self.store.get_group(guid) is not None:
             raise Conflict(f"group {guid!r} already exists", {"guid": guid})
         now = _now()
@@ -745,6 +763,8 @@ class ChatService:
         origin: Connection | None,
     ) -> None:
         await self._check_can_send(user, receiver, receiver_type)
+        if not self.typing_throttle.admit(user.uid, f"{receiver_type}:{receiver}", state):
+            return
         body = {
             "sender": user.uid,
             "receiver": receiver,
@@ -752,43 +772,62 @@ class ChatService:
             "state": state,
         }
         receivers = await self._receivers(user.uid, receiver, receiver_type)
-        self.hub.send(receivers, protocol.encode("typing", body))
+        self.hub.send(receivers, protocol.encode("typing", body), droppable=True)
 
     async def history(
-        self, actor: Principal, cid: str, *, before: int | None, limit: int
+        self,
+        actor: Principal,
+        cid: str,
+        *,
+        before: int | None,
+        limit: int,
+        kind: str | None = None,
     ) -> list[Message]:
-        """A page of a conversation, oldest first, as ``actor`` may see it."""
-        if actor.is_api_key:
-            return await self.store.history(cid, before=before, limit=limit, viewer=None)
-        uid = actor.uid or ""
-        if _is_user_conversation(cid, uid):
-            return await self.store.history(cid, before=before, limit=limit, viewer=uid)
-        if cid.startswith("group_"):
-            guid = cid[len("group_") :]
-            await self.require_group(guid)
-            members = await self._group_members(guid)
-            if uid not in members and not actor.is_staff:
-                raise NotAMember("you are not a member of this group", {"guid": guid})
-            return await self.store.history(
-                cid, before=before, limit=limit, viewer=None if actor.is_staff else uid
-            )
-        if actor.is_staff:
-            return await self.store.history(cid, before=before, limit=limit, viewer=None)
+        """A page of a conversation, oldest first, as ``actor`` may see it.
+
+        ``cid`` is resolved against the caller (server/conversations.py): a user reads only a
+        1:1 conversation they are one of, or a group they are a member of; ``kind``
+        (``user``/``group``) picks a reading when one id names both for the caller.
+        """
+        conversation = await self._resolve(actor, cid, kind)
+        viewer = None if actor.is_staff else actor.uid
+        if conversation.kind == "group" and viewer is not None:
+            members = await self._group_members(conversation.a)
+            if viewer not in members:
+                raise NotAMember("you are not a member of this group", {"guid": conversation.a})
+        return await self.store.history(conversation.key, before=before, limit=limit, viewer=viewer)
+
+    async def _resolve(self, actor: Principal, cid: str, kind: str | None) -> Conversation:
+        """The conversation ``cid`` names for ``actor`` (403 when it names none of theirs)."""
+        found = [r for r in conversations.readings(cid) if kind is None or r.kind == kind]
+        uid = actor.uid
+        if uid is not None:
+            mine = [r for r in found if r.has_participant(uid)]
+            if mine:
+                return mine[0]
+        for reading in found:
+            if reading.kind == "group":
+                if await self.store.get_group(reading.a) is None:
+                    continue
+                if actor.is_staff or uid in await self._group_members(reading.a):
+                    return reading
+                raise NotAMember("you are not a member of this group", {"guid": reading.a})
+            if actor.is_staff:
+                return reading
+        if not found:
+            raise BadRequest("malformed conversation id", {"field": "conversationId"})
         raise Forbidden("not your conversation", {"conversationId": cid})
 
     async def audit(self, since: int, limit: int = 1000) -> list[AuditEntry]:
         return await self.store.audit_since(since, limit)
 
 
-def _is_user_conversation(cid: str, uid: str) -> bool:
-    prefix, suffix = f"{uid}_user_", f"_user_{uid}"
-    if cid.startswith(prefix):
-        other = cid[len(prefix) :]
-        return bool(ID_RE.match(other)) and uid <= other
-    if cid.endswith(suffix):
-        other = cid[: -len(suffix)]
-        return bool(ID_RE.match(other)) and other <= uid
-    return False
+def _token_fits_account(claims: TokenClaims, user: User) -> bool:
+    """Whether a token belongs to this incarnation of its uid: a token minted here names the
+    account; one minted by the app's backend must not predate the account."""
+    if claims.account is not None and user.account:
+        return hmac.compare_digest(claims.account, user.account)
+    return claims.issued_at >= user.created_at
 
 
 def _actor(actor: Principal) -> str:

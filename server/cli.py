@@ -11,6 +11,7 @@ from typing import Any
 
 from server.certs import ensure_dev_cert
 from server.crypto import rotate_keyring
+from server.errors import MissingKeys
 from server.settings import Settings, load_settings
 
 DEFAULTS = Settings()
@@ -68,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--allowed-origins",
         help="comma-separated browser origins allowed to open /ws besides the server's own",
+    )
+    serve.add_argument(
+        "--allowed-hosts",
+        help="comma-separated Host names to serve (e.g. chat.example.com); others get 400."
+        " Default: any (every credential is a token, never a cookie)",
     )
     serve.add_argument(
         "--cert-file",
@@ -139,6 +145,7 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from server.app import create_app
+    from server.http_limits import uvicorn_limits
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -154,16 +161,17 @@ def serve(settings: Settings) -> None:
         f"Parley on {settings.base_url}  (chat: {settings.base_url}/  dashboard: {settings.base_url}/dashboard)",
         flush=True,
     )
-    if state.api_key_generated:
-        print(
-            f"API key (generated, kept in {settings.data_dir}/secrets.json): {state.api_key}",
-            flush=True,
-        )
+    # The key itself only for a demo's first start: stdout ends up in log collectors (journald,
+    # docker logs, CI output), read by more people and kept longer than the 0600 file.
+    stored = settings.data_dir / "secrets.json"
+    if settings.api_key:
+        where = "API key: given in the settings (--api-key, PARLEY_API_KEY or --config)"
+    elif state.api_key_generated and settings.demo:
+        where = f"API key (generated now, kept in {stored}): {state.api_key}"
     else:
-        print(
-            f"API key: from {'--api-key/PARLEY_API_KEY' if settings.api_key else settings.data_dir / 'secrets.json'}",
-            flush=True,
-        )
+        made = "generated now, " if state.api_key_generated else ""
+        where = f"API key: {made}in {stored} (mode 0600; not shown outside --demo)"
+    print(where, flush=True)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -177,14 +185,32 @@ def serve(settings: Settings) -> None:
         access_log=settings.log_level == "debug",
         lifespan="on",
         timeout_graceful_shutdown=5,
+        **uvicorn_limits(
+            head_timeout=settings.http_head_timeout,
+            keep_alive_timeout=settings.http_keep_alive_timeout,
+            max_connections=settings.max_connections,
+        ),
         **ssl,
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # the lifespan failed (uvicorn has logged why) or the port is taken
+        raise SystemExit(1)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = _settings(args)
+    try:
+        _run(args, settings)
+    except MissingKeys as exc:
+        # A refusal the operator must act on, not a crash: the message, no traceback.
+        print(f"parley: {exc}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "serve":
         serve(settings)
     elif args.command == "keys":
@@ -201,13 +227,15 @@ def main(argv: list[str] | None = None) -> int:
         from server.auth import TokenAuthority, load_secrets
 
         secrets_, _ = load_secrets(
-            settings.data_dir, api_key=settings.api_key, jwt_secret=settings.jwt_secret
+            settings.data_dir,
+            api_key=settings.api_key,
+            jwt_secret=settings.jwt_secret,
+            mint_api_key=False,
         )
         authority = TokenAuthority(
             secrets_, audience=settings.jwt_audience, issuer=settings.jwt_issuer, ttl=args.ttl
         )
         print(authority.issue(args.uid)[0])
-    return 0
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ The tree::
     │   ├── NotFound                 ERR_NOT_FOUND     404
     │   ├── Conflict                 ERR_CONFLICT      409
     │   └── RateLimited              ERR_RATE_LIMITED  429 (details.retryAfterMs)
-    └── InternalError                ERR_INTERNAL      500, details never leak
+    ├── InternalError                ERR_INTERNAL      500, details never leak
+    └── MissingKeys(reason, source, kids)  start refused: the data keys are not all there
 
 Only ``ClientError`` subclasses map to an ``error`` frame or an HTTP status; anything else
 that escapes a handler is logged and answered as ``ERR_INTERNAL``.
@@ -25,6 +26,7 @@ that escapes a handler is logged and answered as ``ERR_INTERNAL``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 
@@ -122,3 +124,23 @@ class InternalError(ParleyError):
 
     code: ClassVar[str] = "ERR_INTERNAL"
     status: ClassVar[int] = 500
+
+
+class MissingKeys(ParleyError):
+    """The server refuses to start: data keys the database needs are not available.
+
+    Raised before anything is served when ``keys.json`` (or ``PARLEY_ENCRYPTION_KEYS``) cannot
+    be read, lacks keys that sealed rows name, or is absent while the database holds data.
+    ``kids`` are the missing key ids (empty when none can be named), ``source`` where to
+    restore the keys. ``parley`` prints the message and exits with status 2.
+    """
+
+    def __init__(self, reason: str, *, source: str, kids: Iterable[str] = ()) -> None:
+        self.reason = reason
+        self.source = source
+        self.kids = tuple(sorted(kids))
+        named = f" (missing key ids: {', '.join(self.kids)})" if self.kids else ""
+        super().__init__(
+            f"{reason}{named}. Restore the keyring (keys.json from a backup) to {source},"
+            " then try again."
+        )

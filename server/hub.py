@@ -28,6 +28,14 @@ class Connection:
         self.close = close
         self.overflowed = False
 
+    def offer(self, text: str) -> bool:
+        """Queue a frame that may be dropped (typing) only while the queue is under half
+        full: a hint never pushes a connection towards its limit."""
+        if self.overflowed or self.queue.qsize() * 2 >= (self.queue.maxsize or 1 << 30):
+            return False
+        self.queue.put_nowait(text)
+        return True
+
     def push(self, text: str) -> None:
         """Queue a frame without waiting; a full queue marks the connection for closing."""
         if self.overflowed:
@@ -45,7 +53,14 @@ class Hub(Protocol):
 
     def register(self, conn: Connection) -> None: ...
     def unregister(self, conn: Connection) -> None: ...
-    def send(self, uids: Iterable[str], text: str, *, exclude: Connection | None = None) -> int: ...
+    def send(
+        self,
+        uids: Iterable[str],
+        text: str,
+        *,
+        exclude: Connection | None = None,
+        droppable: bool = False,
+    ) -> int: ...
     def connections(self, uid: str) -> list[Connection]: ...
     def online(self, uid: str) -> bool: ...
     @property
@@ -76,12 +91,26 @@ class LocalHub:
         if not conns:
             del self._by_uid[conn.uid]
 
-    def send(self, uids: Iterable[str], text: str, *, exclude: Connection | None = None) -> int:
-        """Queue ``text`` on every connection of ``uids`` but ``exclude``; returns how many."""
+    def send(
+        self,
+        uids: Iterable[str],
+        text: str,
+        *,
+        exclude: Connection | None = None,
+        droppable: bool = False,
+    ) -> int:
+        """Queue ``text`` on every connection of ``uids`` but ``exclude``; returns how many.
+
+        A ``droppable`` frame (typing) skips connections whose queue is half full.
+        """
         sent = 0
         for uid in uids:
             for conn in self._by_uid.get(uid, ()):
-                if conn is not exclude:
+                if conn is exclude:
+                    continue
+                if droppable:
+                    sent += conn.offer(text)
+                else:
                     conn.push(text)
                     sent += 1
         return sent

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from server.conversations import conversation_key
+
 
 class Scope(IntEnum):
     """Group scopes, ordered by power: a member may act only on members strictly below."""
@@ -47,6 +49,9 @@ class User:
     updated_at: int
     banned: bool = False
     deleted_at: int = 0
+    #: This incarnation of the uid (random, never on the wire): tokens minted for it carry
+    #: it, so an erased uid created again does not inherit the old account's tokens.
+    account: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,7 +72,7 @@ class Group:
     name: str
     type: str
     tags: tuple[str, ...]
-    owner: str
+    owner: str | None  # None: no user owns it (created with the API key and no owner)
     created_at: int
     updated_at: int
 
@@ -126,6 +131,11 @@ class Message:
     moderation: Moderation | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def conversation_key(self) -> str:
+        """The storage key of its conversation (never the wire id, which can collide)."""
+        return conversation_key(self.sender, self.receiver, self.receiver_type)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -148,11 +158,3 @@ class Message:
             "deletedAt": self.deleted_at,
             "moderationStatus": self.status.value,
         }
-
-
-def conversation_id(sender: str, receiver: str, receiver_type: str) -> str:
-    """``<uidA>_user_<uidB>`` with the uids sorted, or ``group_<guid>``."""
-    if receiver_type == "group":
-        return f"group_{receiver}"
-    a, b = sorted((sender, receiver))
-    return f"{a}_user_{b}"

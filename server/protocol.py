@@ -5,7 +5,6 @@ Limits and close codes live here. Nothing in this module touches a socket or the
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,9 @@ CLOSE_TRY_AGAIN = 1013  # the client reads too slowly
 CLOSE_AUTH = 4401
 CLOSE_FORBIDDEN = 4403
 
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+#: A uid or guid: 1-100 of ``[A-Za-z0-9_-]``. ``\Z``, not ``$``: ``$`` also matches before a
+#: trailing newline, which would let ``"alice\n"`` through ``ID_RE.match``.
+ID_RE = re.compile(r"\A[A-Za-z0-9_-]{1,100}\Z")
 MEDIA_TYPES = frozenset({"image", "video", "audio", "file"})
 MESSAGE_TYPES = frozenset({"text"}) | MEDIA_TYPES
 RECEIVER_TYPES = frozenset({"user", "group"})
@@ -40,6 +41,34 @@ class Limits:
 
     max_text_chars: int = 16_000
     max_json_bytes: int = 32 * 1024
+
+
+def is_ident(value: object) -> bool:
+    """Whether ``value`` is a valid uid or guid (every id check uses this)."""
+    return isinstance(value, str) and ID_RE.fullmatch(value) is not None
+
+
+def parse_json(data: str | bytes) -> Any:
+    """Client JSON (a frame or a REST body) as Python values; raises ``BadRequest``.
+
+    The one parser for client input (``parse_frame`` uses the same ``jsoncodec.loads``):
+    malformed text, ``NaN``/``Infinity``, integers outside the signed 64-bit range, strings
+    with lone surrogates and nesting past ``jsoncodec.MAX_DEPTH`` are refused, the refused
+    field named in ``details.field``.
+    """
+    try:
+        return jsoncodec.loads(data)
+    except jsoncodec.JSONError as exc:
+        raise json_error(exc) from exc
+
+
+def json_error(exc: jsoncodec.JSONError) -> BadRequest:
+    """The ``ERR_BAD_REQUEST`` for JSON that ``jsoncodec.loads`` refused."""
+    if exc.field is None:
+        return BadRequest("malformed JSON")
+    if not exc.field:
+        return BadRequest(f"the JSON value {exc.reason}")
+    return BadRequest(f"field '{exc.field}' {exc.reason}", {"field": exc.field})
 
 
 class ProtocolError(Exception):
@@ -128,7 +157,7 @@ def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], *, req
 
 def _ident(obj: dict[str, Any], name: str) -> str:
     value: str = _field(obj, name, str, required=True)
-    if not ID_RE.match(value):
+    if not is_ident(value):
         raise BadRequest(f"field '{name}' must be 1-100 of [A-Za-z0-9_-]", {"field": name})
     return value
 
@@ -267,11 +296,18 @@ def _parse_command(kind: str, obj: dict[str, Any], limits: Limits) -> Command:
 
 
 def parse_frame(text: str, limits: Limits) -> tuple[str | None, Command]:
-    """Parse one text frame into ``(frame id, command)``; raises ProtocolError."""
+    """Parse one text frame into ``(frame id, command)``; raises ProtocolError.
+
+    A frame refused for one of its values still echoes its ``id`` when that is a valid
+    string, so the client can tell which request failed.
+    """
     try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError(BadRequest("malformed JSON"), None) from exc
+        obj = jsoncodec.loads(text)
+    except jsoncodec.JSONError as exc:
+        doc = exc.document
+        raw = doc.get("id") if isinstance(doc, dict) else None
+        echo = raw if isinstance(raw, str) and jsoncodec.is_unicode(raw) else None
+        raise ProtocolError(json_error(exc), echo) from exc
     if not isinstance(obj, dict):
         raise ProtocolError(BadRequest("a frame must be a JSON object"), None)
     raw_id = obj.get("id")

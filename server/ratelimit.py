@@ -36,3 +36,50 @@ class RateLimiter:
     def _prune(self, now: float) -> None:
         full_after = self._burst / self._rate
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
+
+
+class TypingThrottle:
+    """Coalesces typing indicators per sender and target, and caps them per sender.
+
+    A typing frame is forwarded when its state differs from the last one forwarded for that
+    sender and target, or when a ``start`` is ``refresh`` seconds old (clients repeat it while
+    the user types); at most ``per_second`` frames per sender pass in all (bursts of twice
+    that). Everything else is dropped without an error: typing is a hint, and a flood of it
+    must never fill a receiver's queue.
+    """
+
+    def __init__(
+        self,
+        *,
+        refresh: float = 3.0,
+        per_second: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 100_000,
+    ) -> None:
+        self._refresh = refresh
+        self._bucket = RateLimiter(per_second, int(per_second * 2), clock=clock)
+        self._clock = clock
+        self._max_entries = max_entries
+        self._last: dict[tuple[str, str], tuple[str, float]] = {}
+
+    def admit(self, sender: str, target: str, state: str) -> bool:
+        """Whether to forward this typing frame now."""
+        now = self._clock()
+        key = (sender, target)
+        last = self._last.get(key)
+        if (
+            last is not None
+            and last[0] == state
+            and (state != "start" or now - last[1] < self._refresh)
+        ):
+            return False
+        try:
+            self._bucket.check(sender)
+        except RateLimited:
+            return False
+        if len(self._last) >= self._max_entries:
+            self._last = {k: v for k, v in self._last.items() if now - v[1] < self._refresh}
+            if len(self._last) >= self._max_entries:
+                self._last.clear()
+        self._last[key] = (state, now)
+        return True

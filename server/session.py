@@ -35,6 +35,8 @@ from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
+CLOSE_INTERNAL_ERROR = 1011
+
 
 def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
     """Non-browser clients send no Origin; a browser's must be same-host or configured."""
@@ -143,6 +145,13 @@ class Session:
                 self.close(protocol.CLOSE_UNSUPPORTED, "binary frames are not supported")
                 return
             frame_id: str | None = None
+            # The user as it is now, not as it was at auth: a role change applies to the
+            # next frame (a deletion or server ban has already closed the connection).
+            current = await self.chat.user(user.uid)
+            if current is None or current.banned:
+                self.close(protocol.CLOSE_FORBIDDEN, "user deleted or banned")
+                return
+            user = current
             try:
                 frame_id, command = protocol.parse_frame(text, self.limits)
                 await self._dispatch(user, conn, command, frame_id)
@@ -215,6 +224,12 @@ class Session:
                     await send(queue.get_nowait())
         except (WebSocketDisconnect, RuntimeError, OSError):
             self._closing = True
+        except Exception:
+            # A frame that cannot be sent (a bug upstream): the connection would otherwise
+            # stay open with its replies lost. Close it, so the client reconnects.
+            log.exception("writer failed for %s; closing the connection", conn.uid)
+            self._closing = True
+            await self._close_now(CLOSE_INTERNAL_ERROR, "internal error")
 
     def close(self, code: int, reason: str) -> None:
         """Close from outside the reader (slow client, ban, deletion); safe to call twice."""

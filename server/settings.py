@@ -31,6 +31,9 @@ class Settings:
     rate_limit: float = 20.0
     rate_burst: int = 0
     allowed_origins: tuple[str, ...] = ()
+    # Host headers to serve (``*.example.com`` wildcards); empty serves any. Set it to stop
+    # DNS rebinding: a page on another name that resolves to this server.
+    allowed_hosts: tuple[str, ...] = ()
     jwt_secret: str | None = field(default=None, repr=False)
     jwt_audience: str = "parley"
     jwt_issuer: str = "parley"
@@ -42,6 +45,13 @@ class Settings:
     max_media_bytes: int = 25 * 1024 * 1024
     media_token_ttl: int = 3600
     auth_timeout: float = 10.0
+    # A connection must send each request head within this many seconds (slowloris); idle
+    # keep-alive connections close after ``http_keep_alive_timeout``; past
+    # ``max_connections`` connections (WebSockets included) new requests get 503. Keep it
+    # under the process's file-descriptor limit (``ulimit -n``).
+    http_head_timeout: float = 10.0
+    http_keep_alive_timeout: int = 5
+    max_connections: int = 16_000
     ws_ping_interval: float = 20.0
     ws_ping_timeout: float = 20.0
     ws_per_message_deflate: bool = False
@@ -81,7 +91,7 @@ def _coerce(name: str, value: Any) -> Any:
     default = getattr(Settings, name, None)
     if name in ("data_dir", "cert_file", "key_file"):
         return Path(value)
-    if name == "allowed_origins":
+    if name in ("allowed_origins", "allowed_hosts"):
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return tuple(value)

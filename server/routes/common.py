@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +21,16 @@ from server.errors import (
     TooLarge,
     UnsupportedMedia,
 )
+from server.jsoncodec import INT_MAX
 from server.metrics import Metrics
 from server.models import User
-from server.protocol import ID_RE
+from server.protocol import is_ident, parse_json
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# ASCII digits only: str.isdigit() and int() also take "²", "٣", " 7", "+7" and "7_0".
+_INT_RE = re.compile(r"\A-?[0-9]+\Z")
 
 
 @dataclass(frozen=True)
@@ -80,12 +84,13 @@ async def require_staff(request: Request, chat: ChatService) -> Caller:
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object; 413 past ``limit`` bytes, 415 if not JSON, 400 if malformed."""
+    """The body as a JSON object; 413 past ``limit`` bytes, 415 if not JSON, 400 if malformed
+    or holding a value the server refuses (see ``protocol.parse_json``)."""
     ctype = request.headers.get("content-type", "application/json")
     if "json" not in ctype:
         raise UnsupportedMedia("send the body as application/json", {"contentType": ctype})
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and _INT_RE.fullmatch(declared) and int(declared) > limit:
         raise TooLarge(f"body larger than {limit} bytes", {"limit": limit})
     chunks: list[bytes] = []
     size = 0
@@ -97,10 +102,7 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     raw = b"".join(chunks)
     if not raw:
         return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise BadRequest("malformed JSON") from exc
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
@@ -121,7 +123,7 @@ def get_str(
 
 def get_ident(body: dict[str, Any], name: str) -> str:
     value = get_str(body, name)
-    if not ID_RE.match(value):
+    if not is_ident(value):
         raise BadRequest(f"field '{name}' must be 1-100 of [A-Za-z0-9_-]", {"field": name})
     return value
 
@@ -142,22 +144,36 @@ def get_dict(body: dict[str, Any], name: str) -> dict[str, Any]:
 
 def path_ident(request: Request, name: str) -> str:
     value: str = request.path_params[name]
-    if not ID_RE.match(value):
+    if not is_ident(value):
         raise BadRequest(f"'{name}' must be 1-100 of [A-Za-z0-9_-]", {"field": name})
     return value
 
 
+def _bounded_int(raw: str, what: str, name: str, lo: int, hi: int) -> int:
+    """``raw`` as an integer in ``lo..hi`` (never past the storable ``INT_MAX``)."""
+    hi = min(hi, INT_MAX)
+    if not _INT_RE.fullmatch(raw):
+        raise BadRequest(f"{what} '{name}' must be an integer", {"field": name})
+    # Past 20 characters it is out of any 64-bit range; int() would refuse 4,300 digits.
+    value = int(raw) if len(raw) <= 20 else hi + 1
+    if not lo <= value <= hi:
+        raise BadRequest(f"{what} '{name}' must be in {lo}..{hi}", {"field": name})
+    return value
+
+
 def query_int(request: Request, name: str, *, default: int | None, lo: int, hi: int) -> int | None:
+    """Query parameter ``name`` as an integer in ``lo..hi``, or ``default`` when absent;
+    400 otherwise."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"query parameter '{name}' must be an integer", {"field": name}) from exc
-    if not lo <= value <= hi:
-        raise BadRequest(f"query parameter '{name}' must be in {lo}..{hi}", {"field": name})
-    return value
+    return _bounded_int(raw, "query parameter", name, lo, hi)
+
+
+def path_id(request: Request, name: str, field: str) -> int:
+    """Path parameter ``name`` as a positive integer id that storage can hold; 400
+    (``details.field`` = ``field``) otherwise."""
+    return _bounded_int(request.path_params[name], "path parameter", field, 1, INT_MAX)
 
 
 def ok(body: Any, status: int = 200) -> Response:

@@ -11,17 +11,24 @@ from starlette.routing import Route
 
 from server import protocol
 from server.errors import BadRequest, Forbidden, NotFound
+from server.jsoncodec import INT_MAX
 from server.models import User
-from server.routes.common import Caller, Deps, caller, get_str, ok, query_int, read_json
+from server.routes.common import (
+    Caller,
+    Deps,
+    caller,
+    get_str,
+    ok,
+    path_id,
+    query_int,
+    read_json,
+)
 
-CID_RE = re.compile(r"^[A-Za-z0-9_-]{1,220}$")
+CID_RE = re.compile(r"[A-Za-z0-9_-]{1,220}")
 
 
 def _message_id(request: Request) -> int:
-    raw: str = request.path_params["message_id"]
-    if not raw.isdigit() or int(raw) <= 0:
-        raise BadRequest("message id must be a positive integer", {"field": "messageId"})
-    return int(raw)
+    return path_id(request, "message_id", "messageId")
 
 
 def routes(deps: Deps) -> list[Route]:
@@ -39,9 +46,9 @@ def routes(deps: Deps) -> list[Route]:
     async def history(request: Request) -> Response:
         who = await caller(request, chat)
         cid = request.path_params["cid"]
-        if not CID_RE.match(cid):
+        if not CID_RE.fullmatch(cid):
             raise BadRequest("malformed conversation id", {"field": "conversationId"})
-        before = query_int(request, "before", default=None, lo=1, hi=2**62)
+        before = query_int(request, "before", default=None, lo=1, hi=INT_MAX)
         limit = query_int(request, "limit", default=50, lo=1, hi=100)
         assert limit is not None
         # One more than asked tells whether older messages remain.

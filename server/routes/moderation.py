@@ -17,7 +17,15 @@ from server.errors import BadRequest, Conflict, NotFound
 from server.models import Message, Moderation, Status
 from server.moderation_service import ModerationService
 from server.providers import public_custom_api, validate_custom_api, validate_openai
-from server.routes.common import Deps, get_str, ok, query_int, read_json, require_staff
+from server.routes.common import (
+    Deps,
+    get_str,
+    ok,
+    path_id,
+    query_int,
+    read_json,
+    require_staff,
+)
 from server.storage.base import Audit
 from server.webhooks import EVENTS, public_webhooks, validate_webhooks
 
@@ -272,10 +280,7 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
 
     async def decide(request: Request) -> Response:
         who = await require_staff(request, chat)
-        raw = request.path_params["message_id"]
-        if not raw.isdigit():
-            raise BadRequest("message id must be a positive integer", {"field": "messageId"})
-        message = await chat.get_message(int(raw))
+        message = await chat.get_message(path_id(request, "message_id", "messageId"))
         body = await read_json(request, settings.max_body_bytes)
         reason = get_str(body, "reason", required=False, default="")
         approve = request.url.path.endswith("/approve")

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from server.conversations import conversation_key
 from server.models import Group, Message, Moderation, Scope, Status, User
 
 
@@ -28,6 +29,11 @@ class NewMessage:
     attachment: dict[str, Any] | None
     status: Status
     at: int
+
+    @property
+    def conversation_key(self) -> str:
+        """The storage key of its conversation (see server/conversations.py)."""
+        return conversation_key(self.sender, self.receiver, self.receiver_type)
 
     def as_message(self, message_id: int) -> Message:
         """The message as it is once stored under ``message_id``."""
@@ -120,9 +126,9 @@ class Store(Protocol):
     async def get_message(self, message_id: int) -> Message | None: ...
     async def find_by_muid(self, sender: str, muid: str) -> Message | None: ...
     async def history(
-        self, conversation_id: str, *, before: int | None, limit: int, viewer: str | None
+        self, conversation_key: str, *, before: int | None, limit: int, viewer: str | None
     ) -> list[Message]: ...
-    async def recent(self, conversation_id: str, *, before: int, limit: int) -> list[Message]: ...
+    async def recent(self, conversation_key: str, *, before: int, limit: int) -> list[Message]: ...
     async def recent_of_sender(self, sender: str, *, since: int, limit: int) -> list[Message]: ...
     async def update_content(self, message: Message, *, status: Status, at: int) -> Message: ...
     async def mark_deleted(self, message: Message, at: int) -> Message: ...

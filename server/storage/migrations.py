@@ -165,4 +165,25 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE messages ADD COLUMN shown INTEGER NOT NULL DEFAULT 0;
     UPDATE messages SET shown = 1 WHERE status IN ('approved', 'unmoderated');
     """,
+    # 5: users get an account id (tokens name the incarnation of a uid they were minted
+    # for); conversations keyed by their participants, not by the wire id, which can collide
+    # (users `a` + `b_user_c` and `a_user_b` + `c` share "a_user_b_user_c"): ':' is not in the
+    # id alphabet, so the key is unambiguous. The wire id stays in conversation_id (it is
+    # part of the sealed body's associated data).
+    """
+    ALTER TABLE messages ADD COLUMN conv_key TEXT NOT NULL DEFAULT '';
+    UPDATE messages SET conv_key = CASE receiver_type
+        WHEN 'group' THEN 'g:' || receiver
+        ELSE 'u:' || min(sender, receiver) || ':' || max(sender, receiver) END;
+    DROP INDEX messages_conversation;
+    CREATE INDEX messages_conversation ON messages (conv_key, id);
+    ALTER TABLE users ADD COLUMN account TEXT NOT NULL DEFAULT '';
+    """,
+    # 6: an index on the key id of every sealed table, so the start-up check that the keyring
+    # has every key the rows need is a few index seeks, not a scan of every row
+    """
+    CREATE INDEX messages_kid ON messages (kid);
+    CREATE INDEX reports_kid ON reports (kid);
+    CREATE INDEX webhook_deliveries_kid ON webhook_deliveries (kid);
+    """,
 )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 
+from server.crypto import KeyRing
 from tests.conftest import ROOT, ServerProcess, unique
 
 
@@ -66,3 +71,25 @@ def test_sigterm_shuts_down_cleanly(server_factory: type[ServerProcess]) -> None
     # closes cleanly (after a kill -9 it stays behind).
     assert (srv.data_dir / "parley.db").exists()
     assert not (srv.data_dir / "parley.db-wal").exists()
+
+
+def test_token_command_stores_no_api_key(tmp_path: Path) -> None:
+    # It only signs: an API key it generated would sit unused beside --api-key / PARLEY_API_KEY.
+    out = parley("token", "someone", "--data-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert list(json.loads((tmp_path / "secrets.json").read_text())) == ["jwt_secret"]
+
+
+def test_keys_rotate_mints_random_ids_and_never_a_keyring(tmp_path: Path) -> None:
+    out = parley("keys", "rotate", "--data-dir", str(tmp_path))
+    assert out.returncode == 2
+    assert f"no keyring to rotate: {tmp_path / 'keys.json'}" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "keys.json").exists()
+
+    legacy = KeyRing("k1", {"k1": os.urandom(32)})  # the ids of keyrings before random ids
+    (tmp_path / "keys.json").write_text(legacy.to_json())
+    out = parley("keys", "rotate", "--data-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    ring = KeyRing.from_json((tmp_path / "keys.json").read_text())
+    assert re.fullmatch(r"k[0-9a-f]{16}", ring.current) and ring.current in out.stdout
+    assert ring.keys == {**legacy.keys, ring.current: ring.keys[ring.current]}

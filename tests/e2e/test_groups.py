@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from client.sdk import RestClient, ServerError
-from tests.conftest import World, unique
+from tests.conftest import ServerProcess, World, unique
 
 
 async def make_group(world: World, *, type_: str = "public") -> tuple[str, str, str, str, str]:
@@ -131,3 +132,20 @@ async def test_concurrent_adds_all_become_receivers(world: World) -> None:
     for c in clients:
         got = await c.next_event("message", predicate=lambda e: e.message["id"] == sent["id"])
         assert got.message["conversationId"] == f"group_{guid}"
+
+
+async def test_the_api_key_creates_a_group_with_no_user_owner(world: World) -> None:
+    guid = unique("ownerless")
+    created = await world.rest.create_group(guid, "Ownerless")
+    assert created["owner"] is None
+    member = await world.user()
+    await world.rest.add_member(guid, member, scope="admin")  # the API key acts as owner
+    group = await world.rest.get_group(guid)
+    assert group["members"] == [{"uid": member, "scope": "admin"}]
+
+
+def test_a_wrong_method_answers_405(server: ServerProcess) -> None:
+    response = httpx.delete(server.url + "/api/v1/messages", headers={"X-API-Key": server.api_key})
+    assert response.status_code == 405
+    assert response.json()["code"] == "ERR_BAD_REQUEST"
+    assert "POST" in response.headers["allow"]

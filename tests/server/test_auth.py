@@ -33,8 +33,9 @@ def b64(obj: object) -> str:
 
 
 def test_issue_and_verify() -> None:
-    token, exp = AUTH.issue("alice")
-    assert AUTH.verify(token) == "alice"
+    token, exp = AUTH.issue("alice", account="acc1")
+    verified = AUTH.verify(token)
+    assert (verified.uid, verified.account) == ("alice", "acc1")
     assert exp > time.time()
 
 
@@ -49,6 +50,9 @@ def test_issue_and_verify() -> None:
         jwt.encode(claims(sub=None), SECRET, algorithm="HS256"),
         jwt.encode(claims(), SECRET, algorithm="HS512"),
         b64({"alg": "none", "typ": "JWT"}) + "." + b64(claims()) + ".",
+        jwt.encode(claims(exp=str(int(time.time()) + 60)), SECRET, algorithm="HS256"),
+        jwt.encode(claims(exp=10**30), SECRET, algorithm="HS256"),
+        jwt.encode(claims(iat=int(time.time()) + 3600), SECRET, algorithm="HS256"),
         "not-a-token",
         "",
     ],
@@ -61,6 +65,9 @@ def test_issue_and_verify() -> None:
         "no-sub",
         "other-alg",
         "alg-none",
+        "string-exp",
+        "huge-exp",
+        "future-iat",
         "garbage",
         "empty",
     ],

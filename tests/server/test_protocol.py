@@ -139,3 +139,97 @@ def test_good_frames(raw: str, expected: object) -> None:
 
 def test_encode_echoes_id() -> None:
     assert json.loads(protocol.encode("pong", frame_id="p1")) == {"type": "pong", "id": "p1"}
+
+
+# ------------------------------------------------------------------ values the server refuses
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "frame_id"),
+    [
+        # Python's json writes NaN and big ints; neither can be stored and given back.
+        (send(metadata={"x": float("nan"), "y": 2**64}), "metadata.x", "c1"),
+        (send(metadata={"y": 2**64}), "metadata.y", "c1"),
+        (send(metadata={"y": -(2**63) - 1}), "metadata.y", "c1"),
+        (send(metadata={"inf": float("inf")}), "metadata.inf", "c1"),
+        (
+            send(category="custom", messageType="poll", text=..., data={"v": [1, float("nan")]}),
+            "data.v[1]",
+            "c1",
+        ),
+        (send(parentId=10**30), "parentId", "c1"),
+        (send(parentId=2**63), "parentId", "c1"),
+        (send(metadata={"f": "@"}).replace('"@"', "1e400"), "metadata.f", "c1"),
+        (
+            '{"type": "message.delete", "id": "d1", "messageId": 9223372036854775808}',
+            "messageId",
+            "d1",
+        ),
+        (
+            '{"type": "receipt", "messageId": 1000000000000000000000000000000, '
+            '"receiptType": "read"}',
+            "messageId",
+            None,
+        ),
+        # A lone surrogate is not text: refused, and an invalid id is never echoed.
+        (send(id="\ud800"), "id", None),
+        (send(text="hi \udfff"), "text", "c1"),
+        (send(muid="\ud800"), "muid", "c1"),
+        (send(metadata={"k\ud800": 1}), "metadata.k\\ud800", "c1"),
+        ('{"type": "ping", "id": "\ud800"}', "id", None),  # raw, not escaped
+    ],
+)
+def test_refused_values(raw: str, field: str, frame_id: str | None) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_frame(raw, LIMITS)
+    assert info.value.error.code == "ERR_BAD_REQUEST"
+    assert info.value.error.details == {"field": field}
+    assert info.value.frame_id == frame_id
+    # The error frame itself is valid JSON in valid UTF-8.
+    frame = protocol.error_frame(info.value.error, info.value.frame_id)
+    assert json.loads(frame.encode("utf-8"))["details"] == {"field": field}
+
+
+@pytest.mark.parametrize("value", [2**63 - 1, -(2**63)])
+def test_64_bit_integers_are_kept_and_one_more_is_refused(value: int) -> None:
+    _, cmd = parse_frame(send(metadata={"n": value}, parentId=2**63 - 1), LIMITS)
+    assert isinstance(cmd, protocol.SendMessage)
+    assert (cmd.metadata, cmd.parent_id) == ({"n": value}, 2**63 - 1)
+    beyond = value + 1 if value > 0 else value - 1
+    with pytest.raises(ProtocolError):
+        parse_frame(send(metadata={"n": beyond}), LIMITS)
+
+
+def test_surrogate_pairs_are_text_and_halves_are_not() -> None:
+    _, cmd = parse_frame(send(text="\U0001f600", id="\U0001f600"), LIMITS)
+    assert isinstance(cmd, protocol.SendMessage) and cmd.text == "\U0001f600"
+    with pytest.raises(ProtocolError):
+        parse_frame(send(text="\ud83d"), LIMITS)
+
+
+# ------------------------------------------------------------------ ids
+
+
+def test_ids_are_matched_whole() -> None:
+    valid = ["bob", "A-z_09", "x" * 100]
+    invalid = ["", "x" * 101, "bob\n", "\nbob", "bob\r", "bo b", "b\u00f6b"]
+    for value in valid + invalid:
+        ok = value in valid
+        assert protocol.is_ident(value) is ok, repr(value)
+        # ID_RE.match, as server/chat.py uses it, agrees: `$` would let "bob\n" through.
+        assert (protocol.ID_RE.match(value) is not None) is ok, repr(value)
+    assert not protocol.is_ident(7) and not protocol.is_ident(None)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        send(receiver="bob\n"),
+        '{"type": "typing", "receiver": "g1\\n", "receiverType": "group", "state": "start"}',
+    ],
+)
+def test_ids_with_a_trailing_newline_are_refused(raw: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_frame(raw, LIMITS)
+    assert info.value.error.code == "ERR_BAD_REQUEST"
+    assert info.value.error.details == {"field": "receiver"}
