@@ -11,14 +11,14 @@ import asyncio
 import dataclasses
 import hmac
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from moderation.types import Verdict
-from server import conversations, protocol
+from server import conversations, permissions, protocol
 from server.auth import Principal, Role, TokenAuthority, TokenClaims
+from server.clock import SYSTEM_CLOCK, Clock
 from server.conversations import Conversation, conversation_id
 from server.errors import (
     AuthInvalid,
@@ -72,10 +72,6 @@ class NoModeration:
         return None
 
 
-def _now() -> int:
-    return int(time.time())
-
-
 class ChatService:
     """Users, groups, blocks and messages, with their permissions and fan-out."""
 
@@ -89,6 +85,7 @@ class ChatService:
         limits: protocol.Limits,
         rate_limiter: RateLimiter,
         reports: ModerationStore,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
         self.reports = reports
@@ -97,7 +94,8 @@ class ChatService:
         self.gate = gate
         self.limits = limits
         self.rate = rate_limiter
-        self.typing_throttle = TypingThrottle()
+        self.clock = clock
+        self.typing_throttle = TypingThrottle(clock=clock.monotonic)
         self._users: dict[str, User] = {}
         self._members: dict[str, dict[str, Scope]] = {}
         self._groups: dict[str, Group] = {}  # groups never change once created
@@ -157,7 +155,7 @@ class ChatService:
     ) -> User:
         if await self.store.get_user(uid) is not None:
             raise Conflict(f"user {uid!r} already exists", {"uid": uid})
-        now = _now()
+        now = self.clock.now()
         user = User(uid, name, role, tags, metadata, now, now, account=uuid.uuid4().hex)
         await self.store.create_user(user, Audit(_actor(actor), "user.create", uid, {"role": role}))
         self._users[uid] = user
@@ -165,7 +163,7 @@ class ChatService:
 
     async def update_user(self, actor: Principal, uid: str, changes: dict[str, Any]) -> User:
         user = await self.require_user(uid)
-        updated = dataclasses.replace(user, **changes, updated_at=_now())
+        updated = dataclasses.replace(user, **changes, updated_at=self.clock.now())
         details = {k: v for k, v in changes.items() if k in ("role", "banned")}
         await self.store.update_user(updated, Audit(_actor(actor), "user.update", uid, details))
         self._users[uid] = updated
@@ -191,7 +189,7 @@ class ChatService:
         groups = await self.store.groups_of(uid)
         await self.store.delete_user(
             uid,
-            _now(),
+            self.clock.now(),
             erase=erase,
             audit=Audit(_actor(actor), "user.erase" if erase else "user.delete", uid, {}),
         )
@@ -220,7 +218,7 @@ class ChatService:
             "receipts": await self.store.receipts_of(uid),
             "blockedUsers": sorted(blocked),
             "groups": groups,
-            "exportedAt": _now(),
+            "exportedAt": self.clock.now(),
         }
 
     def _close_user(self, uid: str, code: int, reason: str) -> None:
@@ -249,7 +247,7 @@ class ChatService:
             if other == uid:
                 raise BadRequest("cannot block yourself", {"uid": other})
             await self.require_user(other)
-        await self.store.add_blocks(uid, uids, _now())
+        await self.store.add_blocks(uid, uids, self.clock.now())
         self._blocks.pop(uid, None)
         for other in uids:
             self._blocks.pop(other, None)
@@ -300,7 +298,7 @@ class ChatService:
             await self.require_user(owner_uid)
         if await self.store.get_group(guid) is not None:
             raise Conflict(f"group {guid!r} already exists", {"guid": guid})
-        now = _now()
+        now = self.clock.now()
         group = Group(guid, name, type_, tags, owner_uid, now, now)
         await self.store.create_group(
             group, Audit(_actor(actor), "group.create", guid, {"owner": owner_uid})
@@ -311,14 +309,9 @@ class ChatService:
     async def get_group(self, actor: Principal, guid: str) -> tuple[Group, dict[str, Scope]]:
         group = await self.require_group(guid)
         members = await self._group_members(guid)
-        if group.type == "private" and not actor.is_staff and actor.uid not in members:
+        if not permissions.may_read_group(actor, group.type, members):
             raise NotAMember("not a member of this private group", {"guid": guid})
         return group, members
-
-    def _scope_of(self, actor: Principal, members: dict[str, Scope]) -> Scope:
-        if actor.is_api_key or actor.role is Role.ADMIN:
-            return Scope.OWNER
-        return members.get(actor.uid or "", Scope.NONE)
 
     async def add_member(self, actor: Principal, guid: str, uid: str, scope: Scope) -> None:
         async with self._group_lock(guid):
@@ -327,23 +320,10 @@ class ChatService:
             members = await self._group_members(guid)
             if uid in members:
                 raise Conflict(f"{uid!r} is already a member", {"uid": uid})
-            if scope >= Scope.OWNER:
-                raise BadRequest(
-                    "scope must be admin, moderator or participant", {"field": "scope"}
-                )
-            self_join = actor.uid == uid and not actor.is_api_key
             banned = await self.store.is_banned(guid, uid)
-            if banned and not (actor.is_admin and not self_join):
-                raise Banned(f"{uid!r} is banned from this group", {"guid": guid, "uid": uid})
-            if self_join:
-                if group.type != "public" and actor.role is not Role.ADMIN:
-                    raise Forbidden("private groups are joined by invitation", {"guid": guid})
-                if scope is not Scope.PARTICIPANT and actor.role is not Role.ADMIN:
-                    raise Forbidden("you may join only as a participant", {"guid": guid})
-            else:
-                mine = self._scope_of(actor, members)
-                if mine < Scope.ADMIN or scope >= mine:
-                    raise Forbidden("your group scope does not allow this", {"guid": guid})
+            permissions.check_add_member(
+                actor, members, uid, scope, guid=guid, group_type=group.type, banned=banned
+            )
             members = await self._set_member(actor, guid, uid, scope, "group.join", members)
             if banned:  # an admin adding a banned user lifts the ban
                 await self.store.unban(
@@ -357,9 +337,7 @@ class ChatService:
             members = await self._group_members(guid)
             if uid not in members:
                 raise NotFound(f"{uid!r} is not a member", {"uid": uid})
-            mine = self._scope_of(actor, members)
-            if scope >= Scope.OWNER or mine < Scope.ADMIN or members[uid] >= mine or scope >= mine:
-                raise Forbidden("your group scope does not allow this", {"guid": guid})
+            permissions.check_set_scope(actor, members, uid, scope, guid=guid)
             members = await self._set_member(actor, guid, uid, scope, "group.scope", members)
             self._group_event(guid, uid, "scope_changed", actor, members, scope=scope)
 
@@ -378,7 +356,7 @@ class ChatService:
             guid,
             uid,
             scope,
-            _now(),
+            self.clock.now(),
             Audit(_actor(actor), action, guid, {"uid": uid, "scope": scope.label}),
         )
         members = {**members, uid: scope}
@@ -392,12 +370,11 @@ class ChatService:
             members = await self._group_members(guid)
             if uid not in members:
                 raise NotFound(f"{uid!r} is not a member", {"uid": uid})
-            leaving = actor.uid == uid and not actor.is_api_key
+            leaving = permissions.is_self_join(actor, uid)
             if leaving:
-                if members[uid] is Scope.OWNER:
-                    raise Forbidden("the owner cannot leave the group", {"guid": guid})
+                permissions.check_leave(members, uid, guid=guid)
             else:
-                self._check_power(actor, members, uid)
+                permissions.check_power_over(actor, members, uid)
             action = "left" if leaving else "kicked"
             await self.store.remove_member(
                 guid, uid, Audit(_actor(actor), f"group.{action}", guid, {"uid": uid})
@@ -415,24 +392,18 @@ class ChatService:
             lock = self._group_locks[guid] = asyncio.Lock()
         return lock
 
-    def _check_power(self, actor: Principal, members: dict[str, Scope], target: str) -> None:
-        mine = self._scope_of(actor, members)
-        theirs = members.get(target, Scope.NONE)
-        if mine < Scope.MODERATOR or theirs >= mine:
-            raise Forbidden("your group scope does not allow this", {"uid": target})
-
     async def ban(self, actor: Principal, guid: str, uid: str, reason: str) -> None:
         async with self._group_lock(guid):
             await self.require_group(guid)
             await self.require_user(uid)
             members = await self._group_members(guid)
-            self._check_power(actor, members, uid)
+            permissions.check_power_over(actor, members, uid)
             await self.store.ban(
                 guid,
                 uid,
                 reason,
                 _actor(actor),
-                _now(),
+                self.clock.now(),
                 Audit(_actor(actor), "group.ban", guid, {"uid": uid, "reason": reason}),
             )
             old = members
@@ -446,8 +417,7 @@ class ChatService:
         async with self._group_lock(guid):
             await self.require_group(guid)
             members = await self._group_members(guid)
-            if self._scope_of(actor, members) < Scope.MODERATOR:
-                raise Forbidden("your group scope does not allow this", {"guid": guid})
+            permissions.check_unban(actor, members, guid=guid)
             if not await self.store.is_banned(guid, uid):
                 raise NotFound(f"{uid!r} is not banned", {"uid": uid})
             await self.store.unban(
@@ -539,7 +509,7 @@ class ChatService:
             parent_id=cmd.parent_id,
             attachment=None,
             status=Status.PENDING if moderated else Status.UNMODERATED,
-            at=_now(),
+            at=self.clock.now(),
         )
         # Under rules that need no model or provider, the message is judged here. The common
         # case, a clean approval, is stored approved in the same commit: one write, not two;
@@ -592,7 +562,7 @@ class ChatService:
         same transaction (a review-queue entry). Withdrawing an already delivered message
         (a moderator disapproving it later) sends ``message.deleted`` to its receivers.
         """
-        updated = await self.store.set_status(message, status, moderation, _now(), audit, also)
+        updated = await self.store.set_status(message, status, moderation, self.clock.now(), audit, also)
         if updated is None:
             return None
         encoded = protocol.encode_json(updated.to_json())
@@ -641,14 +611,16 @@ class ChatService:
             raise NotFound(f"message {message_id} not found", {"messageId": message_id})
         return message
 
+    async def _members_for(self, message: Message) -> dict[str, Scope]:
+        """The members of a group message's group (none for a 1:1 message)."""
+        if message.receiver_type != "group":
+            return {}
+        return await self._group_members(message.receiver)
+
     async def can_view(self, uid: str, message: Message) -> bool:
         if message.sender == uid:
-            return True
-        if not message.status.deliverable:
-            return False
-        if message.receiver_type == "user":
-            return message.receiver == uid
-        return uid in await self._group_members(message.receiver)
+            return True  # without reading the members
+        return permissions.may_view_message(uid, message, await self._members_for(message))
 
     async def edit_message(
         self,
@@ -672,7 +644,7 @@ class ChatService:
         moderated = self.gate.covers(message.category, message.type)
         status = Status.PENDING if moderated else Status.UNMODERATED
         edited = await self.store.update_content(
-            dataclasses.replace(message, text=text), status=status, at=_now()
+            dataclasses.replace(message, text=text), status=status, at=self.clock.now()
         )
         encoded = protocol.encode_json(edited.to_json())
         frame = protocol.message_frame("message.edited", encoded)
@@ -698,14 +670,10 @@ class ChatService:
         message = await self.get_message(message_id)
         if message.deleted_at:
             raise NotFound("message was already deleted", {"messageId": message_id})
-        if message.sender != actor.uid and not actor.is_staff:
-            allowed = False
-            if message.receiver_type == "group" and actor.uid is not None:
-                members = await self._group_members(message.receiver)
-                allowed = members.get(actor.uid, Scope.NONE) >= Scope.MODERATOR
-            if not allowed:
-                raise Forbidden("you may not delete this message", {"messageId": message_id})
-        deleted = await self.store.mark_deleted(message, _now())
+        members = {} if message.sender == actor.uid else await self._members_for(message)
+        if not permissions.may_delete_message(actor, message, members):
+            raise Forbidden("you may not delete this message", {"messageId": message_id})
+        deleted = await self.store.mark_deleted(message, self.clock.now())
         encoded = protocol.encode_json(deleted.to_json())
         frame = protocol.message_frame("message.deleted", encoded)
         if origin is not None:
@@ -724,7 +692,7 @@ class ChatService:
             raise NotFound(f"message {message_id} not found", {"messageId": message_id})
         if await self.is_blocked_between(user.uid, message.sender):
             raise Blocked("a block stands between you and this user", {"uid": message.sender})
-        at = _now()
+        at = self.clock.now()
         if await self.store.add_receipt(message_id, user.uid, kind, at):
             body = {
                 "messageId": message_id,
@@ -747,7 +715,7 @@ class ChatService:
         if not reason.strip():
             raise BadRequest("field 'reason' is empty", {"field": "reason"})
         report, created = await self.reports.add_report(
-            message_id, user.uid, reason, remarks, _now()
+            message_id, user.uid, reason, remarks, self.clock.now()
         )
         if not created:
             raise Conflict("you already reported this message", {"messageId": message_id})
