@@ -14,6 +14,10 @@ Evaluation of one message:
    ``unavailable_kinds`` names such kinds.
 4. Once a rule with ``block`` matched, rules that need an expensive detector (cost >= 100)
    are skipped; cheap ones still run so their side actions (flag, kick, ...) are kept.
+   A condition whose detector ran out of its time budget (``BudgetExhausted``: regex
+   patterns, see ``moderation.detectors.patterns``) is undecided, never a miss: a rule that
+   no decided condition settles (``any``: none hit; ``all``: none missed) matches with the
+   action ``review`` alone and the budget's reason, so the message is held, not approved.
 5. Status: a match with ``block``, ``kick``, ``ban`` or ``block_user`` disapproves the
    message (the last three punish the sender for this very message, so it is not delivered);
    otherwise one with ``review`` holds it for a moderator; otherwise it is approved (``flag``
@@ -32,12 +36,13 @@ from moderation.detectors.contacts import EmailDetector, PhoneDetector
 from moderation.detectors.image import ImageDetector
 from moderation.detectors.image import available as image_model_available
 from moderation.detectors.keywords import KeywordDetector
-from moderation.detectors.patterns import PatternDetector
+from moderation.detectors.patterns import PatternBudget, PatternDetector
 from moderation.detectors.scam import ScamDetector
 from moderation.detectors.sentiment import SentimentDetector
 from moderation.detectors.similarity import SimilarityDetector
 from moderation.detectors.spam import SpamDetector
 from moderation.detectors.toxicity import ToxicityDetector
+from moderation.errors import BudgetExhausted
 from moderation.rules import MAX_CONTEXT_WINDOW, Condition, MatchMode, Rule, WordList
 from moderation.types import (
     DISAPPROVING,
@@ -107,7 +112,8 @@ def verdict_of(matches: Sequence[Match], detections: Sequence[Detection]) -> Ver
     return Verdict(status, ordered, actions, tuple(dict.fromkeys(detections)))
 
 
-Runner = Callable[[Condition], Awaitable[list[Detection]]]
+#: Runs a condition's detector for a rule (by id), once per condition and message.
+Runner = Callable[[Condition, str], Awaitable[list[Detection]]]
 
 
 class Engine:
@@ -155,10 +161,12 @@ class Engine:
 
     # ------------------------------------------------------------------ questions
 
-    def inline_for(self, category: str, message_type: str) -> bool:
+    def inline_for(self, category: str, message_type: str, text: str | None = None) -> bool:
         """Whether every enabled condition on this category and type is cheap and local
         (keyword lists, patterns, contacts, spam state: no model, no provider), so that
-        ``evaluate`` completes without waiting on anything and may run on the send path."""
+        ``evaluate`` completes without waiting on anything and may run on the send path.
+        With ``text``, an expensive condition also counts as inline when its detector's
+        cheap stage settles that text (``settles(text)``: the local models' cascade)."""
         key = (category, message_type)
         inline = self._inline.get(key)
         if inline is None:
@@ -168,7 +176,15 @@ class Engine:
                 for c in r.conditions
                 if c.applies_to(category, message_type)
             )
-        return inline
+        if inline or text is None:
+            return inline
+        return all(
+            self._cost(c) < EXPENSIVE
+            or bool(getattr(self.detectors.get(c.kind), "settles", lambda _t: False)(text))
+            for r in self._enabled
+            for c in r.conditions
+            if c.applies_to(category, message_type)
+        )
 
     def covers(self, category: str, message_type: str) -> bool:
         """Whether an enabled rule has a condition for this message category and type."""
@@ -217,7 +233,7 @@ class Engine:
         ``context``: the conversation's previous messages, oldest first; ``sender_recent``:
         the sender's recent messages across conversations, newest last.
         """
-        runner, produced = self._runner(message, context, sender_recent)
+        runner, produced, undecided = self._runner(message, context, sender_recent)
         costs = self._rule_costs(message.category, message.message_type)
         candidates = [r for r in self._enabled if r.applies(message.sender, message.receiver)]
         candidates.sort(key=lambda r: costs[id(r)])
@@ -234,7 +250,7 @@ class Engine:
         for rule in candidates:
             if blocked and costs[id(rule)] >= EXPENSIVE:
                 continue
-            match = await self._match(rule, message, runner, ruled_out)
+            match = await self._match(rule, message, runner, undecided, ruled_out)
             if match is not None:
                 matches.append(match)
                 blocked = blocked or Action.BLOCK in match.actions
@@ -251,8 +267,8 @@ class Engine:
         """Whether ``rule`` (enabled or not, stored or not) matches ``message``: for dry-runs."""
         if not rule.applies(message.sender, message.receiver):
             return None
-        runner, _ = self._runner(message, context, sender_recent)
-        return await self._match(rule, message, runner)
+        runner, _, undecided = self._runner(message, context, sender_recent)
+        return await self._match(rule, message, runner, undecided)
 
     async def detect_all(
         self,
@@ -266,7 +282,7 @@ class Engine:
         List-based detectors run once per list of a kind they read (category = list id);
         every category a detector scores appears, with confidence 0 when nothing was found.
         """
-        runner, _ = self._runner(message, context, sender_recent)
+        runner, _, _ = self._runner(message, context, sender_recent)
         out: list[Detection] = []
         for detector in sorted(self.detectors.values(), key=lambda d: (d.cost, d.name)):
             runs: list[tuple[Condition, tuple[str, ...]]] = []
@@ -279,7 +295,7 @@ class Engine:
                 condition = Condition(detector.name, (message.message_type,))
                 runs.append((condition, detector.categories))
             for condition, categories in runs:
-                found = await runner(condition)
+                found = await runner(condition, "")
                 out.extend(found)
                 seen = {d.category for d in found}
                 out.extend(Detection(detector.name, c, 0.0) for c in categories if c not in seen)
@@ -292,13 +308,18 @@ class Engine:
         message: MessageView,
         context: Sequence[MessageView],
         sender_recent: Sequence[MessageView],
-    ) -> tuple[Runner, dict[int, list[Detection]]]:
-        """A function running a condition's detector once per condition, and its results."""
+    ) -> tuple[Runner, dict[int, list[Detection]], dict[int, str]]:
+        """A function running a condition's detector once per condition, its results, and
+        the reasons of the conditions left undecided (``BudgetExhausted``), by condition id.
+
+        Pattern conditions of the message share one time budget (``PatternBudget``)."""
         produced: dict[int, list[Detection]] = {}
+        undecided: dict[int, str] = {}
         keep: list[Condition] = []  # keeps ids stable while ``produced`` is alive
         contexts: dict[int, DetectContext] = {}  # by context window: most conditions share one
+        budgets: dict[str, PatternBudget] = {}
 
-        async def run(condition: Condition) -> list[Detection]:
+        async def run(condition: Condition, rule_id: str) -> list[Detection]:
             key = id(condition)
             if key in produced:
                 return produced[key]
@@ -318,7 +339,17 @@ class Engine:
                         sender_recent=sender_recent,
                     )
                 try:
-                    found = list(await detector.detect(message, condition, ctx))
+                    if isinstance(detector, PatternDetector):
+                        budget = budgets.get(condition.kind)
+                        if budget is None:
+                            budget = budgets[condition.kind] = detector.budget()
+                        found = await detector.detect(
+                            message, condition, ctx, budget=budget, rule=rule_id
+                        )
+                    else:
+                        found = list(await detector.detect(message, condition, ctx))
+                except BudgetExhausted as exc:
+                    undecided[key] = exc.message
                 except Exception:
                     log.exception(
                         "detector %s failed on message %d; condition not matched",
@@ -329,7 +360,7 @@ class Engine:
             produced[key] = found
             return found
 
-        return run, produced
+        return run, produced, undecided
 
     def _cost(self, condition: Condition) -> int:
         detector = self.detectors.get(condition.kind)
@@ -369,6 +400,7 @@ class Engine:
         rule: Rule,
         message: MessageView,
         run: Runner,
+        undecided: Mapping[int, str],
         ruled_out: Callable[[str], bool] | None = None,
     ) -> Match | None:
         conditions = sorted(
@@ -384,17 +416,32 @@ class Engine:
             elif all(ruled_out(c.kind) for c in conditions):
                 return None
         hits: list[Detection] = []
+        unsure: list[str] = []
         for condition in conditions:
             if condition.kind not in self.detectors:
                 hit = None
             else:
-                hit = _best_hit(condition, await run(condition))
+                hit = _best_hit(condition, await run(condition, rule.id))
+                if hit is None and id(condition) in undecided:
+                    unsure.append(undecided[id(condition)])
+                    continue
             if hit is None and rule.match is MatchMode.ALL:
                 return None
             if hit is not None:
                 hits.append(hit)
                 if rule.match is MatchMode.ANY:
                     break
+        if unsure and (rule.match is MatchMode.ALL or not hits):
+            # Undecided, not missed: hold the message for a moderator; never approve it, and
+            # take none of the rule's own actions on a guess.
+            return Match(
+                rule_id=rule.id,
+                rule_name=rule.name,
+                revision=rule.revision,
+                reason="; ".join(unsure),
+                confidence=0.0,
+                actions=(Action.REVIEW,),
+            )
         if not hits:
             return None
         confidence = (

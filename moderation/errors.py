@@ -5,6 +5,8 @@ ModerationError                 base of everything raised here
  +-- RuleError(field, message)  a rule or word list failed validation; ``field`` is the
  |                              offending JSON path, e.g. ``conditions[0].threshold``
  +-- DetectorError              a detector could not run (bad configuration, provider failure)
+      +-- BudgetExhausted       a detector ran out of its time budget before it could decide
+                                (regex patterns); the engine holds the message for review
 ```
 """
 
@@ -31,3 +33,21 @@ class DetectorError(ModerationError):
         super().__init__(f"{detector}: {message}")
         self.detector = detector
         self.message = message
+
+
+class BudgetExhausted(DetectorError):
+    """A detector ran out of time before it could say whether its condition matches.
+
+    Unlike other detector errors this one never counts as "no match": the engine turns the
+    condition into a ``review`` match whose reason is ``message``, so the message is held for
+    a moderator instead of approved. ``scope`` is ``"rule"`` or ``"message"`` (which budget
+    ran out), ``spent`` and ``budget`` are in seconds.
+    """
+
+    def __init__(
+        self, detector: str, message: str, *, scope: str, spent: float, budget: float
+    ) -> None:
+        super().__init__(detector, message)
+        self.scope = scope
+        self.spent = spent
+        self.budget = budget

@@ -5,10 +5,15 @@ the offending field path (``conditions[0].threshold``). Validation is strict: un
 errors, so a typo never silently disables part of a rule. ``rule_to_json`` and
 ``list_to_json`` give back exactly the wire shape (camelCase), so
 ``parse_rule(rule_to_json(r)) == r``.
+
+Regex patterns are also checked for shapes known to backtrack catastrophically
+(``catastrophic_shape``) when a list is written; a list read back from storage is not held to
+checks that came later (``parse_list(..., stored=True)``): the runtime budget bounds it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +24,7 @@ import phonenumbers
 import regex
 
 from moderation.errors import RuleError
+from moderation.regex_safety import catastrophic_shape
 from moderation.types import Action, ReceiverView, UserView
 
 #: Condition kinds a rule may use. Kinds without a registered detector validate but never
@@ -46,6 +52,9 @@ LIST_KINDS: Final = ("keywords", "patterns", "sentences")
 MAX_CONTEXT_WINDOW: Final = 10
 MAX_LIST_ITEMS: Final = 20_000
 MAX_ITEM_LENGTH: Final = 500
+#: Patterns per ``patterns`` list: each is a separate search of every message, and all of a
+#: rule's share one time budget (``moderation.detectors.patterns``).
+MAX_PATTERNS: Final = 500
 
 #: Categories the local AI detectors score; a condition of these kinds may only name these.
 TOXICITY_CATEGORIES: Final = (
@@ -92,7 +101,9 @@ KIND_CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
 
 ParamValue = str | int | float | bool | tuple[str, ...]
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+log = logging.getLogger(__name__)
+
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 _REGION_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
 
@@ -375,7 +386,7 @@ def parse_rule(obj: object, *, known_lists: Collection[str] | None = None) -> Ru
     body = _obj(obj, "")
     _no_unknown(body, _RULE_KEYS, "")
     rule_id = _str(body.get("id"), "id")
-    if not _ID_RE.match(rule_id):
+    if not _ID_RE.fullmatch(rule_id):
         raise RuleError("id", "must be 1-128 letters, digits, '_', '.', ':' or '-'")
     name = _str(body.get("name", rule_id), "name")
     description = _str(body.get("description", ""), "description", empty=True)
@@ -564,17 +575,21 @@ def condition_to_json(condition: Condition) -> dict[str, object]:
 _LIST_KEYS = ("id", "name", "kind", "items", "allow", "createdAt", "updatedAt")
 
 
-def parse_list(obj: object) -> WordList:
+def parse_list(obj: object, *, stored: bool = False) -> WordList:
     """Validate a word-list JSON object and build a ``WordList``.
 
     Every pattern of a ``patterns`` list is compiled here, so a bad one is rejected at write
-    time with its index (``items[3]``). ``createdAt``/``updatedAt`` are accepted and dropped
-    (storage owns them). Raises ``RuleError``.
+    time with its index (``items[3]``); so is one of a catastrophic shape
+    (``catastrophic_shape``), and a list of more than ``MAX_PATTERNS`` patterns.
+    ``stored=True`` is for bodies read back from storage: they were valid when written, and a
+    later check must not drop the list (and the rules naming it) on upgrade, so only
+    compilation is checked; the runtime budget bounds slow patterns. ``createdAt``/
+    ``updatedAt`` are accepted and dropped (storage owns them). Raises ``RuleError``.
     """
     body = _obj(obj, "")
     _no_unknown(body, _LIST_KEYS, "")
     list_id = _str(body.get("id"), "id")
-    if not _ID_RE.match(list_id):
+    if not _ID_RE.fullmatch(list_id):
         raise RuleError("id", "must be 1-128 letters, digits, '_', '.', ':' or '-'")
     kind = body.get("kind", "keywords")
     if kind not in LIST_KINDS:
@@ -582,11 +597,19 @@ def parse_list(obj: object) -> WordList:
     assert isinstance(kind, str)
     items = _list_items(body.get("items"), "items")
     if kind == "patterns":
+        if not stored and len(items) > MAX_PATTERNS:
+            raise RuleError("items", f"at most {MAX_PATTERNS} patterns")
         for i, pattern in enumerate(items):
             try:
                 regex.compile(pattern)
             except (regex.error, ValueError, OverflowError) as exc:
                 raise RuleError(f"items[{i}]", f"invalid pattern: {exc}") from exc
+            shape = None if stored else catastrophic_shape(pattern)
+            if shape is not None:
+                raise RuleError(
+                    f"items[{i}]",
+                    f"pattern {pattern!r} can backtrack catastrophically: {shape}",
+                )
     for key in ("createdAt", "updatedAt"):
         if key in body:
             _int(body[key], key, 0, 2**53)

@@ -1,28 +1,101 @@
-"""Regex pattern lists, run with the ``regex`` package under a per-pattern time limit.
+"""Regex pattern lists, run with the ``regex`` package under a time budget per message.
 
 Patterns are case-insensitive and searched in the raw text and, when it differs, in its
-folded form (``moderation.normalize.fold``: confusables, full-width forms, accents). A pattern
-that runs past its time limit (catastrophic backtracking) counts as no match and is logged as
-a warning; it never stalls the pipeline for longer than the limit.
+folded form (``moderation.normalize.fold``: confusables, full-width forms, accents).
+
+Time budget. Matching time is bounded per message and per rule, not per pattern
+(``BudgetConfig``): by default all pattern conditions of one rule may search a message for
+50 ms in all, and all pattern conditions of all rules for 200 ms. The engine hands every
+pattern condition of a message the same ``PatternBudget``.
+
+Off the event loop. The first ``on_loop`` seconds of a message's pattern matching (default
+2 ms) run on the event loop: lists of ordinary patterns finish in microseconds, and a thread
+hop would cost more than the matching. Whatever is left of a list then runs in a worker
+thread with the GIL released (``concurrent=True``), so a slow pattern delays only its own
+message, never other connections or ``/healthz``.
+
+When the budget runs out before every pattern was tried and none matched, the condition is
+undecided, and an undecided condition never approves. Under ``on_exhausted`` ``review`` (the
+default) the detector raises ``BudgetExhausted`` and the engine holds the message for review
+with a reason saying the pattern budget ran out; under ``block`` it reports a hit (confidence
+1.0 in the list's category), so the rule's own actions apply, as for a provider's
+``actionOnError: block``. Patterns of known catastrophic shapes are refused when the list is
+written (``moderation.rules.catastrophic_shape``); the budget bounds the rest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import regex
 
 from moderation.detectors.base import DetectContext, message_text
+from moderation.errors import BudgetExhausted
 from moderation.normalize import fold
 from moderation.rules import Condition, WordList
 from moderation.types import Detection, MessageView
 
 log = logging.getLogger(__name__)
 
-#: Seconds one pattern may run against one text.
-DEFAULT_TIMEOUT = 0.05
+
+class OnExhausted(StrEnum):
+    """What an undecided pattern condition (its budget ran out) means; never "approve"."""
+
+    REVIEW = "review"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """Pattern matching limits, in seconds.
+
+    ``per_rule``: all pattern conditions of one rule on one message; ``per_message``: all
+    pattern conditions of all rules on one message; ``on_loop``: how much of a message's
+    matching may run on the event loop before the rest moves to a worker thread.
+    """
+
+    per_rule: float = 0.05
+    per_message: float = 0.2
+    on_loop: float = 0.002
+    on_exhausted: OnExhausted = OnExhausted.REVIEW
+
+
+class PatternBudget:
+    """The matching time left for one message: in all, per rule, and on the event loop.
+
+    One per evaluated message (``PatternDetector.budget``). Not thread-safe, and need not be:
+    the conditions of one message are judged one after another.
+    """
+
+    def __init__(self, config: BudgetConfig) -> None:
+        self.config = config
+        self.message_left = config.per_message
+        self.loop_left = config.on_loop
+        self._rules: dict[str, float] = {}
+
+    def left(self, rule: str) -> float:
+        """Seconds ``rule`` may still spend on this message (0 when either budget is out)."""
+        return max(0.0, min(self.message_left, self._rules.get(rule, self.config.per_rule)))
+
+    def spend(self, rule: str, seconds: float, *, on_loop: bool) -> None:
+        """Charge ``seconds`` of matching to ``rule``, the message and, if so, the loop."""
+        self.message_left -= seconds
+        self._rules[rule] = self._rules.get(rule, self.config.per_rule) - seconds
+        if on_loop:
+            self.loop_left -= seconds
+
+    def scope(self, rule: str) -> tuple[str, float, float]:
+        """Which budget ``rule`` ran out of (``"rule"`` or ``"message"``), its size and the
+        seconds spent from it."""
+        rule_left = self._rules.get(rule, self.config.per_rule)
+        if self.message_left <= rule_left:
+            return "message", self.config.per_message, self.config.per_message - self.message_left
+        return "rule", self.config.per_rule, self.config.per_rule - rule_left
 
 
 @dataclass(frozen=True)
@@ -44,6 +117,56 @@ def compile_patterns(wl: WordList) -> CompiledPatterns:
     return CompiledPatterns(tuple(compiled), frozenset(fold(a) for a in wl.allow))
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far one run of ``search_patterns`` got: ``done`` when every pattern from
+    ``start`` was tried; else ``next`` is the first pattern not (completely) tried."""
+
+    next: int
+    hits: tuple[tuple[str, str], ...]
+    spent: float
+    done: bool
+
+
+def search_patterns(
+    compiled: CompiledPatterns,
+    texts: list[str],
+    start: int,
+    limit: float,
+    *,
+    concurrent: bool,
+) -> Progress:
+    """Try the patterns from index ``start`` on ``texts`` for at most ``limit`` seconds.
+
+    Returns each matching pattern with its first match outside the allow-list. A pattern cut
+    off by the limit is not counted as tried: the caller may run it again from ``next`` with
+    more time. ``concurrent`` releases the GIL while matching (for worker threads).
+    """
+    hits: list[tuple[str, str]] = []
+    began = time.perf_counter()
+    patterns = compiled.patterns
+    for index in range(start, len(patterns)):
+        source, pattern = patterns[index]
+        found: str | None = None
+        try:
+            for text in texts:
+                remaining = limit - (time.perf_counter() - began)
+                if remaining <= 0:
+                    return Progress(index, tuple(hits), time.perf_counter() - began, False)
+                for m in pattern.finditer(text, timeout=remaining, concurrent=concurrent):
+                    matched = str(m.group(0))
+                    if fold(matched) not in compiled.allow:
+                        found = matched[:100]
+                        break
+                if found is not None:
+                    break
+        except TimeoutError:
+            return Progress(index, tuple(hits), time.perf_counter() - began, False)
+        if found is not None:
+            hits.append((source, found))
+    return Progress(len(patterns), tuple(hits), time.perf_counter() - began, True)
+
+
 class PatternDetector:
     """Detector for ``patterns`` conditions: category = list id, one detection per pattern."""
 
@@ -52,9 +175,13 @@ class PatternDetector:
     reads: frozenset[str] = frozenset()
     categories: tuple[str, ...] = ()
 
-    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.timeout = timeout
+    def __init__(self, *, config: BudgetConfig | None = None) -> None:
+        self.config = config or BudgetConfig()
         self._compiled: dict[int, tuple[WordList, CompiledPatterns]] = {}
+
+    def budget(self) -> PatternBudget:
+        """A fresh budget for one message."""
+        return PatternBudget(self.config)
 
     def compiled(self, wl: WordList) -> CompiledPatterns:
         """The compiled form of ``wl``, built once per list object."""
@@ -65,9 +192,20 @@ class PatternDetector:
         return entry[1]
 
     async def detect(
-        self, message: MessageView, condition: Condition, ctx: DetectContext
+        self,
+        message: MessageView,
+        condition: Condition,
+        ctx: DetectContext,
+        *,
+        budget: PatternBudget | None = None,
+        rule: str = "",
     ) -> list[Detection]:
-        """A detection for each pattern of the list that matches the message."""
+        """A detection for each pattern of the list that matches the message.
+
+        ``budget`` is the message's budget (a fresh one when None) and ``rule`` the id of the
+        rule the condition belongs to. Raises ``BudgetExhausted`` when the budget ran out
+        before every pattern was tried and none matched (see the module docstring).
+        """
         wl = ctx.lists.get(condition.list_id or "")
         if wl is None or wl.kind != "patterns":
             return []
@@ -79,25 +217,36 @@ class PatternDetector:
         if folded != raw:
             texts.append(folded)
         compiled = self.compiled(wl)
-        out: list[Detection] = []
-        for source, pattern in compiled.patterns:
-            found = self._search(pattern, source, texts, compiled.allow, wl.id)
-            if found is not None:
-                out.append(
-                    Detection(self.name, wl.id, 1.0, f"pattern {source!r} matched {found!r}")
-                )
-        return out
+        if budget is None:
+            budget = self.budget()
+        step = search_patterns(
+            compiled, texts, 0, min(budget.left(rule), budget.loop_left), concurrent=False
+        )
+        budget.spend(rule, step.spent, on_loop=True)
+        hits = list(step.hits)
+        if not step.done and budget.left(rule) > 0:
+            step = await asyncio.to_thread(
+                search_patterns, compiled, texts, step.next, budget.left(rule), concurrent=True
+            )
+            budget.spend(rule, step.spent, on_loop=False)
+            hits.extend(step.hits)
+        out = [
+            Detection(self.name, wl.id, 1.0, f"pattern {source!r} matched {found!r}")
+            for source, found in hits
+        ]
+        if step.done or out:
+            return out
+        return self._exhausted(wl, len(compiled.patterns) - step.next, budget, rule, message)
 
-    def _search(
-        self, pattern: Any, source: str, texts: list[str], allow: frozenset[str], list_id: str
-    ) -> str | None:
-        for text in texts:
-            try:
-                for m in pattern.finditer(text, timeout=self.timeout):
-                    matched = str(m.group(0))
-                    if fold(matched) not in allow:
-                        return matched[:100]
-            except TimeoutError:
-                log.warning("pattern %r of list %s timed out; treated as no match", source, list_id)
-                return None
-        return None
+    def _exhausted(
+        self, wl: WordList, untried: int, budget: PatternBudget, rule: str, message: MessageView
+    ) -> list[Detection]:
+        scope, size, spent = budget.scope(rule)
+        reason = (
+            f"pattern budget ran out: list {wl.id!r} had {untried} untried pattern(s) when the"
+            f" {scope} budget of {size * 1000:g} ms was spent"
+        )
+        log.warning("message %d, rule %s: %s", message.id, rule or "-", reason)
+        if self.config.on_exhausted is OnExhausted.BLOCK:
+            return [Detection(self.name, wl.id, 1.0, f"{reason}; actionOnError=block")]
+        raise BudgetExhausted(self.name, reason, scope=scope, spent=spent, budget=size)

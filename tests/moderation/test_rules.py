@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from moderation.errors import ModerationError, RuleError
+from moderation.regex_safety import catastrophic_shape
 from moderation.rules import (
+    MAX_PATTERNS,
     Condition,
     MatchMode,
     list_to_json,
@@ -231,3 +233,119 @@ def test_list_errors_name_the_field(changes: dict[str, Any], field: str) -> None
     with pytest.raises(RuleError) as info:
         parse_list(body)
     assert info.value.field == field
+
+
+# ---------------------------------------------------------------------- pattern shapes
+
+
+@pytest.mark.parametrize(
+    ("pattern", "shape"),
+    [
+        # nested quantifiers
+        (r"(a+)+", "nested quantifier"),
+        (r"(a+)+$", "nested quantifier"),
+        (r"(a*)*", "nested quantifier"),
+        (r"(\w+\s?)+", "nested quantifier"),
+        (r"^(\w+\s?)*$", "nested quantifier"),
+        (r"(\d+\d)+", "nested quantifier"),
+        (r"(.+,)+", "nested quantifier"),
+        (r"(x+x+)+y", "nested quantifier"),
+        (r"(a?a?)+", "nested quantifier"),
+        (r"((ab)+)+", "nested quantifier"),
+        (r"(?:[a-z]+|\d+)+", "nested quantifier"),
+        (r"(\w+[-\d])+", "nested quantifier"),
+        (r"(?:\s*\w+\s*)+$", "nested quantifier"),
+        (r"(\p{L}+\s?)+", "nested quantifier"),
+        (r"(a+){3,}", "nested quantifier"),
+        (r"(?x) ( a + ) +", "nested quantifier"),
+        (r"x(?=(a+)+y)", "nested quantifier"),  # inside a lookahead too
+        (r"^(([a-z])+.)+[A-Z]([a-z])+$", "nested quantifier"),
+        # overlapping alternations under a repeat
+        (r"(a|a)*", "overlapping alternatives"),
+        (r"(a|aa)*b", "overlapping alternatives"),
+        (r"(\w|\d)+", "overlapping alternatives"),
+        (r"(?:\w|\d)+", "overlapping alternatives"),
+        (r"(.|\s)*x", "overlapping alternatives"),
+        (r"(a|b|ab)*c", "overlapping alternatives"),
+        (r"(?:A|a)+", "overlapping alternatives"),  # patterns run case-insensitively
+    ],
+)
+def test_catastrophic_shapes_are_found(pattern: str, shape: str) -> None:
+    found = catastrophic_shape(pattern)
+    assert found is not None and found.startswith(shape)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"\bfoo\b",
+        r"(ab)+",
+        r"(a+b)+",
+        r"(\d+\.)+",
+        r"(\w+\s)+",
+        r"(?:\s*\w)+",
+        r"(-?\d)+",
+        r"(cat|car)+",
+        r"(?:a|b)*",
+        r"[A-Za-z]+",
+        r"\p{L}+",
+        r"\bbuy\s+now\b",
+        r"free\s+crypto",
+        r"(?i)(?:f|ph)ree",
+        r"(?:bit\.ly|t\.co|goo\.gl)/\w+",
+        # e-mail addresses and domains
+        r"[\w.+-]+@[\w-]+\.[\w.-]+",
+        r"[^@\s]+@[^@\s]+\.[^@\s]+",
+        r"(?:[a-z0-9-]+\.)+[a-z]{2,}",
+        r"\b(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}\b",
+        r"(?:https?://)?(?:www\.)?\w+\.com",
+        # phone numbers, cards, addresses
+        r"\+?\d{1,3}[\s.-]?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}",
+        r"(\+\d{1,2}\s)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}",
+        r"(?:\d[\s.-]?){7,}",
+        r"\d{4}-\d{4}-\d{4}-\d{4}",
+        r"(\d{1,3}\.){3}\d{1,3}",
+        # a word boundary pins where a word ends
+        r"(?:\b\w+\b\W*){1,10}",
+        r"(\b\w+\s?)+",
+        # never backtracked into, or too few splits to matter
+        r"(a++)+",
+        r"(?>a+)+",
+        r"(\d{1,3}){4}",
+        # slow but only polynomial: left to the runtime budget
+        r".*a.*a.*a.*b",
+        r"(\w+)\1",
+    ],
+)
+def test_ordinary_patterns_pass_the_shape_check(pattern: str) -> None:
+    assert catastrophic_shape(pattern) is None
+
+
+def test_catastrophic_pattern_refused_with_its_index_and_text() -> None:
+    body = {"id": "p", "kind": "patterns", "items": [r"\bok\b", r"(\w+\s?)+$"]}
+    with pytest.raises(RuleError) as info:
+        parse_list(body)
+    assert info.value.field == "items[1]"
+    assert info.value.message.startswith(
+        "pattern '(\\\\w+\\\\s?)+$' can backtrack catastrophically: nested quantifier"
+    )
+
+
+def test_pattern_count_is_capped() -> None:
+    items = [f"word{i}" for i in range(MAX_PATTERNS + 1)]
+    with pytest.raises(RuleError) as info:
+        parse_list({"id": "p", "kind": "patterns", "items": items})
+    assert info.value.field == "items" and str(MAX_PATTERNS) in info.value.message
+    assert len(parse_list({"id": "p", "kind": "patterns", "items": items[:-1]}).items) == 500
+    # keyword lists keep their own, larger cap
+    assert len(parse_list({"id": "k", "kind": "keywords", "items": items}).items) == 501
+
+
+def test_stored_lists_are_not_held_to_later_checks() -> None:
+    # A list written before the shape check existed still loads (the runtime budget bounds
+    # it); one that does not compile is still refused.
+    items = [r"(a+)+$", *(f"w{i}" for i in range(MAX_PATTERNS))]
+    wl = parse_list({"id": "p", "kind": "patterns", "items": items}, stored=True)
+    assert wl.items[0] == r"(a+)+$" and len(wl.items) == MAX_PATTERNS + 1
+    with pytest.raises(RuleError):
+        parse_list({"id": "p", "kind": "patterns", "items": ["(a"]}, stored=True)
