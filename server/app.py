@@ -41,9 +41,7 @@ from server.routes.common import Deps, caller
 from server.security_headers import SecurityHeaders
 from server.session import Session
 from server.settings import Settings
-from server.storage import SqliteStore
-from server.storage.moderation import ModerationStore
-from server.storage.webhooks import WebhookStore
+from server.storage.sqlite import SqliteStorage, key_ids_in_use
 from server.webhooks import WebhookSender
 
 #: Young-generation size and how rarely the older ones are collected (CPython: 700, 10, 10).
@@ -59,7 +57,7 @@ class AppState:
     """What the lifespan built, for the handlers and for tests."""
 
     chat: ChatService
-    store: SqliteStore
+    store: SqliteStorage
     api_key: str
     api_key_generated: bool
 
@@ -79,7 +77,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     keyring = load_keyring(
         settings.data_dir,
         env,
-        in_use=SqliteStore.key_ids_in_use(db),
+        in_use=key_ids_in_use(db),
         has_data=db.exists() and db.stat().st_size > 0,
     )
     secrets_, generated = load_secrets(
@@ -88,7 +86,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         jwt_secret=settings.jwt_secret or env.get("PARLEY_JWT_SECRET"),
     )
     metrics = Metrics()
-    store = SqliteStore(
+    store = SqliteStorage(
         settings.db_path,
         keyring,
         synchronous=settings.sqlite_synchronous,
@@ -98,12 +96,13 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     tokens = TokenAuthority(
         secrets_, audience=settings.jwt_audience, issuer=settings.jwt_issuer, ttl=settings.token_ttl
     )
-    mstore = ModerationStore(store)
-    webhooks = WebhookSender(WebhookStore(store), metrics)
+    mstore = store.moderation
+    webhooks = WebhookSender(store.deliveries, metrics)
     moderation = ModerationService(
-        store,
+        store.messages,
         mstore,
         metrics,
+        audit=store.audit,
         workers=settings.moderation_workers,
         queue_size=settings.moderation_queue_size,
         context_window=settings.context_window,
@@ -121,7 +120,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     )
     mstore.on_report = lambda report: webhooks.emit("message.reported", {"report": report})
     chat = ChatService(
-        store,
+        store.chat,
         hub,
         tokens,
         gate=moderation,
@@ -142,7 +141,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         if settings.demo:
-            await seed_demo(chat)
+            await seed_demo(chat, store.chat)
         await moderation.start()  # configures the webhooks before their sender starts
         await webhooks.start()
         # What exists now (modules, rules, compiled lists) lives as long as the process: keep

@@ -35,8 +35,8 @@ from server.hub import Connection, Hub
 from server.models import Group, Message, Moderation, Scope, Status, User
 from server.protocol import SendMessage
 from server.ratelimit import RateLimiter, TypingThrottle
-from server.storage.base import Audit, AuditEntry, NewMessage, Store
-from server.storage.moderation import ModerationStore
+from server.storage.ports import ChatStore, ModerationRepository, TxOp
+from server.storage.types import Audit, AuditEntry, NewMessage
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +77,14 @@ class ChatService:
 
     def __init__(
         self,
-        store: Store,
+        store: ChatStore,
         hub: Hub,
         tokens: TokenAuthority,
         *,
         gate: ModerationGate,
         limits: protocol.Limits,
         rate_limiter: RateLimiter,
-        reports: ModerationStore,
+        reports: ModerationRepository,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
@@ -553,7 +553,7 @@ class ChatService:
         moderation: Moderation | None,
         *,
         audit: Audit | None,
-        also: Any = None,
+        also: TxOp | None = None,
     ) -> Message | None:
         """Record a verdict, then tell the sender and deliver (or withdraw) the message.
 
@@ -562,7 +562,9 @@ class ChatService:
         same transaction (a review-queue entry). Withdrawing an already delivered message
         (a moderator disapproving it later) sends ``message.deleted`` to its receivers.
         """
-        updated = await self.store.set_status(message, status, moderation, self.clock.now(), audit, also)
+        updated = await self.store.set_status(
+            message, status, moderation, self.clock.now(), audit, also
+        )
         if updated is None:
             return None
         encoded = protocol.encode_json(updated.to_json())

@@ -7,6 +7,7 @@ import logging
 from server.auth import API_KEY_PRINCIPAL
 from server.chat import ChatService
 from server.models import Scope
+from server.storage.ports import ChatStore
 
 log = logging.getLogger(__name__)
 
@@ -19,14 +20,14 @@ DEMO_USERS = (
 )
 
 
-async def seed_demo(chat: ChatService) -> None:
-    """Create the demo users and the public group ``lobby`` unless they exist."""
+async def seed_demo(chat: ChatService, store: ChatStore) -> None:
+    """Create the demo users and the public group ``lobby`` unless ``store`` has them."""
     for uid, name, role in DEMO_USERS:
-        if await chat.store.get_user(uid) is None:
+        if await store.get_user(uid) is None:
             await chat.create_user(
                 API_KEY_PRINCIPAL, uid=uid, name=name, role=role, tags=("demo",), metadata={}
             )
-    if await chat.store.get_group("lobby") is None:
+    if await store.get_group("lobby") is None:
         await chat.create_group(
             API_KEY_PRINCIPAL,
             guid="lobby",

@@ -33,14 +33,18 @@ from moderation.rules import (
 )
 from moderation.types import Action, MessageView, ReceiverView, UserView, Verdict, VerdictStatus
 from server.auth import Principal, Role
-from server.errors import BadRequest, NotFound
+from server.errors import BadRequest, Conflict, NotFound
 from server.metrics import Metrics
 from server.models import Message, Moderation, Status, User
 from server.providers import PROVIDER_KINDS, Providers
-from server.storage.base import Audit, NewMessage
-from server.storage.conn import WriteConnection
-from server.storage.moderation import ModerationStore
-from server.storage.sqlite import SqliteStore
+from server.storage.ports import (
+    AuditRepository,
+    MessageRepository,
+    ModerationRepository,
+    Transaction,
+    TxOp,
+)
+from server.storage.types import Audit, Delivery, NewMessage
 from server.webhooks import WebhookSender
 
 if TYPE_CHECKING:
@@ -71,10 +75,11 @@ class ModerationService:
 
     def __init__(
         self,
-        store: SqliteStore,
-        mstore: ModerationStore,
+        store: MessageRepository,
+        mstore: ModerationRepository,
         metrics: Metrics,
         *,
+        audit: AuditRepository,
         workers: int,
         queue_size: int,
         context_window: int,
@@ -84,6 +89,7 @@ class ModerationService:
         webhooks: WebhookSender | None = None,
     ) -> None:
         self._store = store
+        self._audit = audit
         # External providers (custom_api, openai) are (re)built from settings in reload();
         # outgoing webhooks get the moderation events.
         self.providers = providers
@@ -153,7 +159,9 @@ class ModerationService:
         lists: dict[str, WordList] = {}
         for body in await self.mstore.lists():
             try:
-                wl = parse_list(body)
+                # Lists are checked in full when written; a check added later (pattern
+                # shapes and counts) must not drop a stored list and the rules naming it.
+                wl = parse_list(body, stored=True)
             except RuleError:
                 log.exception("stored list %s is invalid; skipped", body.get("id"))
                 continue
@@ -226,7 +234,7 @@ class ModerationService:
         view = await self._view(message, cache)
         window = MAX_CONTEXT_WINDOW if everything else self._load_window
         context_rows = (
-            await self._store.recent(message.conversation_id, before=message.id, limit=window)
+            await self._store.recent(message.conversation_key, before=message.id, limit=window)
             if window > 0
             else []
         )
@@ -327,14 +335,16 @@ class ModerationService:
         at = _now()
         if verdict.status is VerdictStatus.REVIEW:
             assert first is not None
+            # Why it is held (a matched rule, or a detector that ran out of time budget).
+            details["reason"] = first.reason
 
-            async def hold(conn: WriteConnection) -> None:
-                await self.mstore.enqueue_in(conn, message.id, "review", first.rule_id, at)
-                await self._store.audit_in(
-                    conn, Audit(ACTOR, "message.review", str(message.id), details), at
-                )
-
-            await self._store.write(hold)
+            await self.mstore.enqueue(
+                message.id,
+                "review",
+                first.rule_id,
+                at,
+                audit=Audit(ACTOR, "message.review", str(message.id), details),
+            )
             self._metrics.verdicts.labels("review").inc()
             self.emit(
                 "message.review_required",
@@ -347,14 +357,14 @@ class ModerationService:
                 else Status.APPROVED
             )
             moderation = Moderation(first.rule_id, first.rule_name, first.reason) if first else None
-            also = None
+            also: TxOp | None = None
             if verdict.flagged and status is Status.APPROVED:
                 flag_rule = next(
                     (m.rule_id for m in verdict.matches if Action.FLAG in m.actions), None
                 )
 
-                async def also_flag(conn: WriteConnection) -> None:
-                    await self.mstore.enqueue_in(conn, message.id, "flagged", flag_rule, at)
+                async def also_flag(tx: Transaction) -> None:
+                    await tx.enqueue_review(message.id, "flagged", flag_rule, at)
 
                 also = also_flag
             # A clean approval (no rule matched) is recorded by the message's status alone:
@@ -405,7 +415,7 @@ class ModerationService:
                             await chat.ban(actor, message.receiver, message.sender, match.reason)
                     elif action is Action.BLOCK_USER and message.receiver_type == "user":
                         await chat.block(message.receiver, [message.sender])
-                        await self._store.add_audit(
+                        await self._audit.add_audit(
                             Audit(
                                 actor.label or ACTOR,
                                 "user.block",
@@ -522,6 +532,75 @@ class ModerationService:
         if message is None and view.id:
             message = await self._store.get_message(view.id)
         return view_json(view) if message is None else message.to_json()
+
+    # ----------------------------------------------------------------- moderators
+
+    async def review_queue(
+        self, state: str, *, limit: int
+    ) -> list[tuple[Message, str | None, int]]:
+        """The open items in ``state`` as (message, rule id, since), oldest first; for
+        ``disapproved``, the newest disapproved messages (no rule id, since their update)."""
+        found: list[tuple[Message, str | None, int]] = []
+        if state == "disapproved":
+            for message_id in await self.mstore.disapproved(limit=limit):
+                message = await self._store.get_message(message_id)
+                if message is not None:
+                    found.append((message, None, message.updated_at))
+        else:
+            for item in await self.mstore.queue(state, limit=limit):
+                message = await self._store.get_message(item.message_id)
+                if message is not None:
+                    found.append((message, item.rule_id, item.at))
+        return found
+
+    async def decide(self, message: Message, *, approve: bool, actor: str, reason: str) -> Message:
+        """A moderator's decision: the verdict and the closing of its queue items, audited,
+        in one commit; the message as stored after it. Raises Conflict if it changed meanwhile."""
+        assert self._chat is not None
+        at = _now()
+        decision = "approved" if approve else "disapproved"
+
+        async def close(tx: Transaction) -> None:
+            await tx.close_review(message.id, decision, actor, at)
+
+        target = Status.APPROVED if approve else Status.DISAPPROVED
+        audit = Audit(
+            actor, f"message.{decision}", str(message.id), {"manual": True, "reason": reason}
+        )
+        if message.status is target or (approve and message.status is Status.UNMODERATED):
+            await self.mstore.close_review(message.id, decision, actor, at, audit)
+            return message
+        moderation = (
+            None
+            if approve
+            else Moderation("manual", "Moderator decision", reason or "disapproved by a moderator")
+        )
+        updated = await self._chat.apply_verdict(
+            message, target, moderation, audit=audit, also=close
+        )
+        if updated is None:
+            raise Conflict(
+                "the message changed meanwhile; reload and decide again", {"messageId": message.id}
+            )
+        if moderation is not None:
+            self.emit(
+                "message.disapproved",
+                {
+                    "message": updated.to_json(),
+                    "moderation": moderation.to_json(),
+                    "manual": True,
+                    "by": actor,
+                },
+            )
+        return updated
+
+    async def webhook_deliveries(
+        self, *, status: str | None, event: str | None, limit: int
+    ) -> list[Delivery]:
+        """The outgoing webhooks' delivery log, newest first (empty without webhooks)."""
+        if self.webhooks is None:
+            return []
+        return await self.webhooks.deliveries(status=status, event=event, limit=limit)
 
     def validate_list(self, body: object) -> WordList:
         try:

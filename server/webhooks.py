@@ -35,7 +35,8 @@ import httpx
 from moderation.providers.signing import signed_headers
 from server.errors import BadRequest
 from server.metrics import Metrics
-from server.storage.webhooks import Delivery, NewDelivery, WebhookStore
+from server.storage.ports import DeliveryRepository
+from server.storage.types import Delivery, NewDelivery
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ class _Event:
 class WebhookSender:
     """Owns the event queue, the persisting task and the sending task; see the module doc."""
 
-    def __init__(self, store: WebhookStore, metrics: Metrics) -> None:
+    def __init__(self, store: DeliveryRepository, metrics: Metrics) -> None:
         self.store = store
         self._metrics = metrics
         self._hooks: dict[str, Hook] = {}
@@ -252,6 +253,12 @@ class WebhookSender:
         except Exception:
             log.exception("storing queued webhook events at shutdown failed")
         await self._client.aclose()
+
+    async def deliveries(
+        self, *, status: str | None, event: str | None, limit: int
+    ) -> list[Delivery]:
+        """The delivery log, newest first, optionally by status and event."""
+        return await self.store.recent(status=status, event=event, limit=limit)
 
     async def flush(self) -> None:
         """Wait until every emitted event is stored (for tests and orderly shutdown)."""

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from moderation.rules import list_to_json, rule_to_json
 from server.chat import ChatService
 from server.errors import BadRequest, Conflict, NotFound
-from server.models import Message, Moderation, Status
+from server.models import Message
 from server.moderation_service import ModerationService
 from server.providers import public_custom_api, validate_custom_api, validate_openai
 from server.routes.common import (
@@ -26,7 +26,6 @@ from server.routes.common import (
     read_json,
     require_staff,
 )
-from server.storage.base import Audit
 from server.webhooks import EVENTS, public_webhooks, validate_webhooks
 
 QUEUE_STATES = ("review", "flagged", "reported", "disapproved")
@@ -240,7 +239,7 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
                 "query parameter 'event' must be one of " + ", ".join(EVENTS), {"field": "event"}
             )
         limit = query_int(request, "limit", default=100, lo=1, hi=500) or 100
-        found = await mod.webhooks.store.recent(status=status, event=event, limit=limit)
+        found = await mod.webhook_deliveries(status=status, event=event, limit=limit)
         return ok({"deliveries": [d.to_json() for d in found]})
 
     async def queue(request: Request) -> Response:
@@ -252,17 +251,10 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
                 {"field": "state"},
             )
         limit = query_int(request, "limit", default=100, lo=1, hi=500) or 100
-        items: list[dict[str, Any]] = []
-        if state == "disapproved":
-            for message_id in await mstore.disapproved(limit=limit):
-                message = await chat.store.get_message(message_id)
-                if message is not None:
-                    items.append(await _item(message, state, None, message.updated_at))
-        else:
-            for item in await mstore.queue(state, limit=limit):
-                message = await chat.store.get_message(item.message_id)
-                if message is not None:
-                    items.append(await _item(message, state, item.rule_id, item.at))
+        items = [
+            await _item(message, state, rule_id, at)
+            for message, rule_id, at in await mod.review_queue(state, limit=limit)
+        ]
         return ok({"state": state, "items": items})
 
     async def _item(message: Message, state: str, rule_id: str | None, at: int) -> dict[str, Any]:
@@ -285,39 +277,7 @@ def routes(deps: Deps, mod: ModerationService) -> list[Route]:
         reason = get_str(body, "reason", required=False, default="")
         approve = request.url.path.endswith("/approve")
         actor = actor_of(who)
-        at = _now()
-        decision = "approved" if approve else "disapproved"
-
-        async def close(conn: Any) -> None:
-            await mstore.close_review_in(conn, message.id, decision, actor, at)
-
-        target = Status.APPROVED if approve else Status.DISAPPROVED
-        audit = Audit(
-            actor, f"message.{decision}", str(message.id), {"manual": True, "reason": reason}
-        )
-        if message.status is target or (approve and message.status is Status.UNMODERATED):
-            await mstore.close_review(message.id, decision, actor, at, audit)
-            return ok({"message": message.to_json()})
-        moderation = (
-            None
-            if approve
-            else Moderation("manual", "Moderator decision", reason or "disapproved by a moderator")
-        )
-        updated = await chat.apply_verdict(message, target, moderation, audit=audit, also=close)
-        if updated is None:
-            raise Conflict(
-                "the message changed meanwhile; reload and decide again", {"messageId": message.id}
-            )
-        if moderation is not None:
-            mod.emit(
-                "message.disapproved",
-                {
-                    "message": updated.to_json(),
-                    "moderation": moderation.to_json(),
-                    "manual": True,
-                    "by": actor,
-                },
-            )
+        updated = await mod.decide(message, approve=approve, actor=actor, reason=reason)
         return ok({"message": updated.to_json()})
 
     async def evaluate(request: Request) -> Response:

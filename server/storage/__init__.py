@@ -1,8 +1,5 @@
-"""Storage: one interface (``Store``) the chat service uses; SQLite is the embedded default."""
+"""Storage: the ports services depend on (``ports``, ``types``) and their implementations.
 
-from __future__ import annotations
-
-from server.storage.base import AuditEntry, NewMessage, Store
-from server.storage.sqlite import SqliteStore
-
-__all__ = ["AuditEntry", "NewMessage", "SqliteStore", "Store"]
+``sqlite/`` is the embedded default; another backend is a sibling package implementing the
+same ports. Only the composition root (``server/app.py``) names an implementation.
+"""

@@ -21,7 +21,7 @@ import pytest
 
 from client.sdk import RestClient
 from server.crypto import KeyRing
-from server.storage import SqliteStore
+from server.storage.sqlite import SqliteStorage, key_ids_in_use
 from tests.conftest import ROOT, ServerProcess, free_port
 
 RANDOM_KID = re.compile(r"k[0-9a-f]{16}")
@@ -146,7 +146,7 @@ async def test_lost_keyring_refuses_start_until_it_is_restored(
 async def test_every_sealed_table_is_checked(tmp_path: Path) -> None:
     data_dir = tmp_path / "d"
     ring = KeyRing.generate()
-    store = SqliteStore(data_dir / "parley.db", ring)
+    store = SqliteStorage(data_dir / "parley.db", ring)
     await store.open()
     await store.close()
     with contextlib.closing(sqlite3.connect(data_dir / "parley.db")) as db, db:
@@ -161,7 +161,7 @@ async def test_every_sealed_table_is_checked(tmp_path: Path) -> None:
             ("kwebhookswebhooks",),
         )
     in_use = {"kreportsreports00", "kwebhookswebhooks"}
-    assert SqliteStore.key_ids_in_use(data_dir / "parley.db") == in_use
+    assert key_ids_in_use(data_dir / "parley.db") == in_use
     (data_dir / "keys.json").write_text(ring.to_json())
     out = refused(data_dir)
     assert "kreportsreports00, kwebhookswebhooks" in out.stderr
@@ -170,7 +170,7 @@ async def test_every_sealed_table_is_checked(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(data_dir / "parley.db")) as db, db:
         for table in ("messages", "reports", "webhook_deliveries"):
             db.execute(f"DROP INDEX {table}_kid")
-    assert SqliteStore.key_ids_in_use(data_dir / "parley.db") == in_use
+    assert key_ids_in_use(data_dir / "parley.db") == in_use
 
 
 CORRUPT = {

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from server.crypto import KeyRing
 from server.models import Message, Moderation, Status
-from server.storage.base import NewMessage
-from server.storage.recent import RecentIndex
-from server.storage.sqlite import SqliteStore
+from server.storage.sqlite import SqliteStorage
+from server.storage.sqlite.recent import RecentIndex
+from server.storage.types import NewMessage
 
 T0 = 1_764_000_000
 
@@ -71,8 +71,9 @@ async def test_store_answers_match_a_cold_store(tmp_path: Path) -> None:
     rng = random.Random(7)
     ring = KeyRing.generate()
     path = tmp_path / "db.sqlite"
-    warm = SqliteStore(path, ring, synchronous="NORMAL")
-    await warm.open()
+    warm_storage = SqliteStorage(path, ring, synchronous="NORMAL")
+    warm = warm_storage.chat
+    await warm_storage.open()
     try:
         stored: list[Message] = []
         convs, senders = ["c1", "c2", "c3"], ["s1", "s2"]
@@ -103,8 +104,9 @@ async def test_store_answers_match_a_cold_store(tmp_path: Path) -> None:
                 before = rng.choice(stored).id + 1
                 await warm.recent(rng.choice(convs), before=before, limit=5)
                 await warm.recent_of_sender(rng.choice(senders), since=T0 + i // 10 - 5, limit=50)
-        cold = SqliteStore(path, ring, synchronous="NORMAL")
-        await cold.open()
+        cold_storage = SqliteStorage(path, ring, synchronous="NORMAL")
+        cold = cold_storage.chat
+        await cold_storage.open()
         try:
             for cid in convs:
                 for before in (stored[-1].id + 1, stored[150].id, stored[-20].id):
@@ -117,11 +119,12 @@ async def test_store_answers_match_a_cold_store(tmp_path: Path) -> None:
                     w = await warm.recent_of_sender(sender, since=since, limit=50)
                     c = await cold.recent_of_sender(sender, since=since, limit=50)
                     assert w == c, (sender, since)
-            assert warm.recent_by_conversation.hits > 0 and warm.recent_by_sender.hits > 0
+            recent = warm_storage.recent
+            assert recent.by_conversation.hits > 0 and recent.by_sender.hits > 0
         finally:
-            await cold.close()
+            await cold_storage.close()
     finally:
-        await warm.close()
+        await warm_storage.close()
 
 
 def test_total_messages_are_bounded() -> None:

@@ -1,18 +1,18 @@
 """Outgoing webhook deliveries in SQLite: one row per event and webhook, payload sealed.
 
 Statuses: ``pending`` (waiting for its next attempt at ``next_at``), ``delivered``, ``failed``
-(attempts exhausted, or the webhook was removed). Shares the chat store's writer and reader.
+(attempts exhausted, or the webhook was removed). Shares the chat repositories' ``Database``.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from server.storage.conn import WriteConnection
-from server.storage.sqlite import SqliteStore
+from server.crypto import KeyRing
+from server.storage.sqlite.conn import WriteConnection
+from server.storage.sqlite.writer import Database
+from server.storage.types import Delivery, NewDelivery
 
 _COLUMNS = (
     "id, event_id, event, hook_id, url, kid, body, status, attempts, next_at, last_status,"
@@ -20,65 +20,22 @@ _COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class NewDelivery:
-    event_id: str
-    event: str
-    hook_id: str
-    url: str
-    payload: bytes
-
-
-@dataclass(frozen=True)
-class Delivery:
-    id: int
-    event_id: str
-    event: str
-    hook_id: str
-    url: str
-    payload: bytes
-    status: str
-    attempts: int
-    next_at: float
-    last_status: int | None
-    last_error: str
-    created_at: int
-    updated_at: int
-    delivered_at: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "eventId": self.event_id,
-            "event": self.event,
-            "webhookId": self.hook_id,
-            "url": self.url,
-            "status": self.status,
-            "attempts": self.attempts,
-            "nextAttemptAt": self.next_at if self.status == "pending" else None,
-            "lastStatusCode": self.last_status,
-            "lastError": self.last_error,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-            "deliveredAt": self.delivered_at,
-        }
-
-
 def _aad(event_id: str, hook_id: str) -> bytes:
     return f"parley:webhook:{event_id}:{hook_id}".encode()
 
 
-class WebhookStore:
-    """Insert, pick due, and update webhook deliveries."""
+class SqliteDeliveries:
+    """``ports.DeliveryRepository``: insert, pick due, and update webhook deliveries."""
 
-    def __init__(self, store: SqliteStore) -> None:
-        self._store = store
+    def __init__(self, db: Database, keyring: KeyRing) -> None:
+        self._db = db
+        self._keyring = keyring
 
     async def add(self, deliveries: Sequence[NewDelivery], at: float) -> None:
         """Store new pending deliveries, due now."""
         if not deliveries:
             return
-        keyring = self._store.keyring
+        keyring = self._keyring
         rows = []
         for d in deliveries:
             kid, body = keyring.seal(d.payload, _aad(d.event_id, d.hook_id))
@@ -91,12 +48,10 @@ class WebhookStore:
                 rows,
             )
 
-        await self._store.write(op)
+        await self._db.write(op)
 
     def _row(self, row: sqlite3.Row) -> Delivery:
-        payload = self._store.keyring.open(
-            row["kid"], row["body"], _aad(row["event_id"], row["hook_id"])
-        )
+        payload = self._keyring.open(row["kid"], row["body"], _aad(row["event_id"], row["hook_id"]))
         return Delivery(
             id=row["id"],
             event_id=row["event_id"],
@@ -116,7 +71,7 @@ class WebhookStore:
 
     async def due(self, now: float, *, limit: int) -> list[Delivery]:
         """Pending deliveries whose next attempt is due, oldest first."""
-        rows = await self._store.fetchall(
+        rows = await self._db.fetchall(
             f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE status = 'pending'"
             " AND next_at <= ? ORDER BY next_at, id LIMIT ?",
             (now, limit),
@@ -125,7 +80,7 @@ class WebhookStore:
 
     async def next_due(self) -> float | None:
         """When the earliest pending delivery is due, or None when none is pending."""
-        row = await self._store.fetchone(
+        row = await self._db.fetchone(
             "SELECT MIN(next_at) AS n FROM webhook_deliveries WHERE status = 'pending'"
         )
         return None if row is None or row["n"] is None else float(row["n"])
@@ -162,10 +117,10 @@ class WebhookStore:
                 ),
             )
 
-        await self._store.write(op)
+        await self._db.write(op)
 
     async def pending_count(self) -> int:
-        row = await self._store.fetchone(
+        row = await self._db.fetchone(
             "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'pending'"
         )
         return 0 if row is None else int(row["n"])
@@ -182,5 +137,5 @@ class WebhookStore:
         sql = f"SELECT {_COLUMNS} FROM webhook_deliveries"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = await self._store.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
+        rows = await self._db.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
         return [self._row(r) for r in rows]

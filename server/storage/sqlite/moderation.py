@@ -1,51 +1,43 @@
 """Moderation state in SQLite: rules with revisions, lists, settings, review queue, reports.
 
-Shares the chat store's writer (so verdicts, audit rows and queue entries commit together with
-message changes) and its reader. Report texts are sealed like message content.
+Shares the chat repositories' ``Database`` (so verdicts, audit rows and queue entries commit
+together with message changes). Report texts are sealed like message content.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from server import jsoncodec
-from server.storage.base import Audit
-from server.storage.conn import WriteConnection
-from server.storage.sqlite import SqliteStore
-
-REVIEW_STATES = ("review", "flagged", "reported")
-
+from server.crypto import KeyRing
+from server.storage.sqlite.conn import WriteConnection
+from server.storage.sqlite.transaction import close_review as close_review_in
+from server.storage.sqlite.transaction import enqueue_review, insert_audit
+from server.storage.sqlite.writer import Database
+from server.storage.types import Audit, ReviewItem
 
 _dumps = jsoncodec.dumps
 
 
-@dataclass(frozen=True)
-class ReviewItem:
-    message_id: int
-    state: str
-    rule_id: str | None
-    at: int
+class SqliteModeration:
+    """``ports.ModerationRepository``."""
 
-
-class ModerationStore:
-    """Rules, lists, settings, the review queue and reports."""
-
-    def __init__(self, store: SqliteStore) -> None:
-        self._store = store
+    def __init__(self, db: Database, keyring: KeyRing) -> None:
+        self._db = db
+        self._keyring = keyring
         #: Called with each new report after it is committed (outgoing webhooks); must not block.
         self.on_report: Callable[[dict[str, Any]], None] | None = None
 
     # ----------------------------------------------------------------- rules
 
     async def rules(self) -> list[dict[str, Any]]:
-        rows = await self._store.fetchall("SELECT body FROM rules WHERE deleted_at = 0 ORDER BY id")
+        rows = await self._db.fetchall("SELECT body FROM rules WHERE deleted_at = 0 ORDER BY id")
         return [json.loads(r["body"]) for r in rows]
 
     async def rule(self, rule_id: str) -> dict[str, Any] | None:
-        row = await self._store.fetchone(
+        row = await self._db.fetchone(
             "SELECT body FROM rules WHERE id = ? AND deleted_at = 0", (rule_id,)
         )
         return json.loads(row["body"]) if row else None
@@ -84,7 +76,7 @@ class ModerationStore:
                 "INSERT INTO rule_revisions (rule_id, revision, body, actor, at) VALUES (?, ?, ?, ?, ?)",
                 (rule_id, revision, text, actor, at),
             )
-            await self._store.audit_in(
+            await insert_audit(
                 conn,
                 Audit(
                     actor,
@@ -96,7 +88,7 @@ class ModerationStore:
             )
             return stored
 
-        return await self._store.write(op)
+        return await self._db.write(op)
 
     async def delete_rule(self, rule_id: str, *, actor: str, at: int) -> bool:
         async def op(conn: WriteConnection) -> bool:
@@ -104,13 +96,13 @@ class ModerationStore:
                 "UPDATE rules SET deleted_at = ? WHERE id = ? AND deleted_at = 0", (at, rule_id)
             )
             if cur.rowcount:
-                await self._store.audit_in(conn, Audit(actor, "rule.delete", rule_id, {}), at)
+                await insert_audit(conn, Audit(actor, "rule.delete", rule_id, {}), at)
             return bool(cur.rowcount)
 
-        return await self._store.write(op)
+        return await self._db.write(op)
 
     async def rule_revisions(self, rule_id: str) -> list[dict[str, Any]]:
-        rows = await self._store.fetchall(
+        rows = await self._db.fetchall(
             "SELECT revision, body, actor, at FROM rule_revisions WHERE rule_id = ? ORDER BY revision DESC",
             (rule_id,),
         )
@@ -125,17 +117,17 @@ class ModerationStore:
         ]
 
     async def has_any_rule_history(self) -> bool:
-        row = await self._store.fetchone("SELECT 1 FROM rule_revisions LIMIT 1")
+        row = await self._db.fetchone("SELECT 1 FROM rule_revisions LIMIT 1")
         return row is not None
 
     # ----------------------------------------------------------------- lists
 
     async def lists(self) -> list[dict[str, Any]]:
-        rows = await self._store.fetchall("SELECT body FROM lists ORDER BY id")
+        rows = await self._db.fetchall("SELECT body FROM lists ORDER BY id")
         return [json.loads(r["body"]) for r in rows]
 
     async def get_list(self, list_id: str) -> dict[str, Any] | None:
-        row = await self._store.fetchone("SELECT body FROM lists WHERE id = ?", (list_id,))
+        row = await self._db.fetchone("SELECT body FROM lists WHERE id = ?", (list_id,))
         return json.loads(row["body"]) if row else None
 
     async def put_list(
@@ -157,26 +149,26 @@ class ModerationStore:
                 " ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
                 (list_id, _dumps(stored), created, at),
             )
-            await self._store.audit_in(
+            await insert_audit(
                 conn, Audit(actor, "list.create" if create else "list.update", list_id, {}), at
             )
             return stored
 
-        return await self._store.write(op)
+        return await self._db.write(op)
 
     async def delete_list(self, list_id: str, *, actor: str, at: int) -> bool:
         async def op(conn: WriteConnection) -> bool:
             cur = await conn.execute("DELETE FROM lists WHERE id = ?", (list_id,))
             if cur.rowcount:
-                await self._store.audit_in(conn, Audit(actor, "list.delete", list_id, {}), at)
+                await insert_audit(conn, Audit(actor, "list.delete", list_id, {}), at)
             return bool(cur.rowcount)
 
-        return await self._store.write(op)
+        return await self._db.write(op)
 
     # ----------------------------------------------------------------- settings
 
     async def settings(self) -> dict[str, Any]:
-        row = await self._store.fetchone("SELECT value FROM settings WHERE key = 'moderation'")
+        row = await self._db.fetchone("SELECT value FROM settings WHERE key = 'moderation'")
         return json.loads(row["value"]) if row else {}
 
     async def put_settings(self, value: dict[str, Any], *, actor: str, at: int) -> None:
@@ -186,31 +178,30 @@ class ModerationStore:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (_dumps(value),),
             )
-            await self._store.audit_in(conn, Audit(actor, "settings.update", "moderation", {}), at)
+            await insert_audit(conn, Audit(actor, "settings.update", "moderation", {}), at)
 
-        await self._store.write(op)
+        await self._db.write(op)
 
     # ----------------------------------------------------------------- review queue
 
-    @staticmethod
-    async def enqueue_in(
-        conn: WriteConnection, message_id: int, state: str, rule_id: str | None, at: int
+    async def enqueue(
+        self,
+        message_id: int,
+        state: str,
+        rule_id: str | None,
+        at: int,
+        *,
+        audit: Audit | None = None,
     ) -> None:
-        """Put a message in the review queue inside an op's transaction (idempotent)."""
-        await conn.execute(
-            "INSERT OR IGNORE INTO review (message_id, state, rule_id, at) VALUES (?, ?, ?, ?)",
-            (message_id, state, rule_id, at),
-        )
-
-    async def enqueue(self, message_id: int, state: str, rule_id: str | None, at: int) -> None:
         async def op(conn: WriteConnection) -> None:
-            await self.enqueue_in(conn, message_id, state, rule_id, at)
+            await enqueue_review(conn, message_id, state, rule_id, at)
+            await insert_audit(conn, audit, at)
 
-        await self._store.write(op)
+        await self._db.write(op)
 
     async def queue(self, state: str, *, limit: int, before: int | None = None) -> list[ReviewItem]:
         """Open items in one state, oldest first."""
-        rows = await self._store.fetchall(
+        rows = await self._db.fetchall(
             "SELECT message_id, state, rule_id, at FROM review WHERE state = ? AND decided_at = 0"
             " AND message_id < ? ORDER BY message_id LIMIT ?",
             (state, before or 2**62, limit),
@@ -218,19 +209,11 @@ class ModerationStore:
         return [ReviewItem(r["message_id"], r["state"], r["rule_id"], r["at"]) for r in rows]
 
     async def disapproved(self, *, limit: int) -> list[int]:
-        rows = await self._store.fetchall(
+        rows = await self._db.fetchall(
             "SELECT id FROM messages WHERE status = 'disapproved' ORDER BY id DESC LIMIT ?",
             (limit,),
         )
         return [r["id"] for r in rows]
-
-    async def close_review_in(
-        self, conn: WriteConnection, message_id: int, decision: str, by: str, at: int
-    ) -> None:
-        await conn.execute(
-            "UPDATE review SET decided_at = ?, decided_by = ?, decision = ? WHERE message_id = ? AND decided_at = 0",
-            (at, by, decision, message_id),
-        )
 
     async def close_review(
         self, message_id: int, decision: str, by: str, at: int, audit: Audit
@@ -238,10 +221,10 @@ class ModerationStore:
         """Close a message's open queue items with an audit row (no status change)."""
 
         async def op(conn: WriteConnection) -> None:
-            await self.close_review_in(conn, message_id, decision, by, at)
-            await self._store.audit_in(conn, audit, at)
+            await close_review_in(conn, message_id, decision, by, at)
+            await insert_audit(conn, audit, at)
 
-        await self._store.write(op)
+        await self._db.write(op)
 
     # ----------------------------------------------------------------- reports
 
@@ -255,7 +238,7 @@ class ModerationStore:
                 row = await cur.fetchone()
             assert row is not None
             report_id = int(row[0])
-            kid, body = self._store.keyring.seal(
+            kid, body = self._keyring.seal(
                 _dumps({"reason": reason, "remarks": remarks}).encode(),
                 f"parley:report:{report_id}".encode(),
             )
@@ -265,15 +248,15 @@ class ModerationStore:
             )
             if not cur2.rowcount:
                 return None
-            await self.enqueue_in(conn, message_id, "reported", None, at)
-            await self._store.audit_in(
+            await enqueue_review(conn, message_id, "reported", None, at)
+            await insert_audit(
                 conn,
                 Audit(reporter, "message.report", str(message_id), {"reportId": report_id}),
                 at,
             )
             return report_id
 
-        report_id = await self._store.write(op)
+        report_id = await self._db.write(op)
         report = {
             "messageId": message_id,
             "reporter": reporter,
@@ -289,14 +272,14 @@ class ModerationStore:
         return created, True
 
     async def reports_for(self, message_id: int) -> list[dict[str, Any]]:
-        rows = await self._store.fetchall(
+        rows = await self._db.fetchall(
             "SELECT id, reporter, kid, body, at FROM reports WHERE message_id = ? ORDER BY id",
             (message_id,),
         )
         out = []
         for r in rows:
             content = json.loads(
-                self._store.keyring.open(r["kid"], r["body"], f"parley:report:{r['id']}".encode())
+                self._keyring.open(r["kid"], r["body"], f"parley:report:{r['id']}".encode())
             )
             out.append({"id": r["id"], "reporter": r["reporter"], "at": r["at"], **content})
         return out

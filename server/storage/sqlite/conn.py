@@ -5,8 +5,8 @@ conn.execute(...)`` like aiosqlite's API, but each statement runs at once on the
 thread: an INSERT or UPDATE inside an open transaction touches only SQLite's page cache and
 costs microseconds, less than handing it to another thread and back (which aiosqlite does
 for every statement). The one step that waits for the disk, COMMIT with its fsync, is run in a
-thread by the store (``SqliteStore._commit_batch``), and nothing else uses the connection
-while it does.
+thread by the writer (``writer.Database``), and nothing else uses the connection while it
+does.
 """
 
 from __future__ import annotations

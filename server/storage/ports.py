@@ -1,0 +1,221 @@
+"""The storage ports: one ``Protocol`` per repository, and the transaction they share.
+
+Services depend on these and on the values in ``types.py``, never on a database. The SQLite
+implementation lives in ``server.storage.sqlite``; another backend (PostgreSQL) is a sibling
+package implementing the same protocols, and only the composition root (``server/app.py``)
+names either.
+
+Every write returns only after its transaction is committed. A write that must commit
+together with a verdict (an audit row, a review-queue entry) is a ``TxOp``: it receives the
+``Transaction`` of that write and may call only its methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from server.models import Group, Message, Moderation, Scope, Status, User
+from server.storage.types import Audit, AuditEntry, Delivery, NewDelivery, NewMessage, ReviewItem
+
+
+class Transaction(Protocol):
+    """The writes that may share a transaction with another repository's write."""
+
+    async def audit(self, audit: Audit, at: int) -> None:
+        """Add an audit record."""
+        ...
+
+    async def enqueue_review(
+        self, message_id: int, state: str, rule_id: str | None, at: int
+    ) -> None:
+        """Put a message in the review queue in ``state`` (idempotent)."""
+        ...
+
+    async def close_review(self, message_id: int, decision: str, by: str, at: int) -> None:
+        """Close the message's open review-queue entries with ``decision``."""
+        ...
+
+
+#: A write run inside another write's transaction (see ``MessageRepository.set_status``).
+TxOp = Callable[[Transaction], Awaitable[None]]
+
+
+class UserRepository(Protocol):
+    async def create_user(self, user: User, audit: Audit) -> None: ...
+    async def get_user(self, uid: str) -> User | None: ...
+    async def update_user(self, user: User, audit: Audit) -> None: ...
+    async def delete_user(self, uid: str, at: int, *, erase: bool, audit: Audit) -> None:
+        """Mark deleted, or with ``erase`` remove the user with its messages, receipts,
+        blocks and bans; either way its memberships go."""
+        ...
+
+
+class GroupRepository(Protocol):
+    async def create_group(self, group: Group, audit: Audit) -> None: ...
+    async def get_group(self, guid: str) -> Group | None: ...
+    async def members(self, guid: str) -> dict[str, Scope]: ...
+    async def groups_of(self, uid: str) -> list[str]: ...
+    async def set_member(
+        self, guid: str, uid: str, scope: Scope, at: int, audit: Audit
+    ) -> None: ...
+    async def remove_member(self, guid: str, uid: str, audit: Audit) -> None: ...
+    async def ban(
+        self, guid: str, uid: str, reason: str, by: str, at: int, audit: Audit
+    ) -> None: ...
+    async def unban(self, guid: str, uid: str, audit: Audit) -> None: ...
+    async def is_banned(self, guid: str, uid: str) -> bool: ...
+
+
+class BlockRepository(Protocol):
+    async def blocks_of(self, uid: str) -> tuple[set[str], set[str]]:
+        """(users ``uid`` blocked, users who blocked ``uid``)."""
+        ...
+
+    async def add_blocks(self, blocker: str, uids: Sequence[str], at: int) -> None: ...
+    async def remove_block(self, blocker: str, uid: str) -> None: ...
+
+
+class MessageRepository(Protocol):
+    async def insert_message(self, new: NewMessage) -> tuple[Message, bool]:
+        """Insert, idempotent on ``(sender, muid)``: returns (message, created)."""
+        ...
+
+    async def get_message(self, message_id: int) -> Message | None: ...
+    async def find_by_muid(self, sender: str, muid: str) -> Message | None: ...
+    async def history(
+        self, conversation_key: str, *, before: int | None, limit: int, viewer: str | None
+    ) -> list[Message]:
+        """Newest ``limit`` messages below ``before`` that ``viewer`` may see (staff: None),
+        oldest first."""
+        ...
+
+    async def recent(self, conversation_key: str, *, before: int, limit: int) -> list[Message]:
+        """The newest ``limit`` deliverable, undeleted messages below ``before``, oldest first."""
+        ...
+
+    async def recent_of_sender(self, sender: str, *, since: int, limit: int) -> list[Message]:
+        """The sender's newest ``limit`` messages sent at or after ``since``, oldest first."""
+        ...
+
+    async def update_content(self, message: Message, *, status: Status, at: int) -> Message: ...
+    async def mark_deleted(self, message: Message, at: int) -> Message: ...
+    async def set_status(
+        self,
+        message: Message,
+        status: Status,
+        moderation: Moderation | None,
+        at: int,
+        audit: Audit | None,
+        also: TxOp | None = None,
+    ) -> Message | None:
+        """Conditional verdict: applies only if the row is still at ``message.rev`` and
+        status; ``audit`` and ``also`` commit with it. None if the row moved on."""
+        ...
+
+    async def messages_since(self, since: int, *, limit: int) -> list[Message]: ...
+    async def pending_ids(self) -> list[int]: ...
+    async def messages_of_sender(self, sender: str) -> list[Message]: ...
+    async def add_receipt(self, message_id: int, uid: str, kind: str, at: int) -> bool: ...
+    async def receipts_of(self, uid: str) -> list[dict[str, Any]]: ...
+
+
+class AuditRepository(Protocol):
+    async def add_audit(self, audit: Audit, at: int) -> None: ...
+    async def audit_since(self, since: int, limit: int) -> list[AuditEntry]: ...
+
+
+class ChatStore(
+    UserRepository,
+    GroupRepository,
+    BlockRepository,
+    MessageRepository,
+    AuditRepository,
+    Protocol,
+):
+    """The repositories the chat service uses, as one object (until it is split by resource)."""
+
+
+class ModerationRepository(Protocol):
+    """Rules with revisions, lists, settings, the review queue and reports.
+
+    ``body`` values are validated JSON objects; each write stores its own audit record.
+    """
+
+    async def rules(self) -> list[dict[str, Any]]: ...
+    async def rule(self, rule_id: str) -> dict[str, Any] | None: ...
+    async def put_rule(
+        self, body: dict[str, Any], *, actor: str, at: int, create: bool
+    ) -> dict[str, Any]:
+        """Insert (``create``) or replace a rule with a new revision; the stored body.
+
+        Raises KeyError if ``create`` and the id is live, LookupError if not ``create`` and
+        it is not.
+        """
+        ...
+
+    async def delete_rule(self, rule_id: str, *, actor: str, at: int) -> bool: ...
+    async def rule_revisions(self, rule_id: str) -> list[dict[str, Any]]: ...
+    async def has_any_rule_history(self) -> bool: ...
+
+    async def lists(self) -> list[dict[str, Any]]: ...
+    async def get_list(self, list_id: str) -> dict[str, Any] | None: ...
+    async def put_list(
+        self, body: dict[str, Any], *, actor: str, at: int, create: bool
+    ) -> dict[str, Any]: ...
+    async def delete_list(self, list_id: str, *, actor: str, at: int) -> bool: ...
+
+    async def settings(self) -> dict[str, Any]: ...
+    async def put_settings(self, value: dict[str, Any], *, actor: str, at: int) -> None: ...
+
+    async def enqueue(
+        self,
+        message_id: int,
+        state: str,
+        rule_id: str | None,
+        at: int,
+        *,
+        audit: Audit | None = None,
+    ) -> None:
+        """Put a message in the review queue (idempotent), with ``audit`` in one commit."""
+        ...
+
+    async def queue(
+        self, state: str, *, limit: int, before: int | None = None
+    ) -> list[ReviewItem]: ...
+    async def disapproved(self, *, limit: int) -> list[int]: ...
+    async def close_review(
+        self, message_id: int, decision: str, by: str, at: int, audit: Audit
+    ) -> None: ...
+
+    async def add_report(
+        self, message_id: int, reporter: str, reason: str, remarks: str, at: int
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a user report (once per reporter and message) and queue the message as
+        reported; (report, created)."""
+        ...
+
+    async def reports_for(self, message_id: int) -> list[dict[str, Any]]: ...
+
+
+class DeliveryRepository(Protocol):
+    """Outgoing webhook deliveries: ``pending`` until ``delivered`` or ``failed``."""
+
+    async def add(self, deliveries: Sequence[NewDelivery], at: float) -> None: ...
+    async def due(self, now: float, *, limit: int) -> list[Delivery]: ...
+    async def next_due(self) -> float | None: ...
+    async def update(
+        self,
+        delivery_id: int,
+        *,
+        status: str,
+        attempts: int,
+        next_at: float,
+        last_status: int | None,
+        last_error: str,
+        at: float,
+    ) -> None: ...
+    async def pending_count(self) -> int: ...
+    async def recent(
+        self, *, status: str | None, event: str | None, limit: int
+    ) -> list[Delivery]: ...

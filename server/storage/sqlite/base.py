@@ -1,0 +1,16 @@
+"""What the chat repositories share: the database, the sealer and the recent index."""
+
+from __future__ import annotations
+
+from server.storage.sqlite.recent import RecentMessages
+from server.storage.sqlite.sealing import Sealer
+from server.storage.sqlite.writer import Database
+
+
+class Repository:
+    """A base for the repositories over one ``Database``; see ``storage.SqliteChatStore``."""
+
+    def __init__(self, db: Database, sealer: Sealer, recent: RecentMessages) -> None:
+        self._db = db
+        self._sealer = sealer
+        self._recent = recent

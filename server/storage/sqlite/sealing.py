@@ -1,0 +1,91 @@
+"""Message rows: AES-256-GCM sealing of their content, and row <-> ``Message`` mapping.
+
+The text, data, metadata, tags, attachment and moderation reason of a message are one JSON
+object sealed with the message id and conversation id as associated data, so a sealed body
+cannot be moved to another row; the key id is stored beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from typing import Any
+
+from server import jsoncodec
+from server.crypto import KeyRing
+from server.models import Message, Moderation, Status
+from server.storage.types import NewMessage
+
+MESSAGE_COLUMNS = (
+    "id, muid, conversation_id, sender, receiver, receiver_type, category, type, kid, body,"
+    " parent_id, sent_at, updated_at, edited_at, deleted_at, status, rev, shown"
+)
+
+dumps = jsoncodec.dumps
+
+
+def _aad(message_id: int, conversation_id: str) -> bytes:
+    return f"parley:message:{message_id}:{conversation_id}".encode()
+
+
+class Sealer:
+    """Seals message content for a row and opens rows into messages, with one keyring."""
+
+    def __init__(self, keyring: KeyRing) -> None:
+        self.keyring = keyring
+
+    def seal(
+        self, message_id: int, conversation_id: str, content: dict[str, Any]
+    ) -> tuple[str, bytes]:
+        """(key id, sealed body) for a row's ``kid`` and ``body`` columns."""
+        return self.keyring.seal(dumps(content).encode(), _aad(message_id, conversation_id))
+
+    def row_to_message(self, row: sqlite3.Row) -> Message:
+        """The message a row of ``MESSAGE_COLUMNS`` holds, its content opened."""
+        content = json.loads(
+            self.keyring.open(row["kid"], row["body"], _aad(row["id"], row["conversation_id"]))
+        )
+        mod = content.get("moderation")
+        return Message(
+            id=row["id"],
+            muid=row["muid"],
+            conversation_id=row["conversation_id"],
+            sender=row["sender"],
+            receiver=row["receiver"],
+            receiver_type=row["receiver_type"],
+            category=row["category"],
+            type=row["type"],
+            text=content.get("text"),
+            data=content.get("data"),
+            metadata=content.get("metadata") or {},
+            tags=tuple(content.get("tags") or ()),
+            parent_id=row["parent_id"],
+            sent_at=row["sent_at"],
+            updated_at=row["updated_at"],
+            edited_at=row["edited_at"],
+            deleted_at=row["deleted_at"],
+            status=Status(row["status"]),
+            rev=row["rev"],
+            shown=bool(row["shown"]),
+            attachment=content.get("attachment"),
+            moderation=Moderation(mod["ruleId"], mod["ruleName"], mod["reason"]) if mod else None,
+        )
+
+
+def content_of(message: Message | NewMessage, moderation: Moderation | None) -> dict[str, Any]:
+    """The sealed part of a message, as one JSON object."""
+    content: dict[str, Any] = {
+        "text": message.text,
+        "data": message.data,
+        "metadata": message.metadata,
+        "tags": list(message.tags),
+        "attachment": message.attachment,
+    }
+    if moderation is not None:
+        content["moderation"] = moderation.to_json()
+    return content
+
+
+def replace_message(message: Message, **changes: Any) -> Message:
+    return dataclasses.replace(message, **changes)

@@ -1,0 +1,61 @@
+"""The ``Transaction`` of the ports on SQLite: the writes that may join another's commit.
+
+The functions take the writer's connection inside an op; repositories call them for their own
+audit rows and queue entries, and ``SqliteTransaction`` hands them to a ``TxOp``.
+"""
+
+from __future__ import annotations
+
+from server import jsoncodec
+from server.storage.sqlite.conn import WriteConnection
+from server.storage.types import Audit
+
+
+async def insert_audit(conn: WriteConnection, audit: Audit | None, at: int) -> None:
+    """Write an audit row (none for None) inside an op's transaction."""
+    if audit is None:
+        return
+    await conn.execute(
+        "INSERT INTO audit (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)",
+        (at, audit.actor, audit.action, audit.target, jsoncodec.dumps(audit.details)),
+    )
+
+
+async def enqueue_review(
+    conn: WriteConnection, message_id: int, state: str, rule_id: str | None, at: int
+) -> None:
+    """Put a message in the review queue inside an op's transaction (idempotent)."""
+    await conn.execute(
+        "INSERT OR IGNORE INTO review (message_id, state, rule_id, at) VALUES (?, ?, ?, ?)",
+        (message_id, state, rule_id, at),
+    )
+
+
+async def close_review(
+    conn: WriteConnection, message_id: int, decision: str, by: str, at: int
+) -> None:
+    """Close a message's open queue items inside an op's transaction."""
+    await conn.execute(
+        "UPDATE review SET decided_at = ?, decided_by = ?, decision = ? WHERE message_id = ? AND decided_at = 0",
+        (at, by, decision, message_id),
+    )
+
+
+class SqliteTransaction:
+    """``ports.Transaction`` over the writer's connection of one op."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: WriteConnection) -> None:
+        self._conn = conn
+
+    async def audit(self, audit: Audit, at: int) -> None:
+        await insert_audit(self._conn, audit, at)
+
+    async def enqueue_review(
+        self, message_id: int, state: str, rule_id: str | None, at: int
+    ) -> None:
+        await enqueue_review(self._conn, message_id, state, rule_id, at)
+
+    async def close_review(self, message_id: int, decision: str, by: str, at: int) -> None:
+        await close_review(self._conn, message_id, decision, by, at)
