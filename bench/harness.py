@@ -100,8 +100,13 @@ def start_server(
     moderation: bool = True,
     extra: list[str] | None = None,
     timeout: float = 60.0,
+    root: Path = ROOT,
 ) -> Server:
-    """Start the bare relay or Parley on a free port, pinned to the server core; wait for /healthz."""
+    """Start the bare relay or Parley on a free port, pinned to the server core; wait for /healthz.
+
+    ``root`` is the checkout Parley runs from (another commit's worktree, for a before/after
+    comparison in one run).
+    """
     port = free_port()
     data_dir: Path | None = None
     if kind == "bare":
@@ -119,7 +124,11 @@ def start_server(
     log = Path(tempfile.mkstemp(prefix=f"bench-{kind}-", suffix=".log")[1])
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            taskset(SERVER_CPU) + cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+            taskset(SERVER_CPU) + cmd,
+            cwd=root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(root)},
         )
     server = Server(label or kind, kind, port, proc, data_dir, log, cmd)
     deadline = time.monotonic() + timeout

@@ -7,6 +7,11 @@ with ratios to B and writes ``bench/results.json``.
 
     .venv/bin/python bench/run.py            # full, about 8 minutes
     .venv/bin/python bench/run.py --quick    # about 2 minutes
+    .venv/bin/python bench/run.py --baseline 0a33e18   # adds P-FULL of that commit (before/after)
+
+``--baseline REF`` checks REF out into a temporary worktree and runs its Parley (FULL) in the
+same run, after this tree's servers, so a change is measured against its parent on the same
+machine at the same time.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -119,6 +126,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=100.0, help="open-loop msgs/s (all servers)")
     p.add_argument("--only", default="", help="comma-separated scenario names to run")
     p.add_argument("--out", default=str(BENCH / "results.json"))
+    p.add_argument("--baseline", default="", help="a git ref to run as P-FULL@REF too")
     args = p.parse_args()
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     t_start = time.monotonic()
@@ -140,7 +148,43 @@ def main() -> None:
         meta["uvloop"] = None
     print(f"load before: {meta['loadavg_start']}  cpus: {meta['cpus']}  uvloop: {meta['uvloop']}")
     results: list[dict[str, Any]] = []
-    for label, kind, kw in SERVERS:
+    servers: list[tuple[str, str, dict[str, Any]]] = list(SERVERS)
+    worktree = None
+    if args.baseline:
+        worktree = tempfile.mkdtemp(prefix="parley-baseline-")
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", worktree, args.baseline],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        meta["baseline"] = args.baseline
+        servers.append(
+            (f"P@{args.baseline[:7]}", "parley", {"sync": "FULL", "root": Path(worktree)})
+        )
+    try:
+        run_servers(servers, args, only, results)
+    finally:
+        if worktree is not None:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", worktree], cwd=ROOT, check=False
+            )
+    meta["loadavg_end"] = loadavg()
+    meta["duration_s"] = round(time.monotonic() - t_start, 1)
+    print_tables([r for r in results if "error" not in r])
+    print(f"\nload after: {meta['loadavg_end']}  run took {meta['duration_s']} s")
+    with open(args.out, "w") as fh:
+        json.dump({"meta": meta, "results": results}, fh, indent=1)
+    print(f"wrote {args.out}")
+
+
+def run_servers(
+    servers: list[tuple[str, str, dict[str, Any]]],
+    args: argparse.Namespace,
+    only: set[str],
+    results: list[dict[str, Any]],
+) -> None:
+    for label, kind, kw in servers:
         server = start_server(kind, label=label, **kw)
         try:
             for name, largs, parley_only in scenarios(args.quick, args.rate):
@@ -159,13 +203,6 @@ def main() -> None:
                 print(f" {time.monotonic() - t0:.0f}s  load {loadavg().split()[0]}")
         finally:
             server.stop()
-    meta["loadavg_end"] = loadavg()
-    meta["duration_s"] = round(time.monotonic() - t_start, 1)
-    print_tables([r for r in results if "error" not in r])
-    print(f"\nload after: {meta['loadavg_end']}  run took {meta['duration_s']} s")
-    with open(args.out, "w") as fh:
-        json.dump({"meta": meta, "results": results}, fh, indent=1)
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
