@@ -30,12 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from moderation.defaults import SCAM_THRESHOLDS, SIMILARITY_THRESHOLD
+from moderation.defaults import TOXICITY_THRESHOLDS as TOX_THRESHOLDS
 from moderation.detectors.encoder import SharedEncoder
-from moderation.detectors.heads import Heads, _profanity, feature_matrix
+from moderation.detectors.heads import Heads, feature_matrix
 from moderation.detectors.keywords import find
-from moderation.detectors.lexical import shared_lexical
-from moderation.detectors.scam import SHIPPED_THRESHOLDS as SCAM_THRESHOLDS
-from moderation.detectors.toxicity import SHIPPED_THRESHOLDS as TOX_THRESHOLDS
+from moderation.detectors.model_registry import shared_models
 from moderation.normalize import fold, tokenize
 from moderation.rules import TOXICITY_CATEGORIES
 from moderation.training.datasets import (
@@ -73,8 +73,8 @@ class Scorers:
     def __init__(self) -> None:
         self.encoder = SharedEncoder(threads=1)
         self.heads = Heads.load()
-        self.lexical = shared_lexical()
-        self.profanity = _profanity()
+        self.lexical = shared_models().lexical()
+        self.profanity = shared_models().profanity()
         try:
             from profanity_check import predict_prob  # type: ignore[import-untyped]
 
@@ -85,7 +85,7 @@ class Scorers:
     def parley(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """What the detectors report (the same encoder, features, lexical model and heads)."""
         emb = self.encoder.encode(texts)
-        probs = self.heads.scores(feature_matrix(texts, emb, self.lexical))
+        probs = self.heads.scores(feature_matrix(texts, emb, self.lexical, self.profanity))
         out = {c: probs[:, i] for i, c in enumerate(self.heads.categories)}
         out["any_harm"] = np.max(np.stack([out[c] for c in ANY_HARM]), axis=0)
         return out
@@ -202,7 +202,6 @@ def similarity(scorers: Scorers) -> None:
     import json
 
     from moderation.defaults import PLATFORM_CIRCUMVENTION
-    from moderation.detectors.similarity import SHIPPED_THRESHOLD
 
     path = Path(__file__).resolve().parents[1] / "moderation/training/data"
     rows = [json.loads(line) for line in (path / "platform_circumvention_eval.jsonl").open()]
@@ -212,12 +211,12 @@ def similarity(scorers: Scorers) -> None:
     y = np.array([r["label"] for r in rows] + [0] * len(negatives), dtype=np.float64)
     items = scorers.encoder.encode(list(PLATFORM_CIRCUMVENTION))
     s = (scorers.encoder.encode(texts) @ items.T).max(axis=1).astype(np.float64)
-    pred = s >= SHIPPED_THRESHOLD
+    pred = s >= SIMILARITY_THRESHOLD
     tp = int((pred & (y > 0)).sum())
     print("\n## Similarity: platform-circumvention list\n")
     print(
         f"{int(y.sum())} paraphrases, {len(y) - int(y.sum())} negatives (13 topical + the own set):"
-        f" AUPRC {average_precision(y, s):.3f}; at threshold {SHIPPED_THRESHOLD}: precision"
+        f" AUPRC {average_precision(y, s):.3f}; at threshold {SIMILARITY_THRESHOLD}: precision"
         f" {tp / max(int(pred.sum()), 1):.2f}, recall {tp / y.sum():.2f}"
     )
 

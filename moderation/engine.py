@@ -23,7 +23,10 @@ Evaluation of one message:
    otherwise one with ``review`` holds it for a moderator; otherwise it is approved (``flag``
    delivers it and queues it for review).
 
-The engine does no I/O: detectors are local and given everything through ``DetectContext``.
+The engine does no I/O and imports no detector: it is given its detectors (kind -> detector,
+usually ``moderation.local_detectors.build_detectors()`` plus the configured providers) and
+calls only the members of the ``Detector`` protocol (``moderation.detectors.base``); each
+detector is given everything through ``DetectContext``.
 """
 
 from __future__ import annotations
@@ -31,17 +34,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from moderation.detectors.base import EXPENSIVE, DetectContext, Detector
-from moderation.detectors.contacts import EmailDetector, PhoneDetector
-from moderation.detectors.image import ImageDetector
-from moderation.detectors.image import available as image_model_available
-from moderation.detectors.keywords import KeywordDetector
-from moderation.detectors.patterns import PatternBudget, PatternDetector
-from moderation.detectors.scam import ScamDetector
-from moderation.detectors.sentiment import SentimentDetector
-from moderation.detectors.similarity import SimilarityDetector
-from moderation.detectors.spam import SpamDetector
-from moderation.detectors.toxicity import ToxicityDetector
+from moderation.budget import PatternBudget
+from moderation.detectors.base import EXPENSIVE, READS_EVERYTHING, DetectContext, Detector
 from moderation.errors import BudgetExhausted
 from moderation.rules import MAX_CONTEXT_WINDOW, Condition, MatchMode, Rule, WordList
 from moderation.types import (
@@ -57,31 +51,6 @@ from moderation.types import (
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
-
-#: Which list kinds a list-based detector reads.
-LIST_KINDS_FOR: Mapping[str, tuple[str, ...]] = {
-    "keywords": ("keywords", "sentences"),
-    "patterns": ("patterns",),
-    "similarity": ("sentences",),
-}
-
-
-def default_detectors() -> dict[str, Detector]:
-    """Fresh instances of the built-in local detectors, keyed by the condition kind they serve."""
-    detectors: list[Detector] = [
-        KeywordDetector(),
-        PatternDetector(),
-        EmailDetector(),
-        SpamDetector(),
-        PhoneDetector(),
-        SentimentDetector(),
-        ToxicityDetector(),
-        ScamDetector(),
-        SimilarityDetector(),
-    ]
-    if image_model_available():  # optional extra parley[images]
-        detectors.append(ImageDetector())
-    return {d.name: d for d in detectors}
 
 
 def severity(actions: Sequence[Action]) -> int:
@@ -119,44 +88,34 @@ Runner = Callable[[Condition, str], Awaitable[list[Detection]]]
 class Engine:
     """Evaluates messages against a fixed set of rules and lists; build a new one on change.
 
-    ``detectors`` defaults to ``default_detectors()``; pass a mapping to use exactly those
-    (kind -> detector). ``context_window`` is how many previous messages of the conversation
-    a condition without its own ``contextWindow`` may look at (0..10).
+    ``detectors`` maps each condition kind to the detector serving it (a kind without one
+    never matches; see ``unavailable_kinds``); share the instances across engines, they hold
+    compiled lists and loaded models. ``context_window`` is how many previous messages of
+    the conversation a condition without its own ``contextWindow`` may look at (0..10).
     """
 
     def __init__(
         self,
         rules: Sequence[Rule],
         lists: Mapping[str, WordList],
-        detectors: Mapping[str, Detector] | None = None,
+        detectors: Mapping[str, Detector],
         *,
         context_window: int = 5,
     ) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self.lists: dict[str, WordList] = dict(lists)
-        self.detectors: dict[str, Detector] = (
-            default_detectors() if detectors is None else dict(detectors)
-        )
+        self.detectors: dict[str, Detector] = dict(detectors)
         self.context_window = max(0, min(context_window, MAX_CONTEXT_WINDOW))
         self._enabled = tuple(r for r in self.rules if r.enabled)
         for detector in self.detectors.values():
-            if isinstance(detector, KeywordDetector | PatternDetector):
-                for wl in self.lists.values():
-                    if wl.kind in LIST_KINDS_FOR[detector.name]:
-                        detector.compiled(wl)  # compile now, not on the first message
-        # local models load lazily; start loading those that an enabled rule needs now,
-        # in a background thread (once per process), so the first message does not wait
+            detector.prepare(self.lists)  # compile lists now, not on the first message
+        # Local models load lazily; start loading those that an enabled rule needs now, in
+        # the background, so the first message does not wait.
         for kind in {c.kind for r in self._enabled for c in r.conditions}:
-            warm_up = getattr(self.detectors.get(kind), "warm_up", None)
-            if callable(warm_up):
-                warm_up()
+            needed = self.detectors.get(kind)
+            if needed is not None:
+                needed.warm_up()
         self._inline: dict[tuple[str, str], bool] = {}
-        # The detectors' optional shared pre-checks (``rules_out``), looked up once.
-        self._prechecks: dict[str, Callable[[MessageView, Mapping[str, WordList]], bool]] = {
-            kind: check
-            for kind, detector in self.detectors.items()
-            if callable(check := getattr(detector, "rules_out", None))
-        }
         self._costs: dict[tuple[str, str], dict[int, int]] = {}
 
     # ------------------------------------------------------------------ questions
@@ -179,12 +138,15 @@ class Engine:
         if inline or text is None:
             return inline
         return all(
-            self._cost(c) < EXPENSIVE
-            or bool(getattr(self.detectors.get(c.kind), "settles", lambda _t: False)(text))
+            self._cost(c) < EXPENSIVE or self._settles(c, text)
             for r in self._enabled
             for c in r.conditions
             if c.applies_to(category, message_type)
         )
+
+    def _settles(self, condition: Condition, text: str) -> bool:
+        detector = self.detectors.get(condition.kind)
+        return detector is not None and detector.settles(text)
 
     def covers(self, category: str, message_type: str) -> bool:
         """Whether an enabled rule has a condition for this message category and type."""
@@ -193,8 +155,9 @@ class Engine:
         )
 
     def _reads(self, condition: Condition) -> frozenset[str]:
-        reads = getattr(self.detectors.get(condition.kind), "reads", None)
-        return reads if isinstance(reads, frozenset) else frozenset({"context", "sender_recent"})
+        """What the condition's detector reads; a kind without a detector: everything."""
+        detector = self.detectors.get(condition.kind)
+        return READS_EVERYTHING if detector is None else detector.reads
 
     def context_needed(self) -> int:
         """How many previous messages of the conversation enabled rules' detectors read (0:
@@ -286,9 +249,9 @@ class Engine:
         out: list[Detection] = []
         for detector in sorted(self.detectors.values(), key=lambda d: (d.cost, d.name)):
             runs: list[tuple[Condition, tuple[str, ...]]] = []
-            if detector.name in LIST_KINDS_FOR:
+            if detector.list_kinds:
                 for wl in self.lists.values():
-                    if wl.kind in LIST_KINDS_FOR[detector.name]:
+                    if wl.kind in detector.list_kinds:
                         condition = Condition(detector.name, (message.message_type,), list_id=wl.id)
                         runs.append((condition, (wl.id,)))
             else:
@@ -312,12 +275,13 @@ class Engine:
         """A function running a condition's detector once per condition, its results, and
         the reasons of the conditions left undecided (``BudgetExhausted``), by condition id.
 
-        Pattern conditions of the message share one time budget (``PatternBudget``)."""
+        The conditions of a detector with a time budget (``Detector.budget``: regex
+        patterns) share one budget per message."""
         produced: dict[int, list[Detection]] = {}
         undecided: dict[int, str] = {}
         keep: list[Condition] = []  # keeps ids stable while ``produced`` is alive
         contexts: dict[int, DetectContext] = {}  # by context window: most conditions share one
-        budgets: dict[str, PatternBudget] = {}
+        budgets: dict[str, PatternBudget | None] = {}  # by kind
 
         async def run(condition: Condition, rule_id: str) -> list[Detection]:
             key = id(condition)
@@ -339,15 +303,19 @@ class Engine:
                         sender_recent=sender_recent,
                     )
                 try:
-                    if isinstance(detector, PatternDetector):
-                        budget = budgets.get(condition.kind)
-                        if budget is None:
-                            budget = budgets[condition.kind] = detector.budget()
-                        found = await detector.detect(
-                            message, condition, ctx, budget=budget, rule=rule_id
-                        )
+                    if condition.kind in budgets:
+                        budget = budgets[condition.kind]
                     else:
-                        found = list(await detector.detect(message, condition, ctx))
+                        budget = budgets[condition.kind] = detector.budget()
+                    if budget is not None:
+                        ctx = DetectContext(
+                            lists=ctx.lists,
+                            context=ctx.context,
+                            sender_recent=ctx.sender_recent,
+                            budget=budget,
+                            rule_id=rule_id,
+                        )
+                    found = list(await detector.detect(message, condition, ctx))
                 except BudgetExhausted as exc:
                     undecided[key] = exc.message
                 except Exception:
@@ -383,14 +351,14 @@ class Engine:
         )
 
     def _rules_out(self, kind: str, message: MessageView) -> bool:
-        """A detector's optional shared pre-check: True when no condition of ``kind`` can
-        match ``message``, whatever its list or parameters (one merged keyword search rules
-        out all seven profanity lists of a clean message)."""
-        check = self._prechecks.get(kind)
-        if check is None:
+        """The detector's shared pre-check (``Detector.rules_out``): True when no condition of
+        ``kind`` can match ``message``, whatever its list or parameters (one merged keyword
+        search rules out all seven profanity lists of a clean message)."""
+        detector = self.detectors.get(kind)
+        if detector is None:
             return False
         try:
-            return bool(check(message, self.lists))
+            return detector.rules_out(message, self.lists)
         except Exception:
             log.exception("detector %s pre-check failed on message %d", kind, message.id)
             return False

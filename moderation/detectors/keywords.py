@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from moderation.detectors.base import DetectContext, message_text
+from moderation.detectors.base import DetectContext, Detector, message_text
 from moderation.normalize import LEET, MASKS, Token, fold, item_words, tokenize, variants
 from moderation.rules import Condition, WordList
 from moderation.types import Detection, MessageView
@@ -208,13 +208,13 @@ def _allowed_spans(
     return spans
 
 
-class KeywordDetector:
+class KeywordDetector(Detector):
     """Detector for ``keywords`` conditions: the condition's list, category = list id."""
 
     name = "keywords"
     cost = 1
     reads: frozenset[str] = frozenset()
-    categories: tuple[str, ...] = ()
+    list_kinds: tuple[str, ...] = ("keywords", "sentences")
 
     def __init__(self, *, cache_size: int = 256) -> None:
         self._compiled: dict[int, tuple[WordList, CompiledList]] = {}
@@ -232,6 +232,12 @@ class KeywordDetector:
             entry = (wl, compile_list(wl))
             self._compiled[id(wl)] = entry
         return entry[1]
+
+    def prepare(self, lists: Mapping[str, WordList]) -> None:
+        """Compile the keyword and sentence lists now, not on the first message."""
+        for wl in lists.values():
+            if wl.kind in self.list_kinds:
+                self.compiled(wl)
 
     def may_match(self, prepared: Prepared, lists: Mapping[str, WordList]) -> bool:
         """False only when no keyword list in ``lists`` can match the text.

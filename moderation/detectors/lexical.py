@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from moderation.lazy import once
 from moderation.normalize import fold, tokenize, variants
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "text_lexical.npz"
@@ -137,10 +136,6 @@ class Lexical:
             out[i] = self.logits_of(buckets(t))
         return out
 
-    def probabilities(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """The lexical model's own (uncalibrated, class-balanced) probabilities."""
-        return (1.0 / (1.0 + np.exp(-self.logits(texts)))).astype(np.float32)
-
     def save(self, path: Path) -> None:
         np.savez_compressed(
             path,
@@ -164,9 +159,3 @@ class Lexical:
         if model.weights.shape != (DIM, k) or model.bias.shape != (LENGTH_CLASSES, k):
             raise ValueError(f"{path}: weights {model.weights.shape}, bias {model.bias.shape}")
         return model
-
-
-@once
-def shared_lexical() -> Lexical:
-    """The bundled lexical model, loaded once per process."""
-    return Lexical.load()

@@ -4,9 +4,10 @@ Patterns are case-insensitive and searched in the raw text and, when it differs,
 folded form (``moderation.normalize.fold``: confusables, full-width forms, accents).
 
 Time budget. Matching time is bounded per message and per rule, not per pattern
-(``BudgetConfig``): by default all pattern conditions of one rule may search a message for
-50 ms in all, and all pattern conditions of all rules for 200 ms. The engine hands every
-pattern condition of a message the same ``PatternBudget``.
+(``moderation.budget.BudgetConfig``): by default all pattern conditions of one rule may search
+a message for 50 ms in all, and all pattern conditions of all rules for 200 ms. The engine
+hands every pattern condition of a message the same ``PatternBudget`` (``budget()``), in
+``DetectContext.budget``.
 
 Off the event loop. The first ``on_loop`` seconds of a message's pattern matching (default
 2 ms) run on the event loop: lists of ordinary patterns finish in microseconds, and a thread
@@ -28,74 +29,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import regex
 
-from moderation.detectors.base import DetectContext, message_text
+from moderation.budget import BudgetConfig, OnExhausted, PatternBudget
+from moderation.detectors.base import DetectContext, Detector, message_text
 from moderation.errors import BudgetExhausted
 from moderation.normalize import fold
 from moderation.rules import Condition, WordList
 from moderation.types import Detection, MessageView
 
 log = logging.getLogger(__name__)
-
-
-class OnExhausted(StrEnum):
-    """What an undecided pattern condition (its budget ran out) means; never "approve"."""
-
-    REVIEW = "review"
-    BLOCK = "block"
-
-
-@dataclass(frozen=True)
-class BudgetConfig:
-    """Pattern matching limits, in seconds.
-
-    ``per_rule``: all pattern conditions of one rule on one message; ``per_message``: all
-    pattern conditions of all rules on one message; ``on_loop``: how much of a message's
-    matching may run on the event loop before the rest moves to a worker thread.
-    """
-
-    per_rule: float = 0.05
-    per_message: float = 0.2
-    on_loop: float = 0.002
-    on_exhausted: OnExhausted = OnExhausted.REVIEW
-
-
-class PatternBudget:
-    """The matching time left for one message: in all, per rule, and on the event loop.
-
-    One per evaluated message (``PatternDetector.budget``). Not thread-safe, and need not be:
-    the conditions of one message are judged one after another.
-    """
-
-    def __init__(self, config: BudgetConfig) -> None:
-        self.config = config
-        self.message_left = config.per_message
-        self.loop_left = config.on_loop
-        self._rules: dict[str, float] = {}
-
-    def left(self, rule: str) -> float:
-        """Seconds ``rule`` may still spend on this message (0 when either budget is out)."""
-        return max(0.0, min(self.message_left, self._rules.get(rule, self.config.per_rule)))
-
-    def spend(self, rule: str, seconds: float, *, on_loop: bool) -> None:
-        """Charge ``seconds`` of matching to ``rule``, the message and, if so, the loop."""
-        self.message_left -= seconds
-        self._rules[rule] = self._rules.get(rule, self.config.per_rule) - seconds
-        if on_loop:
-            self.loop_left -= seconds
-
-    def scope(self, rule: str) -> tuple[str, float, float]:
-        """Which budget ``rule`` ran out of (``"rule"`` or ``"message"``), its size and the
-        seconds spent from it."""
-        rule_left = self._rules.get(rule, self.config.per_rule)
-        if self.message_left <= rule_left:
-            return "message", self.config.per_message, self.config.per_message - self.message_left
-        return "rule", self.config.per_rule, self.config.per_rule - rule_left
 
 
 @dataclass(frozen=True)
@@ -167,13 +114,13 @@ def search_patterns(
     return Progress(len(patterns), tuple(hits), time.perf_counter() - began, True)
 
 
-class PatternDetector:
+class PatternDetector(Detector):
     """Detector for ``patterns`` conditions: category = list id, one detection per pattern."""
 
     name = "patterns"
     cost = 2
     reads: frozenset[str] = frozenset()
-    categories: tuple[str, ...] = ()
+    list_kinds: tuple[str, ...] = ("patterns",)
 
     def __init__(self, *, config: BudgetConfig | None = None) -> None:
         self.config = config or BudgetConfig()
@@ -182,6 +129,12 @@ class PatternDetector:
     def budget(self) -> PatternBudget:
         """A fresh budget for one message."""
         return PatternBudget(self.config)
+
+    def prepare(self, lists: Mapping[str, WordList]) -> None:
+        """Compile the pattern lists now, not on the first message."""
+        for wl in lists.values():
+            if wl.kind in self.list_kinds:
+                self.compiled(wl)
 
     def compiled(self, wl: WordList) -> CompiledPatterns:
         """The compiled form of ``wl``, built once per list object."""
@@ -202,8 +155,8 @@ class PatternDetector:
     ) -> list[Detection]:
         """A detection for each pattern of the list that matches the message.
 
-        ``budget`` is the message's budget (a fresh one when None) and ``rule`` the id of the
-        rule the condition belongs to. Raises ``BudgetExhausted`` when the budget ran out
+        ``budget`` is the message's budget (default ``ctx.budget``, else a fresh one) and
+        ``rule`` the id of the rule the condition belongs to (default ``ctx.rule_id``). Raises ``BudgetExhausted`` when the budget ran out
         before every pattern was tried and none matched (see the module docstring).
         """
         wl = ctx.lists.get(condition.list_id or "")
@@ -218,7 +171,9 @@ class PatternDetector:
             texts.append(folded)
         compiled = self.compiled(wl)
         if budget is None:
-            budget = self.budget()
+            budget = ctx.budget if ctx.budget is not None else self.budget()
+        if not rule:
+            rule = ctx.rule_id
         step = search_patterns(
             compiled, texts, 0, min(budget.left(rule), budget.loop_left), concurrent=False
         )

@@ -17,21 +17,14 @@ Categories, all scored on every run:
 from __future__ import annotations
 
 from moderation.detectors.base import EXPENSIVE, DetectContext, message_text
-from moderation.detectors.heads import HeadDetector, shortener_links, urgency_hits
+from moderation.detectors.head_detector import HeadDetector
+from moderation.detectors.heads import shortener_links, urgency_hits
+from moderation.detectors.model_registry import ModelRegistry
 from moderation.detectors.spam import SpamDetector
 from moderation.rules import SCAM_CATEGORIES, Condition
 from moderation.types import Detection, MessageView
 
 _HEAD_CATEGORIES = ("phishing", "advance_fee", "crypto", "fake_offer")
-
-#: The thresholds of the default ``scam`` rule, per category.
-SHIPPED_THRESHOLDS: dict[str, float] = {
-    "scam": 0.8,
-    "phishing": 0.8,
-    "advance_fee": 0.9,
-    "crypto": 0.9,
-    "fake_offer": 0.9,
-}
 
 
 class ScamDetector(HeadDetector):
@@ -42,8 +35,8 @@ class ScamDetector(HeadDetector):
     reads: frozenset[str] = frozenset({"sender_recent"})
     categories: tuple[str, ...] = SCAM_CATEGORIES
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, models: ModelRegistry | None = None) -> None:
+        super().__init__(models)
         self._spam = SpamDetector()
 
     async def detect(

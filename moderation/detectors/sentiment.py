@@ -8,32 +8,23 @@ languages mostly score 0. Cheap (well under a millisecond), so it runs inline.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from moderation.detectors.base import DetectContext, message_text
-from moderation.lazy import once
+from moderation.detectors.base import DetectContext, Detector, message_text
+from moderation.detectors.model_registry import ModelRegistry, shared_models
 from moderation.rules import SENTIMENT_CATEGORIES, Condition
 from moderation.types import Detection, MessageView
 
 
-@once
-def analyzer() -> Any:
-    """The VADER analyzer, loaded once (reads its lexicon: about 50 ms)."""
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
-
-
-def sentiment(text: str) -> tuple[float, float]:
-    """(negative, positive), each 0..1, from VADER's compound score."""
+def sentiment(analyzer: Any, text: str) -> tuple[float, float]:
+    """(negative, positive), each 0..1, from the VADER ``analyzer``'s compound score."""
     if not text.strip():
         return 0.0, 0.0
-    compound = float(analyzer().polarity_scores(text[:2000])["compound"])
+    compound = float(analyzer.polarity_scores(text[:2000])["compound"])
     return round(max(0.0, -compound), 4), round(max(0.0, compound), 4)
 
 
-class SentimentDetector:
+class SentimentDetector(Detector):
     """Detector for ``sentiment`` conditions; always scores ``negative`` and ``positive``."""
 
     name = "sentiment"
@@ -41,13 +32,17 @@ class SentimentDetector:
     reads: frozenset[str] = frozenset()
     categories: tuple[str, ...] = SENTIMENT_CATEGORIES
 
+    def __init__(self, models: ModelRegistry | None = None) -> None:
+        self.models = shared_models() if models is None else models
+
     def warm_up(self) -> None:
-        threading.Thread(target=analyzer, name="parley-vader-warmup", daemon=True).start()
+        """Start loading the VADER lexicon in a background thread."""
+        self.models.warm_up(("vader",))
 
     async def detect(
         self, message: MessageView, condition: Condition, ctx: DetectContext
     ) -> list[Detection]:
-        negative, positive = sentiment(message_text(message))
+        negative, positive = sentiment(self.models.vader(), message_text(message))
         return [
             Detection(self.name, "negative", negative),
             Detection(self.name, "positive", positive),

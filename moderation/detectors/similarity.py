@@ -4,7 +4,7 @@ The condition names a list of kind ``sentences`` (``listId``); the confidence is
 cosine similarity (0..1) between the message's sentence embedding and the list's sentences
 (multilingual Universal Sentence Encoder), category = the list id, and the reason names the
 closest sentence. Paraphrases of a listed sentence typically score 0.6-0.9, unrelated chat
-below 0.4. A list's embeddings are computed once per list object (lists are replaced, not
+below 0.4 (the shipped rule's threshold: ``defaults.SIMILARITY_THRESHOLD``). A list's embeddings are computed once per list object (lists are replaced, not
 mutated, when edited through the API), in the encoder's worker thread.
 """
 
@@ -13,29 +13,33 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from moderation.detectors.base import EXPENSIVE, DetectContext, message_text
-from moderation.detectors.encoder import SharedEncoder, UsesEncoder
+from moderation.detectors.base import EXPENSIVE, DetectContext, Detector, message_text
+from moderation.detectors.encoder import SharedEncoder
+from moderation.detectors.model_registry import ModelRegistry, shared_models
 from moderation.rules import Condition, WordList
 from moderation.types import Detection, MessageView
 
-#: The threshold of the default ``platform-circumvention`` rule (cosine similarity).
-SHIPPED_THRESHOLD = 0.65
 
-
-class SimilarityDetector(UsesEncoder):
+class SimilarityDetector(Detector):
     """Detector for ``similarity`` conditions: closeness to a ``sentences`` list."""
 
     name = "similarity"
     cost = EXPENSIVE
     reads: frozenset[str] = frozenset()
-    categories: tuple[str, ...] = ()
+    list_kinds: tuple[str, ...] = ("sentences",)
 
-    def __init__(self, encoder: SharedEncoder | None = None) -> None:
-        super().__init__(encoder)
+    def __init__(self, models: ModelRegistry | None = None) -> None:
+        self.models = shared_models() if models is None else models
         self._lists: dict[int, tuple[WordList, npt.NDArray[np.float32]]] = {}
 
+    @property
+    def encoder(self) -> SharedEncoder:
+        """The shared sentence encoder."""
+        return self.models.encoder()
+
     def warm_up(self) -> None:
-        self.encoder.warm_up()
+        """Start loading the sentence encoder in a background thread."""
+        self.models.warm_up(("encoder",))
 
     async def vectors(self, wl: WordList) -> npt.NDArray[np.float32]:
         """The embeddings of the list's sentences, computed once per list object."""

@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
-from moderation.detectors.base import DetectContext, message_text
+from moderation.detectors.base import DetectContext, Detector, message_text
 from moderation.normalize import fold, words
 from moderation.rules import Condition
 from moderation.types import Detection, MessageView
@@ -61,7 +61,7 @@ def similar(a: str, b: str, threshold: float) -> bool:
     return matcher.quick_ratio() >= threshold and matcher.ratio() >= threshold
 
 
-class SpamDetector:
+class SpamDetector(Detector):
     """Detector for ``spam`` conditions; always scores ``repeat``, ``burst`` and ``links``."""
 
     name = "spam"

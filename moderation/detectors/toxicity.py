@@ -4,7 +4,8 @@ Categories: ``toxicity`` (rude, hateful or abusive overall), ``severe_toxicity``
 ``insult``, ``identity_attack``, ``threat``, ``sexual``, ``self_harm``, ``violence``. Each is
 a calibrated logistic head over the multilingual Universal Sentence Encoder embedding plus
 the bundled profanity lists' hits (see ``heads`` and ``moderation/training``). Conditions
-pick categories with ``categories`` and set ``threshold`` or per-category ``thresholds``.
+pick categories with ``categories`` and set ``threshold`` or per-category ``thresholds``
+(the shipped rules' values: ``defaults.TOXICITY_THRESHOLDS``).
 The model loads lazily (or through ``warm_up``); inference runs in a worker thread, batched
 across concurrent messages.
 """
@@ -12,23 +13,9 @@ across concurrent messages.
 from __future__ import annotations
 
 from moderation.detectors.base import EXPENSIVE, DetectContext, message_text
-from moderation.detectors.heads import HeadDetector
+from moderation.detectors.head_detector import HeadDetector
 from moderation.rules import TOXICITY_CATEGORIES, Condition
 from moderation.types import Detection, MessageView
-
-#: The thresholds of the default ``toxicity`` rule, per category (see docs/moderation.md for
-#: the precision and recall measured at these values by bench/moderation_quality.py).
-SHIPPED_THRESHOLDS: dict[str, float] = {
-    "toxicity": 0.8,
-    "severe_toxicity": 0.8,
-    "obscene": 0.8,
-    "insult": 0.8,
-    "identity_attack": 0.8,
-    "threat": 0.85,
-    "sexual": 0.85,
-    "self_harm": 0.8,
-    "violence": 0.85,
-}
 
 
 class ToxicityDetector(HeadDetector):

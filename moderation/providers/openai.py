@@ -39,8 +39,8 @@ from openai.types.chat import (
 )
 from openai.types.shared_params import ResponseFormatJSONSchema
 
-from moderation.detectors.base import EXPENSIVE, DetectContext, message_text
-from moderation.detectors.image import image_data_url
+from moderation.detectors.base import EXPENSIVE, DetectContext, Detector, message_text
+from moderation.image_data import image_data_url
 from moderation.providers.guard import (
     GuardConfig,
     OnError,
@@ -164,7 +164,7 @@ def moderation_input(text: str, image: str | None) -> str | list[dict[str, Any]]
     return parts
 
 
-class OpenAIProvider:
+class OpenAIProvider(Detector):
     """Detector for ``openai`` conditions; see the module docstring."""
 
     name = KIND

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from moderation.detectors.base import EXPENSIVE, DetectContext, message_text
+from moderation.detectors.base import EXPENSIVE, DetectContext, Detector, message_text
 from moderation.providers.guard import (
     GuardConfig,
     OnError,
@@ -119,7 +119,7 @@ def parse_answer(raw: bytes) -> tuple[bool, float, str]:
     return matching, float(confidence), reason
 
 
-class CustomApiProvider:
+class CustomApiProvider(Detector):
     """Detector for ``custom_api`` conditions; see the module docstring."""
 
     name = KIND

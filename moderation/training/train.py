@@ -42,6 +42,7 @@ from moderation.detectors.encoder import SharedEncoder
 from moderation.detectors.heads import MODEL_PATH, Heads, extra_features, feature_matrix
 from moderation.detectors.lexical import LEXICAL_CATEGORIES, Lexical, buckets
 from moderation.detectors.lexical import MODEL_PATH as LEXICAL_PATH
+from moderation.detectors.model_registry import shared_models
 from moderation.training import lexical as lexical_training
 from moderation.training.datasets import (
     ALL_CATEGORIES,
@@ -327,7 +328,8 @@ def train(data_dir: Path, out: Path, cache: Path | None, lexical_out: Path = LEX
     lexical_out.parent.mkdir(parents=True, exist_ok=True)
     lexical.save(lexical_out)
     # the heads see out-of-fold lexical logits, as they will see them on unseen text
-    extra = np.stack([extra_features(t) for t in texts])
+    profanity = shared_models().profanity()
+    extra = np.stack([extra_features(t, profanity) for t in texts])
     x = np.concatenate([emb, extra, oof], axis=1).astype(np.float32)
     l2 = np.full(x.shape[1], L2, dtype=np.float32)
     l2[-len(LEXICAL_CATEGORIES) :] *= LEXICAL_L2_FACTOR
@@ -337,7 +339,8 @@ def train(data_dir: Path, out: Path, cache: Path | None, lexical_out: Path = LEX
     # quick report on the own test split
     test = [e for e in own_set() if e.split == "test"]
     test_texts = [e.text for e in test]
-    scores = heads.scores(feature_matrix(test_texts, embed_all(test_texts, cache), lexical))
+    test_embeddings = embed_all(test_texts, cache)
+    scores = heads.scores(feature_matrix(test_texts, test_embeddings, lexical, profanity))
     yt, _ = label_matrix(test, categories)
     print("own test split AUPRC:", file=sys.stderr)
     for j, c in enumerate(categories):

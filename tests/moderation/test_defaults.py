@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from moderation.defaults import default_lists, default_rules, read_word_file
+from moderation.bundled_lists import read_word_file
+from moderation.defaults import default_lists, default_rules
 from moderation.engine import Engine
+from moderation.local_detectors import build_detectors
 from moderation.rules import parse_list, parse_rule, rule_to_json
 
 
@@ -46,7 +48,7 @@ def test_defaults_parse_and_round_trip() -> None:
 
 def test_defaults_cover_text_but_not_custom() -> None:
     lists = {wl.id: wl for wl in (parse_list(b) for b in default_lists())}
-    engine = Engine([parse_rule(b) for b in default_rules()], lists)
+    engine = Engine([parse_rule(b) for b in default_rules()], lists, build_detectors())
     assert engine.covers("message", "text")
     assert not engine.covers("custom", "poll")
     assert not engine.covers("message", "image")

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from moderation.detectors.base import DetectContext
-from moderation.engine import Engine, default_detectors
+from moderation.detectors.base import DetectContext, Detector
+from moderation.engine import Engine
+from moderation.local_detectors import build_detectors
 from moderation.rules import Condition, Rule, WordList, parse_rule
 from moderation.types import Action, Detection, MessageView, VerdictStatus
 
@@ -32,7 +33,7 @@ def rule(rule_id: str = "r", **overrides: Any) -> Rule:
 
 
 async def status(rules: list[Rule], message: MessageView, **kw: Any) -> VerdictStatus:
-    return (await Engine(rules, LISTS, **kw).evaluate(message)).status
+    return (await Engine(rules, LISTS, build_detectors(), **kw).evaluate(message)).status
 
 
 @pytest.mark.parametrize(
@@ -105,7 +106,9 @@ TWO = [
     ],
 )
 async def test_match_any_all(make_message: Make, match: str, text: str, matched: bool) -> None:
-    verdict = await Engine([rule(match=match, conditions=TWO)], LISTS).evaluate(make_message(text))
+    verdict = await Engine([rule(match=match, conditions=TWO)], LISTS, build_detectors()).evaluate(
+        make_message(text)
+    )
     assert bool(verdict.matches) is matched
     if matched and match == "all":
         assert "badword" in verdict.matches[0].reason and "worseword" in verdict.matches[0].reason
@@ -113,9 +116,9 @@ async def test_match_any_all(make_message: Make, match: str, text: str, matched:
 
 async def test_all_only_counts_conditions_for_this_type(make_message: Make) -> None:
     conditions = [TWO[0], {"kind": "keywords", "messageTypes": ["image"], "listId": "worse"}]
-    verdict = await Engine([rule(match="all", conditions=conditions)], LISTS).evaluate(
-        make_message("badword")
-    )
+    verdict = await Engine(
+        [rule(match="all", conditions=conditions)], LISTS, build_detectors()
+    ).evaluate(make_message("badword"))
     assert verdict.status is VerdictStatus.DISAPPROVED
 
 
@@ -135,7 +138,9 @@ async def test_all_only_counts_conditions_for_this_type(make_message: Make) -> N
 async def test_actions_to_status(
     make_message: Make, actions: list[str], expected: VerdictStatus, flagged: bool
 ) -> None:
-    verdict = await Engine([rule(actions=actions)], LISTS).evaluate(make_message("badword"))
+    verdict = await Engine([rule(actions=actions)], LISTS, build_detectors()).evaluate(
+        make_message("badword")
+    )
     assert verdict.status is expected and verdict.flagged is flagged
     assert set(verdict.actions) == {Action(a) for a in actions}
 
@@ -146,17 +151,19 @@ async def test_most_severe_match_first_and_actions_combined(make_message: Make) 
         rule("reviewer", actions=["review"]),
         rule("blocker", actions=["block"], conditions=[TWO[1]]),
     ]
-    verdict = await Engine(rules, LISTS).evaluate(make_message("badword worseword"))
+    verdict = await Engine(rules, LISTS, build_detectors()).evaluate(
+        make_message("badword worseword")
+    )
     assert verdict.status is VerdictStatus.DISAPPROVED
     assert [m.rule_id for m in verdict.matches] == ["blocker", "reviewer", "flagger"]
     assert verdict.actions == (Action.BLOCK, Action.REVIEW, Action.FLAG)
-    review = await Engine(rules[:2], LISTS).evaluate(make_message("badword"))
+    review = await Engine(rules[:2], LISTS, build_detectors()).evaluate(make_message("badword"))
     assert review.status is VerdictStatus.REVIEW and review.matches[0].rule_id == "reviewer"
 
 
 async def test_match_carries_rule_identity(make_message: Make) -> None:
     r = rule("x", name="The X", revision=7)
-    verdict = await Engine([r], LISTS).evaluate(make_message("badword"))
+    verdict = await Engine([r], LISTS, build_detectors()).evaluate(make_message("badword"))
     match = verdict.matches[0]
     assert (match.rule_id, match.rule_name, match.revision, match.confidence) == (
         "x",
@@ -170,7 +177,7 @@ async def test_match_carries_rule_identity(make_message: Make) -> None:
 
 async def test_disabled_rules_ignored_but_dry_run_works(make_message: Make) -> None:
     r = rule(enabled=False)
-    engine = Engine([r], LISTS)
+    engine = Engine([r], LISTS, build_detectors())
     assert (await engine.evaluate(make_message("badword"))).status is VerdictStatus.APPROVED
     assert not engine.covers("message", "text")
     match = await engine.evaluate_rule(r, make_message("badword"))
@@ -190,7 +197,12 @@ async def test_disabled_rules_ignored_but_dry_run_works(make_message: Make) -> N
 )
 def test_covers(types: list[str], category: str, message_type: str, covered: bool) -> None:
     conditions = [{"kind": "keywords", "messageTypes": types, "listId": "bad"}]
-    assert Engine([rule(conditions=conditions)], LISTS).covers(category, message_type) is covered
+    assert (
+        Engine([rule(conditions=conditions)], LISTS, build_detectors()).covers(
+            category, message_type
+        )
+        is covered
+    )
 
 
 async def test_custom_messages_scanned_in_data(make_message: Make) -> None:
@@ -208,13 +220,14 @@ async def test_unavailable_kinds_never_match(make_message: Make) -> None:
     engine = Engine(
         [r, rule("k", enabled=False, conditions=[{"kind": "image", "messageTypes": ["image"]}])],
         LISTS,
+        build_detectors(),
     )
     assert engine.unavailable_kinds() == {"video", "openai"}
     assert (await engine.evaluate(make_message("badword"))).status is VerdictStatus.APPROVED
     assert engine.covers("message", "text")
 
 
-class Fake:
+class Fake(Detector):
     """A detector that returns fixed detections and counts its calls."""
 
     def __init__(self, name: str, cost: int, detections: list[Detection]) -> None:
@@ -315,7 +328,7 @@ async def test_context_window_from_condition_or_engine(make_message: Make) -> No
 
 async def test_phone_split_across_messages_blocked_with_context(make_message: Make) -> None:
     r = rule(conditions=[{"kind": "phone", "messageTypes": ["text"], "contextWindow": 1}])
-    engine = Engine([r], LISTS)
+    engine = Engine([r], LISTS, build_detectors())
     previous = make_message("text me on 415 555", id=1)
     current = make_message("26 71", id=2)
     assert (await engine.evaluate(current)).status is VerdictStatus.APPROVED
@@ -331,13 +344,15 @@ async def test_spam_from_sender_recent(make_message: Make) -> None:
         make_message(text, id=i, sent_at=1_764_000_000 - 100 * (3 - i), receiver=f"u{i}")
         for i in (1, 2)
     ]
-    verdict = await Engine([r], LISTS).evaluate(make_message(text, id=3), sender_recent=recent)
+    verdict = await Engine([r], LISTS, build_detectors()).evaluate(
+        make_message(text, id=3), sender_recent=recent
+    )
     assert verdict.status is VerdictStatus.REVIEW
     assert verdict.matches[0].reason.startswith("sent 3 times")
 
 
 async def test_detect_all_reports_every_category(make_message: Make) -> None:
-    engine = Engine([], LISTS)
+    engine = Engine([], LISTS, build_detectors())
     found = await engine.detect_all(make_message("badword, call 415 555 2671"))
     by = {(d.detector, d.category): d.confidence for d in found}
     assert by[("keywords", "bad")] == 1.0 and by[("keywords", "worse")] == 0.0
@@ -347,7 +362,7 @@ async def test_detect_all_reports_every_category(make_message: Make) -> None:
 
 
 def _local() -> dict[str, Any]:
-    return dict(default_detectors())
+    return build_detectors()
 
 
 def test_what_the_enabled_rules_read() -> None:
@@ -357,7 +372,9 @@ def test_what_the_enabled_rules_read() -> None:
 
     def engine(*conditions: dict[str, Any], enabled: bool = True) -> Engine:
         body = {"id": "r", "enabled": enabled, "conditions": list(conditions), "actions": ["block"]}
-        return Engine([parse_rule(body, known_lists=lists)], lists, context_window=5)
+        return Engine(
+            [parse_rule(body, known_lists=lists)], lists, build_detectors(), context_window=5
+        )
 
     only_words = engine(keywords)
     assert (only_words.context_needed(), only_words.sender_recent_needed()) == (0, False)
@@ -366,3 +383,15 @@ def test_what_the_enabled_rules_read() -> None:
     assert engine(phone, enabled=False).context_needed() == 0
     # A kind without a registered detector is assumed to read everything.
     assert engine({"kind": "video", "messageTypes": ["video"]}).context_needed() == 5
+
+
+def test_an_expensive_condition_is_inline_for_a_text_its_detector_settles() -> None:
+    class Cascade(Fake):
+        def settles(self, text: str) -> bool:
+            return text == "clean"
+
+    r = rule(conditions=[{"kind": "toxicity", "messageTypes": ["text"]}])
+    engine = Engine([r], LISTS, {"toxicity": Cascade("toxicity", 100, [])})
+    assert not engine.inline_for("message", "text")
+    assert engine.inline_for("message", "text", "clean")
+    assert not engine.inline_for("message", "text", "other")

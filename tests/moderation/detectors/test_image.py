@@ -8,8 +8,9 @@ import io
 import pytest
 
 from moderation.detectors.base import DetectContext
-from moderation.detectors.image import SCORED, ImageDetector, available, image_bytes
+from moderation.detectors.image import SCORED, ImageDetector, available
 from moderation.errors import DetectorError
+from moderation.image_data import image_bytes
 from moderation.rules import Condition
 from tests.moderation.conftest import build_message
 

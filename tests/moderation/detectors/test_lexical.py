@@ -17,8 +17,6 @@ from moderation.detectors.heads import (
     EXTRA_FEATURES,
     FEATURE_NAMES,
     Heads,
-    shared_heads,
-    text_features,
 )
 from moderation.detectors.lexical import (
     DIM,
@@ -31,8 +29,8 @@ from moderation.detectors.lexical import (
     buckets,
     length_class,
     ngrams,
-    shared_lexical,
 )
+from moderation.detectors.model_registry import shared_models
 from moderation.training import lexical as training
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -100,24 +98,24 @@ def test_length_classes() -> None:
 
 def test_shipped_model_loads_and_matches_the_layout() -> None:
     assert MODEL_PATH.exists() and MODEL_PATH.stat().st_size < 4 * 1024 * 1024
-    lexical = shared_lexical()
+    lexical = shared_models().lexical()
     assert lexical.categories == LEXICAL_CATEGORIES
     assert lexical.weights.shape == (DIM, len(LEXICAL_CATEGORIES))
     assert lexical.bias.shape == (LENGTH_CLASSES, len(LEXICAL_CATEGORIES))
     assert np.isfinite(lexical.weights).all() and np.abs(lexical.weights).max() > 0
-    heads = shared_heads()
+    heads = shared_models().heads()
     assert heads.feature_names == FEATURE_NAMES
     lexical_names = tuple(f"lexical_{c}" for c in LEXICAL_CATEGORIES)
     assert EXTRA_FEATURES + lexical_names == FEATURE_NAMES
     assert heads.weights.shape == (EMBEDDING_DIM + len(FEATURE_NAMES), len(heads.categories))
-    feats = text_features("you stupid idiot")
+    feats = shared_models().text_features("you stupid idiot")
     assert feats.shape == (len(FEATURE_NAMES),) and not feats.flags.writeable
     lexical_part = feats[len(EXTRA_FEATURES) :]
     assert np.allclose(lexical_part, lexical.logits(["you stupid idiot"])[0])
 
 
 def test_heads_refuse_a_file_for_another_layout(tmp_path: Path) -> None:
-    heads = shared_heads()
+    heads = shared_models().heads()
     old = Heads(
         heads.categories,
         heads.weights[: EMBEDDING_DIM + len(EXTRA_FEATURES)],
@@ -140,7 +138,7 @@ def test_lexical_refuses_a_file_with_other_shapes(tmp_path: Path) -> None:
 
 
 def test_profane_and_scam_texts_score_above_clean_ones() -> None:
-    lexical = shared_lexical()
+    lexical = shared_models().lexical()
     col = {c: i for i, c in enumerate(lexical.categories)}
     clean = lexical.logits(
         [
@@ -163,7 +161,7 @@ def test_profane_and_scam_texts_score_above_clean_ones() -> None:
 
 
 def test_lexical_model_is_fast() -> None:
-    lexical = shared_lexical()
+    lexical = shared_models().lexical()
     texts = [f"message number {i}, see you at the cafe later? it's on me" for i in range(200)]
     lexical.logits(texts[:5])
     start = time.perf_counter()

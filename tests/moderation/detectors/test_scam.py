@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from moderation.defaults import SCAM_THRESHOLDS as SHIPPED_THRESHOLDS
 from moderation.detectors.base import DetectContext
-from moderation.detectors.scam import SHIPPED_THRESHOLDS, ScamDetector
+from moderation.detectors.scam import ScamDetector
 from moderation.rules import SCAM_CATEGORIES, Condition
 from moderation.types import MessageView
 from tests.moderation.conftest import build_message

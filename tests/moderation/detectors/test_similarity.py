@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from moderation.defaults import SIMILARITY_THRESHOLD as SHIPPED_THRESHOLD
 from moderation.defaults import default_lists
 from moderation.detectors.base import DetectContext
-from moderation.detectors.similarity import SHIPPED_THRESHOLD, SimilarityDetector
+from moderation.detectors.similarity import SimilarityDetector
 from moderation.rules import Condition, WordList, parse_list
 from tests.moderation.conftest import build_message
 

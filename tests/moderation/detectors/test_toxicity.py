@@ -7,8 +7,9 @@ import asyncio
 
 import pytest
 
+from moderation.defaults import TOXICITY_THRESHOLDS as SHIPPED_THRESHOLDS
 from moderation.detectors.base import DetectContext
-from moderation.detectors.toxicity import SHIPPED_THRESHOLDS, ToxicityDetector
+from moderation.detectors.toxicity import ToxicityDetector
 from moderation.engine import Engine
 from moderation.rules import TOXICITY_CATEGORIES, Condition, parse_rule
 from moderation.types import VerdictStatus

