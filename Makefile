@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean train-models bench-quality
+.PHONY: run test lint bench install clean train-models bench-quality postgres
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,20 @@ run: install
 	$(BIN)/parley certs
 	$(BIN)/parley serve --demo
 
-## Install the test extras and run the whole suite
-test: install
+## Install the test extras and run the whole suite on SQLite, then its end-to-end part on
+## PostgreSQL (a throwaway cluster the tests start themselves, see tests/pg.py)
+test: install postgres
 	$(BIN)/pytest -q
+	PARLEY_TEST_BACKEND=postgres $(BIN)/pytest -q tests/e2e
+
+# PostgreSQL server binaries from Debian's package, installed when missing (as root, or with
+# sudo); the tests only run them, as the postgres user when run as root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing PostgreSQL (Debian package postgresql) for the test suite"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 lint: install
 	$(BIN)/ruff check .

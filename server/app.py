@@ -12,7 +12,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,25 +24,46 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
+from moderation.local_detectors import build_detectors
 from server import protocol
 from server.auth import TokenAuthority, load_secrets
-from server.chat import ChatService
+from server.clock import SYSTEM_CLOCK
 from server.crypto import load_keyring
 from server.demo import seed_demo
 from server.errors import ClientError
+from server.event_webhooks import EventWebhooks
+from server.external_detectors import ExternalDetectors, ProviderCallReport, load_openai_key
 from server.hub import LocalHub
+from server.media.service import build_media_service
 from server.metrics import Metrics
-from server.moderation_service import ModerationService
-from server.providers import Providers, load_openai_key
+from server.moderation_service.admin import ModerationAdmin
+from server.moderation_service.gate import ModerationService
+from server.moderation_service.outcomes import Outcomes
+from server.moderation_service.review import ReviewDesk
+from server.moderation_service.tryout import Tryout
+from server.moderation_service.views import InflightMessages, MessageViews
 from server.ratelimit import RateLimiter
+from server.routes import audit as audit_routes
 from server.routes import groups, messages, users
+from server.routes import media as media_routes
 from server.routes import moderation as moderation_routes
-from server.routes.common import Deps, caller
+from server.routes.common import Deps
+from server.routes.moderation import ModerationDeps
 from server.security_headers import SecurityHeaders
+from server.services.accounts import AccountService
+from server.services.audit import AuditLog
+from server.services.blocks import BlockService
+from server.services.fanout import Fanout
+from server.services.groups import GroupService
+from server.services.messaging import MessagingService
+from server.services.users import UserService
+from server.services.verdicts import VerdictService
 from server.session import Session
 from server.settings import Settings
 from server.storage.sqlite import SqliteStorage, key_ids_in_use
-from server.webhooks import WebhookSender
+
+if TYPE_CHECKING:  # imported only when --database-url is set: asyncpg is an extra
+    from server.storage import postgres
 
 #: Young-generation size and how rarely the older ones are collected (CPython: 700, 10, 10).
 #: The middle generation every 2 young passes: each of its passes then scans only the few
@@ -56,8 +77,11 @@ log = logging.getLogger(__name__)
 class AppState:
     """What the lifespan built, for the handlers and for tests."""
 
-    chat: ChatService
-    store: SqliteStorage
+    users: UserService
+    groups: GroupService
+    messaging: MessagingService
+    moderation: ModerationService
+    store: SqliteStorage | postgres.PostgresStorage
     api_key: str
     api_key_generated: bool
 
@@ -73,75 +97,130 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     # Checked here, before anything is served: MissingKeys when the keyring lacks a key that
     # sealed rows name, or would be minted over existing data (`parley serve` prints why and
     # exits 2; raised in the lifespan it would only become a logged traceback).
-    db = settings.db_path
-    keyring = load_keyring(
-        settings.data_dir,
-        env,
-        in_use=key_ids_in_use(db),
-        has_data=db.exists() and db.stat().st_size > 0,
-    )
+    if settings.database_url:  # PostgreSQL (the ``postgres`` extra); else SQLite in data_dir
+        from server.storage import postgres
+
+        in_use, has_data = (
+            postgres.key_ids_in_use(settings.database_url),
+            postgres.has_data(settings.database_url),
+        )
+    else:
+        db = settings.db_path
+        in_use, has_data = key_ids_in_use(db), db.exists() and db.stat().st_size > 0
+    keyring = load_keyring(settings.data_dir, env, in_use=in_use, has_data=has_data)
     secrets_, generated = load_secrets(
         settings.data_dir,
         api_key=settings.api_key,
         jwt_secret=settings.jwt_secret or env.get("PARLEY_JWT_SECRET"),
     )
     metrics = Metrics()
-    store = SqliteStorage(
-        settings.db_path,
-        keyring,
-        synchronous=settings.sqlite_synchronous,
-        batch_max=settings.write_batch_max,
+    store: SqliteStorage | postgres.PostgresStorage = (
+        postgres.PostgresStorage(settings.database_url, keyring, batch_max=settings.write_batch_max)
+        if settings.database_url
+        else SqliteStorage(
+            settings.db_path,
+            keyring,
+            synchronous=settings.sqlite_synchronous,
+            batch_max=settings.write_batch_max,
+        )
     )
     hub = LocalHub()
     tokens = TokenAuthority(
         secrets_, audience=settings.jwt_audience, issuer=settings.jwt_issuer, ttl=settings.token_ttl
     )
-    mstore = store.moderation
-    webhooks = WebhookSender(store.deliveries, metrics)
+    clock = SYSTEM_CLOCK
+    limits = protocol.Limits(
+        max_text_chars=settings.max_text_chars, max_json_bytes=settings.max_json_bytes
+    )
+    # Built in dependency order, each complete when its constructor returns: the outgoing
+    # event webhooks (the EventSink), then users -> blocks, groups -> fanout -> verdicts ->
+    # the moderation side (through server.services.contracts only) -> messaging (which
+    # takes the gate). Nothing is wired after construction.
+    webhooks = EventWebhooks(store.deliveries, metrics, clock=clock)
+    users_ = UserService(store.chat, hub, tokens, events=webhooks, clock=clock)
+    blocks = BlockService(store.chat, users_, clock=clock)
+    groups_ = GroupService(store.chat, users_, hub, events=webhooks, clock=clock)
+    accounts = AccountService(store.chat, store.messages, users_, blocks, groups_, clock=clock)
+    fanout = Fanout(hub, groups_, blocks)
+    verdicts = VerdictService(
+        store.messages, store.audit, hub, fanout, groups_, blocks, clock=clock
+    )
+    views = MessageViews(store.messages, users_, groups_)
+    inflight = InflightMessages(store.messages)
     moderation = ModerationService(
         store.messages,
-        mstore,
+        store.moderation,
         metrics,
-        audit=store.audit,
+        views=views,
+        inflight=inflight,
+        outcomes=Outcomes(verdicts, store.moderation, metrics, events=webhooks, clock=clock),
+        detectors=build_detectors(),
+        clock=clock,
         workers=settings.moderation_workers,
         queue_size=settings.moderation_queue_size,
         context_window=settings.context_window,
         enabled=settings.moderation_enabled,
+        external=ExternalDetectors(
+            report=ProviderCallReport(metrics, webhooks),
+            resolve=inflight.message_json,
+            openai_key=load_openai_key(settings.data_dir, env),
+            openai_base_url=settings.openai_base_url,
+            openai_model=settings.openai_model,
+            openai_moderation_model=settings.openai_moderation_model,
+            context_window=settings.context_window,
+        ),
         webhooks=webhooks,
     )
-    moderation.providers = Providers(
-        report=moderation.report_provider_call,
-        resolve=moderation.message_json,
-        openai_key=load_openai_key(settings.data_dir, env),
-        openai_base_url=settings.openai_base_url,
-        openai_model=settings.openai_model,
-        openai_moderation_model=settings.openai_moderation_model,
-        context_window=settings.context_window,
+    moderation_deps = ModerationDeps(
+        admin=ModerationAdmin(store.moderation, moderation, clock=clock),
+        review=ReviewDesk(store.messages, store.moderation, verdicts, events=webhooks, clock=clock),
+        tryout=Tryout(moderation, views, store.messages, clock=clock),
+        webhooks=webhooks,
     )
-    mstore.on_report = lambda report: webhooks.emit("message.reported", {"report": report})
-    chat = ChatService(
-        store.chat,
+    messaging = MessagingService(
+        store.messages,
+        store.moderation,
         hub,
-        tokens,
+        users_,
+        blocks,
+        groups_,
+        fanout,
         gate=moderation,
-        limits=protocol.Limits(
-            max_text_chars=settings.max_text_chars, max_json_bytes=settings.max_json_bytes
-        ),
+        events=webhooks,
         rate_limiter=RateLimiter(
-            settings.rate_limit, settings.rate_burst or max(1, round(settings.rate_limit))
+            settings.rate_limit,
+            settings.rate_burst or max(1, round(settings.rate_limit)),
+            clock=clock.monotonic,
         ),
-        reports=mstore,
+        clock=clock,
     )
-    moderation.bind(chat)
-    chat.on_event = moderation.emit  # user.banned (group and server bans) to the webhooks
-    state = AppState(chat=chat, store=store, api_key=secrets_.api_key, api_key_generated=generated)
-    deps = Deps(chat=chat, settings=settings, metrics=metrics)
+    media = build_media_service(settings, store.media, store.chat, keyring, secrets_.jwt_secret)
+    state = AppState(
+        users=users_,
+        groups=groups_,
+        messaging=messaging,
+        moderation=moderation,
+        store=store,
+        api_key=secrets_.api_key,
+        api_key_generated=generated,
+    )
+    deps = Deps(
+        users=users_,
+        accounts=accounts,
+        blocks=blocks,
+        groups=groups_,
+        messaging=messaging,
+        audit=AuditLog(store.audit),
+        settings=settings,
+        limits=limits,
+        metrics=metrics,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         if settings.demo:
-            await seed_demo(chat, store.chat)
+            await seed_demo(users_, groups_)
         await moderation.start()  # configures the webhooks before their sender starts
         await webhooks.start()
         # What exists now (modules, rules, compiled lists) lives as long as the process: keep
@@ -163,26 +242,21 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             await store.close()
 
     async def ws_endpoint(ws: WebSocket) -> None:
-        await Session(ws, chat, settings, metrics).run()
+        await Session(
+            ws,
+            hub=hub,
+            users=users_,
+            messaging=messaging,
+            settings=settings,
+            limits=limits,
+            metrics=metrics,
+        ).run()
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "connections": hub.count})
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
-
-    async def audit(request: Request) -> Response:
-        who = await caller(request, chat)
-        if not who.principal.is_admin:
-            from server.errors import Forbidden
-
-            raise Forbidden("the audit log is for admins and the API key")
-        from server.jsoncodec import INT_MAX
-        from server.routes.common import query_int
-
-        since = query_int(request, "since", default=0, lo=0, hi=INT_MAX)
-        assert since is not None
-        return JSONResponse({"entries": [e.to_json() for e in await chat.audit(since)]})
 
     web = _web_dir()
 
@@ -218,12 +292,14 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         *users.routes(deps),
         *groups.routes(deps),
         *messages.routes(deps),
-        *moderation_routes.routes(deps, moderation),
+        *moderation_routes.routes(deps, moderation_deps),
+        *audit_routes.routes(deps),
+        *media_routes.api_routes(deps, media),
     ]
-    api.append(Route("/audit", audit, methods=["GET"]))
     routes = [
         WebSocketRoute("/ws", ws_endpoint),
         Mount("/api/v1", routes=api),
+        *media_routes.download_routes(media),
         Route("/healthz", healthz),
         Route("/favicon.ico", lambda _request: Response(status_code=204)),
         Route("/metrics", metrics_endpoint),

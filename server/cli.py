@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--key-file", type=Path, help=f"TLS private key (default {DEFAULTS.key_file})"
     )
     serve.add_argument(
+        "--database-url",
+        help="postgresql://<user>@<host>:<port>/<db>: keep the data in PostgreSQL (needs the"
+        " 'postgres' extra) instead of SQLite in the data dir; keys and secrets stay there",
+    )
+    serve.add_argument(
         "--sqlite-synchronous",
         choices=["NORMAL", "FULL"],
         help="FULL (default): an ack survives power loss; NORMAL: survives a process crash",

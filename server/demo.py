@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from server.auth import API_KEY_PRINCIPAL
-from server.chat import ChatService
 from server.models import Scope
-from server.storage.ports import ChatStore
+from server.services.groups import GroupService
+from server.services.users import UserService
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +20,15 @@ DEMO_USERS = (
 )
 
 
-async def seed_demo(chat: ChatService, store: ChatStore) -> None:
-    """Create the demo users and the public group ``lobby`` unless ``store`` has them."""
+async def seed_demo(users: UserService, groups: GroupService) -> None:
+    """Create the demo users and the public group ``lobby`` unless they exist."""
     for uid, name, role in DEMO_USERS:
-        if await store.get_user(uid) is None:
-            await chat.create_user(
+        if not await users.exists(uid):
+            await users.create_user(
                 API_KEY_PRINCIPAL, uid=uid, name=name, role=role, tags=("demo",), metadata={}
             )
-    if await store.get_group("lobby") is None:
-        await chat.create_group(
+    if await groups.group("lobby") is None:
+        await groups.create_group(
             API_KEY_PRINCIPAL,
             guid="lobby",
             name="Lobby",
@@ -38,5 +38,5 @@ async def seed_demo(chat: ChatService, store: ChatStore) -> None:
         )
         for uid in ("bob", "carol", "mod"):
             scope = Scope.MODERATOR if uid == "mod" else Scope.PARTICIPANT
-            await chat.add_member(API_KEY_PRINCIPAL, "lobby", uid, scope)
+            await groups.add_member(API_KEY_PRINCIPAL, "lobby", uid, scope)
     log.info("demo users: %s; group: lobby", ", ".join(u for u, _, _ in DEMO_USERS))

@@ -62,7 +62,6 @@ class Hub(Protocol):
         droppable: bool = False,
     ) -> int: ...
     def connections(self, uid: str) -> list[Connection]: ...
-    def online(self, uid: str) -> bool: ...
     @property
     def count(self) -> int: ...
 
@@ -117,6 +116,3 @@ class LocalHub:
 
     def connections(self, uid: str) -> list[Connection]:
         return list(self._by_uid.get(uid, ()))
-
-    def online(self, uid: str) -> bool:
-        return uid in self._by_uid

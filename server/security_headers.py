@@ -37,7 +37,13 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *HEADERS]
+                # A response that sets one of these itself (media downloads: a stricter CSP)
+                # keeps its own.
+                own = {name.lower() for name, _ in message.get("headers", ())}
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    *(h for h in HEADERS if h[0] not in own),
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -1,6 +1,6 @@
 """One WebSocket connection: origin check, auth, a reader loop and a writer task.
 
-The reader parses each text frame with ``protocol.parse_frame`` and calls the chat service;
+The reader parses each text frame with ``protocol.parse_frame`` and calls the services;
 a bad frame is answered with an ``error`` frame and the connection stays open. Binary frames
 close with 1003; oversized frames (1009) and invalid UTF-8 (1007) are closed by the WebSocket
 layer before they reach us. Outgoing frames go through the connection's bounded queue, drained
@@ -19,7 +19,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from server import protocol
 from server.auth import bearer_token
-from server.chat import ChatService
 from server.errors import (
     AuthInvalid,
     AuthRequired,
@@ -28,9 +27,11 @@ from server.errors import (
     Forbidden,
     InternalError,
 )
-from server.hub import Connection
+from server.hub import Connection, Hub
 from server.metrics import Metrics
 from server.models import User
+from server.services.messaging import MessagingService
+from server.services.users import UserService
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,23 @@ class Session:
     """Serves one WebSocket from accept to close."""
 
     def __init__(
-        self, ws: WebSocket, chat: ChatService, settings: Settings, metrics: Metrics
+        self,
+        ws: WebSocket,
+        *,
+        hub: Hub,
+        users: UserService,
+        messaging: MessagingService,
+        settings: Settings,
+        limits: protocol.Limits,
+        metrics: Metrics,
     ) -> None:
         self.ws = ws
-        self.chat = chat
+        self.hub = hub
+        self.users = users
+        self.messaging = messaging
         self.settings = settings
         self.metrics = metrics
-        self.limits = chat.limits
+        self.limits = limits
         self.user: User | None = None
         self.conn: Connection | None = None
         self._closing = False
@@ -87,7 +98,7 @@ class Session:
         self.user = user
         conn = Connection(user.uid, queue_size=self.settings.send_queue_size, close=self.close)
         self.conn = conn
-        self.chat.hub.register(conn)
+        self.hub.register(conn)
         self.metrics.connections.inc()
         self._writer = asyncio.create_task(self._write_loop(conn), name=f"ws-writer-{conn.id}")
         conn.push(protocol.encode("auth.ok", {"user": user.to_json()}, frame_id=auth_frame_id))
@@ -99,7 +110,7 @@ class Session:
                 # frame go out before the handler returns (else the socket is just dropped).
                 with contextlib.suppress(Exception):
                     await self._close_task
-            self.chat.hub.unregister(conn)
+            self.hub.unregister(conn)
             self.metrics.connections.dec()
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -130,7 +141,7 @@ class Session:
             if not isinstance(command, protocol.Auth):
                 raise AuthRequired("the first frame must be auth")
             token = command.token
-        return await self.chat.authenticate(token), frame_id
+        return await self.users.authenticate(token), frame_id
 
     async def _read_loop(self, user: User, conn: Connection) -> None:
         while not self._closing:
@@ -147,7 +158,7 @@ class Session:
             frame_id: str | None = None
             # The user as it is now, not as it was at auth: a role change applies to the
             # next frame (a deletion or server ban has already closed the connection).
-            current = await self.chat.user(user.uid)
+            current = await self.users.user(user.uid)
             if current is None or current.banned:
                 self.close(protocol.CLOSE_FORBIDDEN, "user deleted or banned")
                 return
@@ -174,23 +185,28 @@ class Session:
         conn.push(protocol.error_frame(exc, frame_id))
 
     async def _dispatch(self, user: User, conn: Connection, cmd: Any, frame_id: str | None) -> None:
-        chat = self.chat
+        messaging = self.messaging
         if isinstance(cmd, protocol.SendMessage):
-            await chat.post_message(user, cmd, origin=conn, frame_id=frame_id)
+            await messaging.post_message(user, cmd, origin=conn, frame_id=frame_id)
         elif isinstance(cmd, protocol.Ping):
             conn.push(protocol.encode("pong", frame_id=frame_id))
         elif isinstance(cmd, protocol.SendReceipt):
-            await chat.receipt(user, cmd.message_id, cmd.receipt_type)
+            await messaging.receipt(user, cmd.message_id, cmd.receipt_type)
         elif isinstance(cmd, protocol.Typing):
-            await chat.typing(user, cmd.receiver, cmd.receiver_type, cmd.state, origin=conn)
+            await messaging.typing(user, cmd.receiver, cmd.receiver_type, cmd.state)
         elif isinstance(cmd, protocol.EditMessage):
-            await chat.edit_message(user, cmd.message_id, cmd.text, origin=conn, frame_id=frame_id)
+            await messaging.edit_message(
+                user, cmd.message_id, cmd.text, origin=conn, frame_id=frame_id
+            )
         elif isinstance(cmd, protocol.DeleteMessage):
-            principal = await chat.principal_for(user)
-            await chat.delete_message(principal, cmd.message_id, origin=conn, frame_id=frame_id)
+            principal = UserService.principal_for(user)
+            await messaging.delete_message(
+                principal, cmd.message_id, origin=conn, frame_id=frame_id
+            )
         elif isinstance(cmd, protocol.FlagMessage):
-            report = await chat.flag_message(user, cmd.message_id, cmd.reason, cmd.remarks)
-            conn.push(protocol.encode("message.flagged", report, frame_id=frame_id))
+            # A user report; the wire calls its acknowledgement ``message.flagged``.
+            ack = await messaging.report_message(user, cmd.message_id, cmd.reason, cmd.remarks)
+            conn.push(protocol.encode("message.flagged", ack, frame_id=frame_id))
         elif isinstance(cmd, protocol.Auth):
             await self._reauthenticate(user, conn, cmd.token, frame_id)
 
@@ -201,7 +217,7 @@ class Session:
         a bad token is answered with an error and closes 4401 (4403 for a deleted or banned
         user); a valid token of another user is refused and the connection stays as it was."""
         try:
-            again = await self.chat.authenticate(token)
+            again = await self.users.authenticate(token)
         except (AuthInvalid, AuthRequired, Forbidden) as exc:
             self._error(conn, exc, frame_id)
             code = protocol.CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else protocol.CLOSE_AUTH

@@ -42,8 +42,15 @@ class Settings:
     max_text_chars: int = 16_000
     max_json_bytes: int = 32 * 1024
     max_body_bytes: int = 256 * 1024
-    max_media_bytes: int = 25 * 1024 * 1024
-    media_token_ttl: int = 3600
+    # Uploads (POST /api/v1/media): the largest file per kind, refused with 413 as soon as
+    # the limit is passed; images over ``max_image_pixels`` (all frames) are refused unread.
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_audio_bytes: int = 20 * 1024 * 1024
+    max_file_bytes: int = 50 * 1024 * 1024
+    max_video_bytes: int = 200 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    # Lifetime of a signed media link (seconds).
+    media_token_ttl: int = 900
     auth_timeout: float = 10.0
     # A connection must send each request head within this many seconds (slowloris); idle
     # keep-alive connections close after ``http_keep_alive_timeout``; past
@@ -56,6 +63,9 @@ class Settings:
     ws_ping_timeout: float = 20.0
     ws_per_message_deflate: bool = False
     send_queue_size: int = 1024
+    # postgresql://<user>@<host>:<port>/<db>: store everything in PostgreSQL (several processes
+    # may share it); empty: SQLite in ``data_dir``. Hidden from repr: it may hold a password.
+    database_url: str | None = field(default=None, repr=False)
     # PRAGMA synchronous for the message store: FULL makes an ack survive power loss too.
     sqlite_synchronous: str = "FULL"
     write_batch_max: int = 512
@@ -68,7 +78,6 @@ class Settings:
     openai_base_url: str | None = None
     openai_model: str | None = None
     openai_moderation_model: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def db_path(self) -> Path:
@@ -98,6 +107,7 @@ def _coerce(name: str, value: Any) -> Any:
     if name in (
         "api_key",
         "jwt_secret",
+        "database_url",
         "openai_base_url",
         "openai_model",
         "openai_moderation_model",
@@ -125,14 +135,14 @@ def load_settings(
         section = raw.get("parley", raw)
         for key, value in section.items():
             name = key.replace("-", "_")
-            if name not in _FIELDS or name == "extra":
+            if name not in _FIELDS:
                 raise ValueError(f"unknown setting {key!r} in {config_file}")
             values[name] = _coerce(name, value)
     for key, value in (env or {}).items():
         if not key.startswith("PARLEY_"):
             continue
         name = key[len("PARLEY_") :].lower()
-        if name in _FIELDS and name != "extra":
+        if name in _FIELDS:
             values[name] = _coerce(name, value)
     for name, value in (cli or {}).items():
         if value is not None and name in _FIELDS:

@@ -1,5 +1,9 @@
 """Shared fixtures: a real Parley server under uvicorn on 127.0.0.1, in a subprocess, with a
-temporary data dir; tests talk to it over real WebSockets and HTTP."""
+temporary data dir; tests talk to it over real WebSockets and HTTP.
+
+With ``PARLEY_TEST_BACKEND=postgres`` every server the fixtures start keeps its data in
+PostgreSQL instead (a database of its own in a cluster the session starts: ``tests/pg.py``).
+"""
 
 from __future__ import annotations
 
@@ -19,8 +23,17 @@ import httpx
 import pytest
 
 from client.sdk import ParleyClient, RestClient
+from tests.pg import BACKEND, database_args, stop_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header() -> str:
+    return f"parley storage backend: {BACKEND} (PARLEY_TEST_BACKEND)"
+
+
+def pytest_sessionfinish() -> None:
+    stop_cluster()  # the PostgreSQL cluster, if this session started one
 
 
 def free_port() -> int:
@@ -116,11 +129,12 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[type[Se
         tls: bool = False,
         data_dir: Path | None = None,
     ) -> ServerProcess:
+        data_dir = data_dir or tmp_path_factory.mktemp("data") / "d"
         srv = ServerProcess(
-            data_dir=data_dir or tmp_path_factory.mktemp("data") / "d",
+            data_dir=data_dir,
             port=free_port(),
             api_key="test-key-" + uuid.uuid4().hex[:8],
-            args=list(args),
+            args=[*database_args(data_dir), *args],
             env=env or {},
             tls=tls,
         )

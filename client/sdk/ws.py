@@ -310,6 +310,34 @@ class ParleyClient:
             body["muid"] = muid
         return await self.send_message(body, timeout=timeout)
 
+    async def send_media(
+        self,
+        receiver: str,
+        media_id: str,
+        message_type: str,
+        caption: str | None = None,
+        *,
+        receiver_type: str = "user",
+        muid: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        timeout: float = 10.0,
+    ) -> dict[str, Any]:
+        """Send an ``image``, ``video``, ``audio`` or ``file`` message carrying ``media_id``
+        (from :meth:`RestClient.upload`), with an optional ``caption`` (its ``text``)."""
+        body: dict[str, Any] = {
+            "receiver": receiver,
+            "receiverType": receiver_type,
+            "category": "message",
+            "messageType": message_type,
+            "mediaId": media_id,
+            "metadata": metadata or {},
+        }
+        if caption is not None:
+            body["text"] = caption
+        if muid is not None:
+            body["muid"] = muid
+        return await self.send_message(body, timeout=timeout)
+
     async def edit(self, message_id: int, text: str) -> dict[str, Any]:
         reply = await self.request({"type": "message.edit", "messageId": message_id, "text": text})
         return reply.message

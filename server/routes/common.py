@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from server.auth import API_KEY_PRINCIPAL, Principal, Role, bearer_token
-from server.chat import ChatService
 from server.errors import (
     AuthInvalid,
     AuthRequired,
@@ -24,7 +23,13 @@ from server.errors import (
 from server.jsoncodec import INT_MAX
 from server.metrics import Metrics
 from server.models import User
-from server.protocol import is_ident, parse_json
+from server.protocol import Limits, is_ident, parse_json
+from server.services.accounts import AccountService
+from server.services.audit import AuditLog
+from server.services.blocks import BlockService
+from server.services.groups import GroupService
+from server.services.messaging import MessagingService
+from server.services.users import UserService
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,8 +42,14 @@ _INT_RE = re.compile(r"\A-?[0-9]+\Z")
 class Deps:
     """What the handlers are built with (passed in by ``create_app``)."""
 
-    chat: ChatService
+    users: UserService
+    accounts: AccountService
+    blocks: BlockService
+    groups: GroupService
+    messaging: MessagingService
+    audit: AuditLog
     settings: Settings
+    limits: Limits
     metrics: Metrics
 
 
@@ -47,37 +58,50 @@ class Caller:
     principal: Principal
     user: User | None
 
+    @property
+    def actor(self) -> str:
+        """The caller as moderation records name it."""
+        return "api-key" if self.principal.is_api_key else str(self.principal.uid)
 
-async def caller(request: Request, chat: ChatService) -> Caller:
+
+async def caller(request: Request, users: UserService) -> Caller:
     """The API key holder or the user of the bearer token; raises 401 otherwise."""
     key = request.headers.get("x-api-key")
     if key is not None:
-        if not chat.tokens.check_api_key(key):
+        if not users.check_api_key(key):
             raise AuthInvalid("invalid API key")
         return Caller(API_KEY_PRINCIPAL, None)
     token = bearer_token(request.headers)
     if token is None:
         raise AuthRequired("send X-API-Key or Authorization: Bearer <token>")
-    user = await chat.authenticate(token)
+    user = await users.authenticate(token)
     return Caller(Principal(uid=user.uid, role=Role(user.role)), user)
 
 
-async def require_api_key(request: Request, chat: ChatService) -> Caller:
-    who = await caller(request, chat)
+async def require_api_key(request: Request, users: UserService) -> Caller:
+    who = await caller(request, users)
     if not who.principal.is_api_key:
         raise Forbidden("this call needs the API key")
     return who
 
 
-async def require_user(request: Request, chat: ChatService) -> tuple[Caller, User]:
-    who = await caller(request, chat)
+async def require_user(request: Request, users: UserService) -> tuple[Caller, User]:
+    who = await caller(request, users)
     if who.user is None:
         raise Forbidden("this call needs a user token")
     return who, who.user
 
 
-async def require_staff(request: Request, chat: ChatService) -> Caller:
-    who = await caller(request, chat)
+async def require_admin(request: Request, users: UserService, why: str) -> Caller:
+    """A server admin or the API key; 403 with ``why`` otherwise."""
+    who = await caller(request, users)
+    if not who.principal.is_admin:
+        raise Forbidden(why)
+    return who
+
+
+async def require_staff(request: Request, users: UserService) -> Caller:
+    who = await caller(request, users)
     if not who.principal.is_staff:
         raise Forbidden("moderators, admins or the API key only")
     return who

@@ -34,10 +34,10 @@ def _scope(value: object) -> Scope:
 
 
 def routes(deps: Deps) -> list[Route]:
-    chat, settings = deps.chat, deps.settings
+    users, groups, settings = deps.users, deps.groups, deps.settings
 
     async def create_group(request: Request) -> Response:
-        who = await caller(request, chat)
+        who = await caller(request, users)
         body = await read_json(request, settings.max_body_bytes)
         type_ = get_str(body, "type", required=False, default="public")
         if type_ not in GROUP_TYPES:
@@ -46,7 +46,7 @@ def routes(deps: Deps) -> list[Route]:
         if owner is not None and not isinstance(owner, str):
             raise BadRequest("field 'owner' must be a uid", {"field": "owner"})
         guid = get_ident(body, "guid")
-        group = await chat.create_group(
+        group = await groups.create_group(
             who.principal,
             guid=guid,
             name=get_str(body, "name", required=False, default=guid),
@@ -54,47 +54,47 @@ def routes(deps: Deps) -> list[Route]:
             tags=get_tags(body),
             owner=owner,
         )
-        _, members = await chat.get_group(who.principal, group.guid)
+        _, members = await groups.get_group(who.principal, group.guid)
         return ok(group.to_json(members), 201)
 
     async def get_group(request: Request) -> Response:
-        who = await caller(request, chat)
-        group, members = await chat.get_group(who.principal, path_ident(request, "guid"))
+        who = await caller(request, users)
+        group, members = await groups.get_group(who.principal, path_ident(request, "guid"))
         return ok(group.to_json(members))
 
     async def add_member(request: Request) -> Response:
-        who = await caller(request, chat)
+        who = await caller(request, users)
         guid = path_ident(request, "guid")
         body = await read_json(request, settings.max_body_bytes)
         uid = get_ident(body, "uid")
-        await chat.add_member(who.principal, guid, uid, _scope(body.get("scope")))
-        group, members = await chat.get_group(who.principal, guid)
+        await groups.add_member(who.principal, guid, uid, _scope(body.get("scope")))
+        group, members = await groups.get_group(who.principal, guid)
         return ok(group.to_json(members), 201)
 
     async def member_item(request: Request) -> Response:
-        who = await caller(request, chat)
+        who = await caller(request, users)
         guid, uid = path_ident(request, "guid"), path_ident(request, "uid")
         if request.method == "DELETE":
-            await chat.remove_member(who.principal, guid, uid)
+            await groups.remove_member(who.principal, guid, uid)
             return Response(status_code=204)
         body = await read_json(request, settings.max_body_bytes)
         if "scope" not in body:
             raise BadRequest("missing field 'scope'", {"field": "scope"})
-        await chat.set_scope(who.principal, guid, uid, _scope(body["scope"]))
-        group, members = await chat.get_group(who.principal, guid)
+        await groups.set_scope(who.principal, guid, uid, _scope(body["scope"]))
+        group, members = await groups.get_group(who.principal, guid)
         return ok(group.to_json(members))
 
     async def ban(request: Request) -> Response:
-        who = await caller(request, chat)
+        who = await caller(request, users)
         guid = path_ident(request, "guid")
         body = await read_json(request, settings.max_body_bytes)
         uid = get_ident(body, "uid")
-        await chat.ban(who.principal, guid, uid, get_str(body, "reason", required=False))
+        await groups.ban(who.principal, guid, uid, get_str(body, "reason", required=False))
         return ok({"guid": guid, "uid": uid, "banned": True}, 201)
 
     async def unban(request: Request) -> Response:
-        who = await caller(request, chat)
-        await chat.unban(who.principal, path_ident(request, "guid"), path_ident(request, "uid"))
+        who = await caller(request, users)
+        await groups.unban(who.principal, path_ident(request, "guid"), path_ident(request, "uid"))
         return Response(status_code=204)
 
     return [

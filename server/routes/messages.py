@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server import protocol
-from server.errors import BadRequest, Forbidden, NotFound
+from server.errors import BadRequest, Forbidden
 from server.jsoncodec import INT_MAX
 from server.models import User
 from server.routes.common import (
@@ -32,7 +32,7 @@ def _message_id(request: Request) -> int:
 
 
 def routes(deps: Deps) -> list[Route]:
-    chat, settings = deps.chat, deps.settings
+    users, messaging, settings, limits = deps.users, deps.messaging, deps.settings, deps.limits
 
     async def acting_user(who: Caller, sender: object) -> User:
         if who.user is not None:
@@ -41,10 +41,10 @@ def routes(deps: Deps) -> list[Route]:
             return who.user
         if not isinstance(sender, str):
             raise BadRequest("field 'sender' is required with the API key", {"field": "sender"})
-        return await chat.require_user(sender)
+        return await users.require_user(sender)
 
     async def history(request: Request) -> Response:
-        who = await caller(request, chat)
+        who = await caller(request, users)
         cid = request.path_params["cid"]
         if not CID_RE.fullmatch(cid):
             raise BadRequest("malformed conversation id", {"field": "conversationId"})
@@ -52,53 +52,47 @@ def routes(deps: Deps) -> list[Route]:
         limit = query_int(request, "limit", default=50, lo=1, hi=100)
         assert limit is not None
         # One more than asked tells whether older messages remain.
-        page = await chat.history(who.principal, cid, before=before, limit=limit + 1)
+        page = await messaging.history(who.principal, cid, before=before, limit=limit + 1)
         messages = page[1:] if len(page) > limit else page
         return ok({"messages": [m.to_json() for m in messages], "hasMore": len(page) > limit})
 
     async def send(request: Request) -> Response:
-        who = await caller(request, chat)  # 401 before anything about the body
+        who = await caller(request, users)  # 401 before anything about the body
         body = await read_json(request, settings.max_body_bytes)
         user = await acting_user(who, body.get("sender"))
-        cmd = protocol.parse_send(body, chat.limits)
-        message = await chat.post_message(user, cmd)
+        cmd = protocol.parse_send(body, limits)
+        message = await messaging.post_message(user, cmd)
         return ok({"message": message.to_json()}, 201)
 
     async def message_item(request: Request) -> Response:
-        who = await caller(request, chat)
+        who = await caller(request, users)
         message_id = _message_id(request)
         if request.method == "GET":
-            message = await chat.get_message(message_id)
-            if not who.principal.is_staff and not await chat.can_view(
-                who.principal.uid or "", message
-            ):
-                raise NotFound(f"message {message_id} not found", {"messageId": message_id})
+            message = await messaging.read_message(who.principal, message_id)
             return ok({"message": message.to_json()})
         if request.method == "DELETE":
-            deleted = await chat.delete_message(who.principal, message_id)
+            deleted = await messaging.delete_message(who.principal, message_id)
             return ok({"message": deleted.to_json()})
         body = await read_json(request, settings.max_body_bytes)
         if who.user is None:
             raise Forbidden("only the sender may edit a message")
-        text = protocol.check_text(get_str(body, "text"), chat.limits)
-        edited = await chat.edit_message(who.user, message_id, text)
+        text = protocol.check_text(get_str(body, "text"), limits)
+        edited = await messaging.edit_message(who.user, message_id, text)
         return ok({"message": edited.to_json()})
 
-    async def flag(request: Request) -> Response:
-        who = await caller(request, chat)
+    async def report(request: Request) -> Response:
+        who = await caller(request, users)
         body = await read_json(request, settings.max_body_bytes)
         if who.user is None:
             raise Forbidden("reports are made by users")
-        reason = protocol.check_text(get_str(body, "reason"), chat.limits, "reason")
-        remarks = protocol.check_text(
-            get_str(body, "remarks", required=False), chat.limits, "remarks"
-        )
-        report = await chat.flag_message(who.user, _message_id(request), reason, remarks)
+        reason = protocol.check_text(get_str(body, "reason"), limits, "reason")
+        remarks = protocol.check_text(get_str(body, "remarks", required=False), limits, "remarks")
+        report = await messaging.report_message(who.user, _message_id(request), reason, remarks)
         return ok(report, 201)
 
     return [
         Route("/conversations/{cid}/messages", history, methods=["GET"]),
         Route("/messages", send, methods=["POST"]),
         Route("/messages/{message_id}", message_item, methods=["GET", "PATCH", "DELETE"]),
-        Route("/messages/{message_id}/flag", flag, methods=["POST"]),
+        Route("/messages/{message_id}/flag", report, methods=["POST"]),
     ]

@@ -34,13 +34,13 @@ def _role(body: dict[str, Any]) -> str:
 
 
 def routes(deps: Deps) -> list[Route]:
-    chat, settings = deps.chat, deps.settings
+    users, accounts, blocks, settings = deps.users, deps.accounts, deps.blocks, deps.settings
 
     async def create_user(request: Request) -> Response:
-        who = await require_api_key(request, chat)
+        who = await require_api_key(request, users)
         body = await read_json(request, settings.max_body_bytes)
         uid = get_ident(body, "uid")
-        user = await chat.create_user(
+        user = await users.create_user(
             who.principal,
             uid=uid,
             name=get_str(body, "name", required=False, default=uid),
@@ -51,13 +51,13 @@ def routes(deps: Deps) -> list[Route]:
         return ok(user.to_json(), 201)
 
     async def user_item(request: Request) -> Response:
-        who = await require_api_key(request, chat)
+        who = await require_api_key(request, users)
         uid = path_ident(request, "uid")
         if request.method == "GET":
-            return ok((await chat.require_user(uid)).to_json())
+            return ok((await users.require_user(uid)).to_json())
         if request.method == "DELETE":
             erase = request.query_params.get("erase", "false").lower() in ("1", "true", "yes")
-            await chat.delete_user(who.principal, uid, erase=erase)
+            await accounts.delete_user(who.principal, uid, erase=erase)
             return Response(status_code=204)
         body = await read_json(request, settings.max_body_bytes)
         changes: dict[str, Any] = {}
@@ -73,10 +73,10 @@ def routes(deps: Deps) -> list[Route]:
             if not isinstance(body["banned"], bool):
                 raise BadRequest("field 'banned' must be a boolean", {"field": "banned"})
             changes["banned"] = body["banned"]
-        return ok((await chat.update_user(who.principal, uid, changes)).to_json())
+        return ok((await users.update_user(who.principal, uid, changes)).to_json())
 
     async def issue_token(request: Request) -> Response:
-        await require_api_key(request, chat)
+        await require_api_key(request, users)
         uid = path_ident(request, "uid")
         body = await read_json(request, settings.max_body_bytes)
         ttl = body.get("ttl")
@@ -84,26 +84,26 @@ def routes(deps: Deps) -> list[Route]:
             not isinstance(ttl, int) or isinstance(ttl, bool) or not 1 <= ttl <= 365 * 86400
         ):
             raise BadRequest("field 'ttl' must be seconds in 1..31536000", {"field": "ttl"})
-        token, exp = await chat.issue_token(uid, ttl)
+        token, exp = await users.issue_token(uid, ttl)
         return ok({"token": token, "expiresAt": exp, "uid": uid}, 201)
 
     async def export_user(request: Request) -> Response:
-        await require_api_key(request, chat)
-        return ok(await chat.export_user(path_ident(request, "uid")))
+        await require_api_key(request, users)
+        return ok(await accounts.export_user(path_ident(request, "uid")))
 
     async def blocked(request: Request) -> Response:
-        _, user = await require_user(request, chat)
+        _, user = await require_user(request, users)
         if request.method == "GET":
-            return ok({"uids": await chat.blocked_users(user.uid)})
+            return ok({"uids": await blocks.blocked_users(user.uid)})
         body = await read_json(request, settings.max_body_bytes)
         uids = body.get("uids")
         if not isinstance(uids, list) or not uids or not all(isinstance(u, str) for u in uids):
             raise BadRequest("field 'uids' must be a non-empty list of uids", {"field": "uids"})
-        return ok({"uids": await chat.block(user.uid, uids)})
+        return ok({"uids": await blocks.block(user.uid, uids)})
 
     async def unblock(request: Request) -> Response:
-        _, user = await require_user(request, chat)
-        return ok({"uids": await chat.unblock(user.uid, path_ident(request, "uid"))})
+        _, user = await require_user(request, users)
+        return ok({"uids": await blocks.unblock(user.uid, path_ident(request, "uid"))})
 
     return [
         Route("/users", create_user, methods=["POST"]),

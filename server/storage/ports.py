@@ -16,7 +16,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from server.models import Group, Message, Moderation, Scope, Status, User
-from server.storage.types import Audit, AuditEntry, Delivery, NewDelivery, NewMessage, ReviewItem
+from server.storage.types import (
+    Audit,
+    AuditEntry,
+    Delivery,
+    MediaRecord,
+    NewDelivery,
+    NewMessage,
+    ReviewItem,
+)
 
 
 class Transaction(Protocol):
@@ -219,3 +227,20 @@ class DeliveryRepository(Protocol):
     async def recent(
         self, *, status: str | None, event: str | None, limit: int
     ) -> list[Delivery]: ...
+
+
+class MediaRepository(Protocol):
+    """Media metadata rows; the encrypted files themselves live under the data dir."""
+
+    async def add_media(self, media: MediaRecord) -> None: ...
+    async def get_media(self, media_id: str) -> MediaRecord | None: ...
+    async def media_of(self, uploader: str) -> list[MediaRecord]:
+        """Everything ``uploader`` uploaded, oldest first."""
+        ...
+
+    async def attach_media(self, media_id: str, uploader: str, message_id: int) -> bool:
+        """Record that ``message_id`` carries the media; only the uploader's, only once.
+        False when it is not theirs or already attached to another message."""
+        ...
+
+    async def delete_media(self, media_ids: Sequence[str]) -> None: ...

@@ -147,3 +147,46 @@ class Delivery:
             "updatedAt": self.updated_at,
             "deliveredAt": self.delivered_at,
         }
+
+
+@dataclass(frozen=True)
+class MediaRecord:
+    """An uploaded file's metadata row (its bytes are encrypted files, never in a database).
+
+    ``kid`` sealed the row's ``name`` and encrypted the blob and thumbnail files.
+    ``attached_to`` is the message that carries it, once sent (None before).
+    """
+
+    id: str
+    uploader: str
+    kind: str
+    mime_type: str
+    name: str
+    size: int
+    kid: str
+    created_at: int
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    thumb_mime: str | None = None
+    thumb_size: int = 0
+    attached_to: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The metadata as clients and exports see it (no key id)."""
+        body: dict[str, Any] = {
+            "mediaId": self.id,
+            "name": self.name,
+            "mimeType": self.mime_type,
+            "size": self.size,
+            "kind": self.kind,
+            "createdAt": self.created_at,
+        }
+        for key, value in (
+            ("width", self.width),
+            ("height", self.height),
+            ("duration", self.duration),
+        ):
+            if value is not None:
+                body[key] = value
+        return body

@@ -23,6 +23,7 @@ from client.sdk import RestClient
 from server.crypto import KeyRing
 from server.storage.sqlite import SqliteStorage, key_ids_in_use
 from tests.conftest import ROOT, ServerProcess, free_port
+from tests.pg import ON_POSTGRES, database_args
 
 RANDOM_KID = re.compile(r"k[0-9a-f]{16}")
 
@@ -42,6 +43,7 @@ def serve_cmd(data_dir: Path, port: int, *args: str) -> list[str]:
         "--insecure-http",
         "--log-level",
         "warning",
+        *database_args(data_dir),
         *args,
     ]
 
@@ -143,6 +145,7 @@ async def test_lost_keyring_refuses_start_until_it_is_restored(
         assert [m["id"] for m in await rest.history("keys-a_user_keys-b")] == [message_id]
 
 
+@pytest.mark.skipif(ON_POSTGRES, reason="writes the SQLite file itself; see test_postgres_store")
 async def test_every_sealed_table_is_checked(tmp_path: Path) -> None:
     data_dir = tmp_path / "d"
     ring = KeyRing.generate()
@@ -207,11 +210,16 @@ def test_fresh_data_dir_mints_a_random_key_id_and_keeps_its_files_private(
     ring = json.loads((srv.data_dir / "keys.json").read_text())
     assert RANDOM_KID.fullmatch(ring["current"]) and list(ring["keys"]) == [ring["current"]]
     assert mode(srv.data_dir) == 0o700
+    if ON_POSTGRES:  # no database file in the data dir: the keys and secrets are private
+        assert {p.name: mode(p) for p in srv.data_dir.iterdir()} == {
+            p.name: 0o700 if p.is_dir() else 0o600 for p in srv.data_dir.iterdir()
+        }
+        return
     db = srv.data_dir / "parley.db"
     files = [db, db.with_name("parley.db-wal"), db.with_name("parley.db-shm")]
     assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
     assert {p.name: mode(p) for p in srv.data_dir.iterdir()} == {
-        p.name: 0o600 for p in srv.data_dir.iterdir()
+        p.name: 0o700 if p.is_dir() else 0o600 for p in srv.data_dir.iterdir()
     }
 
     srv.stop()  # a database made by an older version (0644) is tightened on the next start

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from client.sdk import ParleyClient, RestClient, ServerError
 from tests.conftest import ServerProcess, World, unique, world_on
 from tests.e2e.peer import Peer, Recorded
+from tests.pg import stored_bytes
 
 KEY = "sk-dummy-test-key-5f1c2a"
 SCORES = {
@@ -284,7 +285,7 @@ async def test_api_key_never_exposed(w: World, oa_server: ServerProcess) -> None
     assert KEY not in json.dumps(await w.rest.audit(since=0))
     assert oa_server.log_path is not None
     assert KEY not in oa_server.log_path.read_text()
-    assert KEY.encode() not in (oa_server.data_dir / "parley.db").read_bytes()
+    assert KEY.encode() not in stored_bytes(oa_server.data_dir)
 
 
 async def test_without_a_key_openai_rules_stay_disabled(server_factory: Any) -> None:

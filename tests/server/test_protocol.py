@@ -216,7 +216,7 @@ def test_ids_are_matched_whole() -> None:
     for value in valid + invalid:
         ok = value in valid
         assert protocol.is_ident(value) is ok, repr(value)
-        # ID_RE.match, as server/chat.py uses it, agrees: `$` would let "bob\n" through.
+        # ID_RE.match, as a caller may use it, agrees: `$` would let "bob\n" through.
         assert (protocol.ID_RE.match(value) is not None) is ok, repr(value)
     assert not protocol.is_ident(7) and not protocol.is_ident(None)
 

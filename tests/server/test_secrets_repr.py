@@ -10,8 +10,9 @@ import pytest
 from moderation.providers.openai import OpenAIConfig
 from moderation.providers.webhook import CustomApiConfig
 from server.auth import Secrets
+from server.moderation_settings import CustomApiSettings
 from server.settings import Settings
-from server.webhooks import hooks_of
+from server.webhook_settings import WebhookSettings
 
 SECRET = "s3cr3t-value-0123456789"
 
@@ -24,9 +25,18 @@ SECRET = "s3cr3t-value-0123456789"
         Secrets(api_key=SECRET, jwt_secret=SECRET + "2"),
         OpenAIConfig(api_key=SECRET),
         CustomApiConfig(url="https://example.test/moderate", secret=SECRET),
-        *hooks_of([{"url": "https://example.test/hook", "secret": SECRET}]).values(),
+        *WebhookSettings.parse_all([{"url": "https://example.test/hook", "secret": SECRET}], ()),
+        CustomApiSettings(url="https://example.test/moderate", secret=SECRET),
     ],
-    ids=["settings-api-key", "settings-jwt", "secrets", "openai", "custom-api", "webhook"],
+    ids=[
+        "settings-api-key",
+        "settings-jwt",
+        "secrets",
+        "openai",
+        "custom-api",
+        "webhook",
+        "custom-api-settings",
+    ],
 )
 def test_repr_hides_the_secret(obj: object) -> None:
     assert SECRET not in repr(obj) and SECRET not in str(obj)

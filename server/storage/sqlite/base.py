@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from server.storage.sealing import Sealer
 from server.storage.sqlite.recent import RecentMessages
-from server.storage.sqlite.sealing import Sealer
 from server.storage.sqlite.writer import Database
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from server.models import Message, Moderation, Status
 from server.storage.ports import TxOp
+from server.storage.sealing import MESSAGE_COLUMNS, content_of, replace_message
 from server.storage.sqlite.base import Repository
 from server.storage.sqlite.conn import WriteConnection
 from server.storage.sqlite.recent import RECENT_PER_CONVERSATION, RECENT_PER_SENDER, RecentIndex
-from server.storage.sqlite.sealing import MESSAGE_COLUMNS, content_of, replace_message
 from server.storage.sqlite.transaction import SqliteTransaction, insert_audit
 from server.storage.types import Audit, NewMessage
 

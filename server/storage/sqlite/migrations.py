@@ -186,4 +186,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX reports_kid ON reports (kid);
     CREATE INDEX webhook_deliveries_kid ON webhook_deliveries (kid);
     """,
+    # 7: media metadata (issue 12): the files are encrypted under the data dir, never here;
+    # the name is sealed in `body` with `kid`, which also encrypted the files
+    """
+    CREATE TABLE media (
+        id TEXT PRIMARY KEY,
+        uploader TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        mime_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        kid TEXT NOT NULL,
+        body BLOB NOT NULL,
+        thumb_mime TEXT,
+        thumb_size INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        attached_to INTEGER
+    );
+    CREATE INDEX media_uploader ON media (uploader, created_at);
+    CREATE INDEX media_kid ON media (kid);
+    CREATE INDEX media_attached ON media (attached_to) WHERE attached_to IS NOT NULL;
+    """,
 )

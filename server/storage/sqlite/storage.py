@@ -6,12 +6,13 @@ import sqlite3
 from pathlib import Path
 
 from server.crypto import KeyRing
+from server.storage.sealing import Sealer
 from server.storage.sqlite.audit import SqliteAudit
 from server.storage.sqlite.deliveries import SqliteDeliveries
+from server.storage.sqlite.media import SqliteMedia
 from server.storage.sqlite.messages import SqliteMessages
 from server.storage.sqlite.moderation import SqliteModeration
 from server.storage.sqlite.recent import RecentMessages
-from server.storage.sqlite.sealing import Sealer
 from server.storage.sqlite.users import SqliteBlocks, SqliteGroups, SqliteUsers
 from server.storage.sqlite.writer import Database
 
@@ -46,6 +47,7 @@ class SqliteStorage:
         self.messages = self.audit = self.chat
         self.moderation = SqliteModeration(self.db, keyring)
         self.deliveries = SqliteDeliveries(self.db, keyring)
+        self.media = SqliteMedia(self.db, keyring)
 
     async def open(self) -> None:
         await self.db.open()
@@ -68,7 +70,7 @@ def key_ids_in_use(path: Path) -> frozenset[str]:
     try:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         kids: set[str] = set()
-        for table in ("messages", "reports", "webhook_deliveries"):  # every sealed table
+        for table in ("messages", "reports", "webhook_deliveries", "media"):  # every sealed table
             if table not in names:
                 continue
             sql = (

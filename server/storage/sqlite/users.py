@@ -8,9 +8,9 @@ import time
 from collections.abc import Sequence
 
 from server.models import Group, Scope, User
+from server.storage.sealing import dumps
 from server.storage.sqlite.base import Repository
 from server.storage.sqlite.conn import WriteConnection
-from server.storage.sqlite.sealing import dumps
 from server.storage.sqlite.transaction import insert_audit
 from server.storage.types import Audit
 

@@ -2,15 +2,15 @@
 
 The text, data, metadata, tags, attachment and moderation reason of a message are one JSON
 object sealed with the message id and conversation id as associated data, so a sealed body
-cannot be moved to another row; the key id is stored beside it.
+cannot be moved to another row; the key id is stored beside it. Shared by every backend, so a
+row sealed by one opens on another.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
-from typing import Any
+from typing import Any, Protocol
 
 from server import jsoncodec
 from server.crypto import KeyRing
@@ -23,6 +23,12 @@ MESSAGE_COLUMNS = (
 )
 
 dumps = jsoncodec.dumps
+
+
+class Row(Protocol):
+    """A database row readable by column name (``sqlite3.Row``, ``asyncpg.Record``)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 def _aad(message_id: int, conversation_id: str) -> bytes:
@@ -41,7 +47,7 @@ class Sealer:
         """(key id, sealed body) for a row's ``kid`` and ``body`` columns."""
         return self.keyring.seal(dumps(content).encode(), _aad(message_id, conversation_id))
 
-    def row_to_message(self, row: sqlite3.Row) -> Message:
+    def row_to_message(self, row: Row) -> Message:
         """The message a row of ``MESSAGE_COLUMNS`` holds, its content opened."""
         content = json.loads(
             self.keyring.open(row["kid"], row["body"], _aad(row["id"], row["conversation_id"]))

@@ -1,0 +1,570 @@
+"""``MediaService``: uploads, signed per-viewer links, downloads, export and erasure.
+
+Files live under ``<data dir>/media``: ``<2 hex>/<mediaId>`` (the blob), ``<2 hex>/<mediaId>.thumb``
+(thumbnail or video poster) and ``tmp/`` (uploads in progress), all in the encrypted format of
+``blobcrypt``; the metadata row is in the database (``ports.MediaRepository``). No plaintext
+byte of an upload is ever written to disk: the multipart body is parsed as it arrives and
+each chunk encrypted before it is written.
+
+Who may view what is one policy, ``may_view``: the uploader always; anyone else only once
+the media is attached to a message they may see, which the messaging service answers through
+the ``message_visible`` hook it is built with (until then: nobody else).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from server.clock import SYSTEM_CLOCK, Clock
+from server.crypto import KeyRing
+from server.errors import (
+    AuthInvalid,
+    AuthRequired,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooLarge,
+    UnsupportedMedia,
+)
+from server.media import images, video
+from server.media.blobcrypt import BlobReader, BlobWriter
+from server.media.kinds import (
+    SNIFF_BYTES,
+    Kind,
+    TypeRefused,
+    claimed_kind,
+    detect,
+    sanitize_name,
+    with_extension,
+)
+from server.media.links import LinkSigner, derive_link_key
+from server.media.upload import FilePart, MultipartReader, boundary_of
+from server.models import User
+from server.settings import Settings
+from server.storage.ports import MediaRepository, UserRepository
+from server.storage.types import MediaRecord
+
+log = logging.getLogger(__name__)
+
+MEDIA_ID_RE = re.compile(r"\Am[0-9a-f]{32}\Z")
+#: What a multipart body may carry beyond the file itself (boundaries, part headers, fields).
+MULTIPART_SLACK = 64 * 1024
+#: Message types that carry media, and the kind each needs.
+MESSAGE_KINDS = {"image": Kind.IMAGE, "video": Kind.VIDEO, "audio": Kind.AUDIO, "file": Kind.FILE}
+#: Served inline (a browser may show them in place); everything else is an attachment.
+INLINE_KINDS = (Kind.IMAGE, Kind.AUDIO, Kind.VIDEO)
+
+#: A messaging-service answer: may ``viewer`` see message ``message_id`` now?
+MessageVisible = Callable[[User, int], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """The largest upload per kind, in bytes."""
+
+    image: int
+    audio: int
+    video: int
+    file: int
+    max_pixels: int
+
+    def for_kind(self, kind: Kind) -> int:
+        return int(getattr(self, kind.value))
+
+    @property
+    def largest(self) -> int:
+        return max(self.image, self.audio, self.video, self.file)
+
+
+@dataclass(frozen=True)
+class Download:
+    """A checked download: which file to stream and how to label it."""
+
+    record: MediaRecord
+    variant: str
+    path: Path
+    mime_type: str
+    filename: str
+    inline: bool
+    _keyring: KeyRing
+
+    def open(self) -> BlobReader:
+        """The decrypting reader (blocking: call it in a worker thread)."""
+        return BlobReader(self.path, self._keyring, self.record.id, self.variant)
+
+
+def new_media_id() -> str:
+    """A fresh media id: ``m`` + 128 random bits in hex (unguessable, path-safe)."""
+    return "m" + secrets.token_hex(16)
+
+
+class _Incoming:
+    """The file part of one upload: counts, sniffs and encrypts it into the temp file.
+
+    Runs in worker threads (``MultipartReader.feed``); raises ``TooLarge`` the moment the
+    kind's limit is passed and ``UnsupportedMedia`` as soon as the first bytes show a type
+    the kind does not allow.
+    """
+
+    def __init__(
+        self, path: Path, keyring: KeyRing, media_id: str, hint: Kind | None, limits: MediaLimits
+    ) -> None:
+        self.path = path
+        self._keyring = keyring
+        self._media_id = media_id
+        self._hint = hint
+        self._limits = limits
+        self.kind = Kind.FILE
+        self.name = "file"
+        self.limit = 0
+        self.size = 0
+        self.mime: str | None = None
+        self._head = bytearray()
+        self.writer: BlobWriter | None = None
+
+    def open(self, part: FilePart) -> _Incoming:
+        self.name = sanitize_name(part.filename)
+        self.kind = self._hint or claimed_kind(part.content_type, part.filename)
+        self.limit = self._limits.for_kind(self.kind)
+        self.writer = BlobWriter(self.path, self._keyring, self._media_id, "original")
+        return self
+
+    def write(self, data: bytes) -> int:
+        assert self.writer is not None
+        self.size += len(data)
+        if self.size > self.limit:
+            raise TooLarge(
+                f"{self.kind.value} uploads are limited to {self.limit} bytes",
+                {"limit": self.limit, "kind": self.kind.value},
+            )
+        if self.mime is None:
+            self._head += data[: SNIFF_BYTES - len(self._head)]
+            if len(self._head) >= SNIFF_BYTES:
+                self._sniff()
+        self.writer.write(data)
+        return len(data)
+
+    def _sniff(self) -> None:
+        try:
+            self.mime = detect(bytes(self._head), self.kind)
+        except TypeRefused as exc:
+            raise UnsupportedMedia(
+                str(exc), {"kind": self.kind.value, "detected": exc.detected}
+            ) from None
+        self._head = bytearray()
+
+    def close(self) -> None:
+        """The part is complete: sniff a short file, seal the final chunk."""
+        if self.mime is None:
+            self._sniff()
+        assert self.writer is not None
+        self.writer.close()
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.discard()
+
+
+@dataclass(frozen=True)
+class _Stored:
+    mime: str
+    name: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    thumb_mime: str | None = None
+    thumb_size: int = 0
+
+
+class MediaService:
+    """Uploads, links, downloads, export and erasure of media (see the module docstring)."""
+
+    def __init__(
+        self,
+        repo: MediaRepository,
+        users: UserRepository,
+        keyring: KeyRing,
+        signer: LinkSigner,
+        *,
+        root: Path,
+        limits: MediaLimits,
+        token_ttl: int,
+        clock: Clock = SYSTEM_CLOCK,
+        message_visible: MessageVisible | None = None,
+        processing: int = 2,
+    ) -> None:
+        self._repo = repo
+        self._users = users
+        self._keyring = keyring
+        self._signer = signer
+        self._root = root
+        self.limits = limits
+        self._ttl = token_ttl
+        self._clock = clock
+        self._message_visible = message_visible
+        # Decoding and re-encoding images is CPU and memory heavy: a few at a time.
+        self._processing = asyncio.Semaphore(processing)
+        self._tmp = root / "tmp"
+        self._tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(root, 0o700)
+        # Uploads cut short by a crash left encrypted temp files: nothing can resume them.
+        for stale in self._tmp.iterdir():
+            stale.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ paths
+
+    def _blob_path(self, media_id: str) -> Path:
+        return self._root / media_id[1:3] / media_id
+
+    def _thumb_path(self, media_id: str) -> Path:
+        return self._root / media_id[1:3] / f"{media_id}.thumb"
+
+    def _tmp_paths(self, media_id: str) -> tuple[Path, Path, Path]:
+        return (
+            self._tmp / f"{media_id}.upload",
+            self._tmp / f"{media_id}.out",
+            self._tmp / f"{media_id}.thumb",
+        )
+
+    def _remove_files(self, media_id: str) -> None:
+        for path in (*self._tmp_paths(media_id), self._blob_path(media_id)):
+            path.unlink(missing_ok=True)
+        self._thumb_path(media_id).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ upload
+
+    async def uploader(self, uid: str) -> User:
+        """The user an API-key upload is made for; 404 if there is none."""
+        user = await self._users.get_user(uid)
+        if user is None or user.deleted_at:
+            raise NotFound("user not found", {"uid": uid})
+        return user
+
+    async def upload(
+        self,
+        uploader: User,
+        *,
+        content_type: str,
+        content_length: int | None,
+        body: AsyncIterator[bytes],
+        kind: Kind | None = None,
+    ) -> MediaRecord:
+        """Store the ``file`` part of a multipart body for ``uploader``; the new row.
+
+        ``kind`` (else the part's declared type or its name's extension) picks the size
+        limit and the allow-list. Raises ``TooLarge`` (413) as soon as the limit is passed
+        (at once when ``content_length`` already says so), ``UnsupportedMedia`` (415) for
+        content of another type, ``BadRequest`` for a malformed body. Nothing stays on disk
+        from a refused upload.
+        """
+        boundary = boundary_of(content_type)
+        cap = (self.limits.for_kind(kind) if kind else self.limits.largest) + MULTIPART_SLACK
+        if content_length is not None and content_length > cap:
+            raise TooLarge(f"the upload is larger than {cap} bytes", {"limit": cap})
+        media_id = new_media_id()
+        incoming = _Incoming(
+            self._tmp_paths(media_id)[0], self._keyring, media_id, kind, self.limits
+        )
+        reader = MultipartReader(boundary, incoming.open)
+        stored = False
+        try:
+            received = 0
+            async for chunk in body:
+                received += len(chunk)
+                if received > cap:
+                    raise TooLarge(f"the upload is larger than {cap} bytes", {"limit": cap})
+                if chunk:
+                    await asyncio.to_thread(reader.feed, chunk)
+            reader.finish()
+            await asyncio.to_thread(incoming.close)
+            async with self._processing:
+                result = await asyncio.to_thread(self._store, media_id, incoming)
+            record = MediaRecord(
+                id=media_id,
+                uploader=uploader.uid,
+                kind=incoming.kind.value,
+                mime_type=result.mime,
+                name=result.name,
+                size=result.size,
+                kid=self._keyring.current,
+                created_at=self._clock.now(),
+                width=result.width,
+                height=result.height,
+                duration=result.duration,
+                thumb_mime=result.thumb_mime,
+                thumb_size=result.thumb_size,
+            )
+            await self._repo.add_media(record)
+            stored = True
+            return record
+        finally:
+            if not stored:
+                incoming.discard()
+                await asyncio.to_thread(self._remove_files, media_id)
+
+    def _store(self, media_id: str, incoming: _Incoming) -> _Stored:
+        """Process a received upload into its final files (worker thread)."""
+        assert incoming.mime is not None
+        upload, out, thumb = self._tmp_paths(media_id)
+        final = self._blob_path(media_id)
+        final.parent.mkdir(mode=0o700, exist_ok=True)
+        stored = _Stored(incoming.mime, incoming.name, incoming.size)
+        if incoming.kind is Kind.IMAGE:
+            stored = self._store_image(media_id, incoming, upload, out, thumb)
+            os.replace(out, final)
+            upload.unlink()
+        else:
+            if incoming.kind in (Kind.VIDEO, Kind.AUDIO):
+                stored = self._probe(media_id, incoming, upload, thumb)
+            os.replace(upload, final)
+        if stored.thumb_mime is not None:
+            os.replace(thumb, self._thumb_path(media_id))
+        _fsync_dir(final.parent)
+        return stored
+
+    def _store_image(
+        self, media_id: str, incoming: _Incoming, upload: Path, out: Path, thumb: Path
+    ) -> _Stored:
+        assert incoming.mime is not None
+        try:
+            with (
+                BlobReader(upload, self._keyring, media_id, "original") as source,
+                BlobWriter(out, self._keyring, media_id, "original") as sink,
+            ):
+                info, first = images.reencode(
+                    source,  # type: ignore[arg-type]
+                    incoming.mime,
+                    sink,  # type: ignore[arg-type]
+                    max_pixels=self.limits.max_pixels,
+                )
+            with BlobWriter(thumb, self._keyring, media_id, "thumbnail") as tsink:
+                small = images.thumbnail(first, tsink)  # type: ignore[arg-type]
+        except images.ImageRefused as exc:
+            if exc.too_large:
+                raise TooLarge(str(exc), {"maxPixels": self.limits.max_pixels}) from None
+            raise UnsupportedMedia(str(exc), {"kind": "image"}) from None
+        return _Stored(
+            incoming.mime,
+            with_extension(incoming.name, incoming.mime),
+            sink.size,
+            info.width,
+            info.height,
+            thumb_mime=small.mime,
+            thumb_size=tsink.size,
+        )
+
+    def _probe(self, media_id: str, incoming: _Incoming, upload: Path, thumb: Path) -> _Stored:
+        assert incoming.mime is not None
+        name = with_extension(incoming.name, incoming.mime)
+        base = _Stored(incoming.mime, name, incoming.size)
+        try:
+            with BlobReader(upload, self._keyring, media_id, "original") as source:
+                found = video.probe(
+                    source,  # type: ignore[arg-type]
+                    want_poster=incoming.kind is Kind.VIDEO,
+                )
+        except video.ProbeFailed:
+            raise UnsupportedMedia(
+                f"the content is not playable {incoming.kind.value}",
+                {"kind": incoming.kind.value, "detected": incoming.mime},
+            ) from None
+        if found is None:  # no PyAV: stored as uploaded, without poster or duration
+            return base
+        thumb_mime, thumb_size = None, 0
+        if found.poster is not None:
+            with BlobWriter(thumb, self._keyring, media_id, "thumbnail") as tsink:
+                thumb_mime = images.thumbnail(found.poster, tsink).mime  # type: ignore[arg-type]
+            thumb_size = tsink.size
+        return _Stored(
+            incoming.mime,
+            name,
+            incoming.size,
+            found.width,
+            found.height,
+            found.duration,
+            thumb_mime,
+            thumb_size,
+        )
+
+    # ------------------------------------------------------------------ links and policy
+
+    async def may_view(self, viewer: User, media: MediaRecord) -> bool:
+        """Whether ``viewer`` may see ``media`` now: its uploader always; others only when
+        it is attached to a message the messaging service says they may see. Deleted and
+        server-banned users see nothing."""
+        if viewer.deleted_at or viewer.banned:
+            return False
+        if media.uploader == viewer.uid:
+            return True
+        if media.attached_to is None or self._message_visible is None:
+            return False
+        return await self._message_visible(viewer, media.attached_to)
+
+    def link(self, media_id: str, viewer: User, variant: str = "original") -> tuple[str, int]:
+        """A signed link (root-relative URL) for ``viewer`` to fetch ``variant``, and its
+        expiry. Does not check ``may_view``: callers issue links only to those who may."""
+        exp = self._clock.now() + self._ttl
+        token = self._signer.sign(media_id, variant, viewer.uid, viewer.account, exp)
+        suffix = "/thumbnail" if variant == "thumbnail" else ""
+        return f"/media/{media_id}{suffix}?token={token}", exp
+
+    def describe(self, media: MediaRecord, viewer: User) -> dict[str, Any]:
+        """The media object for ``viewer``: metadata, ``url`` and (if any) ``thumbnailUrl``."""
+        url, exp = self.link(media.id, viewer)
+        body = {**media.to_json(), "url": url, "urlExpiresAt": exp}
+        if media.thumb_mime is not None:
+            body["thumbnailUrl"] = self.link(media.id, viewer, "thumbnail")[0]
+        return body
+
+    async def get(self, viewer: User, media_id: str) -> dict[str, Any]:
+        """The media object with fresh links; 404 unless ``viewer`` may see it."""
+        media = await self._repo.get_media(media_id) if MEDIA_ID_RE.fullmatch(media_id) else None
+        if media is None or not await self.may_view(viewer, media):
+            raise NotFound("media not found", {"mediaId": media_id})
+        return self.describe(media, viewer)
+
+    async def attachment(self, media_id: str, viewer: User) -> dict[str, Any] | None:
+        """The ``attachment`` object of a message for ``viewer`` (``url`` issued to them), or
+        None when the media is gone or they may not see it."""
+        media = await self._repo.get_media(media_id)
+        if media is None or not await self.may_view(viewer, media):
+            return None
+        return self.describe(media, viewer)
+
+    async def open_download(self, media_id: str, variant: str, token: str | None) -> Download:
+        """Check a download link; what to stream.
+
+        401 without a token or with a malformed, tampered, expired or foreign one (another
+        file's, another variant's, an erased account's); 403 when the viewer named in a
+        valid token may no longer see the media; 404 for an unknown id.
+        """
+        if not MEDIA_ID_RE.fullmatch(media_id):
+            raise NotFound("media not found")
+        if not token:
+            raise AuthRequired("this media link needs its ?token=")
+        claims = self._signer.parse(token)
+        if claims is None:
+            raise AuthInvalid("malformed media token", {"reason": "malformed"})
+        viewer = await self._users.get_user(claims.viewer)
+        # Unknown viewers are checked against a random account so the answer takes as long.
+        account = viewer.account if viewer is not None else secrets.token_hex(8)
+        if not self._signer.check(claims, media_id, variant, account) or viewer is None:
+            raise AuthInvalid("invalid media token", {"reason": "signature"})
+        if claims.exp < self._clock.now():
+            raise AuthInvalid("the media link has expired", {"reason": "expired"})
+        media = await self._repo.get_media(media_id)
+        if media is None:
+            raise NotFound("media not found")
+        if not await self.may_view(viewer, media):
+            raise Forbidden("this media is not available to you")
+        if variant == "thumbnail":
+            if media.thumb_mime is None:
+                raise NotFound("this media has no thumbnail")
+            path, mime = self._thumb_path(media_id), media.thumb_mime
+            filename = f"{media.name.rsplit('.', 1)[0]}-thumbnail.{mime.split('/')[1]}"
+            inline = True
+        else:
+            path, mime, filename = self._blob_path(media_id), media.mime_type, media.name
+            inline = Kind(media.kind) in INLINE_KINDS
+        return Download(media, variant, path, mime, filename, inline, self._keyring)
+
+    # ------------------------------------------------------------------ sending (the integration)
+
+    async def resolve_for_send(
+        self, sender: str, media_id: str, message_type: str
+    ) -> dict[str, Any]:
+        """The stored ``attachment`` (no ``url``) for a ``message.send`` of ``message_type``
+        with ``media_id``: the sender's own upload, of the matching kind, not yet carried by
+        another message. 404 for an unknown or foreign id, 400 for a kind mismatch."""
+        media = await self._repo.get_media(media_id) if MEDIA_ID_RE.fullmatch(media_id) else None
+        if media is None or media.uploader != sender:
+            raise NotFound("media not found", {"mediaId": media_id})
+        kind = MESSAGE_KINDS.get(message_type)
+        if kind is None or (kind is not Kind.FILE and media.kind != kind.value):
+            raise BadRequest(
+                f"a {message_type} message cannot carry {media.kind} media",
+                {"mediaId": media_id, "kind": media.kind},
+            )
+        if media.attached_to is not None:
+            raise Conflict("this media is already attached to a message", {"mediaId": media_id})
+        return {
+            "mediaId": media.id,
+            "name": media.name,
+            "mimeType": media.mime_type,
+            "size": media.size,
+        }
+
+    async def claim(self, sender: str, media_id: str, message_id: int) -> None:
+        """Record that message ``message_id`` carries the media (after it is stored);
+        idempotent for the same message. 409 if another message carries it already."""
+        if not await self._repo.attach_media(media_id, sender, message_id):
+            raise Conflict("this media is already attached to a message", {"mediaId": media_id})
+
+    # ------------------------------------------------------------------ privacy
+
+    async def export(self, uid: str) -> list[dict[str, Any]]:
+        """Metadata of every file ``uid`` uploaded (for the GDPR export)."""
+        return [
+            {**m.to_json(), "attachedTo": m.attached_to} for m in await self._repo.media_of(uid)
+        ]
+
+    async def erase(self, uid: str) -> int:
+        """Delete every file ``uid`` uploaded (rows, blobs, thumbnails); how many.
+
+        Rows go first: a crash in between leaves encrypted files no row names, never a row
+        whose file is gone.
+        """
+        media = await self._repo.media_of(uid)
+        if not media:
+            return 0
+        await self._repo.delete_media([m.id for m in media])
+        for m in media:
+            await asyncio.to_thread(self._remove_files, m.id)
+        return len(media)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the renames into ``path`` durable (the row that names them commits next)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def build_media_service(
+    settings: Settings,
+    repo: MediaRepository,
+    users: UserRepository,
+    keyring: KeyRing,
+    jwt_secret: str,
+    *,
+    message_visible: MessageVisible | None = None,
+) -> MediaService:
+    """The media service as the settings configure it (for the composition root)."""
+    return MediaService(
+        repo,
+        users,
+        keyring,
+        LinkSigner(derive_link_key(jwt_secret)),
+        root=settings.data_dir / "media",
+        limits=MediaLimits(
+            image=settings.max_image_bytes,
+            audio=settings.max_audio_bytes,
+            video=settings.max_video_bytes,
+            file=settings.max_file_bytes,
+            max_pixels=settings.max_image_pixels,
+        ),
+        token_ttl=settings.media_token_ttl,
+        message_visible=message_visible,
+    )

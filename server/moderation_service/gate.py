@@ -1,0 +1,238 @@
+"""The moderation pipeline in the server: the ``ModerationGate`` the messaging service sends
+through.
+
+Pending messages become jobs on ``moderation.pipeline.Pipeline`` (bounded, never dropping).
+A worker loads the conversation context and the sender's recent messages (``views.py``), asks
+the pure ``moderation.engine.Engine`` for a verdict, and hands it to ``outcomes.py``, which
+applies it through the chat side's ``VerdictApplier``. Rule and list changes rebuild the
+engine; messages in flight finish with the engine they started with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+
+from moderation.defaults import default_lists, default_rules
+from moderation.detectors.base import Detector
+from moderation.engine import Engine
+from moderation.errors import RuleError
+from moderation.pipeline import Pipeline
+from moderation.rules import Rule, WordList, parse_list, parse_rule, rule_to_json
+from moderation.types import Verdict
+from server.clock import Clock
+from server.event_webhooks import EventWebhooks
+from server.external_detectors import EXTERNAL_KINDS, ExternalDetectors
+from server.metrics import Metrics
+from server.models import Message, Status
+from server.moderation_service.outcomes import Outcomes
+from server.moderation_service.views import InflightMessages, MessageViews
+from server.moderation_settings import ModerationSettings
+from server.storage.ports import MessageRepository, ModerationRepository
+from server.storage.types import NewMessage
+
+log = logging.getLogger(__name__)
+
+#: The id a message is judged under before the store assigns one: above every stored id, so
+#: context reads ("messages before this one") see the whole conversation.
+UNSTORED_ID = 2**62
+
+
+class ModerationService:
+    """Implements ``ModerationGate``; owns the engine, the pipeline and the defaults."""
+
+    def __init__(
+        self,
+        store: MessageRepository,
+        mstore: ModerationRepository,
+        metrics: Metrics,
+        *,
+        views: MessageViews,
+        inflight: InflightMessages,
+        outcomes: Outcomes,
+        detectors: Mapping[str, Detector],
+        clock: Clock,
+        workers: int,
+        queue_size: int,
+        context_window: int,
+        enabled: bool = True,
+        external: ExternalDetectors | None = None,
+        webhooks: EventWebhooks | None = None,
+    ) -> None:
+        self._store = store
+        self._mstore = mstore
+        self._metrics = metrics
+        self._views = views
+        self._inflight = inflight
+        self._outcomes = outcomes
+        self._clock = clock
+        # The external detectors (custom_api, openai) are (re)built from settings in
+        # reload(); the outgoing event webhooks take their configuration from the same settings.
+        self._external = external
+        self._webhooks = webhooks
+        # Built once: detectors may hold models and per-user state; engines are rebuilt on
+        # every rule change and share these instances.
+        self._detectors: dict[str, Detector] = dict(detectors)
+        self._enabled = enabled
+        self._default_window = context_window
+        self._load_window = context_window
+        self._load_recent = True
+        self.engine = Engine([], {}, self._detectors, context_window=context_window)
+        self._rules: dict[str, Rule] = {}
+        self._lists: dict[str, WordList] = {}
+        self._pipeline: Pipeline[tuple[Message, Verdict | None]] = Pipeline(
+            self._handle, workers=workers, maxsize=queue_size, name="moderation"
+        )
+        self._started_at: dict[int, float] = {}
+
+    def list_ids(self) -> frozenset[str]:
+        """The ids of the lists the engine was built with (rules may name only these)."""
+        return frozenset(self._lists)
+
+    def rules_using_list(self, list_id: str) -> list[str]:
+        """The ids of the rules whose conditions read the list ``list_id``."""
+        return [
+            r.id for r in self._rules.values() if any(c.list_id == list_id for c in r.conditions)
+        ]
+
+    @property
+    def openai_available(self) -> bool:
+        """Whether an OpenAI API key is configured (openai rules may be enabled)."""
+        return self._external is not None and self._external.openai_available
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Seed defaults on first start, build the engine, start workers, re-queue pending."""
+        mstore = self._mstore
+        if not await mstore.has_any_rule_history():
+            at = self._clock.now()
+            for lst in default_lists():
+                if await mstore.get_list(str(lst["id"])) is None:
+                    await mstore.put_list(dict(lst), actor="system", at=at, create=True)
+            known = {str(lst["id"]) for lst in await mstore.lists()}
+            for body in default_rules():
+                # Stored in the same normalised shape as rules created through the API.
+                rule = rule_to_json(parse_rule(body, known_lists=known))
+                await mstore.put_rule(rule, actor="system", at=at, create=True)
+        await self.reload()
+        await self._pipeline.start()
+        requeued = 0
+        in_review = {item.message_id for item in await mstore.queue("review", limit=1_000_000)}
+        for message_id in await self._store.pending_ids():
+            if message_id in in_review:
+                continue
+            message = await self._store.get_message(message_id)
+            if message is not None:
+                await self._pipeline.submit((message, None))
+                requeued += 1
+        if requeued:
+            log.info("re-queued %d pending messages", requeued)
+
+    async def stop(self) -> None:
+        await self._pipeline.stop()
+        if self._external is not None:
+            await self._external.aclose()
+
+    async def reload(self) -> None:
+        """Rebuild the engine from the stored rules, lists and settings."""
+        lists: dict[str, WordList] = {}
+        for body in await self._mstore.lists():
+            try:
+                # Lists are checked in full when written; a check added later (pattern
+                # shapes and counts) must not drop a stored list and the rules naming it.
+                wl = parse_list(body, stored=True)
+            except RuleError:
+                log.exception("stored list %s is invalid; skipped", body.get("id"))
+                continue
+            lists[wl.id] = wl
+        rules: dict[str, Rule] = {}
+        for body in await self._mstore.rules():
+            try:
+                rule = parse_rule(body, known_lists=lists.keys())
+            except RuleError:
+                log.exception("stored rule %s is invalid; skipped", body.get("id"))
+                continue
+            rules[rule.id] = rule
+        settings = ModerationSettings.from_json(await self._mstore.settings())
+        context_window = (
+            self._default_window if settings.context_window is None else settings.context_window
+        )
+        if self._external is not None:
+            for kind in EXTERNAL_KINDS:
+                self._detectors.pop(kind, None)
+            self._detectors.update(self._external.configure(settings))
+            api_window = self._external.custom_api_window(settings)
+            if api_window is not None:
+                rules = {k: _with_window(r, "custom_api", api_window) for k, r in rules.items()}
+        if self._webhooks is not None:
+            self._webhooks.configure(settings.webhooks or ())
+        self._rules, self._lists = rules, lists
+        self.engine = Engine(
+            list(rules.values()), lists, self._detectors, context_window=context_window
+        )
+        # Load per message only what the enabled rules' detectors read.
+        self._load_window = self.engine.context_needed()
+        self._load_recent = self.engine.sender_recent_needed()
+
+    # ----------------------------------------------------------------- the gate
+
+    def covers(self, category: str, message_type: str) -> bool:
+        return self._enabled and self.engine.covers(category, message_type)
+
+    async def submit(self, message: Message, verdict: Verdict | None = None) -> None:
+        self._started_at[message.id] = self._clock.monotonic()
+        await self._pipeline.submit((message, verdict))
+
+    async def judge_inline(self, new: NewMessage) -> Verdict | None:
+        """Judge ``new`` before it is stored when the rules on its type all run inline.
+
+        A clean verdict (no rule matched) lets the caller store the message approved and
+        deliver it after the one commit. Any other verdict comes back with the message through
+        ``submit``, where review, flags, side actions and audit records are applied. None when
+        a rule on the type needs a model or a provider: the message is judged in the pipeline.
+        """
+        engine = self.engine
+        if not self._enabled or not engine.inline_for(new.category, new.type):
+            return None
+        started = self._clock.monotonic()
+        view, context, recent = await self._views.views(
+            new.as_message(UNSTORED_ID), window=self._load_window, recent=self._load_recent
+        )
+        verdict = await engine.evaluate(view, context=context, sender_recent=recent)
+        if verdict.clean:
+            self._metrics.verdicts.labels(Status.APPROVED.value).inc()
+            self._metrics.moderation_latency.observe(self._clock.monotonic() - started)
+        return verdict
+
+    # ----------------------------------------------------------------- the worker
+
+    async def _handle(self, job: tuple[Message, Verdict | None]) -> None:
+        message, verdict = job
+        if verdict is None:
+            view, context, recent = await self._views.views(
+                message, window=self._load_window, recent=self._load_recent
+            )
+            self._inflight.add(message)
+            try:
+                verdict = await self.engine.evaluate(view, context=context, sender_recent=recent)
+            finally:
+                self._inflight.remove(message)
+        await self._outcomes.apply(message, verdict)
+        started = self._started_at.pop(message.id, None)
+        if started is not None:
+            self._metrics.moderation_latency.observe(self._clock.monotonic() - started)
+
+
+def _with_window(rule: Rule, kind: str, window: int) -> Rule:
+    """``rule`` with ``window`` as the context window of its ``kind`` conditions lacking one."""
+    if not any(c.kind == kind and c.context_window is None for c in rule.conditions):
+        return rule
+    conditions = tuple(
+        dataclasses.replace(c, context_window=window)
+        if c.kind == kind and c.context_window is None
+        else c
+        for c in rule.conditions
+    )
+    return dataclasses.replace(rule, conditions=conditions)

@@ -1,0 +1,95 @@
+"""The small interfaces between chat and the moderation side, and to outgoing events.
+
+Chat -> moderation: ``ModerationGate`` (what the messaging service sends through).
+Moderation -> chat: ``UserLookup``, ``GroupLookup`` (read) and ``VerdictApplier`` (the one
+place a verdict touches chat). Both -> outside: ``EventSink`` (the outgoing webhooks).
+The moderation side imports this module and nothing else of ``server.services``; a test
+walks the imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from moderation.types import Verdict
+from server.models import Group, Message, Moderation, Status, User
+from server.storage.ports import TxOp
+from server.storage.types import Audit, NewMessage
+
+
+class EventSink(Protocol):
+    """Where moderation events go (``user.banned``, ``message.reported``...); never blocks."""
+
+    def emit(self, event: str, data: Mapping[str, Any]) -> None: ...
+
+
+class NoEvents:
+    """An event sink that drops every event (tests, and a server without webhooks)."""
+
+    def emit(self, event: str, data: Mapping[str, Any]) -> None:
+        return None
+
+
+class ModerationGate(Protocol):
+    """The seam to moderation: decides pending vs unmoderated and takes pending messages."""
+
+    def covers(self, category: str, message_type: str) -> bool:
+        """Whether an enabled rule covers this type (then the message starts ``pending``)."""
+        ...
+
+    async def submit(self, message: Message, verdict: Verdict | None = None) -> None:
+        """Queue a pending message to have ``verdict`` applied, or to be judged first when
+        none is given; must not drop it."""
+        ...
+
+    async def judge_inline(self, new: NewMessage) -> Verdict | None:
+        """The verdict on ``new`` before it is stored, when every rule on its type runs
+        inline (no model, no provider); None when it must be judged later."""
+        ...
+
+
+class NoModeration:
+    """A gate that moderates nothing: every message is ``unmoderated``."""
+
+    def covers(self, category: str, message_type: str) -> bool:
+        return False
+
+    async def submit(self, message: Message, verdict: Verdict | None = None) -> None:
+        raise RuntimeError("NoModeration got a pending message")
+
+    async def judge_inline(self, new: NewMessage) -> Verdict | None:
+        return None
+
+
+class UserLookup(Protocol):
+    async def user(self, uid: str) -> User | None:
+        """A live (not deleted) user, or None."""
+        ...
+
+
+class GroupLookup(Protocol):
+    async def group(self, guid: str) -> Group | None:
+        """A group, or None."""
+        ...
+
+
+class VerdictApplier(Protocol):
+    """What the moderation side may do to chat."""
+
+    async def apply_verdict(
+        self,
+        message: Message,
+        status: Status,
+        moderation: Moderation | None,
+        *,
+        audit: Audit | None,
+        also: TxOp | None = None,
+    ) -> Message | None:
+        """Record a verdict (conditional on the message's rev and status), then tell the
+        sender and deliver or withdraw; None when the message moved on."""
+        ...
+
+    async def apply_rule_actions(self, message: Message, verdict: Verdict) -> None:
+        """The side actions of the matched rules: kick, ban, block_user (logged, never raised)."""
+        ...

@@ -1,0 +1,349 @@
+"""Messages: send, edit, delete, history, receipts, typing and user reports.
+
+The hot path is ``post_message``: checks from caches, one store insert (group commit), one
+encode, then the hub. A moderated message goes through the ``ModerationGate``; its verdict
+comes back through ``verdicts.py``, never through here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+from server import conversations, permissions, protocol
+from server.auth import Principal
+from server.clock import Clock
+from server.conversations import Conversation, conversation_id
+from server.errors import (
+    BadRequest,
+    Banned,
+    Blocked,
+    ClientError,
+    Conflict,
+    Forbidden,
+    NotAMember,
+    NotFound,
+)
+from server.hub import Connection, Hub
+from server.models import Message, Scope, Status, User
+from server.protocol import SendMessage
+from server.ratelimit import RateLimiter, TypingThrottle
+from server.services.blocks import BlockService
+from server.services.contracts import EventSink, ModerationGate
+from server.services.fanout import Fanout
+from server.services.groups import GroupService
+from server.services.users import UserService
+from server.storage.ports import MessageRepository, ModerationRepository
+from server.storage.types import NewMessage
+
+
+class MessagingService:
+    """Sending and reading messages, with their permissions and fan-out."""
+
+    def __init__(
+        self,
+        store: MessageRepository,
+        reports: ModerationRepository,
+        hub: Hub,
+        users: UserService,
+        blocks: BlockService,
+        groups: GroupService,
+        fanout: Fanout,
+        *,
+        gate: ModerationGate,
+        events: EventSink,
+        rate_limiter: RateLimiter,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._reports = reports
+        self._hub = hub
+        self._users = users
+        self._blocks = blocks
+        self._groups = groups
+        self._fanout = fanout
+        self._gate = gate
+        self._events = events
+        self._rate = rate_limiter
+        self._clock = clock
+        self._typing = TypingThrottle(clock=clock.monotonic)
+
+    # ----------------------------------------------------------------- sending
+
+    async def _check_can_send(self, sender: User, receiver: str, receiver_type: str) -> None:
+        if receiver_type == "user":
+            if await self._users.user(receiver) is None:
+                raise NotFound(f"user {receiver!r} not found", {"receiver": receiver})
+            if await self._blocks.is_blocked_between(sender.uid, receiver):
+                raise Blocked("a block stands between you and this user", {"receiver": receiver})
+            return
+        await self._groups.require_group(receiver)
+        members = await self._groups.members(receiver)
+        if sender.uid in members:
+            return  # a ban removes the membership, so a member is not banned
+        if await self._groups.is_banned(receiver, sender.uid):
+            raise Banned("you are banned from this group", {"guid": receiver})
+        raise NotAMember("you are not a member of this group", {"guid": receiver})
+
+    async def post_message(
+        self,
+        sender: User,
+        cmd: SendMessage,
+        *,
+        origin: Connection | None = None,
+        frame_id: str | None = None,
+    ) -> Message:
+        """Check, store durably (idempotent on muid), acknowledge, then deliver or hold."""
+        try:
+            self._rate.check(sender.uid)
+            await self._check_can_send(sender, cmd.receiver, cmd.receiver_type)
+        except ClientError:
+            # A retry of a send that was stored returns the stored message, even if the
+            # sender is now rate limited or blocked (checked only on this rare path).
+            stored = await self._store.find_by_muid(sender.uid, cmd.muid) if cmd.muid else None
+            if stored is None:
+                raise
+            if origin is not None:
+                encoded = protocol.encode_json(stored.to_json())
+                origin.push(protocol.message_frame("message.sent", encoded, frame_id=frame_id))
+            return stored
+        if cmd.media_id is not None:
+            raise NotFound("media not found", {"mediaId": cmd.media_id})
+        gate = self._gate
+        moderated = gate.covers(cmd.category, cmd.message_type)
+        new = NewMessage(
+            muid=cmd.muid or uuid.uuid4().hex,
+            conversation_id=conversation_id(sender.uid, cmd.receiver, cmd.receiver_type),
+            sender=sender.uid,
+            receiver=cmd.receiver,
+            receiver_type=cmd.receiver_type,
+            category=cmd.category,
+            type=cmd.message_type,
+            text=cmd.text,
+            data=cmd.data,
+            metadata=cmd.metadata,
+            tags=cmd.tags,
+            parent_id=cmd.parent_id,
+            attachment=None,
+            status=Status.PENDING if moderated else Status.UNMODERATED,
+            at=self._clock.now(),
+        )
+        # Under rules that need no model or provider, the message is judged here. The common
+        # case, a clean approval, is stored approved in the same commit: one write, not two;
+        # any match goes through the pipeline with this verdict, not judged again.
+        verdict = await gate.judge_inline(new) if moderated else None
+        judged = verdict is not None and verdict.clean
+        if judged:
+            new = dataclasses.replace(new, status=Status.APPROVED)
+        message, created = await self._store.insert_message(new)
+        body = message.to_json()
+        final = ""
+        if judged and created:
+            # Acknowledged as held, like every moderated send; the verdict follows at once.
+            final = protocol.encode_json(body)
+            body["moderationStatus"] = Status.PENDING.value
+        encoded = protocol.encode_json(body)  # once, for every frame below
+        if origin is not None:
+            origin.push(protocol.message_frame("message.sent", encoded, frame_id=frame_id))
+        if not created:
+            return message  # a retry: the first send already delivered or queued it
+        hub = self._hub
+        frame = protocol.message_frame("message", encoded)
+        hub.send((sender.uid,), frame, exclude=origin)
+        if judged:
+            hub.send((sender.uid,), protocol.message_frame("message.moderated", final))
+            await self._fanout.deliver(message, protocol.message_frame("message", final))
+        elif message.status.deliverable:
+            await self._fanout.deliver(message, frame)
+        elif message.status is Status.PENDING:
+            await gate.submit(message, verdict)
+        return message
+
+    # ----------------------------------------------------------------- one message
+
+    async def get_message(self, message_id: int) -> Message:
+        message = await self._store.get_message(message_id)
+        if message is None:
+            raise NotFound(f"message {message_id} not found", {"messageId": message_id})
+        return message
+
+    async def _members_for(self, message: Message) -> dict[str, Scope]:
+        """The members of a group message's group (none for a 1:1 message)."""
+        if message.receiver_type != "group":
+            return {}
+        return await self._groups.members(message.receiver)
+
+    async def can_view(self, uid: str, message: Message) -> bool:
+        if message.sender == uid:
+            return True  # without reading the members
+        return permissions.may_view_message(uid, message, await self._members_for(message))
+
+    async def read_message(self, actor: Principal, message_id: int) -> Message:
+        """A message as ``actor`` may read it (404 when they may not: nothing is revealed)."""
+        message = await self.get_message(message_id)
+        if not actor.is_staff and not await self.can_view(actor.uid or "", message):
+            raise NotFound(f"message {message_id} not found", {"messageId": message_id})
+        return message
+
+    async def edit_message(
+        self,
+        user: User,
+        message_id: int,
+        text: str,
+        *,
+        origin: Connection | None = None,
+        frame_id: str | None = None,
+    ) -> Message:
+        message = await self.get_message(message_id)
+        if message.sender != user.uid:
+            raise Forbidden("only the sender may edit a message", {"messageId": message_id})
+        if message.deleted_at:
+            raise NotFound("message was deleted", {"messageId": message_id})
+        if message.type != "text" and message.category == "message" and message.attachment is None:
+            raise BadRequest("this message has no text to edit", {"messageId": message_id})
+        if not text.strip():
+            raise BadRequest("field 'text' is empty", {"field": "text"})
+        self._rate.check(user.uid)
+        moderated = self._gate.covers(message.category, message.type)
+        status = Status.PENDING if moderated else Status.UNMODERATED
+        edited = await self._store.update_content(
+            dataclasses.replace(message, text=text), status=status, at=self._clock.now()
+        )
+        encoded = protocol.encode_json(edited.to_json())
+        frame = protocol.message_frame("message.edited", encoded)
+        if origin is not None:
+            origin.push(protocol.message_frame("message.edited", encoded, frame_id=frame_id))
+        self._hub.send((user.uid,), frame, exclude=origin)
+        if status.deliverable:
+            # Unmoderated: receivers who had it get the edit, others (it was held) the message.
+            kind = "message.edited" if message.shown else "message"
+            await self._fanout.deliver(edited, protocol.message_frame(kind, encoded))
+        elif status is Status.PENDING:
+            await self._gate.submit(edited)
+        return edited
+
+    async def delete_message(
+        self,
+        actor: Principal,
+        message_id: int,
+        *,
+        origin: Connection | None = None,
+        frame_id: str | None = None,
+    ) -> Message:
+        message = await self.get_message(message_id)
+        if message.deleted_at:
+            raise NotFound("message was already deleted", {"messageId": message_id})
+        members = {} if message.sender == actor.uid else await self._members_for(message)
+        if not permissions.may_delete_message(actor, message, members):
+            raise Forbidden("you may not delete this message", {"messageId": message_id})
+        deleted = await self._store.mark_deleted(message, self._clock.now())
+        encoded = protocol.encode_json(deleted.to_json())
+        frame = protocol.message_frame("message.deleted", encoded)
+        if origin is not None:
+            origin.push(protocol.message_frame("message.deleted", encoded, frame_id=frame_id))
+        self._hub.send((message.sender,), frame, exclude=origin)
+        if message.shown:
+            await self._fanout.to_audience(message, frame, exclude=origin)
+        return deleted
+
+    async def receipt(self, user: User, message_id: int, kind: str) -> None:
+        """Record a delivered/read receipt and forward it to the message's sender."""
+        message = await self.get_message(message_id)
+        if message.sender == user.uid:
+            raise BadRequest("receipts are for messages you received", {"messageId": message_id})
+        if not await self.can_view(user.uid, message):
+            raise NotFound(f"message {message_id} not found", {"messageId": message_id})
+        if await self._blocks.is_blocked_between(user.uid, message.sender):
+            raise Blocked("a block stands between you and this user", {"uid": message.sender})
+        at = self._clock.now()
+        if await self._store.add_receipt(message_id, user.uid, kind, at):
+            body = {
+                "messageId": message_id,
+                "conversationId": message.conversation_id,
+                "receiptType": kind,
+                "uid": user.uid,
+                "at": at,
+            }
+            self._hub.send((message.sender,), protocol.encode("receipt", body))
+
+    async def report_message(
+        self, user: User, message_id: int, reason: str, remarks: str
+    ) -> dict[str, Any]:
+        """A user report: queued for moderators as ``reported``, once per user and message;
+        the acknowledgement body (the wire calls it ``message.flagged``)."""
+        message = await self.get_message(message_id)
+        if message.sender == user.uid:
+            raise BadRequest("you cannot report your own message", {"messageId": message_id})
+        if not await self.can_view(user.uid, message):
+            raise NotFound(f"message {message_id} not found", {"messageId": message_id})
+        if not reason.strip():
+            raise BadRequest("field 'reason' is empty", {"field": "reason"})
+        report, created = await self._reports.add_report(
+            message_id, user.uid, reason, remarks, self._clock.now()
+        )
+        if not created:
+            raise Conflict("you already reported this message", {"messageId": message_id})
+        self._events.emit("message.reported", {"report": report})
+        return {"messageId": message_id, "report": report}
+
+    async def typing(self, user: User, receiver: str, receiver_type: str, state: str) -> None:
+        await self._check_can_send(user, receiver, receiver_type)
+        if not self._typing.admit(user.uid, f"{receiver_type}:{receiver}", state):
+            return
+        body = {
+            "sender": user.uid,
+            "receiver": receiver,
+            "receiverType": receiver_type,
+            "state": state,
+        }
+        receivers = await self._fanout.receivers(user.uid, receiver, receiver_type)
+        self._hub.send(receivers, protocol.encode("typing", body), droppable=True)
+
+    # ----------------------------------------------------------------- history
+
+    async def history(
+        self,
+        actor: Principal,
+        cid: str,
+        *,
+        before: int | None,
+        limit: int,
+        kind: str | None = None,
+    ) -> list[Message]:
+        """A page of a conversation, oldest first, as ``actor`` may see it.
+
+        ``cid`` is resolved against the caller (server/conversations.py): a user reads only a
+        1:1 conversation they are one of, or a group they are a member of; ``kind``
+        (``user``/``group``) picks a reading when one id names both for the caller.
+        """
+        conversation = await self._resolve(actor, cid, kind)
+        viewer = None if actor.is_staff else actor.uid
+        if conversation.kind == "group" and viewer is not None:
+            members = await self._groups.members(conversation.a)
+            if viewer not in members:
+                raise NotAMember("you are not a member of this group", {"guid": conversation.a})
+        return await self._store.history(
+            conversation.key, before=before, limit=limit, viewer=viewer
+        )
+
+    async def _resolve(self, actor: Principal, cid: str, kind: str | None) -> Conversation:
+        """The conversation ``cid`` names for ``actor`` (403 when it names none of theirs)."""
+        found = [r for r in conversations.readings(cid) if kind is None or r.kind == kind]
+        uid = actor.uid
+        if uid is not None:
+            mine = [r for r in found if r.has_participant(uid)]
+            if mine:
+                return mine[0]
+        for reading in found:
+            if reading.kind == "group":
+                if await self._groups.group(reading.a) is None:
+                    continue
+                if actor.is_staff or uid in await self._groups.members(reading.a):
+                    return reading
+                raise NotAMember("you are not a member of this group", {"guid": reading.a})
+            if actor.is_staff:
+                return reading
+        if not found:
+            raise BadRequest("malformed conversation id", {"field": "conversationId"})
+        raise Forbidden("not your conversation", {"conversationId": cid})

@@ -1,0 +1,14 @@
+"""What the chat repositories share: the database and the sealer."""
+
+from __future__ import annotations
+
+from server.storage.postgres.writer import Database
+from server.storage.sealing import Sealer
+
+
+class Repository:
+    """A base for the repositories over one ``Database``; see ``storage.PostgresChatStore``."""
+
+    def __init__(self, db: Database, sealer: Sealer) -> None:
+        self._db = db
+        self._sealer = sealer

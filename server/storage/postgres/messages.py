@@ -1,0 +1,275 @@
+"""Messages and receipts in PostgreSQL: sealed rows (as in SQLite), conditional verdicts.
+
+No in-memory recent index here: several processes may write the same conversation, so the
+newest messages of a conversation or sender (moderation context) are read from the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.models import Message, Moderation, Status
+from server.storage.ports import TxOp
+from server.storage.postgres.base import Repository
+from server.storage.postgres.transaction import PostgresTransaction, insert_audit
+from server.storage.postgres.writer import WriteTx
+from server.storage.sealing import MESSAGE_COLUMNS, content_of, replace_message
+from server.storage.types import Audit, NewMessage
+
+_DELIVERABLE = "status IN ('unmoderated', 'approved')"
+
+
+class PostgresMessages(Repository):
+    """``ports.MessageRepository``."""
+
+    async def insert_message(self, new: NewMessage) -> tuple[Message, bool]:
+        """Insert, idempotent on ``(sender, muid)``: returns (message, created)."""
+
+        async def op(tx: WriteTx) -> tuple[Message, bool] | None:
+            message_id = await tx.message_id()
+            kid, body = self._sealer.seal(message_id, new.conversation_id, content_of(new, None))
+            inserted = await tx.execute(
+                f"INSERT INTO messages ({MESSAGE_COLUMNS}, conv_key) VALUES ($1, $2, $3, $4,"
+                " $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0, $14, 0, $15, $16)"
+                " ON CONFLICT (sender, muid) DO NOTHING",
+                message_id,
+                new.muid,
+                new.conversation_id,
+                new.sender,
+                new.receiver,
+                new.receiver_type,
+                new.category,
+                new.type,
+                kid,
+                body,
+                new.parent_id,
+                new.at,
+                new.at,
+                new.status.value,
+                int(new.status.deliverable),
+                new.conversation_key,
+            )
+            if not inserted:
+                tx.release_id(message_id)
+                return None  # a retry: the caller reads the stored row after the commit
+            return new.as_message(message_id), True
+
+        result = await self._db.write(op)
+        if result is not None:
+            return result
+        stored = await self.find_by_muid(new.sender, new.muid)
+        assert stored is not None
+        return stored, False
+
+    async def _select(self, where: str, *args: Any) -> list[Message]:
+        rows = await self._db.fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where}", *args
+        )
+        return [self._sealer.row_to_message(r) for r in rows]
+
+    async def find_by_muid(self, sender: str, muid: str) -> Message | None:
+        """The message ``sender`` stored under ``muid``, if any."""
+        found = await self._select("sender = $1 AND muid = $2", sender, muid)
+        return found[0] if found else None
+
+    async def get_message(self, message_id: int) -> Message | None:
+        found = await self._select("id = $1", message_id)
+        return found[0] if found else None
+
+    async def history(
+        self, conversation_key: str, *, before: int | None, limit: int, viewer: str | None
+    ) -> list[Message]:
+        """Newest ``limit`` messages below ``before`` that ``viewer`` may see, oldest first.
+
+        Receivers see only deliverable messages; the sender also sees its pending and
+        disapproved ones; ``viewer=None`` (staff) sees everything.
+        """
+        upper = before if before is not None else 2**62
+        if viewer is None:
+            found = await self._select(
+                "conv_key = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                conversation_key,
+                upper,
+                limit,
+            )
+        else:
+            found = await self._select(
+                f"conv_key = $1 AND id < $2 AND ({_DELIVERABLE} OR sender = $3)"
+                " ORDER BY id DESC LIMIT $4",
+                conversation_key,
+                upper,
+                viewer,
+                limit,
+            )
+        return found[::-1]
+
+    async def recent(self, conversation_key: str, *, before: int, limit: int) -> list[Message]:
+        """The newest ``limit`` deliverable, undeleted messages below ``before``, oldest first."""
+        found = await self._select(
+            f"conv_key = $1 AND id < $2 AND deleted_at = 0 AND {_DELIVERABLE}"
+            " ORDER BY id DESC LIMIT $3",
+            conversation_key,
+            before,
+            limit,
+        )
+        return found[::-1]
+
+    async def recent_of_sender(self, sender: str, *, since: int, limit: int) -> list[Message]:
+        """The sender's newest ``limit`` messages sent at or after ``since``, oldest first."""
+        found = await self._select(
+            "sender = $1 AND sent_at >= $2 ORDER BY id DESC LIMIT $3", sender, since, limit
+        )
+        return found[::-1]
+
+    async def update_content(self, message: Message, *, status: Status, at: int) -> Message:
+        """Store edited content with a new revision (any pending verdict for the old text is void)."""
+        updated = replace_message(
+            message,
+            status=status,
+            edited_at=at,
+            updated_at=at,
+            rev=message.rev + 1,
+            shown=message.shown or status.deliverable,
+        )
+        kid, body = self._sealer.seal(
+            message.id, message.conversation_id, content_of(updated, None)
+        )
+
+        async def op(tx: WriteTx) -> None:
+            await tx.execute(
+                "UPDATE messages SET kid = $1, body = $2, edited_at = $3, updated_at = $3,"
+                " status = $4, rev = rev + 1, shown = GREATEST(shown, $5) WHERE id = $6",
+                kid,
+                body,
+                at,
+                status.value,
+                int(status.deliverable),
+                message.id,
+            )
+
+        await self._db.write(op)
+        return updated
+
+    async def mark_deleted(self, message: Message, at: int) -> Message:
+        """Soft-delete: the row stays for ordering and receipts, its content is erased."""
+        updated = replace_message(
+            message,
+            text=None,
+            data=None,
+            metadata={},
+            attachment=None,
+            deleted_at=at,
+            updated_at=at,
+        )
+        kid, body = self._sealer.seal(
+            message.id, message.conversation_id, content_of(updated, None)
+        )
+
+        async def op(tx: WriteTx) -> None:
+            await tx.execute(
+                "UPDATE messages SET kid = $1, body = $2, deleted_at = $3, updated_at = $3"
+                " WHERE id = $4",
+                kid,
+                body,
+                at,
+                message.id,
+            )
+
+        await self._db.write(op)
+        return updated
+
+    async def set_status(
+        self,
+        message: Message,
+        status: Status,
+        moderation: Moderation | None,
+        at: int,
+        audit: Audit | None,
+        also: TxOp | None = None,
+    ) -> Message | None:
+        """Conditional verdict: applies only if the row is still at ``message.rev`` and status.
+
+        ``also`` runs in the same transaction (a review-queue entry). Returns the updated
+        message, or None if the row moved on (edited, deleted, decided elsewhere).
+        """
+        updated = replace_message(
+            message,
+            status=status,
+            moderation=moderation,
+            updated_at=at,
+            shown=message.shown or status.deliverable,
+        )
+        # The moderation reason lives in the sealed body; seal again only when it changes.
+        sealed = (
+            None
+            if moderation == message.moderation
+            else self._sealer.seal(
+                message.id, message.conversation_id, content_of(updated, moderation)
+            )
+        )
+        shown = int(status.deliverable)
+        where = "id = $4 AND rev = $5 AND status = $6 AND deleted_at = 0"
+        args = (status.value, at, shown, message.id, message.rev, message.status.value)
+
+        async def op(tx: WriteTx) -> bool:
+            if sealed is None:
+                changed = await tx.execute(
+                    "UPDATE messages SET status = $1, updated_at = $2,"
+                    f" shown = GREATEST(shown, $3) WHERE {where}",
+                    *args,
+                )
+            else:
+                changed = await tx.execute(
+                    "UPDATE messages SET status = $1, updated_at = $2,"
+                    f" shown = GREATEST(shown, $3), kid = $7, body = $8 WHERE {where}",
+                    *args,
+                    *sealed,
+                )
+            if not changed:
+                return False
+            await insert_audit(tx, audit, at)
+            if also is not None:
+                await also(PostgresTransaction(tx))
+            return True
+
+        if not await self._db.write(op):
+            return None
+        return updated
+
+    async def pending_ids(self) -> list[int]:
+        rows = await self._db.fetchall(
+            "SELECT id FROM messages WHERE status = 'pending' ORDER BY id"
+        )
+        return [int(r["id"]) for r in rows]
+
+    async def messages_since(self, since: int, *, limit: int) -> list[Message]:
+        """Stored messages sent at or after ``since``, oldest first (for rule dry-runs)."""
+        return await self._select(
+            "sent_at >= $1 AND deleted_at = 0 ORDER BY id LIMIT $2", since, limit
+        )
+
+    async def messages_of_sender(self, sender: str) -> list[Message]:
+        return await self._select("sender = $1 ORDER BY id", sender)
+
+    async def add_receipt(self, message_id: int, uid: str, kind: str, at: int) -> bool:
+        async def op(tx: WriteTx) -> bool:
+            return bool(
+                await tx.execute(
+                    "INSERT INTO receipts (message_id, uid, type, at) VALUES ($1, $2, $3, $4)"
+                    " ON CONFLICT DO NOTHING",
+                    message_id,
+                    uid,
+                    kind,
+                    at,
+                )
+            )
+
+        return await self._db.write(op)
+
+    async def receipts_of(self, uid: str) -> list[dict[str, Any]]:
+        rows = await self._db.fetchall(
+            "SELECT message_id, type, at FROM receipts WHERE uid = $1 ORDER BY message_id", uid
+        )
+        return [
+            {"messageId": r["message_id"], "receiptType": r["type"], "at": r["at"]} for r in rows
+        ]

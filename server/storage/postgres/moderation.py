@@ -1,0 +1,308 @@
+"""Moderation state in PostgreSQL: rules with revisions, lists, settings, review queue, reports.
+
+Shares the chat repositories' ``Database`` (so verdicts, audit rows and queue entries commit
+together with message changes). Report texts are sealed like message content.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from server import jsoncodec
+from server.crypto import KeyRing
+from server.storage.postgres.transaction import close_review as close_review_in
+from server.storage.postgres.transaction import enqueue_review, insert_audit
+from server.storage.postgres.writer import Database, WriteTx
+from server.storage.types import Audit, ReviewItem
+
+_dumps = jsoncodec.dumps
+
+
+class PostgresModeration:
+    """``ports.ModerationRepository``."""
+
+    def __init__(self, db: Database, keyring: KeyRing) -> None:
+        self._db = db
+        self._keyring = keyring
+        #: Called with each new report after it is committed (outgoing webhooks); must not block.
+        self.on_report: Callable[[dict[str, Any]], None] | None = None
+
+    # ----------------------------------------------------------------- rules
+
+    async def rules(self) -> list[dict[str, Any]]:
+        rows = await self._db.fetchall("SELECT body FROM rules WHERE deleted_at = 0 ORDER BY id")
+        return [json.loads(r["body"]) for r in rows]
+
+    async def rule(self, rule_id: str) -> dict[str, Any] | None:
+        row = await self._db.fetchone(
+            "SELECT body FROM rules WHERE id = $1 AND deleted_at = 0", rule_id
+        )
+        return json.loads(row["body"]) if row else None
+
+    async def put_rule(
+        self, body: dict[str, Any], *, actor: str, at: int, create: bool
+    ) -> dict[str, Any]:
+        """Insert (``create``) or replace a rule, storing a new revision; returns the stored body.
+
+        Raises KeyError if ``create`` and the id is live, LookupError if not ``create`` and
+        it is not.
+        """
+        rule_id = body["id"]
+
+        async def op(tx: WriteTx) -> dict[str, Any]:
+            row = await tx.fetchrow(
+                "SELECT revision, created_at, deleted_at FROM rules WHERE id = $1 FOR UPDATE",
+                rule_id,
+            )
+            live = row is not None and row["deleted_at"] == 0
+            if create and live:
+                raise KeyError(rule_id)
+            if not create and not live:
+                raise LookupError(rule_id)
+            revision = int(row["revision"] if row else 0) + 1
+            created = int(row["created_at"] if live and row else at)
+            stored = {**body, "revision": revision, "createdAt": created, "updatedAt": at}
+            text = _dumps(stored)
+            await tx.execute(
+                "INSERT INTO rules (id, body, revision, created_at, updated_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET"
+                " body = excluded.body, revision = excluded.revision,"
+                " created_at = excluded.created_at, updated_at = excluded.updated_at,"
+                " deleted_at = 0",
+                rule_id,
+                text,
+                revision,
+                created,
+                at,
+            )
+            await tx.execute(
+                "INSERT INTO rule_revisions (rule_id, revision, body, actor, at)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                rule_id,
+                revision,
+                text,
+                actor,
+                at,
+            )
+            await insert_audit(
+                tx,
+                Audit(
+                    actor,
+                    "rule.create" if create else "rule.update",
+                    rule_id,
+                    {"revision": revision},
+                ),
+                at,
+            )
+            return stored
+
+        return await self._db.write(op)
+
+    async def delete_rule(self, rule_id: str, *, actor: str, at: int) -> bool:
+        async def op(tx: WriteTx) -> bool:
+            changed = await tx.execute(
+                "UPDATE rules SET deleted_at = $1 WHERE id = $2 AND deleted_at = 0", at, rule_id
+            )
+            if changed:
+                await insert_audit(tx, Audit(actor, "rule.delete", rule_id, {}), at)
+            return bool(changed)
+
+        return await self._db.write(op)
+
+    async def rule_revisions(self, rule_id: str) -> list[dict[str, Any]]:
+        rows = await self._db.fetchall(
+            "SELECT revision, body, actor, at FROM rule_revisions WHERE rule_id = $1"
+            " ORDER BY revision DESC",
+            rule_id,
+        )
+        return [
+            {
+                "revision": r["revision"],
+                "actor": r["actor"],
+                "at": r["at"],
+                "rule": json.loads(r["body"]),
+            }
+            for r in rows
+        ]
+
+    async def has_any_rule_history(self) -> bool:
+        row = await self._db.fetchone("SELECT 1 FROM rule_revisions LIMIT 1")
+        return row is not None
+
+    # ----------------------------------------------------------------- lists
+
+    async def lists(self) -> list[dict[str, Any]]:
+        rows = await self._db.fetchall("SELECT body FROM lists ORDER BY id")
+        return [json.loads(r["body"]) for r in rows]
+
+    async def get_list(self, list_id: str) -> dict[str, Any] | None:
+        row = await self._db.fetchone("SELECT body FROM lists WHERE id = $1", list_id)
+        return json.loads(row["body"]) if row else None
+
+    async def put_list(
+        self, body: dict[str, Any], *, actor: str, at: int, create: bool
+    ) -> dict[str, Any]:
+        list_id = body["id"]
+
+        async def op(tx: WriteTx) -> dict[str, Any]:
+            row = await tx.fetchrow(
+                "SELECT created_at FROM lists WHERE id = $1 FOR UPDATE", list_id
+            )
+            if create and row is not None:
+                raise KeyError(list_id)
+            if not create and row is None:
+                raise LookupError(list_id)
+            created = int(row["created_at"] if row else at)
+            stored = {**body, "createdAt": created, "updatedAt": at}
+            await tx.execute(
+                "INSERT INTO lists (id, body, created_at, updated_at) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (id) DO UPDATE SET body = excluded.body,"
+                " updated_at = excluded.updated_at",
+                list_id,
+                _dumps(stored),
+                created,
+                at,
+            )
+            await insert_audit(
+                tx, Audit(actor, "list.create" if create else "list.update", list_id, {}), at
+            )
+            return stored
+
+        return await self._db.write(op)
+
+    async def delete_list(self, list_id: str, *, actor: str, at: int) -> bool:
+        async def op(tx: WriteTx) -> bool:
+            changed = await tx.execute("DELETE FROM lists WHERE id = $1", list_id)
+            if changed:
+                await insert_audit(tx, Audit(actor, "list.delete", list_id, {}), at)
+            return bool(changed)
+
+        return await self._db.write(op)
+
+    # ----------------------------------------------------------------- settings
+
+    async def settings(self) -> dict[str, Any]:
+        row = await self._db.fetchone("SELECT value FROM settings WHERE key = 'moderation'")
+        return json.loads(row["value"]) if row else {}
+
+    async def put_settings(self, value: dict[str, Any], *, actor: str, at: int) -> None:
+        async def op(tx: WriteTx) -> None:
+            await tx.execute(
+                "INSERT INTO settings (key, value) VALUES ('moderation', $1)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                _dumps(value),
+            )
+            await insert_audit(tx, Audit(actor, "settings.update", "moderation", {}), at)
+
+        await self._db.write(op)
+
+    # ----------------------------------------------------------------- review queue
+
+    async def enqueue(
+        self,
+        message_id: int,
+        state: str,
+        rule_id: str | None,
+        at: int,
+        *,
+        audit: Audit | None = None,
+    ) -> None:
+        async def op(tx: WriteTx) -> None:
+            await enqueue_review(tx, message_id, state, rule_id, at)
+            await insert_audit(tx, audit, at)
+
+        await self._db.write(op)
+
+    async def queue(self, state: str, *, limit: int, before: int | None = None) -> list[ReviewItem]:
+        """Open items in one state, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT message_id, state, rule_id, at FROM review WHERE state = $1"
+            " AND decided_at = 0 AND message_id < $2 ORDER BY message_id LIMIT $3",
+            state,
+            before or 2**62,
+            limit,
+        )
+        return [ReviewItem(r["message_id"], r["state"], r["rule_id"], r["at"]) for r in rows]
+
+    async def disapproved(self, *, limit: int) -> list[int]:
+        rows = await self._db.fetchall(
+            "SELECT id FROM messages WHERE status = 'disapproved' ORDER BY id DESC LIMIT $1",
+            limit,
+        )
+        return [int(r["id"]) for r in rows]
+
+    async def close_review(
+        self, message_id: int, decision: str, by: str, at: int, audit: Audit
+    ) -> None:
+        """Close a message's open queue items with an audit row (no status change)."""
+
+        async def op(tx: WriteTx) -> None:
+            await close_review_in(tx, message_id, decision, by, at)
+            await insert_audit(tx, audit, at)
+
+        await self._db.write(op)
+
+    # ----------------------------------------------------------------- reports
+
+    async def add_report(
+        self, message_id: int, reporter: str, reason: str, remarks: str, at: int
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a user report (once per reporter and message) and queue the message as reported."""
+
+        async def op(tx: WriteTx) -> int | None:
+            # The id is in the associated data, so it is taken before sealing; a duplicate
+            # report leaves a gap in the sequence, never a reused id.
+            report_id = int(await tx.fetchval("SELECT nextval('reports_id_seq')"))
+            kid, body = self._keyring.seal(
+                _dumps({"reason": reason, "remarks": remarks}).encode(),
+                f"parley:report:{report_id}".encode(),
+            )
+            inserted = await tx.execute(
+                "INSERT INTO reports (id, message_id, reporter, kid, body, at)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id, reporter) DO NOTHING",
+                report_id,
+                message_id,
+                reporter,
+                kid,
+                body,
+                at,
+            )
+            if not inserted:
+                return None
+            await enqueue_review(tx, message_id, "reported", None, at)
+            await insert_audit(
+                tx,
+                Audit(reporter, "message.report", str(message_id), {"reportId": report_id}),
+                at,
+            )
+            return report_id
+
+        report_id = await self._db.write(op)
+        report = {
+            "messageId": message_id,
+            "reporter": reporter,
+            "reason": reason,
+            "remarks": remarks,
+            "at": at,
+        }
+        if report_id is None:
+            return report, False
+        created = {"id": report_id, **report}
+        if self.on_report is not None:
+            self.on_report(created)
+        return created, True
+
+    async def reports_for(self, message_id: int) -> list[dict[str, Any]]:
+        rows = await self._db.fetchall(
+            "SELECT id, reporter, kid, body, at FROM reports WHERE message_id = $1 ORDER BY id",
+            message_id,
+        )
+        out = []
+        for r in rows:
+            content = json.loads(
+                self._keyring.open(r["kid"], r["body"], f"parley:report:{r['id']}".encode())
+            )
+            out.append({"id": r["id"], "reporter": r["reporter"], "at": r["at"], **content})
+        return out

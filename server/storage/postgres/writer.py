@@ -1,0 +1,270 @@
+"""The PostgreSQL database: one writer connection with group commit, a pool of readers.
+
+As in SQLite (``server/storage/sqlite/writer.py``): every write is a small coroutine (an
+*op*) queued to the writer task, which takes all the ops waiting, runs them in one
+transaction and commits once, then resolves each op's future: a caller hears back only after
+its row is committed, and concurrent senders share one commit (one WAL flush). If any op in a
+batch fails, the batch is rolled back and each op is re-run in a transaction of its own, so
+one bad op never costs the others.
+
+Message ids: the id is in the sealed body's associated data, so it must be known before the
+insert. The first message of a transaction takes a transaction-scoped advisory lock and one
+``nextval`` of ``messages_id_seq``; the batch's further messages count on from it in memory,
+and the sequence is set to the next unused one before COMMIT. The lock is held until the
+commit, so transactions that insert messages commit one after another in id order, in this
+process (one writer) and across processes sharing the database: a reader that has seen id
+``n`` committed never later finds a smaller new id (ids increase in storage order). An id
+taken by a retry (a stored ``(sender, muid)``) is given back; ids of a rolled-back batch are
+skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+try:
+    import asyncpg
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("PostgreSQL support needs asyncpg: pip install 'parley[postgres]'") from exc
+
+from server.storage.postgres.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: pg_advisory_xact_lock key serialising the transactions that insert messages (ids).
+MESSAGE_ID_LOCK = 0x7061726C6579_01  # "parley" 01
+#: pg_advisory_lock key held while a process migrates the schema.
+MIGRATION_LOCK = 0x7061726C6579_02
+#: Seconds any one statement may take before it fails (asyncpg ``command_timeout``).
+COMMAND_TIMEOUT = 30.0
+
+
+async def connect(url: str) -> Any:
+    """One connection (an ``asyncpg.Connection``) with the timeouts every caller uses."""
+    return await asyncpg.connect(url, command_timeout=COMMAND_TIMEOUT, timeout=10)
+
+
+def rowcount(status: str) -> int:
+    """The row count of a command status (``INSERT 0 1``, ``UPDATE 3``, ``DELETE 0``)."""
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+class WriteTx:
+    """The writer's connection inside one transaction, as an op sees it."""
+
+    __slots__ = ("_conn", "_first_id", "_next_id")
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._first_id: int | None = None
+        self._next_id = 0
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run one statement; the number of rows it touched."""
+        return rowcount(await self._conn.execute(sql, *args))
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        await self._conn.executemany(sql, args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        return await self._conn.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._conn.fetchval(sql, *args)
+
+    async def message_id(self) -> int:
+        """The id of the next message this transaction inserts (see the module docstring)."""
+        if self._first_id is None:
+            await self._conn.execute("SELECT pg_advisory_xact_lock($1)", MESSAGE_ID_LOCK)
+            self._first_id = self._next_id = int(
+                await self._conn.fetchval("SELECT nextval('messages_id_seq')")
+            )
+        message_id = self._next_id
+        self._next_id += 1
+        return message_id
+
+    def release_id(self, message_id: int) -> None:
+        """Give back the id just taken, unused (the insert was a retry of a stored message)."""
+        if message_id == self._next_id - 1:
+            self._next_id -= 1
+
+    async def before_commit(self) -> None:
+        """Set the sequence to the next id not used, unless ``nextval`` left it there."""
+        if self._first_id is not None and self._next_id != self._first_id + 1:
+            await self._conn.execute("SELECT setval('messages_id_seq', $1, false)", self._next_id)
+
+
+Op = Callable[[WriteTx], Awaitable[Any]]
+
+
+class Database:
+    """The writer connection, the reader pool and the writer task.
+
+    ``open()`` connects and migrates; ``close()`` drains the writer first. The writer
+    reconnects by itself before its next batch when its connection was lost.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        batch_max: int = 512,
+        queue_size: int = 10_000,
+        pool_size: int = 4,
+    ) -> None:
+        self._url = url
+        self._batch_max = batch_max
+        self._pool_size = pool_size
+        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]] | None] = asyncio.Queue(
+            queue_size
+        )
+        self._writer: Any = None  # asyncpg.Connection
+        self._pool: Any = None  # asyncpg.Pool
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.ops = 0
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def open(self) -> None:
+        self._writer = await connect(self._url)
+        await migrate(self._writer)
+        self._pool = await asyncpg.create_pool(
+            self._url,
+            min_size=1,
+            max_size=self._pool_size,
+            command_timeout=COMMAND_TIMEOUT,
+            timeout=10,
+        )
+        self._task = asyncio.create_task(self._run_writer(), name="postgres-writer")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            # Queued writes may already be promised to clients: the writer drains them first.
+            await self._queue.put(None)
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._writer is not None and not self._writer.is_closed():
+            await self._writer.close(timeout=10)
+        if self._pool is not None:
+            await self._pool.close()
+        self._writer = None
+        self._pool = None
+
+    # ----------------------------------------------------------------- the writer
+
+    async def write(self, op: Callable[[WriteTx], Awaitable[T]]) -> T:
+        """Run ``op`` inside a write transaction; return its result after the commit."""
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self._queue.put((op, fut))
+        return await fut
+
+    async def _run_writer(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._batch_max and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            try:
+                await self._commit_batch(batch)
+            except asyncio.CancelledError:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.cancel()
+                raise
+            except Exception:  # the database itself failed: fail the callers, keep serving
+                log.exception("write batch failed")
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(RuntimeError("storage write failed"))
+            if stop:
+                return
+
+    async def _connection(self) -> Any:
+        if self._writer is None or self._writer.is_closed():
+            log.warning("reconnecting the PostgreSQL writer")
+            self._writer = await connect(self._url)
+        return self._writer
+
+    async def _commit_batch(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
+        self.batches += 1
+        self.ops += len(batch)
+        conn = await self._connection()
+        try:
+            results = await _transaction(conn, [op for op, _ in batch])
+        except Exception:
+            if conn.is_closed():
+                raise  # the connection is gone, not one op: fail the batch
+            for op, fut in batch:
+                await self._commit_single(conn, op, fut)
+            return
+        for (_, fut), result in zip(batch, results, strict=True):
+            if not fut.done():
+                fut.set_result(result)
+
+    async def _commit_single(self, conn: Any, op: Op, fut: asyncio.Future[Any]) -> None:
+        try:
+            (result,) = await _transaction(conn, [op])
+        except Exception as exc:
+            if not fut.done():
+                fut.set_exception(exc)
+            return
+        if not fut.done():
+            fut.set_result(result)
+
+    # ----------------------------------------------------------------- reads
+
+    async def fetchone(self, sql: str, *args: Any) -> Any:
+        """The first row of a read on a pooled connection, or None."""
+        return await self._pool.fetchrow(sql, *args)
+
+    async def fetchall(self, sql: str, *args: Any) -> list[Any]:
+        """The rows of a read on a pooled connection."""
+        return list(await self._pool.fetch(sql, *args))
+
+
+async def _transaction(conn: Any, ops: Sequence[Op]) -> list[Any]:
+    """Run ``ops`` in one transaction on ``conn`` and commit; roll back on any failure."""
+    tx = WriteTx(conn)
+    await conn.execute("BEGIN")
+    try:
+        results = [await op(tx) for op in ops]
+        await tx.before_commit()
+        await conn.execute("COMMIT")
+    except BaseException:
+        if not conn.is_closed() and conn.is_in_transaction():
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+        raise
+    return results
+
+
+async def migrate(conn: Any) -> None:
+    """Apply the migrations this database lacks, one transaction each; processes starting
+    together take turns (a session advisory lock)."""
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        await conn.execute("CREATE TABLE IF NOT EXISTS parley_schema (version INTEGER NOT NULL)")
+        version = await conn.fetchval("SELECT max(version) FROM parley_schema")
+        version = int(version or 0)
+        for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO parley_schema (version) VALUES ($1)", number)
+            log.info("applied PostgreSQL migration %d", number)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)

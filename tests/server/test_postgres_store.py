@@ -1,0 +1,240 @@
+"""The PostgreSQL store (server/storage/postgres/) against a real PostgreSQL (tests/pg.py):
+group commit, message ids in storage order across processes, a failing op retried alone,
+sealing as on SQLite, the start-up key check, media rows, reconnecting the writer.
+
+These run in every session, whichever backend the servers of the session use: PostgreSQL is
+always installed where the suite runs (``.ci/run``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from server.crypto import KeyRing
+from server.models import Status, User
+from server.storage.postgres import PostgresStorage, has_data, key_ids_in_use
+from server.storage.sealing import Sealer
+from server.storage.types import Audit, MediaRecord, NewMessage
+from tests.conftest import ROOT
+from tests.pg import cluster
+
+
+@pytest.fixture
+def url() -> str:
+    """A fresh, empty database."""
+    return cluster().database(f"unit-{uuid.uuid4().hex}")
+
+
+@pytest.fixture
+def ring() -> KeyRing:
+    return KeyRing.generate()
+
+
+@pytest.fixture
+async def store(url: str, ring: KeyRing) -> AsyncIterator[PostgresStorage]:
+    storage = PostgresStorage(url, ring)
+    await storage.open()
+    try:
+        yield storage
+    finally:
+        await storage.close()
+
+
+def new_message(i: int, sender: str = "a", receiver: str = "b") -> NewMessage:
+    return NewMessage(
+        muid=f"{sender}-{i}",
+        conversation_id=f"{sender}_user_{receiver}",
+        sender=sender,
+        receiver=receiver,
+        receiver_type="user",
+        category="message",
+        type="text",
+        text=f"hello {i}",
+        data=None,
+        metadata={"i": i},
+        tags=("t",),
+        parent_id=None,
+        attachment=None,
+        status=Status.UNMODERATED,
+        at=int(time.time()),
+    )
+
+
+async def test_concurrent_inserts_share_commits_and_take_increasing_ids(
+    store: PostgresStorage,
+) -> None:
+    results = await asyncio.gather(*(store.chat.insert_message(new_message(i)) for i in range(200)))
+    ids = [m.id for m, created in results if created]
+    assert sorted(ids) == list(range(1, 201))
+    assert store.db.ops == 200 and store.db.batches < 50  # group commit
+    # A retry (same sender and muid) is idempotent and names the stored message.
+    again, created = await store.chat.insert_message(new_message(7))
+    assert not created and again.id == results[7][0].id and again.text == "hello 7"
+    # Ids counted on in memory moved the sequence: the next batch continues above them.
+    (after, _), (late, _) = await asyncio.gather(
+        store.chat.insert_message(new_message(500)), store.chat.insert_message(new_message(501))
+    )
+    assert sorted([after.id, late.id]) == [201, 202]
+
+
+async def test_ids_increase_in_storage_order_across_processes(url: str, ring: KeyRing) -> None:
+    """Two stores on one database (two processes): a reader never sees a new id below one it
+    has already seen committed."""
+    stores = [PostgresStorage(url, ring), PostgresStorage(url, ring)]
+    for s in stores:
+        await s.open()
+    reader = await asyncpg.connect(url)
+    violations: list[tuple[int, int]] = []
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        seen: set[int] = set()
+        while not done.is_set():
+            now = {r["id"] for r in await reader.fetch("SELECT id FROM messages")}
+            fresh = now - seen
+            if seen and fresh and min(fresh) < max(seen):
+                violations.append((min(fresh), max(seen)))
+            seen = now
+
+    async def send(store: PostgresStorage, sender: str) -> None:
+        for wave in range(15):
+            await asyncio.gather(
+                *(store.chat.insert_message(new_message(wave * 10 + i, sender)) for i in range(10))
+            )
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await asyncio.gather(send(stores[0], "p1"), send(stores[1], "p2"))
+    finally:
+        done.set()
+        await watcher
+        await reader.close()
+        for s in stores:
+            await s.close()
+    assert not violations
+
+
+async def test_a_failing_op_is_retried_alone(store: PostgresStorage) -> None:
+    rule = {"id": "dup", "name": "d"}
+    outcomes = await asyncio.gather(
+        store.moderation.put_rule(rule, actor="t", at=1, create=True),
+        *(store.chat.insert_message(new_message(i)) for i in range(20)),
+        store.moderation.put_rule(rule, actor="t", at=2, create=True),
+        return_exceptions=True,
+    )
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failed) == 1 and isinstance(failed[0], KeyError)
+    assert len(await store.chat.history("u:a:b", before=None, limit=100, viewer=None)) == 20
+    assert [r["revision"] for r in await store.moderation.rule_revisions("dup")] == [1]
+
+
+async def test_rows_are_sealed_as_on_sqlite(
+    store: PostgresStorage, url: str, ring: KeyRing
+) -> None:
+    message, _ = await store.chat.insert_message(new_message(1))
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow("SELECT * FROM messages WHERE id = $1", message.id)
+    finally:
+        await conn.close()
+    assert b"hello" not in row["body"] and row["kid"] == ring.current
+    # The associated data is the one SQLite uses: message id and conversation id.
+    aad = f"parley:message:{message.id}:{message.conversation_id}".encode()
+    content = json.loads(ring.open(row["kid"], row["body"], aad))
+    assert (content["text"], content["metadata"], content["tags"]) == ("hello 1", {"i": 1}, ["t"])
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the cipher raises
+        ring.open(row["kid"], row["body"], f"parley:message:{message.id + 1}:x".encode())
+    assert Sealer(ring).row_to_message(row) == message
+
+
+async def test_the_start_up_key_check_sees_every_sealed_table(url: str, ring: KeyRing) -> None:
+    assert (key_ids_in_use(url), has_data(url)) == (frozenset(), False)
+    store = PostgresStorage(url, ring)
+    await store.open()
+    try:
+        assert (key_ids_in_use(url), has_data(url)) == (frozenset(), True)
+        await store.chat.insert_message(new_message(1))
+        await store.moderation.add_report(1, "b", "spam", "", 1)
+        assert key_ids_in_use(url) == {ring.current}
+    finally:
+        await store.close()
+    database = url.rsplit("/", 1)[1]
+    cluster().psql("UPDATE reports SET kid = 'kreports'", database)
+    cluster().psql(
+        "INSERT INTO webhook_deliveries (event_id, event, hook_id, url, kid, body, status,"
+        " next_at, created_at, updated_at) VALUES ('e', 'x', 'h', 'u', 'kwebhooks', '\\x00',"
+        " 'failed', 0, 0, 0)",
+        database,
+    )
+    assert key_ids_in_use(url) == {ring.current, "kreports", "kwebhooks"}
+
+
+async def test_users_and_audit_rows(store: PostgresStorage) -> None:
+    user = User(uid="u1", name="U", role="user", tags=("x",), metadata={"k": 1}, created_at=5,
+                updated_at=5, banned=False, deleted_at=0, account="acc")  # fmt: skip
+    await store.chat.create_user(user, Audit("api", "user.create", "u1", {}))
+    assert await store.chat.get_user("u1") == user
+    await store.chat.insert_message(new_message(1, "u1", "u2"))
+    await store.chat.delete_user("u1", 9, erase=True, audit=Audit("api", "user.delete", "u1", {}))
+    assert await store.chat.get_user("u1") is None
+    assert await store.chat.messages_of_sender("u1") == []
+    assert [e.action for e in await store.chat.audit_since(0, 10)] == ["user.create", "user.delete"]
+
+
+async def test_media_rows(store: PostgresStorage, ring: KeyRing) -> None:
+    media = MediaRecord(id="m1", uploader="a", kind="image", mime_type="image/png", name="cat.png",
+                        size=10, kid=ring.current, created_at=3, width=4, height=5)  # fmt: skip
+    await store.media.add_media(media)
+    assert await store.media.get_media("m1") == media
+    assert await store.media.attach_media("m1", "a", 42)
+    assert not await store.media.attach_media("m1", "a", 43)
+    assert not await store.media.attach_media("m1", "b", 42)
+    assert [m.attached_to for m in await store.media.media_of("a")] == [42]
+    await store.media.delete_media(["m1"])
+    assert await store.media.get_media("m1") is None
+
+
+async def test_the_writer_reconnects_after_losing_its_connection(
+    store: PostgresStorage, url: str
+) -> None:
+    await store.chat.insert_message(new_message(1))
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    # The batch that finds the connection gone fails (nothing was acknowledged); the next one
+    # runs on a new connection, with no restart.
+    for i in range(2, 5):
+        try:
+            await store.chat.insert_message(new_message(i))
+        except RuntimeError:
+            continue
+        break
+    else:
+        pytest.fail("the writer did not recover")
+    stored = await store.chat.history("u:a:b", before=None, limit=10, viewer=None)
+    assert stored[0].text == "hello 1" and len(stored) >= 2
+
+
+def test_the_embedded_default_needs_no_asyncpg() -> None:
+    code = (
+        "import sys; sys.modules['asyncpg'] = None\n"
+        "import server.app, server.cli\n"
+        "assert 'server.storage.postgres' not in sys.modules\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
