@@ -1,4 +1,7 @@
-"""An acknowledged message survives kill -9, exactly once, readable; pending ones get moderated."""
+"""An acknowledged message survives kill -9, exactly once, readable; pending ones get moderated.
+
+On both backends: ``make test`` runs tests/e2e again with ``PARLEY_TEST_BACKEND=postgres``, where
+the killed server's data is in PostgreSQL (an acknowledgement means PostgreSQL committed)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ SECRET = "s3cr3t-value-0123456789"
     [
         Settings(data_dir=Path("d"), api_key=SECRET),
         Settings(data_dir=Path("d"), jwt_secret=SECRET),
+        Settings(data_dir=Path("d"), database_url=f"postgresql://parley:{SECRET}@db/parley"),
         Secrets(api_key=SECRET, jwt_secret=SECRET + "2"),
         OpenAIConfig(api_key=SECRET),
         CustomApiConfig(url="https://example.test/moderate", secret=SECRET),
@@ -31,6 +32,7 @@ SECRET = "s3cr3t-value-0123456789"
     ids=[
         "settings-api-key",
         "settings-jwt",
+        "settings-database-url",
         "secrets",
         "openai",
         "custom-api",

@@ -36,6 +36,13 @@ def test_layers_override_in_order(tmp_path: Path) -> None:
     )
 
 
+def test_database_url_selects_postgresql_and_empty_means_sqlite() -> None:
+    url = "postgresql://parley@127.0.0.1:5432/parley"
+    assert load_settings().database_url is None
+    assert load_settings(env={"PARLEY_DATABASE_URL": url}).database_url == url
+    assert load_settings({"database_url": ""}, {"PARLEY_DATABASE_URL": url}).database_url is None
+
+
 def test_top_level_toml_keys_and_synchronous_case(tmp_path: Path) -> None:
     toml = tmp_path / "p.toml"
     toml.write_text('sqlite_synchronous = "normal"\nmoderation-workers = 2\n')
