@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean train-models bench-quality postgres
+.PHONY: run test lint bench install clean train-models bench-quality postgres node js
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,9 @@ run: install
 	$(BIN)/parley serve --demo
 
 ## Install the test extras and run the whole suite on SQLite, then its end-to-end part on
-## PostgreSQL (a throwaway cluster the tests start themselves, see tests/pg.py)
-test: install postgres
+## PostgreSQL (a throwaway cluster the tests start themselves, see tests/pg.py). The
+## TypeScript SDK's tests (tests/e2e/test_js_sdk.py) need Node and npm: installed when missing.
+test: install postgres node
 	$(BIN)/pytest -q
 	PARLEY_TEST_BACKEND=postgres $(BIN)/pytest -q tests/e2e
 
@@ -34,6 +35,18 @@ postgres:
 	  echo "installing PostgreSQL (Debian package postgresql) for the test suite"; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+# Node (>= 18) and npm from Debian's packages, installed when missing, for the TypeScript SDK
+# (client/js); tests/e2e/test_js_sdk.py runs its `npm ci`, `tsc` and `node --test` itself.
+node:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  echo "installing Node.js (Debian packages nodejs, npm) for the TypeScript SDK's tests"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+
+## Build the TypeScript SDK into client/js/dist
+js: node
+	cd client/js && npm ci --no-audit --no-fund && npm run build
 
 lint: install
 	$(BIN)/ruff check .
@@ -55,4 +68,4 @@ bench-quality: install
 	$(BIN)/python bench/moderation_quality.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache client/js/dist client/js/node_modules

@@ -32,7 +32,7 @@ measured at their thresholds:
 - ``platform-circumvention`` - similarity to the ``platform-circumvention`` sentences list
   (moving the chat or the payment off the platform) -> ``flag``.
 - ``negative-sentiment`` - strongly negative messages -> ``flag``.
-- ``ai-image-nudity`` - explicit nudity in image messages (Open-NSFW) -> ``block``.
+- ``ai-image-nudity`` - explicit nudity in image and video messages (Open-NSFW) -> ``block``.
 
 List ``platform-circumvention`` (sentences): typical ways of moving a conversation or a
 payment off the platform; edit it through the lists API.
@@ -273,7 +273,7 @@ OPENAI_TEXT_PROMPTS: tuple[tuple[str, str, str], ...] = (
     ),
 )
 
-#: The predefined OpenAI prompt rules for image messages (they take effect with media upload).
+#: The predefined OpenAI prompt rules for image messages (the uploaded image; disabled).
 OPENAI_IMAGE_PROMPTS: tuple[tuple[str, str, str], ...] = (
     (
         "image-hate-harassment",
@@ -425,12 +425,13 @@ def local_ai_default_rules() -> list[dict[str, object]]:
         _rule(
             "ai-image-nudity",
             "AI image nudity",
-            "Blocks images the local Open-NSFW model scores as explicit nudity; needs the"
-            " optional 'images' extra and media upload; off by default.",
+            "Blocks images, and videos by their worst sampled frame, that the local"
+            " Open-NSFW model scores as explicit nudity; needs the optional 'images' extra"
+            " (and 'video' for videos); off by default.",
             [
                 {
                     "kind": "image",
-                    "messageTypes": ["image"],
+                    "messageTypes": ["image", "video"],
                     "categories": ["explicit_nudity"],
                     "threshold": 0.8,
                 }

@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from moderation.budget import PatternBudget
 from moderation.detectors.base import EXPENSIVE, READS_EVERYTHING, DetectContext, Detector
-from moderation.errors import BudgetExhausted
+from moderation.errors import Undecided
 from moderation.rules import MAX_CONTEXT_WINDOW, Condition, MatchMode, Rule, WordList
 from moderation.types import (
     DISAPPROVING,
@@ -115,25 +115,28 @@ class Engine:
             needed = self.detectors.get(kind)
             if needed is not None:
                 needed.warm_up()
-        self._inline: dict[tuple[str, str], bool] = {}
-        self._costs: dict[tuple[str, str], dict[int, int]] = {}
+        self._inline: dict[tuple[str, str, bool], bool] = {}
+        self._costs: dict[tuple[str, str, bool], dict[int, int]] = {}
 
     # ------------------------------------------------------------------ questions
 
-    def inline_for(self, category: str, message_type: str, text: str | None = None) -> bool:
+    def inline_for(
+        self, category: str, message_type: str, text: str | None = None, *, caption: bool = False
+    ) -> bool:
         """Whether every enabled condition on this category and type is cheap and local
         (keyword lists, patterns, contacts, spam state: no model, no provider), so that
         ``evaluate`` completes without waiting on anything and may run on the send path.
         With ``text``, an expensive condition also counts as inline when its detector's
-        cheap stage settles that text (``settles(text)``: the local models' cascade)."""
-        key = (category, message_type)
+        cheap stage settles that text (``settles(text)``: the local models' cascade).
+        ``caption``: a media message with a text, which the text rules judge too."""
+        key = (category, message_type, caption)
         inline = self._inline.get(key)
         if inline is None:
             inline = self._inline[key] = all(
                 self._cost(c) < EXPENSIVE
                 for r in self._enabled
                 for c in r.conditions
-                if c.applies_to(category, message_type)
+                if c.applies_to(category, message_type, caption)
             )
         if inline or text is None:
             return inline
@@ -141,17 +144,20 @@ class Engine:
             self._cost(c) < EXPENSIVE or self._settles(c, text)
             for r in self._enabled
             for c in r.conditions
-            if c.applies_to(category, message_type)
+            if c.applies_to(category, message_type, caption)
         )
 
     def _settles(self, condition: Condition, text: str) -> bool:
         detector = self.detectors.get(condition.kind)
         return detector is not None and detector.settles(text)
 
-    def covers(self, category: str, message_type: str) -> bool:
-        """Whether an enabled rule has a condition for this message category and type."""
+    def covers(self, category: str, message_type: str, *, caption: bool = False) -> bool:
+        """Whether an enabled rule has a condition for this message category and type
+        (``caption``: a media message with a text, which the text rules judge too)."""
         return any(
-            c.applies_to(category, message_type) for r in self._enabled for c in r.conditions
+            c.applies_to(category, message_type, caption)
+            for r in self._enabled
+            for c in r.conditions
         )
 
     def _reads(self, condition: Condition) -> frozenset[str]:
@@ -197,7 +203,7 @@ class Engine:
         the sender's recent messages across conversations, newest last.
         """
         runner, produced, undecided = self._runner(message, context, sender_recent)
-        costs = self._rule_costs(message.category, message.message_type)
+        costs = self._rule_costs(message.category, message.message_type, message.has_caption)
         candidates = [r for r in self._enabled if r.applies(message.sender, message.receiver)]
         candidates.sort(key=lambda r: costs[id(r)])
         matches: list[Match] = []
@@ -273,7 +279,8 @@ class Engine:
         sender_recent: Sequence[MessageView],
     ) -> tuple[Runner, dict[int, list[Detection]], dict[int, str]]:
         """A function running a condition's detector once per condition, its results, and
-        the reasons of the conditions left undecided (``BudgetExhausted``), by condition id.
+        the reasons of the conditions left undecided (``Undecided``: out of budget, media that
+        cannot be decoded), by condition id.
 
         The conditions of a detector with a time budget (``Detector.budget``: regex
         patterns) share one budget per message."""
@@ -316,7 +323,7 @@ class Engine:
                             rule_id=rule_id,
                         )
                     found = list(await detector.detect(message, condition, ctx))
-                except BudgetExhausted as exc:
+                except Undecided as exc:
                     undecided[key] = exc.message
                 except Exception:
                     log.exception(
@@ -334,19 +341,23 @@ class Engine:
         detector = self.detectors.get(condition.kind)
         return 0 if detector is None else detector.cost
 
-    def _rule_costs(self, category: str, message_type: str) -> dict[int, int]:
+    def _rule_costs(self, category: str, message_type: str, caption: bool) -> dict[int, int]:
         """Each enabled rule's cost on this category and type, by ``id(rule)``."""
-        key = (category, message_type)
+        key = (category, message_type, caption)
         costs = self._costs.get(key)
         if costs is None:
             costs = self._costs[key] = {
-                id(r): self._rule_cost(r, category, message_type) for r in self._enabled
+                id(r): self._rule_cost(r, category, message_type, caption) for r in self._enabled
             }
         return costs
 
-    def _rule_cost(self, rule: Rule, category: str, message_type: str) -> int:
+    def _rule_cost(self, rule: Rule, category: str, message_type: str, caption: bool) -> int:
         return max(
-            (self._cost(c) for c in rule.conditions if c.applies_to(category, message_type)),
+            (
+                self._cost(c)
+                for c in rule.conditions
+                if c.applies_to(category, message_type, caption)
+            ),
             default=0,
         )
 
@@ -372,7 +383,11 @@ class Engine:
         ruled_out: Callable[[str], bool] | None = None,
     ) -> Match | None:
         conditions = sorted(
-            (c for c in rule.conditions if c.applies_to(message.category, message.message_type)),
+            (
+                c
+                for c in rule.conditions
+                if c.applies_to(message.category, message.message_type, message.has_caption)
+            ),
             key=self._cost,
         )
         if not conditions:

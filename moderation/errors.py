@@ -5,7 +5,9 @@ ModerationError                 base of everything raised here
  +-- RuleError(field, message)  a rule or word list failed validation; ``field`` is the
  |                              offending JSON path, e.g. ``conditions[0].threshold``
  +-- DetectorError              a detector could not run (bad configuration, provider failure)
-      +-- BudgetExhausted       a detector ran out of its time budget before it could decide
+      +-- Undecided             the detector could not look at what it must judge (media that
+           |                    cannot be decoded): the engine holds the message for review
+           +-- BudgetExhausted  a detector ran out of its time budget before it could decide
                                 (regex patterns); the engine holds the message for review
 ```
 """
@@ -35,7 +37,12 @@ class DetectorError(ModerationError):
         self.message = message
 
 
-class BudgetExhausted(DetectorError):
+class Undecided(DetectorError):
+    """The detector could not decide: the engine turns its condition into a ``review`` match
+    (reason: ``message``), never into "no match", so the message waits for a moderator."""
+
+
+class BudgetExhausted(Undecided):
     """A detector ran out of time before it could say whether its condition matches.
 
     Unlike other detector errors this one never counts as "no match": the engine turns the

@@ -1,8 +1,10 @@
-"""The image a message view carries, for the detectors and providers that look at images.
+"""The images a message view carries, for the detectors and providers that look at images.
 
-Media upload is not implemented yet, so the image comes from the message's ``data``:
-``{"image": "<base64>"}``, ``{"imageBase64": ...}`` or a ``data:image/...;base64,`` URL under
-``image``, ``url`` or ``dataUrl``. A remote URL is never fetched. Standard library only.
+``images_of``: an image message's uploaded image, or a video's sampled frames (the view's
+``media``, decoded by the server off the event loop); else an image inline in the message's
+``data``: ``{"image": "<base64>"}``, ``{"imageBase64": ...}`` or a ``data:image/...;base64,``
+URL under ``image``, ``url`` or ``dataUrl``. A remote URL is never fetched. Standard library
+only.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from moderation.types import MessageView
+from moderation.types import Frame, MessageView
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 _KEYS = ("image", "imageBase64", "dataUrl", "url")
@@ -57,6 +59,32 @@ def sniff_image_type(raw: bytes) -> str | None:
     if raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+async def images_of(message: MessageView) -> list[Frame]:
+    """What the image detectors look at: the uploaded media's frames (one for an image, the
+    sampled frames of a video, none for audio or a file), else the inline image of
+    ``data``, else nothing. Raises what decoding the media raised."""
+    if message.media is not None:
+        return list(await message.media.frames())
+    raw = image_bytes(message)
+    if raw is None:
+        return []
+    return [Frame(raw, sniff_image_type(raw) or "application/octet-stream")]
+
+
+def frame_data_url(frame: Frame) -> str | None:
+    """``frame`` as a ``data:`` URL (for providers that take images inline), or None when it
+    is not of a known image format."""
+    mime = sniff_image_type(frame.data)
+    if mime is None:
+        return None
+    return f"data:{mime};base64,{base64.b64encode(frame.data).decode('ascii')}"
+
+
+def frame_label(frame: Frame) -> str:
+    """Where a frame is, for a verdict's reason: `` at 12.0 s`` for a video frame, else ''."""
+    return "" if frame.at is None else f" at {frame.at:.1f} s"
 
 
 def image_data_url(message: MessageView) -> str | None:

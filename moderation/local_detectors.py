@@ -25,7 +25,8 @@ def build_detectors(models: ModelRegistry | None = None) -> dict[str, Detector]:
     """Fresh instances of the built-in local detectors, keyed by the condition kind they serve.
 
     The model-backed ones load from ``models`` (default: the process's ``shared_models()``).
-    ``image`` is included only when the optional extra ``parley[images]`` is installed.
+    ``image`` and ``video`` are included only when the optional extra ``parley[images]`` is
+    installed.
     Detectors hold per-list caches: build them once and share them across engines.
     """
     models = shared_models() if models is None else models
@@ -41,5 +42,7 @@ def build_detectors(models: ModelRegistry | None = None) -> dict[str, Detector]:
         SimilarityDetector(models),
     ]
     if image_model_available():
+        # One model, two condition kinds: ``image`` and ``video`` (a video's frames).
         detectors.append(ImageDetector(models))
+        detectors.append(ImageDetector(models, kind="video"))
     return {d.name: d for d in detectors}

@@ -97,6 +97,7 @@ KIND_CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
     "sentiment": SENTIMENT_CATEGORIES,
     "scam": SCAM_CATEGORIES,
     "image": IMAGE_CATEGORIES,
+    "video": IMAGE_CATEGORIES,
 }
 
 ParamValue = str | int | float | bool | tuple[str, ...]
@@ -210,12 +211,16 @@ class Condition:
                         return float(number)
         return default if self.threshold is None else self.threshold
 
-    def applies_to(self, category: str, message_type: str) -> bool:
+    def applies_to(self, category: str, message_type: str, caption: bool = False) -> bool:
         """Whether this condition looks at messages of this category and type.
 
-        For category ``custom`` the entry ``"custom"`` covers every custom type.
+        For category ``custom`` the entry ``"custom"`` covers every custom type. With
+        ``caption`` (a media message that has a text), the conditions on ``text`` apply too:
+        a caption is judged by the text rules.
         """
         if message_type in self.message_types:
+            return True
+        if caption and "text" in self.message_types:
             return True
         return category == "custom" and "custom" in self.message_types
 

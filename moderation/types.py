@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +32,35 @@ class ReceiverView:
 
 
 @dataclass(frozen=True, slots=True)
+class Frame:
+    """One image the image detectors look at: an uploaded image (``at`` None) or a frame
+    sampled from a video, ``at`` seconds in. ``data`` is encoded (PNG or JPEG)."""
+
+    data: bytes
+    mime_type: str
+    at: float | None = None
+
+
+class MediaContent(Protocol):
+    """The uploaded media a message carries, as the engine may look at it.
+
+    ``kind`` is ``image``, ``video``, ``audio`` or ``file``. ``frames()`` decodes on first
+    call (off the event loop) and caches: an image gives one frame, a video its sampled
+    frames (poster first), audio and files none. It may raise; a detector reports that as a
+    failed detection, never as a clean one.
+    """
+
+    kind: str
+
+    async def frames(self) -> Sequence[Frame]: ...
+
+
+@dataclass(frozen=True, slots=True)
 class MessageView:
     """One message as the engine sees it (decrypted, with sender and receiver views).
 
-    ``category`` is ``"message"`` or ``"custom"``; ``data`` is a JSON value or None.
+    ``category`` is ``"message"`` or ``"custom"``; ``data`` is a JSON value or None;
+    ``media`` is the uploaded file of a media message (image, video...), else None.
     """
 
     id: int
@@ -45,6 +72,20 @@ class MessageView:
     sender: UserView
     receiver: ReceiverView
     sent_at: int
+    media: MediaContent | None = None
+
+    @property
+    def has_caption(self) -> bool:
+        """A media message with a caption: its text is also judged by the text rules."""
+        return (
+            self.category == "message"
+            and self.message_type in MEDIA_TYPES
+            and bool(self.text and self.text.strip())
+        )
+
+
+#: Message types that carry an uploaded file.
+MEDIA_TYPES = frozenset({"image", "video", "audio", "file"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,18 +44,25 @@ from server.moderation_service.tryout import Tryout
 from server.moderation_service.views import InflightMessages, MessageViews
 from server.ratelimit import RateLimiter
 from server.routes import audit as audit_routes
+from server.routes import decisions as decision_routes
 from server.routes import groups, messages, users
+from server.routes import inbox as inbox_routes
 from server.routes import media as media_routes
 from server.routes import moderation as moderation_routes
 from server.routes.common import Deps
 from server.routes.moderation import ModerationDeps
 from server.security_headers import SecurityHeaders
 from server.services.accounts import AccountService
+from server.services.appeals import Appeals, ReviewHooks
 from server.services.audit import AuditLog
 from server.services.blocks import BlockService
+from server.services.decisions import DEFAULT_APPEAL_WINDOW, Decisions
 from server.services.fanout import Fanout
 from server.services.groups import GroupService
+from server.services.inbox import DirectoryService, InboxService
+from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
+from server.services.restrictions import Restrictions
 from server.services.users import UserService
 from server.services.verdicts import VerdictService
 from server.session import Session
@@ -133,19 +140,52 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         max_text_chars=settings.max_text_chars, max_json_bytes=settings.max_json_bytes
     )
     # Built in dependency order, each complete when its constructor returns: the outgoing
-    # event webhooks (the EventSink), then users -> blocks, groups -> fanout -> verdicts ->
-    # the moderation side (through server.services.contracts only) -> messaging (which
-    # takes the gate). Nothing is wired after construction.
+    # event webhooks (the EventSink), then users -> blocks, groups -> media -> fanout ->
+    # verdicts -> the moderation side (through server.services.contracts only) -> messaging
+    # (which takes the gate). Nothing is wired after construction.
     webhooks = EventWebhooks(store.deliveries, metrics, clock=clock)
     users_ = UserService(store.chat, hub, tokens, events=webhooks, clock=clock)
     blocks = BlockService(store.chat, users_, clock=clock)
-    groups_ = GroupService(store.chat, users_, hub, events=webhooks, clock=clock)
-    accounts = AccountService(store.chat, store.messages, users_, blocks, groups_, clock=clock)
-    fanout = Fanout(hub, groups_, blocks)
-    verdicts = VerdictService(
-        store.messages, store.audit, hub, fanout, groups_, blocks, clock=clock
+    # Statements of reasons (issue 15); the appeal window in seconds from the environment.
+    decisions = Decisions(
+        store.sanctions,
+        store.moderation,
+        hub,
+        clock=clock,
+        appeal_window=int(env.get("PARLEY_APPEAL_WINDOW_SECONDS") or DEFAULT_APPEAL_WINDOW),
     )
-    views = MessageViews(store.messages, users_, groups_)
+    groups_ = GroupService(
+        store.chat, users_, hub, events=webhooks, clock=clock, measures=decisions
+    )
+    restrictions = Restrictions(store.sanctions, decisions, users_, groups_, clock=clock)
+    # Media links need to know who may see a message; messaging, verdicts and moderation
+    # then take the media service through their contracts.
+    media = build_media_service(
+        settings,
+        store.media,
+        store.chat,
+        keyring,
+        secrets_.jwt_secret,
+        message_visible=MediaVisibility(store.messages, groups_),
+    )
+    accounts = AccountService(
+        store.chat, store.messages, users_, blocks, groups_, clock=clock, media=media
+    )
+    fanout = Fanout(hub, groups_, blocks, users=users_, media=media, hidden=restrictions.hidden)
+    verdicts = VerdictService(
+        store.messages, store.audit, hub, fanout, groups_, blocks, clock=clock, decisions=decisions
+    )
+    appeals = Appeals(
+        store.sanctions,
+        decisions,
+        restrictions,
+        store.messages,
+        verdicts,
+        groups_,
+        hub,
+        clock=clock,
+    )
+    views = MessageViews(store.messages, users_, groups_, media)
     inflight = InflightMessages(store.messages)
     moderation = ModerationService(
         store.messages,
@@ -173,7 +213,14 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     )
     moderation_deps = ModerationDeps(
         admin=ModerationAdmin(store.moderation, moderation, clock=clock),
-        review=ReviewDesk(store.messages, store.moderation, verdicts, events=webhooks, clock=clock),
+        review=ReviewDesk(
+            store.messages,
+            store.moderation,
+            verdicts,
+            events=webhooks,
+            clock=clock,
+            hooks=ReviewHooks(appeals, decisions, store.moderation, hub),
+        ),
         tryout=Tryout(moderation, views, store.messages, clock=clock),
         webhooks=webhooks,
     )
@@ -193,8 +240,11 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             clock=clock.monotonic,
         ),
         clock=clock,
+        media=media,
+        restrictions=restrictions,
     )
-    media = build_media_service(settings, store.media, store.chat, keyring, secrets_.jwt_secret)
+    inbox = InboxService(store.inbox, render=messaging.render)
+    directory = DirectoryService(store.inbox, scope=settings.directory_scope)
     state = AppState(
         users=users_,
         groups=groups_,
@@ -219,6 +269,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        await restrictions.load()
         if settings.demo:
             await seed_demo(users_, groups_)
         await moderation.start()  # configures the webhooks before their sender starts
@@ -294,7 +345,11 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         *messages.routes(deps),
         *moderation_routes.routes(deps, moderation_deps),
         *audit_routes.routes(deps),
+        *decision_routes.routes(
+            deps, decision_routes.DecisionDeps(decisions, appeals, restrictions)
+        ),
         *media_routes.api_routes(deps, media),
+        *inbox_routes.routes(deps, inbox=inbox, directory=directory),
     ]
     routes = [
         WebSocketRoute("/ws", ws_endpoint),

@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="FULL (default): an ack survives power loss; NORMAL: survives a process crash",
     )
     serve.add_argument(
+        "--directory-scope",
+        choices=["all", "shared_groups"],
+        help="whom plain users find in the user directory: everyone, or users they share a"
+        f" group with (default {DEFAULTS.directory_scope})",
+    )
+    serve.add_argument(
         "--no-moderation",
         dest="moderation_enabled",
         action="store_const",
@@ -132,6 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     certs.add_argument("--cert-file", type=Path)
     certs.add_argument("--key-file", type=Path)
 
+    audit = sub.add_parser("audit", help="check or export the audit log's hash chain")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    for name, what in (
+        ("verify", "exit 0 if the hash chain holds, else 1 naming the first broken record"),
+        ("export", "print every audit record as JSON lines"),
+    ):
+        cmd = audit_sub.add_parser(name, help=what)
+        _add_common(cmd)
+        cmd.add_argument("--database-url", help="PostgreSQL URL (default: SQLite in the data dir)")
+
     token = sub.add_parser("token", help="print a user token (for trying the API by hand)")
     _add_common(token)
     token.add_argument("uid")
@@ -141,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     cli: dict[str, Any] = {
-        k: v for k, v in vars(args).items() if k not in ("command", "config", "keys_command")
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("command", "config", "keys_command", "audit_command")
     }
     return load_settings(cli, os.environ, args.config)
 
@@ -228,6 +246,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         print(
             f"{'generated' if made else 'kept existing'} {settings.cert_file} and {settings.key_file}"
         )
+    elif args.command == "audit":
+        from server.audit_cli import run_export, run_verify
+
+        if settings.database_url:
+            from server.storage.postgres.audit_rows import read_audit as read_pg
+
+            rows = read_pg(settings.database_url)
+        else:
+            from server.storage.sqlite.audit_rows import read_audit
+
+            rows = read_audit(settings.db_path)
+        code = (run_verify if args.audit_command == "verify" else run_export)(rows)
+        if code:
+            raise SystemExit(code)
     elif args.command == "token":
         from server.auth import TokenAuthority, load_secrets
 

@@ -51,6 +51,11 @@ class Settings:
     max_image_pixels: int = 50_000_000
     # Lifetime of a signed media link (seconds).
     media_token_ttl: int = 900
+    # Video moderation: the poster, then one frame every ``video_frame_interval`` seconds, at
+    # most ``video_max_frames`` frames, go through the image detectors (also the most frames
+    # of an animated image).
+    video_frame_interval: float = 5.0
+    video_max_frames: int = 12
     auth_timeout: float = 10.0
     # A connection must send each request head within this many seconds (slowloris); idle
     # keep-alive connections close after ``http_keep_alive_timeout``; past
@@ -78,6 +83,9 @@ class Settings:
     openai_base_url: str | None = None
     openai_model: str | None = None
     openai_moderation_model: str | None = None
+    # Whom plain users find in the user directory (GET /api/v1/users?search=): "all", or
+    # "shared_groups" (users they share a group with). Staff and the API key see everyone.
+    directory_scope: str = "shared_groups"
 
     @property
     def db_path(self) -> Path:
@@ -148,6 +156,8 @@ def load_settings(
         if value is not None and name in _FIELDS:
             values[name] = _coerce(name, value)
     settings = Settings(**values)
+    if settings.directory_scope not in ("all", "shared_groups"):
+        raise ValueError("directory_scope must be all or shared_groups")
     if settings.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ValueError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
     return dataclasses.replace(settings, sqlite_synchronous=settings.sqlite_synchronous.upper())

@@ -139,6 +139,37 @@ class RestClient:
         result = await self.request("DELETE", f"/me/blocked-users/{uid}")
         return list(result["uids"])
 
+    # ------------------------------------------------------------------ inbox and directory
+
+    async def conversations(
+        self, *, limit: int | None = None, before: str | None = None
+    ) -> dict[str, Any]:
+        """The caller's conversations, newest first (a user token):
+        ``{"conversations": [{conversationId, conversationType, with, lastMessage,
+        unreadCount, updatedAt}], "next": str | None}``; pass ``next`` as ``before`` for the
+        following page."""
+        params: dict[str, Any] = {}
+        if limit is not None:
+            params["limit"] = limit
+        if before is not None:
+            params["before"] = before
+        result: dict[str, Any] = await self.request("GET", "/me/conversations", params=params)
+        return result
+
+    async def search_users(
+        self, search: str = "", *, limit: int | None = None, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """Users whose uid or name starts with ``search`` (case-insensitive), by uid:
+        ``{"users": [{uid, name, ...}], "next": str | None}``; pass ``next`` as ``cursor``
+        for the following page."""
+        params: dict[str, Any] = {"search": search}
+        if limit is not None:
+            params["limit"] = limit
+        if cursor is not None:
+            params["cursor"] = cursor
+        result: dict[str, Any] = await self.request("GET", "/users", params=params)
+        return result
+
     # ------------------------------------------------------------------ groups
 
     async def create_group(

@@ -13,10 +13,17 @@ the hosted product (``non_explicit_nudity``, ``swimwear_underwear``, ``violence`
 ``hate_symbols``) have no local model and are NOT reported: a condition naming only those
 never matches.
 
-The image comes from the message view (``moderation.image_data.image_bytes``): ``data``
-holding ``{"image": "<base64>"}``, ``{"imageBase64": ...}`` or a ``data:image/...;base64,``
-URL under ``image``, ``url`` or ``dataUrl``. A message without image bytes gets no
-detections. Inference runs in one worker thread, off the event loop.
+The images come from the message view (``moderation.image_data.images_of``): the uploaded
+image of an image message, the sampled frames of a video (poster first, then one every N
+seconds, at most M), or an image inline in a custom message's ``data``. Every frame is
+scored; the worst frame decides, and a video frame's time is in the reason
+(``explicit_nudity 0.93 at 12.0 s``). A message without images (audio, a file, text) gets
+no detections; media that cannot be decoded leaves the condition undecided (``Undecided``:
+held for review, never approved). Inference runs in one worker thread, off the event loop.
+
+The same detector serves the ``video`` condition kind (``ImageDetector(kind="video")``): an
+``image`` condition on ``messageTypes: ["video"]`` and a ``video`` condition judge the same
+frames.
 """
 
 from __future__ import annotations
@@ -27,10 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from moderation.detectors.base import EXPENSIVE, DetectContext, Detector
 from moderation.detectors.model_registry import ModelRegistry, shared_models
-from moderation.errors import DetectorError
-from moderation.image_data import image_bytes
+from moderation.errors import DetectorError, Undecided
+from moderation.image_data import frame_label, images_of
 from moderation.rules import Condition
-from moderation.types import Detection, MessageView
+from moderation.types import Detection, Frame, MessageView
 
 #: Categories this detector really scores (the rest of ``IMAGE_CATEGORIES`` are not available).
 SCORED: tuple[str, ...] = ("unsafe", "explicit_nudity")
@@ -52,7 +59,8 @@ class ImageDetector(Detector):
     reads: frozenset[str] = frozenset()
     categories: tuple[str, ...] = SCORED
 
-    def __init__(self, models: ModelRegistry | None = None) -> None:
+    def __init__(self, models: ModelRegistry | None = None, *, kind: str = "image") -> None:
+        self.name = kind
         self.models = shared_models() if models is None else models
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-image")
 
@@ -64,16 +72,27 @@ class ImageDetector(Detector):
         """The Open-NSFW probability for one encoded image (blocking)."""
         return float(self.models.open_nsfw().classify(data).nsfw)
 
+    def score_frames(self, frames: list[Frame]) -> tuple[float, Frame]:
+        """The worst frame's probability and the frame (blocking; ``frames`` not empty)."""
+        scored = [(self.score(frame.data), frame) for frame in frames]
+        return max(scored, key=lambda sf: sf[0])
+
     async def detect(
         self, message: MessageView, condition: Condition, ctx: DetectContext
     ) -> list[Detection]:
-        data = image_bytes(message)
-        if data is None:
+        try:
+            frames = await images_of(message)
+        except Exception as exc:  # media that cannot be decoded: held, never approved
+            raise Undecided(self.name, f"the media could not be decoded: {exc}") from exc
+        if not frames:
             return []
         loop = asyncio.get_running_loop()
         try:
-            nsfw = await loop.run_in_executor(self._executor, self.score, data)
+            nsfw, worst = await loop.run_in_executor(self._executor, self.score_frames, frames)
         except Exception as exc:  # undecodable image: reported, not fatal
             raise DetectorError(self.name, f"image could not be classified: {exc}") from exc
         nsfw = round(min(max(nsfw, 0.0), 1.0), 4)
-        return [Detection(self.name, c, nsfw) for c in SCORED]
+        where = frame_label(worst)
+        return [
+            Detection(self.name, c, nsfw, f"{c} {nsfw:.2f}{where}" if where else "") for c in SCORED
+        ]

@@ -12,10 +12,12 @@ Two modes, chosen per condition:
   message, with the conversation's previous messages (the context window) for context.
   Reported as category ``prompt`` and as the category the model names.
 
-Images: a message whose ``data`` carries an image inline (base64 or a ``data:image/...``
-URL, as for the local image detector; media upload does not exist yet) is sent as an
-``image_url`` part with its text, to the moderation endpoint and to prompt rules. Remote URLs
-are never fetched or forwarded. Any OpenAI-compatible server works through ``base_url``.
+Images: what the local image detector looks at (``moderation.image_data.images_of``: an
+image message's uploaded image, a video's sampled frames, or an image inline in ``data``) is
+sent as ``image_url`` parts (``data:`` URLs) with the text. A prompt rule gets every frame in
+one request; the moderation endpoint is asked once per frame and the worst frame decides
+(its time in the reason). Remote URLs are never fetched or forwarded. Any OpenAI-compatible
+server works through ``base_url``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from openai.types.chat import (
 from openai.types.shared_params import ResponseFormatJSONSchema
 
 from moderation.detectors.base import EXPENSIVE, DetectContext, Detector, message_text
-from moderation.image_data import image_data_url
+from moderation.errors import Undecided
+from moderation.image_data import frame_data_url, frame_label, images_of
 from moderation.providers.guard import (
     GuardConfig,
     OnError,
@@ -50,7 +53,7 @@ from moderation.providers.guard import (
     error_detections,
 )
 from moderation.rules import Condition
-from moderation.types import Detection, MessageView
+from moderation.types import Detection, Frame, MessageView
 
 KIND = "openai"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -134,23 +137,36 @@ def parse_verdict(content: str | None) -> tuple[bool, float, str, str]:
 
 
 def prompt_messages(
-    prompt: str, message: MessageView, context: Sequence[MessageView], image: str | None = None
+    prompt: str,
+    message: MessageView,
+    context: Sequence[MessageView],
+    image: str | Sequence[str] | None = None,
 ) -> list[ChatCompletionMessageParam]:
     """The chat messages sent for a prompt rule: the policy, then context and the message
-    (with its image, a ``data:`` URL, as an ``image_url`` part)."""
+    (with its images, ``data:`` URLs, as ``image_url`` parts: one, or a video's frames)."""
+    images = [image] if isinstance(image, str) else list(image or ())
     lines = [f"{m.sender.uid}: {message_text(m)}" for m in context]
     user = (
         ("Conversation so far (oldest first):\n" + "\n".join(lines) + "\n\n" if lines else "")
         + "Message to judge:\n"
         + f"{message.sender.uid}: {message_text(message)}"
-        + ("\n(the message carries the attached image)" if image else "")
+        + (
+            "\n(the message carries the attached image)"
+            if len(images) == 1
+            else f"\n(the message is a video: the {len(images)} images are frames of it, in order)"
+            if images
+            else ""
+        )
     )
     system = ChatCompletionSystemMessageParam(role="system", content=SYSTEM_PREAMBLE + prompt)
-    if image is None:
+    if not images:
         return [system, ChatCompletionUserMessageParam(role="user", content=user)]
     parts: list[ChatCompletionContentPartParam] = [
         ChatCompletionContentPartTextParam(type="text", text=user),
-        ChatCompletionContentPartImageParam(type="image_url", image_url={"url": image}),
+        *(
+            ChatCompletionContentPartImageParam(type="image_url", image_url={"url": url})
+            for url in images
+        ),
     ]
     return [system, ChatCompletionUserMessageParam(role="user", content=parts)]
 
@@ -206,20 +222,48 @@ class OpenAIProvider(Detector):
     ) -> list[Detection]:
         """Ask OpenAI; a failure yields ``actionOnError``'s detections, never raises."""
         text = message_text(message)
-        image = image_data_url(message)
-        if not text.strip() and image is None:
-            return []  # nothing to judge (media upload does not exist yet)
+        try:
+            frames = await images_of(message)
+        except Exception as exc:  # media that cannot be decoded: held, never approved
+            raise Undecided(KIND, f"the media could not be decoded: {exc}") from exc
+        images = [(f, url) for f in frames if (url := frame_data_url(f)) is not None]
+        if not text.strip() and not images:
+            return []  # nothing to judge
         prompt = str(condition.param("prompt", "")).strip()
         try:
             if prompt:
                 model = str(condition.param("model", "")) or self.config.model
+                urls = [url for _, url in images]
                 return await self.guard.call(
-                    lambda: self._judge(prompt, model, message, ctx, image),
+                    lambda: self._judge(prompt, model, message, ctx, urls),
                     message_id=message.id,
                 )
-            return list(await self._moderation(message.id, text, image))
+            if len(images) <= 1:
+                image = images[0][1] if images else None
+                return list(await self._moderation(message.id, text, image))
+            return await self._moderate_frames(message.id, text, images)
         except ProviderError as err:
             return error_detections(KIND, err, self.config.on_error, condition.categories)
+
+    async def _moderate_frames(
+        self, message_id: int, text: str, images: Sequence[tuple[Frame, str]]
+    ) -> list[Detection]:
+        """A video: the moderation endpoint once per frame (the caption with the first); per
+        category the worst frame's score, its time in the reason."""
+        results = await asyncio.gather(
+            *(
+                self._moderation(message_id, text if i == 0 else "", url)
+                for i, (_, url) in enumerate(images)
+            )
+        )
+        worst: dict[str, Detection] = {}
+        for (frame, _), found in zip(images, results, strict=True):
+            for d in found:
+                best = worst.get(d.category)
+                if best is None or d.confidence > best.confidence:
+                    why = f"{d.category} {d.confidence:.2f}{frame_label(frame)}"
+                    worst[d.category] = Detection(KIND, d.category, d.confidence, why)
+        return list(worst.values())
 
     # ----------------------------------------------------------------- moderation endpoint
 
@@ -271,7 +315,7 @@ class OpenAIProvider(Detector):
         model: str,
         message: MessageView,
         ctx: DetectContext,
-        image: str | None,
+        image: Sequence[str],
     ) -> list[Detection]:
         try:
             completion = await self._client.chat.completions.create(

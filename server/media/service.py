@@ -14,15 +14,17 @@ the ``message_visible`` hook it is built with (until then: nobody else).
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moderation.types import Frame, MediaContent
 from server.clock import SYSTEM_CLOCK, Clock
 from server.crypto import KeyRing
 from server.errors import (
@@ -35,7 +37,7 @@ from server.errors import (
     TooLarge,
     UnsupportedMedia,
 )
-from server.media import images, video
+from server.media import frames, images, video
 from server.media.blobcrypt import BlobReader, BlobWriter
 from server.media.kinds import (
     SNIFF_BYTES,
@@ -202,6 +204,8 @@ class MediaService:
         clock: Clock = SYSTEM_CLOCK,
         message_visible: MessageVisible | None = None,
         processing: int = 2,
+        frame_interval: float = 5.0,
+        max_frames: int = 12,
     ) -> None:
         self._repo = repo
         self._users = users
@@ -214,6 +218,11 @@ class MediaService:
         self._message_visible = message_visible
         # Decoding and re-encoding images is CPU and memory heavy: a few at a time.
         self._processing = asyncio.Semaphore(processing)
+        # Decoding for moderation (video frames) has its own few slots: a burst of uploads
+        # does not hold up verdicts, nor verdicts the uploads.
+        self._decoding = asyncio.Semaphore(processing)
+        self._frame_interval = frame_interval
+        self._max_frames = max(1, max_frames)
         self._tmp = root / "tmp"
         self._tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(root, 0o700)
@@ -441,6 +450,17 @@ class MediaService:
             return None
         return self.describe(media, viewer)
 
+    async def attachments(
+        self, media_id: str, viewers: Sequence[User]
+    ) -> dict[str, dict[str, Any]]:
+        """The ``attachment`` object of a message for each of ``viewers`` (by uid), ``url``
+        signed for each: one read, then one signature per viewer. The caller has checked
+        that they may see the message; empty when the media is gone."""
+        media = await self._repo.get_media(media_id)
+        if media is None:
+            return {}
+        return {v.uid: self.describe(media, v) for v in viewers}
+
     async def open_download(self, media_id: str, variant: str, token: str | None) -> Download:
         """Check a download link; what to stream.
 
@@ -510,6 +530,43 @@ class MediaService:
         if not await self._repo.attach_media(media_id, sender, message_id):
             raise Conflict("this media is already attached to a message", {"mediaId": media_id})
 
+    # ------------------------------------------------------------------ moderation
+
+    def content(self, attachment: Mapping[str, Any]) -> MediaContent | None:
+        """What moderation may look at of a message's ``attachment`` (decoded lazily, once),
+        or None when it names no media."""
+        media_id = attachment.get("mediaId")
+        if not isinstance(media_id, str) or not MEDIA_ID_RE.fullmatch(media_id):
+            return None
+        kind = str(attachment.get("kind") or _kind_of(str(attachment.get("mimeType", ""))))
+        return _StoredContent(self, media_id, kind)
+
+    async def frames_of(self, media_id: str) -> list[Frame]:
+        """The frames the image detectors look at (see ``server.media.frames``): decrypted
+        in memory, decoded in a worker thread. Raises ``FramesUnavailable`` when the media
+        is gone or cannot be decoded."""
+        media = await self._repo.get_media(media_id)
+        if media is None:
+            raise frames.FramesUnavailable("the media is gone")
+        kind = Kind(media.kind)
+        if kind not in (Kind.IMAGE, Kind.VIDEO):
+            return []
+        async with self._decoding:
+            return await asyncio.to_thread(self._decode_frames, media_id, kind)
+
+    def _decode_frames(self, media_id: str, kind: Kind) -> list[Frame]:
+        path = self._blob_path(media_id)
+        with BlobReader(path, self._keyring, media_id, "original") as raw:
+            source = io.BufferedReader(raw, 256 * 1024)
+            if kind is Kind.IMAGE:
+                try:
+                    return frames.image_frames(source, self._max_frames)
+                except Exception as exc:
+                    raise frames.FramesUnavailable(
+                        f"the image could not be decoded: {exc}"
+                    ) from None
+            return frames.video_frames(source, self._frame_interval, self._max_frames)
+
     # ------------------------------------------------------------------ privacy
 
     async def export(self, uid: str) -> list[dict[str, Any]]:
@@ -531,6 +588,29 @@ class MediaService:
         for m in media:
             await asyncio.to_thread(self._remove_files, m.id)
         return len(media)
+
+
+def _kind_of(mime_type: str) -> str:
+    top = mime_type.split("/", 1)[0]
+    return top if top in ("image", "video", "audio") else "file"
+
+
+class _StoredContent:
+    """``MediaContent`` for one stored upload: frames decoded on first use, then kept (for
+    the life of the one message view that holds it)."""
+
+    def __init__(self, service: MediaService, media_id: str, kind: str) -> None:
+        self.kind = kind
+        self._service = service
+        self._media_id = media_id
+        self._lock = asyncio.Lock()
+        self._frames: list[Frame] | None = None
+
+    async def frames(self) -> Sequence[Frame]:
+        async with self._lock:
+            if self._frames is None:
+                self._frames = await self._service.frames_of(self._media_id)
+            return self._frames
 
 
 def _fsync_dir(path: Path) -> None:
@@ -567,4 +647,6 @@ def build_media_service(
         ),
         token_ttl=settings.media_token_ttl,
         message_visible=message_visible,
+        frame_interval=settings.video_frame_interval,
+        max_frames=settings.video_max_frames,
     )

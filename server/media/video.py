@@ -30,6 +30,11 @@ _av = _load_av()
 AVAILABLE = _av is not None
 
 
+def av_module() -> Any:
+    """The ``av`` module, or None without the ``video`` extra."""
+    return _av
+
+
 @dataclass(frozen=True)
 class Probe:
     width: int | None

@@ -20,7 +20,7 @@ from moderation.engine import Engine
 from moderation.errors import RuleError
 from moderation.pipeline import Pipeline
 from moderation.rules import Rule, WordList, parse_list, parse_rule, rule_to_json
-from moderation.types import Verdict
+from moderation.types import MEDIA_TYPES, Verdict
 from server.clock import Clock
 from server.event_webhooks import EventWebhooks
 from server.external_detectors import EXTERNAL_KINDS, ExternalDetectors
@@ -178,8 +178,8 @@ class ModerationService:
 
     # ----------------------------------------------------------------- the gate
 
-    def covers(self, category: str, message_type: str) -> bool:
-        return self._enabled and self.engine.covers(category, message_type)
+    def covers(self, category: str, message_type: str, *, caption: bool = False) -> bool:
+        return self._enabled and self.engine.covers(category, message_type, caption=caption)
 
     async def submit(self, message: Message, verdict: Verdict | None = None) -> None:
         self._started_at[message.id] = self._clock.monotonic()
@@ -194,7 +194,8 @@ class ModerationService:
         a rule on the type needs a model or a provider: the message is judged in the pipeline.
         """
         engine = self.engine
-        if not self._enabled or not engine.inline_for(new.category, new.type):
+        caption = new.type in MEDIA_TYPES and bool(new.text and new.text.strip())
+        if not self._enabled or not engine.inline_for(new.category, new.type, caption=caption):
             return None
         started = self._clock.monotonic()
         view, context, recent = await self._views.views(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from server.clock import Clock
 from server.errors import Conflict, NotFound
@@ -11,7 +11,14 @@ from server.services.contracts import EventSink, VerdictApplier
 from server.storage.ports import MessageRepository, ModerationRepository, Transaction
 from server.storage.types import Audit
 
-QUEUE_STATES = ("review", "flagged", "reported", "disapproved")
+QUEUE_STATES = ("review", "flagged", "reported", "disapproved", "appeals")
+
+
+class ReviewHooks(Protocol):
+    """The appeals queue, and telling reporters the outcome (``services/appeals.py``)."""
+
+    async def appeal_items(self, *, limit: int) -> list[dict[str, Any]]: ...
+    async def reviewed(self, message_id: int, sender: str, *, approve: bool) -> None: ...
 
 
 class ReviewDesk:
@@ -25,7 +32,9 @@ class ReviewDesk:
         *,
         events: EventSink,
         clock: Clock,
+        hooks: ReviewHooks | None = None,
     ) -> None:
+        self._hooks = hooks
         self._messages = messages
         self._store = store
         self._verdicts = verdicts
@@ -35,6 +44,8 @@ class ReviewDesk:
     async def items(self, state: str, *, limit: int) -> list[dict[str, Any]]:
         """The open items in ``state``, oldest first, as the API shows them; for
         ``disapproved``, the newest disapproved messages (no rule id, since their update)."""
+        if state == "appeals":
+            return await self._hooks.appeal_items(limit=limit) if self._hooks else []
         found: list[tuple[Message, str | None, int]] = []
         if state == "disapproved":
             for message_id in await self._store.disapproved(limit=limit):
@@ -79,6 +90,8 @@ class ReviewDesk:
         )
         if message.status is target or (approve and message.status is Status.UNMODERATED):
             await self._store.close_review(message.id, decision, actor, at, audit)
+            if self._hooks is not None:
+                await self._hooks.reviewed(message.id, message.sender, approve=approve)
             return message
         moderation = (
             None
@@ -92,6 +105,8 @@ class ReviewDesk:
             raise Conflict(
                 "the message changed meanwhile; reload and decide again", {"messageId": message.id}
             )
+        if self._hooks is not None:
+            await self._hooks.reviewed(message.id, message.sender, approve=approve)
         if moderation is not None:
             self._events.emit(
                 "message.disapproved",

@@ -5,6 +5,7 @@ for the Custom API payload.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,7 +14,7 @@ from moderation.providers.webhook import view_json
 from moderation.rules import MAX_CONTEXT_WINDOW
 from moderation.types import MessageView, ReceiverView, UserView
 from server.models import Message, User
-from server.services.contracts import GroupLookup, UserLookup
+from server.services.contracts import GroupLookup, MediaSource, UserLookup
 from server.storage.ports import MessageRepository
 
 SENDER_WINDOW_SECONDS = 600
@@ -33,7 +34,14 @@ def user_view(user: User | None, uid: str) -> UserView:
 class MessageViews:
     """Builds the engine's views; keeps neighbours' views while they do not change."""
 
-    def __init__(self, store: MessageRepository, users: UserLookup, groups: GroupLookup) -> None:
+    def __init__(
+        self,
+        store: MessageRepository,
+        users: UserLookup,
+        groups: GroupLookup,
+        media: MediaSource | None = None,
+    ) -> None:
+        self._media = media
         self._store = store
         self._users = users
         self._groups = groups
@@ -43,9 +51,12 @@ class MessageViews:
         self, message: Message, *, window: int, recent: bool
     ) -> tuple[MessageView, list[MessageView], list[MessageView]]:
         """The view of ``message``, up to ``window`` messages of context before it, and (when
-        ``recent``) the sender's recent messages."""
+        ``recent``) the sender's recent messages. The view of a media message carries its
+        media (decoded only if a detector looks); context views never do."""
         cache: dict[str, Any] = {}
         view = await self._view(message, cache)
+        if message.attachment is not None and self._media is not None:
+            view = dataclasses.replace(view, media=self._media.content(message.attachment))
         context_rows = (
             await self._store.recent(message.conversation_key, before=message.id, limit=window)
             if window > 0

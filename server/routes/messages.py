@@ -54,7 +54,9 @@ def routes(deps: Deps) -> list[Route]:
         # One more than asked tells whether older messages remain.
         page = await messaging.history(who.principal, cid, before=before, limit=limit + 1)
         messages = page[1:] if len(page) > limit else page
-        return ok({"messages": [m.to_json() for m in messages], "hasMore": len(page) > limit})
+        # A media message's attachment.url is signed for the caller.
+        bodies = await messaging.render_all(messages, who.principal.uid)
+        return ok({"messages": bodies, "hasMore": len(page) > limit})
 
     async def send(request: Request) -> Response:
         who = await caller(request, users)  # 401 before anything about the body
@@ -62,14 +64,14 @@ def routes(deps: Deps) -> list[Route]:
         user = await acting_user(who, body.get("sender"))
         cmd = protocol.parse_send(body, limits)
         message = await messaging.post_message(user, cmd)
-        return ok({"message": message.to_json()}, 201)
+        return ok({"message": await messaging.render(message, user.uid)}, 201)
 
     async def message_item(request: Request) -> Response:
         who = await caller(request, users)
         message_id = _message_id(request)
         if request.method == "GET":
             message = await messaging.read_message(who.principal, message_id)
-            return ok({"message": message.to_json()})
+            return ok({"message": await messaging.render(message, who.principal.uid)})
         if request.method == "DELETE":
             deleted = await messaging.delete_message(who.principal, message_id)
             return ok({"message": deleted.to_json()})
@@ -78,7 +80,7 @@ def routes(deps: Deps) -> list[Route]:
             raise Forbidden("only the sender may edit a message")
         text = protocol.check_text(get_str(body, "text"), limits)
         edited = await messaging.edit_message(who.user, message_id, text)
-        return ok({"message": edited.to_json()})
+        return ok({"message": await messaging.render(edited, who.user.uid)})
 
     async def report(request: Request) -> Response:
         who = await caller(request, users)

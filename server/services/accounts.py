@@ -13,6 +13,7 @@ from server.clock import Clock
 from server.errors import NotFound
 from server.services.audit import actor_label
 from server.services.blocks import BlockService
+from server.services.contracts import MediaPrivacy
 from server.services.groups import GroupService
 from server.services.users import UserService
 from server.storage.ports import MessageRepository, UserRepository
@@ -31,7 +32,9 @@ class AccountService:
         groups: GroupService,
         *,
         clock: Clock,
+        media: MediaPrivacy | None = None,
     ) -> None:
+        self._media = media
         self._store = store
         self._messages = messages
         self._users = users
@@ -41,12 +44,16 @@ class AccountService:
 
     async def delete_user(self, actor: Principal, uid: str, *, erase: bool) -> None:
         """Soft-delete (the uid stays taken), or erase: the account, its messages, receipts,
-        blocks and memberships are gone, and the uid may be created again. A soft-deleted
+        blocks, memberships and uploaded media (rows, blobs, thumbnails) are gone, and the
+        uid may be created again. A soft-deleted
         user can still be erased."""
         user = await self._users.stored_user(uid)
         if user.deleted_at and not erase:
             raise NotFound(f"user {uid!r} was already deleted", {"uid": uid})
         groups = await self._groups.groups_of(uid)
+        if erase and self._media is not None:
+            # First: while the account exists, a failed erasure can be asked for again.
+            await self._media.erase(uid)
         await self._store.delete_user(
             uid,
             self._clock.now(),
@@ -73,5 +80,6 @@ class AccountService:
             "receipts": await self._messages.receipts_of(uid),
             "blockedUsers": sorted(blocked),
             "groups": groups,
+            "media": await self._media.export(uid) if self._media is not None else [],
             "exportedAt": self._clock.now(),
         }

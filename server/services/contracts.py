@@ -2,17 +2,18 @@
 
 Chat -> moderation: ``ModerationGate`` (what the messaging service sends through).
 Moderation -> chat: ``UserLookup``, ``GroupLookup`` (read) and ``VerdictApplier`` (the one
-place a verdict touches chat). Both -> outside: ``EventSink`` (the outgoing webhooks).
+place a verdict touches chat). Both -> outside: ``EventSink`` (the outgoing webhooks). Chat and moderation -> media:
+``MediaAttachments`` (sending, per-viewer links) and ``MediaSource`` (what detectors see).
 The moderation side imports this module and nothing else of ``server.services``; a test
 walks the imports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from moderation.types import Verdict
+from moderation.types import MediaContent, Verdict
 from server.models import Group, Message, Moderation, Status, User
 from server.storage.ports import TxOp
 from server.storage.types import Audit, NewMessage
@@ -34,8 +35,9 @@ class NoEvents:
 class ModerationGate(Protocol):
     """The seam to moderation: decides pending vs unmoderated and takes pending messages."""
 
-    def covers(self, category: str, message_type: str) -> bool:
-        """Whether an enabled rule covers this type (then the message starts ``pending``)."""
+    def covers(self, category: str, message_type: str, *, caption: bool = False) -> bool:
+        """Whether an enabled rule covers this type (then the message starts ``pending``);
+        ``caption``: a media message with a text, which the text rules judge too."""
         ...
 
     async def submit(self, message: Message, verdict: Verdict | None = None) -> None:
@@ -52,7 +54,7 @@ class ModerationGate(Protocol):
 class NoModeration:
     """A gate that moderates nothing: every message is ``unmoderated``."""
 
-    def covers(self, category: str, message_type: str) -> bool:
+    def covers(self, category: str, message_type: str, *, caption: bool = False) -> bool:
         return False
 
     async def submit(self, message: Message, verdict: Verdict | None = None) -> None:
@@ -60,6 +62,41 @@ class NoModeration:
 
     async def judge_inline(self, new: NewMessage) -> Verdict | None:
         return None
+
+
+class MediaAttachments(Protocol):
+    """What messaging needs of the media service (``server.media.service.MediaService``)."""
+
+    async def resolve_for_send(
+        self, sender: str, media_id: str, message_type: str
+    ) -> dict[str, Any]:
+        """The attachment to store for a send of ``media_id``: the sender's own upload, of
+        the type's kind, not yet attached (404, 400, 409 otherwise)."""
+        ...
+
+    async def claim(self, sender: str, media_id: str, message_id: int) -> None:
+        """Record that the stored message carries the media (409 if another does)."""
+        ...
+
+    async def attachments(
+        self, media_id: str, viewers: Sequence[User]
+    ) -> dict[str, dict[str, Any]]:
+        """The attachment object per viewer uid, its ``url`` signed for that viewer."""
+        ...
+
+
+class MediaPrivacy(Protocol):
+    """The media side of the GDPR export and erasure."""
+
+    async def export(self, uid: str) -> list[dict[str, Any]]: ...
+
+    async def erase(self, uid: str) -> int: ...
+
+
+class MediaSource(Protocol):
+    """What moderation may look at of a message's attachment (decoded lazily, off the loop)."""
+
+    def content(self, attachment: Mapping[str, Any]) -> MediaContent | None: ...
 
 
 class UserLookup(Protocol):

@@ -6,7 +6,7 @@ and the ban, asks there, writes through the store, updates the caches and tells 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from server import permissions, protocol
 from server.auth import Principal
@@ -24,6 +24,14 @@ from server.storage.types import Audit
 GROUP_CACHE = 50_000
 
 
+class GroupMeasures(Protocol):
+    """Records the statement of reasons of a kick or a ban (``services/decisions.py``)."""
+
+    async def for_group_measure(
+        self, actor: Principal, guid: str, uid: str, measure: str, reason: str = ""
+    ) -> None: ...
+
+
 class GroupService:
     """Groups and their members; caches groups and member maps (bounded)."""
 
@@ -36,12 +44,15 @@ class GroupService:
         events: EventSink,
         clock: Clock,
         cache_size: int = GROUP_CACHE,
+        measures: GroupMeasures | None = None,
     ) -> None:
         self._store = store
         self._users = users
         self._hub = hub
         self._events = events
         self._clock = clock
+        #: Records a kick's or a ban's statement of reasons (``services/decisions.py``).
+        self._measures = measures
         # A member map is replaced, never mutated: readers may hold the old one.
         self._members: LRU[str, dict[str, Scope]] = LRU(cache_size)
         self._groups: LRU[str, Group] = LRU(cache_size)  # a group never changes once created
@@ -190,6 +201,8 @@ class GroupService:
             )
             self._members.put(guid, {k: v for k, v in members.items() if k != uid})
             self._group_event(guid, uid, action, actor, members)
+        if not leaving and self._measures is not None:
+            await self._measures.for_group_measure(actor, guid, uid, "kick")
 
     async def ban(self, actor: Principal, guid: str, uid: str, reason: str) -> None:
         async with self._locks.hold(guid):
@@ -210,6 +223,8 @@ class GroupService:
         self._events.emit(
             "user.banned", {"uid": uid, "guid": guid, "reason": reason, "by": actor_label(actor)}
         )
+        if self._measures is not None:
+            await self._measures.for_group_measure(actor, guid, uid, "ban", reason)
 
     async def unban(self, actor: Principal, guid: str, uid: str) -> None:
         async with self._locks.hold(guid):

@@ -3,12 +3,16 @@
 The hot path is ``post_message``: checks from caches, one store insert (group commit), one
 encode, then the hub. A moderated message goes through the ``ModerationGate``; its verdict
 comes back through ``verdicts.py``, never through here.
+
+A media message (``image``/``video``/``audio``/``file`` with a ``mediaId``) takes its own
+path, ``media_messages.MediaSends``; its frames are encoded per viewer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from server import conversations, permissions, protocol
@@ -30,9 +34,11 @@ from server.models import Message, Scope, Status, User
 from server.protocol import SendMessage
 from server.ratelimit import RateLimiter, TypingThrottle
 from server.services.blocks import BlockService
-from server.services.contracts import EventSink, ModerationGate
+from server.services.contracts import EventSink, MediaAttachments, ModerationGate
 from server.services.fanout import Fanout
 from server.services.groups import GroupService
+from server.services.media_messages import MediaSends
+from server.services.restrictions import Restrictions
 from server.services.users import UserService
 from server.storage.ports import MessageRepository, ModerationRepository
 from server.storage.types import NewMessage
@@ -55,8 +61,12 @@ class MessagingService:
         events: EventSink,
         rate_limiter: RateLimiter,
         clock: Clock,
+        media: MediaAttachments | None = None,
+        restrictions: Restrictions | None = None,
     ) -> None:
         self._store = store
+        #: Mutes, slow mode and shadow bans (``services/restrictions.py``).
+        self._restrictions = restrictions
         self._reports = reports
         self._hub = hub
         self._users = users
@@ -68,6 +78,7 @@ class MessagingService:
         self._rate = rate_limiter
         self._clock = clock
         self._typing = TypingThrottle(clock=clock.monotonic)
+        self._media_sends = MediaSends(store, fanout, gate, media, clock=clock)
 
     # ----------------------------------------------------------------- sending
 
@@ -86,6 +97,12 @@ class MessagingService:
             raise Banned("you are banned from this group", {"guid": receiver})
         raise NotAMember("you are not a member of this group", {"guid": receiver})
 
+    async def _send_checks(self, sender: User, cmd: SendMessage) -> None:
+        self._rate.check(sender.uid)
+        await self._check_can_send(sender, cmd.receiver, cmd.receiver_type)
+        if self._restrictions is not None:
+            await self._restrictions.check_send(sender.uid, cmd.receiver, cmd.receiver_type)
+
     async def post_message(
         self,
         sender: User,
@@ -95,9 +112,12 @@ class MessagingService:
         frame_id: str | None = None,
     ) -> Message:
         """Check, store durably (idempotent on muid), acknowledge, then deliver or hold."""
+        if cmd.media_id is not None:
+            return await self._media_sends.send(
+                sender, cmd, cmd.media_id, self._send_checks, origin=origin, frame_id=frame_id
+            )
         try:
-            self._rate.check(sender.uid)
-            await self._check_can_send(sender, cmd.receiver, cmd.receiver_type)
+            await self._send_checks(sender, cmd)
         except ClientError:
             # A retry of a send that was stored returns the stored message, even if the
             # sender is now rate limited or blocked (checked only on this rare path).
@@ -108,8 +128,6 @@ class MessagingService:
                 encoded = protocol.encode_json(stored.to_json())
                 origin.push(protocol.message_frame("message.sent", encoded, frame_id=frame_id))
             return stored
-        if cmd.media_id is not None:
-            raise NotFound("media not found", {"mediaId": cmd.media_id})
         gate = self._gate
         moderated = gate.covers(cmd.category, cmd.message_type)
         new = NewMessage(
@@ -160,6 +178,20 @@ class MessagingService:
             await gate.submit(message, verdict)
         return message
 
+    # ----------------------------------------------------------------- rendering
+
+    async def render(self, message: Message, uid: str | None) -> dict[str, Any]:
+        """The message object for viewer ``uid``: a media message's ``attachment.url`` is
+        signed for them (none for a staff caller without a user)."""
+        if message.attachment is None or uid is None:
+            return message.to_json()
+        return (await self._fanout.bodies(message, (uid,)))[uid]
+
+    async def render_all(
+        self, messages: Sequence[Message], uid: str | None
+    ) -> list[dict[str, Any]]:
+        return [await self.render(m, uid) for m in messages]
+
     # ----------------------------------------------------------------- one message
 
     async def get_message(self, message_id: int) -> Message:
@@ -177,6 +209,8 @@ class MessagingService:
     async def can_view(self, uid: str, message: Message) -> bool:
         if message.sender == uid:
             return True  # without reading the members
+        if self._restrictions is not None and self._restrictions.hidden(message):
+            return False  # a shadow-banned sender's message: theirs (and staff's) only
         return permissions.may_view_message(uid, message, await self._members_for(message))
 
     async def read_message(self, actor: Principal, message_id: int) -> Message:
@@ -205,11 +239,18 @@ class MessagingService:
         if not text.strip():
             raise BadRequest("field 'text' is empty", {"field": "text"})
         self._rate.check(user.uid)
-        moderated = self._gate.covers(message.category, message.type)
+        moderated = (
+            self._gate.covers(message.category, message.type, caption=True)
+            if message.attachment is not None  # a media message's new caption
+            else self._gate.covers(message.category, message.type)
+        )
         status = Status.PENDING if moderated else Status.UNMODERATED
         edited = await self._store.update_content(
             dataclasses.replace(message, text=text), status=status, at=self._clock.now()
         )
+        if edited.attachment is not None:
+            await self._media_sends.edited(message, edited, status, user, origin, frame_id)
+            return edited
         encoded = protocol.encode_json(edited.to_json())
         frame = protocol.message_frame("message.edited", encoded)
         if origin is not None:
@@ -257,7 +298,10 @@ class MessagingService:
         if await self._blocks.is_blocked_between(user.uid, message.sender):
             raise Blocked("a block stands between you and this user", {"uid": message.sender})
         at = self._clock.now()
-        if await self._store.add_receipt(message_id, user.uid, kind, at):
+        shadowed = self._restrictions is not None and self._restrictions.shadowed(
+            user.uid, message.receiver, message.receiver_type
+        )
+        if await self._store.add_receipt(message_id, user.uid, kind, at) and not shadowed:
             body = {
                 "messageId": message_id,
                 "conversationId": message.conversation_id,
@@ -285,12 +329,16 @@ class MessagingService:
         if not created:
             raise Conflict("you already reported this message", {"messageId": message_id})
         self._events.emit("message.reported", {"report": report})
-        return {"messageId": message_id, "report": report}
+        return {"messageId": message_id, "reportId": report["id"], "report": report}
 
     async def typing(self, user: User, receiver: str, receiver_type: str, state: str) -> None:
         await self._check_can_send(user, receiver, receiver_type)
         if not self._typing.admit(user.uid, f"{receiver_type}:{receiver}", state):
             return
+        if self._restrictions is not None and self._restrictions.shadowed(
+            user.uid, receiver, receiver_type
+        ):
+            return  # a shadow-banned user's typing reaches no one
         body = {
             "sender": user.uid,
             "receiver": receiver,
@@ -323,9 +371,12 @@ class MessagingService:
             members = await self._groups.members(conversation.a)
             if viewer not in members:
                 raise NotAMember("you are not a member of this group", {"guid": conversation.a})
-        return await self._store.history(
+        page = await self._store.history(
             conversation.key, before=before, limit=limit, viewer=viewer
         )
+        if self._restrictions is not None:  # a shadow-banned sender's messages: theirs only
+            page = self._restrictions.visible_to(page, viewer)
+        return page
 
     async def _resolve(self, actor: Principal, cid: str, kind: str | None) -> Conversation:
         """The conversation ``cid`` names for ``actor`` (403 when it names none of theirs)."""

@@ -15,6 +15,7 @@ from server.clock import Clock
 from server.hub import Hub
 from server.models import Message, Moderation, Status
 from server.services.blocks import BlockService
+from server.services.decisions import Decisions
 from server.services.fanout import Fanout
 from server.services.groups import GroupService
 from server.storage.ports import AuditRepository, MessageRepository, TxOp
@@ -39,6 +40,7 @@ class VerdictService:
         blocks: BlockService,
         *,
         clock: Clock,
+        decisions: Decisions | None = None,
     ) -> None:
         self._messages = messages
         self._audit = audit
@@ -47,6 +49,8 @@ class VerdictService:
         self._groups = groups
         self._blocks = blocks
         self._clock = clock
+        #: Stores a disapproval's statement of reasons (``decision`` in ``message.moderated``).
+        self._decisions = decisions
 
     async def apply_verdict(
         self,
@@ -69,10 +73,16 @@ class VerdictService:
         )
         if updated is None:
             return None
-        encoded = protocol.encode_json(updated.to_json())
         extra = ""
         if moderation is not None and status is Status.DISAPPROVED:
             extra = ',"moderation":' + protocol.encode_json(moderation.to_json())
+            if self._decisions is not None:
+                decision = await self._decisions.for_disapproval(updated, moderation)
+                extra += ',"decision":' + protocol.encode_json(decision)
+        if updated.attachment is not None:
+            await self._media_frames(message, updated, status, extra)
+            return updated
+        encoded = protocol.encode_json(updated.to_json())
         self._hub.send(
             (updated.sender,), protocol.message_frame("message.moderated", encoded, extra=extra)
         )
@@ -85,6 +95,17 @@ class VerdictService:
             # moderator overturned an approval): for them the message is gone.
             await self._fanout.withdraw(updated)
         return updated
+
+    async def _media_frames(
+        self, message: Message, updated: Message, status: Status, extra: str
+    ) -> None:
+        """``apply_verdict``'s frames for a media message: encoded per viewer (the links)."""
+        fanout = self._fanout
+        await fanout.send_each(updated, "message.moderated", (updated.sender,), extra=extra)
+        if status.deliverable and not message.status.deliverable:
+            await fanout.deliver_message(updated, "message.edited" if message.shown else "message")
+        elif not status.deliverable and message.shown:
+            await fanout.withdraw(updated)
 
     async def apply_rule_actions(self, message: Message, verdict: Verdict) -> None:
         """Kick or ban the sender from the group, or block them for the receiver, as the

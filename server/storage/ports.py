@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from server.models import Group, Message, Moderation, Scope, Status, User
+from server.storage.inbox import ConversationHead, InboxPosition
+from server.storage.sanctions import AppealRecord, DecisionRecord, RestrictionRecord
 from server.storage.types import (
     Audit,
     AuditEntry,
@@ -244,3 +246,72 @@ class MediaRepository(Protocol):
         ...
 
     async def delete_media(self, media_ids: Sequence[str]) -> None: ...
+
+
+class SanctionRepository(Protocol):
+    """Decisions (statements of reasons), appeals, restrictions, group slow mode and the
+    operator's terms catalogue (issue 15). Each write stores its audit record in its commit.
+    The records are in ``server.storage.sanctions``."""
+
+    async def add_decision(self, record: DecisionRecord, audit: Audit) -> None: ...
+    async def get_decision(self, decision_id: str) -> DecisionRecord | None: ...
+    async def decisions_of(self, uid: str, *, limit: int) -> list[DecisionRecord]: ...
+    async def add_appeal(self, appeal: AppealRecord, audit: Audit) -> bool:
+        """False, storing nothing, when the decision already has an appeal."""
+        ...
+
+    async def appeal_of(self, decision_id: str) -> AppealRecord | None: ...
+    async def get_appeal(self, appeal_id: str) -> AppealRecord | None: ...
+    async def appeals(self, state: str, *, limit: int) -> list[AppealRecord]: ...
+    async def appeals_of(self, uid: str) -> list[AppealRecord]: ...
+    async def decide_appeal(
+        self, appeal_id: str, state: str, reason: str, by: str, at: int, audit: Audit
+    ) -> bool:
+        """Close an open appeal; False if it was not open."""
+        ...
+
+    async def add_restriction(self, record: RestrictionRecord, audit: Audit) -> None: ...
+    async def lift_restriction(self, restriction_id: str, at: int, audit: Audit) -> bool: ...
+    async def restrictions(self) -> list[RestrictionRecord]: ...
+    async def slow_modes(self) -> dict[str, int]: ...
+    async def set_slow_mode(self, guid: str, seconds: int, at: int, audit: Audit) -> None: ...
+    async def get_setting(self, key: str) -> Any: ...
+    async def put_setting(self, key: str, value: Any, at: int, audit: Audit) -> None: ...
+
+
+class InboxRepository(Protocol):
+    """The inbox's reads (issue 16). The heads and read markers are kept by the database in
+    the commit of each write that moves them (see the backends' inbox schemas)."""
+
+    async def direct_heads(
+        self, uid: str, *, below: InboxPosition | None, limit: int
+    ) -> list[ConversationHead]:
+        """``uid``'s 1:1 conversations, newest first, strictly below ``below``."""
+        ...
+
+    async def group_heads(self, uid: str) -> list[ConversationHead]:
+        """``uid``'s head of every group they are a member of, in no order."""
+        ...
+
+    async def unread_counts(self, uid: str, keys: Sequence[str]) -> dict[str, int]:
+        """Per conversation key: deliverable, undeleted messages from others after ``uid``'s
+        read marker."""
+        ...
+
+    async def messages_by_ids(self, ids: Sequence[int]) -> list[Message]: ...
+
+
+class DirectoryRepository(Protocol):
+    async def search_users(
+        self,
+        prefix: str,
+        *,
+        after: str | None,
+        limit: int,
+        sharing_with: str | None,
+        exclude: str | None,
+    ) -> list[User]:
+        """Live users whose uid or name starts with ``prefix`` (ASCII case-insensitive;
+        ``prefix`` already lower-cased), by uid above ``after``; with ``sharing_with`` only
+        users who share a group with that uid; never ``exclude``."""
+        ...

@@ -5,11 +5,13 @@ with structured output); the server gets its base URL and a dummy key through th
 from __future__ import annotations
 
 import base64
+import io
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from PIL import Image
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from client.sdk import ParleyClient, RestClient, ServerError
@@ -23,6 +25,20 @@ SCORES = {
     "KILLWORD": ("violence", 0.95),
     "TAUNT": ("violence", 0.7),
 }
+
+
+def sees_nsfw(url: str) -> bool:
+    """What the fake "sees" in an image: a marker in its bytes, or a skin-toned picture (the
+    uploaded images of tests/e2e/test_media_messages.py, re-encoded by the server)."""
+    raw = base64.b64decode(url.split(",", 1)[1])
+    if b"NSFW" in raw:
+        return True
+    try:
+        pixel = Image.open(io.BytesIO(raw)).convert("RGB").getpixel((4, 4))
+    except Exception:
+        return False
+    assert isinstance(pixel, tuple)
+    return bool(abs(pixel[0] - 224) < 12 and abs(pixel[2] - 140) < 12)
 
 
 class FakeOpenAI:
@@ -52,8 +68,8 @@ class FakeOpenAI:
         for word, (category, score) in SCORES.items():
             if word in text:
                 scores[category] = score
-        for url in images:  # the fake "sees" a marker inside the image bytes
-            if b"NSFW" in base64.b64decode(url.split(",", 1)[1]):
+        for url in images:  # the fake "sees" a marker inside the image bytes, or skin
+            if sees_nsfw(url):
                 scores["sexual"] = 0.9
         return {
             "id": "modr-test",
@@ -69,8 +85,19 @@ class FakeOpenAI:
 
     @staticmethod
     def completion(body: dict[str, Any]) -> dict[str, Any]:
-        judged = body["messages"][-1]["content"].split("Message to judge:\n", 1)[1]
-        if "BUYNOW" in judged:
+        content = body["messages"][-1]["content"]
+        parts = content if isinstance(content, list) else [{"type": "text", "text": content}]
+        text = " ".join(p["text"] for p in parts if p["type"] == "text")
+        judged = text.split("Message to judge:\n", 1)[1]
+        images = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
+        if any(sees_nsfw(url) for url in images):
+            verdict = {
+                "violates": True,
+                "confidence": 0.88,
+                "category": "explicit",
+                "reason": f"nudity in image {[sees_nsfw(u) for u in images].index(True) + 1}",
+            }
+        elif "BUYNOW" in judged:
             verdict = {
                 "violates": True,
                 "confidence": 0.92,
@@ -339,3 +366,50 @@ async def test_images_go_inline_to_the_moderation_endpoint(w: World, openai_peer
     fake_png = "data:image/png;base64," + base64.b64encode(b"just text").decode()
     sent = await a.send_custom(bob, "photo", {"image": fake_png})
     assert (await verdict_of(a, sent)).message["moderationStatus"] == "approved"
+
+
+async def test_uploaded_images_and_video_frames_reach_openai(w: World, openai_peer: Peer) -> None:
+    from tests.e2e.test_media_messages import BLUE, SKIN, mp4, png, upload
+
+    await configure(w)
+    alice, bob = await w.user("alice"), await w.user("bob")
+    await w.rest.create_rule(
+        {
+            "id": unique("oa-media"),
+            "name": "OpenAI on uploads",
+            "filters": {"sender": {"uids": [alice]}},
+            "conditions": [
+                {"kind": "openai", "messageTypes": ["image"], "prompt": "No nudity."},
+                {
+                    "kind": "openai",
+                    "messageTypes": ["video"],
+                    "categories": ["sexual"],
+                    "threshold": 0.5,
+                },
+            ],
+            "actions": ["block"],
+        }
+    )
+    a = await w.connect(alice)
+    # An image message: the uploaded image goes to the prompt rule as an image part.
+    for color, status in ((SKIN, "disapproved"), (BLUE, "approved")):
+        up = await upload(w, alice, png(color, (64, 48)), "photo.png")
+        sent = await a.send_media(bob, up["mediaId"], "image", "look")
+        v = await verdict_of(a, sent)
+        assert v.message["moderationStatus"] == status
+        asked = [r.json() for r in openai_peer.requests if r.path == "/v1/chat/completions"]
+        parts = asked[-1]["messages"][-1]["content"]
+        assert [p["type"] for p in parts] == ["text", "image_url"]
+        assert parts[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+        if status == "disapproved":
+            assert v.data["moderation"]["reason"] == "openai (explicit): nudity in image 1"
+    # A video: each sampled frame to the moderation endpoint; the worst frame is named.
+    before = len([r for r in openai_peer.requests if r.path == "/v1/moderations"])
+    up = await upload(w, alice, mp4([(0, BLUE), (9.5, SKIN)], 12), "clip.mp4")
+    sent = await a.send_media(bob, up["mediaId"], "video")
+    v = await verdict_of(a, sent)
+    assert v.message["moderationStatus"] == "disapproved"
+    assert v.data["moderation"]["reason"] == "sexual 0.90 at 10.0 s"
+    frames = [r for r in openai_peer.requests if r.path == "/v1/moderations"][before:]
+    # The poster, 5 s and 10 s; the first two are the same blue picture, asked once.
+    assert len(frames) == 2

@@ -213,7 +213,7 @@ async def test_custom_messages_scanned_in_data(make_message: Make) -> None:
 
 async def test_unavailable_kinds_never_match(make_message: Make) -> None:
     conditions = [
-        {"kind": "video", "messageTypes": ["text"], "threshold": 0.1},
+        {"kind": "custom_api", "messageTypes": ["text"], "threshold": 0.1},
         {"kind": "openai", "messageTypes": ["text"], "prompt": "?"},
     ]
     r = rule(conditions=conditions)
@@ -222,7 +222,7 @@ async def test_unavailable_kinds_never_match(make_message: Make) -> None:
         LISTS,
         build_detectors(),
     )
-    assert engine.unavailable_kinds() == {"video", "openai"}
+    assert engine.unavailable_kinds() == {"custom_api", "openai"}
     assert (await engine.evaluate(make_message("badword"))).status is VerdictStatus.APPROVED
     assert engine.covers("message", "text")
 
@@ -382,7 +382,7 @@ def test_what_the_enabled_rules_read() -> None:
     assert (with_phone.context_needed(), with_phone.sender_recent_needed()) == (3, True)
     assert engine(phone, enabled=False).context_needed() == 0
     # A kind without a registered detector is assumed to read everything.
-    assert engine({"kind": "video", "messageTypes": ["video"]}).context_needed() == 5
+    assert engine({"kind": "custom_api", "messageTypes": ["video"]}).context_needed() == 5
 
 
 def test_an_expensive_condition_is_inline_for_a_text_its_detector_settles() -> None:

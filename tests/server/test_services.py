@@ -72,7 +72,7 @@ class HoldingGate:
     moderate: bool = True
     submitted: list[Message] = field(default_factory=list)
 
-    def covers(self, category: str, message_type: str) -> bool:
+    def covers(self, category: str, message_type: str, *, caption: bool = False) -> bool:
         return self.moderate
 
     async def submit(self, message: Message, verdict: Verdict | None = None) -> None:

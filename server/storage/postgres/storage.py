@@ -11,9 +11,11 @@ from typing import Any, TypeVar
 from server.crypto import KeyRing
 from server.storage.postgres.audit import PostgresAudit
 from server.storage.postgres.deliveries import PostgresDeliveries
+from server.storage.postgres.inbox import PostgresInbox
 from server.storage.postgres.media import PostgresMedia
 from server.storage.postgres.messages import PostgresMessages
 from server.storage.postgres.moderation import PostgresModeration
+from server.storage.postgres.sanctions import PostgresSanctions
 from server.storage.postgres.users import PostgresBlocks, PostgresGroups, PostgresUsers
 from server.storage.postgres.writer import Database, connect
 from server.storage.sealing import Sealer
@@ -54,6 +56,9 @@ class PostgresStorage:
         self.moderation = PostgresModeration(self.db, keyring)
         self.deliveries = PostgresDeliveries(self.db, keyring)
         self.media = PostgresMedia(self.db, keyring)
+        self.sanctions = PostgresSanctions(self.db)
+        #: The inbox and the user directory (issue 16).
+        self.inbox = PostgresInbox(self.db, Sealer(keyring))
 
     async def open(self) -> None:
         await self.db.open()

@@ -7,6 +7,7 @@ own audit rows and queue entries, and ``PostgresTransaction`` hands them to a ``
 from __future__ import annotations
 
 from server import jsoncodec
+from server.audit_chain import AUDIT_CHAIN_LOCK, chain_hash
 from server.storage.postgres.writer import WriteTx
 from server.storage.types import Audit
 
@@ -15,13 +16,21 @@ async def insert_audit(tx: WriteTx, audit: Audit | None, at: int) -> None:
     """Write an audit row (none for None) inside an op's transaction."""
     if audit is None:
         return
+    # The hash chain (``server/audit_chain.py``): processes sharing the database take turns
+    # appending (the lock is held until this transaction commits).
+    await tx.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_CHAIN_LOCK)
+    prev = await tx.fetchval("SELECT hash FROM audit ORDER BY id DESC LIMIT 1") or ""
+    details = jsoncodec.dumps(audit.details)
     await tx.execute(
-        "INSERT INTO audit (at, actor, action, target, details) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO audit (at, actor, action, target, details, prev_hash, hash)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
         at,
         audit.actor,
         audit.action,
         audit.target,
-        jsoncodec.dumps(audit.details),
+        details,
+        prev,
+        chain_hash(prev, at, audit.actor, audit.action, audit.target, details),
     )
 
 

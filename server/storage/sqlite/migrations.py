@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from server.storage.sqlite.inbox_schema import INBOX_MIGRATION
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: chat core
     """
@@ -205,5 +207,64 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX media_uploader ON media (uploader, created_at);
     CREATE INDEX media_kid ON media (kid);
     CREATE INDEX media_attached ON media (attached_to) WHERE attached_to IS NOT NULL;
+    """,
+    # 8: decisions (statements of reasons), appeals, restrictions (mutes, shadow
+    # bans), group slow mode and the operator's terms catalogue (issue 15)
+    """
+    CREATE TABLE decisions (
+        id TEXT PRIMARY KEY,
+        uid TEXT NOT NULL,
+        message_id INTEGER NOT NULL DEFAULT 0,
+        measure TEXT NOT NULL,
+        body TEXT NOT NULL,
+        staff TEXT NOT NULL,
+        notify INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX decisions_uid ON decisions (uid, at);
+    CREATE INDEX decisions_message ON decisions (message_id) WHERE message_id > 0;
+    CREATE TABLE appeals (
+        id TEXT PRIMARY KEY,
+        decision_id TEXT NOT NULL UNIQUE,
+        uid TEXT NOT NULL,
+        note TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        decided_by TEXT NOT NULL DEFAULT '',
+        at INTEGER NOT NULL,
+        decided_at INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX appeals_state ON appeals (state, at);
+    CREATE INDEX appeals_uid ON appeals (uid);
+    CREATE TABLE restrictions (
+        id TEXT PRIMARY KEY,
+        uid TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        until_at INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        decision_id TEXT NOT NULL,
+        by_actor TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        lifted_at INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX restrictions_uid ON restrictions (uid, kind);
+    CREATE TABLE group_slow_mode (
+        guid TEXT PRIMARY KEY,
+        seconds INTEGER NOT NULL
+    );
+    CREATE TABLE sanction_settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+    # 9: the inbox (issue 16): per-viewer conversation heads and read markers, kept by
+    # triggers; case-insensitive user lookups (see inbox_schema.py)
+    INBOX_MIGRATION,
+    # 10: the audit log's hash chain (issue 15, ``server/audit_chain.py``); older
+    # records keep empty hashes and precede the chain
+    """
+    ALTER TABLE audit ADD COLUMN prev_hash TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit ADD COLUMN hash TEXT NOT NULL DEFAULT '';
     """,
 )

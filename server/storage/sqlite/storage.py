@@ -9,10 +9,12 @@ from server.crypto import KeyRing
 from server.storage.sealing import Sealer
 from server.storage.sqlite.audit import SqliteAudit
 from server.storage.sqlite.deliveries import SqliteDeliveries
+from server.storage.sqlite.inbox import SqliteInbox
 from server.storage.sqlite.media import SqliteMedia
 from server.storage.sqlite.messages import SqliteMessages
 from server.storage.sqlite.moderation import SqliteModeration
 from server.storage.sqlite.recent import RecentMessages
+from server.storage.sqlite.sanctions import SqliteSanctions
 from server.storage.sqlite.users import SqliteBlocks, SqliteGroups, SqliteUsers
 from server.storage.sqlite.writer import Database
 
@@ -48,6 +50,9 @@ class SqliteStorage:
         self.moderation = SqliteModeration(self.db, keyring)
         self.deliveries = SqliteDeliveries(self.db, keyring)
         self.media = SqliteMedia(self.db, keyring)
+        self.sanctions = SqliteSanctions(self.db)
+        #: The inbox and the user directory (issue 16).
+        self.inbox = SqliteInbox(self.db, Sealer(keyring), self.recent)
 
     async def open(self) -> None:
         await self.db.open()

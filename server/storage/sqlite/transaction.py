@@ -7,6 +7,7 @@ audit rows and queue entries, and ``SqliteTransaction`` hands them to a ``TxOp``
 from __future__ import annotations
 
 from server import jsoncodec
+from server.audit_chain import chain_hash
 from server.storage.sqlite.conn import WriteConnection
 from server.storage.types import Audit
 
@@ -15,9 +16,16 @@ async def insert_audit(conn: WriteConnection, audit: Audit | None, at: int) -> N
     """Write an audit row (none for None) inside an op's transaction."""
     if audit is None:
         return
+    # The hash chain (``server/audit_chain.py``): the writer is the only one appending.
+    async with conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1") as cur:
+        row = await cur.fetchone()
+    prev = row[0] if row is not None else ""
+    details = jsoncodec.dumps(audit.details)
+    digest = chain_hash(prev, at, audit.actor, audit.action, audit.target, details)
     await conn.execute(
-        "INSERT INTO audit (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)",
-        (at, audit.actor, audit.action, audit.target, jsoncodec.dumps(audit.details)),
+        "INSERT INTO audit (at, actor, action, target, details, prev_hash, hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (at, audit.actor, audit.action, audit.target, details, prev, digest),
     )
 
 

@@ -115,9 +115,8 @@ class Database:
         for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
             await conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        await conn.execute(statement)
+                for statement in split_statements(sql):
+                    await conn.execute(statement)
                 await conn.execute(f"PRAGMA user_version={number}")
                 await self._commit(conn)
             except BaseException:
@@ -228,6 +227,22 @@ class Database:
         assert self._reader is not None
         async with self._reader.execute(sql, params) as cur:
             return list(await cur.fetchall())
+
+
+def split_statements(script: str) -> list[str]:
+    """The statements of a migration script, split on ``;`` except inside a statement that
+    is not complete yet (a trigger's ``BEGIN ... END`` body)."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                statements.append(pending)
+            pending = ""
+    if pending.strip(" \t\n;"):
+        statements.append(pending)
+    return statements
 
 
 def _rollback(conn: WriteConnection) -> None:
