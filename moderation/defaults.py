@@ -34,6 +34,14 @@ measured at their thresholds:
 - ``negative-sentiment`` - strongly negative messages -> ``flag``.
 - ``ai-image-nudity`` - explicit nudity in image and video messages (Open-NSFW) -> ``block``.
 
+Known-bad images:
+
+- ``known-bad-images`` - enabled; an image or video frame within 10 bits (pHash) of a hash in
+  the ``known-bad-images`` list -> ``block`` (and the server quarantines the upload). The list
+  starts empty, so the rule costs nothing until moderators add hashes or images
+  (``POST /api/v1/moderation/lists/known-bad-images/images``); from then on every image and
+  video is checked without anyone having to remember to enable a rule.
+
 List ``platform-circumvention`` (sentences): typical ways of moving a conversation or a
 payment off the platform; edit it through the lists API.
 """
@@ -86,6 +94,15 @@ def default_lists() -> list[dict[str, object]]:
         )
     out.append(
         {
+            "id": KNOWN_BAD_IMAGES,
+            "name": "Known-bad images (perceptual hashes)",
+            "kind": "image_hashes",
+            "items": [],
+            "allow": [],
+        }
+    )
+    out.append(
+        {
             "id": "platform-circumvention",
             "name": "Platform circumvention (moving chat or payment off-platform)",
             "kind": "sentences",
@@ -94,6 +111,10 @@ def default_lists() -> list[dict[str, object]]:
         }
     )
     return out
+
+
+#: The empty ``image_hashes`` list that the enabled ``known-bad-images`` rule names.
+KNOWN_BAD_IMAGES = "known-bad-images"
 
 
 def _rule(
@@ -173,6 +194,23 @@ def default_rules() -> list[dict[str, object]]:
             [
                 {"kind": "keywords", "messageTypes": ["text"], "listId": f"profanity-{code}"}
                 for code, _ in PROFANITY_LANGUAGES
+            ],
+            ["block"],
+            enabled=True,
+        ),
+        _rule(
+            KNOWN_BAD_IMAGES,
+            "Known-bad images",
+            "Blocks image and video messages whose image, or one of whose frames, is within"
+            " 10 bits (of 64) of a perceptual hash in the known-bad-images list, and"
+            " quarantines the upload. The list starts empty: add hashes or images to it.",
+            [
+                {
+                    "kind": "image_hash",
+                    "messageTypes": ["image", "video"],
+                    "listId": KNOWN_BAD_IMAGES,
+                    "maxDistance": 10,
+                }
             ],
             ["block"],
             enabled=True,

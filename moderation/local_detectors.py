@@ -11,6 +11,7 @@ from moderation.detectors.base import Detector
 from moderation.detectors.contacts import EmailDetector, PhoneDetector
 from moderation.detectors.image import ImageDetector
 from moderation.detectors.image import available as image_model_available
+from moderation.detectors.image_hash import ImageHashDetector
 from moderation.detectors.keywords import KeywordDetector
 from moderation.detectors.model_registry import ModelRegistry, shared_models
 from moderation.detectors.patterns import PatternDetector
@@ -40,6 +41,8 @@ def build_detectors(models: ModelRegistry | None = None) -> dict[str, Detector]:
         ToxicityDetector(models),
         ScamDetector(models),
         SimilarityDetector(models),
+        # Known-bad image lists (perceptual hashes): Pillow and numpy, always available.
+        ImageHashDetector(),
     ]
     if image_model_available():
         # One model, two condition kinds: ``image`` and ``video`` (a video's frames).

@@ -42,13 +42,22 @@ CONDITION_KINDS: Final = frozenset(
         "scam",
         "image",
         "video",
+        "image_hash",
         "openai",
         "custom_api",
     }
 )
 #: Kinds whose condition names a word list in ``listId``.
-LIST_CONDITION_KINDS: Final = frozenset({"keywords", "patterns", "similarity"})
-LIST_KINDS: Final = ("keywords", "patterns", "sentences")
+LIST_CONDITION_KINDS: Final = frozenset({"keywords", "patterns", "similarity", "image_hash"})
+#: ``image_hashes``: 64-bit perceptual hashes (``moderation.phash``) as 16 hex digits, for
+#: ``image_hash`` conditions (docs/moderation.md, "Known-bad images").
+LIST_KINDS: Final = ("keywords", "patterns", "sentences", "image_hashes")
+#: Hashes per ``image_hashes`` list (each frame is compared with all of them, vectorised).
+MAX_IMAGE_HASHES: Final = 10_000
+#: The ``maxDistance`` of an ``image_hash`` condition: its default, calibrated in
+#: ``tests/moderation/test_phash.py``, and its ceiling (unrelated images lie ~32 apart).
+DEFAULT_HASH_DISTANCE: Final = 10
+MAX_HASH_DISTANCE: Final = 24
 MAX_CONTEXT_WINDOW: Final = 10
 MAX_LIST_ITEMS: Final = 20_000
 MAX_ITEM_LENGTH: Final = 500
@@ -377,6 +386,7 @@ _KIND_PARAMS: Final[dict[str, tuple[str, ...]]] = {
     "phone": ("regions",),
     "spam": (*_SPAM_INTS, "similarity", "acrossConversations"),
     "openai": ("prompt", "model"),
+    "image_hash": ("maxDistance",),
     **{kind: ("thresholds",) for kind in KIND_CATEGORIES},
 }
 
@@ -517,6 +527,8 @@ def _parse_param(kind: str, key: str, value: object, path: str) -> ParamValue:
         return _number(value, path, 0.0, 1.0)
     if key == "acrossConversations":
         return _bool(value, path)
+    if key == "maxDistance":
+        return _int(value, path, 0, MAX_HASH_DISTANCE)
     return _str(value, path)
 
 
@@ -615,6 +627,8 @@ def parse_list(obj: object, *, stored: bool = False) -> WordList:
                     f"items[{i}]",
                     f"pattern {pattern!r} can backtrack catastrophically: {shape}",
                 )
+    if kind == "image_hashes":
+        items = _image_hashes(items, stored=stored)
     for key in ("createdAt", "updatedAt"):
         if key in body:
             _int(body[key], key, 0, 2**53)
@@ -625,6 +639,23 @@ def parse_list(obj: object, *, stored: bool = False) -> WordList:
         items=items,
         allow=_list_items(body.get("allow", []), "allow"),
     )
+
+
+_HASH_RE = re.compile(r"[0-9a-f]{16}")
+
+
+def _image_hashes(items: tuple[str, ...], *, stored: bool) -> tuple[str, ...]:
+    """The items of an ``image_hashes`` list: 16 hex digits each (lowercased, duplicates
+    dropped), at most ``MAX_IMAGE_HASHES`` of them."""
+    if not stored and len(items) > MAX_IMAGE_HASHES:
+        raise RuleError("items", f"at most {MAX_IMAGE_HASHES} hashes")
+    out: dict[str, None] = {}
+    for i, item in enumerate(items):
+        norm = item.lower()
+        if not _HASH_RE.fullmatch(norm):
+            raise RuleError(f"items[{i}]", "must be a 64-bit perceptual hash: 16 hex digits")
+        out[norm] = None
+    return tuple(out)
 
 
 def _list_items(value: object, path: str) -> tuple[str, ...]:

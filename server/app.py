@@ -34,6 +34,7 @@ from server.errors import ClientError
 from server.event_webhooks import EventWebhooks
 from server.external_detectors import ExternalDetectors, ProviderCallReport, load_openai_key
 from server.hub import LocalHub
+from server.media.quarantine import MediaQuarantine
 from server.media.service import build_media_service
 from server.metrics import Metrics
 from server.moderation_service.admin import ModerationAdmin
@@ -45,7 +46,7 @@ from server.moderation_service.views import InflightMessages, MessageViews
 from server.ratelimit import RateLimiter
 from server.routes import audit as audit_routes
 from server.routes import decisions as decision_routes
-from server.routes import groups, messages, users
+from server.routes import groups, known_images, messages, users
 from server.routes import inbox as inbox_routes
 from server.routes import media as media_routes
 from server.routes import moderation as moderation_routes
@@ -186,6 +187,8 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         clock=clock,
     )
     views = MessageViews(store.messages, users_, groups_, media)
+    # Known-bad images: a disapproving image_hash match quarantines the upload (issue 12).
+    quarantine = MediaQuarantine(media, store.audit, webhooks, clock=clock)
     inflight = InflightMessages(store.messages)
     moderation = ModerationService(
         store.messages,
@@ -193,7 +196,14 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         metrics,
         views=views,
         inflight=inflight,
-        outcomes=Outcomes(verdicts, store.moderation, metrics, events=webhooks, clock=clock),
+        outcomes=Outcomes(
+            verdicts,
+            store.moderation,
+            metrics,
+            events=webhooks,
+            clock=clock,
+            disapproved=quarantine.after_verdict,
+        ),
         detectors=build_detectors(),
         clock=clock,
         workers=settings.moderation_workers,
@@ -243,7 +253,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         media=media,
         restrictions=restrictions,
     )
-    inbox = InboxService(store.inbox, render=messaging.render)
+    inbox = InboxService(store.inbox, render=messaging.render, hidden=restrictions.hidden)
     directory = DirectoryService(store.inbox, scope=settings.directory_scope)
     state = AppState(
         users=users_,
@@ -349,6 +359,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             deps, decision_routes.DecisionDeps(decisions, appeals, restrictions)
         ),
         *media_routes.api_routes(deps, media),
+        *known_images.routes(deps, moderation_deps.admin, media, quarantine),
         *inbox_routes.routes(deps, inbox=inbox, directory=directory),
     ]
     routes = [

@@ -25,6 +25,7 @@ EVENTS = (
     "message.review_required",
     "user.banned",
     "moderation.provider_failed",
+    "media.quarantined",
 )
 MAX_WEBHOOKS = 20
 

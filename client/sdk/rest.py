@@ -410,6 +410,57 @@ class RestClient:
         )
         return list(result["deliveries"])
 
+    # ------------------------------------------------------------------ decisions and appeals
+
+    async def my_decisions(self) -> list[dict[str, Any]]:
+        """The caller's own decisions (statements of reasons), newest first (user token)."""
+        return list((await self.request("GET", "/me/decisions"))["decisions"])
+
+    async def appeal(self, decision_id: str, note: str = "") -> dict[str, Any]:
+        """Appeal a decision: ``{"appealId", "state": "open"}`` (409 twice, 410 too late)."""
+        path = f"/decisions/{decision_id}/appeal"
+        return dict(await self.request("POST", path, json={"note": note}))
+
+    async def decide_appeal(self, appeal_id: str, outcome: str, reason: str) -> dict[str, Any]:
+        """Staff: ``outcome`` is ``upheld`` or ``rejected``."""
+        path = f"/moderation/appeals/{appeal_id}/decide"
+        return dict(await self.request("POST", path, json={"outcome": outcome, "reason": reason}))
+
+    async def restrict(
+        self,
+        uid: str,
+        kind: str,
+        *,
+        until: int = 0,
+        reason: str = "",
+        guid: str | None = None,
+    ) -> dict[str, Any]:
+        """Staff: mute or shadow-ban ``uid`` (``guid``: in one group only; ``until`` 0: no end)."""
+        body: dict[str, Any] = {"kind": kind, "until": until, "reason": reason}
+        if guid is not None:
+            body["guid"] = guid
+        return dict(await self.request("POST", f"/users/{uid}/restrictions", json=body))
+
+    async def lift_restriction(self, uid: str, restriction_id: str) -> dict[str, Any]:
+        path = f"/users/{uid}/restrictions/{restriction_id}"
+        return dict(await self.request("DELETE", path))
+
+    async def strikes(self, uid: str) -> dict[str, Any]:
+        """Staff: a user's decisions (with details), appeals and restrictions."""
+        return dict(await self.request("GET", f"/users/{uid}/strikes"))
+
+    async def set_slow_mode(self, guid: str, seconds: int) -> dict[str, Any]:
+        path = f"/groups/{guid}"
+        return dict(await self.request("PATCH", path, json={"slowModeSeconds": seconds}))
+
+    async def terms(self) -> list[dict[str, Any]]:
+        return list((await self.request("GET", "/moderation/terms"))["terms"])
+
+    async def put_terms(self, terms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return list(
+            (await self.request("PUT", "/moderation/terms", json={"terms": terms}))["terms"]
+        )
+
     async def queue(self, state: str = "review") -> dict[str, Any]:
         """``{"state", "items"}`` of the review queue in ``state``."""
         result: dict[str, Any] = await self.request(

@@ -87,6 +87,11 @@ const state = {
   typingOut: { cid: null, timer: null },
   blocked: new Set(),
   convsLoadedFor: null,
+  draft: null, // {file, kind, previewUrl}: the attachment chosen in the composer, not sent yet
+  linkRefresh: new Map(), // message id -> Date.now() of the last fresh-link fetch
+  // message id -> {key, node}: media elements kept across re-renders, so that thumbnails are not
+  // downloaded again (the server sends them with no-store) and a playing audio keeps playing.
+  mediaNodes: new Map(),
 };
 
 function nextFrameId(prefix = "c") {
@@ -320,7 +325,7 @@ function upsertMessage(m, { render = true } = {}) {
   const existing = conv.messages.get(m.id);
   if (!existing || (m.updatedAt || 0) >= (existing.updatedAt || 0)) conv.messages.set(m.id, m);
   if (m.moderation && typeof m.moderation === "object") state.moderation.set(m.id, m.moderation);
-  if (m.muid && m.sender === state.me) conv.local.delete(m.muid);
+  if (m.muid && m.sender === state.me && conv.local.has(m.muid)) dropLocal(conv, m.muid);
   if (render && conv.cid === state.active) renderMessages();
   return conv;
 }
@@ -374,8 +379,9 @@ function sendFrameFor(conv, local) {
     receiverType: conv.kind,
     receiver: conv.peer,
     category: "message",
-    messageType: "text",
-    text: local.text,
+    messageType: local.media ? local.messageType : "text",
+    ...(local.media ? { mediaId: local.media.mediaId } : {}),
+    ...(local.media && !local.text.trim() ? {} : { text: local.text }),
     metadata: {},
     tags: [],
     parentId: null,
@@ -391,6 +397,332 @@ function sendMessage(text) {
   conv.local.set(local.muid, local);
   if (!sendFrameFor(conv, local)) toast("", "Offline: the message will be sent when the connection is back.", null, "info");
   renderMessages({ toBottom: true });
+}
+
+function dropLocal(conv, muid) {
+  const local = conv.local.get(muid);
+  if (!local) return;
+  if (local.xhr) local.xhr.abort();
+  if (local.previewUrl) URL.revokeObjectURL(local.previewUrl);
+  conv.local.delete(muid);
+}
+
+// ------------------------------------------------------------------ media
+
+const MEDIA_TYPES = new Set(["image", "video", "audio", "file"]);
+// What the server accepts per kind (docs/protocol.md, Media): anything else goes as a `file`.
+const IMAGE_MIME = new Set(["image/jpeg", "image/png", "image/gif", "image/webp", "image/apng"]);
+
+/** The kind we claim for a file; the server checks its bytes and has the last word. */
+function kindOf(file) {
+  const type = (file.type || "").toLowerCase();
+  if (IMAGE_MIME.has(type)) return "image";
+  if (type.startsWith("video/")) return "video";
+  if (type.startsWith("audio/")) return "audio";
+  return "file";
+}
+
+/** A small badge with the file's extension ("PDF", "ZIP"), instead of an emoji icon. */
+function fileBadge(name, kind) {
+  const match = /\.([A-Za-z0-9]{1,5})$/.exec(name || "");
+  const label = kind === "audio" ? "♪" : kind === "video" ? "▶" : match ? match[1].toUpperCase() : "FILE";
+  return el("span", { class: `file-icon ${kind || ""}`, text: label, "aria-hidden": "true" });
+}
+
+function formatSize(bytes) {
+  const n = Number(bytes);
+  if (!Number.isFinite(n) || n < 0) return "";
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10240 ? 1 : 0)} KB`;
+  if (n < 1024 * 1024 * 1024) return `${(n / 1048576).toFixed(1)} MB`;
+  return `${(n / 1073741824).toFixed(2)} GB`;
+}
+
+function formatDuration(seconds) {
+  const n = Math.round(Number(seconds));
+  if (!Number.isFinite(n) || n <= 0) return "";
+  return `${Math.floor(n / 60)}:${String(n % 60).padStart(2, "0")}`;
+}
+
+function setDraft(file) {
+  clearDraft();
+  if (!file) return;
+  const kind = kindOf(file);
+  const previewUrl = kind === "image" || kind === "video" ? URL.createObjectURL(file) : null;
+  state.draft = { file, kind, previewUrl };
+  renderDraft();
+  if (matchMedia("(min-width: 701px)").matches) $("composer-text").focus();
+}
+
+function clearDraft({ keepUrl = false } = {}) {
+  const d = state.draft;
+  if (d && d.previewUrl && !keepUrl) URL.revokeObjectURL(d.previewUrl);
+  state.draft = null;
+  $("attach-input").value = "";
+  renderDraft();
+}
+
+function renderDraft() {
+  const box = $("attach-preview");
+  const d = state.draft;
+  box.hidden = !d;
+  if (!d) { box.replaceChildren(); return; }
+  let visual;
+  if (d.kind === "image") {
+    visual = el("img", { class: "attach-thumb", src: d.previewUrl, alt: "" });
+    visual.addEventListener("error", () => visual.replaceWith(fileBadge(d.file.name, "file")), { once: true });
+  }
+  else if (d.kind === "video") visual = el("video", { class: "attach-thumb", src: d.previewUrl, muted: true, preload: "metadata" });
+  else visual = fileBadge(d.file.name, d.kind);
+  box.replaceChildren(
+    visual,
+    el("div", { class: "attach-info" },
+      el("div", { class: "name", text: d.file.name || "file", title: d.file.name || "" }),
+      el("div", { class: "muted small", text: `${d.kind} · ${formatSize(d.file.size)}` })),
+    el("button", { type: "button", class: "secondary", text: "Cancel", "aria-label": "Remove the attachment",
+      onclick: () => clearDraft() }),
+  );
+}
+
+/** Human words for an upload refusal (413/415 carry the server's own message and details). */
+function uploadErrorText(err, local) {
+  if (!(err instanceof ApiError)) return String(err && err.message ? err.message : err);
+  if (err.status === 413) {
+    const limit = err.details && err.details.limit;
+    const pixels = err.details && err.details.maxPixels;
+    if (pixels) return `Image too large: over ${Number(pixels).toLocaleString()} pixels.`;
+    return `File too large (${formatSize(local.file.size)})${limit ? `: the limit for ${local.kind} files is ${formatSize(limit)}` : ""}.`;
+  }
+  if (err.status === 415) return `This file type is not accepted as ${local.kind}: ${err.message}`;
+  if (err.status === 0) {
+    return `Upload failed (${err.message}). If the file is big, it may be over the server's size limit.`;
+  }
+  return `${err.code}: ${err.message}`;
+}
+
+/** POST /api/v1/media with upload progress; resolves to the media object, rejects with ApiError. */
+function uploadFile(local, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    local.xhr = xhr;
+    xhr.open("POST", `/api/v1/media?kind=${encodeURIComponent(local.kind)}`);
+    xhr.setRequestHeader("Authorization", `Bearer ${state.token}`);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); });
+    xhr.addEventListener("load", () => {
+      local.xhr = null;
+      let body = null;
+      try { body = xhr.responseText ? JSON.parse(xhr.responseText) : null; } catch { body = null; }
+      if (xhr.status >= 200 && xhr.status < 300 && body && typeof body.mediaId === "string") resolve(body);
+      else reject(new ApiError(xhr.status, body));
+    });
+    const fail = (what) => () => {
+      local.xhr = null;
+      reject(new ApiError(0, { code: what === "abort" ? "ERR_ABORTED" : "ERR_NETWORK", message: what === "abort" ? "cancelled" : "connection failed" }));
+    };
+    xhr.addEventListener("error", fail("error"));
+    xhr.addEventListener("abort", fail("abort"));
+    const form = new FormData();
+    form.append("file", local.file, local.file.name || "file");
+    xhr.send(form);
+  });
+}
+
+async function startUpload(conv, local) {
+  local.status = "uploading";
+  local.retryable = true;
+  local.progress = 0;
+  local.error = null;
+  renderIfActive(conv);
+  try {
+    local.media = await uploadFile(local, (p) => {
+      local.progress = p;
+      const bar = document.querySelector(`[data-muid="${CSS.escape(local.muid)}"] progress`);
+      if (bar) bar.value = p;
+    });
+  } catch (err) {
+    if (!conv.local.has(local.muid)) return; // discarded meanwhile
+    local.status = "failed";
+    local.error = uploadErrorText(err, local);
+    local.canSendAsFile = err instanceof ApiError && err.status === 415 && local.kind !== "file";
+    // A refusal of the file itself (too large, wrong type) will not change on a retry.
+    local.retryable = !(err instanceof ApiError && (err.status === 413 || err.status === 415));
+    if (!(err instanceof ApiError && err.code === "ERR_ABORTED")) toast(err.code || "ERROR", local.error, err.details);
+    renderIfActive(conv);
+    return;
+  }
+  if (!conv.local.has(local.muid)) return;
+  // The server decides what the file really is.
+  local.messageType = MEDIA_TYPES.has(local.media.kind) ? local.media.kind : local.kind;
+  local.status = "sending";
+  if (!sendFrameFor(conv, local)) toast("", "Offline: the message will be sent when the connection is back.", null, "info");
+  renderIfActive(conv);
+}
+
+function renderIfActive(conv) {
+  if (conv.cid === state.active) renderMessages();
+}
+
+function sendAttachment(text) {
+  const conv = state.convs.get(state.active);
+  const d = state.draft;
+  if (!conv || !d) return;
+  const local = {
+    muid: randomId(), text, sender: state.me, status: "uploading", createdAt: Date.now() / 1000,
+    file: d.file, kind: d.kind, previewUrl: d.previewUrl, media: null, messageType: d.kind,
+  };
+  clearDraft({ keepUrl: true }); // the local bubble owns the preview URL now
+  conv.local.set(local.muid, local);
+  renderMessages({ toBottom: true });
+  startUpload(conv, local);
+}
+
+/** Fetch a message again for fresh media links (they expire); at most once per 20 s per message. */
+async function refreshLinks(m) {
+  const last = state.linkRefresh.get(m.id) || 0;
+  if (Date.now() - last < 20000 || !state.token) return null;
+  state.linkRefresh.set(m.id, Date.now());
+  try {
+    const res = await api("GET", `/api/v1/messages/${encodeURIComponent(m.id)}`, { token: state.token });
+    const fresh = res && res.message;
+    if (fresh && fresh.id === m.id) {
+      const conv = convOfMessage(fresh);
+      conv.messages.set(fresh.id, fresh); // same updatedAt: upsert would keep the stale copy
+      renderIfActive(conv);
+      return fresh;
+    }
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return null; // gone, withdrawn or blocked
+    console.debug("parley: refreshing links failed", err);
+  }
+  return null;
+}
+
+function linkExpired(att) {
+  const exp = Number(att && att.urlExpiresAt);
+  return Number.isFinite(exp) && exp > 0 && exp * 1000 < Date.now() + 5000;
+}
+
+/** Open the full image/video/audio in the viewer dialog (with fresh links when they expired). */
+async function openViewer(m) {
+  let att = m.attachment;
+  if (linkExpired(att)) {
+    const fresh = await refreshLinks(m);
+    if (fresh && fresh.attachment) att = fresh.attachment;
+  }
+  const url = safeUrl(att && att.url);
+  if (!url) { toast("", "This file is not available any more.", null, "info"); return; }
+  const name = att.name || m.type;
+  let media;
+  if (m.type === "image") media = el("img", { src: url, alt: name });
+  else if (m.type === "video") media = el("video", { src: url, controls: true, autoplay: true, playsInline: true, poster: safeUrl(att.thumbnailUrl) || undefined });
+  else media = el("audio", { src: url, controls: true, autoplay: true });
+  media.addEventListener("error", () => viewerFailed(m, media, url), { once: true });
+  $("viewer-title").textContent = `${name}${att.size ? ` · ${formatSize(att.size)}` : ""}`;
+  const dl = $("viewer-download");
+  dl.href = url;
+  dl.setAttribute("download", name);
+  dl.hidden = false;
+  $("viewer-body").replaceChildren(media);
+  $("viewer").showModal();
+}
+
+/** The viewer could not show the file: an expired link (fetch fresh ones) or a format this browser cannot play. */
+async function viewerFailed(m, media, url) {
+  const say = (text) => $("viewer-body").append(el("p", { class: "muted", text }));
+  let status = 0;
+  try { status = (await fetch(url, { method: "HEAD", cache: "no-store" })).status; } catch { status = 0; }
+  if (!media.isConnected) return;
+  if (status >= 200 && status < 300) {
+    say(`This browser cannot ${m.type === "image" ? "show" : "play"} this file's format (${(m.attachment && m.attachment.mimeType) || "unknown"}). Use Download.`);
+    return;
+  }
+  state.linkRefresh.delete(m.id); // the link is stale or refused: ask for a fresh one now
+  const fresh = await refreshLinks(m);
+  const freshUrl = fresh && fresh.attachment && safeUrl(fresh.attachment.url);
+  if (freshUrl && freshUrl !== url && media.isConnected) {
+    media.addEventListener("error", () => say("Could not load the file."), { once: true });
+    media.src = freshUrl;
+    $("viewer-download").href = freshUrl;
+  } else if (media.isConnected) {
+    say("This file is not available (any more).");
+  }
+}
+
+function closeViewer() {
+  const dialog = $("viewer");
+  for (const node of $("viewer-body").querySelectorAll("video, audio")) node.pause();
+  $("viewer-body").replaceChildren();
+  if (dialog.open) dialog.close();
+}
+
+/** The attachment part of a message bubble, reused while its links and status are unchanged. */
+function attachmentView(m) {
+  const att = m.attachment;
+  const key = [m.type, m.moderationStatus, att.url, att.thumbnailUrl, att.name].join("\n");
+  const cached = state.mediaNodes.get(m.id);
+  if (cached && cached.key === key) return cached.node;
+  const node = buildAttachmentView(m);
+  state.mediaNodes.set(m.id, { key, node });
+  return node;
+}
+
+/** A thumbnail (click: the viewer), an audio player, or a download link. */
+function buildAttachmentView(m) {
+  const att = m.attachment;
+  const name = att.name || m.type;
+  const sizeText = [formatSize(att.size), formatDuration(att.duration)].filter(Boolean).join(" · ");
+  if (m.moderationStatus === "disapproved") {
+    return el("div", { class: "media-blocked" },
+      el("span", { class: "file-name", text: name }),
+      el("span", { class: "muted small", text: `${m.type} not shown: blocked by moderation` }));
+  }
+  const url = safeUrl(att.url);
+  const thumb = safeUrl(att.thumbnailUrl) || (m.type === "image" ? url : null);
+  const retry = () => { refreshLinks(m); };
+  if ((m.type === "image" || m.type === "video") && thumb) {
+    const img = el("img", { class: "media-thumb-img", src: thumb, alt: name, loading: "lazy" });
+    img.addEventListener("error", retry, { once: true });
+    const w = Number(att.width);
+    const h = Number(att.height);
+    if (w > 0 && h > 0) { // reserve the space, so the list does not jump when it loads
+      const scale = Math.min(240 / w, 240 / h, 1);
+      img.width = Math.max(1, Math.round(w * scale));
+      img.height = Math.max(1, Math.round(h * scale));
+    }
+    return el("button", { type: "button", class: `media-thumb ${m.type}`, title: `Open ${name}`, onclick: () => openViewer(m) },
+      img,
+      m.type === "video" ? el("span", { class: "play", text: "▶", "aria-hidden": "true" }) : null,
+      m.type === "video" && sizeText ? el("span", { class: "dur", text: sizeText }) : null);
+  }
+  if (m.type === "audio" && url) {
+    const audio = el("audio", { class: "media-audio", src: url, controls: true, preload: "none" });
+    audio.addEventListener("error", retry, { once: true });
+    return el("div", { class: "media-file" }, audio, el("div", { class: "muted small", text: [name, sizeText].filter(Boolean).join(" · ") }));
+  }
+  if (m.type === "video" && url) {
+    return el("button", { type: "button", class: "media-file as-button", onclick: () => openViewer(m) },
+      fileBadge(name, "video"),
+      el("span", { class: "file-name", text: name }), el("span", { class: "muted small", text: sizeText }));
+  }
+  if (url) {
+    const link = el("a", { class: "media-file", href: url, download: name, rel: "noopener noreferrer" },
+      fileBadge(name, m.type),
+      el("span", { class: "file-name", text: name }), el("span", { class: "muted small", text: sizeText }));
+    link.addEventListener("click", async (event) => {
+      if (!linkExpired(m.attachment)) return;
+      event.preventDefault();
+      const fresh = await refreshLinks(m);
+      const freshUrl = fresh && fresh.attachment && safeUrl(fresh.attachment.url);
+      if (freshUrl) { link.href = freshUrl; link.click(); }
+    });
+    return link;
+  }
+  // No link for us (the server issues none, e.g. while pending for receivers).
+  return el("div", { class: "media-file" },
+    fileBadge(name, m.type),
+    el("span", { class: "file-name", text: name }),
+    el("span", { class: "muted small", text: [m.moderationStatus === "pending" ? "awaiting moderation" : "not available", sizeText].filter(Boolean).join(" · ") }));
 }
 
 async function loadHistory(conv, { older = false, refresh = false } = {}) {
@@ -612,7 +944,7 @@ async function openConversation(kind, peer, { strict = false } = {}) {
 }
 
 function selectConversation(cid) {
-  if (state.active !== cid) stopTyping();
+  if (state.active !== cid) { stopTyping(); clearDraft(); }
   state.active = cid;
   const conv = state.convs.get(cid);
   $("chat-view").classList.toggle("has-active", Boolean(conv));
@@ -643,7 +975,7 @@ function renderConvList() {
       el("span", { class: "title", text: conv.title, title: conv.cid }),
       conv.unread ? el("span", { class: "unread", text: String(conv.unread) }) : null,
     ))));
-  if (!items.length) list.append(el("li", { class: "muted small", style: "padding: 0.75rem" }, "No conversations yet."));
+  if (!items.length) list.append(el("li", { class: "muted small empty-list" }, "No conversations yet."));
 }
 
 function lastId(conv) {
@@ -677,21 +1009,25 @@ function messageBody(m) {
   const body = el("div", { class: "body" });
   const att = m.attachment;
   if (att && typeof att === "object") {
-    const url = safeUrl(att.url);
-    if (url && m.type === "image") {
-      body.append(el("img", { src: url, alt: att.name || "image", style: "max-width: 100%; border-radius: 6px; display: block" }));
-    }
-    if (url) body.append(el("a", { href: url, target: "_blank", rel: "noopener noreferrer", text: att.name || "attachment" }));
-    else body.append(el("span", { class: "muted", text: `[${m.type}] ${att.name || ""}` }));
-    if (m.text) body.append(el("div", { text: m.text }));
+    body.classList.add("has-media");
+    body.append(attachmentView(m));
+    if (m.text) body.append(el("div", { class: "caption", text: m.text }));
+  } else if (MEDIA_TYPES.has(m.type)) {
+    body.classList.add("has-media");
+    body.append(el("span", { class: "muted", text: `[${m.type}]` }));
+    if (m.text) body.append(el("div", { class: "caption", text: m.text }));
   } else {
     body.textContent = m.text ?? "";
   }
   return body;
 }
 
-function statusBadge(status) {
-  if (status === "pending") return el("span", { class: "badge pending", text: "pending", title: "Held for moderation" });
+function statusBadge(status, m) {
+  if (status === "pending") {
+    const media = m && MEDIA_TYPES.has(m.type);
+    return el("span", { class: "badge pending", text: media ? "pending review" : "pending",
+      title: media ? "Held for moderation: the receivers see it once approved" : "Held for moderation" });
+  }
   if (status === "disapproved") return el("span", { class: "badge disapproved", text: "blocked" });
   return null;
 }
@@ -709,7 +1045,7 @@ function renderMessage(m, conv) {
     !mine || conv.kind === "group" ? el("span", { class: "sender", text: mine ? "you" : m.sender }) : null,
     el("span", { text: formatTime(m.sentAt), title: m.sentAt ? new Date(m.sentAt * 1000).toLocaleString() : "" }),
     m.editedAt && !m.deletedAt ? el("span", { text: "edited", title: new Date(m.editedAt * 1000).toLocaleString() }) : null,
-    statusBadge(status),
+    statusBadge(status, m),
   );
 
   const node = el("div", { class: classes.join(" "), "data-id": String(m.id) }, meta, messageBody(m));
@@ -723,7 +1059,7 @@ function renderMessage(m, conv) {
   const actions = el("div", { class: "actions" });
   if (!m.deletedAt) {
     if (mine) {
-      if (m.category === "message" && m.type === "text") {
+      if (m.category === "message" && (m.type === "text" || (MEDIA_TYPES.has(m.type) && m.attachment))) {
         actions.append(el("button", { type: "button", class: "link", text: "Edit", onclick: () => editMessage(m) }));
       }
       actions.append(el("button", { type: "button", class: "link", text: "Delete", onclick: () => deleteMessage(m) }));
@@ -747,31 +1083,76 @@ function renderMessage(m, conv) {
   return node;
 }
 
+function localAttachmentView(local) {
+  const name = local.file.name || "file";
+  if (local.previewUrl && local.kind === "image" && !local.undecodable) {
+    const img = el("img", { class: "media-thumb-img", src: local.previewUrl, alt: name });
+    img.addEventListener("error", () => { local.undecodable = true; renderMessages(); }, { once: true });
+    return el("div", { class: "media-thumb" }, img);
+  }
+  return el("div", { class: "media-file" },
+    fileBadge(name, local.kind),
+    el("span", { class: "file-name", text: name }),
+    el("span", { class: "muted small", text: formatSize(local.file.size) }));
+}
+
 function renderLocal(local) {
-  const node = el("div", { class: `msg mine ${local.status === "failed" ? "failed" : "sending"}` },
-    el("div", { class: "meta" }, el("span", { text: local.status === "failed" ? "not sent" : "sending…" })),
-    el("div", { class: "body", text: local.text }),
+  const label = local.status === "failed" ? "not sent"
+    : local.status === "uploading" ? "uploading…" : "sending…";
+  const body = el("div", { class: "body" });
+  if (local.file) {
+    body.append(localAttachmentView(local));
+    if (local.status === "uploading") {
+      body.append(el("progress", { class: "upload-progress", max: 1, value: local.progress || 0, "aria-label": "Upload progress" }));
+    }
+    if (local.text.trim()) body.append(el("div", { class: "caption", text: local.text }));
+  } else {
+    body.textContent = local.text;
+  }
+  const node = el("div", { class: `msg mine ${local.status === "failed" ? "failed" : "sending"}`, "data-muid": local.muid },
+    el("div", { class: "meta" }, el("span", { text: label })),
+    body,
   );
+  const current = () => state.convs.get(state.active);
+  const actions = el("div", { class: "actions" });
+  if (local.status === "uploading") {
+    actions.append(el("button", {
+      type: "button", class: "link", text: "Cancel",
+      onclick: () => { const conv = current(); if (conv) dropLocal(conv, local.muid); renderMessages(); },
+    }));
+  }
   if (local.status === "failed") {
     node.append(el("div", { class: "reason", text: local.error || "failed" }));
-    node.append(el("div", { class: "actions" },
-      el("button", {
-        type: "button", class: "link", text: "Retry",
+    if (local.retryable !== false) actions.append(el("button", {
+      type: "button", class: "link", text: "Retry",
+      onclick: () => {
+        const conv = current();
+        if (!conv) return;
+        if (local.file && !local.media) { startUpload(conv, local); return; }
+        local.status = "sending";
+        local.muid = local.muid || randomId();
+        sendFrameFor(conv, local);
+        renderMessages();
+      },
+    }));
+    if (local.canSendAsFile) {
+      actions.append(el("button", {
+        type: "button", class: "link", text: "Send as a file",
         onclick: () => {
-          const conv = state.convs.get(state.active);
+          const conv = current();
           if (!conv) return;
-          local.status = "sending";
-          local.muid = local.muid || randomId();
-          sendFrameFor(conv, local);
-          renderMessages();
+          local.kind = "file";
+          local.canSendAsFile = false;
+          startUpload(conv, local);
         },
-      }),
-      el("button", {
-        type: "button", class: "link", text: "Discard",
-        onclick: () => { const conv = state.convs.get(state.active); if (conv) conv.local.delete(local.muid); renderMessages(); },
-      }),
-    ));
+      }));
+    }
+    actions.append(el("button", {
+      type: "button", class: "link", text: "Discard",
+      onclick: () => { const conv = current(); if (conv) dropLocal(conv, local.muid); renderMessages(); },
+    }));
   }
+  if (actions.childNodes.length) node.append(actions);
   return node;
 }
 
@@ -835,6 +1216,9 @@ function start(token) {
 
 function logout() {
   state.stopped = true;
+  clearDraft();
+  closeViewer();
+  for (const conv of state.convs.values()) for (const muid of Array.from(conv.local.keys())) dropLocal(conv, muid);
   stopTyping();
   clearTimeout(state.reconnectTimer);
   clearInterval(state.pingTimer);
@@ -846,6 +1230,8 @@ function logout() {
   Object.assign(state, { token: null, me: null, user: null, active: null, convsLoadedFor: null });
   state.convs.clear();
   state.receipts.clear();
+  state.mediaNodes.clear();
+  state.linkRefresh.clear();
   state.moderation.clear();
   state.receiptsSent.clear();
   state.typingIn.clear();
@@ -915,12 +1301,57 @@ function init() {
   $("composer").addEventListener("submit", (event) => {
     event.preventDefault();
     const value = text.value;
-    if (!value.trim()) return;
+    if (!value.trim() && !state.draft) return;
     stopTyping();
-    sendMessage(value);
+    if (state.draft) sendAttachment(value);
+    else sendMessage(value);
     text.value = "";
     text.style.height = "auto";
   });
+
+  // Attachments: the button, drag and drop onto the conversation, and pasting a file.
+  $("attach-btn").addEventListener("click", () => $("attach-input").click());
+  if (matchMedia("(max-width: 700px)").matches) text.placeholder = "Message";
+  $("attach-input").addEventListener("change", (event) => {
+    const file = event.target.files && event.target.files[0];
+    if (file) setDraft(file);
+  });
+  text.addEventListener("paste", (event) => {
+    const files = event.clipboardData && event.clipboardData.files;
+    if (files && files.length) {
+      event.preventDefault();
+      setDraft(files[0]);
+    }
+  });
+  const pane = document.querySelector(".conversation");
+  const hasFiles = (event) => event.dataTransfer && Array.from(event.dataTransfer.types || []).includes("Files");
+  let dragDepth = 0;
+  pane.addEventListener("dragenter", (event) => {
+    if (!hasFiles(event) || !state.active) return;
+    dragDepth += 1;
+    $("drop-hint").hidden = false;
+  });
+  pane.addEventListener("dragover", (event) => {
+    if (!hasFiles(event) || !state.active) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+  });
+  pane.addEventListener("dragleave", () => {
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (!dragDepth) $("drop-hint").hidden = true;
+  });
+  pane.addEventListener("drop", (event) => {
+    dragDepth = 0;
+    $("drop-hint").hidden = true;
+    if (!hasFiles(event) || !state.active) return;
+    event.preventDefault();
+    const file = event.dataTransfer.files[0];
+    if (file) setDraft(file);
+  });
+
+  $("viewer-close").addEventListener("click", closeViewer);
+  $("viewer").addEventListener("close", closeViewer);
+  $("viewer").addEventListener("click", (event) => { if (event.target === $("viewer")) closeViewer(); });
 
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && state.active) renderMessages();

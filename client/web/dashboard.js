@@ -112,9 +112,11 @@ function queueCard(item, state) {
     else if (m.data !== undefined && m.data !== null) content = pretty(m.data);
     else content = "";
   }
-  card.append(el("div", { class: "text", text: content }));
-  if (m.attachment && typeof m.attachment.url === "string" && /^(https?:\/\/|\/)/.test(m.attachment.url)) {
-    card.append(el("a", { href: m.attachment.url, target: "_blank", rel: "noopener noreferrer", text: "open attachment" }));
+  if (m.attachment && typeof m.attachment === "object") {
+    card.append(mediaPreview(m));
+    if (m.text) card.append(el("div", { class: "text", text: m.text }));
+  } else {
+    card.append(el("div", { class: "text", text: content }));
   }
 
   const why = [];
@@ -157,6 +159,73 @@ function queueCard(item, state) {
   if (m.moderationStatus === "disapproved" && state === "disapproved") disapprove.disabled = true;
   card.append(el("div", { class: "decide" }, reason, approve, disapprove));
   return card;
+}
+
+function formatSize(bytes) {
+  const n = Number(bytes);
+  if (!Number.isFinite(n) || n < 0) return "";
+  if (n < 1024) return `${n} B`;
+  if (n < 1048576) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1048576).toFixed(1)} MB`;
+}
+
+/** A root-relative or same-origin http(s) media link, else null (never javascript: and the like). */
+function mediaUrl(value) {
+  if (typeof value !== "string" || !value) return null;
+  try {
+    const u = new URL(value, location.href);
+    return (u.protocol === "http:" || u.protocol === "https:") && u.origin === location.origin ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The attachment of a media message in a review card: the image, or the video's poster frame
+ * and player, or the audio player, or the file's link. The server signs media links for user
+ * sessions only: through the API key an attachment has no `url`, so the card says so and shows
+ * what is known (name, type, size) instead of a broken image.
+ */
+function mediaPreview(m) {
+  const att = m.attachment;
+  const box = el("div", { class: "media-preview" });
+  const name = att.name || att.mediaId || m.type;
+  const facts = [name, att.mimeType, formatSize(att.size),
+    att.width && att.height ? `${att.width}×${att.height}` : null,
+    att.duration ? `${Math.round(att.duration)} s` : null].filter(Boolean).join(" · ");
+  const url = mediaUrl(att.url);
+  const thumb = mediaUrl(att.thumbnailUrl);
+  if (!url && !thumb) {
+    box.append(el("div", { class: "media-nopreview" },
+      el("div", { text: `[${m.type}] ${facts}` }),
+      el("div", { class: "muted small", text: "Preview needs a user session: the server signs media links for users, not for the API key." })));
+    return box;
+  }
+  const broken = (node) => node.addEventListener("error", () => {
+    node.replaceWith(el("div", { class: "media-nopreview muted small", text: "The preview could not be loaded (the link may have expired): refresh the queue." }));
+  }, { once: true });
+  if (m.type === "image") {
+    const img = el("img", { src: thumb || url, alt: name, loading: "lazy" });
+    broken(img);
+    box.append(img);
+  } else if (m.type === "video") {
+    if (url) {
+      const video = el("video", { src: url, controls: true, preload: "metadata", poster: thumb || undefined });
+      broken(video);
+      box.append(video);
+    } else {
+      const poster = el("img", { src: thumb, alt: `${name} (poster frame)`, loading: "lazy" });
+      broken(poster);
+      box.append(poster);
+    }
+  } else if (m.type === "audio" && url) {
+    box.append(el("audio", { src: url, controls: true, preload: "none" }));
+  }
+  box.append(el("div", { class: "muted small" },
+    url ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer", text: m.type === "file" ? "download" : "open full size" }) : null,
+    url ? " · " : null,
+    facts));
+  return box;
 }
 
 let queueTimer = null;

@@ -440,6 +440,7 @@ class MediaService:
         media = await self._repo.get_media(media_id) if MEDIA_ID_RE.fullmatch(media_id) else None
         if media is None or not await self.may_view(viewer, media):
             raise NotFound("media not found", {"mediaId": media_id})
+        refuse_quarantined(media)
         return self.describe(media, viewer)
 
     async def attachment(self, media_id: str, viewer: User) -> dict[str, Any] | None:
@@ -485,6 +486,7 @@ class MediaService:
         media = await self._repo.get_media(media_id)
         if media is None:
             raise NotFound("media not found")
+        refuse_quarantined(media)
         if not await self.may_view(viewer, media):
             raise Forbidden("this media is not available to you")
         if variant == "thumbnail":
@@ -567,6 +569,26 @@ class MediaService:
                     ) from None
             return frames.video_frames(source, self._frame_interval, self._max_frames)
 
+    # ------------------------------------------------------------------ quarantine
+
+    async def record(self, media_id: str) -> MediaRecord | None:
+        """The media row, or None (also for a malformed id)."""
+        return await self._repo.get_media(media_id) if MEDIA_ID_RE.fullmatch(media_id) else None
+
+    async def quarantine(self, media_id: str) -> bool:
+        """Mark the media quarantined (never served again; the encrypted files stay).
+        False when it is gone or already quarantined."""
+        return await self._repo.quarantine_media(media_id, self._clock.now())
+
+    async def delete(self, media_id: str) -> MediaRecord:
+        """Delete one upload (row, then blob and thumbnail); 404 when unknown."""
+        media = await self.record(media_id)
+        if media is None:
+            raise NotFound("media not found", {"mediaId": media_id})
+        await self._repo.delete_media([media.id])
+        await asyncio.to_thread(self._remove_files, media.id)
+        return media
+
     # ------------------------------------------------------------------ privacy
 
     async def export(self, uid: str) -> list[dict[str, Any]]:
@@ -588,6 +610,15 @@ class MediaService:
         for m in media:
             await asyncio.to_thread(self._remove_files, m.id)
         return len(media)
+
+
+def refuse_quarantined(media: MediaRecord) -> None:
+    """403 with ``details.reason: quarantined`` for quarantined media, for everyone."""
+    if media.quarantined_at:
+        raise Forbidden(
+            "this media is quarantined: it matched a known-bad image list",
+            {"reason": "quarantined", "mediaId": media.id},
+        )
 
 
 def _kind_of(mime_type: str) -> str:

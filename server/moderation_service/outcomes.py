@@ -4,6 +4,7 @@ actions."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from moderation.types import Action, Verdict, VerdictStatus
@@ -28,8 +29,11 @@ class Outcomes:
         *,
         events: EventSink,
         clock: Clock,
+        disapproved: Callable[[Message, Verdict], Awaitable[None]] | None = None,
     ) -> None:
         self._verdicts = verdicts
+        #: Called once a disapproval is stored (the media quarantine of known-bad images).
+        self._disapproved = disapproved
         self._store = store
         self._metrics = metrics
         self._events = events
@@ -99,6 +103,8 @@ class Outcomes:
                         **details,
                     },
                 )
+                if self._disapproved is not None:
+                    await self._disapproved(updated, verdict)
             elif verdict.flagged:
                 # The webhook event of a rule's flag (not the socket's report acknowledgement).
                 self._events.emit("message.flagged", {"message": updated.to_json(), **details})

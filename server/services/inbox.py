@@ -77,9 +77,16 @@ def wire_id(uid: str, head: ConversationHead) -> str:
 class InboxService:
     """``GET /me/conversations``: the caller's conversations as they may see them."""
 
-    def __init__(self, inbox: InboxRepository, *, render: Render) -> None:
+    def __init__(
+        self,
+        inbox: InboxRepository,
+        *,
+        render: Render,
+        hidden: Callable[[Message], bool] | None = None,
+    ) -> None:
         self._inbox = inbox
         self._render = render
+        self._hidden = hidden
 
     async def conversations(
         self, user: User, *, limit: int, before: InboxPosition | None
@@ -96,9 +103,10 @@ class InboxService:
         items = []
         for head in page:
             message = found.get(head.last_id)
-            # The heads are exact when committed; this re-check only guards a read that
-            # raced a verdict: a message is never shown to someone who may not see it.
-            if message is not None and message.sender != uid and not message.status.deliverable:
+            # The heads are exact when committed (shadow bans included); this re-check guards
+            # a read that raced a verdict or a new shadow ban: a message is never shown to
+            # someone who may not see it.
+            if message is not None and message.sender != uid and not self._shown(message):
                 message = None
             items.append(
                 {
@@ -114,6 +122,12 @@ class InboxService:
             "conversations": items,
             "next": encode_cursor(page[-1].position) if more and page else None,
         }
+
+    def _shown(self, message: Message) -> bool:
+        """Whether others than its sender may see ``message``."""
+        if not message.status.deliverable:
+            return False
+        return self._hidden is None or not self._hidden(message)
 
 
 def public_profile(user: User) -> dict[str, Any]:

@@ -245,6 +245,11 @@ class MediaRepository(Protocol):
         False when it is not theirs or already attached to another message."""
         ...
 
+    async def quarantine_media(self, media_id: str, at: int) -> bool:
+        """Mark the media quarantined (a known-bad image): kept, never served. False when
+        there is no such row or it is quarantined already."""
+        ...
+
     async def delete_media(self, media_ids: Sequence[str]) -> None: ...
 
 

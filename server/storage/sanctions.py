@@ -381,3 +381,19 @@ POSTGRES_SCHEMA = SQLITE_SCHEMA.replace("INTEGER", "BIGINT").replace(
 
 #: The audit log's columns that ``parley audit`` reads (with the hash chain's).
 AUDIT_COLUMNS = "id, at, actor, action, target, details, prev_hash, hash"
+
+
+def shadowed_sql(alias: str = "m") -> str:
+    """A SQL condition (SQLite and PostgreSQL) true when a shadow ban hides the ``messages``
+    row ``alias``: the same rule as ``Restrictions.hidden`` (a ban over its sender stood when
+    it was sent, in its scope), for queries that must leave such messages out for everyone
+    but their sender (an inbox's last message and unread count)."""
+    m = alias
+    return (
+        "EXISTS (SELECT 1 FROM restrictions AS r WHERE r.kind = 'shadow_ban'"
+        f" AND r.uid = {m}.sender AND r.at <= {m}.sent_at"
+        f" AND (r.until_at = 0 OR {m}.sent_at < r.until_at)"
+        f" AND (r.lifted_at = 0 OR {m}.sent_at < r.lifted_at + 1)"
+        f" AND (r.scope = 'global' OR ({m}.receiver_type = 'group'"
+        f" AND r.scope = 'group:' || {m}.receiver)))"
+    )

@@ -171,6 +171,9 @@ class MediaRecord:
     thumb_mime: str | None = None
     thumb_size: int = 0
     attached_to: int | None = None
+    #: When it was quarantined (matched a known-bad image list); 0: never. Kept for
+    #: evidence, never served (``server/media/quarantine.py``).
+    quarantined_at: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The metadata as clients and exports see it (no key id)."""
@@ -189,4 +192,6 @@ class MediaRecord:
         ):
             if value is not None:
                 body[key] = value
+        if self.quarantined_at:
+            body["quarantined"] = True
         return body

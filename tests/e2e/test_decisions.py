@@ -77,7 +77,7 @@ async def test_disapproval_carries_a_statement_of_reasons(world: World) -> None:
     assert word not in decision["explanation"] and decision["explanation"]
     assert decision["appealUntil"] > time.time() + 86_400 * 30
     async with world.user_rest(await world.token(alice)) as ra:
-        mine = (await ra.request("GET", "/me/decisions"))["decisions"]
+        mine = await ra.my_decisions()
     assert [d["decisionId"] for d in mine] == [decision["decisionId"]]
     assert mine[0] == decision
     async with world.user_rest(await world.token(bob)) as rb:
@@ -209,12 +209,8 @@ async def test_upheld_appeal_delivers_to_a_connected_receiver(world: World) -> N
     await b.expect_no_event("message", within=0.3)
     decision_id = verdict.data["decision"]["decisionId"]
     async with world.user_rest(await world.token(alice)) as ra:
-        created = await ra.request("POST", f"/decisions/{decision_id}/appeal", json={"note": "x"})
-    await world.rest.request(
-        "POST",
-        f"/moderation/appeals/{created['appealId']}/decide",
-        json={"outcome": "upheld", "reason": "fine"},
-    )
+        created = await ra.appeal(decision_id, "x")
+    await world.rest.decide_appeal(created["appealId"], "upheld", "fine")
     got = await b.next_event("message", predicate=lambda e: e.message.get("id") == sent["id"])
     assert got.message["sentAt"] == sent["sentAt"]
 
@@ -237,7 +233,7 @@ async def test_rejected_appeal_keeps_the_message_blocked(world: World) -> None:
     assert outcome.data["outcome"] == "rejected" and outcome.data["reason"] == "it is an insult"
     await b.expect_no_event("message", within=0.3)
     assert (await world.rest.get_message(sent["id"]))["moderationStatus"] == "disapproved"
-    strikes = await world.rest.request("GET", f"/users/{alice}/strikes")
+    strikes = await world.rest.strikes(alice)
     assert strikes["decisions"][0]["appeal"]["state"] == "rejected"
 
 
@@ -285,9 +281,8 @@ async def test_mute_refuses_sends_and_stores_nothing(world: World) -> None:
         assert err.value.status == 403 and err.value.code == "ERR_MUTED"
         texts = [m["text"] for m in await ra.history(first["conversationId"])]
     assert texts == ["before the mute"]
-    await world.rest.request(
-        "DELETE", f"/users/{alice}/restrictions/{restriction['restrictionId']}"
-    )
+    lifted = await world.rest.lift_restriction(alice, restriction["restrictionId"])
+    assert lifted["liftedAt"] > 0
     await a.send_text(bob, "after the mute")
     # A user cannot restrict anyone.
     async with world.user_rest(await world.token(bob)) as rb:
@@ -304,11 +299,7 @@ async def test_group_mute_and_appeal_that_lifts_it(world: World) -> None:
     await world.rest.create_group(guid, "G", owner=bob)
     await world.rest.add_member(guid, alice)
     a = await world.connect(alice)
-    restriction = await world.rest.request(
-        "POST",
-        f"/users/{alice}/restrictions",
-        json={"kind": "mute", "guid": guid, "until": 0, "reason": "flooding"},
-    )
+    restriction = await world.rest.restrict(alice, "mute", guid=guid, reason="flooding")
     assert restriction["scope"] == f"group:{guid}"
     with pytest.raises(ServerError) as err:
         await a.send_text(guid, "in the group", receiver_type="group")
@@ -405,7 +396,7 @@ async def test_slow_mode_limits_each_member(world: World) -> None:
     assert err.value.code == "ERR_RATE_LIMITED" and 0 < err.value.details["retryAfterMs"] <= 30_000
     await b.send_text(guid, "bob's first", receiver_type="group")
     await a.send_text(bob, "direct messages are not slowed")
-    await world.rest.request("PATCH", f"/groups/{guid}", json={"slowModeSeconds": 0})
+    await world.rest.set_slow_mode(guid, 0)
     await a.send_text(guid, "slow mode off", receiver_type="group")
     with pytest.raises(ServerError) as err:
         await world.rest.request("PATCH", f"/groups/{guid}", json={"slowModeSeconds": -1})

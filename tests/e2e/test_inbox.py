@@ -4,6 +4,7 @@ conversation ids, the directory's scope."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -279,3 +280,30 @@ async def test_held_group_message_shows_only_to_its_sender(world: World) -> None
     await a.edit(held["id"], f"again {word}")
     assert by_peer(await inbox_of(world, bob))[guid]["lastMessage"] is None
     assert by_peer(await inbox_of(world, alice))[guid]["lastMessage"]["id"] == held["id"]
+
+
+async def test_shadow_banned_messages_stay_out_of_other_inboxes(world: World) -> None:
+    spammer, bob, carol = await world.user("spam"), await world.user("bob"), await world.user("c")
+    guid = unique("g")
+    await world.rest.create_group(guid, "G", owner=carol)
+    for uid in (spammer, bob):
+        await world.rest.add_member(guid, uid)
+    s, c = await world.connect(spammer), await world.connect(carol)
+    before = await c.send_custom(guid, "n", {"i": 0}, receiver_type="group")
+    ban = await world.rest.restrict(spammer, "shadow_ban", reason="bot")
+    direct = await s.send_custom(bob, "n", {"buy": 1})
+    in_group = await s.send_custom(guid, "n", {"buy": 2}, receiver_type="group")
+    bob_view = by_peer(await inbox_of(world, bob))
+    assert spammer not in bob_view  # nothing of theirs to see: no conversation at all
+    assert bob_view[guid]["lastMessage"]["id"] == before["id"]
+    assert bob_view[guid]["unreadCount"] == 1  # carol's; never the hidden one
+    spam_view = by_peer(await inbox_of(world, spammer))
+    assert spam_view[bob]["lastMessage"]["id"] == direct["id"]
+    assert spam_view[guid]["lastMessage"]["id"] == in_group["id"]
+    # lifted: new messages show, those sent under the ban stay hidden
+    await world.rest.lift_restriction(spammer, ban["restrictionId"])
+    await asyncio.sleep(1.1)  # whole seconds: the second of the lifting still hides
+    after = await s.send_custom(bob, "n", {"hello": 1})
+    bob_view = by_peer(await inbox_of(world, bob))
+    assert bob_view[spammer]["lastMessage"]["id"] == after["id"]
+    assert bob_view[spammer]["unreadCount"] == 1

@@ -9,10 +9,9 @@ from typing import Any
 from server.models import Message, User
 from server.storage.inbox import ConversationHead, InboxPosition, prefix_bounds
 from server.storage.postgres.base import Repository
+from server.storage.postgres.inbox_schema import shown
 from server.storage.postgres.users import PostgresUsers
 from server.storage.sealing import MESSAGE_COLUMNS
-
-_DELIVERABLE = "status IN ('unmoderated', 'approved')"
 
 
 class PostgresInbox(Repository):
@@ -62,7 +61,7 @@ class PostgresInbox(Repository):
         rows = await self._db.fetchall(
             "SELECT page.k AS k, (SELECT count(*) FROM messages AS m"
             "   WHERE m.conv_key = page.k AND m.id > coalesce(r.read_id, 0)"
-            f"  AND m.sender <> $2 AND m.{_DELIVERABLE} AND m.deleted_at = 0) AS unread"
+            f"  AND m.sender <> $2 AND {shown('m')} AND m.deleted_at = 0) AS unread"
             " FROM unnest($1::text[]) AS page(k)"
             " LEFT JOIN read_markers AS r ON r.uid = $2 AND r.conv_key = page.k",
             list(keys),

@@ -12,6 +12,25 @@ from __future__ import annotations
 _DELIVERABLE = "status IN ('unmoderated', 'approved')"
 
 
+def hidden(m: str) -> str:
+    """Whether a shadow ban stood over message ``m`` when it was sent: the same rule as
+    ``Restrictions.hidden`` (server/services/restrictions.py; change both together)."""
+    return (
+        "EXISTS (SELECT 1 FROM restrictions AS r"
+        f" WHERE r.uid = {m}.sender AND r.kind = 'shadow_ban' AND r.at <= {m}.sent_at"
+        f" AND (r.until_at = 0 OR {m}.sent_at < r.until_at)"
+        f" AND (r.lifted_at = 0 OR {m}.sent_at < r.lifted_at + 1)"
+        f" AND (r.scope = 'global' OR ({m}.receiver_type = 'group'"
+        f" AND r.scope = 'group:' || {m}.receiver)))"
+    )
+
+
+def shown(m: str) -> str:
+    """Whether message ``m`` may be shown to others than its sender: deliverable, and not
+    hidden by a shadow ban."""
+    return f"({m}.{_DELIVERABLE} AND NOT {hidden(m)})"
+
+
 def _upsert(table: str, key: str, columns: str, values: str) -> str:
     """Insert a head, or move the stored one forward (never back: ids only grow)."""
     return f"""
@@ -72,12 +91,12 @@ INBOX_MIGRATION = f"""
                 WHERE receiver_type = 'user'
             UNION ALL
             SELECT receiver, sender, conv_key, id FROM messages
-                WHERE receiver_type = 'user' AND {_DELIVERABLE}
+                WHERE receiver_type = 'user' AND {shown("messages")}
         ) AS seen GROUP BY v, conv_key, peer;
     UPDATE inbox_direct AS d SET last_at = m.sent_at FROM messages AS m WHERE m.id = d.last_id;
     INSERT INTO inbox_heads (conv_key, last_id, last_at)
         SELECT conv_key, max(id), 0 FROM messages
-        WHERE receiver_type = 'group' AND {_DELIVERABLE} GROUP BY conv_key;
+        WHERE receiver_type = 'group' AND {shown("messages")} GROUP BY conv_key;
     UPDATE inbox_heads AS h SET last_at = m.sent_at FROM messages AS m WHERE m.id = h.last_id;
     INSERT INTO inbox_own (uid, conv_key, last_id, last_at)
         SELECT sender, conv_key, max(id), 0 FROM messages
@@ -95,7 +114,7 @@ INBOX_MIGRATION = f"""
         DELETE FROM inbox_direct AS d WHERE d.uid = who AND d.conv_key = ck;
         INSERT INTO inbox_direct (uid, conv_key, peer, last_id, last_at)
             SELECT who, ck, other, m.id, m.sent_at FROM messages AS m
-            WHERE m.conv_key = ck AND (m.{_DELIVERABLE} OR m.sender = who)
+            WHERE m.conv_key = ck AND ({shown("m")} OR m.sender = who)
             ORDER BY m.id DESC LIMIT 1;
     END $$;
     CREATE FUNCTION inbox_group_refresh(ck TEXT) RETURNS void LANGUAGE plpgsql AS $$
@@ -103,17 +122,17 @@ INBOX_MIGRATION = f"""
         DELETE FROM inbox_heads AS h WHERE h.conv_key = ck;
         INSERT INTO inbox_heads (conv_key, last_id, last_at)
             SELECT ck, m.id, m.sent_at FROM messages AS m
-            WHERE m.conv_key = ck AND m.{_DELIVERABLE} ORDER BY m.id DESC LIMIT 1;
+            WHERE m.conv_key = ck AND {shown("m")} ORDER BY m.id DESC LIMIT 1;
     END $$;
 
     CREATE FUNCTION inbox_on_insert() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF NEW.receiver_type = 'user' THEN
             {_SENDER_DIRECT}
-            IF NEW.{_DELIVERABLE} THEN
+            IF {shown("NEW")} THEN
                 {_RECEIVER_DIRECT}
             END IF;
-        ELSIF NEW.{_DELIVERABLE} THEN
+        ELSIF {shown("NEW")} THEN
             {_GROUP_HEAD}
         ELSE
             -- the sender's own head matters only while it is not deliverable

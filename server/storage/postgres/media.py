@@ -17,6 +17,9 @@ _COLUMNS = (
     "id, uploader, kind, mime_type, size, kid, body, thumb_mime, thumb_size, created_at,"
     " attached_to"
 )
+#: What a read returns: the inserted columns and the quarantine mark (migration: sqlite 11,
+#: postgres 6), which only ``quarantine_media`` sets.
+_SELECT = _COLUMNS + ", quarantined_at"
 
 
 def _aad(media_id: str, uploader: str) -> bytes:
@@ -49,6 +52,7 @@ class PostgresMedia:
             thumb_mime=row["thumb_mime"],
             thumb_size=row["thumb_size"],
             attached_to=row["attached_to"],
+            quarantined_at=row["quarantined_at"],
         )
 
     async def add_media(self, media: MediaRecord) -> None:
@@ -79,13 +83,13 @@ class PostgresMedia:
         await self._db.write(op)
 
     async def get_media(self, media_id: str) -> MediaRecord | None:
-        row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM media WHERE id = $1", media_id)
+        row = await self._db.fetchone(f"SELECT {_SELECT} FROM media WHERE id = $1", media_id)
         return self._row(row) if row else None
 
     async def media_of(self, uploader: str) -> list[MediaRecord]:
         """Everything ``uploader`` uploaded, oldest first."""
         rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM media WHERE uploader = $1 ORDER BY created_at, id", uploader
+            f"SELECT {_SELECT} FROM media WHERE uploader = $1 ORDER BY created_at, id", uploader
         )
         return [self._row(r) for r in rows]
 
@@ -97,6 +101,17 @@ class PostgresMedia:
                 message_id,
                 media_id,
                 uploader,
+            )
+            return changed == 1
+
+        return await self._db.write(op)
+
+    async def quarantine_media(self, media_id: str, at: int) -> bool:
+        async def op(tx: WriteTx) -> bool:
+            changed = await tx.execute(
+                "UPDATE media SET quarantined_at = $1 WHERE id = $2 AND quarantined_at = 0",
+                max(at, 1),
+                media_id,
             )
             return changed == 1
 

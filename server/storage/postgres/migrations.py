@@ -252,4 +252,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE audit ADD COLUMN prev_hash TEXT NOT NULL DEFAULT '';
     ALTER TABLE audit ADD COLUMN hash TEXT NOT NULL DEFAULT '';
     """,
+    # 6 (SQLite 11): quarantined media (issue 12 item 7): a match of a known-bad image list
+    # keeps the encrypted blob for evidence and never serves it; 0 = not quarantined
+    """
+    ALTER TABLE media ADD COLUMN quarantined_at BIGINT NOT NULL DEFAULT 0;
+    """,
 )

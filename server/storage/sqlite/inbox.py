@@ -9,9 +9,8 @@ from server.models import Message, User
 from server.storage.inbox import ConversationHead, InboxPosition, prefix_bounds
 from server.storage.sealing import MESSAGE_COLUMNS
 from server.storage.sqlite.base import Repository
+from server.storage.sqlite.inbox_schema import shown
 from server.storage.sqlite.users import SqliteUsers
-
-_DELIVERABLE = "status IN ('unmoderated', 'approved')"
 
 
 class SqliteInbox(Repository):
@@ -65,7 +64,7 @@ class SqliteInbox(Repository):
             f"WITH page(k) AS (VALUES {values})"
             " SELECT page.k AS k, (SELECT count(*) FROM messages AS m"
             "   WHERE m.conv_key = page.k AND m.id > coalesce(r.read_id, 0)"
-            f"  AND m.sender != ? AND m.{_DELIVERABLE} AND m.deleted_at = 0) AS unread"
+            f"  AND m.sender != ? AND {shown('m')} AND m.deleted_at = 0) AS unread"
             " FROM page LEFT JOIN read_markers AS r ON r.uid = ? AND r.conv_key = page.k",
             (*keys, uid, uid),
         )

@@ -6,7 +6,8 @@ and those writes belong to other modules; a trigger keeps the heads exact in the
 without the write paths knowing the inbox exists.
 
 - ``inbox_direct``: per user and 1:1 conversation, the newest message that user may see
-  (their own of any status, the other's once deliverable). Ordered by ``(last_at, last_id)``
+  (their own of any status, the other's once deliverable and unless a shadow ban hides it:
+  ``shown``). Ordered by ``(last_at, last_id)``
   per user, so a page of the inbox is one index range.
 - ``inbox_heads``: per group, the newest deliverable message; ``inbox_own``: per sender and
   group, the sender's newest message that was held or blocked when stored or judged. A
@@ -25,15 +26,34 @@ from __future__ import annotations
 _DELIVERABLE = "status IN ('unmoderated', 'approved')"
 
 
+def hidden(m: str) -> str:
+    """Whether a shadow ban stood over message ``m`` when it was sent: the same rule as
+    ``Restrictions.hidden`` (server/services/restrictions.py; change both together)."""
+    return (
+        "EXISTS (SELECT 1 FROM restrictions AS r"
+        f" WHERE r.uid = {m}.sender AND r.kind = 'shadow_ban' AND r.at <= {m}.sent_at"
+        f" AND (r.until_at = 0 OR {m}.sent_at < r.until_at)"
+        f" AND (r.lifted_at = 0 OR {m}.sent_at < r.lifted_at + 1)"
+        f" AND (r.scope = 'global' OR ({m}.receiver_type = 'group'"
+        f" AND r.scope = 'group:' || {m}.receiver)))"
+    )
+
+
+def shown(m: str) -> str:
+    """Whether message ``m`` may be shown to others than its sender: deliverable, and not
+    hidden by a shadow ban."""
+    return f"({m}.{_DELIVERABLE} AND NOT {hidden(m)})"
+
+
 def _direct_refresh(who: str, other: str, row: str, guard: str) -> str:
     """Recompute ``who``'s head of the 1:1 conversation of message ``row`` (NEW/OLD)."""
     return f"""
         DELETE FROM inbox_direct WHERE {guard} AND uid = {who} AND conv_key = {row}.conv_key;
         INSERT INTO inbox_direct (uid, conv_key, peer, last_id, last_at)
-            SELECT {who}, conv_key, {other}, id, sent_at FROM messages
-            WHERE {guard} AND conv_key = {row}.conv_key
-                AND ({_DELIVERABLE} OR sender = {who})
-            ORDER BY id DESC LIMIT 1;"""
+            SELECT {who}, m.conv_key, {other}, m.id, m.sent_at FROM messages AS m
+            WHERE {guard} AND m.conv_key = {row}.conv_key
+                AND ({shown("m")} OR m.sender = {who})
+            ORDER BY m.id DESC LIMIT 1;"""
 
 
 def _upsert(table: str, key: str, columns: str, values: str, where: str = "") -> str:
@@ -50,23 +70,23 @@ _SENDER_DIRECT = _upsert(*_DIRECT, "NEW.sender, NEW.conv_key, NEW.receiver, NEW.
 _RECEIVER_DIRECT = _upsert(
     *_DIRECT,
     "NEW.receiver, NEW.conv_key, NEW.sender, NEW.id, NEW.sent_at",
-    f"WHERE NEW.{_DELIVERABLE}",
+    f"WHERE {shown('NEW')}",
 )
-# A sender's own head matters only while their message is not deliverable (the group head
+# A sender's own head matters only while their message is not shown to others (the group head
 # covers it otherwise): kept on insert and on a verdict that holds or blocks it.
 _SENDER_GROUP = _upsert(
     "inbox_own",
     "uid, conv_key",
     "last_id, last_at",
     "NEW.sender, NEW.conv_key, NEW.id, NEW.sent_at",
-    f"WHERE NEW.receiver_type = 'group' AND NOT NEW.{_DELIVERABLE}",
+    f"WHERE NEW.receiver_type = 'group' AND NOT {shown('NEW')}",
 )
 _GROUP_HEAD = _upsert(
     "inbox_heads",
     "conv_key",
     "last_id, last_at",
     "NEW.conv_key, NEW.id, NEW.sent_at",
-    f"WHERE NEW.{_DELIVERABLE}",
+    f"WHERE {shown('NEW')}",
 )
 _RECEIVER_REFRESH = _direct_refresh(
     "NEW.receiver", "NEW.sender", "NEW", "NEW.receiver_type = 'user'"
@@ -108,13 +128,13 @@ INBOX_MIGRATION = f"""
             SELECT sender AS v, receiver AS peer, conv_key, id FROM messages
                 WHERE receiver_type = 'user'
             UNION ALL
-            SELECT receiver, sender, conv_key, id FROM messages
-                WHERE receiver_type = 'user' AND {_DELIVERABLE}
+            SELECT receiver, sender, conv_key, id FROM messages AS m
+                WHERE receiver_type = 'user' AND {shown("m")}
         ) AS seen GROUP BY v, conv_key, peer;
     UPDATE inbox_direct SET last_at = (SELECT sent_at FROM messages WHERE id = last_id);
     INSERT INTO inbox_heads (conv_key, last_id, last_at)
-        SELECT conv_key, max(id), 0 FROM messages
-        WHERE receiver_type = 'group' AND {_DELIVERABLE} GROUP BY conv_key;
+        SELECT conv_key, max(id), 0 FROM messages AS m
+        WHERE receiver_type = 'group' AND {shown("m")} GROUP BY conv_key;
     UPDATE inbox_heads SET last_at = (SELECT sent_at FROM messages WHERE id = last_id);
     INSERT INTO inbox_own (uid, conv_key, last_id, last_at)
         SELECT sender, conv_key, max(id), 0 FROM messages
@@ -142,28 +162,28 @@ INBOX_MIGRATION = f"""
         DELETE FROM inbox_heads
             WHERE NEW.receiver_type = 'group' AND conv_key = NEW.conv_key;
         INSERT INTO inbox_heads (conv_key, last_id, last_at)
-            SELECT conv_key, id, sent_at FROM messages
-            WHERE NEW.receiver_type = 'group' AND conv_key = NEW.conv_key AND {_DELIVERABLE}
-            ORDER BY id DESC LIMIT 1;
+            SELECT m.conv_key, m.id, m.sent_at FROM messages AS m
+            WHERE NEW.receiver_type = 'group' AND m.conv_key = NEW.conv_key AND {shown("m")}
+            ORDER BY m.id DESC LIMIT 1;
     END;
     CREATE TRIGGER inbox_delete AFTER DELETE ON messages BEGIN
         DELETE FROM inbox_direct WHERE uid IN (OLD.sender, OLD.receiver)
             AND conv_key = OLD.conv_key AND last_id = OLD.id;
         INSERT OR IGNORE INTO inbox_direct (uid, conv_key, peer, last_id, last_at)
-            SELECT OLD.sender, conv_key, OLD.receiver, id, sent_at FROM messages
-            WHERE OLD.receiver_type = 'user' AND conv_key = OLD.conv_key
-                AND ({_DELIVERABLE} OR sender = OLD.sender)
-            ORDER BY id DESC LIMIT 1;
+            SELECT OLD.sender, m.conv_key, OLD.receiver, m.id, m.sent_at FROM messages AS m
+            WHERE OLD.receiver_type = 'user' AND m.conv_key = OLD.conv_key
+                AND ({shown("m")} OR m.sender = OLD.sender)
+            ORDER BY m.id DESC LIMIT 1;
         INSERT OR IGNORE INTO inbox_direct (uid, conv_key, peer, last_id, last_at)
-            SELECT OLD.receiver, conv_key, OLD.sender, id, sent_at FROM messages
-            WHERE OLD.receiver_type = 'user' AND conv_key = OLD.conv_key
-                AND ({_DELIVERABLE} OR sender = OLD.receiver)
-            ORDER BY id DESC LIMIT 1;
+            SELECT OLD.receiver, m.conv_key, OLD.sender, m.id, m.sent_at FROM messages AS m
+            WHERE OLD.receiver_type = 'user' AND m.conv_key = OLD.conv_key
+                AND ({shown("m")} OR m.sender = OLD.receiver)
+            ORDER BY m.id DESC LIMIT 1;
         DELETE FROM inbox_heads WHERE conv_key = OLD.conv_key AND last_id = OLD.id;
         INSERT OR IGNORE INTO inbox_heads (conv_key, last_id, last_at)
-            SELECT conv_key, id, sent_at FROM messages
-            WHERE OLD.receiver_type = 'group' AND conv_key = OLD.conv_key AND {_DELIVERABLE}
-            ORDER BY id DESC LIMIT 1;
+            SELECT m.conv_key, m.id, m.sent_at FROM messages AS m
+            WHERE OLD.receiver_type = 'group' AND m.conv_key = OLD.conv_key AND {shown("m")}
+            ORDER BY m.id DESC LIMIT 1;
         DELETE FROM inbox_own
             WHERE uid = OLD.sender AND conv_key = OLD.conv_key AND last_id = OLD.id;
         INSERT OR IGNORE INTO inbox_own (uid, conv_key, last_id, last_at)

@@ -21,6 +21,9 @@ _COLUMNS = (
     "id, uploader, kind, mime_type, size, kid, body, thumb_mime, thumb_size, created_at,"
     " attached_to"
 )
+#: What a read returns: the inserted columns and the quarantine mark (migration: sqlite 11,
+#: postgres 6), which only ``quarantine_media`` sets.
+_SELECT = _COLUMNS + ", quarantined_at"
 
 
 def _aad(media_id: str, uploader: str) -> bytes:
@@ -53,6 +56,7 @@ class SqliteMedia:
             thumb_mime=row["thumb_mime"],
             thumb_size=row["thumb_size"],
             attached_to=row["attached_to"],
+            quarantined_at=row["quarantined_at"],
         )
 
     async def add_media(self, media: MediaRecord) -> None:
@@ -85,12 +89,12 @@ class SqliteMedia:
         await self._db.write(op)
 
     async def get_media(self, media_id: str) -> MediaRecord | None:
-        row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM media WHERE id = ?", (media_id,))
+        row = await self._db.fetchone(f"SELECT {_SELECT} FROM media WHERE id = ?", (media_id,))
         return self._row(row) if row else None
 
     async def media_of(self, uploader: str) -> list[MediaRecord]:
         rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM media WHERE uploader = ? ORDER BY created_at, rowid",
+            f"SELECT {_SELECT} FROM media WHERE uploader = ? ORDER BY created_at, rowid",
             (uploader,),
         )
         return [self._row(r) for r in rows]
@@ -101,6 +105,16 @@ class SqliteMedia:
                 "UPDATE media SET attached_to = ? WHERE id = ? AND uploader = ?"
                 " AND (attached_to IS NULL OR attached_to = ?)",
                 (message_id, media_id, uploader, message_id),
+            )
+            return cur.rowcount == 1
+
+        return await self._db.write(op)
+
+    async def quarantine_media(self, media_id: str, at: int) -> bool:
+        async def op(conn: WriteConnection) -> bool:
+            cur = await conn.execute(
+                "UPDATE media SET quarantined_at = ? WHERE id = ? AND quarantined_at = 0",
+                (max(at, 1), media_id),
             )
             return cur.rowcount == 1
 
