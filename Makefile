@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean train-models bench-quality postgres node js
+.PHONY: run test lint bench install clean train-models bench-quality postgres node js chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ run: install
 ## Install the test extras and run the whole suite on SQLite, then its end-to-end part on
 ## PostgreSQL (a throwaway cluster the tests start themselves, see tests/pg.py). The
 ## TypeScript SDK's tests (tests/e2e/test_js_sdk.py) need Node and npm: installed when missing.
-test: install postgres node
+test: install postgres node chromium
 	$(BIN)/pytest -q
 	PARLEY_TEST_BACKEND=postgres $(BIN)/pytest -q tests/e2e
 
@@ -43,6 +43,14 @@ node:
 	  echo "installing Node.js (Debian packages nodejs, npm) for the TypeScript SDK's tests"; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+
+# Debian's chromium, installed when missing, for the browser tests (tests/e2e/test_web_*.py
+# drive it headless over the DevTools protocol).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Chromium (Debian package chromium) for the browser tests"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 ## Build the TypeScript SDK into client/js/dist
 js: node
