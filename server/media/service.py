@@ -277,9 +277,14 @@ class MediaService:
         from a refused upload.
         """
         boundary = boundary_of(content_type)
-        cap = (self.limits.for_kind(kind) if kind else self.limits.largest) + MULTIPART_SLACK
+        limit = self.limits.for_kind(kind) if kind else self.limits.largest
+        cap = limit + MULTIPART_SLACK  # the body also carries the multipart framing
+
+        def too_large() -> TooLarge:
+            return TooLarge(f"the file is larger than {limit} bytes", {"limit": limit})
+
         if content_length is not None and content_length > cap:
-            raise TooLarge(f"the upload is larger than {cap} bytes", {"limit": cap})
+            raise too_large()
         media_id = new_media_id()
         incoming = _Incoming(
             self._tmp_paths(media_id)[0], self._keyring, media_id, kind, self.limits
@@ -291,7 +296,7 @@ class MediaService:
             async for chunk in body:
                 received += len(chunk)
                 if received > cap:
-                    raise TooLarge(f"the upload is larger than {cap} bytes", {"limit": cap})
+                    raise too_large()
                 if chunk:
                     await asyncio.to_thread(reader.feed, chunk)
             reader.finish()

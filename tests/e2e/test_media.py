@@ -361,6 +361,7 @@ async def test_oversized_upload_is_refused_early(world: World) -> None:
         world.server, token, declared=declared, send=0, query="?kind=image"
     )
     assert answer.startswith(b"HTTP/1.1 413")
+    assert b'"limit":%d' % (20 * MB) in answer  # the configured limit, not the framing slack
     # Declared within the largest limit (video, 200 MB): refused once the image limit (20 MB)
     # is passed, while the client is still sending, not after its 30 MB.
     answer, sent = await _raw_upload(
