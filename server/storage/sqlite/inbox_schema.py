@@ -19,6 +19,10 @@ without the write paths knowing the inbox exists.
 
 A recompute (a verdict, a deletion) reads the conversation's newest visible row through the
 ``messages_conversation`` index ``(conv_key, id)`` backwards: one seek in the common case.
+
+The price is on the write path: two small upserts per 1:1 message, one per group message
+(about 8-10 us of SQLite time per insert in memory; ``bench/inbox.py`` compares the store's
+insert rate with and without the triggers).
 """
 
 from __future__ import annotations
