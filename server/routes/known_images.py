@@ -1,9 +1,11 @@
 """Known-bad image lists and quarantined media (issue 12 item 7).
 
 - ``POST /api/v1/moderation/lists/{listId}/images`` (staff or the API key): multipart
-  ``file``, an image; its pHash is added to the ``image_hashes`` list ``listId``. The image is
-  parsed in memory (never on disk, never kept): only its hash is stored. 201 with
-  ``{hash, added, list}`` (``added`` false, 200, when the list already held that hash).
+  ``file``, an image; its pHash, and those of two centre crops (``phash.CROP_VARIANTS``:
+  4% and 8% off each side, so cropped copies match too), are added to the ``image_hashes``
+  list ``listId``. The image is parsed in memory (never on disk, never kept): only hashes are
+  stored. 201 with ``{hash, hashes, added, list}`` (``hash``: the whole image's; ``added``:
+  how many were new; 200 with ``added`` 0 when the list held them all).
 - ``DELETE /api/v1/media/{mediaId}`` (an admin or the API key): deletes an upload (row,
   encrypted blob and thumbnail), quarantined or not; audited. 204.
 """
@@ -18,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from moderation.detectors.image_hash import LIST_KIND
-from moderation.phash import phash_bytes, to_hex
+from moderation.phash import to_hex, variant_hashes
 from server.errors import BadRequest, TooLarge, UnsupportedMedia
 from server.media.quarantine import MediaQuarantine
 from server.media.service import MULTIPART_SLACK, MediaService
@@ -72,19 +74,25 @@ def routes(
             raise BadRequest(f"list {list_id!r} is not an {LIST_KIND} list", {"listId": list_id})
         data = await _read_image(request, media.limits.image)
         try:
-            value = await asyncio.to_thread(phash_bytes, data, max_pixels=media.limits.max_pixels)
+            values = await asyncio.to_thread(
+                variant_hashes, data, max_pixels=media.limits.max_pixels
+            )
         except ValueError as exc:
             raise UnsupportedMedia(f"the file is not a usable image: {exc}") from None
-        digest = to_hex(value)
+        hashes = [to_hex(v) for v in values]
         items = [str(i) for i in found.get("items") or []]
-        added = digest not in items
+        new = [h for h in hashes if h not in items]
         stored: dict[str, Any] = found
-        if added:
+        if new:
             body: dict[str, Any] = {k: found[k] for k in ("name", "kind", "allow") if k in found}
+            # Validated as any list write: the count cap, and it reloads the engine.
             stored = await admin.replace_list(
-                list_id, {**body, "items": [*items, digest]}, actor=who.actor
+                list_id, {**body, "items": [*items, *new]}, actor=who.actor
             )
-        return ok({"hash": digest, "added": added, "list": stored}, 201 if added else 200)
+        return ok(
+            {"hash": hashes[0], "hashes": hashes, "added": len(new), "list": stored},
+            201 if new else 200,
+        )
 
     async def delete_media(request: Request) -> Response:
         who = await require_admin(request, users, "only an admin or the API key deletes media")

@@ -15,7 +15,13 @@ def test_defaults_parse_and_round_trip() -> None:
     assert {"profanity-en", "profanity-de", "profanity-fr", "profanity-es", "profanity-it"} <= ids
     en = next(wl for wl in lists if wl.id == "profanity-en")
     assert 100 <= len(en.items) <= 300
-    assert all(30 <= len(wl.items) <= 80 for wl in lists if wl.id != "profanity-en")
+    assert all(
+        30 <= len(wl.items) <= 80
+        for wl in lists
+        if wl.id not in ("profanity-en", "known-bad-images")
+    )
+    known = next(wl for wl in lists if wl.id == "known-bad-images")
+    assert known.kind == "image_hashes" and known.items == ()
     assert next(wl for wl in lists if wl.id == "platform-circumvention").kind == "sentences"
     rules = {r.id: r for r in (parse_rule(body, known_lists=ids) for body in default_rules())}
     openai = {k: r for k, r in rules.items() if k.startswith("openai-")}
@@ -32,6 +38,7 @@ def test_defaults_parse_and_round_trip() -> None:
         "spam",
         "contact-phone",
         "contact-email",
+        "known-bad-images",
     }
     assert not any(rules[k].enabled for k in local_ai)
     assert len(openai) == 16 and not any(r.enabled for r in openai.values())
@@ -41,6 +48,9 @@ def test_defaults_parse_and_round_trip() -> None:
         for r in openai.values()
     )
     assert rules["profanity"].enabled and rules["spam"].enabled
+    # Enabled with an empty list: checks uploads as soon as moderators add hashes.
+    assert rules["known-bad-images"].enabled
+    assert rules["known-bad-images"].conditions[0].list_id == "known-bad-images"
     assert not rules["contact-phone"].enabled and not rules["contact-email"].enabled
     for rule in rules.values():
         assert parse_rule(rule_to_json(rule), known_lists=ids) == rule
@@ -48,10 +58,15 @@ def test_defaults_parse_and_round_trip() -> None:
 
 def test_defaults_cover_text_but_not_custom() -> None:
     lists = {wl.id: wl for wl in (parse_list(b) for b in default_lists())}
-    engine = Engine([parse_rule(b) for b in default_rules()], lists, build_detectors())
+    rules = [parse_rule(b) for b in default_rules()]
+    engine = Engine(rules, lists, build_detectors())
     assert engine.covers("message", "text")
     assert not engine.covers("custom", "poll")
-    assert not engine.covers("message", "image")
+    # Images and videos only through the known-bad image list (empty at first).
+    assert engine.covers("message", "image") and engine.covers("message", "video")
+    without = Engine([r for r in rules if r.id != "known-bad-images"], lists, build_detectors())
+    assert not without.covers("message", "image")
+    assert not engine.covers("message", "audio") and not engine.covers("message", "file")
     assert engine.unavailable_kinds() == frozenset()
 
 
