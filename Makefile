@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean train-models bench-quality postgres node js chromium
+.PHONY: run test lint bench install clean train-models bench-quality postgres redis node js chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ run: install
 ## Install the test extras and run the whole suite on SQLite, then its end-to-end part on
 ## PostgreSQL (a throwaway cluster the tests start themselves, see tests/pg.py). The
 ## TypeScript SDK's tests (tests/e2e/test_js_sdk.py) need Node and npm: installed when missing.
-test: install postgres node chromium
+test: install postgres redis node chromium
 	$(BIN)/pytest -q
 	PARLEY_TEST_BACKEND=postgres $(BIN)/pytest -q tests/e2e
 
@@ -35,6 +35,14 @@ postgres:
 	  echo "installing PostgreSQL (Debian package postgresql) for the test suite"; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+# Redis from Debian's package (redis-server), installed when missing: the tests start their own
+# on a loopback port (tests/redis_server.py) for the two-process test.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing Redis (Debian package redis-server) for the test suite"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
 # Node (>= 18) and npm from Debian's packages, installed when missing, for the TypeScript SDK
 # (client/js); tests/e2e/test_js_sdk.py runs its `npm ci`, `tsc` and `node --test` itself.

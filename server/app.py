@@ -33,7 +33,7 @@ from server.demo import seed_demo
 from server.errors import ClientError
 from server.event_webhooks import EventWebhooks
 from server.external_detectors import ExternalDetectors, ProviderCallReport, load_openai_key
-from server.hub import LocalHub
+from server.hub import Hub, LocalHub
 from server.media.quarantine import MediaQuarantine
 from server.media.service import build_media_service
 from server.metrics import Metrics
@@ -68,9 +68,11 @@ from server.services.users import UserService
 from server.services.verdicts import VerdictService
 from server.session import Session
 from server.settings import Settings
+from server.shared_state import NO_SHARING, Invalidator
 from server.storage.sqlite import SqliteStorage, key_ids_in_use
 
-if TYPE_CHECKING:  # imported only when --database-url is set: asyncpg is an extra
+if TYPE_CHECKING:  # imported only with --database-url, --redis-url: asyncpg, redis are extras
+    from server.redis_hub import RedisHub
     from server.storage import postgres
 
 #: Young-generation size and how rarely the older ones are collected (CPython: 700, 10, 10).
@@ -132,7 +134,15 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             batch_max=settings.write_batch_max,
         )
     )
-    hub = LocalHub()
+    # --redis-url: the hub and the cache invalidation span the processes of a deployment
+    # (server/redis_hub.py, the ``redis`` extra); else the in-process hub, nothing to share.
+    redis_hub: RedisHub | None = None
+    if settings.redis_url:
+        from server.redis_hub import RedisHub
+
+        redis_hub = RedisHub(settings.redis_url)
+    hub: Hub = redis_hub if redis_hub is not None else LocalHub()
+    shared: Invalidator = redis_hub if redis_hub is not None else NO_SHARING
     tokens = TokenAuthority(
         secrets_, audience=settings.jwt_audience, issuer=settings.jwt_issuer, ttl=settings.token_ttl
     )
@@ -145,8 +155,8 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     # verdicts -> the moderation side (through server.services.contracts only) -> messaging
     # (which takes the gate). Nothing is wired after construction.
     webhooks = EventWebhooks(store.deliveries, metrics, clock=clock)
-    users_ = UserService(store.chat, hub, tokens, events=webhooks, clock=clock)
-    blocks = BlockService(store.chat, users_, clock=clock)
+    users_ = UserService(store.chat, hub, tokens, events=webhooks, clock=clock, shared=shared)
+    blocks = BlockService(store.chat, users_, clock=clock, shared=shared)
     # Statements of reasons (issue 15); the appeal window in seconds from the environment.
     decisions = Decisions(
         store.sanctions,
@@ -156,9 +166,11 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         appeal_window=int(env.get("PARLEY_APPEAL_WINDOW_SECONDS") or DEFAULT_APPEAL_WINDOW),
     )
     groups_ = GroupService(
-        store.chat, users_, hub, events=webhooks, clock=clock, measures=decisions
+        store.chat, users_, hub, events=webhooks, clock=clock, measures=decisions, shared=shared
     )
-    restrictions = Restrictions(store.sanctions, decisions, users_, groups_, clock=clock)
+    restrictions = Restrictions(
+        store.sanctions, decisions, users_, groups_, clock=clock, shared=shared
+    )
     # Media links need to know who may see a message; messaging, verdicts and moderation
     # then take the media service through their contracts.
     media = build_media_service(
@@ -220,6 +232,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             context_window=settings.context_window,
         ),
         webhooks=webhooks,
+        shared=shared,
     )
     moderation_deps = ModerationDeps(
         admin=ModerationAdmin(store.moderation, moderation, clock=clock),
@@ -234,6 +247,13 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         tryout=Tryout(moderation, views, store.messages, clock=clock),
         webhooks=webhooks,
     )
+    rate_burst = settings.rate_burst or max(1, round(settings.rate_limit))
+    # With --redis-url one bucket per user in Redis, whichever process the user is on.
+    rate_limiter = (
+        redis_hub.rate_limiter(settings.rate_limit, rate_burst)
+        if redis_hub is not None
+        else RateLimiter(settings.rate_limit, rate_burst, clock=clock.monotonic)
+    )
     messaging = MessagingService(
         store.messages,
         store.moderation,
@@ -244,11 +264,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         fanout,
         gate=moderation,
         events=webhooks,
-        rate_limiter=RateLimiter(
-            settings.rate_limit,
-            settings.rate_burst or max(1, round(settings.rate_limit)),
-            clock=clock.monotonic,
-        ),
+        rate_limiter=rate_limiter,
         clock=clock,
         media=media,
         restrictions=restrictions,
@@ -280,6 +296,16 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         await restrictions.load()
+        if redis_hub is not None:
+            await redis_hub.start(
+                {
+                    "user": users_.invalidate,
+                    "blocks": blocks.invalidate,
+                    "members": groups_.invalidate,
+                    "restrictions": restrictions.invalidate,
+                    "moderation": moderation.invalidate,
+                }
+            )
         if settings.demo:
             await seed_demo(users_, groups_)
         await moderation.start()  # configures the webhooks before their sender starts
@@ -300,6 +326,8 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             unwatch_gc()
             await moderation.stop()
             await webhooks.stop()
+            if redis_hub is not None:
+                await redis_hub.stop()
             await store.close()
 
     async def ws_endpoint(ws: WebSocket) -> None:

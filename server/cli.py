@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         " 'postgres' extra) instead of SQLite in the data dir; keys and secrets stay there",
     )
     serve.add_argument(
+        "--redis-url",
+        help="redis://<host>:<port>/<n>: several processes with the same --database-url and"
+        " --redis-url form one deployment (needs the 'redis' extra); default: in-process hub",
+    )
+    serve.add_argument(
         "--sqlite-synchronous",
         choices=["NORMAL", "FULL"],
         help="FULL (default): an ack survives power loss; NORMAL: survives a process crash",

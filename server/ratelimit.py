@@ -33,6 +33,11 @@ class RateLimiter:
         if len(self._buckets) > 100_000:
             self._prune(now)
 
+    async def take(self, key: str) -> None:
+        """``check`` for the send path; a limiter shared by several processes (the Redis
+        one in ``server/redis_hub.py``) asks its store here."""
+        self.check(key)
+
     def _prune(self, now: float) -> None:
         full_after = self._burst / self._rate
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}

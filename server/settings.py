@@ -71,6 +71,9 @@ class Settings:
     # postgresql://<user>@<host>:<port>/<db>: store everything in PostgreSQL (several processes
     # may share it); empty: SQLite in ``data_dir``. Hidden from repr: it may hold a password.
     database_url: str | None = field(default=None, repr=False)
+    # redis://<host>:<port>/<n>: fan-out, presence, typing and cache invalidation across the
+    # processes of one deployment (the ``redis`` extra); empty: the in-process hub.
+    redis_url: str | None = field(default=None, repr=False)
     # PRAGMA synchronous for the message store: FULL makes an ack survive power loss too.
     sqlite_synchronous: str = "FULL"
     write_batch_max: int = 512
@@ -116,6 +119,7 @@ def _coerce(name: str, value: Any) -> Any:
         "api_key",
         "jwt_secret",
         "database_url",
+        "redis_url",
         "openai_base_url",
         "openai_model",
         "openai_moderation_model",

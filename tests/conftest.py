@@ -24,6 +24,7 @@ import pytest
 
 from client.sdk import ParleyClient, RestClient
 from tests.pg import BACKEND, database_args, stop_cluster
+from tests.redis_server import stop_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +35,7 @@ def pytest_report_header() -> str:
 
 def pytest_sessionfinish() -> None:
     stop_cluster()  # the PostgreSQL cluster, if this session started one
+    stop_redis()  # and the Redis (tests/e2e/test_two_processes.py)
 
 
 def free_port() -> int:

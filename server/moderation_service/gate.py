@@ -29,6 +29,7 @@ from server.models import Message, Status
 from server.moderation_service.outcomes import Outcomes
 from server.moderation_service.views import InflightMessages, MessageViews
 from server.moderation_settings import ModerationSettings
+from server.shared_state import NO_SHARING, Invalidator
 from server.storage.ports import MessageRepository, ModerationRepository
 from server.storage.types import NewMessage
 
@@ -59,8 +60,10 @@ class ModerationService:
         enabled: bool = True,
         external: ExternalDetectors | None = None,
         webhooks: EventWebhooks | None = None,
+        shared: Invalidator = NO_SHARING,
     ) -> None:
         self._store = store
+        self._shared = shared
         self._mstore = mstore
         self._metrics = metrics
         self._views = views
@@ -116,7 +119,7 @@ class ModerationService:
                 # Stored in the same normalised shape as rules created through the API.
                 rule = rule_to_json(parse_rule(body, known_lists=known))
                 await mstore.put_rule(rule, actor="system", at=at, create=True)
-        await self.reload()
+        await self._rebuild()
         await self._pipeline.start()
         requeued = 0
         in_review = {item.message_id for item in await mstore.queue("review", limit=1_000_000)}
@@ -136,6 +139,16 @@ class ModerationService:
             await self._external.aclose()
 
     async def reload(self) -> None:
+        """Rebuild the engine after a write to the rules, lists or settings, and tell the
+        other processes of the deployment (``server/shared_state.py``)."""
+        await self._rebuild()
+        self._shared.publish("moderation", "")
+
+    async def invalidate(self, kind: str, key: str) -> None:
+        """Another process changed the rules, lists or settings."""
+        await self._rebuild()
+
+    async def _rebuild(self) -> None:
         """Rebuild the engine from the stored rules, lists and settings."""
         lists: dict[str, WordList] = {}
         for body in await self._mstore.lists():

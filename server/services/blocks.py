@@ -6,6 +6,7 @@ from server.clock import Clock
 from server.errors import BadRequest
 from server.services.cache import LRU
 from server.services.users import UserService
+from server.shared_state import NO_SHARING, Invalidator
 from server.storage.ports import BlockRepository
 
 BLOCK_CACHE = 100_000
@@ -21,11 +22,13 @@ class BlockService:
         *,
         clock: Clock,
         cache_size: int = BLOCK_CACHE,
+        shared: Invalidator = NO_SHARING,
     ) -> None:
         self._store = store
         self._users = users
         self._clock = clock
         self._blocks: LRU[str, tuple[set[str], set[str]]] = LRU(cache_size)
+        self._shared = shared
 
     async def blocks_of(self, uid: str) -> tuple[set[str], set[str]]:
         """(users ``uid`` blocked, users who blocked ``uid``); never mutate them."""
@@ -49,17 +52,26 @@ class BlockService:
                 raise BadRequest("cannot block yourself", {"uid": other})
             await self._users.require_user(other)
         await self._store.add_blocks(uid, uids, self._clock.now())
-        self._blocks.pop(uid)
-        for other in uids:
-            self._blocks.pop(other)
+        for who in (uid, *uids):
+            self._blocks.pop(who)
+            self._shared.publish("blocks", who)
         return await self.blocked_users(uid)
 
     async def unblock(self, uid: str, other: str) -> list[str]:
         await self._store.remove_block(uid, other)
-        self._blocks.pop(uid)
-        self._blocks.pop(other)
+        for who in (uid, other):
+            self._blocks.pop(who)
+            self._shared.publish("blocks", who)
         return await self.blocked_users(uid)
 
     def forget_all(self) -> None:
         """Drop every cached entry (an account was erased: others' sets named it)."""
         self._blocks.clear()
+        self._shared.publish("blocks", "*")
+
+    def invalidate(self, kind: str, key: str) -> None:
+        """Another process changed ``key``'s blocks, or everybody's (``*``)."""
+        if key == "*":
+            self._blocks.clear()
+        else:
+            self._blocks.pop(key)

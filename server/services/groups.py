@@ -18,6 +18,7 @@ from server.services.audit import actor_label
 from server.services.cache import LRU, KeyedLocks
 from server.services.contracts import EventSink
 from server.services.users import UserService
+from server.shared_state import NO_SHARING, Invalidator
 from server.storage.ports import GroupRepository
 from server.storage.types import Audit
 
@@ -45,6 +46,7 @@ class GroupService:
         clock: Clock,
         cache_size: int = GROUP_CACHE,
         measures: GroupMeasures | None = None,
+        shared: Invalidator = NO_SHARING,
     ) -> None:
         self._store = store
         self._users = users
@@ -59,6 +61,7 @@ class GroupService:
         # Membership changes of one group are serialised: each reads the cached members,
         # awaits the store, then writes the cache back.
         self._locks = KeyedLocks()
+        self._shared = shared
 
     # ----------------------------------------------------------------- reads
 
@@ -105,6 +108,16 @@ class GroupService:
         """Drop cached member maps (a user left all of these at once: account deletion)."""
         for guid in guids:
             self._members.pop(guid)
+            self._shared.publish("members", guid)
+
+    def invalidate(self, kind: str, key: str) -> None:
+        """Another process changed group ``key``'s members, or any group's (``*``)."""
+        if key == "*":
+            self._members.clear()
+            self._groups.clear()
+        else:
+            self._members.pop(key)
+            self._groups.pop(key)
 
     # ----------------------------------------------------------------- writes
 
@@ -131,6 +144,7 @@ class GroupService:
             group, Audit(actor_label(actor), "group.create", guid, {"owner": owner_uid})
         )
         self._members.pop(guid)
+        self._shared.publish("members", guid)
         return group
 
     async def add_member(self, actor: Principal, guid: str, uid: str, scope: Scope) -> None:
@@ -181,6 +195,7 @@ class GroupService:
         )
         members = {**members, uid: scope}
         self._members.put(guid, members)
+        self._shared.publish("members", guid)
         return members
 
     async def remove_member(self, actor: Principal, guid: str, uid: str) -> None:
@@ -200,6 +215,7 @@ class GroupService:
                 guid, uid, Audit(actor_label(actor), f"group.{action}", guid, {"uid": uid})
             )
             self._members.put(guid, {k: v for k, v in members.items() if k != uid})
+            self._shared.publish("members", guid)
             self._group_event(guid, uid, action, actor, members)
         if not leaving and self._measures is not None:
             await self._measures.for_group_measure(actor, guid, uid, "kick")
@@ -219,6 +235,7 @@ class GroupService:
                 Audit(actor_label(actor), "group.ban", guid, {"uid": uid, "reason": reason}),
             )
             self._members.put(guid, {k: v for k, v in members.items() if k != uid})
+            self._shared.publish("members", guid)
             self._group_event(guid, uid, "banned", actor, members, reason=reason)
         self._events.emit(
             "user.banned", {"uid": uid, "guid": guid, "reason": reason, "by": actor_label(actor)}

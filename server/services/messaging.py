@@ -98,7 +98,7 @@ class MessagingService:
         raise NotAMember("you are not a member of this group", {"guid": receiver})
 
     async def _send_checks(self, sender: User, cmd: SendMessage) -> None:
-        self._rate.check(sender.uid)
+        await self._rate.take(sender.uid)
         await self._check_can_send(sender, cmd.receiver, cmd.receiver_type)
         if self._restrictions is not None:
             await self._restrictions.check_send(sender.uid, cmd.receiver, cmd.receiver_type)
@@ -238,7 +238,7 @@ class MessagingService:
             raise BadRequest("this message has no text to edit", {"messageId": message_id})
         if not text.strip():
             raise BadRequest("field 'text' is empty", {"field": "text"})
-        self._rate.check(user.uid)
+        await self._rate.take(user.uid)
         moderated = (
             self._gate.covers(message.category, message.type, caption=True)
             if message.attachment is not None  # a media message's new caption

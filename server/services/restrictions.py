@@ -4,7 +4,8 @@ per-group slow mode.
 Restrictions are stored (they survive restarts) and cached here in full, lifted ones too:
 whether a message is hidden by a shadow ban depends on whether a ban stood when it was sent.
 The cache is loaded at start and reloaded every few seconds on the send path, so another
-process's new restriction takes effect within that time.
+process's new restriction takes effect within that time (at once with ``--redis-url``: each
+write is published and the other processes reload, ``server/shared_state.py``).
 
 - A mute refuses the user's sends in its scope with ``ERR_MUTED`` (``details.until``, 0 for
   no end), before anything is stored.
@@ -30,6 +31,7 @@ from server.services.audit import actor_label
 from server.services.decisions import Decisions
 from server.services.groups import GroupService
 from server.services.users import UserService
+from server.shared_state import NO_SHARING, Invalidator
 from server.storage.ports import SanctionRepository
 from server.storage.sanctions import RestrictionRecord
 from server.storage.types import Audit
@@ -59,8 +61,10 @@ class Restrictions:
         groups: GroupService,
         *,
         clock: Clock,
+        shared: Invalidator = NO_SHARING,
     ) -> None:
         self._store = store
+        self._shared = shared
         self._decisions = decisions
         self._users = users
         self._groups = groups
@@ -187,6 +191,7 @@ class Restrictions:
             record, Audit(label, f"restriction.{kind}", uid, record.to_json())
         )
         self._by_uid.setdefault(uid, []).append(record)
+        self._shared.publish("restrictions", uid)
         return record
 
     async def lift(
@@ -212,6 +217,7 @@ class Restrictions:
             Audit(label, f"restriction.{found.kind}.lift", uid, {"restrictionId": restriction_id}),
         )
         await self.load()
+        self._shared.publish("restrictions", uid)
         return next(r for r in self._by_uid[uid] if r.restriction_id == restriction_id)
 
     async def of_decision(self, decision_id: str) -> RestrictionRecord | None:
@@ -246,7 +252,12 @@ class Restrictions:
             Audit(label, "group.slow_mode", guid, {"slowModeSeconds": seconds}),
         )
         self._slow[guid] = seconds
+        self._shared.publish("restrictions", guid)
         return seconds
+
+    async def invalidate(self, kind: str, key: str) -> None:
+        """Another process imposed or lifted a restriction or set a slow mode: reload."""
+        await self.load()
 
     def slow_mode(self, guid: str) -> int:
         return self._slow.get(guid, 0)

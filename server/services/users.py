@@ -20,6 +20,7 @@ from server.models import User
 from server.services.audit import actor_label
 from server.services.cache import LRU
 from server.services.contracts import EventSink
+from server.shared_state import NO_SHARING, Invalidator
 from server.storage.ports import UserRepository
 from server.storage.types import Audit
 
@@ -38,6 +39,7 @@ class UserService:
         events: EventSink,
         clock: Clock,
         cache_size: int = USER_CACHE,
+        shared: Invalidator = NO_SHARING,
     ) -> None:
         self._store = store
         self._hub = hub
@@ -45,6 +47,7 @@ class UserService:
         self._events = events
         self._clock = clock
         self._users: LRU[str, User] = LRU(cache_size)
+        self._shared = shared
 
     async def user(self, uid: str) -> User | None:
         """A live (not deleted) user, cached."""
@@ -114,6 +117,7 @@ class UserService:
             user, Audit(actor_label(actor), "user.create", uid, {"role": role})
         )
         self._users.put(uid, user)
+        self._shared.publish("user", uid)
         return user
 
     async def update_user(self, actor: Principal, uid: str, changes: dict[str, Any]) -> User:
@@ -124,6 +128,7 @@ class UserService:
             updated, Audit(actor_label(actor), "user.update", uid, details)
         )
         self._users.put(uid, updated)
+        self._shared.publish("user", uid)
         if updated.banned and not user.banned:
             self.disconnect(uid, "user banned")
             self._events.emit("user.banned", {"uid": uid, "guid": None, "by": actor_label(actor)})
@@ -136,6 +141,14 @@ class UserService:
     def forget(self, uid: str) -> None:
         """Drop ``uid`` from the cache (its account was deleted or erased)."""
         self._users.pop(uid)
+        self._shared.publish("user", uid)
+
+    def invalidate(self, kind: str, key: str) -> None:
+        """Another process changed user ``key``, or any (``*``): ``server/shared_state.py``."""
+        if key == "*":
+            self._users.clear()
+        else:
+            self._users.pop(key)
 
     def disconnect(self, uid: str, reason: str) -> None:
         """Close every connection of ``uid`` (4403)."""

@@ -1,0 +1,441 @@
+"""The hub across processes (``--redis-url``): fan-out, typing, closes and cache invalidation
+through Redis pub/sub. Imported only when ``--redis-url`` is set (the ``redis`` extra).
+
+- Each process has an id (``node``) and listens on its own channel ``parley:n:<node>`` and on
+  ``parley:invalidate``.
+- Presence: ``parley:p:<uid>`` is the set of nodes holding a connection of ``uid`` (added on a
+  uid's first local connection, removed on its last). Each node keeps ``parley:alive:<node>``
+  alive with a TTL; a node whose key expired is dead and dropped from the sets it is met in,
+  as is a node whose channel has no subscriber when published to.
+- ``send()`` delivers to the local connections at once, as ``LocalHub``, and queues the frame
+  for a background publisher (bounded queue; never awaited). The publisher reads the
+  presence of the receivers and publishes the frame once per other node holding any of them,
+  with that node's receivers; the node delivers it to its local connections. A group message
+  is thus published once per process, never once per member, and reaches each connection once.
+- ``connections(uid)`` gives the local connections and one stand-in whose ``close()`` asks
+  every node holding ``uid`` to close its connections (a ban disconnects everywhere).
+- ``rate_limiter()``: the send rate limit as one token bucket per user in Redis.
+- Redis unavailable: local delivery goes on; what the publisher could not send is dropped
+  (the messages are stored: clients catch up from history) and logged; the loops reconnect
+  with back-off, re-announce this node's presence, and drop every shared cache here and in
+  the other processes (``*`` invalidations: some may have been missed meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from server.errors import RateLimited
+from server.hub import Connection, LocalHub
+from server.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+PREFIX = "parley:"
+INVALIDATE = PREFIX + "invalidate"
+HEARTBEAT_EVERY = 2.0
+NODE_TTL = 10  # seconds without a heartbeat before a node counts as dead
+BATCH = 512
+
+Handler = Callable[[str, str], Awaitable[None] | None]
+
+# Queued work for the publisher: ("a"|"r", uid) presence, ("s", uids, text, droppable),
+# ("c", uid, code, reason) close, ("i", kind, key) invalidation, ("n",) nothing (a round that
+# re-announces presence after a reconnect).
+_Item = tuple[Any, ...]
+
+
+def _presence(uid: str) -> str:
+    return f"{PREFIX}p:{uid}"
+
+
+def _channel(node: str) -> str:
+    return f"{PREFIX}n:{node}"
+
+
+def _alive(node: str) -> str:
+    return f"{PREFIX}alive:{node}"
+
+
+class RedisHub:
+    """Implements ``Hub`` (local connections as ``LocalHub``) and ``Invalidator``."""
+
+    def __init__(self, url: str, *, queue_size: int = 100_000, node: str | None = None) -> None:
+        self.node = node or uuid.uuid4().hex[:16]
+        self._url = url
+        self._local = LocalHub()
+        self._uids: dict[str, int] = {}  # local connections per uid
+        self._out: asyncio.Queue[_Item] = asyncio.Queue(queue_size)
+        self._handlers: dict[str, Handler] = {}
+        self._dead: set[str] = set()
+        self._resync = True  # (re)announce every local uid on the next round
+        self._redis: aioredis.Redis | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Task[None]] = set()
+        self._dropped = 0
+        self._last_warning = 0.0
+        self.subscribed = asyncio.Event()
+
+    # ----------------------------------------------------------------- the Hub protocol
+
+    @property
+    def count(self) -> int:
+        return self._local.count
+
+    def register(self, conn: Connection) -> None:
+        self._local.register(conn)
+        n = self._uids.get(conn.uid, 0)
+        self._uids[conn.uid] = n + 1
+        if n == 0:
+            self._queue(("a", conn.uid))
+
+    def unregister(self, conn: Connection) -> None:
+        before = self._local.count
+        self._local.unregister(conn)
+        if self._local.count == before:
+            return
+        n = self._uids.get(conn.uid, 0) - 1
+        if n > 0:
+            self._uids[conn.uid] = n
+        else:
+            self._uids.pop(conn.uid, None)
+            self._queue(("r", conn.uid))
+
+    def send(
+        self,
+        uids: Iterable[str],
+        text: str,
+        *,
+        exclude: Connection | None = None,
+        droppable: bool = False,
+    ) -> int:
+        uids = list(uids)
+        sent = self._local.send(uids, text, exclude=exclude, droppable=droppable)
+        if uids:
+            self._queue(("s", uids, text, droppable))
+        return sent
+
+    def connections(self, uid: str) -> list[Connection]:
+        def close_remote(code: int, reason: str) -> None:
+            self._queue(("c", uid, code, reason))
+
+        return [*self._local.connections(uid), Connection(uid, queue_size=1, close=close_remote)]
+
+    # ----------------------------------------------------------------- Invalidator
+
+    def publish(self, kind: str, key: str) -> None:
+        self._queue(("i", kind, key))
+
+    def rate_limiter(self, rate: float, burst: int) -> RedisRateLimiter:
+        """The send rate limit, one token bucket per user in Redis for all processes."""
+        return RedisRateLimiter(self, rate, burst)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self, handlers: Mapping[str, Handler]) -> None:
+        """Connect and start the background loops; ``handlers`` apply invalidations by kind."""
+        self._handlers = dict(handlers)
+        self._redis = aioredis.from_url(
+            self._url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+        )
+        self._tasks = [
+            asyncio.create_task(self._publisher(), name="redis-hub-publisher"),
+            asyncio.create_task(self._subscriber(), name="redis-hub-subscriber"),
+            asyncio.create_task(self._heartbeat(), name="redis-hub-heartbeat"),
+        ]
+        # Serve once subscribed (or after a while when Redis is not there yet: local delivery
+        # works without it, and the loops keep trying).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.subscribed.wait(), 5)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in [*self._tasks, *self._pending]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._redis is not None:
+            with contextlib.suppress(RedisError, OSError):
+                pipe = self._redis.pipeline(transaction=False)
+                for uid in self._uids:
+                    pipe.srem(_presence(uid), self.node)
+                pipe.delete(_alive(self.node))
+                pipe.srem(PREFIX + "nodes", self.node)
+                await pipe.execute()
+            await self._redis.aclose()
+            self._redis = None
+
+    # ----------------------------------------------------------------- internals
+
+    def _queue(self, item: _Item) -> None:
+        try:
+            self._out.put_nowait(item)
+        except asyncio.QueueFull:
+            self._dropped += 1
+            self._warn(f"redis hub queue full: {self._dropped} frames dropped so far")
+
+    def _warn(self, text: str, exc: BaseException | None = None) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= 5.0:
+            self._last_warning = now
+            log.warning("%s%s", text, f": {exc!r}" if exc is not None else "")
+
+    async def _publisher(self) -> None:
+        backoff = 0.1
+        while True:
+            batch = [await self._out.get()]
+            while len(batch) < BATCH and not self._out.empty():
+                batch.append(self._out.get_nowait())
+            try:
+                await self._flush(batch)
+                if backoff > 0.1:
+                    log.warning("redis reachable again; cross-process delivery resumed")
+                backoff = 0.1
+            except (RedisError, OSError) as exc:
+                # Presence is re-announced on recovery; frames are dropped (stored anyway).
+                self._resync = True
+                self._dropped += sum(1 for item in batch if item[0] in ("s", "c", "i"))
+                self._warn("redis unavailable; cross-process delivery paused", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            except Exception:  # a bug must not stop cross-process delivery for good
+                log.exception("redis hub publisher failed on a batch; dropped")
+
+    async def _flush(self, batch: list[_Item]) -> None:
+        r = self._redis
+        assert r is not None
+        pipe = r.pipeline(transaction=False)
+        resync, self._resync = self._resync, False  # set again on failure (the caller)
+        if resync:
+            for uid in self._uids:
+                pipe.sadd(_presence(uid), self.node)
+        for item in batch:
+            if item[0] == "a":
+                pipe.sadd(_presence(item[1]), self.node)
+            elif item[0] == "r" and item[1] not in self._uids:
+                pipe.srem(_presence(item[1]), self.node)
+        wanted: list[str] = []
+        seen: set[str] = set()
+        for item in batch:
+            targets = item[1] if item[0] == "s" else [item[1]] if item[0] == "c" else ()
+            for uid in targets:
+                if uid not in seen:
+                    seen.add(uid)
+                    wanted.append(uid)
+        marker = len(pipe)
+        for uid in wanted:
+            pipe.smembers(_presence(uid))
+        results = await pipe.execute() if len(pipe) else []
+        nodes_of: dict[str, list[str]] = {}
+        stale: list[tuple[str, str]] = []
+        for uid, members in zip(wanted, results[marker:], strict=True):
+            nodes: list[str] = []
+            for raw in members:
+                node = raw.decode() if isinstance(raw, bytes) else str(raw)
+                if node == self.node:
+                    continue
+                if node in self._dead:
+                    stale.append((uid, node))
+                else:
+                    nodes.append(node)
+            nodes_of[uid] = nodes
+        pipe = r.pipeline(transaction=False)
+        published: list[tuple[str, list[str]]] = []  # (node, uids) per PUBLISH
+        for item in batch:
+            kind = item[0]
+            if kind == "s":
+                _, uids, text, droppable = item
+                per_node: dict[str, list[str]] = {}
+                for uid in dict.fromkeys(uids):
+                    for node in nodes_of.get(uid, ()):
+                        per_node.setdefault(node, []).append(uid)
+                for node, receivers in per_node.items():
+                    head = orjson.dumps({"t": "s", "u": receivers, "d": droppable})
+                    pipe.publish(_channel(node), head + b"\n" + text.encode())
+                    published.append((node, receivers))
+            elif kind == "c":
+                _, uid, code, reason = item
+                for node in nodes_of.get(uid, ()):
+                    head = orjson.dumps({"t": "c", "u": uid, "c": code, "r": reason})
+                    pipe.publish(_channel(node), head + b"\n")
+                    published.append((node, [uid]))
+            elif kind == "i":
+                _, what, key = item
+                pipe.publish(INVALIDATE, orjson.dumps({"n": self.node, "k": what, "y": key}))
+                published.append(("", []))
+        for uid, node in stale:
+            pipe.srem(_presence(uid), node)
+        if not len(pipe):
+            return
+        counts = await pipe.execute()
+        # A node channel nobody listens on: that node is gone (or reconnecting: it announces
+        # its presence again when it is back).
+        cleanup = r.pipeline(transaction=False)
+        for (node, receivers), listeners in zip(published, counts, strict=False):
+            if node and listeners == 0:
+                for uid in receivers:
+                    cleanup.srem(_presence(uid), node)
+        if len(cleanup):
+            await cleanup.execute()
+
+    async def _subscriber(self) -> None:
+        backoff = 0.1
+        while True:
+            r = self._redis
+            assert r is not None
+            pubsub = r.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(_channel(self.node), INVALIDATE)
+                self._resync = True  # missed presence changes while away
+                self._queue(("n",))  # a round of the publisher re-announces presence
+                if self.subscribed.is_set():
+                    # Back after an outage: invalidations may have been missed, here and
+                    # (those this process could not publish) elsewhere. Drop every cache.
+                    for kind in self._handlers:
+                        self._invalidate(kind, "*")
+                        self.publish(kind, "*")
+                self.subscribed.set()
+                backoff = 0.1
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self._receive(message["channel"], message["data"])
+            except Exception as exc:  # RedisError, OSError; anything else is logged too
+                if isinstance(exc, RedisError | OSError):
+                    self._warn("redis subscription lost; reconnecting", exc)
+                else:
+                    log.exception("redis hub subscriber failed; reconnecting")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _receive(self, channel: bytes, data: bytes) -> None:
+        try:
+            if channel.decode() == INVALIDATE:
+                body = orjson.loads(data)
+                if body.get("n") != self.node:
+                    self._invalidate(str(body.get("k")), str(body.get("y")))
+                return
+            head, _, text = data.partition(b"\n")
+            frame = orjson.loads(head)
+            if frame["t"] == "s":
+                self._local.send(frame["u"], text.decode(), droppable=bool(frame["d"]))
+            elif frame["t"] == "c":
+                for conn in self._local.connections(frame["u"]):
+                    conn.close(int(frame["c"]), str(frame["r"]))
+        except Exception:
+            log.exception("bad message on %r", channel)
+
+    def _invalidate(self, kind: str, key: str) -> None:
+        handler = self._handlers.get(kind)
+        if handler is None:
+            return
+        result = handler(kind, key)
+        if inspect.isawaitable(result):
+
+            async def run(awaitable: Awaitable[None]) -> None:
+                try:
+                    await awaitable
+                except Exception:
+                    log.exception("applying invalidation %s %s", kind, key)
+
+            task = asyncio.create_task(run(result))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            r = self._redis
+            assert r is not None
+            try:
+                pipe = r.pipeline(transaction=False)
+                pipe.set(_alive(self.node), b"1", ex=NODE_TTL)
+                pipe.sadd(PREFIX + "nodes", self.node)
+                pipe.smembers(PREFIX + "nodes")
+                *_, nodes = await pipe.execute()
+                others = sorted(n.decode() if isinstance(n, bytes) else str(n) for n in nodes)
+                others = [n for n in others if n != self.node]
+                if others:
+                    alive = await r.mget([_alive(n) for n in others])
+                    dead = {n for n, v in zip(others, alive, strict=True) if v is None}
+                    if dead:
+                        await r.srem(PREFIX + "nodes", *dead)
+                    self._dead |= dead
+                    if len(self._dead) > 10_000:
+                        self._dead = dead
+                if self._resync:
+                    self._queue(("n",))
+            except Exception as exc:  # RedisError, OSError; anything else too: keep beating
+                self._resync = True
+                self._warn("redis heartbeat failed", exc)
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+
+#: A token bucket in a hash {t: tokens, ts: seconds}; Redis's clock, so all processes agree.
+#: Returns 0 when a token was taken, else the wait in milliseconds.
+_TAKE = """
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local b = redis.call('HMGET', KEYS[1], 't', 'ts')
+local tokens = tonumber(b[1]) or burst
+local ts = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = math.floor((1 - tokens) / rate * 1000) + 1 end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return wait
+"""
+
+#: How long a send waits for Redis before the process's own bucket decides.
+TAKE_TIMEOUT = 0.5
+
+
+class RedisRateLimiter(RateLimiter):
+    """``rate`` sends per second per user across the deployment (``parley:rl:<uid>``).
+
+    Redis unavailable or slow: this process's own bucket decides, as without Redis.
+    """
+
+    def __init__(self, hub: RedisHub, rate: float, burst: int) -> None:
+        super().__init__(rate, burst)
+        self._hub = hub
+        self._script: Any = None
+
+    async def take(self, key: str) -> None:
+        if self._rate <= 0:
+            return
+        r = self._hub._redis
+        if r is None:
+            self.check(key)
+            return
+        if self._script is None:
+            self._script = r.register_script(_TAKE)
+        try:
+            wait = int(
+                await asyncio.wait_for(
+                    self._script(keys=[f"{PREFIX}rl:{key}"], args=[self._rate, self._burst]),
+                    TAKE_TIMEOUT,
+                )
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._hub._warn("redis rate limit unavailable; this process's limit applies", exc)
+            self.check(key)
+            return
+        if wait > 0:
+            raise RateLimited(wait)

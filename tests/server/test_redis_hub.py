@@ -1,0 +1,187 @@
+"""RedisHub on a real Redis (``tests/redis_server.py``): two hubs in one event loop stand for
+two processes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from server.errors import RateLimited
+from server.hub import Connection
+from server.redis_hub import RedisHub
+from tests.redis_server import redis_server
+
+
+def conn(uid: str, closed: list[tuple[str, int]] | None = None) -> Connection:
+    def close(code: int, reason: str) -> None:
+        if closed is not None:
+            closed.append((uid, code))
+
+    return Connection(uid, queue_size=16, close=close)
+
+
+async def eventually(check: object, timeout: float = 3.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def hubs() -> AsyncIterator[tuple[RedisHub, RedisHub, list[tuple[str, str]]]]:
+    url = redis_server().url(5)
+    seen: list[tuple[str, str]] = []
+
+    def record(kind: str, key: str) -> None:
+        seen.append((kind, key))
+
+    a, b = RedisHub(url), RedisHub(url)
+    await a.start({})
+    await b.start({"members": record})
+    try:
+        yield a, b, seen
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_group_frame_is_published_once_per_process(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]],
+) -> None:
+    a, b, _ = hubs
+    sender, local_member = conn("s"), conn("m0")
+    remote = [conn("m1"), conn("m2"), conn("m2"), conn("m3")]
+    for c in (sender, local_member):
+        a.register(c)
+    for c in remote:
+        b.register(c)
+    spy = aioredis.from_url(redis_server().url(5))
+    pubsub = spy.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(f"parley:n:{b.node}")
+    await asyncio.sleep(0.2)  # presence written
+    assert a.send(["s", "m0", "m1", "m2", "m3", "nobody"], "frame-1", exclude=sender) == 1
+    await eventually(lambda: all(c.queue.qsize() == 1 for c in remote))
+    assert local_member.queue.get_nowait() == "frame-1" and sender.queue.empty()
+    assert [c.queue.get_nowait() for c in remote] == ["frame-1"] * 4
+    published = []
+    deadline = asyncio.get_running_loop().time() + 0.5
+    while asyncio.get_running_loop().time() < deadline:
+        msg = await pubsub.get_message(timeout=0.1)
+        if msg is not None:
+            published.append(msg["data"])
+    assert len(published) == 1  # one publish for B's three members
+    head, _, text = published[0].partition(b"\n")
+    assert sorted(orjson.loads(head)["u"]) == ["m1", "m2", "m3"] and text == b"frame-1"
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await spy.aclose()
+
+
+async def test_close_and_invalidation_reach_the_other_process(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]],
+) -> None:
+    a, b, seen = hubs
+    closed: list[tuple[str, int]] = []
+    b.register(conn("banned", closed))
+    await asyncio.sleep(0.2)
+    for c in a.connections("banned"):
+        c.close(4403, "banned")
+    await eventually(lambda: closed == [("banned", 4403)])
+    a.publish("members", "g1")
+    await eventually(lambda: seen == [("members", "g1")])
+    b.publish("members", "g2")  # not applied by its own publisher
+    await asyncio.sleep(0.2)
+    assert seen == [("members", "g1")]
+
+
+async def test_unregistered_user_is_no_longer_published_to(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]],
+) -> None:
+    a, b, _ = hubs
+    c = conn("leaver")
+    b.register(c)
+    await asyncio.sleep(0.2)
+    spy = aioredis.from_url(redis_server().url(5))
+    assert await spy.smembers("parley:p:leaver") == {b.node.encode()}
+    b.unregister(c)
+    await eventually(lambda: b._out.empty())
+    await asyncio.sleep(0.1)
+    assert await spy.smembers("parley:p:leaver") == set()
+    await spy.aclose()
+
+
+async def test_a_dead_process_is_dropped_from_presence() -> None:
+    url = redis_server().url(6)
+    a, b = RedisHub(url), RedisHub(url)
+    await a.start({})
+    await b.start({})
+    spy = aioredis.from_url(url)
+    try:
+        b.register(conn("orphan"))
+        await asyncio.sleep(0.2)
+        assert await spy.smembers("parley:p:orphan") == {b.node.encode()}
+        for task in b._tasks:  # B dies: no goodbye, its presence stays behind
+            task.cancel()
+        await asyncio.gather(*b._tasks, return_exceptions=True)
+        b._tasks = []
+        await asyncio.sleep(0.1)
+        a.send(["orphan"], "frame")  # nobody listens on B's channel: dropped from the set
+        for _ in range(100):
+            if await spy.smembers("parley:p:orphan") == set():
+                break
+            await asyncio.sleep(0.02)
+        assert await spy.smembers("parley:p:orphan") == set()
+    finally:
+        await a.stop()
+        await b.stop()
+        await spy.aclose()
+
+
+def test_only_the_redis_hub_imports_redis() -> None:
+    """The embedded default never loads Redis code: only server/redis_hub.py imports redis,
+    and only the composition root imports it, when --redis-url is set."""
+    from tests.test_imports import ROOT, imports
+
+    users = {
+        str(path.relative_to(ROOT))
+        for package in ("server", "moderation", "client")
+        for path in (ROOT / package).rglob("*.py")
+        if any(name.split(".")[0] == "redis" for name in imports(path))
+    }
+    assert users == {"server/redis_hub.py"}
+    hub_users = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "server").rglob("*.py")
+        if "server.redis_hub" in imports(path)
+    }
+    assert hub_users == {"server/app.py"}
+
+
+async def test_rate_limit_is_one_bucket_across_processes(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]],
+) -> None:
+    a, b, _ = hubs
+    on_a, on_b = a.rate_limiter(1.0, 2), b.rate_limiter(1.0, 2)
+    uid = "rl-" + str(id(on_a))
+    await on_a.take(uid)
+    await on_b.take(uid)  # the burst of 2 is spent, across both
+    for limiter in (on_a, on_b):
+        with pytest.raises(RateLimited) as info:
+            await limiter.take(uid)
+        assert 0 < info.value.details["retryAfterMs"] <= 1001
+    await on_a.take("someone-else")
+
+
+async def test_rate_limit_falls_back_to_the_process_without_redis() -> None:
+    hub = RedisHub("redis://127.0.0.1:1/0")  # nothing listens there
+    hub._redis = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    limiter = hub.rate_limiter(1.0, 1)
+    try:
+        await limiter.take("u")
+        with pytest.raises(RateLimited):
+            await limiter.take("u")
+    finally:
+        await hub._redis.aclose()
