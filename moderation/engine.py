@@ -1,5 +1,8 @@
 """The rule engine: which rules apply to a message, which match, and the resulting verdict.
 
+Over 400 lines on purpose: one algorithm (candidates, cost order, early stops, verdict) and
+the caches that keep it cheap on the send path, read best in one place.
+
 Evaluation of one message:
 
 1. Rules that are enabled and whose sender and receiver filters pass are candidates; a rule's

@@ -1,5 +1,8 @@
 """Rules and word lists: frozen models, validation from the JSON of PROTOCOL.md, and back.
 
+Over 400 lines on purpose: the models and their validators mirror each other field by field,
+and splitting them would put one wire shape in two places.
+
 ``parse_rule`` and ``parse_list`` accept the decoded JSON body and raise ``RuleError`` naming
 the offending field path (``conditions[0].threshold``). Validation is strict: unknown keys are
 errors, so a typo never silently disables part of a rule. ``rule_to_json`` and

@@ -1,5 +1,9 @@
 """``MediaService``: uploads, signed per-viewer links, downloads, export and erasure.
 
+Over 400 lines: the one owner of the media directory and rows; the pure parts already live
+beside it (blobcrypt, links, kinds, images, frames, upload, http). Splitting uploads from
+downloads is the next step.
+
 Files live under ``<data dir>/media``: ``<2 hex>/<mediaId>`` (the blob), ``<2 hex>/<mediaId>.thumb``
 (thumbnail or video poster) and ``tmp/`` (uploads in progress), all in the encrypted format of
 ``blobcrypt``; the metadata row is in the database (``ports.MediaRepository``). No plaintext
