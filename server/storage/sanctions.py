@@ -325,60 +325,6 @@ class SanctionsSql(ABC):
         await self._write(fn, audit, at)
 
 
-#: The tables, as SQLite writes them (PostgreSQL: the same with BIGINT times).
-SQLITE_SCHEMA = """
-    CREATE TABLE decisions (
-        id TEXT PRIMARY KEY,
-        uid TEXT NOT NULL,
-        message_id INTEGER NOT NULL DEFAULT 0,
-        measure TEXT NOT NULL,
-        body TEXT NOT NULL,
-        staff TEXT NOT NULL,
-        notify INTEGER NOT NULL,
-        at INTEGER NOT NULL
-    );
-    CREATE INDEX decisions_uid ON decisions (uid, at);
-    CREATE INDEX decisions_message ON decisions (message_id) WHERE message_id > 0;
-    CREATE TABLE appeals (
-        id TEXT PRIMARY KEY,
-        decision_id TEXT NOT NULL UNIQUE,
-        uid TEXT NOT NULL,
-        note TEXT NOT NULL,
-        state TEXT NOT NULL,
-        reason TEXT NOT NULL DEFAULT '',
-        decided_by TEXT NOT NULL DEFAULT '',
-        at INTEGER NOT NULL,
-        decided_at INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX appeals_state ON appeals (state, at);
-    CREATE INDEX appeals_uid ON appeals (uid);
-    CREATE TABLE restrictions (
-        id TEXT PRIMARY KEY,
-        uid TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        scope TEXT NOT NULL,
-        until_at INTEGER NOT NULL,
-        reason TEXT NOT NULL,
-        decision_id TEXT NOT NULL,
-        by_actor TEXT NOT NULL,
-        at INTEGER NOT NULL,
-        lifted_at INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX restrictions_uid ON restrictions (uid, kind);
-    CREATE TABLE group_slow_mode (
-        guid TEXT PRIMARY KEY,
-        seconds INTEGER NOT NULL
-    );
-    CREATE TABLE sanction_settings (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-"""
-
-POSTGRES_SCHEMA = SQLITE_SCHEMA.replace("INTEGER", "BIGINT").replace(
-    "TEXT PRIMARY KEY", 'TEXT COLLATE "C" PRIMARY KEY'
-)
-
 #: The audit log's columns that ``parley audit`` reads (with the hash chain's).
 AUDIT_COLUMNS = "id, at, actor, action, target, details, prev_hash, hash"
 

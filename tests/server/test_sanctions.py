@@ -11,7 +11,8 @@ import pytest
 
 from server.audit_chain import chain_hash, verify
 from server.models import Message, Status
-from server.storage.sanctions import SQLITE_SCHEMA, RestrictionRecord, shadowed_sql
+from server.storage.sanctions import RestrictionRecord, shadowed_sql
+from server.storage.sqlite.migrations import MIGRATIONS
 
 
 def restriction(
@@ -54,7 +55,7 @@ CASES = [
 @pytest.mark.parametrize(("record", "msg"), CASES)
 def test_sql_agrees_with_memory(record: RestrictionRecord, msg: Message) -> None:
     db = sqlite3.connect(":memory:")
-    db.executescript(SQLITE_SCHEMA)
+    db.executescript(MIGRATIONS[7])  # migration 8, the one that creates these tables
     db.execute(
         "CREATE TABLE messages (id INTEGER PRIMARY KEY, sender TEXT, receiver TEXT,"
         " receiver_type TEXT, sent_at INTEGER)"
