@@ -185,8 +185,19 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         store.chat, store.messages, users_, blocks, groups_, clock=clock, media=media
     )
     fanout = Fanout(hub, groups_, blocks, users=users_, media=media, hidden=restrictions.hidden)
+    # Known-bad images: a disapproving image_hash match quarantines the upload (issue 12);
+    # a person approving the message after all lifts it.
+    quarantine = MediaQuarantine(media, store.audit, webhooks, clock=clock)
     verdicts = VerdictService(
-        store.messages, store.audit, hub, fanout, groups_, blocks, clock=clock, decisions=decisions
+        store.messages,
+        store.audit,
+        hub,
+        fanout,
+        groups_,
+        blocks,
+        clock=clock,
+        decisions=decisions,
+        overturned=quarantine.after_approval,
     )
     appeals = Appeals(
         store.sanctions,
@@ -199,8 +210,6 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         clock=clock,
     )
     views = MessageViews(store.messages, users_, groups_, media)
-    # Known-bad images: a disapproving image_hash match quarantines the upload (issue 12).
-    quarantine = MediaQuarantine(media, store.audit, webhooks, clock=clock)
     inflight = InflightMessages(store.messages)
     moderation = ModerationService(
         store.messages,

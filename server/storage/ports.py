@@ -250,6 +250,17 @@ class MediaRepository(Protocol):
         there is no such row or it is quarantined already."""
         ...
 
+    async def release_media(self, media_id: str) -> bool:
+        """Lift a quarantine (a person approved the message after all). False when there is
+        no such row or it is not quarantined."""
+        ...
+
+    async def retain_media(self, media_id: str, uploader: str, holder: str) -> bool:
+        """Re-home ``uploader``'s upload to ``holder`` (resealing its row), so that it outlives
+        the account as evidence and no later account of the same uid finds it. False when
+        there is no such row of ``uploader``'s."""
+        ...
+
     async def delete_media(self, media_ids: Sequence[str]) -> None: ...
 
 
