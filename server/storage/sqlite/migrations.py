@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.storage.sqlite.inbox_schema import INBOX_MIGRATION
+from server.storage.sqlite.inbox_schema import INBOX_MIGRATION, INBOX_STATUS_SPLIT
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: chat core
@@ -272,4 +272,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE media ADD COLUMN quarantined_at INTEGER NOT NULL DEFAULT 0;
     """,
+    # 12: the inbox's status trigger split by what a verdict does (an approval moves heads
+    # forward with an upsert; only a message that stops being shown is recomputed)
+    INBOX_STATUS_SPLIT,
 )
