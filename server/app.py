@@ -50,6 +50,7 @@ from server.routes import groups, known_images, messages, users
 from server.routes import inbox as inbox_routes
 from server.routes import media as media_routes
 from server.routes import moderation as moderation_routes
+from server.routes import retention as retention_routes
 from server.routes.common import Deps
 from server.routes.moderation import ModerationDeps
 from server.security_headers import SecurityHeaders
@@ -64,6 +65,7 @@ from server.services.inbox import DirectoryService, InboxService
 from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
 from server.services.restrictions import Restrictions
+from server.services.retention import RetentionService
 from server.services.users import UserService
 from server.services.verdicts import VerdictService
 from server.session import Session
@@ -279,6 +281,17 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         restrictions=restrictions,
     )
     inbox = InboxService(store.inbox, render=messaging.render, hidden=restrictions.hidden)
+    # Retention (issue 15): periods, holds, and the job that deletes what is past them,
+    # with the in-memory copies of messages it must empty.
+    retention = RetentionService(
+        store.retention,
+        store.audit,
+        groups_,
+        media.remove_files,
+        clock=clock,
+        forget=(views.forget,),
+        interval=settings.retention_interval,
+    )
     directory = DirectoryService(store.inbox, scope=settings.directory_scope)
     state = AppState(
         users=users_,
@@ -319,6 +332,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             await seed_demo(users_, groups_)
         await moderation.start()  # configures the webhooks before their sender starts
         await webhooks.start()
+        retention.start()
         # What exists now (modules, rules, compiled lists) lives as long as the process: keep
         # it out of the garbage collector's full passes. And make full passes rare: a chat
         # server holds hundreds of thousands of long-lived objects (connections, caches), a
@@ -333,6 +347,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             yield
         finally:
             unwatch_gc()
+            await retention.stop()
             await moderation.stop()
             await webhooks.stop()
             if redis_hub is not None:
@@ -398,6 +413,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         *media_routes.api_routes(deps, media),
         *known_images.routes(deps, moderation_deps.admin, media, quarantine),
         *inbox_routes.routes(deps, inbox=inbox, directory=directory),
+        *retention_routes.routes(deps, retention),
     ]
     routes = [
         WebSocketRoute("/ws", ws_endpoint),

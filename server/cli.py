@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         f" group with (default {DEFAULTS.directory_scope})",
     )
     serve.add_argument(
+        "--retention-interval",
+        type=float,
+        help="seconds between runs of the retention job, which deletes messages past the"
+        f" periods set through /api/v1/retention (default {DEFAULTS.retention_interval:g};"
+        " 0: only when asked)",
+    )
+    serve.add_argument(
         "--no-moderation",
         dest="moderation_enabled",
         action="store_const",

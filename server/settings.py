@@ -89,6 +89,9 @@ class Settings:
     # Whom plain users find in the user directory (GET /api/v1/users?search=): "all", or
     # "shared_groups" (users they share a group with). Staff and the API key see everyone.
     directory_scope: str = "shared_groups"
+    # Seconds between runs of the retention job (PUT /api/v1/retention sets the periods;
+    # until then it deletes nothing); 0: only on POST /api/v1/retention/run.
+    retention_interval: float = 3600.0
 
     @property
     def db_path(self) -> Path:

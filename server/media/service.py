@@ -593,6 +593,12 @@ class MediaService:
         False when it is gone or already quarantined."""
         return await self._repo.quarantine_media(media_id, self._clock.now())
 
+    async def remove_files(self, media_ids: Sequence[str]) -> None:
+        """Remove the encrypted files of uploads whose rows are gone (the retention job)."""
+        for media_id in media_ids:
+            if MEDIA_ID_RE.fullmatch(media_id):
+                await asyncio.to_thread(self._remove_files, media_id)
+
     async def release(self, media_id: str) -> bool:
         """Lift a quarantine: served again under the usual rules. False when it is gone or
         not quarantined."""

@@ -47,6 +47,10 @@ class MessageViews:
         self._groups = groups
         self._neighbours: OrderedDict[tuple[int, int], MessageView] = OrderedDict()
 
+    def forget(self) -> None:
+        """Drop the kept views (messages were deleted: retention)."""
+        self._neighbours.clear()
+
     async def views(
         self, message: Message, *, window: int, recent: bool
     ) -> tuple[MessageView, list[MessageView], list[MessageView]]:

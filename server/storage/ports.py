@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from server.models import Group, Message, Moderation, Scope, Status, User
 from server.storage.inbox import ConversationHead, InboxPosition
+from server.storage.retention import Deleted, HoldRecord
 from server.storage.sanctions import AppealRecord, DecisionRecord, RestrictionRecord
 from server.storage.types import (
     Audit,
@@ -330,4 +331,28 @@ class DirectoryRepository(Protocol):
         """Live users whose uid or name starts with ``prefix`` (ASCII case-insensitive;
         ``prefix`` already lower-cased), by uid above ``after``; with ``sharing_with`` only
         users who share a group with that uid; never ``exclude``."""
+        ...
+
+
+class RetentionRepository(Protocol):
+    """Retention (issue 15 item 7): periods per scope, holds, and the deletion of what is past
+    them. The shared SQL and its records are in ``server.storage.retention``."""
+
+    async def periods(self) -> dict[str, int]: ...
+    async def set_period(self, scope: str, seconds: int | None, audit: Audit, at: int) -> None: ...
+    async def holds(self) -> list[HoldRecord]: ...
+    async def add_hold(self, hold: HoldRecord, audit: Audit) -> None: ...
+    async def remove_hold(self, hold_id: str, audit: Audit, at: int) -> bool: ...
+    async def expired(self, now: int, limit: int) -> list[int]:
+        """Ids of up to ``limit`` messages past their period (oldest first), held ones not."""
+        ...
+
+    async def delete_messages(self, ids: Sequence[int], at: int) -> Deleted: ...
+    async def delete_deliveries(self, before: int, at: int) -> int: ...
+    def forget(self) -> None:
+        """Drop in-memory copies of messages the store keeps (the recent index)."""
+        ...
+
+    async def compact(self) -> None:
+        """Make deleted content leave the files as far as the backend allows."""
         ...

@@ -275,4 +275,21 @@ MIGRATIONS: tuple[str, ...] = (
     # 12: the inbox's status trigger split by what a verdict does (an approval moves heads
     # forward with an upsert; only a message that stops being shown is recomputed)
     INBOX_STATUS_SPLIT,
+    # 13: retention (issue 15 item 7): a period per scope (``app`` or ``g:<guid>``, seconds,
+    # 0 = forever) and the conversations held from deletion (see storage/retention.py)
+    """
+    CREATE TABLE retention_policy (
+        scope TEXT PRIMARY KEY,
+        seconds INTEGER NOT NULL
+    );
+    CREATE TABLE retention_holds (
+        id TEXT PRIMARY KEY,
+        conv_key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        by_actor TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX retention_holds_conv ON retention_holds (conv_key);
+    """,
 )
