@@ -56,6 +56,7 @@ def routes(deps: Deps) -> list[Route]:
         messages = page[1:] if len(page) > limit else page
         # A media message's attachment.url is signed for the caller.
         bodies = await messaging.render_all(messages, who.principal.uid)
+        await messaging.add_sender_view(bodies, messages, who.principal.uid)
         return ok({"messages": bodies, "hasMore": len(page) > limit})
 
     async def send(request: Request) -> Response:
