@@ -247,7 +247,7 @@ function scheduleReconnect(why = "disconnected") {
   clearTimeout(state.reconnectTimer);
   const delay = state.reconnectDelay + Math.random() * 500;
   state.reconnectDelay = Math.min(state.reconnectDelay * 2, 30000);
-  setConnState("offline", `offline, retrying in ${Math.max(1, Math.round(delay / 1000))} s…`, why);
+  setConnState("offline", `offline, retry in ${Math.max(1, Math.round(delay / 1000))} s`, why);
   state.reconnectTimer = setTimeout(connect, delay);
 }
 

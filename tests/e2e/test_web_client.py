@@ -251,6 +251,11 @@ async def test_phone_viewport_inbox_conversation_composer_and_toasts(
         }"""
     )
     assert hint_fits
+    # The connection state in the top bar is shown whole, not cut to "connect…".
+    conn = p.locator(".topbar .conn")
+    assert await conn.evaluate("(el) => el.scrollWidth <= el.clientWidth + 1")
+    conn_box = await conn.bounding_box()
+    assert conn_box and conn_box["x"] + conn_box["width"] <= 390
     await shot(p, "phone-2-conversation")
 
     # An error toast (a uid that does not exist) stays clear of the composer.
