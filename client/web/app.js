@@ -83,7 +83,7 @@ const state = {
   typingOut: { cid: null, timer: null },
   blocked: new Set(),
   inbox: { next: null, loading: false, loaded: false }, // GET /me/conversations paging
-  names: new Map(), // uid -> display name, from the directory and auth.ok
+  names: new Map(), // uid -> display name, from directory searches
   offlineNoticed: false, // the "offline" notice was shown since the last auth.ok
   lastFrameAt: 0, // Date.now() of the last frame from the server (a silent socket is dead)
   search: { timer: null, seq: 0, results: [] },
@@ -1493,6 +1493,20 @@ function init() {
   });
   $("open-id").addEventListener("keydown", (event) => {
     if (event.key === "Escape") clearSearch();
+    if (event.key === "ArrowDown") {
+      const first = $("search-results").querySelector("button");
+      if (first) { event.preventDefault(); first.focus(); }
+    }
+  });
+  $("search-results").addEventListener("keydown", (event) => {
+    const buttons = Array.from($("search-results").querySelectorAll("button"));
+    const at = buttons.indexOf(document.activeElement);
+    if (event.key === "Escape") { clearSearch(); $("open-id").focus(); return; }
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+    event.preventDefault();
+    const next = at + (event.key === "ArrowDown" ? 1 : -1);
+    if (next < 0) $("open-id").focus();
+    else if (buttons[next]) buttons[next].focus();
   });
   $("open-form").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -192,27 +192,6 @@ class MessagingService:
     ) -> list[dict[str, Any]]:
         return [await self.render(m, uid) for m in messages]
 
-    async def add_sender_view(
-        self, bodies: list[dict[str, Any]], messages: Sequence[Message], uid: str | None
-    ) -> None:
-        """What history keeps for the sender of each of ``uid``'s own messages: ``receipts``
-        (``{"delivered": n, "read": n}``, users per type) and, once disapproved, ``moderation``
-        (as ``message.moderated`` carried it), so ticks and block reasons survive a reload."""
-        own = [(b, m) for b, m in zip(bodies, messages, strict=True) if m.sender == uid]
-        if not own:
-            return
-        shadowed = (
-            self._restrictions.shadowed_in(own[0][1].receiver, own[0][1].receiver_type)
-            if self._restrictions is not None
-            else []
-        )
-        counts = await self._store.receipt_counts([m.id for _, m in own], exclude=shadowed)
-        for body, m in own:
-            got = counts.get(m.id, {})
-            body["receipts"] = {"delivered": got.get("delivered", 0), "read": got.get("read", 0)}
-            if m.status is Status.DISAPPROVED and m.moderation is not None:
-                body["moderation"] = m.moderation.to_json()
-
     # ----------------------------------------------------------------- one message
 
     async def get_message(self, message_id: int) -> Message:
