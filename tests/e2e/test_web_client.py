@@ -11,18 +11,15 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from playwright.async_api import Browser, WebSocketRoute, async_playwright, expect
+from playwright.async_api import Browser, WebSocketRoute, expect
 
 from tests.conftest import ServerProcess, World, unique, world_on
 from tests.e2e.test_moderation_flow import word_rule
 from tests.e2e.web import (
     any_bubble,
     bubbles,
-    chromium_path,
     conversation_id,
     dashboard_sign_in,
     expect_connected,
@@ -35,18 +32,6 @@ from tests.e2e.web import (
     sign_in,
     start_chat_by_search,
 )
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(
-            executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 async def friends(world: World, *prefixes: str) -> list[str]:
