@@ -147,6 +147,8 @@ async def test_profane_message_is_pending_then_blocked_for_its_sender_and_never_
         await a.locator("#composer").bounding_box(),
     )
     assert toast_box and composer_box and not boxes_overlap(toast_box, composer_box)
+    header_box = await a.locator(".conv-header").bounding_box()  # nor the header's buttons
+    assert header_box and not boxes_overlap(toast_box, header_box), (toast_box, header_box)
     await shot(a, "blocked-1-sender")
 
     # A clean message sent after it reaches Bob; the blocked one never does, nor his inbox.
@@ -256,6 +258,8 @@ async def test_phone_viewport_inbox_conversation_composer_and_toasts(
     )
     assert toast_box and composer_box and not boxes_overlap(toast_box, composer_box)
     assert boxes_overlap(toast_box, viewport)
+    header_box = await p.locator(".conv-header").bounding_box()  # nor over the way back
+    assert header_box and not boxes_overlap(toast_box, header_box), (toast_box, header_box)
     await shot(p, "phone-3-toast")
     assert not page_errors(p), page_errors(p)
     await p.context.close()
