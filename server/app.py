@@ -66,6 +66,7 @@ from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
 from server.services.restrictions import Restrictions
 from server.services.retention import RetentionService
+from server.services.sender_view import SenderView
 from server.services.users import UserService
 from server.services.verdicts import VerdictService
 from server.session import Session
@@ -404,7 +405,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     api: list[Any] = [
         *users.routes(deps),
         *groups.routes(deps),
-        *messages.routes(deps),
+        *messages.routes(deps, sender_view=SenderView(store.messages, restrictions)),
         *moderation_routes.routes(deps, moderation_deps),
         *audit_routes.routes(deps),
         *decision_routes.routes(
