@@ -292,4 +292,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX retention_holds_conv ON retention_holds (conv_key);
     """,
+    # 14: the inbox without its order index: it cost more per send than anything else on the
+    # write path (see inbox_schema.py); a user's 1:1 heads are sorted when read
+    """
+    DROP INDEX inbox_direct_order;
+    """,
 )
