@@ -292,6 +292,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         clock=clock,
         forget=(views.forget,),
         interval=settings.retention_interval,
+        upload_ttl=settings.upload_ttl,
     )
     directory = DirectoryService(store.inbox, scope=settings.directory_scope)
     state = AppState(

@@ -112,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         " 0: only when asked)",
     )
     serve.add_argument(
+        "--upload-ttl",
+        type=int,
+        help="seconds an upload no message carries is kept before the retention job deletes"
+        f" it (default {DEFAULTS.upload_ttl})",
+    )
+    serve.add_argument(
         "--no-moderation",
         dest="moderation_enabled",
         action="store_const",

@@ -92,6 +92,8 @@ class Settings:
     # Seconds between runs of the retention job (PUT /api/v1/retention sets the periods;
     # until then it deletes nothing); 0: only on POST /api/v1/retention/run.
     retention_interval: float = 3600.0
+    # Seconds an upload that no message carries is kept (the retention job deletes it then).
+    upload_ttl: int = 86_400
 
     @property
     def db_path(self) -> Path:

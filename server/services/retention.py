@@ -4,7 +4,9 @@ conversations held from deletion; and the job that deletes what is past its peri
 - The app's period applies to every conversation; a group may have its own (shorter or
   longer), or follow the app's. 0 keeps messages forever (the default).
 - A hold (``legal_hold`` or ``pinned``) on a 1:1 or group conversation keeps all of it.
-- The job runs every ``interval`` seconds (and on ``POST /retention/run``). In batches, oldest
+- The job runs every ``interval`` seconds (and on ``POST /retention/run``). It deletes uploads
+  that no message carries ``upload_ttl`` seconds after they were uploaded (never sent: they
+  would otherwise fill the disk), whatever the periods. In batches, oldest
   first, it deletes each expired message with its receipts, review entries, reports and its
   uploads (rows, then the encrypted files; a quarantined upload stays as evidence), and the
   outgoing webhooks' log past the app's period; then it empties the in-memory copies (the
@@ -80,6 +82,7 @@ class RetentionService:
         clock: Clock,
         forget: Sequence[Callable[[], None]] = (),
         interval: float = 3600.0,
+        upload_ttl: int = 86_400,
     ) -> None:
         self._repo = repo
         self._audit = audit
@@ -89,6 +92,7 @@ class RetentionService:
         #: In-memory copies of messages to drop after a run that deleted any.
         self._forget = forget
         self._interval = interval
+        self._upload_ttl = upload_ttl
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.last_run: dict[str, Any] | None = None
@@ -196,11 +200,21 @@ class RetentionService:
             await self._remove_files(deleted.media)
             if len(ids) < BATCH:
                 break
+        uploads = 0
+        while True:
+            orphans = await self._repo.orphan_uploads(now - self._upload_ttl, BATCH)
+            if not orphans:
+                break
+            gone = await self._repo.delete_uploads(orphans, now)
+            uploads += len(gone)
+            await self._remove_files(gone)
+            if len(orphans) < BATCH:
+                break
         periods = await self._repo.periods()
         deliveries = 0
         if periods.get(APP, 0) > 0:
             deliveries = await self._repo.delete_deliveries(now - periods[APP], now)
-        if messages or deliveries:
+        if messages or deliveries or uploads:
             for forget in self._forget:
                 forget()
             self._repo.forget()
@@ -210,7 +224,12 @@ class RetentionService:
                     actor,
                     "retention.run",
                     "messages",
-                    {"messages": messages, "media": media, "webhookDeliveries": deliveries},
+                    {
+                        "messages": messages,
+                        "media": media,
+                        "unsentUploads": uploads,
+                        "webhookDeliveries": deliveries,
+                    },
                 ),
                 now,
             )
@@ -218,6 +237,7 @@ class RetentionService:
             "at": now,
             "messages": messages,
             "media": media,
+            "unsentUploads": uploads,
             "webhookDeliveries": deliveries,
         }
         return self.last_run

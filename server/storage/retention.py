@@ -146,6 +146,35 @@ class RetentionSql(ABC):
         deleted = await self._write(fn, None, at)
         return Deleted(deleted, media)
 
+    async def orphan_uploads(self, before: int, limit: int) -> list[str]:
+        """Uploads created before ``before`` that no message carries (never sent)."""
+        rows = await self._all(
+            "SELECT id FROM media WHERE attached_to IS NULL AND quarantined_at = 0"
+            " AND created_at < ? ORDER BY created_at LIMIT ?",
+            (before, limit),
+        )
+        return [r[0] for r in rows]
+
+    async def delete_uploads(self, ids: Sequence[str], at: int) -> list[str]:
+        """Delete the rows of those uploads still unsent; the ids whose rows went (a send
+        that attached one meanwhile keeps it)."""
+
+        async def fn(run: Exec) -> list[str]:
+            await self._before_delete(run)
+            gone = [
+                media_id
+                for media_id in ids
+                if await run(
+                    "DELETE FROM media WHERE id = ? AND attached_to IS NULL AND quarantined_at = 0",
+                    (media_id,),
+                )
+                == 1
+            ]
+            await self._after_delete(run)
+            return gone
+
+        return await self._write(fn, None, at)
+
     async def delete_deliveries(self, before: int, at: int) -> int:
         """The outgoing webhooks' log (its payloads hold messages) older than ``before``;
         deliveries still being tried stay."""

@@ -25,11 +25,14 @@ from tests.e2e.test_image_hashes import encode
 from tests.pg import BACKEND
 
 PERIOD = 3
+UPLOAD_TTL = 2
 
 
 @pytest.fixture(scope="module")
 def retention_server(server_factory: Any) -> ServerProcess:
-    srv: ServerProcess = server_factory("--rate-limit", "0", "--retention-interval", "0")
+    srv: ServerProcess = server_factory(
+        "--rate-limit", "0", "--retention-interval", "0", "--upload-ttl", str(UPLOAD_TTL)
+    )
     return srv
 
 
@@ -161,3 +164,43 @@ async def test_only_admins_set_retention_and_bad_input_is_refused(
                          {"uids": ["a", "b"], "kind": "forever"}):  # fmt: skip
                 assert (await api.post("/retention/holds", json=body)).status_code == 400, body
             assert (await api.delete("/retention/holds/h_0123456789abcdef")).status_code == 404
+
+
+async def test_uploads_never_sent_are_deleted_after_their_ttl(
+    retention_server: ServerProcess,
+) -> None:
+    """Whatever the periods: an upload no message carries goes once its time is up (rows and
+    files), one that was sent stays."""
+    async with world_on(retention_server) as w:
+        alice, bob = await w.user("ua"), await w.user("ub")
+        a = await w.connect(alice)
+        async with w.user_rest(await w.token(alice)) as rest_a:
+            unsent = await rest_a.upload(encode(Image.new("RGB", (32, 32), "blue")), name="u.png")
+            sent = await rest_a.upload(encode(Image.new("RGB", (32, 32), "green")), name="s.png")
+        await a.send_message(
+            {"receiver": bob, "receiverType": "user", "category": "message",
+             "messageType": "image", "mediaId": sent["mediaId"]}
+        )  # fmt: skip
+        files = {
+            m["mediaId"]: w.server.data_dir / "media" / m["mediaId"][1:3] / m["mediaId"]
+            for m in (unsent, sent)
+        }
+        assert all(f.exists() for f in files.values())
+        await asyncio.sleep(UPLOAD_TTL + 1.5)
+        async with httpx.AsyncClient(
+            base_url=w.server.url + "/api/v1", headers={"X-API-Key": w.server.api_key}
+        ) as api:
+            ran = (await api.post("/retention/run")).json()
+        assert ran["unsentUploads"] >= 1
+        assert not files[unsent["mediaId"]].exists() and files[sent["mediaId"]].exists()
+        async with w.user_rest(await w.token(alice)) as rest_a:
+            with pytest.raises(ServerError) as err:
+                await rest_a.media(unsent["mediaId"])
+            assert err.value.status == 404
+            assert (await rest_a.media(sent["mediaId"]))["mediaId"] == sent["mediaId"]
+            # Sending it now is refused plainly: the upload is gone.
+            with pytest.raises(Exception, match="not found|ERR_NOT_FOUND|unknown"):
+                await a.send_message(
+                    {"receiver": bob, "receiverType": "user", "category": "message",
+                     "messageType": "image", "mediaId": unsent["mediaId"]}
+                )  # fmt: skip
