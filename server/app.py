@@ -37,6 +37,7 @@ from server.hub import Hub, LocalHub
 from server.media.quarantine import MediaQuarantine
 from server.media.service import build_media_service
 from server.metrics import Metrics
+from server.models import Message
 from server.moderation_service.admin import ModerationAdmin
 from server.moderation_service.gate import ModerationService
 from server.moderation_service.outcomes import Outcomes
@@ -213,7 +214,25 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         clock=clock,
     )
     views = MessageViews(store.messages, users_, groups_, media)
-    inflight = InflightMessages(store.messages)
+
+    async def provider_attachment(message: Message) -> dict[str, Any] | None:
+        """A media message's attachment for the Custom API: absolute links signed for its
+        sender (who may always see their own upload), so the provider can fetch the file
+        while the message is still pending; they expire like any link."""
+        media_id = (message.attachment or {}).get("mediaId")
+        sender = await users_.user(message.sender)
+        if not isinstance(media_id, str) or sender is None:
+            return None
+        found = await media.attachment(media_id, sender)
+        if found is None:
+            return None
+        base = settings.public_base
+        for key in ("url", "thumbnailUrl"):
+            if key in found:
+                found[key] = base + found[key]
+        return found
+
+    inflight = InflightMessages(store.messages, attach=provider_attachment)
     moderation = ModerationService(
         store.messages,
         store.moderation,

@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
         " 0: only when asked)",
     )
     serve.add_argument(
+        "--public-url",
+        help="the URL this server is reached at from outside (behind a proxy, the proxy's),"
+        " for links given to the Custom API; default: the address it listens on",
+    )
+    serve.add_argument(
         "--upload-ttl",
         type=int,
         help="seconds an upload no message carries is kept before the retention job deletes"

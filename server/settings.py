@@ -92,6 +92,9 @@ class Settings:
     # Seconds between runs of the retention job (PUT /api/v1/retention sets the periods;
     # until then it deletes nothing); 0: only on POST /api/v1/retention/run.
     retention_interval: float = 3600.0
+    # The URL this server is reached at from outside (behind a proxy: the proxy's), for links
+    # given to peers such as the Custom API; default: scheme://host:port it listens on.
+    public_url: str | None = None
     # Seconds an upload that no message carries is kept (the retention job deletes it then).
     upload_ttl: int = 86_400
 
@@ -102,6 +105,12 @@ class Settings:
     @property
     def scheme(self) -> str:
         return "http" if self.insecure_http else "https"
+
+    @property
+    def public_base(self) -> str:
+        """Where peers reach this server: ``public_url`` (without a trailing slash), or the
+        address it listens on."""
+        return (self.public_url or self.base_url).rstrip("/")
 
     @property
     def base_url(self) -> str:
@@ -128,6 +137,7 @@ def _coerce(name: str, value: Any) -> Any:
         "openai_base_url",
         "openai_model",
         "openai_moderation_model",
+        "public_url",
     ):
         return None if value in (None, "") else str(value)
     if isinstance(default, bool):
