@@ -65,6 +65,7 @@ from server.services.groups import GroupService
 from server.services.inbox import DirectoryService, InboxService
 from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
+from server.services.reports import ReportOptions
 from server.services.restrictions import Restrictions
 from server.services.retention import RetentionService
 from server.services.sender_view import SenderView
@@ -299,6 +300,10 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         clock=clock,
         media=media,
         restrictions=restrictions,
+        report_options=ReportOptions(
+            show_reporter=settings.group_reports_show_reporter,
+            escalate_after=settings.report_escalation_seconds,
+        ),
     )
     inbox = InboxService(store.inbox, render=messaging.render, hidden=restrictions.hidden)
     # Retention (issue 15): periods, holds, and the job that deletes what is past them,
@@ -354,6 +359,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         await moderation.start()  # configures the webhooks before their sender starts
         await webhooks.start()
         retention.start()
+        messaging.reports.start()
         # What exists now (modules, rules, compiled lists) lives as long as the process: keep
         # it out of the garbage collector's full passes. And make full passes rare: a chat
         # server holds hundreds of thousands of long-lived objects (connections, caches), a
@@ -369,6 +375,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         finally:
             unwatch_gc()
             await retention.stop()
+            await messaging.reports.stop()
             await moderation.stop()
             await webhooks.stop()
             if redis_hub is not None:

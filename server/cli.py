@@ -117,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
         " for links given to the Custom API; default: the address it listens on",
     )
     serve.add_argument(
+        "--group-reports-show-reporter",
+        action="store_const",
+        const=True,
+        help="let a group's moderators see who reported a message in their group (app staff"
+        " always see it)",
+    )
+    serve.add_argument(
+        "--report-escalation-seconds",
+        type=int,
+        help="seconds an unhandled report waits before it is escalated to app moderators"
+        f" (default {DEFAULTS.report_escalation_seconds}; 0: never)",
+    )
+    serve.add_argument(
         "--upload-ttl",
         type=int,
         help="seconds an upload no message carries is kept before the retention job deletes"

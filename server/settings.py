@@ -92,6 +92,11 @@ class Settings:
     # Seconds between runs of the retention job (PUT /api/v1/retention sets the periods;
     # until then it deletes nothing); 0: only on POST /api/v1/retention/run.
     retention_interval: float = 3600.0
+    # Reports (issue 15): whether a group's moderators see who reported a message in their
+    # group (app staff always do), and after how many seconds an unhandled report is
+    # escalated to app moderators (0: never).
+    group_reports_show_reporter: bool = False
+    report_escalation_seconds: int = 3600
     # The URL this server is reached at from outside (behind a proxy: the proxy's), for links
     # given to peers such as the Custom API; default: scheme://host:port it listens on.
     public_url: str | None = None

@@ -22,6 +22,7 @@ EVENTS = (
     "message.disapproved",
     "message.flagged",
     "message.reported",
+    "report.escalated",
     "message.review_required",
     "user.banned",
     "moderation.provider_failed",

@@ -91,7 +91,9 @@ def routes(deps: Deps, *, sender_view: SenderView) -> list[Route]:
             raise Forbidden("reports are made by users")
         reason = protocol.check_text(get_str(body, "reason"), limits, "reason")
         remarks = protocol.check_text(get_str(body, "remarks", required=False), limits, "remarks")
-        report = await messaging.report_message(who.user, _message_id(request), reason, remarks)
+        report = await messaging.report_message(
+            who.user, _message_id(request), reason, remarks, body.get("category")
+        )
         return ok(report, 201)
 
     return [

@@ -206,7 +206,13 @@ class ModerationRepository(Protocol):
     ) -> None: ...
 
     async def add_report(
-        self, message_id: int, reporter: str, reason: str, remarks: str, at: int
+        self,
+        message_id: int,
+        reporter: str,
+        reason: str,
+        remarks: str,
+        at: int,
+        category: str = "other",
     ) -> tuple[dict[str, Any], bool]:
         """Store a user report (once per reporter and message) and queue the message as
         reported; (report, created)."""
