@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from moderation.local_detectors import build_detectors
+from moderation.types import Verdict
 from server import protocol
 from server.auth import TokenAuthority, load_secrets
 from server.clock import SYSTEM_CLOCK
@@ -60,6 +61,7 @@ from server.services.appeals import Appeals, ReviewHooks
 from server.services.audit import AuditLog
 from server.services.blocks import BlockService
 from server.services.decisions import DEFAULT_APPEAL_WINDOW, Decisions
+from server.services.escalation import EscalationLadders
 from server.services.fanout import Fanout
 from server.services.groups import GroupService
 from server.services.inbox import DirectoryService, InboxService
@@ -234,6 +236,16 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         return found
 
     inflight = InflightMessages(store.messages, attach=provider_attachment)
+    # After a rule's disapproval: the quarantine of a known-bad image, then the rule's
+    # escalation ladder (issue 15), each never raising.
+    ladders = EscalationLadders(
+        store.sanctions, store.audit, decisions, restrictions, groups_, clock=clock
+    )
+
+    async def after_disapproval(message: Message, verdict: Verdict) -> None:
+        await quarantine.after_verdict(message, verdict)
+        await ladders.after_disapproval(message, verdict)
+
     moderation = ModerationService(
         store.messages,
         store.moderation,
@@ -246,7 +258,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             metrics,
             events=webhooks,
             clock=clock,
-            disapproved=quarantine.after_verdict,
+            disapproved=after_disapproval,
         ),
         detectors=build_detectors(),
         clock=clock,
@@ -436,7 +448,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         *moderation_routes.routes(deps, moderation_deps),
         *audit_routes.routes(deps),
         *decision_routes.routes(
-            deps, decision_routes.DecisionDeps(decisions, appeals, restrictions)
+            deps, decision_routes.DecisionDeps(decisions, appeals, restrictions, ladders)
         ),
         *media_routes.api_routes(deps, media),
         *known_images.routes(deps, moderation_deps.admin, media, quarantine),
