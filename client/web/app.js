@@ -78,6 +78,8 @@ const state = {
   active: null, // cid
   receipts: new Map(), // message id -> "delivered" | "read"
   moderation: new Map(), // message id -> {ruleId, ruleName, reason}
+  decisions: new Map(), // message id -> statement of reasons (decision) of its disapproval
+  appeals: new Map(), // decision id -> "open" | "upheld" | "rejected"
   receiptsSent: new Set(), // `${id}:${type}`
   typingIn: new Map(), // cid -> Map(uid -> timer)
   typingOut: { cid: null, timer: null },
@@ -278,7 +280,18 @@ function handleFrame(f) {
       if (f.message) onMessage(f.message, f.type === "message");
       return;
     case "message.moderated":
-      if (f.message) onModerated(f.message, f.moderation);
+      if (f.message) onModerated(f.message, f.moderation, f.decision);
+      return;
+    case "moderation.decision":
+      if (f.decision) onDecision(f.decision);
+      return;
+    case "moderation.appeal":
+      onAppealOutcome(f);
+      return;
+    case "report.outcome":
+      toast("", f.outcome === "actioned"
+        ? "A message you reported was acted on. Thank you."
+        : "A message you reported was reviewed; no action was needed.", null, "info");
       return;
     case "message.edited":
     case "message.deleted":
@@ -310,6 +323,7 @@ function onAuthOk(user) {
   clearInterval(state.pingTimer);
   state.pingTimer = setInterval(heartbeat, 15000);
   refreshBlocked();
+  loadDecisions(); // the reasons (and appeal links) of this user's blocked messages
   loadInbox(); // the list and its unread counts, as the server has them now
   // Anything we missed while offline: reload the latest page of every loaded conversation.
   for (const conv of state.convs.values()) {
@@ -405,13 +419,71 @@ function onMessage(m, live) {
   // When visible, renderMessages() has already sent the read receipt.
 }
 
-function onModerated(m, moderation) {
+function onModerated(m, moderation, decision) {
   if (moderation && typeof moderation === "object") state.moderation.set(m.id, moderation);
+  if (decision && typeof decision === "object") state.decisions.set(m.id, decision);
   upsertMessage(m);
   if (m.moderationStatus === "disapproved") {
-    const reason = moderation && (moderation.reason || moderation.ruleName);
+    const reason = blockReason(m.id);
     toast("", `Your message was blocked${reason ? `: ${reason}` : "."}`, null, "info");
   }
+}
+
+/** Why a message of ours was blocked, in plain words: the decision's explanation, else the
+ *  rule's reason. */
+function blockReason(id) {
+  const decision = state.decisions.get(id);
+  if (decision && decision.explanation) return decision.explanation;
+  const mod = state.moderation.get(id);
+  return mod ? (mod.reason || mod.ruleName) : null;
+}
+
+const MEASURE_WORDS = { mute: "muted", kick: "removed from a group", ban: "banned from a group" };
+
+function onDecision(decision) {
+  const what = MEASURE_WORDS[decision.measure] || decision.measure;
+  const until = decision.until ? ` until ${new Date(decision.until * 1000).toLocaleString()}` : "";
+  toast("", `You were ${what}${until}. ${decision.explanation || ""}`.trim(), null, "info");
+}
+
+function onAppealOutcome(f) {
+  if (f.decisionId) state.appeals.set(f.decisionId, f.outcome);
+  const words = f.outcome === "upheld" ? "Your appeal was upheld" : "Your appeal was rejected";
+  toast("", `${words}${f.reason ? `: ${f.reason}` : "."}`, null, "info");
+  renderMessages();
+}
+
+async function loadDecisions() {
+  try {
+    const res = await api("GET", "/api/v1/me/decisions", { token: state.token });
+    for (const d of (res && res.decisions) || []) {
+      if (d.measure === "message_disapproved" && d.messageId && !state.decisions.has(d.messageId)) {
+        state.decisions.set(d.messageId, d);
+      }
+    }
+    renderMessages();
+  } catch (err) {
+    // not fatal: blocked messages then show the rule's reason
+  }
+}
+
+async function appealDecision(decision) {
+  const res = await ask({
+    title: "Appeal this decision",
+    label: "Why should a moderator look at it again?",
+    okText: "Send appeal",
+  });
+  if (!res) return;
+  try {
+    await api("POST", `/api/v1/decisions/${encodeURIComponent(decision.decisionId)}/appeal`,
+      { token: state.token, body: { note: res.text.trim() } });
+    state.appeals.set(decision.decisionId, "open");
+    toast("", "Your appeal was sent. A moderator will decide.", null, "info");
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409) state.appeals.set(decision.decisionId, "open");
+    toast(err.code || "", err.message || "The appeal could not be sent.");
+  }
+  renderMessages();
 }
 
 function onReceipt(f) {
@@ -941,6 +1013,10 @@ function deleteMessage(m) {
 }
 
 const REPORT_REASONS = ["spam", "harassment", "hate", "sexual content", "violence", "scam", "self-harm", "other"];
+/** The report category (PROTOCOL.md) each reason files under. */
+const REPORT_CATEGORY = { "spam": "spam", "harassment": "harassment", "hate": "hate",
+  "sexual content": "sexual", "violence": "violence", "scam": "spam", "self-harm": "self_harm",
+  "other": "other" };
 
 async function reportMessage(m) {
   const res = await ask({
@@ -954,7 +1030,9 @@ async function reportMessage(m) {
   if (!res) return;
   const id = nextFrameId("c");
   state.frames.set(id, { type: "message.flag", at: Date.now() });
-  if (!wsSend({ type: "message.flag", id, messageId: m.id, reason: res.choice, remarks: res.text.trim() })) {
+  const frame = { type: "message.flag", id, messageId: m.id, reason: res.choice,
+                  remarks: res.text.trim(), category: REPORT_CATEGORY[res.choice] || "other" };
+  if (!wsSend(frame)) {
     toast("", "Not connected.");
   }
 }
@@ -1234,9 +1312,20 @@ function renderMessage(m, conv) {
   const node = el("div", { class: classes.join(" "), "data-id": String(m.id) }, meta, messageBody(m));
 
   if (status === "disapproved" && !m.deletedAt) {
-    const mod = state.moderation.get(m.id);
-    const reason = mod ? (mod.reason || mod.ruleName) : null;
+    const reason = mine ? blockReason(m.id) : null;
     node.append(el("div", { class: "reason", text: reason ? `Blocked: ${reason}` : "Blocked by moderation." }));
+    const decision = mine ? state.decisions.get(m.id) : null;
+    if (decision && decision.decisionId) {
+      const appeal = state.appeals.get(decision.decisionId);
+      if (appeal) {
+        const words = { open: "Appeal sent: a moderator will decide.", upheld: "Appeal upheld.",
+                        rejected: "Appeal rejected." }[appeal] || "";
+        node.append(el("div", { class: "appeal muted small", text: words }));
+      } else if (!decision.appealUntil || decision.appealUntil * 1000 > Date.now()) {
+        node.append(el("button", { type: "button", class: "link appeal-button", text: "Appeal",
+                                   onclick: () => appealDecision(decision) }));
+      }
+    }
   }
 
   const actions = el("div", { class: "actions" });
@@ -1448,6 +1537,8 @@ function logout() {
   state.receiptsSent.clear();
   state.typingIn.clear();
   state.blocked.clear();
+  state.decisions.clear();
+  state.appeals.clear();
   state.frames.clear();
   $("login-view").hidden = false;
   $("chat-view").hidden = true;
