@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -25,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from moderation.local_detectors import build_detectors
-from server import protocol
+from server import __version__, openapi, protocol
 from server.auth import TokenAuthority, load_secrets
 from server.clock import SYSTEM_CLOCK
 from server.crypto import load_keyring
@@ -377,7 +378,13 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             {"code": "ERR_INTERNAL", "message": "internal error", "details": {}}, status_code=500
         )
 
+    openapi_body = json.dumps(openapi.document(__version__)).encode()
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi_body, media_type="application/json")
+
     api: list[Any] = [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         *users.routes(deps),
         *groups.routes(deps),
         *messages.routes(deps),
