@@ -51,6 +51,7 @@ from server.routes import groups, known_images, messages, users
 from server.routes import inbox as inbox_routes
 from server.routes import media as media_routes
 from server.routes import moderation as moderation_routes
+from server.routes import reactions as reaction_routes
 from server.routes.common import Deps
 from server.routes.moderation import ModerationDeps
 from server.security_headers import SecurityHeaders
@@ -64,6 +65,7 @@ from server.services.groups import GroupService
 from server.services.inbox import DirectoryService, InboxService
 from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
+from server.services.reactions import ParentCheck, Reactions
 from server.services.restrictions import Restrictions
 from server.services.users import UserService
 from server.services.verdicts import VerdictService
@@ -183,7 +185,14 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         message_visible=MediaVisibility(store.messages, groups_),
     )
     accounts = AccountService(
-        store.chat, store.messages, users_, blocks, groups_, clock=clock, media=media
+        store.chat,
+        store.messages,
+        users_,
+        blocks,
+        groups_,
+        clock=clock,
+        media=media,
+        reactions=store.reactions,
     )
     fanout = Fanout(hub, groups_, blocks, users=users_, media=media, hidden=restrictions.hidden)
     verdicts = VerdictService(
@@ -269,6 +278,17 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         clock=clock,
         media=media,
         restrictions=restrictions,
+        parent_check=ParentCheck(store.messages, restrictions).check,
+    )
+    reactions = Reactions(
+        store.reactions,
+        messaging,
+        fanout,
+        hub,
+        blocks,
+        rate_limiter=rate_limiter,
+        clock=clock,
+        restrictions=restrictions,
     )
     inbox = InboxService(store.inbox, render=messaging.render, hidden=restrictions.hidden)
     directory = DirectoryService(store.inbox, scope=settings.directory_scope)
@@ -291,6 +311,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         settings=settings,
         limits=limits,
         metrics=metrics,
+        reactions=reactions,
     )
 
     @contextlib.asynccontextmanager
@@ -340,6 +361,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             settings=settings,
             limits=limits,
             metrics=metrics,
+            reactions=reactions,
         ).run()
 
     async def healthz(request: Request) -> Response:
@@ -396,6 +418,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         *media_routes.api_routes(deps, media),
         *known_images.routes(deps, moderation_deps.admin, media, quarantine),
         *inbox_routes.routes(deps, inbox=inbox, directory=directory),
+        *reaction_routes.routes(deps, reactions),
     ]
     routes = [
         WebSocketRoute("/ws", ws_endpoint),

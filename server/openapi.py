@@ -154,6 +154,7 @@ SEND_BODY = obj(
     tags=arr(string()),
     parentId=nullable(ID),
 )
+EMOJI = string(minLength=1, maxLength=32, pattern="^[^/\\s]+$")
 RULE = {"type": "object", "description": "a rule object (docs/protocol.md, Rule object)"}
 LIST = obj(
     ("name", "kind", "items"),
@@ -305,6 +306,53 @@ def api_paths() -> dict[str, dict[str, Any]]:
                 "Report a message to the moderators", "user", params=(MESSAGE_ID,), status=201,
                 body=obj(("reason",), reason=string(), remarks=string(), category=string()),
                 returns=obj(messageId={"type": "integer"}, reportId=string(), report={"type": "object"}), tag="messages",
+            )
+        },
+        "/messages/{messageId}/reactions": {
+            "get": op(
+                "Who reacted with what, in the order each emoji was first used",
+                "any",
+                params=(MESSAGE_ID,),
+                tag="reactions",
+                returns=obj(
+                    ("messageId", "reactions"),
+                    messageId={"type": "integer"},
+                    reactions=arr(obj(emoji=string(), count={"type": "integer"}, uids=arr(IDENT))),
+                ),
+            ),
+            "post": op(
+                "React with an emoji (201; 200 if the caller had already)",
+                "user",
+                params=(MESSAGE_ID,),
+                status=201,
+                tag="reactions",
+                body=obj(("emoji",), emoji=EMOJI),
+                returns=ref("Reaction"),
+                errors=("400", "401", "403", "404", "409", "429"),
+            ),
+        },
+        "/messages/{messageId}/reactions/{emoji}": {
+            "delete": op(
+                "Take back a reaction",
+                "user",
+                params=(MESSAGE_ID, path("emoji", EMOJI)),
+                tag="reactions",
+                returns=ref("Reaction"),
+                errors=("400", "401", "403", "404", "409", "429"),
+            )
+        },
+        "/messages/{messageId}/thread": {
+            "get": op(
+                "A thread: the parent message and a page of its replies, oldest first",
+                "any",
+                params=(MESSAGE_ID, query("before", ID, "only replies with a smaller id"), limit(50, 100)),
+                tag="messages",
+                returns=obj(
+                    ("parent", "messages", "hasMore"),
+                    parent=ref("Message"),
+                    messages=arr(ref("Message")),
+                    hasMore={"type": "boolean"},
+                ),
             )
         },
         "/me/conversations": {
@@ -586,11 +634,27 @@ COMPONENTS: dict[str, Any] = {
             metadata={"type": "object"},
             tags=arr(string()),
             parentId=nullable({"type": "integer"}),
+            reactions={
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "emoji -> count (history, thread pages, GET /messages/{id})",
+            },
+            myReactions=arr(string(), description="the viewer's own reactions (same places)"),
+            replyCount={"type": "integer", "description": "delivered replies (same places)"},
             sentAt={"type": "integer"},
             updatedAt={"type": "integer"},
             editedAt={"type": "integer"},
             deletedAt={"type": "integer"},
             moderationStatus=enum("unmoderated", "pending", "approved", "disapproved"),
+        ),
+        "Reaction": obj(
+            ("messageId", "conversationId", "uid", "emoji", "action", "reactions"),
+            messageId={"type": "integer"},
+            conversationId=string(),
+            uid=IDENT,
+            emoji=string(),
+            action=enum("added", "removed"),
+            reactions={"type": "object", "additionalProperties": {"type": "integer"}},
         ),
         "Media": obj(
             ("mediaId",),

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -249,6 +250,30 @@ class RestClient:
             "POST", f"/messages/{message_id}/flag", json=body
         )
         return result
+
+    async def react(self, message_id: int, emoji: str) -> dict[str, Any]:
+        """``POST /messages/{id}/reactions``: the message's counts after it (user token)."""
+        path = f"/messages/{message_id}/reactions"
+        return dict(await self.request("POST", path, json={"emoji": emoji}))
+
+    async def unreact(self, message_id: int, emoji: str) -> dict[str, Any]:
+        """``DELETE /messages/{id}/reactions/{emoji}`` (the emoji is percent-encoded)."""
+        path = f"/messages/{message_id}/reactions/{quote(emoji, safe='')}"
+        return dict(await self.request("DELETE", path))
+
+    async def reactions(self, message_id: int) -> list[dict[str, Any]]:
+        """Who reacted with what: ``[{emoji, count, uids}]``."""
+        return list((await self.request("GET", f"/messages/{message_id}/reactions"))["reactions"])
+
+    async def thread(
+        self, message_id: int, *, before: int | None = None, limit: int = 50
+    ) -> dict[str, Any]:
+        """A thread: ``{"parent", "messages" (replies, oldest first), "hasMore"}``."""
+        params: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        path = f"/messages/{message_id}/thread"
+        return dict(await self.request("GET", path, params=params))
 
     # ------------------------------------------------------------------ media
 

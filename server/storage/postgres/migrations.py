@@ -9,6 +9,7 @@ both lists. Text keys that are listed in order (uids, group ids, rule and list i
 from __future__ import annotations
 
 from server.storage.postgres.inbox_schema import INBOX_MIGRATION
+from server.storage.postgres.threads_schema import THREADS_MIGRATION
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the chat core, moderation state, outgoing webhooks (SQLite migrations 1-6)
@@ -257,4 +258,6 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE media ADD COLUMN quarantined_at BIGINT NOT NULL DEFAULT 0;
     """,
+    # 7 (SQLite 12): reactions and the thread-reply index (issue 16 item 8, threads_schema.py)
+    THREADS_MIGRATION,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.storage.sqlite.inbox_schema import INBOX_MIGRATION
+from server.storage.sqlite.threads_schema import THREADS_MIGRATION
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: chat core
@@ -272,4 +273,6 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE media ADD COLUMN quarantined_at INTEGER NOT NULL DEFAULT 0;
     """,
+    # 12: reactions and the thread-reply index (issue 16 item 8, threads_schema.py)
+    THREADS_MIGRATION,
 )

@@ -13,6 +13,7 @@ from server.storage.sqlite.inbox import SqliteInbox
 from server.storage.sqlite.media import SqliteMedia
 from server.storage.sqlite.messages import SqliteMessages
 from server.storage.sqlite.moderation import SqliteModeration
+from server.storage.sqlite.reactions import SqliteReactions
 from server.storage.sqlite.recent import RecentMessages
 from server.storage.sqlite.sanctions import SqliteSanctions
 from server.storage.sqlite.users import SqliteBlocks, SqliteGroups, SqliteUsers
@@ -53,6 +54,8 @@ class SqliteStorage:
         self.sanctions = SqliteSanctions(self.db)
         #: The inbox and the user directory (issue 16).
         self.inbox = SqliteInbox(self.db, Sealer(keyring), self.recent)
+        #: Reactions and thread replies (issue 16 item 8).
+        self.reactions = SqliteReactions(self.db, Sealer(keyring), self.recent)
 
     async def open(self) -> None:
         await self.db.open()
