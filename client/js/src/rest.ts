@@ -20,10 +20,13 @@ import type {
   Media,
   MediaMessageType,
   Message,
+  MessageReactionFrame,
+  ReactionSummary,
   ReceiverType,
   Report,
   Role,
   SendBody,
+  ThreadPage,
   User,
 } from "./types.js";
 import { newMuid } from "./util.js";
@@ -357,6 +360,31 @@ export class RestClient {
   flagMessage(messageId: number, reason: string, remarks = "", category?: string): Promise<FlagResult> {
     return this.request("POST", `/messages/${messageId}/flag`, {
       json: category === undefined ? { reason, remarks } : { reason, remarks, category },
+    });
+  }
+
+  // ------------------------------------------------------------------ reactions, threads
+
+  /** React with an emoji (user token); the message's counts after it (`message.reaction`). */
+  react(messageId: number, emoji: string): Promise<MessageReactionFrame> {
+    return this.request("POST", `/messages/${messageId}/reactions`, { json: { emoji } });
+  }
+
+  /** Take back a reaction (user token). */
+  unreact(messageId: number, emoji: string): Promise<MessageReactionFrame> {
+    return this.request("DELETE", `/messages/${messageId}/reactions/${seg(emoji)}`);
+  }
+
+  /** Who reacted with what. */
+  async reactions(messageId: number): Promise<ReactionSummary[]> {
+    const result = await this.request<{ reactions: ReactionSummary[] }>("GET", `/messages/${messageId}/reactions`);
+    return result.reactions;
+  }
+
+  /** A thread: the parent and the newest `limit` replies below `before`, oldest first. */
+  thread(messageId: number, options: { before?: number; limit?: number } = {}): Promise<ThreadPage> {
+    return this.request("GET", `/messages/${messageId}/thread`, {
+      query: { limit: options.limit ?? 50, before: options.before },
     });
   }
 
