@@ -77,9 +77,6 @@ WITH_INPUT = {
 }
 
 
-SENT: list[int] = []
-
-
 @pytest.mark.parametrize(
     ("path", "method", "mode"),
     [(p, m, GenerationMode.POSITIVE) for p, m in OPERATIONS]
@@ -102,16 +99,17 @@ def test_no_generated_request_makes_a_server_error(
         max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
     def fuzz(case: Any) -> None:
-        SENT.append(1)
+        sent.append(case)
         case.call_and_validate(
             base_url=fuzz_server.url, headers=credentials(case), checks=[not_a_server_error]
         )
 
+    sent: list[Any] = []
     fuzz()
+    assert sent, "no request was generated"
 
 
 def test_the_server_survived_the_fuzz_run(fuzz_server: ServerProcess) -> None:
-    assert len(SENT) >= len(OPERATIONS) * 2  # the run above did call the server
     assert fuzz_server.proc is not None and fuzz_server.proc.poll() is None
     assert httpx.get(fuzz_server.url + "/healthz").status_code == 200
     assert fuzz_server.log_path is not None
