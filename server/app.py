@@ -44,6 +44,7 @@ from server.moderation_service.outcomes import Outcomes
 from server.moderation_service.review import ReviewDesk
 from server.moderation_service.tryout import Tryout
 from server.moderation_service.views import InflightMessages, MessageViews
+from server.push import PushService
 from server.ratelimit import RateLimiter
 from server.routes import audit as audit_routes
 from server.routes import decisions as decision_routes
@@ -51,6 +52,7 @@ from server.routes import groups, known_images, messages, users
 from server.routes import inbox as inbox_routes
 from server.routes import media as media_routes
 from server.routes import moderation as moderation_routes
+from server.routes import push as push_routes
 from server.routes import reactions as reaction_routes
 from server.routes.common import Deps
 from server.routes.moderation import ModerationDeps
@@ -194,7 +196,27 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         media=media,
         reactions=store.reactions,
     )
-    fanout = Fanout(hub, groups_, blocks, users=users_, media=media, hidden=restrictions.hidden)
+    # Offline push (issue 16 item 7): told of each delivery by the fan-out, never waited for.
+    push = PushService(
+        store.push,
+        hub,
+        metrics,
+        gateways=settings.push_gateways,
+        signing_key=secrets_.jwt_secret,
+        clock=clock,
+        attempts=settings.push_attempts,
+        retry_delay=settings.push_retry_delay,
+        timeout=settings.push_timeout,
+    )
+    fanout = Fanout(
+        hub,
+        groups_,
+        blocks,
+        users=users_,
+        media=media,
+        hidden=restrictions.hidden,
+        delivered=push.notify,
+    )
     verdicts = VerdictService(
         store.messages, store.audit, hub, fanout, groups_, blocks, clock=clock, decisions=decisions
     )
@@ -332,6 +354,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             await seed_demo(users_, groups_)
         await moderation.start()  # configures the webhooks before their sender starts
         await webhooks.start()
+        await push.start()
         # What exists now (modules, rules, compiled lists) lives as long as the process: keep
         # it out of the garbage collector's full passes. And make full passes rare: a chat
         # server holds hundreds of thousands of long-lived objects (connections, caches), a
@@ -348,6 +371,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             unwatch_gc()
             await moderation.stop()
             await webhooks.stop()
+            await push.stop()
             if redis_hub is not None:
                 await redis_hub.stop()
             await store.close()
@@ -419,6 +443,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         *known_images.routes(deps, moderation_deps.admin, media, quarantine),
         *inbox_routes.routes(deps, inbox=inbox, directory=directory),
         *reaction_routes.routes(deps, reactions),
+        *push_routes.routes(deps, push),
     ]
     routes = [
         WebSocketRoute("/ws", ws_endpoint),

@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         f" group with (default {DEFAULTS.directory_scope})",
     )
     serve.add_argument(
+        "--push-gateways",
+        help="comma-separated URL prefixes of the push gateways (UnifiedPush/ntfy servers, a"
+        " signed-webhook relay) users may register offline-push endpoints on; default: none"
+        " (offline push off)",
+    )
+    serve.add_argument(
         "--no-moderation",
         dest="moderation_enabled",
         action="store_const",

@@ -355,6 +355,26 @@ def api_paths() -> dict[str, dict[str, Any]]:
                 ),
             )
         },
+        "/me/push-endpoints": {
+            "get": op(
+                "The caller's offline-push endpoints (one per device)", "user", tag="push",
+                returns=obj(("endpoints",), endpoints=arr(ref("PushEndpoint"))),
+            ),
+            "post": op(
+                "Register (or replace) a device's offline-push endpoint", "user", status=201,
+                tag="push", returns=ref("PushEndpoint"),
+                body=obj(
+                    ("url",), kind=enum("unifiedpush", "webhook"), url=string(maxLength=2000),
+                    deviceId=IDENT, includeText={"type": "boolean"},
+                ),
+            ),
+        },
+        "/me/push-endpoints/{endpointId}": {
+            "delete": op(
+                "Remove an offline-push endpoint", "user",
+                params=(path("endpointId", TOKEN),), status=204, tag="push",
+            )
+        },
         "/me/conversations": {
             "get": op(
                 "The caller's inbox: conversations, newest first", "user", tag="inbox",
@@ -655,6 +675,16 @@ COMPONENTS: dict[str, Any] = {
             emoji=string(),
             action=enum("added", "removed"),
             reactions={"type": "object", "additionalProperties": {"type": "integer"}},
+        ),
+        "PushEndpoint": obj(
+            ("endpointId", "deviceId", "kind", "url", "includeText", "createdAt"),
+            endpointId=string(),
+            deviceId=IDENT,
+            kind=enum("unifiedpush", "webhook"),
+            url=string(),
+            includeText={"type": "boolean"},
+            createdAt={"type": "integer"},
+            secret=string(description="webhook endpoints, when registered: the HMAC key"),
         ),
         "Media": obj(
             ("mediaId",),

@@ -275,6 +275,28 @@ class RestClient:
         path = f"/messages/{message_id}/thread"
         return dict(await self.request("GET", path, params=params))
 
+    # ------------------------------------------------------------------ offline push
+
+    async def register_push(
+        self,
+        url: str,
+        *,
+        kind: str = "unifiedpush",
+        device_id: str = "default",
+        include_text: bool = False,
+    ) -> dict[str, Any]:
+        """Register this device's push endpoint (user token): a UnifiedPush/ntfy-style
+        ``url`` or a ``webhook`` (the answer then carries its signing ``secret``). The same
+        ``device_id`` again replaces the device's endpoint."""
+        body = {"url": url, "kind": kind, "deviceId": device_id, "includeText": include_text}
+        return dict(await self.request("POST", "/me/push-endpoints", json=body))
+
+    async def push_endpoints(self) -> list[dict[str, Any]]:
+        return list((await self.request("GET", "/me/push-endpoints"))["endpoints"])
+
+    async def unregister_push(self, endpoint_id: str) -> None:
+        await self.request("DELETE", f"/me/push-endpoints/{quote(endpoint_id, safe='')}")
+
     # ------------------------------------------------------------------ media
 
     async def upload(

@@ -25,6 +25,7 @@ from server.storage.types import (
     MediaRecord,
     NewDelivery,
     NewMessage,
+    PushEndpoint,
     ReviewItem,
 )
 
@@ -358,3 +359,16 @@ class ReactionRepository(Protocol):
         """Newest ``limit`` replies to ``parent_id`` below ``before`` that ``viewer`` may see
         (as in ``history``), oldest first."""
         ...
+
+
+class PushRepository(Protocol):
+    """Users' offline-push endpoints, one per device (issue 16 item 7); erased with their
+    user (a trigger of the backends' migration)."""
+
+    async def put_endpoint(self, endpoint: PushEndpoint) -> PushEndpoint:
+        """Store it; a device that registers again (same uid and ``device_id``) replaces its
+        endpoint and keeps its id. Returns the stored endpoint."""
+        ...
+
+    async def endpoints_of(self, uids: Sequence[str]) -> list[PushEndpoint]: ...
+    async def delete_endpoint(self, uid: str, endpoint_id: str) -> bool: ...

@@ -9,6 +9,7 @@ both lists. Text keys that are listed in order (uids, group ids, rule and list i
 from __future__ import annotations
 
 from server.storage.postgres.inbox_schema import INBOX_MIGRATION
+from server.storage.postgres.push_schema import PUSH_MIGRATION
 from server.storage.postgres.threads_schema import THREADS_MIGRATION
 
 MIGRATIONS: tuple[str, ...] = (
@@ -260,4 +261,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 7 (SQLite 12): reactions and the thread-reply index (issue 16 item 8, threads_schema.py)
     THREADS_MIGRATION,
+    # 8 (SQLite 13): users' offline-push endpoints (issue 16 item 7, push_schema.py)
+    PUSH_MIGRATION,
 )

@@ -15,6 +15,7 @@ from server.storage.postgres.inbox import PostgresInbox
 from server.storage.postgres.media import PostgresMedia
 from server.storage.postgres.messages import PostgresMessages
 from server.storage.postgres.moderation import PostgresModeration
+from server.storage.postgres.push import PostgresPush
 from server.storage.postgres.reactions import PostgresReactions
 from server.storage.postgres.sanctions import PostgresSanctions
 from server.storage.postgres.users import PostgresBlocks, PostgresGroups, PostgresUsers
@@ -62,6 +63,8 @@ class PostgresStorage:
         self.inbox = PostgresInbox(self.db, Sealer(keyring))
         #: Reactions and thread replies (issue 16 item 8).
         self.reactions = PostgresReactions(self.db, Sealer(keyring))
+        #: Offline-push endpoints (issue 16 item 7).
+        self.push = PostgresPush(self.db, Sealer(keyring))
 
     async def open(self) -> None:
         await self.db.open()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.storage.sqlite.inbox_schema import INBOX_MIGRATION
+from server.storage.sqlite.push_schema import PUSH_MIGRATION
 from server.storage.sqlite.threads_schema import THREADS_MIGRATION
 
 MIGRATIONS: tuple[str, ...] = (
@@ -275,4 +276,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 12: reactions and the thread-reply index (issue 16 item 8, threads_schema.py)
     THREADS_MIGRATION,
+    # 13: users' offline-push endpoints (issue 16 item 7, push_schema.py)
+    PUSH_MIGRATION,
 )

@@ -13,6 +13,7 @@ from server.storage.sqlite.inbox import SqliteInbox
 from server.storage.sqlite.media import SqliteMedia
 from server.storage.sqlite.messages import SqliteMessages
 from server.storage.sqlite.moderation import SqliteModeration
+from server.storage.sqlite.push import SqlitePush
 from server.storage.sqlite.reactions import SqliteReactions
 from server.storage.sqlite.recent import RecentMessages
 from server.storage.sqlite.sanctions import SqliteSanctions
@@ -56,6 +57,8 @@ class SqliteStorage:
         self.inbox = SqliteInbox(self.db, Sealer(keyring), self.recent)
         #: Reactions and thread replies (issue 16 item 8).
         self.reactions = SqliteReactions(self.db, Sealer(keyring), self.recent)
+        #: Offline-push endpoints (issue 16 item 7).
+        self.push = SqlitePush(self.db, Sealer(keyring), self.recent)
 
     async def open(self) -> None:
         await self.db.open()
