@@ -5,7 +5,9 @@ delivery never waits for a gateway."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,8 @@ from client.sdk import ServerError
 from moderation.providers.signing import verify
 from tests.conftest import ServerProcess, World, free_port, world_on
 from tests.e2e.peer import Peer, Recorded
+from tests.pg import cluster
+from tests.redis_server import redis_server
 
 GATEWAY_PORT = free_port()
 GATEWAY = f"http://127.0.0.1:{GATEWAY_PORT}"
@@ -215,3 +219,37 @@ async def test_push_is_off_without_gateways(world: World) -> None:
         with pytest.raises(ServerError) as err:
             await rest.register_push("https://ntfy.example/up/x")
     assert err.value.status == 403 and "push-gateways" in err.value.message
+
+
+async def test_a_user_connected_to_another_process_is_not_pushed(
+    tmp_path: Path, gateway: Peer
+) -> None:
+    """Two processes on one PostgreSQL and one Redis: presence comes from Redis."""
+    data_dir = tmp_path / "d"
+    args = [
+        "--rate-limit", "0", "--database-url", cluster().database(str(data_dir.resolve())),
+        "--redis-url", redis_server().url(5), "--push-gateways", f"{GATEWAY}/up/",
+    ]  # fmt: skip
+    key = "test-key-" + uuid.uuid4().hex[:8]
+    servers = [
+        ServerProcess(data_dir=data_dir, port=free_port(), api_key=key, args=args) for _ in "ab"
+    ]
+    try:
+        for srv in servers:  # B starts on A's data dir: the same JWT secret and keys
+            srv.start()
+        async with world_on(servers[0]) as wa, world_on(servers[1]) as wb:
+            alice, bob, carol = await wa.user("alice"), await wa.user("bob"), await wa.user("c")
+            await register(wa, bob, f"/up/{bob}")
+            await register(wa, carol, f"/up/{carol}")
+            a = await wa.connect(alice)
+            b = await wb.connect(bob)  # on the other process only
+            sent = await a.send_custom(bob, "ping", {"n": 1})
+            await b.next_event("message", predicate=lambda e: e.message["id"] == sent["id"])
+            # Carol, offline everywhere, is pushed after bob's job was handled (one queue).
+            late = await a.send_custom(carol, "ping", {"n": 2})
+            (req,) = await gateway.wait_for(1, path=f"/up/{carol}")
+            assert req.json()["messageId"] == late["id"]
+            assert pushes_to(gateway, f"/up/{bob}") == []
+    finally:
+        for srv in servers:
+            srv.stop()
