@@ -21,6 +21,7 @@ import type {
   MediaMessageType,
   Message,
   MessageReactionFrame,
+  PushEndpoint,
   ReactionSummary,
   ReceiverType,
   Report,
@@ -386,6 +387,36 @@ export class RestClient {
     return this.request("GET", `/messages/${messageId}/thread`, {
       query: { limit: options.limit ?? 50, before: options.before },
     });
+  }
+
+  // ------------------------------------------------------------------ offline push
+
+  /**
+   * Register this device for offline pushes (user token): a UnifiedPush/ntfy-style `url`
+   * (`kind: "unifiedpush"`, the default) or a `webhook` to the app's relay (the answer then
+   * carries its signing `secret`). The same `deviceId` again replaces the device's endpoint.
+   * The URL must be on one of the server's configured push gateways.
+   */
+  registerPush(
+    url: string,
+    options: { kind?: "unifiedpush" | "webhook"; deviceId?: string; includeText?: boolean } = {},
+  ): Promise<PushEndpoint> {
+    return this.request("POST", "/me/push-endpoints", {
+      json: {
+        url,
+        kind: options.kind ?? "unifiedpush",
+        deviceId: options.deviceId ?? "default",
+        includeText: options.includeText ?? false,
+      },
+    });
+  }
+
+  async pushEndpoints(): Promise<PushEndpoint[]> {
+    return (await this.request<{ endpoints: PushEndpoint[] }>("GET", "/me/push-endpoints")).endpoints;
+  }
+
+  async unregisterPush(endpointId: string): Promise<void> {
+    await this.request("DELETE", `/me/push-endpoints/${seg(endpointId)}`);
   }
 
   // ------------------------------------------------------------------ inbox, decisions

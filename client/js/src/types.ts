@@ -117,6 +117,21 @@ export interface ThreadPage {
   hasMore: boolean;
 }
 
+/** Where one of the user's devices gets offline pushes (`/me/push-endpoints`). */
+export interface PushEndpoint {
+  endpointId: string;
+  deviceId: string;
+  /** `unifiedpush`: an ntfy-style URL; `webhook`: a signed POST to the app's relay. */
+  kind: "unifiedpush" | "webhook";
+  url: string;
+  /** Whether pushes carry the message text (off by default). */
+  includeText: boolean;
+  createdAt: number;
+  /** `webhook` endpoints, in the answer to a registration: the HMAC key of the signatures. */
+  secret?: string;
+  [extra: string]: unknown;
+}
+
 /** `moderation` of a disapproved `message.moderated`. */
 export interface ModerationInfo {
   ruleId: string;

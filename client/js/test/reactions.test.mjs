@@ -67,3 +67,15 @@ test("replies carry parentId; the parent counts them; the thread pages them", as
     return true;
   });
 });
+
+test("offline push endpoints: the server refuses a URL off its gateways", async () => {
+  // The shared test server has no --push-gateways: registration says push is off.
+  const a = await makeUser("alice");
+  const ca = await connect(a.token);
+  await assert.rejects(ca.rest.registerPush("https://ntfy.example/up/x"), (error) => {
+    assert.ok(error instanceof ParleyError);
+    assert.equal(error.status, 403);
+    return true;
+  });
+  assert.deepEqual(await ca.rest.pushEndpoints(), []);
+});

@@ -66,6 +66,9 @@ export async function app(getToken: () => Promise<string>): Promise<void> {
     void count;
     void reply.parentId;
     const who = await chat.rest.reactions(sent.id);
+    const endpoint = await chat.rest.registerPush("https://ntfy.example/up/abc", { deviceId: "phone" });
+    void (endpoint.kind satisfies "unifiedpush" | "webhook");
+    await chat.rest.unregisterPush(endpoint.endpointId);
     void who[0]?.uids;
     const media = await chat.rest.upload(new Blob(["x"]), { name: "x.txt", kind: "file" });
     await chat.sendMedia("bob", media, { caption: "a file" });
