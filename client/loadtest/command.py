@@ -150,7 +150,13 @@ def main(args: argparse.Namespace) -> int:
     on bad options."""
     try:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
     except ImportError:
         print("parley loadtest needs the 'loadtest' extra: pip install 'parley[loadtest]'")
         return 2
@@ -167,17 +173,19 @@ def main(args: argparse.Namespace) -> int:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[counts]}"),
         console=console,
         disable=args.no_progress,
         transient=False,
     )
     tasks = {
-        "connected": bar.add_task("connected", total=opts.users),
-        "messages": bar.add_task("messages", total=opts.messages),
+        "connected": bar.add_task("connected", total=opts.users, counts=""),
+        "messages": bar.add_task("messages", total=opts.messages, counts=""),
     }
 
-    def report(what: str, done: int, total: int) -> None:
-        bar.update(tasks[what], completed=done, total=total)
+    def report(what: str, done: int, total: int, counts: dict[str, int]) -> None:
+        shown = "  ".join(f"{k} {v}" for k, v in counts.items())
+        bar.update(tasks[what], completed=done, total=total, counts=shown)
 
     console.print(
         f"loading {cfg.url}: {opts.users} users, {opts.groups} groups, {opts.messages} messages"

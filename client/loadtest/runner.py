@@ -40,7 +40,9 @@ class RunConfig:
     concurrency: int = 16
 
 
-Progress = Callable[[str, int, int], None]
+#: ``(what, done, total, counters)``: ``connected`` or ``messages``; the counters of the
+#: messages (delivered, blocked, errors) for a live display.
+Progress = Callable[[str, int, int, dict[str, int]], None]
 
 
 class Pacer:
@@ -271,7 +273,7 @@ async def fetch_history(rest: RestClient, plan: Plan, cfg: RunConfig) -> list[di
 
 async def run(plan: Plan, cfg: RunConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Run the load against ``cfg.url``; the summary (see ``docs/operations.md``)."""
-    report = progress or (lambda _what, _done, _total: None)
+    report = progress or (lambda _what, _done, _total, _counts: None)
     base = cfg.url.rstrip("/")
     scheme, sep, rest_of_url = base.partition("://")
     if not sep or scheme not in ("http", "https"):
@@ -303,7 +305,7 @@ async def run(plan: Plan, cfg: RunConfig, progress: Progress | None = None) -> d
             if await load.open(ws_url):
                 connected += 1
                 readers.append(asyncio.create_task(load.read()))
-            report("connected", connected, len(loads))
+            report("connected", connected, len(loads), {})
 
         # Everyone listens before anyone speaks: a receiver not yet connected would miss
         # live frames (history has them; this run checks live delivery).
@@ -318,7 +320,7 @@ async def run(plan: Plan, cfg: RunConfig, progress: Progress | None = None) -> d
 
         async def ticker() -> None:
             while True:
-                report("messages", tracker.completed, total)
+                report("messages", tracker.completed, total, tracker.live())
                 await asyncio.sleep(0.2)
 
         tick = asyncio.create_task(ticker())
@@ -329,7 +331,7 @@ async def run(plan: Plan, cfg: RunConfig, progress: Progress | None = None) -> d
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(drained.wait(), cfg.drain_timeout)
             await asyncio.sleep(cfg.settle)  # late duplicates would show up now
-            report("messages", tracker.completed, total)
+            report("messages", tracker.completed, total, tracker.live())
         finally:
             tick.cancel()
             await asyncio.gather(*(ld.close() for ld in loads))

@@ -76,6 +76,7 @@ class Tracker:
         self.first_sent = 0.0
         self.last_event = 0.0
         self.stored: dict[str, Any] | None = None
+        self._blocked = 0  # disapproved so far (the live display's count)
 
     # ------------------------------------------------------------------ input
 
@@ -120,7 +121,9 @@ class Tracker:
         elif kind == "message.moderated" and track is not None:
             if track.status in ("approved", "disapproved"):
                 self.counters["duplicate_verdicts"] += 1
-            track.status = str(msg.get("moderationStatus", ""))
+            status = str(msg.get("moderationStatus", ""))
+            self._blocked += (status == "disapproved") - (track.status == "disapproved")
+            track.status = status
         elif kind == "message" and track is not None:
             if uid == track.planned.sender:
                 self.counters["own_copies"] += 1  # a sender's other connection; not a delivery
@@ -185,6 +188,14 @@ class Tracker:
         }
 
     # ------------------------------------------------------------------ output
+
+    def live(self) -> dict[str, int]:
+        """What a progress display shows while the run goes on."""
+        return {
+            "delivered": self.counters["delivered"],
+            "blocked": self._blocked,
+            "errors": sum(self.errors.values()),
+        }
 
     def verification(self) -> dict[str, Any]:
         """What the run proves: exactly-once delivery, no leak of a blocked message, and

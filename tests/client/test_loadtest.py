@@ -203,3 +203,10 @@ def test_refusals_and_foreign_frames() -> None:
     assert s["counters"]["foreign_frames"] == 1
     t.check_stored([msg(m, "approved", 1)])
     assert t.verification()["stored"]["stored_despite_refusal"] == 1
+
+
+def test_live_counters_follow_the_frames() -> None:
+    plan = small_plan(blocked_share=0.3)
+    t = run_clean(plan)
+    want = plan.expected()
+    assert t.live() == {"delivered": want["deliveries"], "blocked": want["blocked"], "errors": 0}

@@ -121,3 +121,20 @@ def test_loadtest_bad_options_and_unreachable_server(tmp_path: Path) -> None:
     rc, _, err = loadtest(dead, out, "--users", "2", "--groups", "0", "--messages", "1")
     assert rc == 1 and "ConnectError" in err
     assert not out.exists()
+
+
+async def test_loadtest_over_tls_needs_insecure_for_a_self_signed_certificate(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    certs = tmp_path / "certs"
+    srv = server_factory(
+        "--rate-limit", "0", "--cert-file", str(certs / "dev.crt"),
+        "--key-file", str(certs / "dev.key"), tls=True,
+    )  # fmt: skip
+    assert srv.url.startswith("https://")
+    small = ("--users", "4", "--groups", "1", "--group-size", "3", "--messages", "24")
+    rc, s, err = loadtest(srv, tmp_path / "refused.json", *small)
+    assert rc == 1 and "CERTIFICATE_VERIFY_FAILED" in err and s == {}
+    rc, s, err = loadtest(srv, tmp_path / "s.json", *small, "--insecure")
+    assert rc == 0, err
+    assert s["sent"] == s["acked"] == 24 and s["passed"] is True
