@@ -38,6 +38,7 @@ from server.hub import Hub, LocalHub
 from server.media.quarantine import MediaQuarantine
 from server.media.service import build_media_service
 from server.metrics import Metrics
+from server.models import Message
 from server.moderation_service.admin import ModerationAdmin
 from server.moderation_service.gate import ModerationService
 from server.moderation_service.outcomes import Outcomes
@@ -54,6 +55,7 @@ from server.routes import media as media_routes
 from server.routes import moderation as moderation_routes
 from server.routes import push as push_routes
 from server.routes import reactions as reaction_routes
+from server.routes import retention as retention_routes
 from server.routes.common import Deps
 from server.routes.moderation import ModerationDeps
 from server.security_headers import SecurityHeaders
@@ -69,6 +71,8 @@ from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
 from server.services.reactions import ParentCheck, Reactions
 from server.services.restrictions import Restrictions
+from server.services.retention import RetentionService
+from server.services.sender_view import SenderView
 from server.services.users import UserService
 from server.services.verdicts import VerdictService
 from server.session import Session
@@ -217,8 +221,19 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         hidden=restrictions.hidden,
         delivered=push.notify,
     )
+    # Known-bad images: a disapproving image_hash match quarantines the upload (issue 12);
+    # a person approving the message after all lifts it.
+    quarantine = MediaQuarantine(media, store.audit, webhooks, clock=clock)
     verdicts = VerdictService(
-        store.messages, store.audit, hub, fanout, groups_, blocks, clock=clock, decisions=decisions
+        store.messages,
+        store.audit,
+        hub,
+        fanout,
+        groups_,
+        blocks,
+        clock=clock,
+        decisions=decisions,
+        overturned=quarantine.after_approval,
     )
     appeals = Appeals(
         store.sanctions,
@@ -231,9 +246,25 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         clock=clock,
     )
     views = MessageViews(store.messages, users_, groups_, media)
-    # Known-bad images: a disapproving image_hash match quarantines the upload (issue 12).
-    quarantine = MediaQuarantine(media, store.audit, webhooks, clock=clock)
-    inflight = InflightMessages(store.messages)
+
+    async def provider_attachment(message: Message) -> dict[str, Any] | None:
+        """A media message's attachment for the Custom API: absolute links signed for its
+        sender (who may always see their own upload), so the provider can fetch the file
+        while the message is still pending; they expire like any link."""
+        media_id = (message.attachment or {}).get("mediaId")
+        sender = await users_.user(message.sender)
+        if not isinstance(media_id, str) or sender is None:
+            return None
+        found = await media.attachment(media_id, sender)
+        if found is None:
+            return None
+        base = settings.public_base
+        for key in ("url", "thumbnailUrl"):
+            if key in found:
+                found[key] = base + found[key]
+        return found
+
+    inflight = InflightMessages(store.messages, attach=provider_attachment)
     moderation = ModerationService(
         store.messages,
         store.moderation,
@@ -313,6 +344,18 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         restrictions=restrictions,
     )
     inbox = InboxService(store.inbox, render=messaging.render, hidden=restrictions.hidden)
+    # Retention (issue 15): periods, holds, and the job that deletes what is past them,
+    # with the in-memory copies of messages it must empty.
+    retention = RetentionService(
+        store.retention,
+        store.audit,
+        groups_,
+        media.remove_files,
+        clock=clock,
+        forget=(views.forget,),
+        interval=settings.retention_interval,
+        upload_ttl=settings.upload_ttl,
+    )
     directory = DirectoryService(store.inbox, scope=settings.directory_scope)
     state = AppState(
         users=users_,
@@ -355,6 +398,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         await moderation.start()  # configures the webhooks before their sender starts
         await webhooks.start()
         await push.start()
+        retention.start()
         # What exists now (modules, rules, compiled lists) lives as long as the process: keep
         # it out of the garbage collector's full passes. And make full passes rare: a chat
         # server holds hundreds of thousands of long-lived objects (connections, caches), a
@@ -369,6 +413,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             yield
         finally:
             unwatch_gc()
+            await retention.stop()
             await moderation.stop()
             await webhooks.stop()
             await push.stop()
@@ -433,7 +478,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *users.routes(deps),
         *groups.routes(deps),
-        *messages.routes(deps),
+        *messages.routes(deps, sender_view=SenderView(store.messages, restrictions)),
         *moderation_routes.routes(deps, moderation_deps),
         *audit_routes.routes(deps),
         *decision_routes.routes(
@@ -444,6 +489,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         *inbox_routes.routes(deps, inbox=inbox, directory=directory),
         *reaction_routes.routes(deps, reactions),
         *push_routes.routes(deps, push),
+        *retention_routes.routes(deps, retention),
     ]
     routes = [
         WebSocketRoute("/ws", ws_endpoint),

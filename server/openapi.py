@@ -542,6 +542,42 @@ def api_paths() -> dict[str, dict[str, Any]]:
                 ),
             )
         },
+        "/retention": {
+            "get": op("The retention policy: the app's period, groups' own, holds", "admin", tag="retention"),
+            "put": op(
+                "Set the app's retention period (0: keep forever)", "admin", tag="retention",
+                body=obj(("retentionSeconds",), retentionSeconds={"type": "integer", "minimum": 0}),
+            ),
+        },
+        "/groups/{guid}/retention": {
+            "put": op(
+                "Set a group's own retention period (null: follow the app's)", "admin",
+                params=(GUID,), tag="retention",
+                body=obj(
+                    ("retentionSeconds",),
+                    retentionSeconds=nullable({"type": "integer", "minimum": 0}),
+                ),
+            )
+        },
+        "/retention/holds": {
+            "post": op(
+                "Hold a group or a 1:1 conversation from deletion", "admin", status=201,
+                tag="retention",
+                body=obj(
+                    groupId=IDENT, uids=arr(IDENT, minItems=2, maxItems=2),
+                    kind=string(), reason=string(),
+                ),
+            )
+        },
+        "/retention/holds/{holdId}": {
+            "delete": op(
+                "Release a hold", "admin", params=(path("holdId", TOKEN),), status=204,
+                tag="retention",
+            )
+        },
+        "/retention/run": {
+            "post": op("Run the retention job now", "admin", tag="retention"),
+        },
         "/audit": {
             "get": op(
                 "The audit log", "admin", tag="audit",

@@ -89,6 +89,14 @@ class Settings:
     # Whom plain users find in the user directory (GET /api/v1/users?search=): "all", or
     # "shared_groups" (users they share a group with). Staff and the API key see everyone.
     directory_scope: str = "shared_groups"
+    # Seconds between runs of the retention job (PUT /api/v1/retention sets the periods;
+    # until then it deletes nothing); 0: only on POST /api/v1/retention/run.
+    retention_interval: float = 3600.0
+    # The URL this server is reached at from outside (behind a proxy: the proxy's), for links
+    # given to peers such as the Custom API; default: scheme://host:port it listens on.
+    public_url: str | None = None
+    # Seconds an upload that no message carries is kept (the retention job deletes it then).
+    upload_ttl: int = 86_400
     # Offline push (issue 16 item 7): URL prefixes of the push gateways users may register
     # endpoints on (UnifiedPush/ntfy servers, the app's own push relay); empty turns push off.
     # A failed push is retried ``push_attempts`` times in all, waiting ``push_retry_delay``
@@ -105,6 +113,12 @@ class Settings:
     @property
     def scheme(self) -> str:
         return "http" if self.insecure_http else "https"
+
+    @property
+    def public_base(self) -> str:
+        """Where peers reach this server: ``public_url`` (without a trailing slash), or the
+        address it listens on."""
+        return (self.public_url or self.base_url).rstrip("/")
 
     @property
     def base_url(self) -> str:
@@ -131,6 +145,7 @@ def _coerce(name: str, value: Any) -> Any:
         "openai_base_url",
         "openai_model",
         "openai_moderation_model",
+        "public_url",
     ):
         return None if value in (None, "") else str(value)
     if isinstance(default, bool):

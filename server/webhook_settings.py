@@ -26,6 +26,7 @@ EVENTS = (
     "user.banned",
     "moderation.provider_failed",
     "media.quarantined",
+    "media.released",
 )
 MAX_WEBHOOKS = 20
 

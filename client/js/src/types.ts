@@ -90,6 +90,10 @@ export interface Message {
   editedAt: number;
   deletedAt: number;
   moderationStatus: ModerationStatus;
+  /** In history, on the caller's own messages: how many users gave each receipt type. */
+  receipts?: { delivered: number; read: number };
+  /** In history, on the caller's own disapproved messages: the verdict's reason. */
+  moderation?: ModerationInfo;
   /**
    * Emoji -> number of users who reacted with it. Only in REST answers (history, thread
    * pages, `getMessage`), never in live frames: keep it up to date from `message.reaction`.

@@ -6,6 +6,7 @@ newest messages of a conversation or sender (moderation context) are read from t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from server.models import Message, Moderation, Status
@@ -273,3 +274,20 @@ class PostgresMessages(Repository):
         return [
             {"messageId": r["message_id"], "receiptType": r["type"], "at": r["at"]} for r in rows
         ]
+
+    async def receipt_counts(
+        self, message_ids: Sequence[int], *, exclude: Sequence[str] = ()
+    ) -> dict[int, dict[str, int]]:
+        if not message_ids:
+            return {}
+        rows = await self._db.fetchall(
+            "SELECT message_id, type, count(*) AS n FROM receipts"
+            " WHERE message_id = ANY($1::bigint[]) AND NOT (uid = ANY($2::text[]))"
+            " GROUP BY message_id, type",
+            list(message_ids),
+            list(exclude),
+        )
+        counts: dict[int, dict[str, int]] = {}
+        for r in rows:
+            counts.setdefault(r["message_id"], {})[r["type"]] = r["n"]
+        return counts

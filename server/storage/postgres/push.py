@@ -1,4 +1,4 @@
-"""Offline-push endpoints in PostgreSQL (migration 8, ``push_schema.py``)."""
+"""Offline-push endpoints in PostgreSQL (migration 9, ``push_schema.py``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Migration 8 (SQLite 13, issue 16 item 7): users' offline-push endpoints, one per device;
+"""Migration 9 (SQLite 16, issue 16 item 7): users' offline-push endpoints, one per device;
 as in SQLite (``server/storage/sqlite/push_schema.py``)."""
 
 PUSH_MIGRATION = """

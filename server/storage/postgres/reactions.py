@@ -1,4 +1,4 @@
-"""Reactions and thread replies in PostgreSQL (migration 7, ``threads_schema.py``)."""
+"""Reactions and thread replies in PostgreSQL (migration 8, ``threads_schema.py``)."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from server.storage.postgres.messages import PostgresMessages
 from server.storage.postgres.moderation import PostgresModeration
 from server.storage.postgres.push import PostgresPush
 from server.storage.postgres.reactions import PostgresReactions
+from server.storage.postgres.retention import PostgresRetention
 from server.storage.postgres.sanctions import PostgresSanctions
 from server.storage.postgres.users import PostgresBlocks, PostgresGroups, PostgresUsers
 from server.storage.postgres.writer import Database, connect
@@ -65,6 +66,8 @@ class PostgresStorage:
         self.reactions = PostgresReactions(self.db, Sealer(keyring))
         #: Offline-push endpoints (issue 16 item 7).
         self.push = PostgresPush(self.db, Sealer(keyring))
+        #: Retention periods, holds and the job's deletions (issue 15).
+        self.retention = PostgresRetention(self.db)
 
     async def open(self) -> None:
         await self.db.open()

@@ -1,4 +1,4 @@
-"""Migration 7 (SQLite 12, issue 16 item 8): reactions, and an index for thread replies.
+"""Migration 8 (SQLite 15, issue 16 item 8): reactions, and an index for thread replies.
 
 As in SQLite (``server/storage/sqlite/threads_schema.py``): reactions in the clear, removed
 by triggers when their message row or their user is erased.

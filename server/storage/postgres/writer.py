@@ -236,6 +236,10 @@ class Database:
         """The rows of a read on a pooled connection."""
         return list(await self._pool.fetch(sql, *args))
 
+    async def maintenance(self, sql: str) -> None:
+        """A statement that cannot run in a transaction (``VACUUM``), on a pooled connection."""
+        await self._pool.execute(sql)
+
 
 async def _transaction(conn: Any, ops: Sequence[Op]) -> list[Any]:
     """Run ``ops`` in one transaction on ``conn`` and commit; roll back on any failure."""

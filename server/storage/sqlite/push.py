@@ -1,4 +1,4 @@
-"""Offline-push endpoints in SQLite (migration 13, ``push_schema.py``)."""
+"""Offline-push endpoints in SQLite (migration 16, ``push_schema.py``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Migration 13 (issue 16 item 7): users' offline-push endpoints, one per device.
+"""Migration 16 (issue 16 item 7): users' offline-push endpoints, one per device.
 
 The endpoint URL is kept in the clear (the server must call it); it names a device's
 subscription, never message content. A trigger drops a user's endpoints when the account is

@@ -1,4 +1,4 @@
-"""Reactions and thread replies in SQLite (migration 12, ``threads_schema.py``)."""
+"""Reactions and thread replies in SQLite (migration 15, ``threads_schema.py``)."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from server.storage.sqlite.moderation import SqliteModeration
 from server.storage.sqlite.push import SqlitePush
 from server.storage.sqlite.reactions import SqliteReactions
 from server.storage.sqlite.recent import RecentMessages
+from server.storage.sqlite.retention import SqliteRetention
 from server.storage.sqlite.sanctions import SqliteSanctions
 from server.storage.sqlite.users import SqliteBlocks, SqliteGroups, SqliteUsers
 from server.storage.sqlite.writer import Database
@@ -59,6 +60,8 @@ class SqliteStorage:
         self.reactions = SqliteReactions(self.db, Sealer(keyring), self.recent)
         #: Offline-push endpoints (issue 16 item 7).
         self.push = SqlitePush(self.db, Sealer(keyring), self.recent)
+        #: Retention periods, holds and the job's deletions (issue 15).
+        self.retention = SqliteRetention(self.db, path, self.recent)
 
     async def open(self) -> None:
         await self.db.open()

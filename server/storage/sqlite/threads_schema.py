@@ -1,4 +1,4 @@
-"""Migration 12 (issue 16 item 8): reactions, and an index for thread replies.
+"""Migration 15 (issue 16 item 8): reactions, and an index for thread replies.
 
 A reaction is ``(message, user, emoji)``, stored in the clear (counted and grouped, like
 statuses; the message itself stays sealed). Triggers remove a message's reactions when the
