@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.responses import JSONResponse, Response
 
@@ -153,7 +154,8 @@ async def test_failures_are_retried_with_back_off_and_gone_endpoints_removed(
             if not await rest.push_endpoints():
                 break
         assert await rest.push_endpoints() == []
-    metrics = (await pw.rest._media.get("/metrics")).text
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(pw.server.url + "/metrics")).text
     assert 'parley_push_total{outcome="retry"}' in metrics
     assert 'parley_push_total{outcome="gone"}' in metrics
 
