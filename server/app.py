@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -26,7 +27,7 @@ from starlette.websockets import WebSocket
 
 from moderation.local_detectors import build_detectors
 from moderation.types import Verdict
-from server import protocol
+from server import __version__, openapi, protocol
 from server.auth import TokenAuthority, load_secrets
 from server.clock import SYSTEM_CLOCK
 from server.crypto import load_keyring
@@ -45,6 +46,7 @@ from server.moderation_service.outcomes import Outcomes
 from server.moderation_service.review import ReviewDesk
 from server.moderation_service.tryout import Tryout
 from server.moderation_service.views import InflightMessages, MessageViews
+from server.push import PushService
 from server.ratelimit import RateLimiter
 from server.routes import audit as audit_routes
 from server.routes import decisions as decision_routes
@@ -52,6 +54,8 @@ from server.routes import groups, known_images, messages, users
 from server.routes import inbox as inbox_routes
 from server.routes import media as media_routes
 from server.routes import moderation as moderation_routes
+from server.routes import push as push_routes
+from server.routes import reactions as reaction_routes
 from server.routes import retention as retention_routes
 from server.routes.common import Deps
 from server.routes.moderation import ModerationDeps
@@ -67,6 +71,7 @@ from server.services.groups import GroupService
 from server.services.inbox import DirectoryService, InboxService
 from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
+from server.services.reactions import ParentCheck, Reactions
 from server.services.reports import ReportOptions
 from server.services.restrictions import Restrictions
 from server.services.retention import RetentionService
@@ -189,9 +194,36 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         message_visible=MediaVisibility(store.messages, groups_),
     )
     accounts = AccountService(
-        store.chat, store.messages, users_, blocks, groups_, clock=clock, media=media
+        store.chat,
+        store.messages,
+        users_,
+        blocks,
+        groups_,
+        clock=clock,
+        media=media,
+        reactions=store.reactions,
     )
-    fanout = Fanout(hub, groups_, blocks, users=users_, media=media, hidden=restrictions.hidden)
+    # Offline push (issue 16 item 7): told of each delivery by the fan-out, never waited for.
+    push = PushService(
+        store.push,
+        hub,
+        metrics,
+        gateways=settings.push_gateways,
+        signing_key=secrets_.jwt_secret,
+        clock=clock,
+        attempts=settings.push_attempts,
+        retry_delay=settings.push_retry_delay,
+        timeout=settings.push_timeout,
+    )
+    fanout = Fanout(
+        hub,
+        groups_,
+        blocks,
+        users=users_,
+        media=media,
+        hidden=restrictions.hidden,
+        delivered=push.notify,
+    )
     # Known-bad images: a disapproving image_hash match quarantines the upload (issue 12);
     # a person approving the message after all lifts it.
     quarantine = MediaQuarantine(media, store.audit, webhooks, clock=clock)
@@ -316,6 +348,17 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             show_reporter=settings.group_reports_show_reporter,
             escalate_after=settings.report_escalation_seconds,
         ),
+        parent_check=ParentCheck(store.messages, restrictions).check,
+    )
+    reactions = Reactions(
+        store.reactions,
+        messaging,
+        fanout,
+        hub,
+        blocks,
+        rate_limiter=rate_limiter,
+        clock=clock,
+        restrictions=restrictions,
     )
     inbox = InboxService(store.inbox, render=messaging.render, hidden=restrictions.hidden)
     # Retention (issue 15): periods, holds, and the job that deletes what is past them,
@@ -350,6 +393,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         settings=settings,
         limits=limits,
         metrics=metrics,
+        reactions=reactions,
     )
 
     @contextlib.asynccontextmanager
@@ -370,6 +414,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             await seed_demo(users_, groups_)
         await moderation.start()  # configures the webhooks before their sender starts
         await webhooks.start()
+        await push.start()
         retention.start()
         messaging.reports.start()
         # What exists now (modules, rules, compiled lists) lives as long as the process: keep
@@ -390,6 +435,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             await messaging.reports.stop()
             await moderation.stop()
             await webhooks.stop()
+            await push.stop()
             if redis_hub is not None:
                 await redis_hub.stop()
             await store.close()
@@ -403,6 +449,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             settings=settings,
             limits=limits,
             metrics=metrics,
+            reactions=reactions,
         ).run()
 
     async def healthz(request: Request) -> Response:
@@ -441,7 +488,13 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             {"code": "ERR_INTERNAL", "message": "internal error", "details": {}}, status_code=500
         )
 
+    openapi_body = json.dumps(openapi.document(__version__)).encode()
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi_body, media_type="application/json")
+
     api: list[Any] = [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         *users.routes(deps),
         *groups.routes(deps),
         *messages.routes(deps, sender_view=SenderView(store.messages, restrictions)),
@@ -453,6 +506,8 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         *media_routes.api_routes(deps, media),
         *known_images.routes(deps, moderation_deps.admin, media, quarantine),
         *inbox_routes.routes(deps, inbox=inbox, directory=directory),
+        *reaction_routes.routes(deps, reactions),
+        *push_routes.routes(deps, push),
         *retention_routes.routes(deps, retention),
     ]
     routes = [
