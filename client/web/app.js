@@ -80,6 +80,8 @@ const state = {
   moderation: new Map(), // message id -> {ruleId, ruleName, reason}
   decisions: new Map(), // message id -> statement of reasons (decision) of its disapproval
   appeals: new Map(), // decision id -> "open" | "upheld" | "rejected"
+  reactions: new Map(), // message id -> {counts: {emoji: n}, mine: Set<emoji>}
+  replyTo: null, // the message the next send replies to (its parentId), or null
   receiptsSent: new Set(), // `${id}:${type}`
   typingIn: new Map(), // cid -> Map(uid -> timer)
   typingOut: { cid: null, timer: null },
@@ -282,6 +284,9 @@ function handleFrame(f) {
     case "message.moderated":
       if (f.message) onModerated(f.message, f.moderation, f.decision);
       return;
+    case "message.reaction":
+      onReaction(f);
+      return;
     case "moderation.decision":
       if (f.decision) onDecision(f.decision);
       return;
@@ -386,8 +391,16 @@ function upsertMessage(m, { render = true } = {}) {
   if (!m || typeof m.id !== "number") return null;
   const conv = convOfMessage(m);
   const existing = conv.messages.get(m.id);
+  if (!existing && m.parentId && isDeliverable(m) && m.replyCount === undefined) {
+    // A live reply: its parent's count moves (history pages carry the stored count).
+    const parent = conv.messages.get(m.parentId);
+    if (parent) parent.replyCount = (parent.replyCount || 0) + 1;
+  }
   if (!existing || (m.updatedAt || 0) >= (existing.updatedAt || 0)) conv.messages.set(m.id, m);
   if (m.moderation && typeof m.moderation === "object") state.moderation.set(m.id, m.moderation);
+  if (m.reactions && typeof m.reactions === "object") {
+    state.reactions.set(m.id, { counts: { ...m.reactions }, mine: new Set(m.myReactions || []) });
+  }
   noteReceipts(m);
   if (m.muid && m.sender === state.me && conv.local.has(m.muid)) dropLocal(conv, m.muid);
   const moved = noteLast(conv, conv.messages.get(m.id));
@@ -486,6 +499,65 @@ async function appealDecision(decision) {
   renderMessages();
 }
 
+// ------------------------------------------------------------------ reactions, replies
+
+const QUICK_REACTIONS = ["👍", "❤️", "😂"];
+
+function onReaction(f) {
+  if (typeof f.messageId !== "number" || !f.reactions) return;
+  const entry = state.reactions.get(f.messageId) || { counts: {}, mine: new Set() };
+  entry.counts = { ...f.reactions };
+  if (f.uid === state.me) {
+    if (f.action === "added") entry.mine.add(f.emoji);
+    else entry.mine.delete(f.emoji);
+  }
+  state.reactions.set(f.messageId, entry);
+  if (f.conversationId === state.active) renderMessages();
+}
+
+function toggleReaction(m, emoji) {
+  const entry = state.reactions.get(m.id);
+  const type = entry && entry.mine.has(emoji) ? "reaction.remove" : "reaction.add";
+  if (!wsSend({ type, id: nextFrameId("x"), messageId: m.id, emoji })) toast("", "Not connected.");
+}
+
+function reactionsRow(m) {
+  const entry = state.reactions.get(m.id) || { counts: {}, mine: new Set() };
+  const row = el("div", { class: "reactions" });
+  const shown = new Set();
+  for (const [emoji, n] of Object.entries(entry.counts)) {
+    if (!n) continue;
+    shown.add(emoji);
+    row.append(el("button", {
+      type: "button", class: `reaction${entry.mine.has(emoji) ? " mine" : ""}`,
+      text: `${emoji} ${n}`, title: entry.mine.has(emoji) ? "Remove your reaction" : "React",
+      onclick: () => toggleReaction(m, emoji),
+    }));
+  }
+  for (const emoji of QUICK_REACTIONS) {
+    if (shown.has(emoji)) continue;
+    row.append(el("button", { type: "button", class: "reaction add", text: emoji,
+                              title: `React with ${emoji}`, onclick: () => toggleReaction(m, emoji) }));
+  }
+  return row;
+}
+
+function setReplyTo(m) {
+  state.replyTo = m ? { id: m.id, cid: state.active, text: m.text || m.type } : null;
+  const bar = $("reply-bar");
+  if (!bar) return;
+  bar.hidden = !state.replyTo;
+  $("reply-text").textContent = state.replyTo ? `Replying to: ${state.replyTo.text.slice(0, 80)}` : "";
+  if (m) $("composer-text").focus();
+}
+
+function replyLine(m, conv) {
+  if (!m.parentId) return null;
+  const parent = conv.messages.get(m.parentId);
+  const snippet = parent ? (parent.text || parent.type || "").slice(0, 60) : `message ${m.parentId}`;
+  return el("div", { class: "reply-to muted small", text: `↳ reply to ${snippet}` });
+}
+
 function onReceipt(f) {
   if (typeof f.messageId !== "number") return;
   const current = state.receipts.get(f.messageId);
@@ -516,7 +588,7 @@ function sendFrameFor(conv, local) {
     ...(local.media && !local.text.trim() ? {} : { text: local.text }),
     metadata: {},
     tags: [],
-    parentId: null,
+    parentId: local.parentId || null,
   });
   if (!ok) state.frames.delete(id); // resent on the next auth.ok
   return ok;
@@ -526,6 +598,8 @@ function sendMessage(text) {
   const conv = state.convs.get(state.active);
   if (!conv) return;
   const local = { muid: randomId(), text, sender: state.me, status: "sending", createdAt: Date.now() / 1000 };
+  if (state.replyTo && state.replyTo.cid === conv.cid) local.parentId = state.replyTo.id;
+  setReplyTo(null);
   conv.local.set(local.muid, local);
   if (!sendFrameFor(conv, local)) offlineNotice();
   renderMessages({ toBottom: true });
@@ -1309,7 +1383,8 @@ function renderMessage(m, conv) {
     statusBadge(status, m),
   );
 
-  const node = el("div", { class: classes.join(" "), "data-id": String(m.id) }, meta, messageBody(m));
+  const node = el("div", { class: classes.join(" "), "data-id": String(m.id) },
+    meta, replyLine(m, conv), messageBody(m));
 
   if (status === "disapproved" && !m.deletedAt) {
     const reason = mine ? blockReason(m.id) : null;
@@ -1328,7 +1403,18 @@ function renderMessage(m, conv) {
     }
   }
 
+  const live = isDeliverable(m) && !m.deletedAt;
+  if (live) {
+    node.append(reactionsRow(m));
+    if (m.replyCount) {
+      node.append(el("div", { class: "reply-count muted small",
+                              text: `${m.replyCount} ${m.replyCount === 1 ? "reply" : "replies"}` }));
+    }
+  }
   const actions = el("div", { class: "actions" });
+  if (live) {
+    actions.append(el("button", { type: "button", class: "link", text: "Reply", onclick: () => setReplyTo(m) }));
+  }
   if (!m.deletedAt) {
     if (mine) {
       if (m.category === "message" && (m.type === "text" || (MEDIA_TYPES.has(m.type) && m.attachment))) {
@@ -1646,6 +1732,7 @@ function init() {
   });
 
   // Attachments: the button, drag and drop onto the conversation, and pasting a file.
+  $("reply-cancel").addEventListener("click", () => setReplyTo(null));
   $("attach-btn").addEventListener("click", () => $("attach-input").click());
   if (matchMedia("(max-width: 700px)").matches) text.placeholder = "Message";
   $("attach-input").addEventListener("change", (event) => {

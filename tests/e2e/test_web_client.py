@@ -405,3 +405,45 @@ async def test_a_blocked_sender_reads_why_appeals_and_sees_the_outcome(
     for page in (a, b):
         assert not page_errors(page), page_errors(page)
         await page.context.close()
+
+
+async def test_reactions_and_replies_live_and_after_reload(world: World, browser: Browser) -> None:
+    alice, bob = await friends(world, "alice", "bob")
+    url, cid = world.server.url, conversation_id(alice, bob)
+    a, b = await new_page(browser), await new_page(browser)
+    await sign_in(a, url, await world.token(alice))
+    await sign_in(b, url, await world.token(bob))
+    await start_chat_by_search(a, bob, bob)
+    await start_chat_by_search(b, alice, alice)
+    await send(a, "who is in for pizza")
+    on_b = bubbles(b, "who is in for pizza")
+    await expect(on_b).to_have_count(1)
+
+    await on_b.locator(".reaction.add", has_text="👍").click()
+    await expect(bubbles(a, "who is in for pizza").locator(".reaction")).to_contain_text(["👍 1"])
+    await expect(on_b.locator(".reaction.mine")).to_have_text("👍 1")
+
+    await on_b.locator("button", has_text="Reply").click()
+    await expect(b.locator("#reply-bar")).to_be_visible()
+    await send(b, "me, always")
+    reply_on_a = bubbles(a, "me, always")
+    await expect(reply_on_a.locator(".reply-to")).to_have_text("↳ reply to who is in for pizza")
+    await expect(bubbles(a, "who is in for pizza").locator(".reply-count")).to_have_text("1 reply")
+    await expect(b.locator("#reply-bar")).to_be_hidden()
+    await shot(a, "reactions-1-live")
+
+    # From history after a reload: the count, whose reaction it is, and the thread.
+    await b.reload()
+    await expect_connected(b)
+    await open_chat(b, cid)
+    again = bubbles(b, "who is in for pizza")
+    await expect(again.locator(".reaction.mine")).to_have_text("👍 1")
+    await expect(again.locator(".reply-count")).to_have_text("1 reply")
+    await again.locator(".reaction.mine").click()  # and take it back
+    await expect(
+        bubbles(a, "who is in for pizza").locator(".reaction", has_text="👍 1")
+    ).to_have_count(0)
+    await shot(b, "reactions-2-after-reload")
+    for page in (a, b):
+        assert not page_errors(page), page_errors(page)
+        await page.context.close()
