@@ -71,6 +71,7 @@ from server.services.groups import GroupService
 from server.services.inbox import DirectoryService, InboxService
 from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
+from server.services.probation import Probation
 from server.services.reactions import ParentCheck, Reactions
 from server.services.reports import ReportOptions
 from server.services.restrictions import Restrictions
@@ -268,6 +269,9 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         return found
 
     inflight = InflightMessages(store.messages, attach=provider_attachment)
+    # New-account probation (issue 15): review mode in the moderation side, links and media
+    # refused in messaging.
+    probation = Probation(store.sanctions, store.messages, users_.user, clock=clock)
     # After a rule's disapproval: the quarantine of a known-bad image, then the rule's
     # escalation ladder (issue 15), each never raising.
     ladders = EscalationLadders(
@@ -291,6 +295,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             events=webhooks,
             clock=clock,
             disapproved=after_disapproval,
+            probation=probation,
         ),
         detectors=build_detectors(),
         clock=clock,
@@ -309,6 +314,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         ),
         webhooks=webhooks,
         shared=shared,
+        probation=probation,
     )
     moderation_deps = ModerationDeps(
         admin=ModerationAdmin(store.moderation, moderation, clock=clock),
@@ -349,6 +355,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             escalate_after=settings.report_escalation_seconds,
         ),
         parent_check=ParentCheck(store.messages, restrictions).check,
+        probation=probation,
     )
     reactions = Reactions(
         store.reactions,
@@ -501,7 +508,8 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         *moderation_routes.routes(deps, moderation_deps),
         *audit_routes.routes(deps),
         *decision_routes.routes(
-            deps, decision_routes.DecisionDeps(decisions, appeals, restrictions, ladders)
+            deps,
+            decision_routes.DecisionDeps(decisions, appeals, restrictions, ladders, probation),
         ),
         *media_routes.api_routes(deps, media),
         *known_images.routes(deps, moderation_deps.admin, media, quarantine),

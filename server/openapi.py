@@ -549,6 +549,18 @@ def api_paths() -> dict[str, dict[str, Any]]:
                 tag="moderation",
             )
         },
+        "/moderation/probation": {
+            "get": op("New-account probation", "staff", tag="moderation"),
+            "put": op(
+                "Set new-account probation (held for review, or no links and media)", "admin",
+                tag="moderation",
+                body=obj(
+                    days={"type": "integer", "minimum": 0, "maximum": 365},
+                    messages={"type": "integer", "minimum": 0, "maximum": 10000},
+                    mode=enum("review", "no_links_media"),
+                ),
+            ),
+        },
         "/moderation/rules/{ruleId}/escalation": {
             "get": op("A rule's escalation ladder", "staff", params=(RULE_ID,), tag="moderation"),
             "put": op(

@@ -29,6 +29,7 @@ from server.models import Message, Status
 from server.moderation_service.outcomes import Outcomes
 from server.moderation_service.views import InflightMessages, MessageViews
 from server.moderation_settings import ModerationSettings
+from server.services.contracts import ProbationHold
 from server.shared_state import NO_SHARING, Invalidator
 from server.storage.ports import MessageRepository, ModerationRepository
 from server.storage.types import NewMessage
@@ -61,8 +62,11 @@ class ModerationService:
         external: ExternalDetectors | None = None,
         webhooks: EventWebhooks | None = None,
         shared: Invalidator = NO_SHARING,
+        probation: ProbationHold | None = None,
     ) -> None:
         self._store = store
+        #: New-account probation: holds an approval for review (``services/probation.py``).
+        self._probation = probation
         self._shared = shared
         self._mstore = mstore
         self._metrics = metrics
@@ -215,6 +219,8 @@ class ModerationService:
             new.as_message(UNSTORED_ID), window=self._load_window, recent=self._load_recent
         )
         verdict = await engine.evaluate(view, context=context, sender_recent=recent)
+        if verdict.clean and self._probation is not None:
+            verdict = await self._probation.apply(verdict, new.sender, stored=False)
         if verdict.clean:
             self._metrics.verdicts.labels(Status.APPROVED.value).inc()
             self._metrics.moderation_latency.observe(self._clock.monotonic() - started)

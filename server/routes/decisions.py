@@ -24,6 +24,7 @@ from server.routes.common import (
 from server.services.appeals import Appeals
 from server.services.decisions import Decisions
 from server.services.escalation import EscalationLadders
+from server.services.probation import Probation
 from server.services.restrictions import Restrictions
 
 
@@ -33,6 +34,7 @@ class DecisionDeps:
     appeals: Appeals
     restrictions: Restrictions
     ladders: EscalationLadders
+    probation: Probation
 
 
 def _token(request: Request, name: str) -> str:
@@ -116,6 +118,14 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
         ladder = await d.ladders.set_ladder(who.actor, rule_id, body.get("ladder", body) or None)
         return ok({"ruleId": rule_id, "ladder": ladder})
 
+    async def probation(request: Request) -> Response:
+        """New-account probation: staff read it, admins (or the API key) set it."""
+        if request.method == "GET":
+            await require_staff(request, users)
+            return ok(await d.probation.settings())
+        who = await require_admin(request, users, "probation is set by admins")
+        return ok(await d.probation.put(who.actor, await read_json(request, limit_bytes)))
+
     return [
         Route("/me/decisions", my_decisions, methods=["GET"]),
         Route("/decisions/{decision_id}/appeal", appeal, methods=["POST"]),
@@ -126,4 +136,5 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
         Route("/groups/{guid}", patch_group, methods=["PATCH"]),
         Route("/moderation/terms", terms, methods=["GET", "PUT"]),
         Route("/moderation/rules/{rule_id}/escalation", escalation, methods=["GET", "PUT"]),
+        Route("/moderation/probation", probation, methods=["GET", "PUT"]),
     ]

@@ -40,6 +40,7 @@ from server.services.contracts import EventSink, MediaAttachments, ModerationGat
 from server.services.fanout import Fanout
 from server.services.groups import GroupService
 from server.services.media_messages import MediaSends
+from server.services.probation import Probation
 from server.services.reports import ReportOptions, Reports
 from server.services.restrictions import Restrictions
 from server.services.users import UserService
@@ -68,7 +69,9 @@ class MessagingService:
         restrictions: Restrictions | None = None,
         report_options: ReportOptions | None = None,
         parent_check: Callable[[str, SendMessage], Awaitable[None]] | None = None,
+        probation: Probation | None = None,
     ) -> None:
+        self._probation = probation  # new accounts: no links or media (services/probation.py)
         self._store = store
         #: ``parentId`` in the sender's conversation (``services/reactions.ParentCheck``).
         self._parent_check = parent_check
@@ -114,6 +117,8 @@ class MessagingService:
         await self._check_can_send(sender, cmd.receiver, cmd.receiver_type)
         if cmd.parent_id is not None and self._parent_check is not None:
             await self._parent_check(sender.uid, cmd)
+        if self._probation is not None:
+            await self._probation.check_send(sender, cmd)
         if self._restrictions is not None:  # last: it records the send for slow mode
             await self._restrictions.check_send(sender.uid, cmd.receiver, cmd.receiver_type)
 

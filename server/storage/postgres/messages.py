@@ -249,6 +249,14 @@ class PostgresMessages(Repository):
             "sent_at >= $1 AND deleted_at = 0 ORDER BY id LIMIT $2", since, limit
         )
 
+    async def sent_count(self, sender: str, cap: int) -> int:
+        row = await self._db.fetchone(
+            "SELECT count(*) FROM (SELECT 1 FROM messages WHERE sender = $1 LIMIT $2) AS s",
+            sender,
+            cap,
+        )
+        return int(row[0]) if row else 0
+
     async def messages_of_sender(self, sender: str) -> list[Message]:
         return await self._select("sender = $1 ORDER BY id", sender)
 

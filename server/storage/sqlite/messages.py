@@ -306,6 +306,13 @@ class SqliteMessages(Repository):
         )
         return [self._sealer.row_to_message(r) for r in rows]
 
+    async def sent_count(self, sender: str, cap: int) -> int:
+        row = await self._db.fetchone(
+            "SELECT count(*) FROM (SELECT 1 FROM messages WHERE sender = ? LIMIT ?)",
+            (sender, cap),
+        )
+        return int(row[0]) if row else 0
+
     async def messages_of_sender(self, sender: str) -> list[Message]:
         rows = await self._db.fetchall(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? ORDER BY id", (sender,)
