@@ -542,6 +542,13 @@ def api_paths() -> dict[str, dict[str, Any]]:
                 ),
             )
         },
+        "/groups/{guid}/audit": {
+            "get": op(
+                "The audit records that concern the group (its moderators and up, or staff)",
+                "user", params=(GUID, query("since", {"type": "integer", "minimum": 0, "maximum": INT_MAX})),
+                tag="audit", returns=obj(("entries",), entries=arr({"type": "object"})),
+            )
+        },
         "/groups/{guid}/reports": {
             "get": op(
                 "Open reports on the group's messages (the group's moderators and up, or staff)",

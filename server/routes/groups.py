@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.errors import BadRequest
+from server.errors import BadRequest, Forbidden
+from server.jsoncodec import INT_MAX
 from server.models import Scope
 from server.routes.common import (
     Deps,
@@ -102,6 +103,19 @@ def routes(deps: Deps) -> list[Route]:
         )
         return ok({"items": items})
 
+    async def group_audit(request: Request) -> Response:
+        """The part of the audit log that concerns the group: its moderators and up, staff."""
+        who = await caller(request, users)
+        guid = path_ident(request, "guid")
+        await groups.require_group(guid)
+        if not who.principal.is_staff:
+            scope = (await groups.members(guid)).get(who.principal.uid or "", Scope.NONE)
+            if scope < Scope.MODERATOR:
+                raise Forbidden("the group's moderators, admins and owner only", {"guid": guid})
+        since = query_int(request, "since", default=0, lo=0, hi=INT_MAX) or 0
+        found = await deps.audit.of_group(guid, since)
+        return ok({"entries": [e.to_json() for e in found]})
+
     async def unban(request: Request) -> Response:
         who = await caller(request, users)
         await groups.unban(who.principal, path_ident(request, "guid"), path_ident(request, "uid"))
@@ -115,4 +129,5 @@ def routes(deps: Deps) -> list[Route]:
         Route("/groups/{guid}/bans", ban, methods=["POST"]),
         Route("/groups/{guid}/bans/{uid}", unban, methods=["DELETE"]),
         Route("/groups/{guid}/reports", group_reports, methods=["GET"]),
+        Route("/groups/{guid}/audit", group_audit, methods=["GET"]),
     ]

@@ -114,3 +114,28 @@ async def test_unhandled_reports_escalate_and_an_app_may_show_the_reporter(
         # Deciding closes it in both states.
         await w.rest.approve(sent["id"])
         assert sent["id"] not in await escalated()
+
+
+async def test_group_moderators_read_the_audit_of_their_group_only(world: World) -> None:
+    guid, owner, mod, reporter, sender = await group_with_staff(world)
+    other = unique("g")
+    await world.rest.create_group(other, "Other", owner=owner)
+    await world.rest.add_member(other, sender)
+    await world.rest.kick(guid, sender)
+    await world.rest.kick(other, sender)
+    since = 0
+    async with world.user_rest(await world.token(mod)) as rest:
+        entries = (await rest.request("GET", f"/groups/{guid}/audit", params={"since": since}))[
+            "entries"
+        ]
+        with pytest.raises(ServerError) as err:
+            await rest.request("GET", f"/groups/{other}/audit")
+        assert err.value.status == 403
+    actions = {(e["action"], e["target"]) for e in entries}
+    assert ("group.kicked", guid) in actions and ("decision.kick", sender) in actions
+    assert all(e["target"] == guid or e["details"].get("scope") == f"group:{guid}" for e in entries)
+    assert not any(other in (e["target"], e["details"].get("scope", "")[6:]) for e in entries)
+    async with world.user_rest(await world.token(reporter)) as rest:
+        with pytest.raises(ServerError) as err:
+            await rest.request("GET", f"/groups/{guid}/audit")
+        assert err.value.status == 403
