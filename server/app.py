@@ -29,7 +29,7 @@ from server import protocol
 from server.auth import TokenAuthority, load_secrets
 from server.clock import SYSTEM_CLOCK
 from server.crypto import load_keyring
-from server.demo import seed_demo
+from server.demo import seed_demo, seed_demo_operators
 from server.errors import ClientError
 from server.event_webhooks import EventWebhooks
 from server.external_detectors import ExternalDetectors, ProviderCallReport, load_openai_key
@@ -43,6 +43,7 @@ from server.moderation_service.outcomes import Outcomes
 from server.moderation_service.review import ReviewDesk
 from server.moderation_service.tryout import Tryout
 from server.moderation_service.views import InflightMessages, MessageViews
+from server.operator_auth import LoginPolicy
 from server.ratelimit import RateLimiter
 from server.routes import audit as audit_routes
 from server.routes import decisions as decision_routes
@@ -50,6 +51,7 @@ from server.routes import groups, known_images, messages, users
 from server.routes import inbox as inbox_routes
 from server.routes import media as media_routes
 from server.routes import moderation as moderation_routes
+from server.routes import operators as operator_routes
 from server.routes.common import Deps
 from server.routes.moderation import ModerationDeps
 from server.security_headers import SecurityHeaders
@@ -63,12 +65,14 @@ from server.services.groups import GroupService
 from server.services.inbox import DirectoryService, InboxService
 from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
+from server.services.operators import OperatorService
 from server.services.restrictions import Restrictions
 from server.services.users import UserService
 from server.services.verdicts import VerdictService
 from server.session import Session
 from server.settings import Settings
 from server.shared_state import NO_SHARING, Invalidator
+from server.staff_sessions import StaffSessions
 from server.storage.sqlite import SqliteStorage, key_ids_in_use
 
 if TYPE_CHECKING:  # imported only with --database-url, --redis-url: asyncpg, redis are extras
@@ -280,6 +284,17 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         api_key=secrets_.api_key,
         api_key_generated=generated,
     )
+    # Operator accounts and dashboard sessions (issue 17); the CSRF tokens are keyed by the
+    # JWT secret (so they hold across processes and restarts).
+    operators = OperatorService(
+        store.operators,
+        clock=clock,
+        csrf_secret=secrets_.jwt_secret,
+        policy=LoginPolicy(
+            delay=settings.operator_login_delay, lock_after=settings.operator_lock_after
+        ),
+        session_ttl=settings.operator_session_ttl,
+    )
     deps = Deps(
         users=users_,
         accounts=accounts,
@@ -290,6 +305,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         settings=settings,
         limits=limits,
         metrics=metrics,
+        operators=operators,
     )
 
     @contextlib.asynccontextmanager
@@ -308,6 +324,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             )
         if settings.demo:
             await seed_demo(users_, groups_)
+            await seed_demo_operators(operators)
         await moderation.start()  # configures the webhooks before their sender starts
         await webhooks.start()
         # What exists now (modules, rules, compiled lists) lives as long as the process: keep
@@ -389,6 +406,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         *media_routes.api_routes(deps, media),
         *known_images.routes(deps, moderation_deps.admin, media, quarantine),
         *inbox_routes.routes(deps, inbox=inbox, directory=directory),
+        *operator_routes.routes(deps),
     ]
     routes = [
         WebSocketRoute("/ws", ws_endpoint),
@@ -406,6 +424,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         lifespan=lifespan,
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(StaffSessions, operators=operators),
             *(
                 [Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))]
                 if settings.allowed_hosts

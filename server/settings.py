@@ -89,6 +89,12 @@ class Settings:
     # Whom plain users find in the user directory (GET /api/v1/users?search=): "all", or
     # "shared_groups" (users they share a group with). Staff and the API key see everyone.
     directory_scope: str = "shared_groups"
+    # Operator (dashboard) sign-in, issue 17: session lifetime; after 3 failed sign-ins in a
+    # row each next attempt waits ``operator_login_delay`` seconds, doubling; at
+    # ``operator_lock_after`` failures the account locks until an admin unlocks it.
+    operator_session_ttl: int = 12 * 3600
+    operator_login_delay: float = 2.0
+    operator_lock_after: int = 10
 
     @property
     def db_path(self) -> Path:

@@ -11,11 +11,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.auth import API_KEY_PRINCIPAL, Principal, Role, bearer_token
+from server.auth import API_KEY_PRINCIPAL, Principal, Role, StaffRole, bearer_token, staff_level
 from server.errors import (
     AuthInvalid,
     AuthRequired,
     BadRequest,
+    ClientError,
     Forbidden,
     TooLarge,
     UnsupportedMedia,
@@ -25,10 +26,11 @@ from server.metrics import Metrics
 from server.models import User
 from server.protocol import Limits, is_ident, parse_json
 from server.services.accounts import AccountService
-from server.services.audit import AuditLog
+from server.services.audit import AuditLog, actor_label
 from server.services.blocks import BlockService
 from server.services.groups import GroupService
 from server.services.messaging import MessagingService
+from server.services.operators import OperatorService, StaffSession
 from server.services.users import UserService
 from server.settings import Settings
 
@@ -51,6 +53,7 @@ class Deps:
     settings: Settings
     limits: Limits
     metrics: Metrics
+    operators: OperatorService
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class Caller:
     @property
     def actor(self) -> str:
         """The caller as moderation records name it."""
-        return "api-key" if self.principal.is_api_key else str(self.principal.uid)
+        return actor_label(self.principal)
 
 
 async def caller(request: Request, users: UserService) -> Caller:
@@ -92,18 +95,46 @@ async def require_user(request: Request, users: UserService) -> tuple[Caller, Us
     return who, who.user
 
 
-async def require_admin(request: Request, users: UserService, why: str) -> Caller:
-    """A server admin or the API key; 403 with ``why`` otherwise."""
-    who = await caller(request, users)
-    if not who.principal.is_admin:
-        raise Forbidden(why)
+#: Where ``server/staff_sessions.py`` leaves the dashboard session of a request.
+STAFF_SCOPE_KEY = "parley.staff"
+
+
+def staff_session(request: Request) -> StaffSession | None:
+    """The request's operator session (the dashboard's cookie), None without one; raises
+    the reason a cookie does not count (expired, CSRF token missing, another origin)."""
+    found = request.scope.get(STAFF_SCOPE_KEY)
+    if isinstance(found, ClientError):
+        raise found
+    return found if isinstance(found, StaffSession) else None
+
+
+async def staff_caller(request: Request, users: UserService) -> Caller:
+    """The API key holder, the user of a bearer token, or the signed-in operator."""
+    if "x-api-key" in request.headers or bearer_token(request.headers) is not None:
+        return await caller(request, users)
+    session = staff_session(request)
+    if session is None:
+        raise AuthRequired("sign in to the dashboard, or send X-API-Key or a bearer token")
+    return Caller(session.principal, None)
+
+
+async def require_staff(
+    request: Request, users: UserService, need: StaffRole = StaffRole.MODERATOR
+) -> Caller:
+    """A caller whose staff role is ``need`` or above (viewer < moderator < admin; the API
+    key and server admins are admins, server moderators moderators); 403 otherwise."""
+    who = await staff_caller(request, users)
+    level = staff_level(who.principal)
+    if level is None or level < need:
+        raise Forbidden(f"this needs the {need.label} role or above", {"role": need.label})
     return who
 
 
-async def require_staff(request: Request, users: UserService) -> Caller:
-    who = await caller(request, users)
-    if not who.principal.is_staff:
-        raise Forbidden("moderators, admins or the API key only")
+async def require_admin(request: Request, users: UserService, why: str) -> Caller:
+    """An admin (operator, server admin or the API key); 403 with ``why`` otherwise."""
+    who = await staff_caller(request, users)
+    if staff_level(who.principal) is not StaffRole.ADMIN:
+        raise Forbidden(why, {"role": StaffRole.ADMIN.label})
     return who
 
 

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.auth import StaffRole
 from server.errors import BadRequest, Forbidden
 from server.models import Scope
 from server.routes.common import (
@@ -65,7 +66,9 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
         )
 
     async def user_restrictions(request: Request) -> Response:
-        who = await require_staff(request, users)
+        who = await require_staff(
+            request, users, StaffRole.VIEWER if request.method == "GET" else StaffRole.MODERATOR
+        )
         uid = path_ident(request, "uid")
         if request.method == "GET":
             await restrictions.load()
@@ -81,7 +84,7 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
         return ok(record.to_json())
 
     async def strikes(request: Request) -> Response:
-        await require_staff(request, users)
+        await require_staff(request, users, StaffRole.VIEWER)
         return ok(await appeals.strikes(path_ident(request, "uid")))
 
     async def patch_group(request: Request) -> Response:
@@ -97,7 +100,7 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
 
     async def terms(request: Request) -> Response:
         if request.method == "GET":
-            await require_staff(request, users)
+            await require_staff(request, users, StaffRole.VIEWER)
             return ok({"terms": await decisions.terms()})
         who = await require_admin(request, users, "the terms catalogue is edited by admins")
         body = await read_json(request, limit_bytes)

@@ -9,18 +9,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.auth import StaffRole
 from server.errors import BadRequest
 from server.event_webhooks import EventWebhooks
 from server.moderation_service.admin import ModerationAdmin
 from server.moderation_service.review import QUEUE_STATES, ReviewDesk
 from server.moderation_service.tryout import Tryout
 from server.routes.common import (
+    Caller,
     Deps,
     get_str,
     ok,
     path_id,
     query_int,
     read_json,
+    require_admin,
     require_staff,
 )
 from server.webhook_settings import EVENTS
@@ -50,15 +53,21 @@ def routes(deps: Deps, mod: ModerationDeps) -> list[Route]:
     admin, review, tryout = mod.admin, mod.review, mod.tryout
     body_limit = settings.max_body_bytes
 
+    async def viewer_or_admin(request: Request, what: str) -> Caller:
+        """Reads for every member of staff; writes for admins only (issue 17 roles)."""
+        if request.method == "GET":
+            return await require_staff(request, users, StaffRole.VIEWER)
+        return await require_admin(request, users, f"only admins change {what}")
+
     async def rules(request: Request) -> Response:
-        who = await require_staff(request, users)
+        who = await viewer_or_admin(request, "rules")
         if request.method == "GET":
             return ok({"rules": await admin.rules()})
         body = await read_json(request, body_limit)
         return ok(await admin.create_rule(body, actor=who.actor), 201)
 
     async def rule_item(request: Request) -> Response:
-        who = await require_staff(request, users)
+        who = await viewer_or_admin(request, "rules")
         rule_id = request.path_params["rule_id"]
         if request.method == "GET":
             return ok(await admin.rule(rule_id))
@@ -69,7 +78,7 @@ def routes(deps: Deps, mod: ModerationDeps) -> list[Route]:
         return ok(await admin.replace_rule(rule_id, body, actor=who.actor))
 
     async def revisions(request: Request) -> Response:
-        await require_staff(request, users)
+        await require_staff(request, users, StaffRole.VIEWER)
         return ok({"revisions": await admin.revisions(request.path_params["rule_id"])})
 
     async def dry_run(request: Request) -> Response:
@@ -85,14 +94,14 @@ def routes(deps: Deps, mod: ModerationDeps) -> list[Route]:
         return ok({"ruleId": rule_id, "days": days, "matches": hits, "count": len(hits)})
 
     async def lists(request: Request) -> Response:
-        who = await require_staff(request, users)
+        who = await viewer_or_admin(request, "lists")
         if request.method == "GET":
             return ok({"lists": await admin.lists()})
         body = await read_json(request, body_limit * 8)
         return ok(await admin.create_list(body, actor=who.actor), 201)
 
     async def list_item(request: Request) -> Response:
-        who = await require_staff(request, users)
+        who = await viewer_or_admin(request, "lists")
         list_id = request.path_params["list_id"]
         if request.method == "GET":
             return ok(await admin.get_list(list_id))
@@ -103,7 +112,7 @@ def routes(deps: Deps, mod: ModerationDeps) -> list[Route]:
         return ok(await admin.replace_list(list_id, body, actor=who.actor))
 
     async def settings_route(request: Request) -> Response:
-        who = await require_staff(request, users)
+        who = await viewer_or_admin(request, "settings")
         if request.method == "GET":
             return ok(await admin.settings())
         body = await read_json(request, body_limit)
@@ -111,7 +120,7 @@ def routes(deps: Deps, mod: ModerationDeps) -> list[Route]:
         return ok(await admin.put_settings(body, actor=who.actor))
 
     async def webhook_deliveries(request: Request) -> Response:
-        await require_staff(request, users)
+        await require_admin(request, users, "the webhook delivery log is for admins")
         status = _choice(request, "status", DELIVERY_STATES, "pending, delivered or failed")
         event = _choice(request, "event", EVENTS, "one of " + ", ".join(EVENTS))
         limit = query_int(request, "limit", default=100, lo=1, hi=500) or 100
@@ -119,7 +128,7 @@ def routes(deps: Deps, mod: ModerationDeps) -> list[Route]:
         return ok({"deliveries": [d.to_json() for d in found]})
 
     async def queue(request: Request) -> Response:
-        await require_staff(request, users)
+        await require_staff(request, users, StaffRole.VIEWER)
         state = _choice(request, "state", QUEUE_STATES, "one of " + ", ".join(QUEUE_STATES))
         limit = query_int(request, "limit", default=100, lo=1, hi=500) or 100
         state = state or "review"

@@ -9,6 +9,7 @@ both lists. Text keys that are listed in order (uids, group ids, rule and list i
 from __future__ import annotations
 
 from server.storage.postgres.inbox_schema import INBOX_MIGRATION
+from server.storage.postgres.operators_schema import OPERATORS_MIGRATION
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the chat core, moderation state, outgoing webhooks (SQLite migrations 1-6)
@@ -257,4 +258,6 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE media ADD COLUMN quarantined_at BIGINT NOT NULL DEFAULT 0;
     """,
+    # 7 (SQLite 12): operator accounts and dashboard sessions (issue 17, operators_schema.py)
+    OPERATORS_MIGRATION,
 )

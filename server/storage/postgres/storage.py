@@ -15,6 +15,7 @@ from server.storage.postgres.inbox import PostgresInbox
 from server.storage.postgres.media import PostgresMedia
 from server.storage.postgres.messages import PostgresMessages
 from server.storage.postgres.moderation import PostgresModeration
+from server.storage.postgres.operators import PostgresOperators
 from server.storage.postgres.sanctions import PostgresSanctions
 from server.storage.postgres.users import PostgresBlocks, PostgresGroups, PostgresUsers
 from server.storage.postgres.writer import Database, connect
@@ -57,6 +58,8 @@ class PostgresStorage:
         self.deliveries = PostgresDeliveries(self.db, keyring)
         self.media = PostgresMedia(self.db, keyring)
         self.sanctions = PostgresSanctions(self.db)
+        #: Operator accounts and dashboard sessions (issue 17).
+        self.operators = PostgresOperators(self.db)
         #: The inbox and the user directory (issue 16).
         self.inbox = PostgresInbox(self.db, Sealer(keyring))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.storage.sqlite.inbox_schema import INBOX_MIGRATION
+from server.storage.sqlite.operators_schema import OPERATORS_MIGRATION
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: chat core
@@ -272,4 +273,6 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE media ADD COLUMN quarantined_at INTEGER NOT NULL DEFAULT 0;
     """,
+    # 12: operator accounts and dashboard sessions (issue 17, see operators_schema.py)
+    OPERATORS_MIGRATION,
 )
