@@ -49,6 +49,7 @@ from server.routes import audit as audit_routes
 from server.routes import decisions as decision_routes
 from server.routes import groups, known_images, messages, users
 from server.routes import inbox as inbox_routes
+from server.routes import live as live_routes
 from server.routes import media as media_routes
 from server.routes import moderation as moderation_routes
 from server.routes import operators as operator_routes
@@ -67,6 +68,7 @@ from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
 from server.services.operators import OperatorService
 from server.services.restrictions import Restrictions
+from server.services.staff_feed import FanOutSink, StaffFeed
 from server.services.users import UserService
 from server.services.verdicts import VerdictService
 from server.session import Session
@@ -159,6 +161,9 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     # verdicts -> the moderation side (through server.services.contracts only) -> messaging
     # (which takes the gate). Nothing is wired after construction.
     webhooks = EventWebhooks(store.deliveries, metrics, clock=clock)
+    # The dashboards' live feed (issue 17) hears the queue events the webhooks get.
+    feed = StaffFeed(clock=clock)
+    queue_events = FanOutSink(webhooks, feed)
     users_ = UserService(store.chat, hub, tokens, events=webhooks, clock=clock, shared=shared)
     blocks = BlockService(store.chat, users_, clock=clock, shared=shared)
     # Statements of reasons (issue 15); the appeal window in seconds from the environment.
@@ -216,7 +221,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             verdicts,
             store.moderation,
             metrics,
-            events=webhooks,
+            events=queue_events,
             clock=clock,
             disapproved=quarantine.after_verdict,
         ),
@@ -250,6 +255,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         ),
         tryout=Tryout(moderation, views, store.messages, clock=clock),
         webhooks=webhooks,
+        feed=feed,
     )
     rate_burst = settings.rate_burst or max(1, round(settings.rate_limit))
     # With --redis-url one bucket per user in Redis, whichever process the user is on.
@@ -267,7 +273,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         groups_,
         fanout,
         gate=moderation,
-        events=webhooks,
+        events=queue_events,
         rate_limiter=rate_limiter,
         clock=clock,
         media=media,
@@ -410,6 +416,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     ]
     routes = [
         WebSocketRoute("/ws", ws_endpoint),
+        live_routes.route(feed),
         Mount("/api/v1", routes=api),
         *media_routes.download_routes(media),
         Route("/healthz", healthz),

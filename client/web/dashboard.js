@@ -3,22 +3,30 @@
 
 import { $, ApiError, el, request, toast } from "./common.js";
 
-const KEY_STORAGE = "parley.apiKey";
-
 // ------------------------------------------------------------------ helpers
 
 const info = (message) => toast("", message, null, "info");
 
-let apiKey = null;
+// The signed-in operator ({name, role, ...}) and the CSRF token of the session. The session
+// itself is an HttpOnly cookie this script never sees; the API key never comes here.
+let me = null;
+let csrf = null;
+const LEVEL = { viewer: 1, moderator: 2, admin: 3 };
+
+/** Whether the signed-in operator has `role` or a higher one. */
+function can(role) {
+  return Boolean(me) && (LEVEL[me.role] || 0) >= LEVEL[role];
+}
 
 async function api(method, path, body) {
+  const headers = method === "GET" || !csrf ? {} : { "X-CSRF-Token": csrf };
   try {
-    return await request(method, `/api/v1${path}`, { body, headers: { "X-API-Key": apiKey || "" } });
+    return await request(method, `/api/v1${path}`, { body, headers });
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401) {
-      // A wrong or rotated key: back to the sign-in box.
+    if (err instanceof ApiError && err.status === 401 && me) {
+      // The session ended (expired, signed out elsewhere, password changed): sign in again.
       toast(err.code, err.message, err.details);
-      logout();
+      signedOut();
     }
     throw err;
   }
@@ -63,6 +71,8 @@ const loaders = {
   lists: () => loadLists(),
   tryout: () => $("tryout-text").focus(),
   audit: () => loadAudit(),
+  operators: () => loadOperators(),
+  account: () => renderAccount(),
 };
 let currentTab = "queue";
 
@@ -87,6 +97,7 @@ async function loadQueue() {
     $("queue-count").textContent = `${items.length} item${items.length === 1 ? "" : "s"}`;
     box.replaceChildren(...items.map((item) => queueCard(item, state)));
     if (!items.length) box.append(el("p", { class: "muted", text: `Nothing in "${state}".` }));
+    refreshClaims();
   } catch (err) {
     showError(err);
   }
@@ -95,9 +106,10 @@ async function loadQueue() {
 function queueCard(item, state) {
   const m = item.message || {};
   const mod = item.moderation || m.moderation || null;
-  const card = el("article", { class: "card" });
+  const card = el("article", { class: "card", "data-message-id": String(m.id) });
   card.append(el("div", { class: "meta" },
     el("strong", { text: `#${m.id}` }),
+    el("span", { class: "badge claim", hidden: true }),
     el("span", { text: `${m.sender} → ${m.receiverType === "group" ? "#" : "@"}${m.receiver}` }),
     el("span", { text: `${m.category || "message"}/${m.type || "?"}` }),
     statusBadge(m.moderationStatus),
@@ -135,6 +147,8 @@ function queueCard(item, state) {
     ))));
   }
 
+  if (!can("moderator")) return card; // viewers read the queue; they do not decide
+
   const reason = el("input", { placeholder: "reason (optional, kept in the audit log)", "aria-label": "Reason" });
   const decide = async (verdict, buttons) => {
     buttons.forEach((b) => { b.disabled = true; });
@@ -144,20 +158,25 @@ function queueCard(item, state) {
       const status = res && res.message ? res.message.moderationStatus : verdict + "d";
       info(`Message #${m.id}: ${status}.`);
       card.remove();
-      const left = $("queue-items").querySelectorAll(".card").length;
-      $("queue-count").textContent = `${left} item${left === 1 ? "" : "s"}`;
+      countCards();
     } catch (err) {
       showError(err);
       buttons.forEach((b) => { b.disabled = false; });
+      refreshClaims();
     }
   };
   const approve = el("button", { type: "button", class: "ok", text: "Approve" });
   const disapprove = el("button", { type: "button", class: "danger", text: "Disapprove" });
-  const buttons = [approve, disapprove];
+  const claim = el("button", { type: "button", class: "secondary", text: "Claim", "data-role": "claim" });
+  const buttons = [approve, disapprove, claim];
   approve.addEventListener("click", () => decide("approve", buttons));
   disapprove.addEventListener("click", () => decide("disapprove", buttons));
+  claim.addEventListener("click", () => {
+    const mine = claims.get(String(m.id)) === myActor();
+    live.send({ type: mine ? "release" : "claim", messageId: m.id });
+  });
   if (m.moderationStatus === "disapproved" && state === "disapproved") disapprove.disabled = true;
-  card.append(el("div", { class: "decide" }, reason, approve, disapprove));
+  card.append(el("div", { class: "decide" }, reason, claim, approve, disapprove));
   return card;
 }
 
@@ -228,11 +247,6 @@ function mediaPreview(m) {
   return box;
 }
 
-let queueTimer = null;
-function setAutoRefresh(on) {
-  clearInterval(queueTimer);
-  queueTimer = on ? setInterval(() => { if (currentTab === "queue" && apiKey) loadQueue(); }, 10000) : null;
-}
 
 // ------------------------------------------------------------------ rules
 
@@ -278,6 +292,7 @@ function renderRules() {
   body.replaceChildren(...rules.map((rule) => {
     const toggle = el("input", { type: "checkbox", "aria-label": `enable ${rule.id}` });
     toggle.checked = Boolean(rule.enabled);
+    toggle.disabled = !can("admin");
     toggle.addEventListener("change", () => toggleRule(rule, toggle));
     const conditions = Array.isArray(rule.conditions) ? rule.conditions : [];
     return el("tr", {},
@@ -292,9 +307,9 @@ function renderRules() {
       el("td", { text: Array.isArray(rule.actions) ? rule.actions.join(", ") : "" }),
       el("td", { text: rule.revision ?? "" }),
       el("td", {}, el("div", { class: "row" },
-        el("button", { type: "button", class: "secondary", text: "Edit", onclick: () => editRule(rule) }),
+        can("admin") ? el("button", { type: "button", class: "secondary", text: "Edit", onclick: () => editRule(rule) }) : null,
         el("button", { type: "button", class: "secondary", text: "Revisions", onclick: () => showRevisions(rule) }),
-        el("button", { type: "button", class: "danger", text: "Delete", onclick: () => deleteRule(rule) }),
+        can("admin") ? el("button", { type: "button", class: "danger", text: "Delete", onclick: () => deleteRule(rule) }) : null,
       )),
     );
   }));
@@ -389,10 +404,10 @@ async function showRevisions(rule) {
             + `${snapshot && snapshot.enabled === false ? " · disabled" : ""}`,
         }),
         el("pre", { text: pretty(snapshot) }),
-        el("button", {
+        can("admin") ? el("button", {
           type: "button", class: "secondary", text: "Load into editor",
           onclick: () => { editRule({ ...snapshot, id: rule.id }); },
-        }),
+        }) : null,
       );
     }));
     $("rule-editor").hidden = true;
@@ -424,13 +439,31 @@ function renderLists() {
     el("td", {}, el("div", { text: list.name || list.id }), el("div", { class: "muted small", text: list.id })),
     el("td", { text: list.kind || "" }),
     el("td", { text: Array.isArray(list.items) ? String(list.items.length) : "" }),
-    el("td", { text: list.allow ? "yes" : "no" }),
-    el("td", {}, el("div", { class: "row" },
+    el("td", { text: allowSummary(list.allow) }),
+    el("td", {}, can("admin") ? el("div", { class: "row" },
       el("button", { type: "button", class: "secondary", text: "Edit", onclick: () => editList(list) }),
       el("button", { type: "button", class: "danger", text: "Delete", onclick: () => deleteList(list) }),
-    )),
+    ) : el("button", { type: "button", class: "secondary", text: "View", onclick: () => editList(list) })),
   )));
   if (!lists.length) body.append(el("tr", {}, el("td", { colspan: "5", class: "muted", text: "No lists." })));
+}
+
+/** The allow-list column: how many words, and the first few (`allow` is a list of words). */
+function allowSummary(allow) {
+  const words = Array.isArray(allow) ? allow : [];
+  if (!words.length) return "—";
+  const shown = words.slice(0, 3).join(", ");
+  return `${words.length}: ${shown}${words.length > 3 ? ", …" : ""}`;
+}
+
+function linesOf(text) {
+  const seen = new Set();
+  const out = [];
+  for (const line of text.split(/\r?\n/)) {
+    const item = line.trim();
+    if (item && !seen.has(item)) { seen.add(item); out.push(item); }
+  }
+  return out;
 }
 
 function editList(list) {
@@ -440,9 +473,15 @@ function editList(list) {
   $("list-id").readOnly = Boolean(list);
   $("list-id").placeholder = list ? "" : "derived from the name if empty";
   $("list-name").value = list ? list.name || "" : "";
-  $("list-kind").value = list ? list.kind || "" : "keywords";
-  $("list-allow").checked = Boolean(list && list.allow);
+  $("list-kind").value = list ? list.kind || "keywords" : "keywords";
+  $("list-kind").disabled = Boolean(list);
+  $("list-allow").value = list && Array.isArray(list.allow) ? list.allow.join("\n") : "";
   $("list-items").value = list && Array.isArray(list.items) ? list.items.join("\n") : "";
+  $("list-error").textContent = "";
+  for (const input of $("list-editor").querySelectorAll("input, textarea, select")) {
+    if (input.id !== "list-id" && input.id !== "list-kind") input.readOnly = !can("admin");
+  }
+  $("list-editor").querySelector("button[type=submit]").hidden = !can("admin");
   updateListCount();
   $("list-editor").hidden = false;
   $("list-editor").scrollIntoView({ behavior: "smooth", block: "start" });
@@ -450,13 +489,7 @@ function editList(list) {
 }
 
 function listItemsFromText() {
-  const seen = new Set();
-  const out = [];
-  for (const line of $("list-items").value.split(/\r?\n/)) {
-    const item = line.trim();
-    if (item && !seen.has(item)) { seen.add(item); out.push(item); }
-  }
-  return out;
+  return linesOf($("list-items").value);
 }
 
 function updateListCount() {
@@ -470,7 +503,7 @@ async function saveList(event) {
     name: $("list-name").value.trim(),
     kind: $("list-kind").value.trim(),
     items: listItemsFromText(),
-    allow: $("list-allow").checked,
+    allow: linesOf($("list-allow").value),
   };
   const id = $("list-id").value.trim();
   if (id) body.id = id;
@@ -483,6 +516,11 @@ async function saveList(event) {
     await loadLists();
   } catch (err) {
     showError(err);
+    // The field the server named (e.g. "items[3]: invalid pattern") next to the form.
+    if (err instanceof ApiError) {
+      const field = err.details && err.details.field ? `${err.details.field}: ` : "";
+      $("list-error").textContent = `${field}${err.message}`;
+    }
   }
 }
 
@@ -578,52 +616,319 @@ async function loadAudit() {
   }
 }
 
-// ------------------------------------------------------------------ login
+// ------------------------------------------------------------------ operators (admins)
 
-async function login(key) {
-  apiKey = key;
+async function loadOperators() {
+  if (!can("admin")) return;
   try {
-    await api("GET", "/moderation/rules"); // checks the key
+    const res = await api("GET", "/operators");
+    const ops = (res && Array.isArray(res.operators)) ? res.operators : [];
+    $("operators-body").replaceChildren(...ops.map((op) => {
+      const role = el("select", { "aria-label": `role of ${op.name}` },
+        ["viewer", "moderator", "admin"].map((r) => el("option", { value: r, text: r })));
+      role.value = op.role;
+      role.disabled = me && op.name === me.name;
+      role.addEventListener("change", () => patchOperator(op, { role: role.value }));
+      const state = op.disabled ? "disabled" : op.locked ? `locked (${op.failures} failures)` : "active";
+      return el("tr", {},
+        el("td", { text: op.name }),
+        el("td", {}, role),
+        el("td", { text: op.totp ? `on (${op.recoveryCodesLeft} recovery codes)` : "off" }),
+        el("td", { text: state }),
+        el("td", {}, el("div", { class: "row" },
+          op.locked ? el("button", { type: "button", class: "secondary", text: "Unlock",
+            onclick: () => patchOperator(op, { locked: false }) }) : null,
+          me && op.name === me.name ? null : el("button", {
+            type: "button", class: op.disabled ? "secondary" : "danger",
+            text: op.disabled ? "Enable" : "Disable",
+            onclick: () => patchOperator(op, { disabled: !op.disabled }) }),
+        )),
+      );
+    }));
   } catch (err) {
-    apiKey = null;
     showError(err);
-    return false;
   }
-  try { sessionStorage.setItem(KEY_STORAGE, key); } catch { /* ignore */ }
+}
+
+async function patchOperator(op, change) {
+  try {
+    await api("PATCH", `/operators/${encodeURIComponent(op.name)}`, change);
+    info(`${op.name} updated.`);
+  } catch (err) {
+    showError(err);
+  }
+  await loadOperators();
+}
+
+async function addOperator(event) {
+  event.preventDefault();
+  const body = { name: $("operator-name").value.trim(), role: $("operator-role").value,
+    password: $("operator-password").value };
+  try {
+    await api("POST", "/operators", body);
+    info(`Operator ${body.name} added.`);
+    $("operator-form").reset();
+    await loadOperators();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// ------------------------------------------------------------------ my account (TOTP)
+
+function renderAccount() {
+  $("totp-state").textContent = me && me.totp
+    ? `Two-factor sign-in is on (${me.recoveryCodesLeft} recovery codes left). Setting it up again replaces the secret and the codes.`
+    : "Two-factor sign-in is off: only your password protects this account.";
+}
+
+async function beginTotp() {
+  try {
+    const res = await api("POST", "/operators/me/totp", {});
+    $("totp-secret").textContent = res.secret;
+    $("totp-uri").href = res.uri;
+    $("totp-enrol").hidden = false;
+    $("totp-codes").hidden = true;
+    $("totp-code").focus();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function confirmTotp(event) {
+  event.preventDefault();
+  try {
+    const res = await api("POST", "/operators/me/totp/confirm", { code: $("totp-code").value.trim() });
+    $("totp-enrol").hidden = true;
+    $("totp-codes-list").textContent = (res.recoveryCodes || []).join("\n");
+    $("totp-codes").hidden = false;
+    $("totp-confirm").reset();
+    await refreshMe();
+    renderAccount();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// ------------------------------------------------------------------ sign-in
+
+async function refreshMe() {
+  const res = await request("GET", "/api/v1/operators/me");
+  me = res.operator;
+  csrf = res.csrfToken;
+}
+
+function signedIn() {
   $("login-view").hidden = true;
   $("dash-view").hidden = false;
   $("logout").hidden = false;
+  $("whoami").textContent = `${me.name} (${me.role})`;
+  document.body.dataset.role = me.role;
+  for (const node of document.querySelectorAll("[data-needs]")) node.hidden = !can(node.dataset.needs);
   let tab = "queue";
   try { tab = sessionStorage.getItem("parley.tab") || "queue"; } catch { /* ignore */ }
-  showTab(tab in loaders ? tab : "queue");
-  return true;
+  const allowed = tab in loaders && !document.querySelector(`.tabs [data-tab="${tab}"]`).hidden;
+  showTab(allowed ? tab : "queue");
+  live.start();
 }
 
-function logout() {
-  apiKey = null;
-  setAutoRefresh(false);
-  $("queue-auto").checked = false;
-  try { sessionStorage.removeItem(KEY_STORAGE); } catch { /* ignore */ }
+function signedOut() {
+  me = null;
+  csrf = null;
+  live.stop();
   $("login-view").hidden = false;
   $("dash-view").hidden = true;
   $("logout").hidden = true;
+  $("whoami").textContent = "";
+  $("login-code-field").hidden = true;
+  $("login-code").value = "";
 }
 
+async function signIn(name, password, code) {
+  $("login-error").textContent = "";
+  const body = { name, password };
+  if (code) body.code = code;
+  try {
+    const res = await request("POST", "/api/v1/operators/login", { body });
+    me = res.operator;
+    csrf = res.csrfToken;
+    $("login-password").value = "";
+    $("login-code").value = "";
+    signedIn();
+  } catch (err) {
+    if (err instanceof ApiError && err.details && err.details.totp) {
+      $("login-code-field").hidden = false;
+      $("login-code").focus();
+    }
+    $("login-error").textContent = err instanceof ApiError ? err.message : String(err);
+  }
+}
+
+async function signOut() {
+  try {
+    await api("POST", "/operators/logout");
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) showError(err);
+  }
+  signedOut();
+}
+
+async function offerDemo() {
+  try {
+    const res = await request("GET", "/api/v1/operators/login-options");
+    const accounts = res && Array.isArray(res.demoAccounts) ? res.demoAccounts : [];
+    $("demo-logins").hidden = !res.demo || !accounts.length;
+    $("demo-buttons").replaceChildren(...accounts.map((a) => el("button", {
+      type: "button", class: "secondary", text: `Sign in as ${a.name} (${a.role})`,
+      onclick: () => signIn(a.name, a.password),
+    })));
+  } catch { /* no demo offer */ }
+}
+
+// ------------------------------------------------------------------ live updates
+
+/**
+ * The dashboard's WebSocket (/dashboard/live, authenticated by the session cookie): held
+ * messages appear in the queue, decisions taken elsewhere leave it, and claims mark who is
+ * deciding which item. Reconnects with a growing pause; the queue is reloaded on each
+ * (re)connect so nothing sent while it was down is missed.
+ */
+const live = {
+  ws: null,
+  retry: 0,
+  timer: null,
+  wanted: false,
+  start() {
+    this.wanted = true;
+    this.connect();
+  },
+  stop() {
+    this.wanted = false;
+    clearTimeout(this.timer);
+    if (this.ws) this.ws.close();
+    this.ws = null;
+    claims.clear();
+    setLiveState("offline");
+  },
+  connect() {
+    if (!this.wanted) return;
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/dashboard/live`);
+    this.ws = ws;
+    setLiveState("connecting");
+    ws.addEventListener("open", () => {
+      this.retry = 0;
+      setLiveState("live");
+      if (currentTab === "queue") loadQueue();
+    });
+    ws.addEventListener("message", (event) => {
+      let frame;
+      try { frame = JSON.parse(event.data); } catch { return; }
+      onLive(frame);
+    });
+    ws.addEventListener("close", () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      setLiveState("offline");
+      if (!this.wanted) return;
+      this.retry = Math.min(this.retry + 1, 6);
+      this.timer = setTimeout(() => this.connect(), 500 * 2 ** this.retry);
+    });
+  },
+  send(frame) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+  },
+};
+
+/** messageId -> who claimed it ("operator:name"). */
+const claims = new Map();
+
+function setLiveState(state) {
+  const badge = $("live-state");
+  badge.textContent = state;
+  badge.className = `badge ${state === "live" ? "approved" : state === "offline" ? "disapproved" : ""}`;
+}
+
+function onLive(frame) {
+  if (frame.type === "hello") {
+    claims.clear();
+    for (const c of frame.claims || []) claims.set(String(c.messageId), c.by);
+    refreshClaims();
+  } else if (frame.type === "held") {
+    if (currentTab === "queue" && $("queue-state").value === frame.item.state) {
+      const box = $("queue-items");
+      if (!box.querySelector(`[data-message-id="${CSS.escape(String(frame.item.message.id))}"]`)) {
+        const empty = box.querySelector("p.muted");
+        if (empty) empty.remove();
+        box.append(queueCard(frame.item, frame.item.state));
+        countCards();
+      }
+    }
+  } else if (frame.type === "changed") {
+    if (currentTab === "queue" && $("queue-state").value === frame.state) loadQueue();
+  } else if (frame.type === "decided") {
+    claims.delete(String(frame.messageId));
+    const card = $("queue-items").querySelector(`[data-message-id="${CSS.escape(String(frame.messageId))}"]`);
+    if (card && $("queue-state").value !== "disapproved") {
+      card.remove();
+      countCards();
+      if (frame.by !== myActor()) info(`#${frame.messageId} ${frame.decision} by ${frame.by}.`);
+    }
+  } else if (frame.type === "claimed") {
+    claims.set(String(frame.messageId), frame.by);
+    refreshClaims();
+  } else if (frame.type === "released") {
+    claims.delete(String(frame.messageId));
+    refreshClaims();
+  } else if (frame.type === "claim_refused") {
+    claims.set(String(frame.messageId), frame.by);
+    refreshClaims();
+    toast("ERR_CONFLICT", `#${frame.messageId} is being decided by ${frame.by}.`);
+  }
+}
+
+function myActor() {
+  return me ? `operator:${me.name}` : "";
+}
+
+function countCards() {
+  const left = $("queue-items").querySelectorAll(".card").length;
+  $("queue-count").textContent = `${left} item${left === 1 ? "" : "s"}`;
+}
+
+/** Show on every card who holds its claim; another's claim disables the decision buttons. */
+function refreshClaims() {
+  for (const card of $("queue-items").querySelectorAll(".card[data-message-id]")) {
+    const by = claims.get(card.dataset.messageId);
+    const mine = by === myActor();
+    const badge = card.querySelector(".claim");
+    if (badge) {
+      badge.hidden = !by;
+      badge.textContent = by ? (mine ? "claimed by you" : `claimed by ${by}`) : "";
+    }
+    for (const b of card.querySelectorAll(".decide button")) {
+      if (b.dataset.role === "claim") b.textContent = mine ? "Release" : "Claim";
+      b.disabled = Boolean(by && !mine);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ start
+
 function init() {
-  $("login-form").addEventListener("submit", async (event) => {
+  $("login-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const key = $("api-key").value.trim();
-    if (!key) return;
-    if (await login(key)) $("api-key").value = "";
+    const name = $("login-name").value.trim();
+    const password = $("login-password").value;
+    if (name && password) signIn(name, password, $("login-code").value.trim());
   });
-  $("logout").addEventListener("click", logout);
+  $("logout").addEventListener("click", signOut);
   for (const button of document.querySelectorAll(".tabs [data-tab]")) {
     button.addEventListener("click", () => showTab(button.dataset.tab));
   }
 
   $("queue-state").addEventListener("change", loadQueue);
   $("queue-refresh").addEventListener("click", loadQueue);
-  $("queue-auto").addEventListener("change", (e) => setAutoRefresh(e.target.checked));
 
   $("rules-new").addEventListener("click", () => editRule(null));
   $("rules-refresh").addEventListener("click", loadRules);
@@ -645,9 +950,12 @@ function init() {
   $("audit-refresh").addEventListener("click", loadAudit);
   $("audit-since").addEventListener("change", loadAudit);
 
-  let saved = null;
-  try { saved = sessionStorage.getItem(KEY_STORAGE); } catch { saved = null; }
-  if (saved) login(saved);
+  $("operator-form").addEventListener("submit", addOperator);
+  $("totp-begin").addEventListener("click", beginTotp);
+  $("totp-confirm").addEventListener("submit", confirmTotp);
+
+  // Already signed in (the cookie is HttpOnly: ask the server)?
+  refreshMe().then(signedIn, () => { signedOut(); offerDemo(); });
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);

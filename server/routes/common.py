@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from server.auth import API_KEY_PRINCIPAL, Principal, Role, StaffRole, bearer_token, staff_level
@@ -99,7 +99,7 @@ async def require_user(request: Request, users: UserService) -> tuple[Caller, Us
 STAFF_SCOPE_KEY = "parley.staff"
 
 
-def staff_session(request: Request) -> StaffSession | None:
+def staff_session(request: HTTPConnection) -> StaffSession | None:
     """The request's operator session (the dashboard's cookie), None without one; raises
     the reason a cookie does not count (expired, CSRF token missing, another origin)."""
     found = request.scope.get(STAFF_SCOPE_KEY)

@@ -26,6 +26,7 @@ from server.routes.common import (
     require_admin,
     require_staff,
 )
+from server.services.staff_feed import StaffFeed
 from server.webhook_settings import EVENTS
 
 DELIVERY_STATES = ("pending", "delivered", "failed")
@@ -39,6 +40,7 @@ class ModerationDeps:
     review: ReviewDesk
     tryout: Tryout
     webhooks: EventWebhooks
+    feed: StaffFeed  # the dashboards' live feed: decisions and claims (issue 17)
 
 
 def _choice(request: Request, name: str, allowed: tuple[str, ...], what: str) -> str | None:
@@ -140,7 +142,9 @@ def routes(deps: Deps, mod: ModerationDeps) -> list[Route]:
         body = await read_json(request, body_limit)
         reason = get_str(body, "reason", required=False, default="")
         approve = request.url.path.endswith("/approve")
+        mod.feed.check(message_id, who.actor)  # another moderator is deciding it: 409
         updated = await review.decide(message_id, approve=approve, actor=who.actor, reason=reason)
+        mod.feed.decided(message_id, "approved" if approve else "disapproved", who.actor)
         return ok({"message": updated.to_json()})
 
     async def evaluate(request: Request) -> Response:
