@@ -1,0 +1,73 @@
+"""The dashboards' live feed and claims (``server/services/staff_feed.py``), on a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.errors import Conflict
+from server.services.staff_feed import StaffFeed
+from tests.server.test_services import FakeClock
+
+
+def drain(feed: StaffFeed, sub: object) -> list[dict[str, object]]:
+    out = []
+    queue = sub.queue  # type: ignore[attr-defined]
+    while not queue.empty():
+        out.append(queue.get_nowait())
+    return out
+
+
+def test_held_events_become_held_frames_and_others_are_ignored() -> None:
+    feed = StaffFeed(clock=FakeClock())
+    sub = feed.subscribe("operator:a")
+    feed.emit("message.review_required", {"message": {"id": 7}, "ruleId": "r", "reason": "bad"})
+    feed.emit("message.flagged", {"message": {"id": 8}})
+    feed.emit("message.reported", {"report": {"messageId": 9}})
+    feed.emit("user.banned", {"uid": "x"})
+    frames = drain(feed, sub)
+    assert [f["type"] for f in frames] == ["held", "held", "changed"]
+    assert frames[0]["item"]["state"] == "review"  # type: ignore[index]
+    assert frames[0]["item"]["moderation"]["reason"] == "bad"  # type: ignore[index]
+    assert frames[1]["item"]["state"] == "flagged"  # type: ignore[index]
+    assert frames[2] == {"type": "changed", "state": "reported"}
+
+
+def test_a_claim_stops_other_claimants_and_deciders_until_it_ends() -> None:
+    clock = FakeClock()
+    feed = StaffFeed(clock=clock, claim_ttl=60)
+    assert feed.claim(1, "operator:a") is None
+    assert feed.claim(1, "operator:a") is None  # renewing one's own
+    assert feed.claim(1, "operator:b") == "operator:a"
+    feed.check(1, "operator:a")
+    with pytest.raises(Conflict) as err:
+        feed.check(1, "operator:b")
+    assert err.value.details == {"messageId": 1, "claimedBy": "operator:a"}
+    feed.release(1, "operator:b")  # not theirs: nothing happens
+    assert feed.holder(1) == "operator:a"
+    clock.advance(60)
+    assert feed.holder(1) is None  # expired
+    assert feed.claim(1, "operator:b") is None
+    feed.decided(1, "approved", "operator:b")
+    assert feed.claims() == []
+
+
+def test_closing_the_last_dashboard_releases_its_claims() -> None:
+    feed = StaffFeed(clock=FakeClock())
+    first, second = feed.subscribe("operator:a"), feed.subscribe("operator:a")
+    watcher = feed.subscribe("operator:w")
+    feed.claim(5, "operator:a")
+    feed.unsubscribe(first)
+    assert feed.holder(5) == "operator:a"  # another tab of theirs is still open
+    feed.unsubscribe(second)
+    assert feed.holder(5) is None
+    assert [f["type"] for f in drain(feed, watcher)] == ["claimed", "released"]
+
+
+def test_a_dashboard_that_falls_behind_is_marked_and_others_keep_receiving() -> None:
+    feed = StaffFeed(clock=FakeClock())
+    slow, fast = feed.subscribe("operator:s"), feed.subscribe("operator:f")
+    for i in range(600):
+        feed.publish({"type": "x", "n": i})
+        if not fast.queue.empty():
+            fast.queue.get_nowait()
+    assert slow.overflowed and not fast.overflowed
