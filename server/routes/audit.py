@@ -1,4 +1,4 @@
-"""The audit log (every member of staff: viewers and up, and the API key)."""
+"""The audit log: the API key, server admins, and operators of every role (viewers up)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def routes(deps: Deps) -> list[Route]:
     users, audit = deps.users, deps.audit
 
     async def entries(request: Request) -> Response:
-        await require_staff(request, users, StaffRole.VIEWER)
+        await require_staff(request, users, StaffRole.VIEWER, chat_admin=True)
         since = query_int(request, "since", default=0, lo=0, hi=INT_MAX) or 0
         return ok({"entries": [e.to_json() for e in await audit.entries(since)]})
 

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
-from server.auth import API_KEY_PRINCIPAL, Principal, Role, StaffRole, bearer_token, staff_level
+from server.auth import API_KEY_PRINCIPAL, Principal, Role, StaffRole, bearer_token
 from server.errors import (
     AuthInvalid,
     AuthRequired,
@@ -118,22 +118,38 @@ async def staff_caller(request: Request, users: UserService) -> Caller:
     return Caller(session.principal, None)
 
 
+def _allowed(principal: Principal, need: StaffRole, *, chat_admin: bool) -> bool:
+    """An operator needs role ``need`` or above (viewer < moderator < admin); the API key and
+    server users keep the contract's rule: staff (moderators and admins), or admins only
+    with ``chat_admin``."""
+    if principal.staff is not None:
+        return principal.staff >= need
+    return principal.is_admin if chat_admin else principal.is_staff
+
+
 async def require_staff(
-    request: Request, users: UserService, need: StaffRole = StaffRole.MODERATOR
+    request: Request,
+    users: UserService,
+    need: StaffRole = StaffRole.MODERATOR,
+    *,
+    chat_admin: bool = False,
 ) -> Caller:
-    """A caller whose staff role is ``need`` or above (viewer < moderator < admin; the API
-    key and server admins are admins, server moderators moderators); 403 otherwise."""
+    """The API key, a server moderator or admin (only admins with ``chat_admin``), or an
+    operator whose role is ``need`` or above; 403 otherwise."""
     who = await staff_caller(request, users)
-    level = staff_level(who.principal)
-    if level is None or level < need:
-        raise Forbidden(f"this needs the {need.label} role or above", {"role": need.label})
+    if not _allowed(who.principal, need, chat_admin=chat_admin):
+        if who.principal.staff is not None:
+            raise Forbidden(f"this needs the {need.label} role or above", {"role": need.label})
+        raise Forbidden(
+            "admins or the API key only" if chat_admin else "moderators, admins or the API key only"
+        )
     return who
 
 
 async def require_admin(request: Request, users: UserService, why: str) -> Caller:
-    """An admin (operator, server admin or the API key); 403 with ``why`` otherwise."""
+    """The API key, a server admin or an admin operator; 403 with ``why`` otherwise."""
     who = await staff_caller(request, users)
-    if staff_level(who.principal) is not StaffRole.ADMIN:
+    if not _allowed(who.principal, StaffRole.ADMIN, chat_admin=True):
         raise Forbidden(why, {"role": StaffRole.ADMIN.label})
     return who
 

@@ -445,3 +445,21 @@ async def test_admins_manage_operators_over_the_api(
     assert (await viewer.login(name)).json()["operator"]["role"] == "moderator"
     entry = next(e for e in reversed(await audit(server)) if e["action"] == "operator.update")
     assert entry["actor"] == f"operator:{admin_name}" and entry["target"] == name
+
+
+async def test_server_moderators_keep_the_contracts_access(world: World) -> None:
+    """Operator roles are tiered; server users keep the contract's rules: a moderator (JWT)
+    still edits lists, and the audit log stays for admins."""
+    moderator = await world.user("chatmod", role="moderator")
+    async with httpx.AsyncClient(base_url=world.server.url + "/api/v1") as http:
+        auth = {"authorization": f"Bearer {await world.token(moderator)}"}
+        made = await http.post(
+            "/moderation/lists",
+            json={"id": unique("l"), "name": "m", "kind": "keywords", "items": ["x"]},
+            headers=auth,
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["id"] in {
+            e["target"] for e in await audit(world.server) if e["actor"] == moderator
+        }
+        assert (await http.get("/audit", headers=auth)).status_code == 403
