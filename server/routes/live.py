@@ -27,7 +27,8 @@ from server.routes.common import staff_session
 from server.services.audit import actor_label
 from server.services.staff_feed import StaffFeed, Subscriber
 
-#: Close codes: the session is missing or invalid; the dashboard fell behind its feed.
+#: Closing before the handshake is accepted refuses it (HTTP 403): no valid session. 1013:
+#: the dashboard fell behind its feed.
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BEHIND = 1013
 
