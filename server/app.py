@@ -5,6 +5,7 @@ This is the only place long-lived objects are built; each gets its dependencies 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -64,6 +65,7 @@ from server.services.decisions import DEFAULT_APPEAL_WINDOW, Decisions
 from server.services.fanout import Fanout
 from server.services.groups import GroupService
 from server.services.inbox import DirectoryService, InboxService
+from server.services.live_counters import LiveCounters
 from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
 from server.services.operators import OperatorService
@@ -257,6 +259,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         webhooks=webhooks,
         feed=feed,
     )
+    counters = LiveCounters(metrics, feed, moderation_deps.review.open_counts, clock=clock)
     rate_burst = settings.rate_burst or max(1, round(settings.rate_limit))
     # With --redis-url one bucket per user in Redis, whichever process the user is on.
     rate_limiter = (
@@ -342,10 +345,14 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         unwatch_gc = metrics.watch_gc()
+        counting = asyncio.create_task(counters.run(), name="dashboard-counters")
         log.info("Parley ready on %s", settings.base_url)
         try:
             yield
         finally:
+            counting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await counting
             unwatch_gc()
             await moderation.stop()
             await webhooks.stop()
@@ -416,7 +423,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     ]
     routes = [
         WebSocketRoute("/ws", ws_endpoint),
-        live_routes.route(feed),
+        live_routes.route(feed, operators),
         Mount("/api/v1", routes=api),
         *media_routes.download_routes(media),
         Route("/healthz", healthz),

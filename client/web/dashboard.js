@@ -864,6 +864,8 @@ function onLive(frame) {
         countCards();
       }
     }
+  } else if (frame.type === "counters") {
+    showCounters(frame);
   } else if (frame.type === "changed") {
     if (currentTab === "queue" && $("queue-state").value === frame.state) loadQueue();
   } else if (frame.type === "decided") {
@@ -885,6 +887,48 @@ function onLive(frame) {
     refreshClaims();
     toast("ERR_CONFLICT", `#${frame.messageId} is being decided by ${frame.by}.`);
   }
+}
+
+// The live counters: the last two minutes of each (a frame every 2 s), drawn as sparklines.
+const COUNTERS = [
+  { key: "messagesPerSecond", label: "messages/s", get: (f) => f.messagesPerSecond },
+  { key: "pending", label: "pending now", get: (f) => (f.open || {}).review },
+  { key: "reports", label: "reports open", get: (f) => (f.open || {}).reported },
+  { key: "blocked", label: "blocked/s", get: (f) => f.blockedPerSecond },
+  { key: "p50", label: "verdict p50 ms ≤", get: (f) => f.verdictP50Ms },
+  { key: "p99", label: "verdict p99 ms ≤", get: (f) => f.verdictP99Ms },
+];
+const counterHistory = new Map();
+
+function showCounters(frame) {
+  const box = $("live-counters");
+  box.hidden = false;
+  box.replaceChildren(...COUNTERS.map((c) => {
+    const value = c.get(frame);
+    const series = counterHistory.get(c.key) || [];
+    series.push(typeof value === "number" ? value : 0);
+    if (series.length > 60) series.shift();
+    counterHistory.set(c.key, series);
+    return el("div", { class: "counter", "data-counter": c.key },
+      el("span", { class: "counter-value", text: value === null || value === undefined ? "—" : String(value) }),
+      el("span", { class: "counter-label muted small", text: c.label }),
+      sparkline(series));
+  }));
+}
+
+function sparkline(series) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 60 16");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("aria-hidden", "true");
+  const max = Math.max(1e-9, ...series);
+  const points = series.map((v, i) => `${i + 60 - series.length},${(16 - (v / max) * 15).toFixed(1)}`);
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", points.join(" "));
+  svg.append(line);
+  return svg;
 }
 
 function myActor() {

@@ -14,7 +14,7 @@ handshake from another origin: cross-site WebSocket hijacking). Frames are JSON 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from typing import Any
 
 from starlette.routing import WebSocketRoute
@@ -25,15 +25,20 @@ from server.errors import ClientError
 from server.jsoncodec import INT_MAX
 from server.routes.common import staff_session
 from server.services.audit import actor_label
+from server.services.operators import OperatorService
 from server.services.staff_feed import StaffFeed, Subscriber
+
+log = logging.getLogger(__name__)
 
 #: Closing before the handshake is accepted refuses it (HTTP 403): no valid session. 1013:
 #: the dashboard fell behind its feed.
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BEHIND = 1013
+#: How often an open socket checks that its session still counts (seconds without a frame).
+RECHECK_SECONDS = 30.0
 
 
-def route(feed: StaffFeed) -> WebSocketRoute:
+def route(feed: StaffFeed, operators: OperatorService) -> WebSocketRoute:
     async def endpoint(ws: WebSocket) -> None:
         try:
             session = staff_session(ws)
@@ -46,7 +51,9 @@ def route(feed: StaffFeed) -> WebSocketRoute:
         actor = actor_label(session.principal)
         may_claim = (staff_level(session.principal) or 0) >= StaffRole.MODERATOR
         sub = feed.subscribe(actor)
-        writer = asyncio.create_task(_write(ws, sub), name="dashboard-live-writer")
+        writer = asyncio.create_task(
+            _write(ws, sub, operators, session.session_id), name="dashboard-live-writer"
+        )
         try:
             await ws.send_json(
                 {
@@ -62,16 +69,25 @@ def route(feed: StaffFeed) -> WebSocketRoute:
             pass  # closed by the page, or sent something that is not JSON
         finally:
             writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            (outcome,) = await asyncio.gather(writer, return_exceptions=True)
+            if isinstance(outcome, Exception):  # the page went away mid-send: nothing to do
+                log.debug("dashboard live writer ended: %r", outcome)
             feed.unsubscribe(sub)
 
     return WebSocketRoute("/dashboard/live", endpoint)
 
 
-async def _write(ws: WebSocket, sub: Subscriber) -> None:
+async def _write(
+    ws: WebSocket, sub: Subscriber, operators: OperatorService, session_id: str
+) -> None:
     while True:
-        frame = await sub.queue.get()
+        try:
+            frame = await asyncio.wait_for(sub.queue.get(), RECHECK_SECONDS)
+        except TimeoutError:
+            if not await operators.still_valid(session_id):
+                await ws.close(CLOSE_UNAUTHORIZED)  # signed out, disabled or expired since
+                return
+            continue
         if sub.overflowed:
             await ws.close(CLOSE_BEHIND)
             return

@@ -378,6 +378,15 @@ class OperatorService:
             session.expires_at,
         )
 
+    async def still_valid(self, session_id: str) -> bool:
+        """Whether a session checked earlier still counts (the live socket asks now and then:
+        signed out, password changed, disabled, locked or expired since)."""
+        found = await self._store.session(session_id)
+        if found is None:
+            return False
+        session, record = found
+        return session.expires_at > self._clock.now() and not (record.disabled or record.locked)
+
     def csrf_ok(self, token: str, presented: str | None) -> bool:
         return oa.csrf_ok(self._csrf_secret, token, presented)
 

@@ -151,9 +151,14 @@ async def test_live_queue_held_messages_appear_and_decisions_reach_the_chat(
         a = await world.connect(alice)
         sent = await a.send_text(bob, f"about {word} tonight")
         message_id = int(sent["id"])
-        # Both dashboards show it without a reload.
+        # Both dashboards show it without a reload, and the live counters count it.
         for page in (m1, m2):
             await page.wait(f"{card(message_id)} !== null")
+        await m1.wait(
+            "Number(document.querySelector('[data-counter=pending] .counter-value')"
+            "?.textContent) >= 1"
+        )
+        assert await m1.js("document.querySelectorAll('#live-counters svg.spark').length") == 6
 
         # The first moderator claims it: the second sees who, and cannot decide it.
         await m1.js(f"{card(message_id)}.querySelector('[data-role=claim]').click()")

@@ -1,10 +1,15 @@
-"""The dashboards' live feed and claims (``server/services/staff_feed.py``), on a fake clock."""
+"""The dashboards' live feed and claims (``server/services/staff_feed.py``) on a fake clock, and
+the live counters' arithmetic (``server/services/live_counters.py``)."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
 from server.errors import Conflict
+from server.metrics import Metrics
+from server.services.live_counters import Snapshot, frame, quantile, take_snapshot
 from server.services.staff_feed import StaffFeed
 from tests.server.test_services import FakeClock
 
@@ -71,3 +76,56 @@ def test_a_dashboard_that_falls_behind_is_marked_and_others_keep_receiving() -> 
         if not fast.queue.empty():
             fast.queue.get_nowait()
     assert slow.overflowed and not fast.overflowed
+
+
+BOUNDS = (0.005, 0.01, 0.05, math.inf)
+
+
+def hist(*counts: float) -> tuple[tuple[float, float], ...]:
+    return tuple(zip(BOUNDS, counts, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "q", "expected"),
+    [
+        (hist(0, 0, 0, 0), hist(0, 0, 0, 0), 0.5, None),  # nothing observed
+        (hist(0, 0, 0, 0), hist(10, 10, 10, 10), 0.99, 0.005),
+        (hist(0, 0, 0, 0), hist(5, 9, 10, 10), 0.5, 0.005),
+        (hist(0, 0, 0, 0), hist(5, 9, 10, 10), 0.99, 0.05),
+        (hist(100, 100, 100, 100), hist(100, 105, 110, 110), 0.5, 0.01),  # only the interval
+        (hist(0, 0, 0, 0), hist(0, 0, 0, 4), 0.5, math.inf),
+    ],
+)
+def test_latency_quantile_over_an_interval(
+    before: tuple[tuple[float, float], ...],
+    after: tuple[tuple[float, float], ...],
+    q: float,
+    expected: float | None,
+) -> None:
+    assert quantile(before, after, q) == expected
+
+
+def test_counters_frame_rates_and_milliseconds() -> None:
+    before = Snapshot(10.0, 100, 4, hist(0, 0, 0, 0))
+    after = Snapshot(12.0, 130, 10, hist(5, 9, 10, 10))
+    got = frame(before, after, {"review": 2, "flagged": 0, "reported": 1})
+    assert got == {
+        "type": "counters",
+        "messagesPerSecond": 15.0,
+        "blockedPerSecond": 3.0,
+        "verdictP50Ms": 5.0,
+        "verdictP99Ms": 50.0,
+        "open": {"review": 2, "flagged": 0, "reported": 1},
+    }
+
+
+def test_snapshot_reads_the_process_metrics() -> None:
+    metrics = Metrics()
+    metrics.messages.labels("approved").inc(3)
+    metrics.messages.labels("pending").inc(2)
+    metrics.verdicts.labels("disapproved").inc()
+    metrics.verdicts.labels("approved").inc(4)
+    metrics.moderation_latency.observe(0.003)
+    snap = take_snapshot(metrics, 1.0)
+    assert (snap.messages, snap.blocked) == (5, 1)
+    assert quantile((), snap.latency, 0.5) == 0.005
