@@ -48,7 +48,7 @@ from server.operator_auth import LoginPolicy
 from server.ratelimit import RateLimiter
 from server.routes import audit as audit_routes
 from server.routes import decisions as decision_routes
-from server.routes import groups, known_images, messages, users
+from server.routes import groups, known_images, messages, review_card, users
 from server.routes import inbox as inbox_routes
 from server.routes import live as live_routes
 from server.routes import media as media_routes
@@ -420,6 +420,12 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         *known_images.routes(deps, moderation_deps.admin, media, quarantine),
         *inbox_routes.routes(deps, inbox=inbox, directory=directory),
         *operator_routes.routes(deps),
+        *review_card.routes(
+            deps,
+            review_card.CardDeps(
+                appeals, moderation_deps.review, moderation_deps.admin, moderation_deps.tryout
+            ),
+        ),
     ]
     routes = [
         WebSocketRoute("/ws", ws_endpoint),

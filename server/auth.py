@@ -69,8 +69,11 @@ class Principal:
 
     @property
     def is_staff(self) -> bool:
-        """Moderators, admins and the API key may use the moderation API."""
-        return self.is_api_key or self.role in (Role.MODERATOR, Role.ADMIN)
+        """Moderators, admins, operators (of any role: the staff checks of the routes tier
+        them) and the API key may use the moderation API and read any conversation."""
+        return (
+            self.is_api_key or self.staff is not None or self.role in (Role.MODERATOR, Role.ADMIN)
+        )
 
     @property
     def is_admin(self) -> bool:

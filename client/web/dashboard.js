@@ -106,7 +106,8 @@ async function loadQueue() {
 function queueCard(item, state) {
   const m = item.message || {};
   const mod = item.moderation || m.moderation || null;
-  const card = el("article", { class: "card", "data-message-id": String(m.id) });
+  const card = el("article", { class: "card", "data-message-id": String(m.id), tabindex: "0" });
+  card.dataset.ruleId = item.ruleId || "";
   card.append(el("div", { class: "meta" },
     el("strong", { text: `#${m.id}` }),
     el("span", { class: "badge claim", hidden: true }),
@@ -147,7 +148,15 @@ function queueCard(item, state) {
     ))));
   }
 
+  const details = el("div", { class: "card-detail", hidden: true });
+  const more = el("button", { type: "button", class: "secondary", text: "Details", "data-role": "details",
+    onclick: () => toggleDetails(card, m, details) });
+  card.append(el("div", { class: "row" }, more), details);
   if (!can("moderator")) return card; // viewers read the queue; they do not decide
+
+  const pick = el("input", { type: "checkbox", class: "pick", "aria-label": `select #${m.id}` });
+  pick.addEventListener("change", updateBulk);
+  card.querySelector(".meta").prepend(pick);
 
   const reason = el("input", { placeholder: "reason (optional, kept in the audit log)", "aria-label": "Reason" });
   const decide = async (verdict, buttons) => {
@@ -157,8 +166,11 @@ function queueCard(item, state) {
       const res = await api("POST", `/moderation/messages/${encodeURIComponent(m.id)}/${verdict}`, body);
       const status = res && res.message ? res.message.moderationStatus : verdict + "d";
       info(`Message #${m.id}: ${status}.`);
+      const next = card.nextElementSibling;
       card.remove();
       countCards();
+      updateBulk();
+      if (next && next.classList.contains("card")) next.focus();
     } catch (err) {
       showError(err);
       buttons.forEach((b) => { b.disabled = false; });
@@ -171,6 +183,8 @@ function queueCard(item, state) {
   const buttons = [approve, disapprove, claim];
   approve.addEventListener("click", () => decide("approve", buttons));
   disapprove.addEventListener("click", () => decide("disapprove", buttons));
+  approve.dataset.role = "approve";
+  disapprove.dataset.role = "disapprove";
   claim.addEventListener("click", () => {
     const mine = claims.get(String(m.id)) === myActor();
     live.send({ type: mine ? "release" : "claim", messageId: m.id });
@@ -178,6 +192,152 @@ function queueCard(item, state) {
   if (m.moderationStatus === "disapproved" && state === "disapproved") disapprove.disabled = true;
   card.append(el("div", { class: "decide" }, reason, claim, approve, disapprove));
   return card;
+}
+
+// ------------------------------------------------------------------ review card details
+
+async function toggleDetails(card, m, box) {
+  if (!box.hidden) { box.hidden = true; return; }
+  box.hidden = false;
+  box.replaceChildren(el("p", { class: "muted small", text: "Loading…" }));
+  try {
+    const q = card.dataset.ruleId ? `?ruleId=${encodeURIComponent(card.dataset.ruleId)}` : "";
+    const res = await api("GET", `/moderation/messages/${encodeURIComponent(m.id)}/card${q}`);
+    box.replaceChildren(...renderDetails(res, m));
+  } catch (err) {
+    box.replaceChildren(el("p", { class: "muted small", text: err.message || String(err) }));
+  }
+}
+
+function renderDetails(res, m) {
+  const out = [];
+  const context = Array.isArray(res.context) ? res.context : [];
+  out.push(el("h3", { text: "Conversation before it" }));
+  out.push(context.length
+    ? el("ol", { class: "context" }, context.map((c) => el("li", {},
+      el("strong", { text: `${c.sender}: ` }), c.text ?? `[${c.type}]`,
+      el("span", { class: "muted small", text: ` ${fmtTime(c.sentAt)} · ${c.moderationStatus}` }))))
+    : el("p", { class: "muted small", text: "Nothing earlier." }));
+
+  const sender = res.sender || {};
+  const hist = res.history || {};
+  const decisions = Array.isArray(hist.decisions) ? hist.decisions : [];
+  const restrictions = Array.isArray(hist.restrictions) ? hist.restrictions : [];
+  out.push(el("h3", { text: `Sender: ${sender.name || m.sender} (${m.sender})` }));
+  out.push(el("p", { class: "small", text: [
+    `role ${sender.role || "?"}`, `since ${fmtTime(sender.createdAt)}`,
+    `${decisions.length} earlier decision${decisions.length === 1 ? "" : "s"}`,
+    `${restrictions.filter((r) => !r.liftedAt).length} active restriction(s)`,
+    sender.banned ? "banned" : null].filter(Boolean).join(" · ") }));
+  if (decisions.length) {
+    out.push(el("ul", { class: "history" }, decisions.slice(0, 10).map((d) => el("li", { class: "small" },
+      `${fmtTime(d.at)} · ${d.measure || d.kind || "decision"}`,
+      d.details && d.details.reason ? ` · ${d.details.reason}` : "",
+      d.appeal ? ` · appeal ${d.appeal.state}` : ""))));
+  }
+  const reports = Array.isArray(res.reports) ? res.reports : [];
+  if (reports.length) {
+    out.push(el("h3", { text: `Reports (${reports.length})` }));
+    out.push(el("ul", { class: "reports" }, reports.map((r) => el("li", { class: "small" },
+      `${r.reporter || r.uid || "?"}: ${r.reason || ""}${r.remarks ? ` — ${r.remarks}` : ""}`))));
+  }
+
+  out.push(el("h3", { text: "Why it is here" }));
+  if (res.rule) {
+    out.push(el("p", { class: "small" }, el("strong", { text: res.rule.name || res.rule.id }),
+      ` (${res.rule.id}, revision ${res.rule.revision ?? "?"}): actions ${(res.rule.actions || []).join(", ")}`));
+    out.push(el("ul", { class: "small" }, (res.rule.conditions || []).map((c) => el("li", { text: describeCondition(c) }))));
+  } else if (m.moderation && m.moderation.reason) {
+    out.push(el("p", { class: "small", text: m.moderation.reason }));
+  }
+  const detections = (Array.isArray(res.detections) ? res.detections : [])
+    .filter((d) => (d.confidence || 0) > 0).sort((a, b) => (b.confidence || 0) - (a.confidence || 0)).slice(0, 8);
+  if (detections.length) {
+    out.push(el("p", { class: "muted small", text: "Detectors on this text now (score per category):" }));
+    out.push(el("table", { class: "detections" }, el("tbody", {}, detections.map((d) => el("tr", { title: d.reason || "" },
+      el("td", { text: d.detector }), el("td", { text: d.category }),
+      el("td", { text: Number(d.confidence).toFixed(3) }), el("td", {}, confidenceBar(d.confidence)))))));
+  }
+
+  if (can("moderator")) {
+    const restrict = async (kind, seconds, label) => {
+      const reason = prompt(`${label} ${m.sender}: reason (shown to them in the statement of reasons)`, "");
+      if (reason === null) return;
+      const until = seconds ? Math.floor(Date.now() / 1000) + seconds : 0;
+      try {
+        await api("POST", `/users/${encodeURIComponent(m.sender)}/restrictions`, { kind, until, reason });
+        info(`${label}: ${m.sender}.`);
+      } catch (err) {
+        showError(err);
+      }
+    };
+    out.push(el("div", { class: "row gap-top-sm" },
+      el("button", { type: "button", class: "secondary", text: "Mute 24 h", onclick: () => restrict("mute", 86400, "Muted for 24 h") }),
+      el("button", { type: "button", class: "danger", text: "Shadow-ban", onclick: () => restrict("shadow_ban", 0, "Shadow-banned") })));
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ bulk and keyboard
+
+function selectedCards() {
+  return [...$("queue-items").querySelectorAll(".card")].filter((c) => c.querySelector(".pick:checked"));
+}
+
+function updateBulk() {
+  const n = selectedCards().length;
+  $("bulk-approve").disabled = n === 0;
+  $("bulk-disapprove").disabled = n === 0;
+  $("bulk-approve").textContent = n ? `Approve ${n}` : "Approve selected";
+  $("bulk-disapprove").textContent = n ? `Disapprove ${n}` : "Disapprove selected";
+}
+
+async function bulk(verdict) {
+  const cards = selectedCards();
+  if (!cards.length || !confirm(`${verdict === "approve" ? "Approve" : "Disapprove"} ${cards.length} message(s)?`)) return;
+  let done = 0;
+  for (const card of cards) {
+    try {
+      await api("POST", `/moderation/messages/${encodeURIComponent(card.dataset.messageId)}/${verdict}`, {});
+      card.remove();
+      done += 1;
+    } catch (err) {
+      showError(err); // claimed by someone else, or changed meanwhile: it stays
+    }
+  }
+  info(`${done} of ${cards.length} ${verdict}d.`);
+  countCards();
+  updateBulk();
+  $("queue-select-all").checked = false;
+}
+
+function onKey(event) {
+  if (currentTab !== "queue" || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT")) return;
+  const cards = [...$("queue-items").querySelectorAll(".card")];
+  if (!cards.length) return;
+  const current = cards.indexOf(document.activeElement && document.activeElement.closest(".card"));
+  const press = (role) => {
+    const card = cards[current];
+    const button = card && card.querySelector(`button[data-role="${role}"]`);
+    if (button && !button.disabled) button.click();
+  };
+  switch (event.key) {
+    case "j": cards[Math.min(cards.length - 1, current + 1)].focus(); break;
+    case "k": cards[Math.max(0, current < 0 ? 0 : current - 1)].focus(); break;
+    case "a": press("approve"); break;
+    case "d": press("disapprove"); break;
+    case "c": press("claim"); break;
+    case "o": press("details"); break;
+    case "x": {
+      const pick = current >= 0 && cards[current].querySelector(".pick");
+      if (pick) { pick.checked = !pick.checked; updateBulk(); }
+      break;
+    }
+    default: return;
+  }
+  event.preventDefault();
 }
 
 function formatSize(bytes) {
@@ -972,6 +1132,13 @@ function init() {
   }
 
   $("queue-state").addEventListener("change", loadQueue);
+  $("bulk-approve").addEventListener("click", () => bulk("approve"));
+  $("bulk-disapprove").addEventListener("click", () => bulk("disapprove"));
+  $("queue-select-all").addEventListener("change", (e) => {
+    for (const pick of $("queue-items").querySelectorAll(".pick")) pick.checked = e.target.checked;
+    updateBulk();
+  });
+  document.addEventListener("keydown", onKey);
   $("queue-refresh").addEventListener("click", loadQueue);
 
   $("rules-new").addEventListener("click", () => editRule(null));

@@ -95,6 +95,17 @@ async def signed_in(server: ServerProcess, made: list[Staff], role: str) -> tupl
     return s, name
 
 
+async def held_in_queue(world: World, message_id: int) -> None:
+    """Wait until the pipeline has judged the message and it is in the review queue."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        queue = await world.rest.request("GET", "/moderation/queue", params={"limit": 500})
+        if any(i["message"]["id"] == message_id for i in queue["items"]):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"message {message_id} never reached the review queue")
+
+
 async def held_message(world: World) -> int:
     """A message the review rule holds, from a fresh pair of users."""
     word = unique("holdme")
@@ -102,15 +113,8 @@ async def held_message(world: World) -> int:
     alice, bob = await world.user("alice"), await world.user("bob")
     a = await world.connect(alice)
     sent = await a.send_text(bob, f"say {word}")
-    # Held once the pipeline has judged it: wait for it to reach the queue.
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        queue = await world.rest.request("GET", "/moderation/queue", params={"limit": 500})
-        items = queue["items"]
-        if any(i["message"]["id"] == sent["id"] for i in items):
-            return int(sent["id"])
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"message {sent['id']} never reached the review queue")
+    await held_in_queue(world, int(sent["id"]))
+    return int(sent["id"])
 
 
 async def audit(server: ServerProcess) -> list[dict[str, Any]]:
