@@ -429,6 +429,10 @@ const RULE_TEMPLATE = {
 
 async function loadRules() {
   try {
+    if (!lists.length) {
+      const known = await api("GET", "/moderation/lists");
+      lists = (known && Array.isArray(known.lists)) ? known.lists : [];
+    }
     const res = await api("GET", "/moderation/rules");
     rules = (res && Array.isArray(res.rules)) ? res.rules : Array.isArray(res) ? res : [];
     renderRules();
@@ -497,29 +501,255 @@ function replaceRule(updated) {
   renderRules();
 }
 
+// ------------------------------------------------------------------ rule editor (form + JSON)
+
+const CONDITION_KINDS = ["keywords", "patterns", "phone", "email", "toxicity", "sentiment",
+  "similarity", "spam", "scam", "image", "video", "image_hash", "openai", "custom_api"];
+const LIST_KINDS_FOR = { keywords: "keywords", patterns: "patterns", similarity: "sentences", image_hash: "image_hashes" };
+const ACTIONS = ["block", "review", "flag", "kick", "ban", "block_user"];
+const MESSAGE_TYPES = ["text", "custom", "image", "video", "audio", "file"];
+const CONDITION_FIELDS = ["kind", "messageTypes", "listId", "threshold", "categories", "contextWindow"];
+let ruleView = "form";
+
+const csv = (value) => (Array.isArray(value) ? value.join(", ") : "");
+const fromCsv = (text) => text.split(",").map((t) => t.trim()).filter(Boolean);
+
+/** A labelled input whose `data-path` is the field path the server names in its errors. */
+function field(label, path, input) {
+  input.dataset.path = path;
+  input.id = `rf-${path.replace(/[^A-Za-z0-9]+/g, "-")}`;
+  return el("div", { class: "field" }, el("label", { for: input.id, text: label }), input,
+    el("div", { class: "field-error small", "data-error-for": path }));
+}
+
+function checks(name, options, chosen, path) {
+  const box = el("div", { class: "checks", "data-path": path, role: "group", "aria-label": name });
+  for (const option of options) {
+    const input = el("input", { type: "checkbox", value: option });
+    input.checked = (chosen || []).includes(option);
+    box.append(el("label", { class: "inline" }, input, ` ${option}`));
+  }
+  return box;
+}
+
+function checked(box) {
+  return [...box.querySelectorAll("input:checked")].map((i) => i.value);
+}
+
+function filterBlock(side, f) {
+  f = f || {};
+  const p = `filters.${side}`;
+  const parts = [el("h3", { text: side === "sender" ? "Sender filter" : "Receiver filter" })];
+  if (side === "sender") {
+    parts.push(field("uids (comma-separated)", `${p}.uids`, el("input", { value: csv(f.uids) })));
+    parts.push(el("div", { class: "field" }, el("span", { class: "small", text: "roles" }),
+      checks("roles", ["user", "moderator", "admin"], f.roles, `${p}.roles`),
+      el("div", { class: "field-error small", "data-error-for": `${p}.roles` })));
+  } else {
+    parts.push(el("div", { class: "field" }, el("span", { class: "small", text: "receiver types" }),
+      checks("types", ["user", "group"], f.types, `${p}.types`),
+      el("div", { class: "field-error small", "data-error-for": `${p}.types` })));
+    parts.push(field("ids (comma-separated)", `${p}.ids`, el("input", { value: csv(f.ids) })));
+    parts.push(el("div", { class: "field" }, el("span", { class: "small", text: "group types" }),
+      checks("group types", ["public", "private"], f.groupTypes, `${p}.groupTypes`),
+      el("div", { class: "field-error small", "data-error-for": `${p}.groupTypes` })));
+  }
+  parts.push(field("tags (comma-separated)", `${p}.tags`, el("input", { value: csv(f.tags) })));
+  parts.push(field("name contains", `${p}.nameContains`, el("input", { value: f.nameContains || "" })));
+  parts.push(field("created after (Unix seconds)", `${p}.createdAfter`, el("input", { inputmode: "numeric", value: f.createdAfter ?? "" })));
+  parts.push(field("created before (Unix seconds)", `${p}.createdBefore`, el("input", { inputmode: "numeric", value: f.createdBefore ?? "" })));
+  return el("fieldset", { class: "filter", "data-side": side }, ...parts);
+}
+
+function conditionBlock(c, i) {
+  const p = `conditions[${i}]`;
+  const kind = el("select", {}, CONDITION_KINDS.map((k) => el("option", { value: k, text: k })));
+  kind.value = c.kind || "keywords";
+  const listSelect = el("select", {}, el("option", { value: "", text: "—" }),
+    lists.map((l) => el("option", { value: l.id, text: `${l.name || l.id} (${l.kind})` })));
+  listSelect.value = c.listId || "";
+  const extra = {};
+  for (const [key, value] of Object.entries(c)) if (!CONDITION_FIELDS.includes(key)) extra[key] = value;
+  const params = el("textarea", { class: "code", rows: "2", spellcheck: "false" });
+  params.value = Object.keys(extra).length ? JSON.stringify(extra) : "";
+  const block = el("fieldset", { class: "condition", "data-index": String(i) },
+    el("legend", { text: `Condition ${i + 1}` }),
+    field("kind", `${p}.kind`, kind),
+    el("div", { class: "field" }, el("span", { class: "small", text: "message types" }),
+      checks("message types", MESSAGE_TYPES, c.messageTypes || ["text"], `${p}.messageTypes`),
+      el("div", { class: "field-error small", "data-error-for": `${p}.messageTypes` })),
+    field("list", `${p}.listId`, listSelect),
+    field("threshold (0..1, empty: the detector's default)", `${p}.threshold`, el("input", { inputmode: "decimal", value: c.threshold ?? "" })),
+    field("categories (comma-separated)", `${p}.categories`, el("input", { value: csv(c.categories) })),
+    field("context window (messages)", `${p}.contextWindow`, el("input", { inputmode: "numeric", value: c.contextWindow ?? "" })),
+    field("other parameters of this kind (JSON object)", `${p}`, params),
+    el("button", { type: "button", class: "secondary", text: "Remove condition", onclick: () => {
+      const rule = ruleFromForm(); rule.conditions.splice(i, 1); fillRuleForm(rule); } }),
+  );
+  const showList = () => { listSelect.closest(".field").hidden = !(kind.value in LIST_KINDS_FOR); };
+  kind.addEventListener("change", showList);
+  showList();
+  return block;
+}
+
+function fillRuleForm(rule) {
+  const form = $("rule-form");
+  const filters = rule.filters || {};
+  form.replaceChildren(
+    field("id", "id", el("input", { value: rule.id || "", readOnly: ruleEditing !== null })),
+    field("name", "name", el("input", { value: rule.name || "" })),
+    field("description", "description", el("input", { value: rule.description || "" })),
+    el("label", { class: "inline" }, el("input", { type: "checkbox", "data-path": "enabled", checked: rule.enabled !== false }), " enabled"),
+    el("div", { class: "field" }, el("span", { class: "small", text: "actions" }),
+      checks("actions", ACTIONS, rule.actions || [], "actions"),
+      el("div", { class: "field-error small", "data-error-for": "actions" })),
+    field("match", "match", (() => { const m = el("select", {}, el("option", { value: "any", text: "any condition" }), el("option", { value: "all", text: "all conditions" })); m.value = rule.match || "any"; return m; })()),
+    filterBlock("sender", filters.sender),
+    filterBlock("receiver", filters.receiver),
+    el("h3", { text: "Conditions" }),
+    el("div", { class: "field-error small", "data-error-for": "conditions" }),
+    ...(rule.conditions || []).map((c, i) => conditionBlock(c, i)),
+    el("button", { type: "button", class: "secondary", text: "Add condition", onclick: () => {
+      const r = ruleFromForm(); r.conditions.push({ kind: "keywords", messageTypes: ["text"] }); fillRuleForm(r); } }),
+  );
+}
+
+function num(text) {
+  const t = String(text).trim();
+  if (!t) return null;
+  const n = Number(t);
+  return Number.isFinite(n) ? n : t; // a non-number goes to the server, which names the field
+}
+
+/** The rule the form describes (unknown extra parameters come from each condition's JSON box). */
+function ruleFromForm() {
+  const form = $("rule-form");
+  const at = (path) => form.querySelector(`[data-path="${CSS.escape(path)}"]`);
+  const side = (s) => {
+    const p = `filters.${s}`;
+    const out = { tags: fromCsv(at(`${p}.tags`).value), nameContains: at(`${p}.nameContains`).value.trim() || null,
+      createdAfter: num(at(`${p}.createdAfter`).value), createdBefore: num(at(`${p}.createdBefore`).value) };
+    if (s === "sender") Object.assign(out, { uids: fromCsv(at(`${p}.uids`).value), roles: checked(at(`${p}.roles`)) });
+    else Object.assign(out, { types: checked(at(`${p}.types`)), ids: fromCsv(at(`${p}.ids`).value), groupTypes: checked(at(`${p}.groupTypes`)) });
+    return out;
+  };
+  const conditions = [...form.querySelectorAll("fieldset.condition")].map((box) => {
+    const i = box.dataset.index;
+    const p = `conditions[${i}]`;
+    const c = { kind: at(`${p}.kind`).value, messageTypes: checked(at(`${p}.messageTypes`)) };
+    if (c.kind in LIST_KINDS_FOR) c.listId = at(`${p}.listId`).value;
+    const threshold = num(at(`${p}.threshold`).value);
+    if (threshold !== null) c.threshold = threshold;
+    const categories = fromCsv(at(`${p}.categories`).value);
+    if (categories.length) c.categories = categories;
+    const windowSize = num(at(`${p}.contextWindow`).value);
+    if (windowSize !== null) c.contextWindow = windowSize;
+    const raw = at(p).value.trim();
+    if (raw) {
+      let extra;
+      try { extra = JSON.parse(raw); } catch { throw new FormError(p, "not valid JSON"); }
+      if (!extra || typeof extra !== "object" || Array.isArray(extra)) throw new FormError(p, "must be a JSON object");
+      Object.assign(c, extra);
+    }
+    return c;
+  });
+  return {
+    id: at("id").value.trim() || undefined,
+    name: at("name").value.trim(),
+    description: at("description").value,
+    enabled: at("enabled").checked,
+    match: at("match").value,
+    actions: checked(at("actions")),
+    filters: { sender: side("sender"), receiver: side("receiver") },
+    conditions,
+  };
+}
+
+class FormError extends Error {
+  constructor(field, message) { super(message); this.field = field; }
+}
+
+function clearFieldErrors() {
+  for (const node of $("rule-form").querySelectorAll(".field-error")) node.textContent = "";
+  for (const node of $("rule-form").querySelectorAll(".invalid")) node.classList.remove("invalid");
+}
+
+/** Show `message` at the field the server named (the nearest enclosing path that has one). */
+function showFieldError(path, message) {
+  const form = $("rule-form");
+  let p = path || "";
+  while (p) {
+    const slot = form.querySelector(`[data-error-for="${CSS.escape(p)}"]`);
+    if (slot) {
+      slot.textContent = message;
+      const input = form.querySelector(`[data-path="${CSS.escape(p)}"]`);
+      if (input) { input.classList.add("invalid"); input.focus(); }
+      return true;
+    }
+    const cut = Math.max(p.lastIndexOf("."), p.lastIndexOf("["));
+    p = cut > 0 ? p.slice(0, cut) : "";
+  }
+  return false;
+}
+
+function setRuleView(view) {
+  if (view === ruleView) return;
+  try {
+    if (view === "json") $("rule-json").value = pretty(ruleFromForm());
+    else fillRuleForm(JSON.parse($("rule-json").value));
+  } catch (err) {
+    $("rule-json-error").textContent = `Cannot switch: ${err.message}`;
+    document.querySelector(`input[name=rule-view][value=${ruleView}]`).checked = true;
+    return;
+  }
+  ruleView = view;
+  $("rule-form").hidden = view !== "form";
+  $("rule-json").hidden = view !== "json";
+  $("rule-json-error").textContent = "";
+}
+
 function editRule(rule) {
   ruleEditing = rule ? rule.id : null;
   $("rule-editor-title").textContent = rule ? `Edit rule “${rule.id}”` : "New rule";
-  $("rule-json").value = pretty(rule || RULE_TEMPLATE);
+  const body = rule || RULE_TEMPLATE;
+  $("rule-json").value = pretty(body);
+  fillRuleForm(body);
   $("rule-json-error").textContent = "";
+  $("rule-dry-result").hidden = true;
   $("rule-revisions").hidden = true;
   $("rule-editor").hidden = false;
   $("rule-editor").scrollIntoView({ behavior: "smooth", block: "start" });
-  $("rule-json").focus();
 }
 
-async function saveRule() {
+/** The rule being edited, from whichever view is shown; null (with the error shown) if invalid. */
+function currentRule() {
+  clearFieldErrors();
+  if (ruleView === "form") {
+    try {
+      return ruleFromForm();
+    } catch (err) {
+      if (err instanceof FormError) showFieldError(err.field, err.message);
+      $("rule-json-error").textContent = err.message;
+      return null;
+    }
+  }
   let body;
   try {
     body = JSON.parse($("rule-json").value);
   } catch (err) {
     $("rule-json-error").textContent = `Invalid JSON: ${err.message}`;
-    return;
+    return null;
   }
   if (!body || typeof body !== "object" || Array.isArray(body)) {
     $("rule-json-error").textContent = "A rule is a JSON object.";
-    return;
+    return null;
   }
+  return body;
+}
+
+async function saveRule() {
+  const body = currentRule();
+  if (!body) return;
   if (ruleEditing !== null && body.id !== undefined && body.id !== ruleEditing) {
     $("rule-json-error").textContent = `The id cannot change (it is “${ruleEditing}”); create a new rule instead.`;
     return;
@@ -534,7 +764,31 @@ async function saveRule() {
     await loadRules();
   } catch (err) {
     showError(err);
-    if (err instanceof ApiError) $("rule-json-error").textContent = `${err.code}: ${err.message}`;
+    if (err instanceof ApiError) {
+      const path = err.details && err.details.field;
+      const shown = ruleView === "form" && path && showFieldError(path, err.message);
+      $("rule-json-error").textContent = `${err.code}: ${path ? `${path}: ` : ""}${err.message}${shown ? " (shown at the field)" : ""}`;
+    }
+  }
+}
+
+async function dryRun() {
+  const body = currentRule();
+  if (!body) return;
+  const id = ruleEditing || body.id || "draft";
+  try {
+    const res = await api("POST", `/moderation/rules/${encodeURIComponent(id)}/dry-run`, { days: 7, rule: { ...body, id } });
+    const matches = Array.isArray(res.matches) ? res.matches : [];
+    $("rule-dry-title").textContent = `Dry run: ${matches.length} message${matches.length === 1 ? "" : "s"} of the last ${res.days} days would match`;
+    $("rule-dry-body").replaceChildren(...matches.map((h) => el("tr", {},
+      el("td", { text: `#${h.messageId}` }), el("td", { text: h.sender }), el("td", { text: fmtTime(h.sentAt) }),
+      el("td", { text: h.text ?? "" }), el("td", {}, statusBadge(h.currentStatus)),
+      el("td", { text: (h.actions || []).join(", ") }), el("td", { text: h.reason || "" }))));
+    if (!matches.length) $("rule-dry-body").append(el("tr", {}, el("td", { colspan: "7", class: "muted", text: "Nothing would have matched." })));
+    $("rule-dry-result").hidden = false;
+  } catch (err) {
+    showError(err);
+    if (err instanceof ApiError && err.details && err.details.field && ruleView === "form") showFieldError(err.details.field, err.message);
   }
 }
 
@@ -551,19 +805,58 @@ async function deleteRule(rule) {
   }
 }
 
+/** Line diff of two texts (longest common subsequence): [[" "|"-"|"+", line], ...]. */
+function diffLines(a, b) {
+  const x = a.split("\n");
+  const y = b.split("\n");
+  const n = x.length;
+  const m = y.length;
+  const lcs = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      lcs[i][j] = x[i] === y[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+    }
+  }
+  const out = [];
+  let i = 0;
+  let j = 0;
+  while (i < n && j < m) {
+    if (x[i] === y[j]) { out.push([" ", x[i]]); i++; j++; }
+    else if (lcs[i + 1][j] >= lcs[i][j + 1]) out.push(["-", x[i++]]);
+    else out.push(["+", y[j++]]);
+  }
+  while (i < n) out.push(["-", x[i++]]);
+  while (j < m) out.push(["+", y[j++]]);
+  return out;
+}
+
+/** A revision's body without what changes with every save (revision number, times). */
+function revisionText(snapshot) {
+  const { revision, createdAt, updatedAt, ...rest } = snapshot || {};
+  return pretty(rest);
+}
+
 async function showRevisions(rule) {
   try {
     const res = await api("GET", `/moderation/rules/${encodeURIComponent(rule.id)}/revisions`);
     const revisions = (res && Array.isArray(res.revisions)) ? res.revisions : Array.isArray(res) ? res : [];
     $("revisions-title").textContent = `Revisions of “${rule.id}” (${revisions.length})`;
-    $("revisions-body").replaceChildren(...revisions.map((rev) => {
+    // Newest first; each shows what changed from the one before it.
+    $("revisions-body").replaceChildren(...revisions.map((rev, k) => {
       const snapshot = rev.rule || rev.body || rev;
-      return el("details", {},
+      const older = revisions[k + 1];
+      const changes = older
+        ? diffLines(revisionText(older.rule || older.body || older), revisionText(snapshot))
+        : diffLines("", revisionText(snapshot));
+      const changed = changes.filter(([op]) => op !== " ").length;
+      return el("details", { class: "revision" },
         el("summary", {
           text: `revision ${rev.revision ?? "?"} · ${fmtTime(rev.at)}${rev.actor ? ` · by ${rev.actor}` : ""}`
+            + ` · ${older ? `${changed} line${changed === 1 ? "" : "s"} changed` : "created"}`
             + `${snapshot && snapshot.enabled === false ? " · disabled" : ""}`,
         }),
-        el("pre", { text: pretty(snapshot) }),
+        el("pre", { class: "diff" }, changes.filter(([op]) => older ? op !== " " : true).map(([op, line]) =>
+          el("span", { class: op === "+" ? "add" : op === "-" ? "del" : "same", text: `${op} ${line}\n` }))),
         can("admin") ? el("button", {
           type: "button", class: "secondary", text: "Load into editor",
           onclick: () => { editRule({ ...snapshot, id: rule.id }); },
@@ -1144,6 +1437,10 @@ function init() {
   $("rules-new").addEventListener("click", () => editRule(null));
   $("rules-refresh").addEventListener("click", loadRules);
   $("rule-save").addEventListener("click", saveRule);
+  $("rule-dry-run").addEventListener("click", dryRun);
+  for (const radio of document.querySelectorAll("input[name=rule-view]")) {
+    radio.addEventListener("change", () => setRuleView(radio.value));
+  }
   $("rule-cancel").addEventListener("click", () => { $("rule-editor").hidden = true; });
   $("revisions-close").addEventListener("click", () => { $("rule-revisions").hidden = true; });
 

@@ -192,3 +192,91 @@ async def test_live_queue_held_messages_appear_and_decisions_reach_the_chat(
     assert decided[-1]["actor"] == f"operator:{first}"
     problems = [line for line in browser.console if "exceptionDetails" in line]
     assert not problems, problems
+
+
+async def test_rule_form_editor_field_errors_revision_diffs_and_dry_run(
+    world: World, tmp_path: Path
+) -> None:
+    server = world.server
+    admin = await add_operator(server, "admin")
+    word = unique("dryword")
+    list_id = unique("rl")
+    await world.rest.create_list(
+        {"id": list_id, "name": "dry words", "kind": "keywords", "items": [word]}
+    )
+    alice, bob = await world.user("drya"), await world.user("dryb")
+    a = await world.connect(alice)
+    sent = await a.send_text(bob, f"an old {word} message")
+    rule_id = unique("form-rule")
+    async with launch(tmp_path) as browser:
+        page = await open_page(browser, server.url + "/dashboard")
+        await sign_in(page, admin)
+        await page.js("document.querySelector('.tabs [data-tab=rules]').click()")
+        await page.wait("document.querySelectorAll('#rules-body tr').length > 0")
+        await page.js("document.getElementById('rules-new').click()")
+        await page.wait("!document.getElementById('rule-form').hidden")
+        form = "document.getElementById('rule-form')"
+        at = f'(p) => {form}.querySelector(`[data-path="${{p}}"]`)'
+        await page.js(
+            f"(() => {{ const at = {at};"
+            f" at('id').value = {json.dumps(rule_id)}; at('name').value = 'Form rule';"
+            " at('conditions[0].listId').value = " + json.dumps(list_id) + ";"
+            " at('conditions[0].threshold').value = '2';"
+            " for (const box of at('actions').querySelectorAll('input'))"
+            "   box.checked = box.value === 'review';"
+            " })()"
+        )
+        await page.js("document.getElementById('rule-save').click()")
+        # The server's error is shown at the field it names.
+        error = await page.wait(
+            f"{form}.querySelector('[data-error-for=\"conditions[0].threshold\"]').textContent"
+        )
+        assert "between 0 and 1" in error
+        assert await page.js(
+            f"{form}.querySelector('[data-path=\"conditions[0].threshold\"]')"
+            ".classList.contains('invalid')"
+        )
+        # Dry run of the draft: the stored message it would have held, as a table.
+        await page.js(f"({at})('conditions[0].threshold').value = ''")
+        await page.js("document.getElementById('rule-dry-run').click()")
+        row = await page.wait(
+            "[...document.querySelectorAll('#rule-dry-body tr')].map(r => r.textContent)"
+            f".find(t => t.includes('#{sent['id']}'))"
+        )
+        assert "review" in row and word in row
+        await page.js("document.getElementById('rule-save').click()")
+        await page.wait("document.getElementById('rule-editor').hidden")
+        stored = await world.rest.request("GET", f"/moderation/rules/{rule_id}")
+        assert stored["actions"] == ["review"] and stored["conditions"][0]["listId"] == list_id
+        assert stored["enabled"] is False  # the template's default, kept by the form
+
+        # The JSON view is kept: it shows what the form holds, and edits there save too.
+        await page.js(
+            "[...document.querySelectorAll('#rules-body tr')]"
+            f".find(r => r.textContent.includes({json.dumps(rule_id)}))"
+            ".querySelector('button').click()"
+        )
+        await page.wait("!document.getElementById('rule-editor').hidden")
+        await page.js(f"({at})('name').value = 'Form rule, renamed'")
+        await page.js("document.querySelector('input[name=rule-view][value=json]').click()")
+        shown = json.loads(await page.wait("document.getElementById('rule-json').value"))
+        assert shown["name"] == "Form rule, renamed"
+        await page.js("document.getElementById('rule-save').click()")
+        await page.wait("document.getElementById('rule-editor').hidden")
+        assert (await world.rest.request("GET", f"/moderation/rules/{rule_id}"))["revision"] == 2
+
+        # Revisions with what changed.
+        await page.js(
+            "[...document.querySelectorAll('#rules-body tr')]"
+            f".find(r => r.textContent.includes({json.dumps(rule_id)}))"
+            ".querySelectorAll('button')[1].click()"
+        )
+        diff = await page.wait(
+            "[...document.querySelectorAll('#revisions-body pre.diff')].map(p => p.textContent)[0]"
+        )
+        assert diff.splitlines() == [
+            '-   "name": "Form rule",',
+            '+   "name": "Form rule, renamed",',
+        ]
+        problems = [line for line in browser.console if "exceptionDetails" in line]
+        assert not problems, problems
