@@ -66,6 +66,8 @@ class Principal:
     is_api_key: bool = False
     label: str | None = None  # how the audit log names a non-user actor
     staff: StaffRole | None = None  # an operator signed in to the dashboard (issue 17)
+    #: A group moderator's groups (an operator limited to them); None: not limited.
+    groups: frozenset[str] | None = None
 
     @property
     def is_staff(self) -> bool:

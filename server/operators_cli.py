@@ -43,6 +43,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
                 "--role", choices=["viewer", "moderator", "admin"], default="moderator"
             )
             cmd.add_argument("--totp", action="store_true", help="also enrol TOTP now")
+            cmd.add_argument(
+                "--groups",
+                help="comma-separated group ids: a group moderator who sees and acts on"
+                " these groups only (viewers and moderators)",
+            )
         if name in ("add", "passwd"):
             cmd.add_argument(
                 "--password-stdin",
@@ -84,9 +89,12 @@ async def run(
             for o in await service.operators():
                 flags = [f for f, on in (("disabled", o.disabled), ("locked", o.locked)) if on]
                 totp = "totp" if o.totp_secret else "no-totp"
-                print(f"{o.name}\t{o.role}\t{totp}\t{','.join(flags) or 'active'}", file=out)
+                scope = ",".join(o.groups) or "all"
+                state = ",".join(flags) or "active"
+                print(f"{o.name}\t{o.role}\t{totp}\t{state}\tgroups:{scope}", file=out)
         elif command == "add":
-            await service.add(CLI_ACTOR, args.name, args.role, _password(args, stdin))
+            groups = [g.strip() for g in (args.groups or "").split(",") if g.strip()]
+            await service.add(CLI_ACTOR, args.name, args.role, _password(args, stdin), groups)
             print(f"added operator {args.name} ({args.role})", file=out)
             if args.totp:
                 _print_totp(await service.reset_totp(CLI_ACTOR, args.name), out)

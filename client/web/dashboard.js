@@ -1086,6 +1086,7 @@ async function loadOperators() {
       return el("tr", {},
         el("td", { text: op.name }),
         el("td", {}, role),
+        el("td", { text: Array.isArray(op.groups) && op.groups.length ? op.groups.join(", ") : "all" }),
         el("td", { text: op.totp ? `on (${op.recoveryCodesLeft} recovery codes)` : "off" }),
         el("td", { text: state }),
         el("td", {}, el("div", { class: "row" },
@@ -1116,7 +1117,7 @@ async function patchOperator(op, change) {
 async function addOperator(event) {
   event.preventDefault();
   const body = { name: $("operator-name").value.trim(), role: $("operator-role").value,
-    password: $("operator-password").value };
+    password: $("operator-password").value, groups: fromCsv($("operator-groups").value) };
   try {
     await api("POST", "/operators", body);
     info(`Operator ${body.name} added.`);
@@ -1175,7 +1176,8 @@ function signedIn() {
   $("login-view").hidden = true;
   $("dash-view").hidden = false;
   $("logout").hidden = false;
-  $("whoami").textContent = `${me.name} (${me.role})`;
+  const limited = Array.isArray(me.groups) && me.groups.length ? `, groups ${me.groups.join(", ")}` : "";
+  $("whoami").textContent = `${me.name} (${me.role}${limited})`;
   document.body.dataset.role = me.role;
   for (const node of document.querySelectorAll("[data-needs]")) node.hidden = !can(node.dataset.needs);
   let tab = "queue";

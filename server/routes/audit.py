@@ -8,14 +8,15 @@ from starlette.routing import Route
 
 from server.auth import StaffRole
 from server.jsoncodec import INT_MAX
-from server.routes.common import Deps, ok, query_int, require_staff
+from server.routes.common import Deps, ok, query_int, require_staff, require_unlimited
 
 
 def routes(deps: Deps) -> list[Route]:
     users, audit = deps.users, deps.audit
 
     async def entries(request: Request) -> Response:
-        await require_staff(request, users, StaffRole.VIEWER, chat_admin=True)
+        who = await require_staff(request, users, StaffRole.VIEWER, chat_admin=True)
+        require_unlimited(who, "read the whole audit log")
         since = query_int(request, "since", default=0, lo=0, hi=INT_MAX) or 0
         return ok({"entries": [e.to_json() for e in await audit.entries(since)]})
 

@@ -154,6 +154,21 @@ async def require_admin(request: Request, users: UserService, why: str) -> Calle
     return who
 
 
+def in_scope(who: Caller, receiver: str, receiver_type: str) -> bool:
+    """Whether a group moderator (an operator limited to groups) may see and act on a
+    message to ``receiver``; everyone else may."""
+    groups = who.principal.groups
+    return groups is None or (receiver_type == "group" and receiver in groups)
+
+
+def require_unlimited(who: Caller, what: str) -> None:
+    """403 for a group moderator: ``what`` reaches beyond their groups."""
+    if who.principal.groups is not None:
+        raise Forbidden(
+            f"a group moderator cannot {what}", {"groups": sorted(who.principal.groups)}
+        )
+
+
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
     """The body as a JSON object; 413 past ``limit`` bytes, 415 if not JSON, 400 if malformed
     or holding a value the server refuses (see ``protocol.parse_json``)."""

@@ -20,6 +20,7 @@ from server.routes.common import (
     read_json,
     require_admin,
     require_staff,
+    require_unlimited,
     require_user,
 )
 from server.services.appeals import Appeals
@@ -58,6 +59,7 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
 
     async def decide_appeal(request: Request) -> Response:
         who = await require_staff(request, users)
+        require_unlimited(who, "decide appeals")
         body = await read_json(request, limit_bytes)
         return ok(
             await appeals.decide(
@@ -74,13 +76,24 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
             await restrictions.load()
             return ok({"restrictions": [r.to_json() for r in restrictions.of_user(uid)]})
         body = await read_json(request, limit_bytes)
+        if who.principal.groups is not None and body.get("guid") not in who.principal.groups:
+            raise Forbidden(
+                "a group moderator restricts in their groups only: send guid",
+                {"field": "guid", "groups": sorted(who.principal.groups)},
+            )
         record = await restrictions.impose(who.principal, uid, body)
         return ok(record.to_json(), 201)
 
     async def lift_restriction(request: Request) -> Response:
         who = await require_staff(request, users)
         uid = path_ident(request, "uid")
-        record = await restrictions.lift(who.principal, uid, _token(request, "restriction_id"))
+        restriction_id = _token(request, "restriction_id")
+        if who.principal.groups is not None:
+            scopes = {r.restriction_id: r.scope for r in restrictions.of_user(uid)}
+            scope = scopes.get(restriction_id, "")
+            if not (scope.startswith("group:") and scope[6:] in who.principal.groups):
+                raise Forbidden("a group moderator lifts restrictions in their groups only")
+        record = await restrictions.lift(who.principal, uid, restriction_id)
         return ok(record.to_json())
 
     async def strikes(request: Request) -> Response:

@@ -50,7 +50,7 @@ def route(feed: StaffFeed, operators: OperatorService) -> WebSocketRoute:
         await ws.accept()
         actor = actor_label(session.principal)
         may_claim = (staff_level(session.principal) or 0) >= StaffRole.MODERATOR
-        sub = feed.subscribe(actor)
+        sub = feed.subscribe(actor, session.principal.groups)
         writer = asyncio.create_task(
             _write(ws, sub, operators, session.session_id), name="dashboard-live-writer"
         )

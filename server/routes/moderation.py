@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.auth import StaffRole
-from server.errors import BadRequest
+from server.errors import BadRequest, NotFound
 from server.event_webhooks import EventWebhooks
 from server.moderation_service.admin import ModerationAdmin
 from server.moderation_service.review import QUEUE_STATES, ReviewDesk
@@ -19,11 +19,13 @@ from server.routes.common import (
     Caller,
     Deps,
     get_str,
+    in_scope,
     ok,
     path_id,
     query_int,
     read_json,
     require_staff,
+    require_unlimited,
 )
 from server.services.staff_feed import StaffFeed
 from server.webhook_settings import EVENTS
@@ -84,7 +86,8 @@ def routes(deps: Deps, mod: ModerationDeps) -> list[Route]:
         return ok({"revisions": await admin.revisions(request.path_params["rule_id"])})
 
     async def dry_run(request: Request) -> Response:
-        await require_staff(request, users)
+        who = await require_staff(request, users)
+        require_unlimited(who, "dry-run a rule over every conversation")
         rule_id = request.path_params["rule_id"]
         body = await read_json(request, body_limit)
         days = body.get("days", 7)
@@ -130,11 +133,22 @@ def routes(deps: Deps, mod: ModerationDeps) -> list[Route]:
         return ok({"deliveries": [d.to_json() for d in found]})
 
     async def queue(request: Request) -> Response:
-        await require_staff(request, users, StaffRole.VIEWER)
+        who = await require_staff(request, users, StaffRole.VIEWER)
         state = _choice(request, "state", QUEUE_STATES, "one of " + ", ".join(QUEUE_STATES))
         limit = query_int(request, "limit", default=100, lo=1, hi=500) or 100
         state = state or "review"
-        return ok({"state": state, "items": await review.items(state, limit=limit)})
+        items = await review.items(state, limit=limit)
+        if who.principal.groups is not None:  # a group moderator: their groups' items only
+            items = [
+                i
+                for i in items
+                if in_scope(
+                    who,
+                    str(i.get("message", {}).get("receiver")),
+                    str(i.get("message", {}).get("receiverType")),
+                )
+            ]
+        return ok({"state": state, "items": items})
 
     async def decide(request: Request) -> Response:
         who = await require_staff(request, users)
@@ -142,6 +156,10 @@ def routes(deps: Deps, mod: ModerationDeps) -> list[Route]:
         body = await read_json(request, body_limit)
         reason = get_str(body, "reason", required=False, default="")
         approve = request.url.path.endswith("/approve")
+        if who.principal.groups is not None:
+            message = await deps.messaging.get_message(message_id)
+            if not in_scope(who, message.receiver, message.receiver_type):
+                raise NotFound(f"message {message_id} not found", {"messageId": message_id})
         mod.feed.check(message_id, who.actor)  # another moderator is deciding it: 409
         updated = await review.decide(message_id, approve=approve, actor=who.actor, reason=reason)
         mod.feed.decided(message_id, "approved" if approve else "disapproved", who.actor)

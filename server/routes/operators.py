@@ -96,7 +96,9 @@ def routes(deps: Deps) -> list[Route]:
         if request.method == "GET":
             return ok({"operators": [o.to_json() for o in await ops.operators()]})
         body = await read_json(request, limit)
-        created = await ops.add(who.actor, body.get("name"), body.get("role"), body.get("password"))
+        created = await ops.add(
+            who.actor, body.get("name"), body.get("role"), body.get("password"), body.get("groups")
+        )
         return ok(created.to_json(), 201)
 
     async def item(request: Request) -> Response:

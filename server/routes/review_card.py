@@ -16,11 +16,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.auth import StaffRole
-from server.errors import ClientError
+from server.errors import ClientError, NotFound
 from server.moderation_service.admin import ModerationAdmin
 from server.moderation_service.review import ReviewDesk
 from server.moderation_service.tryout import Tryout
-from server.routes.common import Deps, ok, path_id, require_staff
+from server.routes.common import Deps, in_scope, ok, path_id, require_staff
 from server.services.appeals import Appeals
 
 #: Messages of the conversation shown before the one under review.
@@ -42,6 +42,8 @@ def routes(deps: Deps, card: CardDeps) -> list[Route]:
         who = await require_staff(request, users, StaffRole.VIEWER)
         message_id = path_id(request, "message_id", "messageId")
         message = await messaging.read_message(who.principal, message_id)
+        if not in_scope(who, message.receiver, message.receiver_type):
+            raise NotFound(f"message {message_id} not found", {"messageId": message_id})
         body = message.to_json()
         context = await messaging.history(
             who.principal, body["conversationId"], before=message.id, limit=CONTEXT

@@ -26,6 +26,7 @@ from server.errors import (
     RateLimited,
 )
 from server.operator_auth import LoginPolicy, StaffRole
+from server.protocol import is_ident
 from server.ratelimit import RateLimiter
 from server.storage.operators import OperatorRecord, SessionRecord
 from server.storage.ports import OperatorRepository
@@ -45,7 +46,11 @@ def operator_principal(record: OperatorRecord) -> Principal:
     log as ``operator:<name>``."""
     staff = StaffRole.parse(record.role)
     return Principal(
-        uid=None, role=_ROLE_FOR_CHAT[staff], label=ACTOR_PREFIX + record.name, staff=staff
+        uid=None,
+        role=_ROLE_FOR_CHAT[staff],
+        label=ACTOR_PREFIX + record.name,
+        staff=staff,
+        groups=frozenset(record.groups) if record.groups else None,
     )
 
 
@@ -76,6 +81,22 @@ class Enrolment:
 
 def _bad(exc: ValueError, field: str) -> BadRequest:
     return BadRequest(str(exc), {"field": field})
+
+
+def check_groups(value: object, role: StaffRole) -> tuple[str, ...]:
+    """A group moderator's groups: a list of group ids (at most 100), for viewers and
+    moderators only (an admin's work is not limited to groups). Empty: not limited."""
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or len(value) > 100
+        or not all(isinstance(g, str) and is_ident(g) for g in value)
+    ):
+        raise BadRequest("field 'groups' must be a list of group ids", {"field": "groups"})
+    if value and role is StaffRole.ADMIN:
+        raise BadRequest("admins are not limited to groups", {"field": "groups"})
+    return tuple(dict.fromkeys(value))
 
 
 class OperatorService:
@@ -110,8 +131,11 @@ class OperatorService:
             raise NotFound(f"no operator {name!r}", {"name": name})
         return found
 
-    async def add(self, actor: str, name: object, role: object, password: object) -> OperatorRecord:
-        """A new operator; BadRequest naming the field, Conflict if the name is taken."""
+    async def add(
+        self, actor: str, name: object, role: object, password: object, groups: object = None
+    ) -> OperatorRecord:
+        """A new operator (``groups``: a group moderator's groups); BadRequest naming the
+        field, Conflict if the name is taken."""
         try:
             name = oa.check_name(name)
         except ValueError as exc:
@@ -124,15 +148,20 @@ class OperatorService:
             password = oa.check_password(password)
         except ValueError as exc:
             raise _bad(exc, "password") from None
+        scope = check_groups(groups, staff)
         now = self._clock.now()
         record = OperatorRecord(
             name=name,
             role=staff.label,
             password_hash=await asyncio.to_thread(oa.hash_password, password),
+            groups=scope,
             created_at=now,
             updated_at=now,
         )
-        audit = Audit(actor, "operator.add", name, {"role": staff.label})
+        details: dict[str, Any] = {"role": staff.label}
+        if scope:
+            details["groups"] = list(scope)
+        audit = Audit(actor, "operator.add", name, details)
         if not await self._store.add_operator(record, audit):
             raise Conflict(f"operator {name!r} already exists", {"name": name})
         return record
@@ -154,18 +183,28 @@ class OperatorService:
         )
 
     async def update(self, actor: str, name: str, body: dict[str, Any]) -> OperatorRecord:
-        """Change ``role``, ``disabled`` and/or ``locked`` (only to false: unlock) from an
-        admin's request body."""
+        """Change ``role``, ``groups``, ``disabled`` and/or ``locked`` (only to false:
+        unlock) from an admin's request body."""
         changes: dict[str, Any] = {}
         details: dict[str, Any] = {}
         for key in body:
-            if key not in ("role", "disabled", "locked"):
+            if key not in ("role", "groups", "disabled", "locked"):
                 raise BadRequest(f"unknown field {key!r}", {"field": key})
+        current = await self.get(name)
+        role = StaffRole.parse(current.role)
         if "role" in body:
             try:
-                changes["role"] = details["role"] = StaffRole.parse(body["role"]).label
+                role = StaffRole.parse(body["role"])
             except ValueError as exc:
                 raise _bad(exc, "role") from None
+            changes["role"] = details["role"] = role.label
+        groups = current.groups
+        if "groups" in body:
+            groups = check_groups(body["groups"], role)
+            changes["scope_groups"] = groups
+            details["groups"] = list(groups)
+        elif "role" in body:
+            check_groups(list(groups), role)  # an admin cannot keep a group limit
         if "disabled" in body:
             if not isinstance(body["disabled"], bool):
                 raise BadRequest("field 'disabled' must be a boolean", {"field": "disabled"})
@@ -177,7 +216,7 @@ class OperatorService:
             details["unlocked"] = True
         if not changes:
             raise BadRequest("nothing to change: send role, disabled or locked")
-        end = bool(changes.get("disabled")) or "role" in changes
+        end = bool(changes.get("disabled")) or "role" in changes or "scope_groups" in changes
         await self._update(actor, name, "operator.update", changes, details, end_sessions=end)
         return await self.get(name)
 

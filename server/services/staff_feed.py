@@ -37,6 +37,7 @@ class Subscriber:
     """One open dashboard: its frames wait in a bounded queue; a full one ends it."""
 
     actor: str
+    groups: frozenset[str] | None = None  # a group moderator sees items of these only
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(maxsize=512))
     overflowed: bool = False
 
@@ -52,8 +53,8 @@ class StaffFeed:
 
     # ----------------------------------------------------------------- subscribers
 
-    def subscribe(self, actor: str) -> Subscriber:
-        sub = Subscriber(actor)
+    def subscribe(self, actor: str, groups: frozenset[str] | None = None) -> Subscriber:
+        sub = Subscriber(actor, groups)
         self._subscribers.add(sub)
         return sub
 
@@ -70,9 +71,21 @@ class StaffFeed:
 
     def publish(self, frame: dict[str, Any]) -> None:
         """Queue ``frame`` for every dashboard; never waits."""
+        message = frame.get("item", {}).get("message") if frame.get("type") == "held" else None
         for sub in self._subscribers:
             if sub.overflowed:
                 continue
+            if sub.groups is not None and (
+                frame.get("type") == "changed"
+                or (
+                    isinstance(message, dict)
+                    and not (
+                        message.get("receiverType") == "group"
+                        and message.get("receiver") in sub.groups
+                    )
+                )
+            ):
+                continue  # a group moderator's dashboard: items of their groups only
             try:
                 sub.queue.put_nowait(frame)
             except asyncio.QueueFull:

@@ -28,6 +28,7 @@ UPDATABLE = frozenset(
         "totp_pending",
         "totp_last_step",
         "recovery",
+        "scope_groups",
         "disabled",
         "failures",
         "last_failure_at",
@@ -49,6 +50,7 @@ class OperatorRecord:
     totp_pending: str = ""
     totp_last_step: int = 0
     recovery: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()  # a group moderator's groups; empty: every conversation
     disabled: bool = False
     failures: int = 0
     last_failure_at: int = 0
@@ -63,6 +65,7 @@ class OperatorRecord:
             "role": self.role,
             "totp": bool(self.totp_secret),
             "recoveryCodesLeft": len(self.recovery),
+            "groups": list(self.groups),
             "disabled": self.disabled,
             "locked": self.locked,
             "failures": self.failures,
@@ -88,6 +91,7 @@ def _operator(r: Any) -> OperatorRecord:
         r["totp_pending"],
         int(r["totp_last_step"]),
         tuple(json.loads(r["recovery"])),
+        tuple(json.loads(r["scope_groups"])),
         bool(r["disabled"]),
         int(r["failures"]),
         int(r["last_failure_at"]),
@@ -98,7 +102,7 @@ def _operator(r: Any) -> OperatorRecord:
 
 
 def _column(name: str, value: Any) -> Any:
-    if name == "recovery":
+    if name in ("recovery", "scope_groups"):
         return json.dumps(list(value))
     if isinstance(value, bool):
         return 1 if value else 0
@@ -122,8 +126,8 @@ class OperatorsSql(ABC):
         async def fn(run: Exec) -> bool:
             n = await run(
                 "INSERT INTO operators (name, role, password_hash, totp_secret, totp_pending,"
-                " totp_last_step, recovery, disabled, failures, last_failure_at, locked,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " totp_last_step, recovery, scope_groups, disabled, failures, last_failure_at, locked,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (name) DO NOTHING",
                 (
                     record.name,
@@ -133,6 +137,7 @@ class OperatorsSql(ABC):
                     record.totp_pending,
                     record.totp_last_step,
                     json.dumps(list(record.recovery)),
+                    json.dumps(list(record.groups)),
                     1 if record.disabled else 0,
                     record.failures,
                     record.last_failure_at,

@@ -467,3 +467,63 @@ async def test_server_moderators_keep_the_contracts_access(world: World) -> None
             e["target"] for e in await audit(world.server) if e["actor"] == moderator
         }
         assert (await http.get("/audit", headers=auth)).status_code == 403
+
+
+async def test_group_moderators_see_and_act_on_their_groups_only(
+    world: World, staff: list[Staff]
+) -> None:
+    server = world.server
+    word = unique("grpword")
+    await word_rule(world, word, ["review"])
+    owner, other = await world.user("gown"), await world.user("goth")
+    mine, theirs = unique("g-mine"), unique("g-theirs")
+    for guid in (mine, theirs):
+        await world.rest.request(
+            "POST", "/groups", json={"guid": guid, "name": guid, "type": "public", "owner": owner}
+        )
+    a = await world.connect(owner)
+    in_mine = int((await a.send_text(mine, f"{word} here", receiver_type="group"))["id"])
+    in_theirs = int((await a.send_text(theirs, f"{word} there", receiver_type="group"))["id"])
+    direct = int((await a.send_text(other, f"{word} to you"))["id"])
+    for message_id in (in_mine, in_theirs, direct):
+        await held_in_queue(world, message_id)
+
+    name = f"gmod-{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(base_url=server.url + "/api/v1") as http:
+        bad = await http.post(
+            "/operators",
+            json={"name": name, "role": "admin", "password": PASSWORD, "groups": [mine]},
+            headers=api_key(server),
+        )
+        assert bad.status_code == 400 and bad.json()["details"]["field"] == "groups"
+        made = await http.post(
+            "/operators",
+            json={"name": name, "role": "moderator", "password": PASSWORD, "groups": [mine]},
+            headers=api_key(server),
+        )
+        assert made.status_code == 201 and made.json()["groups"] == [mine]
+    s = Staff(server)
+    staff.append(s)
+    assert (await s.login(name)).status_code == 200
+    queue = await s.call("GET", "/moderation/queue?limit=500")
+    ids = {i["message"]["id"] for i in queue.json()["items"]}
+    assert in_mine in ids and in_theirs not in ids and direct not in ids
+    for message_id in (in_theirs, direct):
+        r = await s.call("POST", f"/moderation/messages/{message_id}/approve", json={})
+        assert r.status_code == 404
+        card = await s.call("GET", f"/moderation/messages/{message_id}/card")
+        assert card.status_code == 404
+    assert (await s.call("GET", f"/moderation/messages/{in_mine}/card")).status_code == 200
+    done = await s.call("POST", f"/moderation/messages/{in_mine}/approve", json={})
+    assert done.status_code == 200
+    assert (await s.call("GET", "/audit")).status_code == 403
+    global_mute = await s.call(
+        "POST", f"/users/{other}/restrictions", json={"kind": "mute", "until": 0, "reason": "x"}
+    )
+    assert global_mute.status_code == 403
+    group_mute = await s.call(
+        "POST",
+        f"/users/{other}/restrictions",
+        json={"kind": "mute", "guid": mine, "until": 0, "reason": "x"},
+    )
+    assert group_mute.status_code == 201, group_mute.text

@@ -129,3 +129,20 @@ def test_snapshot_reads_the_process_metrics() -> None:
     snap = take_snapshot(metrics, 1.0)
     assert (snap.messages, snap.blocked) == (5, 1)
     assert quantile((), snap.latency, 0.5) == 0.005
+
+
+def test_a_group_moderator_hears_of_their_groups_items_only() -> None:
+    feed = StaffFeed(clock=FakeClock())
+    limited = feed.subscribe("operator:g", frozenset({"lobby"}))
+    everyone = feed.subscribe("operator:e")
+    for receiver, kind in (("lobby", "group"), ("other", "group"), ("bob", "user")):
+        feed.emit(
+            "message.review_required",
+            {"message": {"id": 1, "receiver": receiver, "receiverType": kind}},
+        )
+    feed.emit("message.reported", {"report": {}})
+    feed.decided(1, "approved", "operator:e")
+    got = drain(feed, limited)
+    assert [f["type"] for f in got] == ["held", "decided"]
+    assert got[0]["item"]["message"]["receiver"] == "lobby"  # type: ignore[index]
+    assert len(drain(feed, everyone)) == 5

@@ -12,6 +12,7 @@ CREATE TABLE operators (
     totp_pending TEXT NOT NULL DEFAULT '',
     totp_last_step BIGINT NOT NULL DEFAULT 0,
     recovery TEXT NOT NULL DEFAULT '[]',
+    scope_groups TEXT NOT NULL DEFAULT '[]',
     disabled BIGINT NOT NULL DEFAULT 0,
     failures BIGINT NOT NULL DEFAULT 0,
     last_failure_at BIGINT NOT NULL DEFAULT 0,
