@@ -5,6 +5,11 @@ Every change and every sign-in, failed sign-in and lockout writes an audit recor
 same commit (``storage/operators.py``). The credentials' pure parts (hashing, TOTP, tokens,
 the failed-login policy) are in ``server/operator_auth.py``; argon2 runs in a worker thread,
 as each hash costs tens of milliseconds of CPU.
+
+Past 400 lines and not split: account changes and sign-in are one state machine over the same
+record (a new password unlocks and ends sessions, a TOTP enrolment changes what sign-in asks
+for, a lock is both a sign-in outcome and an admin's change), each write audited the same way;
+split in two, each half would reach into the other's fields.
 """
 
 from __future__ import annotations
