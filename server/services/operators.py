@@ -39,6 +39,8 @@ from server.storage.types import Audit
 
 #: How the audit log names an operator (a uid never holds ``:``, so the two never collide).
 ACTOR_PREFIX = "operator:"
+#: The actor of failed sign-ins and attempts on a locked account (``client`` says from where).
+ANONYMOUS = "anonymous"
 _ROLE_FOR_CHAT = {
     StaffRole.VIEWER: Role.USER,
     StaffRole.MODERATOR: Role.MODERATOR,
@@ -327,7 +329,7 @@ class OperatorService:
         details: dict[str, Any] = {"client": client}
         if record is not None and record.locked:
             await self._store.update_operator(
-                name, {}, Audit(ACTOR_PREFIX + name, "operator.login_locked", name, details), now
+                name, {}, Audit(ANONYMOUS, "operator.login_locked", name, details), now
             )
             raise Forbidden("this account is locked; an admin can unlock it", {"locked": True})
         if record is not None:
@@ -364,20 +366,27 @@ class OperatorService:
         token = oa.new_session_token()
         expires = now + self._ttl
         details["method"] = method
-        await self._store.update_operator(
+        opened = await self._store.update_operator(
             name,
             changes,
             Audit(ACTOR_PREFIX + name, "operator.login", name, details),
             now,
             session=SessionRecord(oa.session_id(token), name, now, expires),
+            # The code is spent once: a second sign-in racing with the same one fails.
+            expect={"totp_last_step": record.totp_last_step, "recovery": record.recovery}
+            if method != "password"
+            else None,
         )
+        if not opened:
+            raise AuthInvalid("wrong code")
         updated = replace(record, failures=0, recovery=changes.get("recovery", record.recovery))
         return LoginResult(token, oa.csrf_token(self._csrf_secret, token), updated, expires)
 
     async def _failed(
         self, name: str, record: OperatorRecord | None, now: int, details: dict[str, Any]
     ) -> None:
-        actor = ACTOR_PREFIX + name if record is not None else "anonymous"
+        # Whoever tried is not known to be the operator: the client address is in the details.
+        actor = ANONYMOUS
         if record is None:
             # An unknown name: audited, nothing to count against.
             await self._store.update_operator(
@@ -399,7 +408,7 @@ class OperatorService:
             await self._store.update_operator(
                 name,
                 {},
-                Audit(actor, "operator.locked", name, {"failures": after.failures}),
+                Audit("system", "operator.locked", name, {"failures": after.failures}),
                 now,
             )
 

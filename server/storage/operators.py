@@ -166,21 +166,32 @@ class OperatorsSql(ABC):
         *,
         end_sessions: bool = False,
         session: SessionRecord | None = None,
+        expect: dict[str, Any] | None = None,
     ) -> bool:
         """Set ``changes`` (columns of ``UPDATABLE``); ``end_sessions`` deletes the
         operator's sessions, ``session`` adds one; all with ``audit`` in one transaction.
-        False, writing nothing (not even the audit row), when there is no such operator."""
-        unknown = set(changes) - UPDATABLE
+        ``expect``: columns that must still hold these values (a TOTP step or recovery code
+        used by two sign-ins at once counts for one). False, writing nothing (not even the
+        audit row), when there is no such operator or ``expect`` does not hold."""
+        unknown = (set(changes) | set(expect or {})) - UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         names = sorted(changes)
+        held = sorted(expect or {})
+        if held and not names:
+            raise ValueError("expect needs changes")
 
         async def fn(run: Exec) -> bool:
             found = 1
             if names:
                 found = await run(
-                    f"UPDATE operators SET {', '.join(f'{c} = ?' for c in names)} WHERE name = ?",
-                    (*(_column(c, changes[c]) for c in names), name),
+                    f"UPDATE operators SET {', '.join(f'{c} = ?' for c in names)} WHERE name = ?"
+                    + "".join(f" AND {c} = ?" for c in held),
+                    (
+                        *(_column(c, changes[c]) for c in names),
+                        name,
+                        *(_column(c, (expect or {})[c]) for c in held),
+                    ),
                 )
             if end_sessions:
                 await run("DELETE FROM operator_sessions WHERE operator = ?", (name,))

@@ -342,6 +342,7 @@ class OperatorRepository(Protocol):
         *,
         end_sessions: bool = False,
         session: SessionRecord | None = None,
+        expect: dict[str, Any] | None = None,
     ) -> bool: ...
     async def record_failure(
         self, name: str, at: int, lock_after: int, audit: Audit

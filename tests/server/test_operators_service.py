@@ -3,9 +3,11 @@ doubling times and then lock, sessions expire, and every step is in the audit ch
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pyotp
 import pytest
 
 from server.audit_chain import verify
@@ -80,3 +82,27 @@ async def test_changes_to_a_missing_operator_write_nothing(store: SqliteStorage)
     with pytest.raises(Exception, match="no operator"):
         await ops.set_disabled("cli", "ghost", True)
     assert len(await store.audit.audit_since(0, 1000)) == before
+
+
+async def test_a_totp_code_signs_in_once_even_when_two_sign_ins_race(
+    store: SqliteStorage,
+) -> None:
+    clock = FakeClock()
+    ops = OperatorService(store.operators, clock=clock, csrf_secret="s")
+    await ops.add("cli", "racer", "moderator", PASSWORD)
+    enrolment, codes = await ops.reset_totp("cli", "racer")
+    code = pyotp.TOTP(enrolment.secret).at(clock.now())
+    results = await asyncio.gather(
+        ops.login("racer", PASSWORD, code, client="a"),
+        ops.login("racer", PASSWORD, code, client="b"),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert sum(isinstance(r, AuthInvalid) for r in results) == 1
+    recovered = await asyncio.gather(
+        ops.login("racer", PASSWORD, codes[0], client="a"),
+        ops.login("racer", PASSWORD, codes[0], client="b"),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, Exception) for r in recovered) == 1
+    assert len((await ops.get("racer")).recovery) == 9
