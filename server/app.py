@@ -44,6 +44,7 @@ from server.moderation_service.outcomes import Outcomes
 from server.moderation_service.review import ReviewDesk
 from server.moderation_service.tryout import Tryout
 from server.moderation_service.views import InflightMessages, MessageViews
+from server.oidc import OidcClient, OidcConfig
 from server.operator_auth import LoginPolicy
 from server.ratelimit import RateLimiter
 from server.routes import audit as audit_routes
@@ -304,6 +305,20 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         ),
         session_ttl=settings.operator_session_ttl,
     )
+    # OpenID Connect sign-in for operators, when an issuer and a client are configured.
+    oidc = (
+        OidcClient(
+            OidcConfig(
+                issuer=settings.oidc_issuer,
+                client_id=settings.oidc_client_id,
+                client_secret=settings.oidc_client_secret or "",
+                name_claim=settings.oidc_name_claim,
+            ),
+            flow_secret=secrets_.jwt_secret,
+        )
+        if settings.oidc_issuer and settings.oidc_client_id
+        else None
+    )
     deps = Deps(
         users=users_,
         accounts=accounts,
@@ -419,7 +434,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         *media_routes.api_routes(deps, media),
         *known_images.routes(deps, moderation_deps.admin, media, quarantine),
         *inbox_routes.routes(deps, inbox=inbox, directory=directory),
-        *operator_routes.routes(deps),
+        *operator_routes.routes(deps, oidc),
         *review_card.routes(
             deps,
             review_card.CardDeps(

@@ -95,6 +95,15 @@ class Settings:
     operator_session_ttl: int = 12 * 3600
     operator_login_delay: float = 2.0
     operator_lock_after: int = 10
+    # OpenID Connect sign-in for operators (off unless the issuer and client are set): the
+    # issuer URL, the client id and secret registered there, the ID token claim naming the
+    # operator, and the callback URL registered (default: this server's own URL as the
+    # request reached it + /api/v1/operators/oidc/callback).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_name_claim: str = "preferred_username"
+    oidc_redirect_url: str | None = None
 
     @property
     def db_path(self) -> Path:
@@ -129,6 +138,10 @@ def _coerce(name: str, value: Any) -> Any:
         "openai_base_url",
         "openai_model",
         "openai_moderation_model",
+        "oidc_issuer",
+        "oidc_client_id",
+        "oidc_client_secret",
+        "oidc_redirect_url",
     ):
         return None if value in (None, "") else str(value)
     if isinstance(default, bool):

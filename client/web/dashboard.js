@@ -1231,6 +1231,7 @@ async function signOut() {
 async function offerDemo() {
   try {
     const res = await request("GET", "/api/v1/operators/login-options");
+    $("oidc-login").hidden = !(res && res.oidc);
     const accounts = res && Array.isArray(res.demoAccounts) ? res.demoAccounts : [];
     $("demo-logins").hidden = !res.demo || !accounts.length;
     $("demo-buttons").replaceChildren(...accounts.map((a) => el("button", {

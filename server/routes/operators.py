@@ -9,14 +9,15 @@ SameSite=Strict, path ``/``); response bodies carry the CSRF token the page must
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from server.demo import DEMO_OPERATORS, DEMO_PASSWORD
-from server.errors import AuthRequired, Forbidden
+from server.errors import AuthInvalid, AuthRequired, Forbidden, NotFound
+from server.oidc import FLOW_TTL, OidcClient
 from server.operator_auth import SESSION_COOKIE
 from server.routes.common import Deps, ok, read_json, require_admin, staff_session
-from server.services.operators import StaffSession
+from server.services.operators import LoginResult, StaffSession
 from server.staff_sessions import same_origin
 
 
@@ -35,25 +36,14 @@ def _session(request: Request) -> StaffSession:
     return found
 
 
-def routes(deps: Deps) -> list[Route]:
+OIDC_COOKIE = "__Host-parley_oidc"
+
+
+def routes(deps: Deps, oidc: OidcClient | None = None) -> list[Route]:
     users, ops, settings = deps.users, deps.operators, deps.settings
     limit = settings.max_body_bytes
 
-    async def login(request: Request) -> Response:
-        if not same_origin(request.headers):
-            raise Forbidden("sign in from this server's own dashboard")
-        body = await read_json(request, limit)
-        client = request.client.host if request.client else "?"
-        result = await ops.login(
-            body.get("name"), body.get("password"), body.get("code"), client=client
-        )
-        response = JSONResponse(
-            {
-                "operator": result.operator.to_json(),
-                "csrfToken": result.csrf,
-                "expiresAt": result.expires_at,
-            }
-        )
+    def session_response(result: LoginResult, response: Response) -> Response:
         response.set_cookie(
             SESSION_COOKIE,
             result.token,
@@ -63,6 +53,67 @@ def routes(deps: Deps) -> list[Route]:
             httponly=True,
             samesite="strict",
         )
+        return response
+
+    async def login(request: Request) -> Response:
+        if not same_origin(request.headers):
+            raise Forbidden("sign in from this server's own dashboard")
+        body = await read_json(request, limit)
+        client = request.client.host if request.client else "?"
+        result = await ops.login(
+            body.get("name"), body.get("password"), body.get("code"), client=client
+        )
+        return session_response(
+            result,
+            JSONResponse(
+                {
+                    "operator": result.operator.to_json(),
+                    "csrfToken": result.csrf,
+                    "expiresAt": result.expires_at,
+                }
+            ),
+        )
+
+    def redirect_uri(request: Request) -> str:
+        return settings.oidc_redirect_url or str(request.url_for("oidc_callback"))
+
+    async def oidc_start(request: Request) -> Response:
+        if oidc is None:
+            raise NotFound("OpenID Connect sign-in is not configured")
+        url, flow = await oidc.begin(redirect_uri(request))
+        response = RedirectResponse(url, status_code=302)
+        # Lax, not Strict: the identity provider's redirect back is a cross-site navigation.
+        response.set_cookie(
+            OIDC_COOKIE,
+            flow,
+            max_age=FLOW_TTL,
+            path="/",
+            secure=True,
+            httponly=True,
+            samesite="lax",
+        )
+        return response
+
+    async def oidc_callback(request: Request) -> Response:
+        if oidc is None:
+            raise NotFound("OpenID Connect sign-in is not configured")
+        params = request.query_params
+        if params.get("error"):
+            raise AuthInvalid(f"the identity provider refused: {params.get('error')}")
+        claims = await oidc.finish(
+            request.cookies.get(OIDC_COOKIE), params.get("code"), params.get("state")
+        )
+        name = claims.get(oidc.config.name_claim)
+        if not isinstance(name, str):
+            raise AuthInvalid(f"the ID token has no {oidc.config.name_claim!r} claim")
+        client = request.client.host if request.client else "?"
+        result = await ops.login_external(
+            name,
+            method="oidc",
+            details={"client": client, "issuer": oidc.config.issuer, "sub": claims.get("sub")},
+        )
+        response = session_response(result, RedirectResponse("/dashboard", status_code=302))
+        response.delete_cookie(OIDC_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
         return response
 
     async def logout(request: Request) -> Response:
@@ -89,7 +140,13 @@ def routes(deps: Deps) -> list[Route]:
         demo = [
             {"name": name, "role": role, "password": DEMO_PASSWORD} for name, role in DEMO_OPERATORS
         ]
-        return ok({"demo": settings.demo, "demoAccounts": demo if settings.demo else []})
+        return ok(
+            {
+                "demo": settings.demo,
+                "demoAccounts": demo if settings.demo else [],
+                "oidc": oidc is not None,
+            }
+        )
 
     async def collection(request: Request) -> Response:
         who = await require_admin(request, users, "only admins manage operators")
@@ -118,6 +175,8 @@ def routes(deps: Deps) -> list[Route]:
     return [
         Route("/operators/login", login, methods=["POST"]),
         Route("/operators/login-options", options, methods=["GET"]),
+        Route("/operators/oidc/start", oidc_start, methods=["GET"]),
+        Route("/operators/oidc/callback", oidc_callback, methods=["GET"], name="oidc_callback"),
         Route("/operators/logout", logout, methods=["POST"]),
         Route("/operators/me", me, methods=["GET"]),
         Route("/operators/me/totp", totp_begin, methods=["POST"]),

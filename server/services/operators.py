@@ -382,6 +382,34 @@ class OperatorService:
         updated = replace(record, failures=0, recovery=changes.get("recovery", record.recovery))
         return LoginResult(token, oa.csrf_token(self._csrf_secret, token), updated, expires)
 
+    async def login_external(
+        self, name: str, *, method: str, details: dict[str, Any]
+    ) -> LoginResult:
+        """Open a session for ``name`` vouched for by an identity provider (``method``:
+        ``oidc``): no password or code here, the provider checked them. The operator must
+        exist and be neither disabled nor locked (Forbidden otherwise, audited)."""
+        now = self._clock.now()
+        record = await self._store.get_operator(name) if oa.NAME_RE.fullmatch(name) else None
+        if record is None or record.disabled or record.locked:
+            why = "no such operator" if record is None else "disabled or locked"
+            await self._store.update_operator(
+                name,
+                {},
+                Audit(ANONYMOUS, "operator.login_failed", name, {**details, "reason": why}),
+                now,
+            )
+            raise Forbidden(f"the identity provider's user {name!r} is not an active operator")
+        token = oa.new_session_token()
+        expires = now + self._ttl
+        await self._store.update_operator(
+            name,
+            {"failures": 0, "last_failure_at": 0},
+            Audit(ACTOR_PREFIX + name, "operator.login", name, {**details, "method": method}),
+            now,
+            session=SessionRecord(oa.session_id(token), name, now, expires),
+        )
+        return LoginResult(token, oa.csrf_token(self._csrf_secret, token), record, expires)
+
     async def _failed(
         self, name: str, record: OperatorRecord | None, now: int, details: dict[str, Any]
     ) -> None:

@@ -302,7 +302,7 @@ async def test_outside_demo_mode_no_sign_in_is_offered_and_the_page_asks_for_no_
         options = (await http.get("/api/v1/operators/login-options")).json()
         page = (await http.get("/dashboard")).text
         script = (await http.get("/static/dashboard.js")).text
-    assert options == {"demo": False, "demoAccounts": []}
+    assert options == {"demo": False, "demoAccounts": [], "oidc": False}
     assert "api-key" not in page.lower() and "API key" not in page
     assert "X-API-Key" not in script
 
