@@ -304,6 +304,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             delay=settings.operator_login_delay, lock_after=settings.operator_lock_after
         ),
         session_ttl=settings.operator_session_ttl,
+        demo=settings.demo,
     )
     # OpenID Connect sign-in for operators, when an issuer and a client are configured.
     oidc = (

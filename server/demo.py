@@ -8,6 +8,7 @@ import logging
 from server.auth import API_KEY_PRINCIPAL
 from server.errors import Conflict
 from server.models import Scope
+from server.operator_auth import DEMO_PASSWORD
 from server.services.groups import GroupService
 from server.services.operators import OperatorService
 from server.services.users import UserService
@@ -47,8 +48,10 @@ async def seed_demo(users: UserService, groups: GroupService) -> None:
 
 #: The dashboard's development sign-ins (issue 17): offered on the sign-in page in ``--demo``
 #: mode only, instead of ever putting the API key in a browser.
-DEMO_PASSWORD = "parley-demo"
 DEMO_OPERATORS = (("admin", "admin"), ("moderator", "moderator"), ("viewer", "viewer"))
+
+
+__all__ = ["DEMO_OPERATORS", "DEMO_PASSWORD", "seed_demo", "seed_demo_operators"]
 
 
 async def seed_demo_operators(operators: OperatorService) -> None:

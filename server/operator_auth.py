@@ -40,6 +40,9 @@ NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 RECOVERY_CODES = 10
+#: The demo operators' password (``--demo``). It signs in nobody outside demo mode, so demo
+#: accounts left in a data dir never open a production dashboard.
+DEMO_PASSWORD = "parley-demo"
 TOTP_ISSUER = "Parley"
 
 

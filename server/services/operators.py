@@ -15,6 +15,7 @@ split in two, each half would reach into the other's fields.
 from __future__ import annotations
 
 import asyncio
+import hmac
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -118,12 +119,14 @@ class OperatorService:
         policy: LoginPolicy | None = None,
         session_ttl: int = 12 * 3600,
         per_client: RateLimiter | None = None,
+        demo: bool = False,
     ) -> None:
         self._store = store
         self._clock = clock
         self._csrf_secret = csrf_secret
         self._policy = policy or LoginPolicy()
         self._ttl = session_ttl
+        self._demo = demo  # --demo: the demo password signs in (never otherwise)
         # Sign-in attempts per client address, whichever names they try.
         self._per_client = per_client or RateLimiter(1.0, 30, clock=clock.monotonic)
 
@@ -151,10 +154,7 @@ class OperatorService:
             staff = StaffRole.parse(role)
         except ValueError as exc:
             raise _bad(exc, "role") from None
-        try:
-            password = oa.check_password(password)
-        except ValueError as exc:
-            raise _bad(exc, "password") from None
+        password = self._new_password(actor, password)
         scope = check_groups(groups, staff)
         now = self._clock.now()
         record = OperatorRecord(
@@ -175,10 +175,7 @@ class OperatorService:
 
     async def set_password(self, actor: str, name: str, password: object) -> None:
         """A new password; it also unlocks the account and ends its sessions."""
-        try:
-            password = oa.check_password(password)
-        except ValueError as exc:
-            raise _bad(exc, "password") from None
+        password = self._new_password(actor, password)
         digest = await asyncio.to_thread(oa.hash_password, password)
         await self._update(
             actor,
@@ -188,6 +185,16 @@ class OperatorService:
             {},
             end_sessions=True,
         )
+
+    @staticmethod
+    def _new_password(actor: str, password: object) -> str:
+        try:
+            checked = oa.check_password(password)
+        except ValueError as exc:
+            raise _bad(exc, "password") from None
+        if actor != "demo" and checked == oa.DEMO_PASSWORD:
+            raise BadRequest("that is the demo password: choose another", {"field": "password"})
+        return checked
 
     async def update(self, actor: str, name: str, body: dict[str, Any]) -> OperatorRecord:
         """Change ``role``, ``groups``, ``disabled`` and/or ``locked`` (only to false:
@@ -344,6 +351,14 @@ class OperatorService:
             raise AuthInvalid("wrong operator name or password")
         if record.disabled:
             raise AuthInvalid("this operator account is disabled")
+        if not self._demo and hmac.compare_digest(password, oa.DEMO_PASSWORD):
+            await self._store.update_operator(
+                name,
+                {},
+                Audit(ANONYMOUS, "operator.login_failed", name, {**details, "reason": "demo"}),
+                now,
+            )
+            raise AuthInvalid("the demo password works in --demo mode only: set a real one")
         changes: dict[str, Any] = {"failures": 0, "last_failure_at": 0}
         method = "password"
         if record.totp_secret:

@@ -12,7 +12,8 @@ import pytest
 
 from server.audit_chain import verify
 from server.crypto import KeyRing
-from server.errors import AuthInvalid, Forbidden, RateLimited
+from server.demo import DEMO_PASSWORD, seed_demo_operators
+from server.errors import AuthInvalid, BadRequest, Forbidden, RateLimited
 from server.operator_auth import LoginPolicy
 from server.services.operators import OperatorService
 from server.storage.sqlite import SqliteStorage
@@ -106,3 +107,20 @@ async def test_a_totp_code_signs_in_once_even_when_two_sign_ins_race(
     )
     assert sum(not isinstance(r, Exception) for r in recovered) == 1
     assert len((await ops.get("racer")).recovery) == 9
+
+
+async def test_the_demo_password_signs_in_only_in_demo_mode(store: SqliteStorage) -> None:
+    clock = FakeClock()
+    demo = OperatorService(store.operators, clock=clock, csrf_secret="s", demo=True)
+    await seed_demo_operators(demo)
+    assert (await demo.login("moderator", DEMO_PASSWORD, None, client="c")).operator.role == (
+        "moderator"
+    )
+    # The same data dir served without --demo: the demo accounts open nothing.
+    real = OperatorService(store.operators, clock=clock, csrf_secret="s")
+    with pytest.raises(AuthInvalid, match="demo"):
+        await real.login("moderator", DEMO_PASSWORD, None, client="c")
+    with pytest.raises(BadRequest):
+        await real.set_password("cli", "moderator", DEMO_PASSWORD)
+    await real.set_password("cli", "moderator", PASSWORD)
+    assert (await real.login("moderator", PASSWORD, None, client="c")).operator.name == "moderator"
