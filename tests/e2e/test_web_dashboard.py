@@ -147,10 +147,20 @@ async def test_live_queue_held_messages_appear_and_decisions_reach_the_chat(
         chat_bob = await open_page(browser, server.url + "/", own_cookies=False)
         await chat_bob.sign_in(await world.token(bob))
         await chat_bob.open_chat(alice)
-
-        a = await world.connect(alice)
-        sent = await a.send_text(bob, f"about {word} tonight")
-        message_id = int(sent["id"])
+        # Alice writes from her chat page; the rule holds the message.
+        chat_alice = await open_page(browser, server.url + "/", own_cookies=False)
+        await chat_alice.sign_in(await world.token(alice))
+        await chat_alice.open_chat(bob)
+        await chat_alice.js(
+            f"document.getElementById('composer-text').value = 'about {word} tonight';"
+            "document.getElementById('composer').requestSubmit()"
+        )
+        message_id = int(
+            await m1.wait(
+                "[...document.querySelectorAll('#queue-items .card')]"
+                f".find(c => c.textContent.includes('about {word} tonight'))?.dataset.messageId"
+            )
+        )
         # Both dashboards show it without a reload, and the live counters count it.
         for page in (m1, m2):
             await page.wait(f"{card(message_id)} !== null")
