@@ -88,15 +88,34 @@ function showTab(name) {
 
 // ------------------------------------------------------------------ review queue
 
+/** Items decided in this page's lifetime (here or, through the live feed, elsewhere). */
+const decidedIds = new Set();
+
 async function loadQueue() {
   const state = $("queue-state").value;
   const box = $("queue-items");
   try {
     const res = await api("GET", `/moderation/queue?state=${encodeURIComponent(state)}`);
-    const items = (res && Array.isArray(res.items)) ? res.items : [];
+    // A reload that was under way while an item was decided must not bring it back.
+    const items = ((res && Array.isArray(res.items)) ? res.items : [])
+      .filter((item) => state === "disapproved" || !decidedIds.has(String((item.message || {}).id)));
     $("queue-count").textContent = `${items.length} item${items.length === 1 ? "" : "s"}`;
-    box.replaceChildren(...items.map((item) => queueCard(item, state)));
+    // A reload (the live socket reconnecting, Refresh) keeps the moderator's place: the
+    // focused card, the selection and the open details of the items still there.
+    const focused = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest("#queue-items .card") : null;
+    const keepFocus = focused ? focused.dataset.messageId : null;
+    const picked = new Set([...box.querySelectorAll(".card")]
+      .filter((c) => c.querySelector(".pick:checked")).map((c) => c.dataset.messageId));
+    const cards = items.map((item) => queueCard(item, state));
+    box.replaceChildren(...cards);
     if (!items.length) box.append(el("p", { class: "muted", text: `Nothing in "${state}".` }));
+    for (const c of cards) {
+      const pick = c.querySelector(".pick");
+      if (pick && picked.has(c.dataset.messageId)) pick.checked = true;
+      if (c.dataset.messageId === keepFocus) c.focus();
+    }
+    updateBulk();
     refreshClaims();
   } catch (err) {
     showError(err);
@@ -166,6 +185,7 @@ function queueCard(item, state) {
       const res = await api("POST", `/moderation/messages/${encodeURIComponent(m.id)}/${verdict}`, body);
       const status = res && res.message ? res.message.moderationStatus : verdict + "d";
       info(`Message #${m.id}: ${status}.`);
+      decidedIds.add(String(m.id));
       const next = card.nextElementSibling;
       card.remove();
       countCards();
@@ -299,6 +319,7 @@ async function bulk(verdict) {
   for (const card of cards) {
     try {
       await api("POST", `/moderation/messages/${encodeURIComponent(card.dataset.messageId)}/${verdict}`, {});
+      decidedIds.add(card.dataset.messageId);
       card.remove();
       done += 1;
     } catch (err) {
@@ -1326,6 +1347,7 @@ function onLive(frame) {
     if (currentTab === "queue" && $("queue-state").value === frame.state) loadQueue();
   } else if (frame.type === "decided") {
     claims.delete(String(frame.messageId));
+    decidedIds.add(String(frame.messageId));
     const card = $("queue-items").querySelector(`[data-message-id="${CSS.escape(String(frame.messageId))}"]`);
     if (card && $("queue-state").value !== "disapproved") {
       card.remove();

@@ -84,6 +84,7 @@ async def test_keyboard_and_bulk_decisions_from_the_queue(world: World, tmp_path
     async with launch(tmp_path) as browser:
         page = await open_page(browser, server.url + "/dashboard")
         await sign_in(page, name)
+        await page.wait("document.getElementById('live-state').textContent === 'live'")
         for message_id in ids:
             await page.wait(f"{card(message_id)} !== null")
         # Keyboard: focus the first of ours, "a" approves it.
