@@ -107,6 +107,23 @@ async def test_list_editor_saves_a_new_and_an_edited_list(world: World, tmp_path
         assert edited["items"] == ["scunthorpe", "badword", "worseword"]
         assert edited["allow"] == []
 
+        # A sentences list (for similarity conditions) saves through the same form.
+        await page.js("document.getElementById('lists-new').click()")
+        await page.js(
+            "document.getElementById('list-name').value = 'scam lines';"
+            "document.getElementById('list-kind').value = 'sentences';"
+            "document.getElementById('list-items').value ="
+            " 'send me your bank password\\nwire the money today';"
+            "document.getElementById('list-editor').requestSubmit()"
+        )
+        await page.wait("document.getElementById('list-editor').hidden")
+        sentences = next(
+            x
+            for x in (await world.rest.request("GET", "/moderation/lists"))["lists"]
+            if x["name"] == "scam lines" and x["kind"] == "sentences"
+        )
+        assert sentences["items"] == ["send me your bank password", "wire the money today"]
+
         # A bad pattern is refused, the field named next to the form, and nothing is lost.
         await page.js("document.getElementById('lists-new').click()")
         await page.js(
