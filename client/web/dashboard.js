@@ -1377,11 +1377,19 @@ const COUNTERS = [
   { key: "p99", label: "verdict p99 ms ≤", get: (f) => f.verdictP99Ms },
 ];
 const counterHistory = new Map();
+const blockedTotals = new Map(); // rule id -> messages it blocked since this page opened
 
 function showCounters(frame) {
   const box = $("live-counters");
   box.hidden = false;
-  box.replaceChildren(...COUNTERS.map((c) => {
+  for (const r of Array.isArray(frame.blockedByRule) ? frame.blockedByRule : []) {
+    blockedTotals.set(r.ruleId, (blockedTotals.get(r.ruleId) || 0) + (Number(r.count) || 0));
+  }
+  const top = [...blockedTotals].sort((a, b) => b[1] - a[1]).slice(0, 5);
+  const byRule = el("div", { class: "counter by-rule", "data-counter": "by-rule" },
+    el("span", { class: "counter-label muted small", text: "blocked by rule, since this page opened" }),
+    el("span", { class: "by-rule-list small", text: top.length ? top.map(([rule, n]) => `${rule}: ${n}`).join(" · ") : "—" }));
+  const counters = COUNTERS.map((c) => {
     const value = c.get(frame);
     const series = counterHistory.get(c.key) || [];
     series.push(typeof value === "number" ? value : 0);
@@ -1391,7 +1399,8 @@ function showCounters(frame) {
       el("span", { class: "counter-value", text: value === null || value === undefined ? "—" : String(value) }),
       el("span", { class: "counter-label muted small", text: c.label }),
       sparkline(series));
-  }));
+  });
+  box.replaceChildren(...counters, byRule);
 }
 
 function sparkline(series) {

@@ -1,5 +1,5 @@
-"""The dashboard's live counters (issue 17 item 3): messages/s, blocked/s, verdict latency
-p50/p99, and the open review, flagged and reported items, pushed every few seconds to open
+"""The dashboard's live counters (issue 17 item 3): messages/s, blocked/s and the rules that
+blocked most, verdict latency p50/p99, and the open review, flagged and reported items, pushed every few seconds to open
 dashboards as ``counters`` frames while any is open.
 
 Rates and percentiles come from two snapshots of the process's own Prometheus metrics (the
@@ -28,6 +28,7 @@ class Snapshot:
     at: float  # monotonic seconds
     messages: float
     blocked: float
+    by_rule: tuple[tuple[str, float], ...]  # (rule id, messages it disapproved)
     latency: tuple[tuple[float, float], ...]  # (bucket upper bound, cumulative count)
 
 
@@ -45,13 +46,19 @@ def take_snapshot(metrics: Metrics, at: float) -> Snapshot:
         for s in family.samples
         if s.name.endswith("_total") and s.labels.get("status") == "disapproved"
     )
+    by_rule = tuple(
+        (s.labels["rule"], s.value)
+        for family in metrics.blocked_by_rule.collect()
+        for s in family.samples
+        if s.name.endswith("_total")
+    )
     buckets = tuple(
         (float(s.labels["le"]), s.value)
         for family in metrics.moderation_latency.collect()
         for s in family.samples
         if s.name.endswith("_bucket")
     )
-    return Snapshot(at, messages, blocked, buckets)
+    return Snapshot(at, messages, blocked, by_rule, buckets)
 
 
 def quantile(
@@ -78,10 +85,16 @@ def frame(before: Snapshot, after: Snapshot, open_items: dict[str, int]) -> dict
     def ms(value: float | None) -> float | None:
         return None if value is None or math.isinf(value) else round(value * 1000, 1)
 
+    prior = dict(before.by_rule)
+    by_rule = sorted(
+        ((rule, n - prior.get(rule, 0.0)) for rule, n in after.by_rule), key=lambda x: -x[1]
+    )
     return {
         "type": "counters",
         "messagesPerSecond": round((after.messages - before.messages) / span, 2),
         "blockedPerSecond": round((after.blocked - before.blocked) / span, 2),
+        # The five rules that blocked most in the interval (messages, not per second).
+        "blockedByRule": [{"ruleId": rule, "count": int(n)} for rule, n in by_rule[:5] if n > 0],
         "verdictP50Ms": ms(quantile(before.latency, after.latency, 0.5)),
         "verdictP99Ms": ms(quantile(before.latency, after.latency, 0.99)),
         "open": open_items,

@@ -57,6 +57,14 @@ async def sign_in(page: Page, name: str, password: str = PASSWORD) -> None:
     assert "parley_staff" not in await page.js("document.cookie")
 
 
+async def a_chat_send(page: Page, text: str) -> None:
+    """Send ``text`` from a signed-in chat page with a conversation open."""
+    await page.js(
+        f"document.getElementById('composer-text').value = {json.dumps(text)};"
+        "document.getElementById('composer').requestSubmit()"
+    )
+
+
 def card(message_id: int) -> str:
     return f"document.querySelector('#queue-items [data-message-id=\"{message_id}\"]')"
 
@@ -209,6 +217,14 @@ async def test_live_queue_held_messages_appear_and_decisions_reach_the_chat(
         )
         await m2.wait(f"{card(message_id)} === null")
         await m1.wait(f"{card(message_id)} === null")
+
+        # A message the default profanity rule blocks shows in "blocked by rule".
+        await a_chat_send(chat_alice, "you are a f.u.c.k.i.n.g idiot")
+        blocked = await m1.wait(
+            "(() => { const t = document.querySelector('[data-counter=by-rule] .by-rule-list')"
+            "?.textContent; return t && t !== '—' ? t : null; })()"
+        )
+        assert ": 1" in blocked
 
     async with httpx.AsyncClient(base_url=server.url + "/api/v1") as http:
         entries = (

@@ -106,13 +106,14 @@ def test_latency_quantile_over_an_interval(
 
 
 def test_counters_frame_rates_and_milliseconds() -> None:
-    before = Snapshot(10.0, 100, 4, hist(0, 0, 0, 0))
-    after = Snapshot(12.0, 130, 10, hist(5, 9, 10, 10))
+    before = Snapshot(10.0, 100, 4, (("profanity", 3.0),), hist(0, 0, 0, 0))
+    after = Snapshot(12.0, 130, 10, (("profanity", 5.0), ("scam", 4.0)), hist(5, 9, 10, 10))
     got = frame(before, after, {"review": 2, "flagged": 0, "reported": 1})
     assert got == {
         "type": "counters",
         "messagesPerSecond": 15.0,
         "blockedPerSecond": 3.0,
+        "blockedByRule": [{"ruleId": "scam", "count": 4}, {"ruleId": "profanity", "count": 2}],
         "verdictP50Ms": 5.0,
         "verdictP99Ms": 50.0,
         "open": {"review": 2, "flagged": 0, "reported": 1},
@@ -126,8 +127,10 @@ def test_snapshot_reads_the_process_metrics() -> None:
     metrics.verdicts.labels("disapproved").inc()
     metrics.verdicts.labels("approved").inc(4)
     metrics.moderation_latency.observe(0.003)
+    metrics.blocked_by_rule.labels("profanity").inc(2)
     snap = take_snapshot(metrics, 1.0)
     assert (snap.messages, snap.blocked) == (5, 1)
+    assert snap.by_rule == (("profanity", 2.0),)
     assert quantile((), snap.latency, 0.5) == 0.005
 
 
