@@ -5,6 +5,7 @@ This is the only place long-lived objects are built; each gets its dependencies 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
@@ -31,7 +32,7 @@ from server import __version__, openapi, protocol
 from server.auth import TokenAuthority, load_secrets
 from server.clock import SYSTEM_CLOCK
 from server.crypto import load_keyring
-from server.demo import seed_demo
+from server.demo import seed_demo, seed_demo_operators
 from server.errors import ClientError
 from server.event_webhooks import EventWebhooks
 from server.external_detectors import ExternalDetectors, ProviderCallReport, load_openai_key
@@ -46,14 +47,18 @@ from server.moderation_service.outcomes import Outcomes
 from server.moderation_service.review import ReviewDesk
 from server.moderation_service.tryout import Tryout
 from server.moderation_service.views import InflightMessages, MessageViews
+from server.oidc import OidcClient, OidcConfig
+from server.operator_auth import LoginPolicy
 from server.push import PushService
 from server.ratelimit import RateLimiter
 from server.routes import audit as audit_routes
 from server.routes import decisions as decision_routes
-from server.routes import groups, known_images, messages, users
+from server.routes import groups, known_images, messages, review_card, users
 from server.routes import inbox as inbox_routes
+from server.routes import live as live_routes
 from server.routes import media as media_routes
 from server.routes import moderation as moderation_routes
+from server.routes import operators as operator_routes
 from server.routes import push as push_routes
 from server.routes import reactions as reaction_routes
 from server.routes import retention as retention_routes
@@ -69,19 +74,23 @@ from server.services.escalation import EscalationLadders
 from server.services.fanout import Fanout
 from server.services.groups import GroupService
 from server.services.inbox import DirectoryService, InboxService
+from server.services.live_counters import LiveCounters
 from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
+from server.services.operators import OperatorService
 from server.services.probation import Probation
 from server.services.reactions import ParentCheck, Reactions
 from server.services.reports import ReportOptions
 from server.services.restrictions import Restrictions
 from server.services.retention import RetentionService
 from server.services.sender_view import SenderView
+from server.services.staff_feed import FanOutSink, StaffFeed
 from server.services.users import UserService
 from server.services.verdicts import VerdictService
 from server.session import Session
 from server.settings import Settings
 from server.shared_state import NO_SHARING, Invalidator
+from server.staff_sessions import StaffSessions
 from server.storage.sqlite import SqliteStorage, key_ids_in_use
 
 if TYPE_CHECKING:  # imported only with --database-url, --redis-url: asyncpg, redis are extras
@@ -168,6 +177,9 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     # verdicts -> the moderation side (through server.services.contracts only) -> messaging
     # (which takes the gate). Nothing is wired after construction.
     webhooks = EventWebhooks(store.deliveries, metrics, clock=clock)
+    # The dashboards' live feed (issue 17) hears the queue events the webhooks get.
+    feed = StaffFeed(clock=clock)
+    queue_events = FanOutSink(webhooks, feed)
     users_ = UserService(store.chat, hub, tokens, events=webhooks, clock=clock, shared=shared)
     blocks = BlockService(store.chat, users_, clock=clock, shared=shared)
     # Statements of reasons (issue 15); the appeal window in seconds from the environment.
@@ -292,7 +304,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             verdicts,
             store.moderation,
             metrics,
-            events=webhooks,
+            events=queue_events,
             clock=clock,
             disapproved=after_disapproval,
             probation=probation,
@@ -328,7 +340,9 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         ),
         tryout=Tryout(moderation, views, store.messages, clock=clock),
         webhooks=webhooks,
+        feed=feed,
     )
+    counters = LiveCounters(metrics, feed, moderation_deps.review.open_counts, clock=clock)
     rate_burst = settings.rate_burst or max(1, round(settings.rate_limit))
     # With --redis-url one bucket per user in Redis, whichever process the user is on.
     rate_limiter = (
@@ -345,7 +359,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         groups_,
         fanout,
         gate=moderation,
-        events=webhooks,
+        events=queue_events,
         rate_limiter=rate_limiter,
         clock=clock,
         media=media,
@@ -390,6 +404,32 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         api_key=secrets_.api_key,
         api_key_generated=generated,
     )
+    # Operator accounts and dashboard sessions (issue 17); the CSRF tokens are keyed by the
+    # JWT secret (so they hold across processes and restarts).
+    operators = OperatorService(
+        store.operators,
+        clock=clock,
+        csrf_secret=secrets_.jwt_secret,
+        policy=LoginPolicy(
+            delay=settings.operator_login_delay, lock_after=settings.operator_lock_after
+        ),
+        session_ttl=settings.operator_session_ttl,
+        demo=settings.demo,
+    )
+    # OpenID Connect sign-in for operators, when an issuer and a client are configured.
+    oidc = (
+        OidcClient(
+            OidcConfig(
+                issuer=settings.oidc_issuer,
+                client_id=settings.oidc_client_id,
+                client_secret=settings.oidc_client_secret or "",
+                name_claim=settings.oidc_name_claim,
+            ),
+            flow_secret=secrets_.jwt_secret,
+        )
+        if settings.oidc_issuer and settings.oidc_client_id
+        else None
+    )
     deps = Deps(
         users=users_,
         accounts=accounts,
@@ -401,6 +441,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         limits=limits,
         metrics=metrics,
         reactions=reactions,
+        operators=operators,
     )
 
     @contextlib.asynccontextmanager
@@ -419,6 +460,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             )
         if settings.demo:
             await seed_demo(users_, groups_)
+            await seed_demo_operators(operators)
         await moderation.start()  # configures the webhooks before their sender starts
         await webhooks.start()
         await push.start()
@@ -433,10 +475,14 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         unwatch_gc = metrics.watch_gc()
+        counting = asyncio.create_task(counters.run(), name="dashboard-counters")
         log.info("Parley ready on %s", settings.base_url)
         try:
             yield
         finally:
+            counting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await counting
             unwatch_gc()
             await retention.stop()
             await messaging.reports.stop()
@@ -517,9 +563,17 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         *reaction_routes.routes(deps, reactions),
         *push_routes.routes(deps, push),
         *retention_routes.routes(deps, retention),
+        *operator_routes.routes(deps, oidc),
+        *review_card.routes(
+            deps,
+            review_card.CardDeps(
+                appeals, moderation_deps.review, moderation_deps.admin, moderation_deps.tryout
+            ),
+        ),
     ]
     routes = [
         WebSocketRoute("/ws", ws_endpoint),
+        live_routes.route(feed, operators),
         Mount("/api/v1", routes=api),
         *media_routes.download_routes(media),
         Route("/healthz", healthz),
@@ -534,6 +588,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         lifespan=lifespan,
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(StaffSessions, operators=operators),
             *(
                 [Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))]
                 if settings.allowed_hosts

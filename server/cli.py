@@ -190,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(cmd)
         cmd.add_argument("--database-url", help="PostgreSQL URL (default: SQLite in the data dir)")
 
+    from server.operators_cli import add_parser as add_operators_parser
+
+    add_operators_parser(sub, _add_common)
+
     token = sub.add_parser("token", help="print a user token (for trying the API by hand)")
     _add_common(token)
     token.add_argument("uid")
@@ -210,7 +214,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     cli: dict[str, Any] = {
         k: v
         for k, v in vars(args).items()
-        if k not in ("command", "config", "keys_command", "audit_command")
+        if k not in ("command", "config", "keys_command", "audit_command", "operators_command")
     }
     return load_settings(cli, os.environ, args.config)
 
@@ -315,6 +319,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         code = (run_verify if args.audit_command == "verify" else run_export)(rows)
         if code:
             raise SystemExit(code)
+    elif args.command == "operators":
+        import asyncio
+
+        code = asyncio.run(_operators(args, settings))
+        if code:
+            raise SystemExit(code)
     elif args.command == "token":
         from server.auth import TokenAuthority, load_secrets
 
@@ -328,6 +338,35 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
             secrets_, audience=settings.jwt_audience, issuer=settings.jwt_issuer, ttl=args.ttl
         )
         print(authority.issue(args.uid)[0])
+
+
+async def _operators(args: argparse.Namespace, settings: Settings) -> int:
+    """``parley operators ...`` over the server's own storage (opened, migrated, closed)."""
+    from server.crypto import load_keyring
+    from server.operators_cli import run
+
+    if settings.database_url:
+        from server.storage import postgres
+
+        in_use = postgres.key_ids_in_use(settings.database_url)
+        has_data = postgres.has_data(settings.database_url)
+    else:
+        from server.storage.sqlite import SqliteStorage, key_ids_in_use
+
+        db = settings.db_path
+        in_use, has_data = key_ids_in_use(db), db.exists() and db.stat().st_size > 0
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keyring = load_keyring(settings.data_dir, os.environ, in_use=in_use, has_data=has_data)
+    store = (
+        postgres.PostgresStorage(settings.database_url, keyring)
+        if settings.database_url
+        else SqliteStorage(settings.db_path, keyring)
+    )
+    await store.open()
+    try:
+        return await run(args, store.operators)
+    finally:
+        await store.close()
 
 
 if __name__ == "__main__":

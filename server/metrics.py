@@ -29,6 +29,12 @@ class Metrics:
         self.verdicts = Counter(
             "parley_verdicts_total", "Moderation verdicts", ["status"], registry=self.registry
         )
+        self.blocked_by_rule = Counter(
+            "parley_blocked_total",
+            "Messages disapproved by the moderation rules, by the rule that matched first",
+            ["rule"],
+            registry=self.registry,
+        )
         self.moderation_latency = Histogram(
             "parley_moderation_seconds",
             "Time from storing a pending message to its verdict",

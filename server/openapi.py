@@ -26,11 +26,17 @@ AUTH: dict[str, list[dict[str, list[str]]]] = {
     "any": [{"apiKey": []}, {"bearer": []}],
     "staff": [{"apiKey": []}, {"bearer": []}],  # a user token of a moderator or admin
     "admin": [{"apiKey": []}, {"bearer": []}],  # a user token of an admin
+    # an operator's dashboard session (cookie; unsafe methods also send X-CSRF-Token)
+    "operator": [{"staffSession": []}],
+    "operator-admin": [{"apiKey": []}, {"bearer": []}, {"staffSession": []}],
 }
 AUTH_NOTE = {
     "staff": " The API key, or a moderator's or admin's token.",
     "admin": " The API key, or an admin's token.",
     "any": " The API key, or a user's token (what the user may do).",
+    "operator": " An operator's dashboard session (HttpOnly cookie; unsafe methods send"
+    " X-CSRF-Token).",
+    "operator-admin": " The API key, an admin's token, or an admin operator's session.",
 }
 
 
@@ -542,6 +548,71 @@ def api_paths() -> dict[str, dict[str, Any]]:
                 ),
             )
         },
+        "/moderation/messages/{messageId}/card": {
+            "get": op(
+                "The review card: the message, its context, the sender's history, reports and"
+                " the detectors' scores", "staff", params=(MESSAGE_ID,), tag="moderation",
+            )
+        },
+        "/operators/login": {
+            "post": op(
+                "Operator sign-in (dashboard); sets the session cookie", "none", tag="operators",
+                body=obj(("name", "password"), name=string(), password=string(), code=string()),
+                errors=("400", "401", "403", "429"),
+            )
+        },
+        "/operators/login-options": {
+            "get": op("How operators may sign in (demo accounts, OpenID Connect)", "none",
+                      tag="operators", errors=()),
+        },
+        "/operators/oidc/start": {
+            "get": op("Begin OpenID Connect sign-in (302 to the identity provider)", "none",
+                      tag="operators", status=302, errors=("404",)),
+        },
+        "/operators/oidc/callback": {
+            "get": op(
+                "The identity provider's redirect back (302 to /dashboard)", "none",
+                tag="operators", status=302, errors=("400", "403"),
+                params=(query("code", string()), query("state", string())),
+            )
+        },
+        "/operators/logout": {
+            "post": op("Sign out (clears the cookie)", "operator", tag="operators", status=204),
+        },
+        "/operators/me": {
+            "get": op("The signed-in operator and a CSRF token", "operator", tag="operators"),
+        },
+        "/operators/me/totp": {
+            "post": op("Begin TOTP enrolment", "operator", tag="operators"),
+        },
+        "/operators/me/totp/confirm": {
+            "post": op("Confirm TOTP enrolment; the recovery codes", "operator",
+                       tag="operators", body=obj(("code",), code=string())),
+        },
+        "/operators": {
+            "get": op("The operators", "operator-admin", tag="operators"),
+            "post": op(
+                "Add an operator", "operator-admin", tag="operators", status=201,
+                body=obj(("name", "password"), name=string(), password=string(),
+                         role=enum("viewer", "moderator", "admin"), groups=arr(IDENT)),
+                errors=("400", "401", "403", "409"),
+            ),
+        },
+        "/operators/{name}": {
+            "get": op("One operator", "operator-admin", tag="operators",
+                      params=(path("name", TOKEN),)),
+            "patch": op(
+                "Change an operator's role, groups, disabled or locked state", "operator-admin",
+                tag="operators", params=(path("name", TOKEN),),
+                body=obj(role=enum("viewer", "moderator", "admin"), groups=arr(IDENT),
+                         disabled={"type": "boolean"}, locked={"type": "boolean"}),
+            ),
+        },
+        "/operators/{name}/password": {
+            "post": op("Set an operator's password", "operator-admin", tag="operators",
+                       params=(path("name", TOKEN),), status=204,
+                       body=obj(("password",), password=string())),
+        },
         "/groups/{guid}/audit": {
             "get": op(
                 "The audit records that concern the group (its moderators and up, or staff)",
@@ -685,6 +756,7 @@ COMPONENTS: dict[str, Any] = {
     "securitySchemes": {
         "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        "staffSession": {"type": "apiKey", "in": "cookie", "name": "__Host-parley_staff"},
     },
     "schemas": {
         "Error": obj(

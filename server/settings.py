@@ -110,6 +110,21 @@ class Settings:
     push_attempts: int = 6
     push_retry_delay: float = 1.0
     push_timeout: float = 5.0
+    # Operator (dashboard) sign-in, issue 17: session lifetime; after 3 failed sign-ins in a
+    # row each next attempt waits ``operator_login_delay`` seconds, doubling; at
+    # ``operator_lock_after`` failures the account locks until an admin unlocks it.
+    operator_session_ttl: int = 12 * 3600
+    operator_login_delay: float = 2.0
+    operator_lock_after: int = 10
+    # OpenID Connect sign-in for operators (off unless the issuer and client are set): the
+    # issuer URL, the client id and secret registered there, the ID token claim naming the
+    # operator, and the callback URL registered (default: this server's own URL as the
+    # request reached it + /api/v1/operators/oidc/callback).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_name_claim: str = "preferred_username"
+    oidc_redirect_url: str | None = None
 
     @property
     def db_path(self) -> Path:
@@ -151,6 +166,10 @@ def _coerce(name: str, value: Any) -> Any:
         "openai_model",
         "openai_moderation_model",
         "public_url",
+        "oidc_issuer",
+        "oidc_client_id",
+        "oidc_client_secret",
+        "oidc_redirect_url",
     ):
         return None if value in (None, "") else str(value)
     if isinstance(default, bool):

@@ -98,6 +98,8 @@ class Outcomes:
             if updated is None:
                 return
             self._metrics.verdicts.labels(status.value).inc()
+            if status is Status.DISAPPROVED and first is not None:
+                self._metrics.blocked_by_rule.labels(first.rule_id).inc()
             if status is Status.DISAPPROVED:
                 self._events.emit(
                     "message.disapproved",

@@ -72,6 +72,18 @@ class ReviewDesk:
             out.append(entry)
         return out
 
+    async def reports_for(self, message_id: int) -> list[dict[str, Any]]:
+        """The users' reports of a message (its review card)."""
+        return await self._store.reports_for(message_id)
+
+    async def open_counts(self, *, cap: int = 1000) -> dict[str, int]:
+        """Open items per queue (``review``, ``flagged``, ``reported``), counted up to ``cap``
+        (the dashboard's live counters)."""
+        return {
+            state: len(await self._store.queue(state, limit=cap))
+            for state in ("review", "flagged", "reported")
+        }
+
     async def decide(self, message_id: int, *, approve: bool, actor: str, reason: str) -> Message:
         """A moderator's decision: the verdict and the closing of its queue items, audited,
         in one commit; the message as stored after it. Raises Conflict if it changed meanwhile."""

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.auth import StaffRole
 from server.errors import BadRequest, Forbidden
 from server.models import Scope
 from server.routes.common import (
@@ -19,6 +20,7 @@ from server.routes.common import (
     read_json,
     require_admin,
     require_staff,
+    require_unlimited,
     require_user,
 )
 from server.services.appeals import Appeals
@@ -61,6 +63,7 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
 
     async def decide_appeal(request: Request) -> Response:
         who = await require_staff(request, users)
+        require_unlimited(who, "decide appeals")
         body = await read_json(request, limit_bytes)
         return ok(
             await appeals.decide(
@@ -69,23 +72,36 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
         )
 
     async def user_restrictions(request: Request) -> Response:
-        who = await require_staff(request, users)
+        who = await require_staff(
+            request, users, StaffRole.VIEWER if request.method == "GET" else StaffRole.MODERATOR
+        )
         uid = path_ident(request, "uid")
         if request.method == "GET":
             await restrictions.load()
             return ok({"restrictions": [r.to_json() for r in restrictions.of_user(uid)]})
         body = await read_json(request, limit_bytes)
+        if who.principal.groups is not None and body.get("guid") not in who.principal.groups:
+            raise Forbidden(
+                "a group moderator restricts in their groups only: send guid",
+                {"field": "guid", "groups": sorted(who.principal.groups)},
+            )
         record = await restrictions.impose(who.principal, uid, body)
         return ok(record.to_json(), 201)
 
     async def lift_restriction(request: Request) -> Response:
         who = await require_staff(request, users)
         uid = path_ident(request, "uid")
-        record = await restrictions.lift(who.principal, uid, _token(request, "restriction_id"))
+        restriction_id = _token(request, "restriction_id")
+        if who.principal.groups is not None:
+            scopes = {r.restriction_id: r.scope for r in restrictions.of_user(uid)}
+            scope = scopes.get(restriction_id, "")
+            if not (scope.startswith("group:") and scope[6:] in who.principal.groups):
+                raise Forbidden("a group moderator lifts restrictions in their groups only")
+        record = await restrictions.lift(who.principal, uid, restriction_id)
         return ok(record.to_json())
 
     async def strikes(request: Request) -> Response:
-        await require_staff(request, users)
+        await require_staff(request, users, StaffRole.VIEWER)
         return ok(await appeals.strikes(path_ident(request, "uid")))
 
     async def patch_group(request: Request) -> Response:
@@ -101,7 +117,7 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
 
     async def terms(request: Request) -> Response:
         if request.method == "GET":
-            await require_staff(request, users)
+            await require_staff(request, users, StaffRole.VIEWER)
             return ok({"terms": await decisions.terms()})
         who = await require_admin(request, users, "the terms catalogue is edited by admins")
         body = await read_json(request, limit_bytes)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from server.models import Group, Message, Moderation, Scope, Status, User
 from server.storage.inbox import ConversationHead, InboxPosition
+from server.storage.operators import OperatorRecord, SessionRecord
 from server.storage.retention import Deleted, HoldRecord
 from server.storage.sanctions import AppealRecord, DecisionRecord, RestrictionRecord
 from server.storage.types import (
@@ -429,3 +430,31 @@ class RetentionRepository(Protocol):
     async def compact(self) -> None:
         """Make deleted content leave the files as far as the backend allows."""
         ...
+
+
+class OperatorRepository(Protocol):
+    """Operator accounts and their dashboard sessions (issue 17); each write stores its audit
+    record in its commit. The records are in ``server.storage.operators``."""
+
+    async def add_operator(self, record: OperatorRecord, audit: Audit) -> bool:
+        """False, storing nothing, when the name is taken."""
+        ...
+
+    async def get_operator(self, name: str) -> OperatorRecord | None: ...
+    async def operators(self) -> list[OperatorRecord]: ...
+    async def update_operator(
+        self,
+        name: str,
+        changes: dict[str, Any],
+        audit: Audit,
+        at: int,
+        *,
+        end_sessions: bool = False,
+        session: SessionRecord | None = None,
+        expect: dict[str, Any] | None = None,
+    ) -> bool: ...
+    async def record_failure(
+        self, name: str, at: int, lock_after: int, audit: Audit
+    ) -> OperatorRecord | None: ...
+    async def session(self, session_id: str) -> tuple[SessionRecord, OperatorRecord] | None: ...
+    async def end_session(self, session_id: str, audit: Audit, at: int) -> None: ...

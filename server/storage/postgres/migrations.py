@@ -9,6 +9,7 @@ both lists. Text keys that are listed in order (uids, group ids, rule and list i
 from __future__ import annotations
 
 from server.storage.postgres.inbox_schema import INBOX_MIGRATION
+from server.storage.postgres.operators_schema import OPERATORS_MIGRATION
 from server.storage.postgres.push_schema import PUSH_MIGRATION
 from server.storage.postgres.threads_schema import THREADS_MIGRATION
 
@@ -280,4 +281,6 @@ MIGRATIONS: tuple[str, ...] = (
     THREADS_MIGRATION,
     # 9 (SQLite 16): users' offline-push endpoints (issue 16 item 7, push_schema.py)
     PUSH_MIGRATION,
+    # 10 (SQLite 17): operator accounts and dashboard sessions (issue 17, operators_schema.py)
+    OPERATORS_MIGRATION,
 )

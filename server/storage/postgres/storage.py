@@ -15,6 +15,7 @@ from server.storage.postgres.inbox import PostgresInbox
 from server.storage.postgres.media import PostgresMedia
 from server.storage.postgres.messages import PostgresMessages
 from server.storage.postgres.moderation import PostgresModeration
+from server.storage.postgres.operators import PostgresOperators
 from server.storage.postgres.push import PostgresPush
 from server.storage.postgres.reactions import PostgresReactions
 from server.storage.postgres.retention import PostgresRetention
@@ -60,6 +61,8 @@ class PostgresStorage:
         self.deliveries = PostgresDeliveries(self.db, keyring)
         self.media = PostgresMedia(self.db, keyring)
         self.sanctions = PostgresSanctions(self.db)
+        #: Operator accounts and dashboard sessions (issue 17).
+        self.operators = PostgresOperators(self.db)
         #: The inbox and the user directory (issue 16).
         self.inbox = PostgresInbox(self.db, Sealer(keyring))
         #: Reactions and thread replies (issue 16 item 8).

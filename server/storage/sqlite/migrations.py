@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.storage.sqlite.inbox_schema import INBOX_MIGRATION, INBOX_STATUS_SPLIT
+from server.storage.sqlite.operators_schema import OPERATORS_MIGRATION
 from server.storage.sqlite.push_schema import PUSH_MIGRATION
 from server.storage.sqlite.threads_schema import THREADS_MIGRATION
 
@@ -303,4 +304,6 @@ MIGRATIONS: tuple[str, ...] = (
     THREADS_MIGRATION,
     # 16: users' offline-push endpoints (issue 16 item 7, push_schema.py)
     PUSH_MIGRATION,
+    # 17: operator accounts and dashboard sessions (issue 17, see operators_schema.py)
+    OPERATORS_MIGRATION,
 )

@@ -13,6 +13,7 @@ from server.storage.sqlite.inbox import SqliteInbox
 from server.storage.sqlite.media import SqliteMedia
 from server.storage.sqlite.messages import SqliteMessages
 from server.storage.sqlite.moderation import SqliteModeration
+from server.storage.sqlite.operators import SqliteOperators
 from server.storage.sqlite.push import SqlitePush
 from server.storage.sqlite.reactions import SqliteReactions
 from server.storage.sqlite.recent import RecentMessages
@@ -54,6 +55,8 @@ class SqliteStorage:
         self.deliveries = SqliteDeliveries(self.db, keyring)
         self.media = SqliteMedia(self.db, keyring)
         self.sanctions = SqliteSanctions(self.db)
+        #: Operator accounts and dashboard sessions (issue 17).
+        self.operators = SqliteOperators(self.db)
         #: The inbox and the user directory (issue 16).
         self.inbox = SqliteInbox(self.db, Sealer(keyring), self.recent)
         #: Reactions and thread replies (issue 16 item 8).
