@@ -11,10 +11,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
+
+#: The password the dashboard tests give the operators they make.
+OPERATOR_PASSWORD = "correct horse battery"
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Where screenshots go for review (git-ignored); PARLEY_SCREENSHOTS overrides it.
@@ -121,10 +126,22 @@ def any_bubble(page: Page, text: str) -> Locator:
 # ------------------------------------------------------------------ the moderator dashboard
 
 
-async def dashboard_sign_in(page: Page, base_url: str, api_key: str) -> None:
-    """Sign in to /dashboard as a moderator (today: with the API key). The one place that knows
-    how the dashboard signs in."""
+async def dashboard_sign_in(
+    page: Page, base_url: str, api_key: str, role: str = "moderator"
+) -> str:
+    """Sign in to /dashboard as a new operator with ``role`` (made through the API key); the
+    operator's name. The one place that knows how the dashboard signs in."""
+    name = f"{role}-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=base_url + "/api/v1") as http:
+        made = await http.post(
+            "/operators",
+            json={"name": name, "role": role, "password": OPERATOR_PASSWORD},
+            headers={"X-API-Key": api_key},
+        )
+        assert made.status_code == 201, made.text
     await page.goto(base_url + "/dashboard")
-    await page.fill("#api-key", api_key)
+    await page.fill("#login-name", name)
+    await page.fill("#login-password", OPERATOR_PASSWORD)
     await page.click("#login-form button[type=submit]")
     await expect(page.locator("#dash-view")).to_be_visible()
+    return name
