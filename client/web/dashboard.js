@@ -952,6 +952,10 @@ function editList(list) {
   $("list-allow").value = list && Array.isArray(list.allow) ? list.allow.join("\n") : "";
   $("list-items").value = list && Array.isArray(list.items) ? list.items.join("\n") : "";
   $("list-error").textContent = "";
+  // An image_hashes list that exists takes images: the server hashes them (issue 12).
+  $("list-images-field").hidden = !(list && list.kind === "image_hashes" && can("admin"));
+  $("list-images").value = "";
+  $("list-images-status").textContent = "";
   for (const input of $("list-editor").querySelectorAll("input, textarea, select")) {
     if (input.id !== "list-id" && input.id !== "list-kind") input.readOnly = !can("admin");
   }
@@ -996,6 +1000,43 @@ async function saveList(event) {
       $("list-error").textContent = `${field}${err.message}`;
     }
   }
+}
+
+/** Upload the chosen images to the list being edited; its items then hold their hashes. */
+async function addListImages() {
+  const files = Array.from($("list-images").files || []);
+  if (!files.length || listEditing === null) return;
+  const status = $("list-images-status");
+  let added = 0;
+  let list = null;
+  for (const [i, file] of files.entries()) {
+    status.textContent = `Hashing ${i + 1} of ${files.length}…`;
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const res = await fetch(`/api/v1/moderation/lists/${encodeURIComponent(listEditing)}/images`, {
+      method: "POST",
+      body: form,
+      headers: csrf ? { "X-CSRF-Token": csrf } : {},
+      credentials: "same-origin",
+    });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      status.textContent = "";
+      toast(body.code || `HTTP_${res.status}`, `${file.name}: ${body.message || "refused"}`, body.details);
+      continue;
+    }
+    added += body.added || 0;
+    list = body.list || list;
+  }
+  if (list && Array.isArray(list.items)) {
+    $("list-items").value = list.items.join("\n");
+    updateListCount();
+    const stored = lists.find((l) => l.id === list.id);
+    if (stored) stored.items = list.items;
+    renderLists();
+  }
+  status.textContent = `${added} new hash${added === 1 ? "" : "es"} from ${files.length} image${files.length === 1 ? "" : "s"}.`;
+  $("list-images").value = "";
 }
 
 async function deleteList(list) {
@@ -1483,6 +1524,7 @@ function init() {
   $("list-editor").addEventListener("submit", saveList);
   $("list-cancel").addEventListener("click", () => { $("list-editor").hidden = true; });
   $("list-items").addEventListener("input", updateListCount);
+  $("list-images").addEventListener("change", addListImages);
 
   $("tryout-form").addEventListener("submit", evaluate);
   $("tryout-text").addEventListener("keydown", (e) => {

@@ -447,3 +447,41 @@ async def test_reactions_and_replies_live_and_after_reload(world: World, browser
     for page in (a, b):
         assert not page_errors(page), page_errors(page)
         await page.context.close()
+
+
+async def test_an_admin_adds_known_bad_images_to_a_hash_list_in_the_dashboard(
+    world: World, browser: Browser
+) -> None:
+    """Issue 12 item 7 from the dashboard: images chosen in the list editor are hashed by the
+    server into the image_hashes list (tests/e2e/test_image_hashes.py blocks their copies)."""
+    from tests.e2e.test_image_hashes import encode
+    from tests.moderation.test_phash import photo
+
+    list_id = unique("bad-images")
+    await world.rest.create_list({"id": list_id, "kind": "image_hashes", "items": []})
+    page = await new_page(browser)
+    await dashboard_sign_in(page, world.server.url, world.server.api_key, role="admin")
+    await page.click(".tabs [data-tab=lists]")
+    row = page.locator("#lists-body tr", has_text=list_id)
+    await row.get_by_role("button", name="Edit").click()
+    await expect(page.locator("#list-images-field")).to_be_visible()
+    pictures = [
+        {"name": f"p{i}.png", "mimeType": "image/png", "buffer": encode(photo(40 + i, (320, 240)))}
+        for i in range(2)
+    ]
+    await page.set_input_files("#list-images", pictures)
+    # Each image gives its hash and those of two centre crops (docs/protocol.md).
+    status = page.locator("#list-images-status")
+    await expect(status).to_have_text(re.compile(r"^\d+ new hashes from 2 images\.$"))
+    added = int((await status.inner_text()).split()[0])
+    items = (await page.locator("#list-items").input_value()).split("\n")
+    assert len(items) == added >= 2 and all(re.fullmatch(r"[0-9a-f]{16}", h) for h in items)
+    stored = next(
+        x
+        for x in (await world.rest.request("GET", "/moderation/lists"))["lists"]
+        if x["id"] == list_id
+    )
+    assert stored["items"] == items
+    await shot(page, "dashboard-hash-list")
+    assert not page_errors(page), page_errors(page)
+    await page.context.close()
