@@ -11,10 +11,10 @@ import pytest
 
 from client.sdk import ServerError
 from tests.conftest import World, unique
+from tests.e2e.cdp import launch
 from tests.e2e.test_moderation_flow import word_rule
 from tests.e2e.test_operators import Staff, held_in_queue, signed_in
 from tests.e2e.test_web_dashboard import card, open_page, sign_in
-from tests.e2e.test_web_media import launch
 
 
 async def test_the_card_shows_context_history_rule_and_scores(world: World) -> None:

@@ -4,7 +4,7 @@ a new and an edited keyword list with its allow-list, and the queue is live: a m
 on the chat side appears without a reload, a decision there reaches the receiver's chat page,
 and a claim by one moderator stops another.
 
-Driven over the Chrome DevTools protocol like ``test_web_media.py`` (its ``launch`` and
+Driven over the Chrome DevTools protocol by ``tests/e2e/cdp.py`` (its ``launch`` and
 ``Page``); each operator gets a browser context of their own (their own cookie jar).
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 
 from tests.conftest import World, unique
+from tests.e2e.cdp import Browser, Page, launch
 from tests.e2e.test_moderation_flow import word_rule
 from tests.e2e.test_operators import PASSWORD, add_operator
-from tests.e2e.test_web_media import Browser, Page, launch
 
 
 async def open_page(browser: Browser, url: str, *, own_cookies: bool = True) -> Page:
