@@ -64,7 +64,7 @@ from server.routes import reactions as reaction_routes
 from server.routes import retention as retention_routes
 from server.routes.common import Deps
 from server.routes.moderation import ModerationDeps
-from server.security_headers import SecurityHeaders
+from server.security_headers import RefuseNul, SecurityHeaders
 from server.services.accounts import AccountService
 from server.services.appeals import Appeals, ReviewHooks
 from server.services.audit import AuditLog
@@ -588,6 +588,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         lifespan=lifespan,
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(RefuseNul),
             Middleware(StaffSessions, operators=operators),
             *(
                 [Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))]

@@ -59,9 +59,42 @@ def parse_json(data: str | bytes) -> Any:
     field named in ``details.field``.
     """
     try:
-        return jsoncodec.loads(data)
+        value = jsoncodec.loads(data)
     except jsoncodec.JSONError as exc:
         raise json_error(exc) from exc
+    marked = b"u0000" in data if isinstance(data, bytes) else "u0000" in data
+    field = _nul_field(value) if marked else None
+    if field is not None:
+        # PostgreSQL text cannot hold NUL (SQLite can): refused here, both backends alike.
+        raise _nul_error(field)
+    return value
+
+
+def _nul_field(value: Any, at: str = "") -> str | None:
+    """The path of the first string (or key) holding a NUL character, or None."""
+    if isinstance(value, str):
+        return at if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            here = f"{at}.{k}" if at else str(k)
+            if "\x00" in k:
+                return here
+            found = _nul_field(v, here)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _nul_field(v, f"{at}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _nul_error(field: str) -> BadRequest:
+    return BadRequest(
+        f"field '{field}' holds a NUL character, which is not allowed",
+        {"field": field.replace("\x00", "")},
+    )
 
 
 def json_error(exc: jsoncodec.JSONError) -> BadRequest:
@@ -365,6 +398,11 @@ def parse_frame(text: str, limits: Limits) -> tuple[str | None, Command]:
         raise ProtocolError(BadRequest("a frame must be a JSON object"), None)
     raw_id = obj.get("id")
     frame_id = raw_id if isinstance(raw_id, str) else None
+    nul = _nul_field(obj) if "u0000" in text else None
+    if nul is not None:
+        raise ProtocolError(
+            _nul_error(nul), frame_id if frame_id is not None and "\x00" not in frame_id else None
+        )
     try:
         if raw_id is not None and not isinstance(raw_id, str):
             raise BadRequest("field 'id' must be a string", {"field": "id"})
