@@ -73,6 +73,7 @@ from server.storage.sqlite import SqliteStorage, key_ids_in_use
 
 if TYPE_CHECKING:  # imported only with --database-url, --redis-url: asyncpg, redis are extras
     from server.redis_hub import RedisHub
+    from server.redis_jobs import RedisJobs
     from server.storage import postgres
 
 #: Young-generation size and how rarely the older ones are collected (CPython: 700, 10, 10).
@@ -137,10 +138,19 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     # --redis-url: the hub and the cache invalidation span the processes of a deployment
     # (server/redis_hub.py, the ``redis`` extra); else the in-process hub, nothing to share.
     redis_hub: RedisHub | None = None
+    redis_jobs: RedisJobs | None = None  # moderation jobs for any process (a stream group)
     if settings.redis_url:
         from server.redis_hub import RedisHub
+        from server.redis_jobs import RedisJobs
 
         redis_hub = RedisHub(settings.redis_url)
+        redis_jobs = RedisJobs(
+            settings.redis_url,
+            take=settings.moderation_jobs,
+            claim_idle=settings.moderation_claim_idle,
+            limit=2 * settings.moderation_workers,
+            consumer=redis_hub.node,
+        )
     hub: Hub = redis_hub if redis_hub is not None else LocalHub()
     shared: Invalidator = redis_hub if redis_hub is not None else NO_SHARING
     tokens = TokenAuthority(
@@ -233,6 +243,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         ),
         webhooks=webhooks,
         shared=shared,
+        jobs=redis_jobs,
     )
     moderation_deps = ModerationDeps(
         admin=ModerationAdmin(store.moderation, moderation, clock=clock),
@@ -309,6 +320,8 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         if settings.demo:
             await seed_demo(users_, groups_)
         await moderation.start()  # configures the webhooks before their sender starts
+        if redis_jobs is not None:
+            await redis_jobs.start(moderation.take, moderation.requeue)
         await webhooks.start()
         # What exists now (modules, rules, compiled lists) lives as long as the process: keep
         # it out of the garbage collector's full passes. And make full passes rare: a chat
@@ -324,6 +337,8 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             yield
         finally:
             unwatch_gc()
+            if redis_jobs is not None:
+                await redis_jobs.stop()  # jobs in progress are left to the other processes
             await moderation.stop()
             await webhooks.stop()
             if redis_hub is not None:

@@ -1,8 +1,10 @@
-"""The ``parley`` command: ``serve``, ``keys rotate``, ``certs``, ``token``."""
+"""The ``parley`` command: ``serve``, ``moderation-worker``, ``keys rotate``, ``certs``,
+``token``, ``audit``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -94,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         " --redis-url form one deployment (needs the 'redis' extra); default: in-process hub",
     )
     serve.add_argument(
+        "--no-moderation-jobs",
+        dest="moderation_jobs",
+        action="store_const",
+        const=False,
+        help="with --redis-url: queue moderation jobs but leave judging them to the other"
+        " processes and to 'parley moderation-worker'",
+    )
+    serve.add_argument(
         "--sqlite-synchronous",
         choices=["NORMAL", "FULL"],
         help="FULL (default): an ack survives power loss; NORMAL: survives a process crash",
@@ -127,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         help="enable permessage-deflate (costs about 2x memory per connection)",
     )
+
+    worker = sub.add_parser(
+        "moderation-worker",
+        help="judge the moderation jobs of a deployment (--database-url and --redis-url, the"
+        " same as its servers'), serving no clients",
+    )
+    _add_common(worker)
+    worker.add_argument("--database-url", help="the deployment's PostgreSQL URL")
+    worker.add_argument("--redis-url", help="the deployment's Redis URL")
+    worker.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
 
     keys = sub.add_parser("keys", help="manage the data encryption keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -226,6 +246,40 @@ def serve(settings: Settings) -> None:
         raise SystemExit(1)
 
 
+def moderation_worker(settings: Settings) -> None:
+    """Run the server's lifespan (storage, hub, moderation, webhooks) without serving HTTP:
+    this process takes moderation jobs from Redis and delivers verdicts through the hub."""
+    import asyncio
+    import signal
+
+    from server.app import create_app
+
+    if not (settings.database_url and settings.redis_url):
+        print(
+            "parley: moderation-worker needs --database-url and --redis-url (those of the"
+            " deployment's servers)",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(2)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # A worker takes jobs even if its settings (a shared TOML file) say its servers do not.
+    app = create_app(dataclasses.replace(settings, moderation_jobs=True, demo=False))
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with app.router.lifespan_context(app):
+            print("Parley moderation worker ready", flush=True)
+            await stop.wait()
+
+    asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = _settings(args)
@@ -241,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "serve":
         serve(settings)
+    elif args.command == "moderation-worker":
+        moderation_worker(settings)
     elif args.command == "keys":
         ring = rotate_keyring(settings.data_dir)
         print(

@@ -76,6 +76,9 @@ class WriteTx:
     async def fetchrow(self, sql: str, *args: Any) -> Any:
         return await self._conn.fetchrow(sql, *args)
 
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        return list(await self._conn.fetch(sql, *args))
+
     async def fetchval(self, sql: str, *args: Any) -> Any:
         return await self._conn.fetchval(sql, *args)
 
