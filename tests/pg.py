@@ -58,6 +58,7 @@ class PostgresCluster:
         self.port = 0
         self._as: list[str] = []
         self._made: dict[str, str] = {}
+        self._options = ""
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
             os.chown(self.root, user.pw_uid, user.pw_gid)
@@ -94,10 +95,19 @@ class PostgresCluster:
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
             " -c fsync=off -c full_page_writes=off -c max_connections=300"
         )
+        self._options = options
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server (again, after ``halt``) on the same port and data."""
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-            "-w", "-t", "60", "-o", options, "start",
+            "-w", "-t", "60", "-o", self._options, "start",
         )  # fmt: skip
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data and port (an outage; ``resume`` ends it)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         if self.port:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.conftest import ROOT, ServerProcess, free_port
-from tests.pg import cluster
+from tests.pg import PostgresCluster, cluster
 
 READY = b"Parley moderation worker ready"
 
@@ -80,6 +80,7 @@ class Deployment:
     servers: list[ServerProcess] = field(default_factory=list)
     workers: list[WorkerProcess] = field(default_factory=list)
     api_key: str = field(default_factory=lambda: "test-key-" + uuid.uuid4().hex[:8])
+    pg: PostgresCluster | None = None  # the session's cluster unless the test brings one
 
     @property
     def data_dir(self) -> Path:
@@ -87,7 +88,7 @@ class Deployment:
 
     @property
     def database_url(self) -> str:
-        return cluster().database(str(self.data_dir.resolve()))
+        return (self.pg or cluster()).database(str(self.data_dir.resolve()))
 
     def urls(self) -> list[str]:
         return ["--database-url", self.database_url, "--redis-url", self.redis_url]
