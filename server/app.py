@@ -179,7 +179,13 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         store.chat, users_, hub, events=webhooks, clock=clock, measures=decisions, shared=shared
     )
     restrictions = Restrictions(
-        store.sanctions, decisions, users_, groups_, clock=clock, shared=shared
+        store.sanctions,
+        decisions,
+        users_,
+        groups_,
+        clock=clock,
+        shared=shared,
+        spacing=redis_hub.spacing() if redis_hub is not None else None,
     )
     # Media links need to know who may see a message; messaging, verdicts and moderation
     # then take the media service through their contracts.
@@ -279,6 +285,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         clock=clock,
         media=media,
         restrictions=restrictions,
+        typing=redis_hub.typing_throttle() if redis_hub is not None else None,
     )
     inbox = InboxService(store.inbox, render=messaging.render, hidden=restrictions.hidden)
     directory = DirectoryService(store.inbox, scope=settings.directory_scope)

@@ -14,7 +14,9 @@ through Redis pub/sub. Imported only when ``--redis-url`` is set (the ``redis`` 
   is thus published once per process, never once per member, and reaches each connection once.
 - ``connections(uid)`` gives the local connections and one stand-in whose ``close()`` asks
   every node holding ``uid`` to close its connections (a ban disconnects everywhere).
-- ``rate_limiter()``: the send rate limit as one token bucket per user in Redis.
+- ``rate_limiter()``: the send rate limit as one token bucket per user in Redis;
+  ``typing_throttle()``: the typing cap per sender likewise; ``spacing()``: slow mode's last
+  send per member and group (a key that expires).
 - Redis unavailable: local delivery goes on; what the publisher could not send is dropped
   (the messages are stored: clients catch up from history) and logged; the loops reconnect
   with back-off, re-announce this node's presence, and drop every shared cache here and in
@@ -38,7 +40,7 @@ from redis.exceptions import RedisError
 
 from server.errors import RateLimited
 from server.hub import Connection, LocalHub
-from server.ratelimit import RateLimiter
+from server.ratelimit import RateLimiter, SendSpacing, TypingThrottle
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,14 @@ class RedisHub:
     def rate_limiter(self, rate: float, burst: int) -> RedisRateLimiter:
         """The send rate limit, one token bucket per user in Redis for all processes."""
         return RedisRateLimiter(self, rate, burst)
+
+    def typing_throttle(self) -> TypingThrottle:
+        """The typing throttle, its cap per sender (5 a second) in Redis for all processes."""
+        return TypingThrottle(bucket=RedisRateLimiter(self, 5.0, 10, prefix="ty:"))
+
+    def spacing(self) -> RedisSpacing:
+        """Slow mode's last sends, in Redis for all processes."""
+        return RedisSpacing(self)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -407,14 +417,16 @@ TAKE_TIMEOUT = 0.5
 
 
 class RedisRateLimiter(RateLimiter):
-    """``rate`` sends per second per user across the deployment (``parley:rl:<uid>``).
+    """``rate`` sends per second per user across the deployment (``parley:rl:<uid>``; the
+    typing cap's buckets under ``parley:rl:ty:<uid>``).
 
     Redis unavailable or slow: this process's own bucket decides, as without Redis.
     """
 
-    def __init__(self, hub: RedisHub, rate: float, burst: int) -> None:
+    def __init__(self, hub: RedisHub, rate: float, burst: int, *, prefix: str = "") -> None:
         super().__init__(rate, burst)
         self._hub = hub
+        self._prefix = f"{PREFIX}rl:{prefix}"
         self._script: Any = None
 
     async def take(self, key: str) -> None:
@@ -429,7 +441,7 @@ class RedisRateLimiter(RateLimiter):
         try:
             wait = int(
                 await asyncio.wait_for(
-                    self._script(keys=[f"{PREFIX}rl:{key}"], args=[self._rate, self._burst]),
+                    self._script(keys=[self._prefix + key], args=[self._rate, self._burst]),
                     TAKE_TIMEOUT,
                 )
             )
@@ -439,3 +451,29 @@ class RedisRateLimiter(RateLimiter):
             return
         if wait > 0:
             raise RateLimited(wait)
+
+
+class RedisSpacing(SendSpacing):
+    """Slow mode across the deployment: ``parley:slow:<key>`` exists for ``seconds`` after a
+    send (``SET NX PX``; its remaining time is the wait). Redis unavailable or slow: this
+    process's own record decides, as without Redis."""
+
+    def __init__(self, hub: RedisHub) -> None:
+        super().__init__()
+        self._hub = hub
+
+    async def take(self, key: str, seconds: float) -> int:
+        r = self._hub._redis
+        if r is None:
+            return await super().take(key, seconds)
+        name = f"{PREFIX}slow:{key}"
+        try:
+            async with asyncio.timeout(TAKE_TIMEOUT):
+                pipe = r.pipeline(transaction=False)
+                pipe.set(name, b"1", nx=True, px=max(1, int(seconds * 1000)))
+                pipe.pttl(name)
+                taken, ttl = await pipe.execute()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._hub._warn("redis slow mode unavailable; this process's record applies", exc)
+            return await super().take(key, seconds)
+        return 0 if taken else max(1, int(ttl))

@@ -141,8 +141,9 @@ async def test_a_dead_process_is_dropped_from_presence() -> None:
 
 
 def test_only_the_redis_hub_imports_redis() -> None:
-    """The embedded default never loads Redis code: only server/redis_hub.py imports redis,
-    and only the composition root imports it, when --redis-url is set."""
+    """The embedded default never loads Redis code: only server/redis_hub.py and
+    server/redis_jobs.py import redis, and only the composition root imports them, when
+    --redis-url is set."""
     from tests.test_imports import ROOT, imports
 
     users = {
@@ -151,13 +152,14 @@ def test_only_the_redis_hub_imports_redis() -> None:
         for path in (ROOT / package).rglob("*.py")
         if any(name.split(".")[0] == "redis" for name in imports(path))
     }
-    assert users == {"server/redis_hub.py"}
-    hub_users = {
-        str(path.relative_to(ROOT))
-        for path in (ROOT / "server").rglob("*.py")
-        if "server.redis_hub" in imports(path)
-    }
-    assert hub_users == {"server/app.py"}
+    assert users == {"server/redis_hub.py", "server/redis_jobs.py"}
+    for module in ("server.redis_hub", "server.redis_jobs"):
+        importers = {
+            str(path.relative_to(ROOT))
+            for path in (ROOT / "server").rglob("*.py")
+            if module in imports(path)
+        }
+        assert importers == {"server/app.py"}, module
 
 
 async def test_rate_limit_is_one_bucket_across_processes(
