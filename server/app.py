@@ -345,8 +345,10 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         finally:
             unwatch_gc()
             if redis_jobs is not None:
-                await redis_jobs.stop()  # jobs in progress are left to the other processes
+                await redis_jobs.stop_taking()
             await moderation.stop()
+            if redis_jobs is not None:
+                await redis_jobs.stop()  # jobs not finished are left to the other processes
             await webhooks.stop()
             if redis_hub is not None:
                 await redis_hub.stop()

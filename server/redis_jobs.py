@@ -8,8 +8,8 @@ consumer group. Imported only when ``--redis-url`` is set (the ``redis`` extra).
   holding at most ``limit`` jobs, and hands each to ``ModerationService.take``. Once the
   verdict is applied the job is acknowledged and deleted (``XACK``, ``XDEL``): the stream
   holds only the backlog and the jobs in progress.
-- A job in progress is touched (``XCLAIM ... JUSTID``) every ``claim_idle / 3`` seconds, so
-  its idle time stays low while its consumer lives. Every ``claim_idle / 3`` seconds each
+- A job in progress is touched (``XCLAIM ... JUSTID``) at least every ``claim_idle / 3``
+  seconds (and every 2 s), so its idle time stays low while its consumer lives. As often each
   taking process also claims (``XAUTOCLAIM``) the jobs idle for more than ``claim_idle``: those
   of a consumer that died (SIGKILL, a lost machine) or whose handler failed. Running a job
   twice is harmless: the verdict's write is conditional on the message being pending at the
@@ -21,6 +21,9 @@ consumer group. Imported only when ``--redis-url`` is set (the ``redis`` extra).
   was away).
 - Redis unavailable: ``put`` returns False and the caller runs the job in its own pipeline;
   the loops retry with back-off and resume when Redis is back.
+- Stopping (SIGTERM): the jobs this process took and did not finish are marked idle
+  (``XCLAIM ... IDLE``), so another process takes them at once; consumers of the group that
+  hold nothing and were idle for an hour are removed during the sweeps.
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ class RedisJobs:
         self._taker: Taker | None = None
         self._requeuer: Requeuer | None = None
         self._held: set[str] = set()
+        self._released: set[str] = set()  # failed here, not acknowledged: taken again later
         self._room = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._requeue_due = True  # at start: once for the deployment (the lock decides)
@@ -164,16 +168,30 @@ class RedisJobs:
         if self._taking:
             self._tasks.append(asyncio.create_task(self._reader(), name="moderation-jobs-read"))
 
-    async def stop(self) -> None:
+    async def stop_taking(self) -> None:
+        """Take no more jobs (first step of a shutdown; the pipeline stops next)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+
+    async def stop(self) -> None:
+        """Hand the jobs taken and not finished to the other processes, and disconnect."""
+        await self.stop_taking()
+        r, self._redis = self._redis, None
+        if r is None:
+            return
+        unfinished: list[Any] = sorted(self._held | self._released)
+        if unfinished:
+            with contextlib.suppress(RedisError, OSError):
+                idle = 86_400_000  # a day: past any process's claim_idle
+                await r.xclaim(STREAM, GROUP, self.consumer, 0, unfinished, idle=idle, justid=True)
+                log.info(
+                    "left %d unfinished moderation jobs to the other processes", len(unfinished)
+                )
+        await r.aclose()
 
     # ----------------------------------------------------------------- internals
 
@@ -236,6 +254,7 @@ class RedisJobs:
         eid = entry.decode() if isinstance(entry, bytes) else str(entry)
         if eid in self._held:
             return
+        self._released.discard(eid)
         taker = self._taker
         assert taker is not None
         try:
@@ -255,7 +274,8 @@ class RedisJobs:
             self._room.set()
             if ok:
                 await self._ack(eid)
-            # else: left pending in the group; claimed again once idle (a retry)
+            else:  # left pending in the group; claimed again once idle (a retry)
+                self._released.add(eid)
 
         try:
             await taker(message_id, rev, verdict, done, age=age)
@@ -279,7 +299,7 @@ class RedisJobs:
             self._warn("redis unavailable; a moderation job stays unacknowledged", exc)
 
     async def _housekeeping(self) -> None:
-        every = self._claim_idle / 3
+        every = min(self._claim_idle / 3, 2.0)
         last_sweep = time.monotonic()
         while True:
             r = self._redis
@@ -291,6 +311,7 @@ class RedisJobs:
                 elif time.monotonic() - last_sweep >= SWEEP:
                     last_sweep = time.monotonic()
                     await self._requeue(min_age=int(SWEEP))
+                    await self._forget_gone_consumers(r)
                 if self._taking:
                     await self._claim(r)
             except ResponseError as exc:
@@ -321,6 +342,15 @@ class RedisJobs:
                 continue
             log.info("took over moderation job %s from a consumer gone idle", entry_id)
             await self._take(entry_id, fields)
+
+    async def _forget_gone_consumers(self, r: aioredis.Redis) -> None:
+        """Remove consumers that hold no job and were idle for an hour (processes gone)."""
+        consumers: Any = await r.xinfo_consumers(STREAM, GROUP)
+        for c in consumers:
+            name = c.get("name")
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            if name != self.consumer and not c.get("pending") and c.get("idle", 0) > 3_600_000:
+                await r.xgroup_delconsumer(STREAM, GROUP, name)
 
     async def _requeue(self, *, min_age: int) -> None:
         r = self._redis

@@ -106,8 +106,8 @@ class Deployment:
         self.servers.append(srv)
         return srv
 
-    def worker(self) -> WorkerProcess:
-        wrk = WorkerProcess(self.data_dir, self.urls(), self.env)
+    def worker(self, **env: str) -> WorkerProcess:
+        wrk = WorkerProcess(self.data_dir, self.urls(), {**self.env, **env})
         wrk.start()
         self.workers.append(wrk)
         return wrk

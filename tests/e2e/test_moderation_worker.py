@@ -6,7 +6,8 @@ a real Custom API provider and a real webhook receiver on 127.0.0.1.
   webhook event is sent once, though every process runs a webhook sender.
 - A worker killed with SIGKILL while judging: another worker takes the job over (XAUTOCLAIM)
   and the verdict is applied once (one ``message.moderated``, one audit record, one event).
-- A job whose message was decided meanwhile changes nothing when it is run again.
+- A worker stopped (SIGTERM) while judging hands its job over at once: the next worker
+  takes it though it waits 30 s before taking a silent consumer's jobs.
 """
 
 from __future__ import annotations
@@ -213,3 +214,25 @@ async def test_messages_keep_flowing_through_the_second_worker(
         await b.expect_no_event("message", within=0.3)
         await eventually(lambda: _true(all(provider.disapprovals(s["id"]) for s in sent)))
         assert len(provider.events) == 20
+
+
+async def test_stopped_worker_hands_its_job_over_at_once(
+    deployment: Deployment, worlds: tuple[World, World]
+) -> None:
+    wa, wb = worlds
+    provider = Provider()
+    async with Peer(provider) as peer:
+        alice, bob = await wa.user("alice"), await wa.user("bob")
+        await configure(wa, peer, alice)
+        alice_on_b = await wb.connect(alice)
+        await asyncio.sleep(0.3)
+        provider.hold = True
+        sent = await alice_on_b.send_text(bob, "the worker is stopped judging this")
+        async with asyncio.timeout(10):
+            await provider.held.wait()
+        for worker in deployment.workers:
+            worker.stop()  # SIGTERM: an orderly shutdown
+        deployment.worker(PARLEY_MODERATION_CLAIM_IDLE="30")
+        got = await verdict(alice_on_b, sent["id"], timeout=10)
+        assert got.message["moderationStatus"] == "disapproved"
+        await alice_on_b.expect_no_event("message.moderated", within=0.5)
