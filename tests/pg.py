@@ -50,7 +50,8 @@ def bindir() -> Path:
 class PostgresCluster:
     """One running cluster; ``database(key)`` gives a fresh database per key."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable  # fsync on (bench/scale.py), as a deployment runs it
         self.bin = bindir()
         self.root = Path(tempfile.mkdtemp(prefix="parley-pg-"))
         self.data = self.root / "data"
@@ -91,10 +92,10 @@ class PostgresCluster:
             self.port = int(s.getsockname()[1])
         # fsync off: the tests kill Parley, never PostgreSQL, so the page cache is as durable
         # as the disk for them, and the suite runs faster.
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
-            " -c fsync=off -c full_page_writes=off -c max_connections=300"
-        )
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        options += " -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
         self._options = options
         self.resume()
 

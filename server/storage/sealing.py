@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import OrderedDict
 from typing import Any, Protocol
 
 from server import jsoncodec
@@ -36,10 +37,19 @@ def _aad(message_id: int, conversation_id: str) -> bytes:
 
 
 class Sealer:
-    """Seals message content for a row and opens rows into messages, with one keyring."""
+    """Seals message content for a row and opens rows into messages, with one keyring.
 
-    def __init__(self, keyring: KeyRing) -> None:
+    ``cache``: how many opened rows to keep, by every column that can change (PostgreSQL,
+    which has no in-memory recent index: moderation reads the same context and recent rows
+    again for every new message of a conversation or sender; opening each costs more than
+    reading it). A changed row (a verdict, an edit, an erasure) is a new key: nothing stale
+    is served. ``Message`` is frozen, so the cached one is shared.
+    """
+
+    def __init__(self, keyring: KeyRing, *, cache: int = 0) -> None:
         self.keyring = keyring
+        self._cache_size = cache
+        self._opened: OrderedDict[tuple[Any, ...], Message] = OrderedDict()
 
     def seal(
         self, message_id: int, conversation_id: str, content: dict[str, Any]
@@ -49,6 +59,21 @@ class Sealer:
 
     def row_to_message(self, row: Row) -> Message:
         """The message a row of ``MESSAGE_COLUMNS`` holds, its content opened."""
+        if not self._cache_size:
+            return self._row_to_message(row)
+        key = (
+            row["id"], row["body"], row["status"], row["rev"], row["updated_at"],
+            row["edited_at"], row["deleted_at"], row["shown"], row["parent_id"],
+        )  # fmt: skip
+        found = self._opened.get(key)
+        if found is None:
+            found = self._row_to_message(row)
+            if len(self._opened) >= self._cache_size:
+                self._opened.popitem(last=False)  # oldest first out
+            self._opened[key] = found
+        return found
+
+    def _row_to_message(self, row: Row) -> Message:
         content = json.loads(
             self.keyring.open(row["kid"], row["body"], _aad(row["id"], row["conversation_id"]))
         )

@@ -50,7 +50,7 @@ class PostgresStorage:
         pool_size: int = 4,
     ) -> None:
         self.db = Database(url, batch_max=batch_max, queue_size=queue_size, pool_size=pool_size)
-        self.chat = PostgresChatStore(self.db, Sealer(keyring))
+        self.chat = PostgresChatStore(self.db, Sealer(keyring, cache=20_000))
         #: The chat store as the moderation service sees it (messages and the audit log).
         self.messages = self.audit = self.chat
         self.moderation = PostgresModeration(self.db, keyring)
