@@ -6,7 +6,11 @@ through Redis pub/sub. Imported only when ``--redis-url`` is set (the ``redis`` 
 - Presence: ``parley:p:<uid>`` is the set of nodes holding a connection of ``uid`` (added on a
   uid's first local connection, removed on its last). Each node keeps ``parley:alive:<node>``
   alive with a TTL; a node whose key expired is dead and dropped from the sets it is met in,
-  as is a node whose channel has no subscriber when published to.
+  as is a node whose channel has no subscriber when published to. Every change is also
+  published on ``parley:<db>:presence``, and each node mirrors the other nodes' presence in
+  memory (a snapshot of the sets when it subscribes, then those changes; a node that lost
+  Redis sends its whole list again): sends look receivers up there, with no Redis round trip
+  per member. Until the snapshot is read, they read the sets.
 - ``send()`` delivers to the local connections at once, as ``LocalHub``, and queues the frame
   for a background publisher (bounded queue; never awaited). The publisher reads the
   presence of the receivers and publishes the frame once per other node holding any of them,
@@ -88,6 +92,10 @@ class RedisHub:
         self._dropped = 0
         self._last_warning = 0.0
         self.subscribed = asyncio.Event()
+        #: The other nodes' presence: uid -> nodes (the mirror; see the module doc).
+        self._remote: dict[str, set[str]] = {}
+        self._mirrored = False
+        self._presence_channel = PREFIX + "presence"
 
     # ----------------------------------------------------------------- the Hub protocol
 
@@ -159,6 +167,9 @@ class RedisHub:
         self._redis = aioredis.from_url(
             self._url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
         )
+        # Pub/sub channels span a Redis server's databases: name the database in this one.
+        db = self._redis.connection_pool.connection_kwargs.get("db", 0)
+        self._presence_channel = f"{PREFIX}{db}:presence"
         self._tasks = [
             asyncio.create_task(self._publisher(), name="redis-hub-publisher"),
             asyncio.create_task(self._subscriber(), name="redis-hub-subscriber"),
@@ -231,11 +242,21 @@ class RedisHub:
         if resync:
             for uid in self._uids:
                 pipe.sadd(_presence(uid), self.node)
+        added: list[str] = []
+        removed: list[str] = []
         for item in batch:
             if item[0] == "a":
                 pipe.sadd(_presence(item[1]), self.node)
+                added.append(item[1])
             elif item[0] == "r" and item[1] not in self._uids:
                 pipe.srem(_presence(item[1]), self.node)
+                removed.append(item[1])
+        if resync:  # the whole list: the others replace what they knew of this node
+            body = {"n": self.node, "reset": True, "a": list(self._uids)}
+            pipe.publish(self._presence_channel, orjson.dumps(body))
+        elif added or removed:
+            body = {"n": self.node, "a": added, "r": removed}
+            pipe.publish(self._presence_channel, orjson.dumps(body))
         wanted: list[str] = []
         seen: set[str] = set()
         for item in batch:
@@ -244,14 +265,18 @@ class RedisHub:
                 if uid not in seen:
                     seen.add(uid)
                     wanted.append(uid)
+        mirrored = self._mirrored
         marker = len(pipe)
-        for uid in wanted:
-            pipe.smembers(_presence(uid))
+        if not mirrored:
+            for uid in wanted:
+                pipe.smembers(_presence(uid))
         results = await pipe.execute() if len(pipe) else []
         nodes_of: dict[str, list[str]] = {}
         stale: list[tuple[str, str]] = []
-        for uid, members in zip(wanted, results[marker:], strict=True):
+        remote = self._remote
+        for i, uid in enumerate(wanted):
             nodes: list[str] = []
+            members = remote.get(uid, ()) if mirrored else results[marker + i]
             for raw in members:
                 node = raw.decode() if isinstance(raw, bytes) else str(raw)
                 if node == self.node:
@@ -260,7 +285,8 @@ class RedisHub:
                     stale.append((uid, node))
                 else:
                     nodes.append(node)
-            nodes_of[uid] = nodes
+            if nodes:
+                nodes_of[uid] = nodes
         pipe = r.pipeline(transaction=False)
         published: list[tuple[str, list[str]]] = []  # (node, uids) per PUBLISH
         for item in batch:
@@ -287,6 +313,7 @@ class RedisHub:
                 published.append(("", []))
         for uid, node in stale:
             pipe.srem(_presence(uid), node)
+            self._forget(uid, node)
         if not len(pipe):
             return
         counts = await pipe.execute()
@@ -297,6 +324,7 @@ class RedisHub:
             if node and listeners == 0:
                 for uid in receivers:
                     cleanup.srem(_presence(uid), node)
+                    self._forget(uid, node)
         if len(cleanup):
             await cleanup.execute()
 
@@ -307,9 +335,14 @@ class RedisHub:
             assert r is not None
             pubsub = r.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(_channel(self.node), INVALIDATE)
+                self._mirrored = False
+                await pubsub.subscribe(_channel(self.node), INVALIDATE, self._presence_channel)
                 self._resync = True  # missed presence changes while away
                 self._queue(("n",))  # a round of the publisher re-announces presence
+                # Subscribed first, then the snapshot: a change made meanwhile is in the
+                # snapshot or arrives after it (applying it twice changes nothing).
+                self._remote = await self._snapshot(r)
+                self._mirrored = True
                 if self.subscribed.is_set():
                     # Back after an outage: invalidations may have been missed, here and
                     # (those this process could not publish) elsewhere. Drop every cache.
@@ -333,9 +366,46 @@ class RedisHub:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
+    async def _snapshot(self, r: aioredis.Redis) -> dict[str, set[str]]:
+        """Every other node's presence, read from the sets."""
+        mirror: dict[str, set[str]] = {}
+        async for key in r.scan_iter(match=_presence("*"), count=1000):
+            raw_key = key.decode() if isinstance(key, bytes) else str(key)
+            uid = raw_key[len(_presence("")) :]
+            nodes = {
+                n.decode() if isinstance(n, bytes) else str(n) for n in await r.smembers(raw_key)
+            }
+            nodes.discard(self.node)
+            if nodes:
+                mirror[uid] = nodes
+        return mirror
+
+    def _forget(self, uid: str, node: str) -> None:
+        nodes = self._remote.get(uid)
+        if nodes is not None:
+            nodes.discard(node)
+            if not nodes:
+                del self._remote[uid]
+
+    def _presence_changed(self, body: dict[str, Any]) -> None:
+        node = str(body["n"])
+        if node == self.node:
+            return
+        if body.get("reset"):
+            for uid in [u for u, nodes in self._remote.items() if node in nodes]:
+                self._forget(uid, node)
+        for uid in body.get("a") or ():
+            self._remote.setdefault(uid, set()).add(node)
+        for uid in body.get("r") or ():
+            self._forget(uid, node)
+
     def _receive(self, channel: bytes, data: bytes) -> None:
         try:
-            if channel.decode() == INVALIDATE:
+            name = channel.decode()
+            if name == self._presence_channel:
+                self._presence_changed(orjson.loads(data))
+                return
+            if name == INVALIDATE:
                 body = orjson.loads(data)
                 if body.get("n") != self.node:
                     self._invalidate(str(body.get("k")), str(body.get("y")))

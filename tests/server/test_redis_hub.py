@@ -187,3 +187,29 @@ async def test_rate_limit_falls_back_to_the_process_without_redis() -> None:
             await limiter.take("u")
     finally:
         await hub._redis.aclose()
+
+
+async def test_presence_is_mirrored_so_sends_need_no_lookup(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]],
+) -> None:
+    """A's mirror of B's presence follows B's first and last connection of a user, so a send
+    finds its receivers' processes in memory (a group of 100 costs no 100 Redis lookups)."""
+    a, b, _ = hubs
+    c1, c2 = conn("mirrored"), conn("mirrored")
+    b.register(c1)
+    b.register(c2)
+    await eventually(lambda: a._remote.get("mirrored") == {b.node})
+    b.unregister(c1)
+    await asyncio.sleep(0.2)
+    assert a._remote.get("mirrored") == {b.node}  # one connection left
+    b.unregister(c2)
+    await eventually(lambda: "mirrored" not in a._remote)
+    # A hub that starts later reads the presence already there.
+    b.register(conn("before"))
+    await eventually(lambda: b._out.empty())
+    late = RedisHub(redis_server().url(5))
+    await late.start({})
+    try:
+        assert late._remote.get("before") == {b.node}
+    finally:
+        await late.stop()
