@@ -1,5 +1,5 @@
 """The ``parley`` command: ``serve``, ``moderation-worker``, ``keys rotate``, ``certs``,
-``token``, ``audit``."""
+``token``, ``audit``, ``migrate-store``."""
 
 from __future__ import annotations
 
@@ -148,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--redis-url", help="the deployment's Redis URL")
     worker.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
 
+    migrate = sub.add_parser(
+        "migrate-store",
+        help="copy the data dir's SQLite database into an empty PostgreSQL database (stop the"
+        " server first); keys, secrets and media stay in the data dir",
+    )
+    _add_common(migrate)
+    migrate.add_argument("--database-url", help="the empty PostgreSQL database to fill")
+
     keys = sub.add_parser("keys", help="manage the data encryption keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     rotate = keys_sub.add_parser(
@@ -280,12 +288,55 @@ def moderation_worker(settings: Settings) -> None:
     asyncio.run(run())
 
 
+def migrate_store(settings: Settings) -> None:
+    """``parley migrate-store``: SQLite in the data dir -> the empty database at the URL."""
+    import asyncio
+
+    from server.crypto import load_keyring
+    from server.storage import postgres
+    from server.storage.postgres.migrate_store import MigrationRefused, copy_store, holds_rows
+    from server.storage.sqlite import SqliteStorage, key_ids_in_use
+
+    url, db = settings.database_url, settings.db_path
+    if not url:
+        raise _Refused("migrate-store needs --database-url (the empty PostgreSQL database)")
+    if not db.exists():
+        raise _Refused(f"no SQLite database at {db} (is --data-dir right?)")
+    if postgres.has_data(url) and asyncio.run(holds_rows(url)):
+        raise _Refused(
+            "the PostgreSQL database already holds Parley data; migrate into an empty database"
+            " (createdb) so nothing is mixed or overwritten"
+        )
+    keyring = load_keyring(settings.data_dir, os.environ, in_use=key_ids_in_use(db), has_data=True)
+
+    async def run() -> dict[str, int]:
+        for store in (SqliteStorage(db, keyring), postgres.PostgresStorage(url, keyring)):
+            await store.open()  # brings each schema to this version
+            await store.close()
+        return await copy_store(db, url)
+
+    try:
+        copied = asyncio.run(run())
+    except MigrationRefused as exc:
+        raise _Refused(f"nothing was copied: {exc}") from exc
+    for table, count in copied.items():
+        print(f"{table:<20} {count:>10,} rows")
+    print(
+        f"copied {sum(copied.values()):,} rows from {db} into PostgreSQL; start the servers"
+        " with --database-url and the same data dir (keys, secrets, media)"
+    )
+
+
+class _Refused(Exception):
+    """A command refused to run: the message goes to stderr, the exit status is 2."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = _settings(args)
     try:
         _run(args, settings)
-    except MissingKeys as exc:
+    except (MissingKeys, _Refused) as exc:
         # A refusal the operator must act on, not a crash: the message, no traceback.
         print(f"parley: {exc}", file=sys.stderr, flush=True)
         return 2
@@ -297,6 +348,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         serve(settings)
     elif args.command == "moderation-worker":
         moderation_worker(settings)
+    elif args.command == "migrate-store":
+        migrate_store(settings)
     elif args.command == "keys":
         ring = rotate_keyring(settings.data_dir)
         print(
