@@ -101,8 +101,13 @@ def _web_dir() -> str:
     return str(resources.files("client.web"))
 
 
-def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> Starlette:
-    """Build the ASGI app; storage opens and the pipeline starts in the lifespan."""
+def create_app(
+    settings: Settings, *, env: Mapping[str, str] | None = None, worker: bool = False
+) -> Starlette:
+    """Build the ASGI app; storage opens and the pipeline starts in the lifespan.
+
+    ``worker``: for ``parley moderation-worker``, which only runs the lifespan (it serves no
+    API, so it never mints an API key into the data dir)."""
     env = dict(os.environ if env is None else env)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Checked here, before anything is served: MissingKeys when the keyring lacks a key that
@@ -123,6 +128,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         settings.data_dir,
         api_key=settings.api_key,
         jwt_secret=settings.jwt_secret or env.get("PARLEY_JWT_SECRET"),
+        mint_api_key=not worker,
     )
     metrics = Metrics()
     store: SqliteStorage | postgres.PostgresStorage = (

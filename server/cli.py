@@ -274,7 +274,7 @@ def moderation_worker(settings: Settings) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # A worker takes jobs even if its settings (a shared TOML file) say its servers do not.
-    app = create_app(dataclasses.replace(settings, moderation_jobs=True, demo=False))
+    app = create_app(dataclasses.replace(settings, moderation_jobs=True, demo=False), worker=True)
 
     async def run() -> None:
         stop = asyncio.Event()
