@@ -6,6 +6,8 @@ a real Custom API provider and a real webhook receiver on 127.0.0.1.
   webhook event is sent once, though every process runs a webhook sender.
 - A worker killed with SIGKILL while judging: another worker takes the job over (XAUTOCLAIM)
   and the verdict is applied once (one ``message.moderated``, one audit record, one event).
+- A job run again (as after a worker that died between the verdict and its acknowledgement)
+  finds the message decided: no second verdict, provider call, audit record or event.
 - A worker stopped (SIGTERM) while judging hands its job over at once: the next worker
   takes it though it waits 30 s before taking a silent consumer's jobs.
 """
@@ -13,10 +15,12 @@ a real Custom API provider and a real webhook receiver on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from starlette.responses import JSONResponse, Response
 
 from client.sdk import ParleyClient
@@ -63,6 +67,7 @@ class Provider:
         self.events: list[dict[str, Any]] = []  # as they arrive
         self.event_arrived = asyncio.Event()
         self.slow_events = slow_events
+        self.hook_calls = 0
 
     async def __call__(self, request: Recorded) -> Response:
         if request.path == "/events":
@@ -70,6 +75,7 @@ class Provider:
             self.event_arrived.set()
             await asyncio.sleep(self.slow_events)
             return JSONResponse({"ok": True})
+        self.hook_calls += 1
         if self.hold:
             self.hold = False
             self.held.set()
@@ -236,3 +242,39 @@ async def test_stopped_worker_hands_its_job_over_at_once(
         got = await verdict(alice_on_b, sent["id"], timeout=10)
         assert got.message["moderationStatus"] == "disapproved"
         await alice_on_b.expect_no_event("message.moderated", within=0.5)
+
+
+async def test_a_job_run_again_changes_nothing(
+    deployment: Deployment, worlds: tuple[World, World]
+) -> None:
+    wa, wb = worlds
+    provider = Provider()
+    async with Peer(provider) as peer:
+        alice, bob = await wa.user("alice"), await wa.user("bob")
+        await configure(wa, peer, alice)
+        alice_on_b = await wb.connect(alice)
+        await asyncio.sleep(0.3)
+        sent = await alice_on_b.send_text(bob, "judged once")
+        got = await verdict(alice_on_b, sent["id"])
+        assert got.message["moderationStatus"] == "disapproved"
+        await eventually(lambda: _true(provider.disapprovals(sent["id"])))
+        calls = provider.hook_calls
+        # The job again, as a worker that died before acknowledging it would leave it.
+        r = aioredis.from_url(deployment.redis_url)
+        try:
+            await r.xadd(
+                "parley:mod:jobs", {"m": sent["id"], "r": 0, "v": b"", "t": repr(time.time())}
+            )
+
+            async def taken() -> bool:
+                return int(await r.xlen("parley:mod:jobs")) == 0
+
+            await eventually(taken)  # taken, found decided, acknowledged and deleted
+            pending = await r.xpending("parley:mod:jobs", "parley:mod")
+            assert pending["pending"] == 0
+        finally:
+            await r.aclose()
+        await alice_on_b.expect_no_event("message.moderated", within=1.0)
+        assert provider.hook_calls == calls
+        assert len(await audit_of(wa, sent["id"])) == 1
+        assert len(provider.disapprovals(sent["id"])) == 1
