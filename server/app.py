@@ -37,6 +37,7 @@ from server.hub import Hub, LocalHub
 from server.media.quarantine import MediaQuarantine
 from server.media.service import build_media_service
 from server.metrics import Metrics
+from server.models import Message
 from server.moderation_service.admin import ModerationAdmin
 from server.moderation_service.gate import ModerationService
 from server.moderation_service.outcomes import Outcomes
@@ -50,6 +51,7 @@ from server.routes import groups, known_images, messages, users
 from server.routes import inbox as inbox_routes
 from server.routes import media as media_routes
 from server.routes import moderation as moderation_routes
+from server.routes import retention as retention_routes
 from server.routes.common import Deps
 from server.routes.moderation import ModerationDeps
 from server.security_headers import SecurityHeaders
@@ -63,7 +65,10 @@ from server.services.groups import GroupService
 from server.services.inbox import DirectoryService, InboxService
 from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
+from server.services.reports import ReportOptions
 from server.services.restrictions import Restrictions
+from server.services.retention import RetentionService
+from server.services.sender_view import SenderView
 from server.services.users import UserService
 from server.services.verdicts import VerdictService
 from server.session import Session
@@ -207,8 +212,19 @@ def create_app(
         store.chat, store.messages, users_, blocks, groups_, clock=clock, media=media
     )
     fanout = Fanout(hub, groups_, blocks, users=users_, media=media, hidden=restrictions.hidden)
+    # Known-bad images: a disapproving image_hash match quarantines the upload (issue 12);
+    # a person approving the message after all lifts it.
+    quarantine = MediaQuarantine(media, store.audit, webhooks, clock=clock)
     verdicts = VerdictService(
-        store.messages, store.audit, hub, fanout, groups_, blocks, clock=clock, decisions=decisions
+        store.messages,
+        store.audit,
+        hub,
+        fanout,
+        groups_,
+        blocks,
+        clock=clock,
+        decisions=decisions,
+        overturned=quarantine.after_approval,
     )
     appeals = Appeals(
         store.sanctions,
@@ -221,9 +237,25 @@ def create_app(
         clock=clock,
     )
     views = MessageViews(store.messages, users_, groups_, media)
-    # Known-bad images: a disapproving image_hash match quarantines the upload (issue 12).
-    quarantine = MediaQuarantine(media, store.audit, webhooks, clock=clock)
-    inflight = InflightMessages(store.messages)
+
+    async def provider_attachment(message: Message) -> dict[str, Any] | None:
+        """A media message's attachment for the Custom API: absolute links signed for its
+        sender (who may always see their own upload), so the provider can fetch the file
+        while the message is still pending; they expire like any link."""
+        media_id = (message.attachment or {}).get("mediaId")
+        sender = await users_.user(message.sender)
+        if not isinstance(media_id, str) or sender is None:
+            return None
+        found = await media.attachment(media_id, sender)
+        if found is None:
+            return None
+        base = settings.public_base
+        for key in ("url", "thumbnailUrl"):
+            if key in found:
+                found[key] = base + found[key]
+        return found
+
+    inflight = InflightMessages(store.messages, attach=provider_attachment)
     moderation = ModerationService(
         store.messages,
         store.moderation,
@@ -292,8 +324,24 @@ def create_app(
         media=media,
         restrictions=restrictions,
         typing=redis_hub.typing_throttle() if redis_hub is not None else None,
+        report_options=ReportOptions(
+            show_reporter=settings.group_reports_show_reporter,
+            escalate_after=settings.report_escalation_seconds,
+        ),
     )
     inbox = InboxService(store.inbox, render=messaging.render, hidden=restrictions.hidden)
+    # Retention (issue 15): periods, holds, and the job that deletes what is past them,
+    # with the in-memory copies of messages it must empty.
+    retention = RetentionService(
+        store.retention,
+        store.audit,
+        groups_,
+        media.remove_files,
+        clock=clock,
+        forget=(views.forget,),
+        interval=settings.retention_interval,
+        upload_ttl=settings.upload_ttl,
+    )
     directory = DirectoryService(store.inbox, scope=settings.directory_scope)
     state = AppState(
         users=users_,
@@ -336,6 +384,8 @@ def create_app(
         if redis_jobs is not None:
             await redis_jobs.start(moderation.take, moderation.requeue)
         await webhooks.start()
+        retention.start()
+        messaging.reports.start()
         # What exists now (modules, rules, compiled lists) lives as long as the process: keep
         # it out of the garbage collector's full passes. And make full passes rare: a chat
         # server holds hundreds of thousands of long-lived objects (connections, caches), a
@@ -350,6 +400,8 @@ def create_app(
             yield
         finally:
             unwatch_gc()
+            await retention.stop()
+            await messaging.reports.stop()
             if redis_jobs is not None:
                 await redis_jobs.stop_taking()
             await moderation.stop()
@@ -410,7 +462,7 @@ def create_app(
     api: list[Any] = [
         *users.routes(deps),
         *groups.routes(deps),
-        *messages.routes(deps),
+        *messages.routes(deps, sender_view=SenderView(store.messages, restrictions)),
         *moderation_routes.routes(deps, moderation_deps),
         *audit_routes.routes(deps),
         *decision_routes.routes(
@@ -419,6 +471,7 @@ def create_app(
         *media_routes.api_routes(deps, media),
         *known_images.routes(deps, moderation_deps.admin, media, quarantine),
         *inbox_routes.routes(deps, inbox=inbox, directory=directory),
+        *retention_routes.routes(deps, retention),
     ]
     routes = [
         WebSocketRoute("/ws", ws_endpoint),

@@ -115,6 +115,37 @@ def build_parser() -> argparse.ArgumentParser:
         f" group with (default {DEFAULTS.directory_scope})",
     )
     serve.add_argument(
+        "--retention-interval",
+        type=float,
+        help="seconds between runs of the retention job, which deletes messages past the"
+        f" periods set through /api/v1/retention (default {DEFAULTS.retention_interval:g};"
+        " 0: only when asked)",
+    )
+    serve.add_argument(
+        "--public-url",
+        help="the URL this server is reached at from outside (behind a proxy, the proxy's),"
+        " for links given to the Custom API; default: the address it listens on",
+    )
+    serve.add_argument(
+        "--group-reports-show-reporter",
+        action="store_const",
+        const=True,
+        help="let a group's moderators see who reported a message in their group (app staff"
+        " always see it)",
+    )
+    serve.add_argument(
+        "--report-escalation-seconds",
+        type=int,
+        help="seconds an unhandled report waits before it is escalated to app moderators"
+        f" (default {DEFAULTS.report_escalation_seconds}; 0: never)",
+    )
+    serve.add_argument(
+        "--upload-ttl",
+        type=int,
+        help="seconds an upload no message carries is kept before the retention job deletes"
+        f" it (default {DEFAULTS.upload_ttl})",
+    )
+    serve.add_argument(
         "--no-moderation",
         dest="moderation_enabled",
         action="store_const",

@@ -129,6 +129,7 @@ class FlagMessage:
     message_id: int
     reason: str
     remarks: str
+    category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -289,6 +290,7 @@ def _parse_command(kind: str, obj: dict[str, Any], limits: Limits) -> Command:
             _message_id(obj),
             check_text(reason, limits, "reason"),
             check_text(remarks, limits, "remarks"),
+            _field(obj, "category", str, required=False),
         )
     if kind == "ping":
         return Ping()

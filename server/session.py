@@ -205,7 +205,9 @@ class Session:
             )
         elif isinstance(cmd, protocol.FlagMessage):
             # A user report; the wire calls its acknowledgement ``message.flagged``.
-            ack = await messaging.report_message(user, cmd.message_id, cmd.reason, cmd.remarks)
+            ack = await messaging.report_message(
+                user, cmd.message_id, cmd.reason, cmd.remarks, cmd.category
+            )
             conn.push(protocol.encode("message.flagged", ack, frame_id=frame_id))
         elif isinstance(cmd, protocol.Auth):
             await self._reauthenticate(user, conn, cmd.token, frame_id)

@@ -95,6 +95,19 @@ class Settings:
     # Whom plain users find in the user directory (GET /api/v1/users?search=): "all", or
     # "shared_groups" (users they share a group with). Staff and the API key see everyone.
     directory_scope: str = "shared_groups"
+    # Seconds between runs of the retention job (PUT /api/v1/retention sets the periods;
+    # until then it deletes nothing); 0: only on POST /api/v1/retention/run.
+    retention_interval: float = 3600.0
+    # Reports (issue 15): whether a group's moderators see who reported a message in their
+    # group (app staff always do), and after how many seconds an unhandled report is
+    # escalated to app moderators (0: never).
+    group_reports_show_reporter: bool = False
+    report_escalation_seconds: int = 3600
+    # The URL this server is reached at from outside (behind a proxy: the proxy's), for links
+    # given to peers such as the Custom API; default: scheme://host:port it listens on.
+    public_url: str | None = None
+    # Seconds an upload that no message carries is kept (the retention job deletes it then).
+    upload_ttl: int = 86_400
 
     @property
     def db_path(self) -> Path:
@@ -103,6 +116,12 @@ class Settings:
     @property
     def scheme(self) -> str:
         return "http" if self.insecure_http else "https"
+
+    @property
+    def public_base(self) -> str:
+        """Where peers reach this server: ``public_url`` (without a trailing slash), or the
+        address it listens on."""
+        return (self.public_url or self.base_url).rstrip("/")
 
     @property
     def base_url(self) -> str:
@@ -129,6 +148,7 @@ def _coerce(name: str, value: Any) -> Any:
         "openai_base_url",
         "openai_model",
         "openai_moderation_model",
+        "public_url",
     ):
         return None if value in (None, "") else str(value)
     if isinstance(default, bool):

@@ -35,14 +35,10 @@ function jwtSubject(token) {
   }
 }
 
+/** The time of day in a bubble (the day is on the separator above it). */
 function formatTime(seconds) {
   if (!seconds) return "";
-  const d = new Date(seconds * 1000);
-  const today = new Date();
-  const sameDay = d.toDateString() === today.toDateString();
-  return sameDay
-    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-    : d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
 function safeUrl(url) {
@@ -86,7 +82,11 @@ const state = {
   typingIn: new Map(), // cid -> Map(uid -> timer)
   typingOut: { cid: null, timer: null },
   blocked: new Set(),
-  convsLoadedFor: null,
+  inbox: { next: null, loading: false, loaded: false }, // GET /me/conversations paging
+  names: new Map(), // uid -> display name, from directory searches
+  offlineNoticed: false, // the "offline" notice was shown since the last auth.ok
+  lastFrameAt: 0, // Date.now() of the last frame from the server (a silent socket is dead)
+  search: { timer: null, seq: 0, results: [] },
   draft: null, // {file, kind, previewUrl}: the attachment chosen in the composer, not sent yet
   linkRefresh: new Map(), // message id -> Date.now() of the last fresh-link fetch
   // message id -> {key, node}: media elements kept across re-renders, so that thumbnails are not
@@ -112,43 +112,61 @@ function newConv(kind, peer, title) {
     loading: false,
     hasMore: false,
     unread: 0,
+    last: null, // the newest message we know of (the inbox's lastMessage, then live ones)
+    updatedAt: 0, // the inbox's updatedAt (a group with no message: when we joined)
   };
-}
-
-function storageKey() {
-  return `parley.convs.${state.me}`;
-}
-
-function saveConvs() {
-  if (!state.me) return;
-  const list = Array.from(state.convs.values(), (c) => ({ kind: c.kind, peer: c.peer, title: c.title }));
-  try { localStorage.setItem(storageKey(), JSON.stringify(list)); } catch { /* storage full or disabled */ }
-}
-
-function loadConvs() {
-  if (!state.me || state.convsLoadedFor === state.me) return;
-  state.convsLoadedFor = state.me;
-  state.convs.clear();
-  let list = [];
-  try { list = JSON.parse(localStorage.getItem(storageKey()) || "[]"); } catch { list = []; }
-  for (const item of Array.isArray(list) ? list : []) {
-    if (!item || !ID_RE.test(item.peer || "") || !["user", "group"].includes(item.kind)) continue;
-    const conv = newConv(item.kind, item.peer, typeof item.title === "string" ? item.title : item.peer);
-    state.convs.set(conv.cid, conv);
-  }
-  renderConvList();
 }
 
 function ensureConv(kind, peer, title) {
   const cid = conversationId(state.me, kind, peer);
   let conv = state.convs.get(cid);
   if (!conv) {
-    conv = newConv(kind, peer, title);
+    conv = newConv(kind, peer, title || (kind === "user" ? state.names.get(peer) : null));
     state.convs.set(cid, conv);
-    saveConvs();
     renderConvList();
   }
   return conv;
+}
+
+/** The conversation list from the server (GET /me/conversations): the same on every device. */
+async function loadInbox({ more = false } = {}) {
+  if (state.inbox.loading || !state.token || (more && !state.inbox.next)) return;
+  state.inbox.loading = true;
+  const params = new URLSearchParams({ limit: "50" });
+  if (more) params.set("before", state.inbox.next);
+  try {
+    const res = await api("GET", `/api/v1/me/conversations?${params}`, { token: state.token });
+    for (const item of (res && Array.isArray(res.conversations)) ? res.conversations : []) {
+      const kind = item.conversationType === "group" ? "group" : "user";
+      if (!ID_RE.test(item.with || "")) continue;
+      const conv = ensureConv(kind, item.with);
+      conv.updatedAt = Number(item.updatedAt) || 0;
+      if (item.lastMessage && typeof item.lastMessage.id === "number") noteLast(conv, item.lastMessage);
+      // The server counts what is unread; the open conversation is being read right now.
+      conv.unread = conv.cid === state.active ? 0 : Math.max(0, Number(item.unreadCount) || 0);
+    }
+    if (!more || state.inbox.next) state.inbox.next = (res && typeof res.next === "string") ? res.next : null;
+    state.inbox.loaded = true;
+    // Group names for the list (the inbox names groups by guid); a few at a time, once each.
+    const unnamed = Array.from(state.convs.values()).filter((c) => c.kind === "group" && !c.sub && !c.named);
+    for (const conv of unnamed.slice(0, 20)) {
+      conv.named = true;
+      fetchGroupInfo(conv).catch(() => { /* a group we left meanwhile: keep its guid */ });
+    }
+  } catch (err) {
+    showApiError(err);
+  } finally {
+    state.inbox.loading = false;
+  }
+  renderConvList();
+}
+
+function noteLast(conv, m) {
+  if (!conv.last || m.id >= conv.last.id) {
+    conv.last = m;
+    return true;
+  }
+  return false;
 }
 
 function convOfMessage(m) {
@@ -159,9 +177,10 @@ function convOfMessage(m) {
 
 // ------------------------------------------------------------------ WebSocket
 
-function setConnState(kind, text) {
+function setConnState(kind, text, why = "") {
   $("conn-dot").className = `status-dot ${kind}`;
   $("conn-text").textContent = text;
+  $("conn-text").title = why;
 }
 
 function wsSend(frame) {
@@ -174,6 +193,11 @@ function wsSend(frame) {
 function connect() {
   clearTimeout(state.reconnectTimer);
   if (state.stopped) return;
+  if (state.ws) { // never two sockets: the old one is forgotten before its events arrive
+    const old = state.ws;
+    state.ws = null;
+    try { old.close(4000, "reconnecting"); } catch { /* already closing */ }
+  }
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   setConnState("connecting", "connecting…");
   let ws;
@@ -189,6 +213,8 @@ function connect() {
     ws.send(JSON.stringify({ type: "auth", id: nextFrameId("auth"), token: state.token }));
   });
   ws.addEventListener("message", (event) => {
+    if (state.ws !== ws) return; // a socket we gave up on
+    state.lastFrameAt = Date.now();
     if (typeof event.data !== "string") return;
     let frame;
     try { frame = JSON.parse(event.data); } catch { return; }
@@ -208,16 +234,38 @@ function connect() {
       logout();
       return;
     }
-    setConnState("offline", `disconnected (${event.code}), retrying…`);
-    scheduleReconnect();
+    scheduleReconnect(`disconnected (${event.code})`);
   });
 }
 
-function scheduleReconnect() {
+/**
+ * Try again after a back-off: 1 s, doubling to 30 s, with jitter so that a restarted server is
+ * not hit by every client at once. Sends typed meanwhile wait in `conv.local` and go out again,
+ * with their muid, on the next auth.ok.
+ */
+function scheduleReconnect(why = "disconnected") {
   clearTimeout(state.reconnectTimer);
-  const delay = state.reconnectDelay;
+  const delay = state.reconnectDelay + Math.random() * 500;
   state.reconnectDelay = Math.min(state.reconnectDelay * 2, 30000);
-  state.reconnectTimer = setTimeout(connect, delay + Math.random() * 500);
+  setConnState("offline", `offline, retry in ${Math.max(1, Math.round(delay / 1000))} s`, why);
+  state.reconnectTimer = setTimeout(connect, delay);
+}
+
+/** Give up on the current socket (it went silent, or the network came back) and reconnect. */
+function dropSocket(why) {
+  const ws = state.ws;
+  state.ws = null;
+  state.online = false;
+  clearInterval(state.pingTimer);
+  if (ws) { try { ws.close(4000, why); } catch { /* already closing */ } }
+  if (!state.stopped) scheduleReconnect(why);
+}
+
+/** Every 15 s: a ping; a socket with no frame for 40 s (no pong either) is dead. */
+function heartbeat() {
+  if (!state.online) return;
+  if (Date.now() - state.lastFrameAt > 40000) { dropSocket("no answer from the server"); return; }
+  wsSend({ type: "ping" });
 }
 
 function handleFrame(f) {
@@ -252,16 +300,17 @@ function handleFrame(f) {
 
 function onAuthOk(user) {
   state.online = true;
+  state.offlineNoticed = false;
   state.reconnectDelay = 1000;
   state.user = user || null;
   if (user && user.uid) state.me = user.uid;
-  loadConvs();
   $("me").textContent = state.user && state.user.name && state.user.name !== state.me
     ? `${state.user.name} (${state.me})` : state.me || "";
   setConnState("online", "connected");
   clearInterval(state.pingTimer);
-  state.pingTimer = setInterval(() => wsSend({ type: "ping" }), 25000);
+  state.pingTimer = setInterval(heartbeat, 15000);
   refreshBlocked();
+  loadInbox(); // the list and its unread counts, as the server has them now
   // Anything we missed while offline: reload the latest page of every loaded conversation.
   for (const conv of state.convs.values()) {
     if (conv.loaded) loadHistory(conv, { refresh: true });
@@ -325,9 +374,20 @@ function upsertMessage(m, { render = true } = {}) {
   const existing = conv.messages.get(m.id);
   if (!existing || (m.updatedAt || 0) >= (existing.updatedAt || 0)) conv.messages.set(m.id, m);
   if (m.moderation && typeof m.moderation === "object") state.moderation.set(m.id, m.moderation);
+  noteReceipts(m);
   if (m.muid && m.sender === state.me && conv.local.has(m.muid)) dropLocal(conv, m.muid);
+  const moved = noteLast(conv, conv.messages.get(m.id));
   if (render && conv.cid === state.active) renderMessages();
+  if (render && moved) renderConvList();
   return conv;
+}
+
+/** History gives our own messages `receipts: {delivered, read}`: the ticks survive a reload. */
+function noteReceipts(m) {
+  const r = m.receipts;
+  if (!r || typeof r !== "object" || m.sender !== state.me) return;
+  if (Number(r.read) > 0) state.receipts.set(m.id, "read");
+  else if (Number(r.delivered) > 0 && state.receipts.get(m.id) !== "read") state.receipts.set(m.id, "delivered");
 }
 
 function onMessage(m, live) {
@@ -395,8 +455,15 @@ function sendMessage(text) {
   if (!conv) return;
   const local = { muid: randomId(), text, sender: state.me, status: "sending", createdAt: Date.now() / 1000 };
   conv.local.set(local.muid, local);
-  if (!sendFrameFor(conv, local)) toast("", "Offline: the message will be sent when the connection is back.", null, "info");
+  if (!sendFrameFor(conv, local)) offlineNotice();
   renderMessages({ toBottom: true });
+}
+
+/** Once per disconnection: sends wait in the conversation and go out on reconnect. */
+function offlineNotice() {
+  if (state.offlineNoticed) return;
+  state.offlineNoticed = true;
+  toast("", "Offline: messages will be sent when the connection is back.", null, "info");
 }
 
 function dropLocal(conv, muid) {
@@ -555,7 +622,7 @@ async function startUpload(conv, local) {
   // The server decides what the file really is.
   local.messageType = MEDIA_TYPES.has(local.media.kind) ? local.media.kind : local.kind;
   local.status = "sending";
-  if (!sendFrameFor(conv, local)) toast("", "Offline: the message will be sent when the connection is back.", null, "info");
+  if (!sendFrameFor(conv, local)) offlineNotice();
   renderIfActive(conv);
 }
 
@@ -732,13 +799,21 @@ async function loadHistory(conv, { older = false, refresh = false } = {}) {
   if (older && conv.messages.size) params.set("before", String(Math.min(...conv.messages.keys())));
   const scroller = $("messages");
   const before = { height: scroller.scrollHeight, top: scroller.scrollTop };
+  const known = refresh ? lastId(conv) : 0;
+  const path = `/api/v1/conversations/${encodeURIComponent(conv.cid)}/messages`;
   try {
-    const res = await api("GET", `/api/v1/conversations/${encodeURIComponent(conv.cid)}/messages?${params}`, {
-      token: state.token,
-    });
-    const list = (res && Array.isArray(res.messages)) ? res.messages : [];
+    let res = await api("GET", `${path}?${params}`, { token: state.token });
+    let list = (res && Array.isArray(res.messages)) ? res.messages : [];
     for (const m of list) upsertMessage(m, { render: false });
     const more = typeof res.hasMore === "boolean" ? res.hasMore : list.length === 50;
+    // After a reconnect: page back until we meet what we had, so that nothing missed while
+    // offline is skipped (at most 20 pages; past that, "Load older messages" remains).
+    for (let pages = 0; refresh && known && res.hasMore && list.length && list[0].id > known && pages < 20; pages++) {
+      params.set("before", String(list[0].id));
+      res = await api("GET", `${path}?${params}`, { token: state.token });
+      list = (res && Array.isArray(res.messages)) ? res.messages : [];
+      for (const m of list) upsertMessage(m, { render: false });
+    }
     if (older || !refresh || !conv.loaded) conv.hasMore = more;
     conv.loaded = true;
   } catch (err) {
@@ -753,6 +828,7 @@ async function loadHistory(conv, { older = false, refresh = false } = {}) {
       renderMessages({ toBottom: !refresh });
     }
   }
+  renderConvList();
 }
 
 // ------------------------------------------------------------------ typing
@@ -914,7 +990,6 @@ async function fetchGroupInfo(conv) {
   conv.title = (g && g.name) || conv.peer;
   const count = g && (g.membersCount ?? (Array.isArray(g.members) ? g.members.length : null));
   conv.sub = [g && g.type, count !== null && count !== undefined ? `${count} members` : null].filter(Boolean).join(" · ");
-  saveConvs();
   renderConvList();
   return g;
 }
@@ -934,12 +1009,13 @@ async function openConversation(kind, peer, { strict = false } = {}) {
       if (strict) {
         const cid = conversationId(state.me, "group", peer);
         const conv = state.convs.get(cid);
-        if (conv && !conv.messages.size) { state.convs.delete(cid); saveConvs(); renderConvList(); }
+        if (conv && !conv.messages.size && !conv.last) { state.convs.delete(cid); renderConvList(); }
         return;
       }
     }
   }
   const conv = ensureConv(kind, peer);
+  if (kind === "user" && state.names.has(peer) && conv.title === peer) conv.title = state.names.get(peer);
   selectConversation(conv.cid);
 }
 
@@ -957,6 +1033,65 @@ function selectConversation(cid) {
   if (matchMedia("(min-width: 701px)").matches) $("composer-text").focus();
 }
 
+// ------------------------------------------------------------------ directory search
+
+/** Look the typed prefix up in the user directory (GET /users?search=) and list the matches. */
+async function runSearch() {
+  const value = $("open-id").value.trim();
+  const seq = ++state.search.seq;
+  if (!value || !state.token) { renderSearch([], value); return; }
+  if (value.startsWith("#")) { renderSearch([], value); return; }
+  const prefix = value.replace(/^@/, "");
+  let users = [];
+  try {
+    const res = await api("GET", `/api/v1/users?${new URLSearchParams({ search: prefix, limit: "8" })}`, { token: state.token });
+    users = (res && Array.isArray(res.users)) ? res.users.filter((u) => u && ID_RE.test(u.uid || "") && u.uid !== state.me) : [];
+  } catch (err) {
+    if (seq === state.search.seq) showApiError(err);
+  }
+  if (seq !== state.search.seq) return; // a newer keystroke's answer wins
+  renderSearch(users, value);
+}
+
+function renderSearch(users, value) {
+  state.search.results = users;
+  for (const u of users) if (typeof u.name === "string" && u.name) state.names.set(u.uid, u.name);
+  const box = $("search-results");
+  const items = users.map((u) => el("li", {},
+    el("button", { type: "button", class: "search-result", "data-uid": u.uid, onclick: () => pickUser(u) },
+      el("span", { class: "avatar", text: (u.name || u.uid).slice(0, 1).toUpperCase(), "aria-hidden": "true" }),
+      el("span", { class: "conv-main" },
+        el("span", { class: "title", text: u.name || u.uid }),
+        el("span", { class: "preview", text: `@${u.uid}` })))));
+  const typed = value.replace(/^[@#]/, "");
+  if (value && ID_RE.test(typed) && (value.startsWith("#") || !users.some((u) => u.uid === typed))) {
+    const kind = value.startsWith("#") ? "group" : "user";
+    items.push(el("li", {}, el("button", { type: "button", class: "search-result raw",
+      onclick: () => { clearSearch(); openConversation(kind, typed, { strict: true }); } },
+      el("span", { class: "muted small", text: kind === "group" ? `Open group #${typed}` : `Open a chat with the uid "${typed}"` }))));
+  }
+  if (value && !value.startsWith("#") && !users.length) {
+    items.unshift(el("li", { class: "muted small empty-list", text: "Nobody found. You can find people you share a group with (or everyone, if the server allows it)." }));
+  }
+  box.replaceChildren(...items);
+  box.hidden = !items.length;
+}
+
+function pickUser(u) {
+  if (typeof u.name === "string" && u.name) state.names.set(u.uid, u.name);
+  clearSearch();
+  openConversation("user", u.uid);
+}
+
+function clearSearch() {
+  clearTimeout(state.search.timer);
+  state.search.seq += 1;
+  state.search.results = [];
+  $("open-id").value = "";
+  $("search-results").replaceChildren();
+  $("search-results").hidden = true;
+}
+
 // ------------------------------------------------------------------ rendering
 
 function renderAll(opts) {
@@ -966,16 +1101,63 @@ function renderAll(opts) {
   renderTyping();
 }
 
+/** When a conversation last moved: its newest message, else (a group) when we joined. */
+function activityOf(conv) {
+  return conv.last ? Number(conv.last.sentAt) || 0 : conv.updatedAt;
+}
+
+/** One line for the inbox: what the newest message says, as its reader would see it. */
+function previewText(m) {
+  if (!m) return "No messages yet";
+  const who = m.sender === state.me ? "You: " : "";
+  if (m.deletedAt) return `${who}message deleted`;
+  if (m.sender === state.me && m.moderationStatus === "disapproved") return `${who}blocked by moderation`;
+  let text;
+  if (m.category && m.category !== "message") text = `[${m.type}]`;
+  else if (MEDIA_TYPES.has(m.type)) text = m.text || (m.attachment && m.attachment.name) || `[${m.type}]`;
+  else text = m.text || "";
+  if (MEDIA_TYPES.has(m.type) && m.category === "message") text = `${m.type === "image" ? "Photo" : m.type === "file" ? "File" : m.type[0].toUpperCase() + m.type.slice(1)}: ${text}`;
+  return who + text.replace(/\s+/g, " ").slice(0, 120);
+}
+
+/** A short time for the list: 14:05 today, "Yesterday", then "Mar 3" (and the year if not this one). */
+function shortTime(seconds) {
+  if (!seconds) return "";
+  const d = new Date(seconds * 1000);
+  const now = new Date();
+  if (d.toDateString() === now.toDateString()) return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+  if (d.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return d.toLocaleDateString([], d.getFullYear() === now.getFullYear()
+    ? { month: "short", day: "numeric" } : { year: "numeric", month: "short", day: "numeric" });
+}
+
 function renderConvList() {
   const list = $("conv-list");
-  const items = Array.from(state.convs.values()).sort((a, b) => lastId(b) - lastId(a) || a.title.localeCompare(b.title));
-  list.replaceChildren(...items.map((conv) => el("li", { class: conv.cid === state.active ? "active" : "" },
-    el("button", { type: "button", onclick: () => selectConversation(conv.cid) },
-      el("span", { class: "kind", text: conv.kind === "group" ? "#" : "@" }),
-      el("span", { class: "title", text: conv.title, title: conv.cid }),
-      conv.unread ? el("span", { class: "unread", text: String(conv.unread) }) : null,
-    ))));
-  if (!items.length) list.append(el("li", { class: "muted small empty-list" }, "No conversations yet."));
+  const items = Array.from(state.convs.values())
+    .sort((a, b) => activityOf(b) - activityOf(a) || lastId(b) - lastId(a) || a.title.localeCompare(b.title));
+  list.replaceChildren(...items.map((conv) => {
+    const when = activityOf(conv);
+    return el("li", { class: conv.cid === state.active ? "active" : "", "data-cid": conv.cid },
+      el("button", { type: "button", onclick: () => selectConversation(conv.cid) },
+        el("span", { class: "avatar", text: conv.kind === "group" ? "#" : (conv.title || conv.peer).slice(0, 1).toUpperCase(), "aria-hidden": "true" }),
+        el("span", { class: "conv-main" },
+          el("span", { class: "conv-top" },
+            el("span", { class: "title", text: conv.kind === "group" ? `# ${conv.title}` : conv.title, title: conv.cid }),
+            el("span", { class: "time", text: shortTime(when), title: when ? new Date(when * 1000).toLocaleString() : "" })),
+          el("span", { class: "conv-bottom" },
+            el("span", { class: "preview", text: previewText(conv.last) }),
+            conv.unread ? el("span", { class: "unread", text: conv.unread > 99 ? "99+" : String(conv.unread), "aria-label": `${conv.unread} unread` }) : null)),
+      ));
+  }));
+  if (state.inbox.next) {
+    list.append(el("li", { class: "more" }, el("button", { type: "button", class: "secondary", text: "More conversations",
+      onclick: () => loadInbox({ more: true }) })));
+  }
+  if (!items.length) {
+    list.append(el("li", { class: "muted small empty-list" },
+      state.inbox.loaded ? "No conversations yet. Search for someone above to start one." : "Loading conversations…"));
+  }
 }
 
 function lastId(conv) {
@@ -986,8 +1168,9 @@ function lastId(conv) {
 
 function renderHeader() {
   const conv = state.convs.get(state.active);
-  $("conv-title").textContent = conv ? (conv.kind === "group" ? `# ${conv.title}` : `@ ${conv.peer}`) : "No conversation open";
-  $("conv-sub").textContent = conv ? conv.sub || (conv.kind === "group" ? conv.peer : "") : "";
+  $("conv-title").textContent = conv ? (conv.kind === "group" ? `# ${conv.title}` : conv.title) : "No conversation open";
+  $("conv-sub").textContent = !conv ? "" : conv.kind === "group" ? conv.sub || conv.peer
+    : conv.title !== conv.peer ? `@${conv.peer}` : "";
   const btn = $("block-btn");
   if (conv && conv.kind === "user") {
     btn.hidden = false;
@@ -1165,7 +1348,7 @@ function renderMessages({ toBottom = false, keep = null } = {}) {
   const box = $("messages");
   const conv = state.convs.get(state.active);
   if (!conv) {
-    box.replaceChildren(el("div", { class: "empty", text: "Open a conversation with a user id or a group id." }));
+    box.replaceChildren(el("div", { class: "empty", text: "Pick a conversation, or search for someone to start one." }));
     return;
   }
   const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 40;
@@ -1177,8 +1360,21 @@ function renderMessages({ toBottom = false, keep = null } = {}) {
       onclick: () => loadHistory(conv, { older: true }),
     }));
   }
-  for (const m of sorted) nodes.push(renderMessage(m, conv));
-  for (const local of conv.local.values()) nodes.push(renderLocal(local));
+  // A separator where the day changes; a message that follows its sender's previous one
+  // within 5 minutes joins its group (no repeated name, tighter spacing).
+  let prev = null;
+  const place = (node, sender, at) => {
+    const day = dayKey(at);
+    if (!prev || prev.day !== day) {
+      nodes.push(el("div", { class: "day-sep", role: "separator", text: dayLabel(at) }));
+      prev = null;
+    }
+    if (prev && prev.sender === sender && at - prev.at < 300) node.classList.add("cont");
+    nodes.push(node);
+    prev = { day, sender, at };
+  };
+  for (const m of sorted) place(renderMessage(m, conv), m.sender, Number(m.sentAt) || 0);
+  for (const local of conv.local.values()) place(renderLocal(local), state.me, Math.floor(local.createdAt));
   if (!nodes.length) {
     nodes.push(el("div", { class: "empty", text: conv.loaded ? "No messages yet. Say hello!" : "Loading…" }));
   }
@@ -1186,6 +1382,19 @@ function renderMessages({ toBottom = false, keep = null } = {}) {
   if (keep) box.scrollTop = box.scrollHeight - keep.height + keep.top;
   else if (toBottom || atBottom) box.scrollTop = box.scrollHeight;
   markRead(conv, sorted);
+}
+
+function dayKey(seconds) {
+  return new Date(seconds * 1000).toDateString();
+}
+
+function dayLabel(seconds) {
+  const d = new Date(seconds * 1000);
+  const now = new Date();
+  if (d.toDateString() === now.toDateString()) return "Today";
+  const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+  if (d.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return d.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
 }
 
 /** Send `read` receipts for received, deliverable messages now on screen (newest 30 at most). */
@@ -1209,7 +1418,7 @@ function start(token) {
   $("chat-view").hidden = false;
   $("logout").hidden = false;
   $("me").textContent = state.me || "";
-  loadConvs();
+  state.inbox = { next: null, loading: false, loaded: false };
   renderAll();
   connect();
 }
@@ -1227,7 +1436,10 @@ function logout() {
   state.online = false;
   if (ws) ws.close(1000, "logout");
   try { sessionStorage.removeItem("parley.token"); } catch { /* ignore */ }
-  Object.assign(state, { token: null, me: null, user: null, active: null, convsLoadedFor: null });
+  Object.assign(state, { token: null, me: null, user: null, active: null });
+  state.inbox = { next: null, loading: false, loaded: false };
+  state.names.clear();
+  clearSearch();
   state.convs.clear();
   state.receipts.clear();
   state.mediaNodes.clear();
@@ -1275,12 +1487,45 @@ function init() {
 
   $("logout").addEventListener("click", logout);
 
+  $("open-id").addEventListener("input", () => {
+    clearTimeout(state.search.timer);
+    state.search.timer = setTimeout(runSearch, 200);
+  });
+  $("open-id").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") clearSearch();
+    if (event.key === "ArrowDown") {
+      const first = $("search-results").querySelector("button");
+      if (first) { event.preventDefault(); first.focus(); }
+    }
+  });
+  $("search-results").addEventListener("keydown", (event) => {
+    const buttons = Array.from($("search-results").querySelectorAll("button"));
+    const at = buttons.indexOf(document.activeElement);
+    if (event.key === "Escape") { clearSearch(); $("open-id").focus(); return; }
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+    event.preventDefault();
+    const next = at + (event.key === "ArrowDown" ? 1 : -1);
+    if (next < 0) $("open-id").focus();
+    else if (buttons[next]) buttons[next].focus();
+  });
   $("open-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const peer = $("open-id").value.trim();
-    if (!ID_RE.test(peer)) { toast("ERR_BAD_REQUEST", "Ids are 1-100 characters of A-Z a-z 0-9 _ -"); return; }
-    $("open-id").value = "";
-    openConversation($("open-kind").value, peer, { strict: true });
+    const value = $("open-id").value.trim();
+    const typed = value.replace(/^[@#]/, "");
+    const results = state.search.results;
+    // Enter: the user whose uid was typed, the only result, or (a fallback) the id itself.
+    const hit = results.find((u) => u.uid === typed) || (results.length === 1 ? results[0] : null);
+    if (hit && !value.startsWith("#")) { pickUser(hit); return; }
+    if (!ID_RE.test(typed)) {
+      toast("ERR_BAD_REQUEST", "Pick someone from the list, or type a uid (or #group id): 1-100 characters of A-Z a-z 0-9 _ -");
+      return;
+    }
+    clearSearch();
+    openConversation(value.startsWith("#") ? "group" : "user", typed, { strict: true });
+  });
+  window.addEventListener("online", () => {
+    // The network is back: try now rather than at the end of the back-off.
+    if (!state.stopped && !state.online) { state.reconnectDelay = 1000; connect(); }
   });
 
   $("back").addEventListener("click", () => selectConversation(null));

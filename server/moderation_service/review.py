@@ -11,7 +11,7 @@ from server.services.contracts import EventSink, VerdictApplier
 from server.storage.ports import MessageRepository, ModerationRepository, Transaction
 from server.storage.types import Audit
 
-QUEUE_STATES = ("review", "flagged", "reported", "disapproved", "appeals")
+QUEUE_STATES = ("review", "flagged", "reported", "escalated", "disapproved", "appeals")
 
 
 class ReviewHooks(Protocol):
@@ -67,7 +67,7 @@ class ReviewDesk:
             }
             if message.moderation is not None:
                 entry["moderation"] = message.moderation.to_json()
-            if state == "reported":
+            if state in ("reported", "escalated"):
                 entry["reports"] = await self._store.reports_for(message.id)
             out.append(entry)
         return out

@@ -16,6 +16,7 @@ from server.routes.common import (
     get_tags,
     ok,
     path_ident,
+    query_int,
     read_json,
 )
 
@@ -92,6 +93,15 @@ def routes(deps: Deps) -> list[Route]:
         await groups.ban(who.principal, guid, uid, get_str(body, "reason", required=False))
         return ok({"guid": guid, "uid": uid, "banned": True}, 201)
 
+    async def group_reports(request: Request) -> Response:
+        """Open reports on the group's messages: its moderators and up, and app staff."""
+        who = await caller(request, users)
+        limit = query_int(request, "limit", default=100, lo=1, hi=500) or 100
+        items = await deps.messaging.reports.group_reports(
+            who.principal.uid, who.principal.is_staff, path_ident(request, "guid"), limit=limit
+        )
+        return ok({"items": items})
+
     async def unban(request: Request) -> Response:
         who = await caller(request, users)
         await groups.unban(who.principal, path_ident(request, "guid"), path_ident(request, "uid"))
@@ -104,4 +114,5 @@ def routes(deps: Deps) -> list[Route]:
         Route("/groups/{guid}/members/{uid}", member_item, methods=["PATCH", "DELETE"]),
         Route("/groups/{guid}/bans", ban, methods=["POST"]),
         Route("/groups/{guid}/bans/{uid}", unban, methods=["DELETE"]),
+        Route("/groups/{guid}/reports", group_reports, methods=["GET"]),
     ]

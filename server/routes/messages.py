@@ -23,6 +23,7 @@ from server.routes.common import (
     query_int,
     read_json,
 )
+from server.services.sender_view import SenderView
 
 CID_RE = re.compile(r"[A-Za-z0-9_-]{1,220}")
 
@@ -31,7 +32,7 @@ def _message_id(request: Request) -> int:
     return path_id(request, "message_id", "messageId")
 
 
-def routes(deps: Deps) -> list[Route]:
+def routes(deps: Deps, *, sender_view: SenderView) -> list[Route]:
     users, messaging, settings, limits = deps.users, deps.messaging, deps.settings, deps.limits
 
     async def acting_user(who: Caller, sender: object) -> User:
@@ -56,6 +57,7 @@ def routes(deps: Deps) -> list[Route]:
         messages = page[1:] if len(page) > limit else page
         # A media message's attachment.url is signed for the caller.
         bodies = await messaging.render_all(messages, who.principal.uid)
+        await sender_view.add(bodies, messages, who.principal.uid)  # ticks, block reasons
         return ok({"messages": bodies, "hasMore": len(page) > limit})
 
     async def send(request: Request) -> Response:
@@ -89,7 +91,9 @@ def routes(deps: Deps) -> list[Route]:
             raise Forbidden("reports are made by users")
         reason = protocol.check_text(get_str(body, "reason"), limits, "reason")
         remarks = protocol.check_text(get_str(body, "remarks", required=False), limits, "remarks")
-        report = await messaging.report_message(who.user, _message_id(request), reason, remarks)
+        report = await messaging.report_message(
+            who.user, _message_id(request), reason, remarks, body.get("category")
+        )
         return ok(report, 201)
 
     return [

@@ -24,7 +24,6 @@ from server.errors import (
     Banned,
     Blocked,
     ClientError,
-    Conflict,
     Forbidden,
     NotAMember,
     NotFound,
@@ -38,6 +37,7 @@ from server.services.contracts import EventSink, MediaAttachments, ModerationGat
 from server.services.fanout import Fanout
 from server.services.groups import GroupService
 from server.services.media_messages import MediaSends
+from server.services.reports import ReportOptions, Reports
 from server.services.restrictions import Restrictions
 from server.services.users import UserService
 from server.storage.ports import MessageRepository, ModerationRepository
@@ -64,6 +64,7 @@ class MessagingService:
         media: MediaAttachments | None = None,
         restrictions: Restrictions | None = None,
         typing: TypingThrottle | None = None,
+        report_options: ReportOptions | None = None,
     ) -> None:
         self._store = store
         #: Mutes, slow mode and shadow bans (``services/restrictions.py``).
@@ -80,6 +81,11 @@ class MessagingService:
         self._clock = clock
         self._typing = typing or TypingThrottle(clock=clock.monotonic)
         self._media_sends = MediaSends(store, fanout, gate, media, clock=clock)
+        #: Reports as notices: routed to group moderators, escalated (started by the app).
+        self.reports = Reports(
+            reports, hub, groups, message=self.get_message, can_view=self.can_view,
+            events=events, clock=clock, options=report_options or ReportOptions(),
+        )  # fmt: skip
 
     # ----------------------------------------------------------------- sending
 
@@ -313,24 +319,10 @@ class MessagingService:
             self._hub.send((message.sender,), protocol.encode("receipt", body))
 
     async def report_message(
-        self, user: User, message_id: int, reason: str, remarks: str
+        self, user: User, message_id: int, reason: str, remarks: str, category: object = None
     ) -> dict[str, Any]:
-        """A user report: queued for moderators as ``reported``, once per user and message;
-        the acknowledgement body (the wire calls it ``message.flagged``)."""
-        message = await self.get_message(message_id)
-        if message.sender == user.uid:
-            raise BadRequest("you cannot report your own message", {"messageId": message_id})
-        if not await self.can_view(user.uid, message):
-            raise NotFound(f"message {message_id} not found", {"messageId": message_id})
-        if not reason.strip():
-            raise BadRequest("field 'reason' is empty", {"field": "reason"})
-        report, created = await self._reports.add_report(
-            message_id, user.uid, reason, remarks, self._clock.now()
-        )
-        if not created:
-            raise Conflict("you already reported this message", {"messageId": message_id})
-        self._events.emit("message.reported", {"report": report})
-        return {"messageId": message_id, "reportId": report["id"], "report": report}
+        """A user report (``services/reports.py``); the acknowledgement body."""
+        return await self.reports.report(user, message_id, reason, remarks, category)
 
     async def typing(self, user: User, receiver: str, receiver_type: str, state: str) -> None:
         await self._check_can_send(user, receiver, receiver_type)

@@ -132,6 +132,10 @@ class Restrictions:
             for r in self._by_uid.get(uid, ())
         )
 
+    def shadowed_in(self, receiver: str, receiver_type: str) -> list[str]:
+        """The uids a shadow ban covers in this conversation now (their receipts stay unseen)."""
+        return [uid for uid in self._by_uid if self.shadowed(uid, receiver, receiver_type)]
+
     def visible_to(self, messages: list[Message], viewer: str | None) -> list[Message]:
         """``messages`` without those hidden from ``viewer`` (staff: None see all)."""
         if viewer is None or not self._by_uid:

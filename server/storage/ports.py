@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from server.models import Group, Message, Moderation, Scope, Status, User
 from server.storage.inbox import ConversationHead, InboxPosition
+from server.storage.retention import Deleted, HoldRecord
 from server.storage.sanctions import AppealRecord, DecisionRecord, RestrictionRecord
 from server.storage.types import (
     Audit,
@@ -128,6 +129,12 @@ class MessageRepository(Protocol):
     async def messages_of_sender(self, sender: str) -> list[Message]: ...
     async def add_receipt(self, message_id: int, uid: str, kind: str, at: int) -> bool: ...
     async def receipts_of(self, uid: str) -> list[dict[str, Any]]: ...
+    async def receipt_counts(
+        self, message_ids: Sequence[int], *, exclude: Sequence[str] = ()
+    ) -> dict[int, dict[str, int]]:
+        """Per message id: how many users gave each receipt type (``delivered``, ``read``),
+        leaving out receipts by the uids in ``exclude``; ids without receipts are absent."""
+        ...
 
 
 class AuditRepository(Protocol):
@@ -200,7 +207,13 @@ class ModerationRepository(Protocol):
     ) -> None: ...
 
     async def add_report(
-        self, message_id: int, reporter: str, reason: str, remarks: str, at: int
+        self,
+        message_id: int,
+        reporter: str,
+        reason: str,
+        remarks: str,
+        at: int,
+        category: str = "other",
     ) -> tuple[dict[str, Any], bool]:
         """Store a user report (once per reporter and message) and queue the message as
         reported; (report, created)."""
@@ -249,6 +262,17 @@ class MediaRepository(Protocol):
     async def quarantine_media(self, media_id: str, at: int) -> bool:
         """Mark the media quarantined (a known-bad image): kept, never served. False when
         there is no such row or it is quarantined already."""
+        ...
+
+    async def release_media(self, media_id: str) -> bool:
+        """Lift a quarantine (a person approved the message after all). False when there is
+        no such row or it is not quarantined."""
+        ...
+
+    async def retain_media(self, media_id: str, uploader: str, holder: str) -> bool:
+        """Re-home ``uploader``'s upload to ``holder`` (resealing its row), so that it outlives
+        the account as evidence and no later account of the same uid finds it. False when
+        there is no such row of ``uploader``'s."""
         ...
 
     async def delete_media(self, media_ids: Sequence[str]) -> None: ...
@@ -320,4 +344,33 @@ class DirectoryRepository(Protocol):
         """Live users whose uid or name starts with ``prefix`` (ASCII case-insensitive;
         ``prefix`` already lower-cased), by uid above ``after``; with ``sharing_with`` only
         users who share a group with that uid; never ``exclude``."""
+        ...
+
+
+class RetentionRepository(Protocol):
+    """Retention (issue 15 item 7): periods per scope, holds, and the deletion of what is past
+    them. The shared SQL and its records are in ``server.storage.retention``."""
+
+    async def periods(self) -> dict[str, int]: ...
+    async def set_period(self, scope: str, seconds: int | None, audit: Audit, at: int) -> None: ...
+    async def holds(self) -> list[HoldRecord]: ...
+    async def add_hold(self, hold: HoldRecord, audit: Audit) -> None: ...
+    async def remove_hold(self, hold_id: str, audit: Audit, at: int) -> bool: ...
+    async def expired(self, now: int, limit: int) -> list[int]:
+        """Ids of up to ``limit`` messages past their period (oldest first), held ones not."""
+        ...
+
+    async def delete_messages(self, ids: Sequence[int], at: int) -> Deleted: ...
+    async def delete_deliveries(self, before: int, at: int) -> int: ...
+    async def orphan_uploads(self, before: int, limit: int) -> list[str]:
+        """Uploads created before ``before`` that no message carries."""
+        ...
+
+    async def delete_uploads(self, ids: Sequence[str], at: int) -> list[str]: ...
+    def forget(self) -> None:
+        """Drop in-memory copies of messages the store keeps (the recent index)."""
+        ...
+
+    async def compact(self) -> None:
+        """Make deleted content leave the files as far as the backend allows."""
         ...

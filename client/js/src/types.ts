@@ -90,6 +90,10 @@ export interface Message {
   editedAt: number;
   deletedAt: number;
   moderationStatus: ModerationStatus;
+  /** In history, on the caller's own messages: how many users gave each receipt type. */
+  receipts?: { delivered: number; read: number };
+  /** In history, on the caller's own disapproved messages: the verdict's reason. */
+  moderation?: ModerationInfo;
   [extra: string]: unknown;
 }
 

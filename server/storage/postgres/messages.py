@@ -6,6 +6,7 @@ newest messages of a conversation or sender (moderation context) are read from t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from server.models import Message, Moderation, Status
@@ -176,6 +177,7 @@ class PostgresMessages(Repository):
             )
 
         await self._db.write(op)
+        self._sealer.forget((message.id,))  # its content is gone: not even in memory
         return updated
 
     async def set_status(
@@ -273,3 +275,20 @@ class PostgresMessages(Repository):
         return [
             {"messageId": r["message_id"], "receiptType": r["type"], "at": r["at"]} for r in rows
         ]
+
+    async def receipt_counts(
+        self, message_ids: Sequence[int], *, exclude: Sequence[str] = ()
+    ) -> dict[int, dict[str, int]]:
+        if not message_ids:
+            return {}
+        rows = await self._db.fetchall(
+            "SELECT message_id, type, count(*) AS n FROM receipts"
+            " WHERE message_id = ANY($1::bigint[]) AND NOT (uid = ANY($2::text[]))"
+            " GROUP BY message_id, type",
+            list(message_ids),
+            list(exclude),
+        )
+        counts: dict[int, dict[str, int]] = {}
+        for r in rows:
+            counts.setdefault(r["message_id"], {})[r["type"]] = r["n"]
+        return counts

@@ -257,4 +257,21 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE media ADD COLUMN quarantined_at BIGINT NOT NULL DEFAULT 0;
     """,
+    # 7 (SQLite 13): retention (issue 15 item 7): a period per scope (``app`` or
+    # ``g:<guid>``, seconds, 0 = forever) and the conversations held from deletion
+    """
+    CREATE TABLE retention_policy (
+        scope TEXT COLLATE "C" PRIMARY KEY,
+        seconds BIGINT NOT NULL
+    );
+    CREATE TABLE retention_holds (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        conv_key TEXT COLLATE "C" NOT NULL,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        by_actor TEXT NOT NULL,
+        at BIGINT NOT NULL
+    );
+    CREATE INDEX retention_holds_conv ON retention_holds (conv_key);
+    """,
 )

@@ -266,6 +266,10 @@ class Database:
         except UNREACHABLE as exc:
             raise StorageUnavailable() from exc
 
+    async def maintenance(self, sql: str) -> None:
+        """A statement that cannot run in a transaction (``VACUUM``), on a pooled connection."""
+        await self._pool.execute(sql)
+
 
 async def _no_reset(conn: Any) -> None:
     """A pooled reader's reset on release: nothing to undo (see ``Database.open``)."""

@@ -7,7 +7,7 @@ it true after its commit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from server.models import Message, Moderation, Status
@@ -329,3 +329,20 @@ class SqliteMessages(Repository):
         return [
             {"messageId": r["message_id"], "receiptType": r["type"], "at": r["at"]} for r in rows
         ]
+
+    async def receipt_counts(
+        self, message_ids: Sequence[int], *, exclude: Sequence[str] = ()
+    ) -> dict[int, dict[str, int]]:
+        if not message_ids:
+            return {}
+        ids = ",".join("?" * len(message_ids))
+        skip = f" AND uid NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
+        rows = await self._db.fetchall(
+            f"SELECT message_id, type, count(*) AS n FROM receipts WHERE message_id IN ({ids})"
+            f"{skip} GROUP BY message_id, type",
+            (*message_ids, *exclude),
+        )
+        counts: dict[int, dict[str, int]] = {}
+        for r in rows:
+            counts.setdefault(r["message_id"], {})[r["type"]] = r["n"]
+        return counts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.storage.sqlite.inbox_schema import INBOX_MIGRATION
+from server.storage.sqlite.inbox_schema import INBOX_MIGRATION, INBOX_STATUS_SPLIT
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: chat core
@@ -271,5 +271,30 @@ MIGRATIONS: tuple[str, ...] = (
     # encrypted blob for evidence and never serves it; 0 = not quarantined
     """
     ALTER TABLE media ADD COLUMN quarantined_at INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 12: the inbox's status trigger split by what a verdict does (an approval moves heads
+    # forward with an upsert; only a message that stops being shown is recomputed)
+    INBOX_STATUS_SPLIT,
+    # 13: retention (issue 15 item 7): a period per scope (``app`` or ``g:<guid>``, seconds,
+    # 0 = forever) and the conversations held from deletion (see storage/retention.py)
+    """
+    CREATE TABLE retention_policy (
+        scope TEXT PRIMARY KEY,
+        seconds INTEGER NOT NULL
+    );
+    CREATE TABLE retention_holds (
+        id TEXT PRIMARY KEY,
+        conv_key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        by_actor TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX retention_holds_conv ON retention_holds (conv_key);
+    """,
+    # 14: the inbox without its order index: it cost more per send than anything else on the
+    # write path (see inbox_schema.py); a user's 1:1 heads are sorted when read
+    """
+    DROP INDEX inbox_direct_order;
     """,
 )

@@ -14,6 +14,7 @@ from server.storage.sqlite.media import SqliteMedia
 from server.storage.sqlite.messages import SqliteMessages
 from server.storage.sqlite.moderation import SqliteModeration
 from server.storage.sqlite.recent import RecentMessages
+from server.storage.sqlite.retention import SqliteRetention
 from server.storage.sqlite.sanctions import SqliteSanctions
 from server.storage.sqlite.users import SqliteBlocks, SqliteGroups, SqliteUsers
 from server.storage.sqlite.writer import Database
@@ -53,6 +54,8 @@ class SqliteStorage:
         self.sanctions = SqliteSanctions(self.db)
         #: The inbox and the user directory (issue 16).
         self.inbox = SqliteInbox(self.db, Sealer(keyring), self.recent)
+        #: Retention periods, holds and the job's deletions (issue 15).
+        self.retention = SqliteRetention(self.db, path, self.recent)
 
     async def open(self) -> None:
         await self.db.open()
