@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -25,7 +26,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from moderation.local_detectors import build_detectors
-from server import protocol
+from moderation.types import Verdict
+from server import __version__, openapi, protocol
 from server.auth import TokenAuthority, load_secrets
 from server.clock import SYSTEM_CLOCK
 from server.crypto import load_keyring
@@ -44,6 +46,7 @@ from server.moderation_service.outcomes import Outcomes
 from server.moderation_service.review import ReviewDesk
 from server.moderation_service.tryout import Tryout
 from server.moderation_service.views import InflightMessages, MessageViews
+from server.push import PushService
 from server.ratelimit import RateLimiter
 from server.routes import audit as audit_routes
 from server.routes import decisions as decision_routes
@@ -51,6 +54,8 @@ from server.routes import groups, known_images, messages, users
 from server.routes import inbox as inbox_routes
 from server.routes import media as media_routes
 from server.routes import moderation as moderation_routes
+from server.routes import push as push_routes
+from server.routes import reactions as reaction_routes
 from server.routes import retention as retention_routes
 from server.routes.common import Deps
 from server.routes.moderation import ModerationDeps
@@ -60,11 +65,13 @@ from server.services.appeals import Appeals, ReviewHooks
 from server.services.audit import AuditLog
 from server.services.blocks import BlockService
 from server.services.decisions import DEFAULT_APPEAL_WINDOW, Decisions
+from server.services.escalation import EscalationLadders
 from server.services.fanout import Fanout
 from server.services.groups import GroupService
 from server.services.inbox import DirectoryService, InboxService
 from server.services.media_messages import MediaVisibility
 from server.services.messaging import MessagingService
+from server.services.reactions import ParentCheck, Reactions
 from server.services.reports import ReportOptions
 from server.services.restrictions import Restrictions
 from server.services.retention import RetentionService
@@ -209,9 +216,36 @@ def create_app(
         message_visible=MediaVisibility(store.messages, groups_),
     )
     accounts = AccountService(
-        store.chat, store.messages, users_, blocks, groups_, clock=clock, media=media
+        store.chat,
+        store.messages,
+        users_,
+        blocks,
+        groups_,
+        clock=clock,
+        media=media,
+        reactions=store.reactions,
     )
-    fanout = Fanout(hub, groups_, blocks, users=users_, media=media, hidden=restrictions.hidden)
+    # Offline push (issue 16 item 7): told of each delivery by the fan-out, never waited for.
+    push = PushService(
+        store.push,
+        hub,
+        metrics,
+        gateways=settings.push_gateways,
+        signing_key=secrets_.jwt_secret,
+        clock=clock,
+        attempts=settings.push_attempts,
+        retry_delay=settings.push_retry_delay,
+        timeout=settings.push_timeout,
+    )
+    fanout = Fanout(
+        hub,
+        groups_,
+        blocks,
+        users=users_,
+        media=media,
+        hidden=restrictions.hidden,
+        delivered=push.notify,
+    )
     # Known-bad images: a disapproving image_hash match quarantines the upload (issue 12);
     # a person approving the message after all lifts it.
     quarantine = MediaQuarantine(media, store.audit, webhooks, clock=clock)
@@ -256,6 +290,16 @@ def create_app(
         return found
 
     inflight = InflightMessages(store.messages, attach=provider_attachment)
+    # After a rule's disapproval: the quarantine of a known-bad image, then the rule's
+    # escalation ladder (issue 15), each never raising.
+    ladders = EscalationLadders(
+        store.sanctions, store.audit, decisions, restrictions, groups_, clock=clock
+    )
+
+    async def after_disapproval(message: Message, verdict: Verdict) -> None:
+        await quarantine.after_verdict(message, verdict)
+        await ladders.after_disapproval(message, verdict)
+
     moderation = ModerationService(
         store.messages,
         store.moderation,
@@ -268,7 +312,7 @@ def create_app(
             metrics,
             events=webhooks,
             clock=clock,
-            disapproved=quarantine.after_verdict,
+            disapproved=after_disapproval,
         ),
         detectors=build_detectors(),
         clock=clock,
@@ -328,6 +372,17 @@ def create_app(
             show_reporter=settings.group_reports_show_reporter,
             escalate_after=settings.report_escalation_seconds,
         ),
+        parent_check=ParentCheck(store.messages, restrictions).check,
+    )
+    reactions = Reactions(
+        store.reactions,
+        messaging,
+        fanout,
+        hub,
+        blocks,
+        rate_limiter=rate_limiter,
+        clock=clock,
+        restrictions=restrictions,
     )
     inbox = InboxService(store.inbox, render=messaging.render, hidden=restrictions.hidden)
     # Retention (issue 15): periods, holds, and the job that deletes what is past them,
@@ -362,6 +417,7 @@ def create_app(
         settings=settings,
         limits=limits,
         metrics=metrics,
+        reactions=reactions,
     )
 
     @contextlib.asynccontextmanager
@@ -384,6 +440,7 @@ def create_app(
         if redis_jobs is not None:
             await redis_jobs.start(moderation.take, moderation.requeue)
         await webhooks.start()
+        await push.start()
         retention.start()
         messaging.reports.start()
         # What exists now (modules, rules, compiled lists) lives as long as the process: keep
@@ -408,6 +465,7 @@ def create_app(
             if redis_jobs is not None:
                 await redis_jobs.stop()  # jobs not finished are left to the other processes
             await webhooks.stop()
+            await push.stop()
             if redis_hub is not None:
                 await redis_hub.stop()
             await store.close()
@@ -421,6 +479,7 @@ def create_app(
             settings=settings,
             limits=limits,
             metrics=metrics,
+            reactions=reactions,
         ).run()
 
     async def healthz(request: Request) -> Response:
@@ -459,18 +518,26 @@ def create_app(
             {"code": "ERR_INTERNAL", "message": "internal error", "details": {}}, status_code=500
         )
 
+    openapi_body = json.dumps(openapi.document(__version__)).encode()
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi_body, media_type="application/json")
+
     api: list[Any] = [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         *users.routes(deps),
         *groups.routes(deps),
         *messages.routes(deps, sender_view=SenderView(store.messages, restrictions)),
         *moderation_routes.routes(deps, moderation_deps),
         *audit_routes.routes(deps),
         *decision_routes.routes(
-            deps, decision_routes.DecisionDeps(decisions, appeals, restrictions)
+            deps, decision_routes.DecisionDeps(decisions, appeals, restrictions, ladders)
         ),
         *media_routes.api_routes(deps, media),
         *known_images.routes(deps, moderation_deps.admin, media, quarantine),
         *inbox_routes.routes(deps, inbox=inbox, directory=directory),
+        *reaction_routes.routes(deps, reactions),
+        *push_routes.routes(deps, push),
         *retention_routes.routes(deps, retention),
     ]
     routes = [

@@ -1,5 +1,5 @@
 """The ``parley`` command: ``serve``, ``moderation-worker``, ``keys rotate``, ``certs``,
-``token``, ``audit``, ``migrate-store``."""
+``token``, ``audit``, ``migrate-store``, ``loadtest``."""
 
 from __future__ import annotations
 
@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         f" group with (default {DEFAULTS.directory_scope})",
     )
     serve.add_argument(
+        "--push-gateways",
+        help="comma-separated URL prefixes of the push gateways (UnifiedPush/ntfy servers, a"
+        " signed-webhook relay) users may register offline-push endpoints on; default: none"
+        " (offline push off)",
+    )
+    serve.add_argument(
         "--retention-interval",
         type=float,
         help="seconds between runs of the retention job, which deletes messages past the"
@@ -216,6 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(token)
     token.add_argument("uid")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+
+    from client.loadtest.command import add_arguments as loadtest_arguments
+
+    loadtest = sub.add_parser(
+        "loadtest",
+        help="load a running server (users, groups, 1:1, group and media messages, some to"
+        " block) and verify exactly-once delivery; a progress bar and a JSON summary",
+    )
+    loadtest_arguments(loadtest)
     return parser
 
 
@@ -364,6 +379,10 @@ class _Refused(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "loadtest":  # a client of some server: none of this one's settings
+        from client.loadtest.command import main as loadtest
+
+        return loadtest(args)
     settings = _settings(args)
     try:
         _run(args, settings)

@@ -71,6 +71,12 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=self.registry,
         )
+        self.push = Counter(
+            "parley_push_total",
+            "Offline pushes by outcome (delivered, retry, gone, failed, dropped)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.webhook_events_dropped = Counter(
             "parley_webhook_events_dropped_total",
             "Webhook events dropped because the in-memory queue was full",

@@ -6,6 +6,7 @@ Limits and close codes live here. Nothing in this module touches a socket or the
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ RECEIPT_TYPES = frozenset({"delivered", "read"})
 TYPING_STATES = frozenset({"start", "end"})
 MAX_MUID = 200
 MAX_TAGS = 50
+MAX_EMOJI = 32
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,25 @@ class Ping:
     pass
 
 
+@dataclass(frozen=True)
+class React:
+    """``reaction.add`` (``add``) or ``reaction.remove``."""
+
+    message_id: int
+    emoji: str
+    add: bool
+
+
 Command = (
-    Auth | SendMessage | EditMessage | DeleteMessage | SendReceipt | Typing | FlagMessage | Ping
+    Auth
+    | SendMessage
+    | EditMessage
+    | DeleteMessage
+    | SendReceipt
+    | Typing
+    | FlagMessage
+    | Ping
+    | React
 )
 
 
@@ -182,6 +201,35 @@ def _message_id(obj: dict[str, Any], name: str = "messageId") -> int:
     value: int = _field(obj, name, int, required=True)
     if value <= 0:
         raise BadRequest(f"field '{name}' must be a positive integer", {"field": name})
+    return value
+
+
+#: Bidirectional overrides and isolates: they would reorder text around a reaction.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _unfit(c: str) -> bool:
+    """A character a reaction may not hold. Format characters such as the zero-width joiner
+    and tag characters stay allowed: emoji sequences (families, flags) are built with them."""
+    return (
+        c == "/"
+        or c.isspace()
+        or c in _BIDI
+        or unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn", "Zs", "Zl", "Zp")
+    )
+
+
+def check_emoji(value: object, name: str = "emoji") -> str:
+    """A reaction: 1 to ``MAX_EMOJI`` characters, no whitespace, control characters or
+    ``/`` (it is a path segment in REST). Any such string is accepted, not only emoji, so
+    apps may use their own ``:shortcodes:``."""
+    if not isinstance(value, str):
+        raise BadRequest(f"field '{name}' must be a string", {"field": name})
+    if not 1 <= len(value) <= MAX_EMOJI or any(_unfit(c) for c in value):
+        raise BadRequest(
+            f"field '{name}' must be 1-{MAX_EMOJI} printable characters without spaces or '/'",
+            {"field": name},
+        )
     return value
 
 
@@ -294,6 +342,9 @@ def _parse_command(kind: str, obj: dict[str, Any], limits: Limits) -> Command:
         )
     if kind == "ping":
         return Ping()
+    if kind in ("reaction.add", "reaction.remove"):
+        emoji = check_emoji(_field(obj, "emoji", str, required=True))
+        return React(_message_id(obj), emoji, add=kind == "reaction.add")
     raise UnknownType(f"unknown frame type {kind!r}", {"type": kind})
 
 

@@ -136,6 +136,19 @@ class RedisHub:
             self._queue(("s", uids, text, droppable))
         return sent
 
+    async def online(self, uid: str) -> bool:
+        """Connected here, or announced by another node in Redis. Redis unreachable: only
+        what this node knows (an offline push then may reach a user connected elsewhere)."""
+        if await self._local.online(uid):
+            return True
+        if self._redis is None:
+            return False
+        try:
+            return bool(await self._redis.scard(_presence(uid)))
+        except Exception as exc:
+            self._warn("presence lookup failed", exc)
+            return False
+
     def connections(self, uid: str) -> list[Connection]:
         def close_remote(code: int, reason: str) -> None:
             self._queue(("c", uid, code, reason))

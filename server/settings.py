@@ -108,6 +108,14 @@ class Settings:
     public_url: str | None = None
     # Seconds an upload that no message carries is kept (the retention job deletes it then).
     upload_ttl: int = 86_400
+    # Offline push (issue 16 item 7): URL prefixes of the push gateways users may register
+    # endpoints on (UnifiedPush/ntfy servers, the app's own push relay); empty turns push off.
+    # A failed push is retried ``push_attempts`` times in all, waiting ``push_retry_delay``
+    # seconds, then twice as long each time; each request waits at most ``push_timeout``.
+    push_gateways: tuple[str, ...] = ()
+    push_attempts: int = 6
+    push_retry_delay: float = 1.0
+    push_timeout: float = 5.0
 
     @property
     def db_path(self) -> Path:
@@ -136,7 +144,7 @@ def _coerce(name: str, value: Any) -> Any:
     default = getattr(Settings, name, None)
     if name in ("data_dir", "cert_file", "key_file"):
         return Path(value)
-    if name in ("allowed_origins", "allowed_hosts"):
+    if name in ("allowed_origins", "allowed_hosts", "push_gateways"):
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return tuple(value)

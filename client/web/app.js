@@ -78,6 +78,10 @@ const state = {
   active: null, // cid
   receipts: new Map(), // message id -> "delivered" | "read"
   moderation: new Map(), // message id -> {ruleId, ruleName, reason}
+  decisions: new Map(), // message id -> statement of reasons (decision) of its disapproval
+  appeals: new Map(), // decision id -> "open" | "upheld" | "rejected"
+  reactions: new Map(), // message id -> {counts: {emoji: n}, mine: Set<emoji>}
+  replyTo: null, // the message the next send replies to (its parentId), or null
   receiptsSent: new Set(), // `${id}:${type}`
   typingIn: new Map(), // cid -> Map(uid -> timer)
   typingOut: { cid: null, timer: null },
@@ -278,7 +282,21 @@ function handleFrame(f) {
       if (f.message) onMessage(f.message, f.type === "message");
       return;
     case "message.moderated":
-      if (f.message) onModerated(f.message, f.moderation);
+      if (f.message) onModerated(f.message, f.moderation, f.decision);
+      return;
+    case "message.reaction":
+      onReaction(f);
+      return;
+    case "moderation.decision":
+      if (f.decision) onDecision(f.decision);
+      return;
+    case "moderation.appeal":
+      onAppealOutcome(f);
+      return;
+    case "report.outcome":
+      toast("", f.outcome === "actioned"
+        ? "A message you reported was acted on. Thank you."
+        : "A message you reported was reviewed; no action was needed.", null, "info");
       return;
     case "message.edited":
     case "message.deleted":
@@ -310,6 +328,7 @@ function onAuthOk(user) {
   clearInterval(state.pingTimer);
   state.pingTimer = setInterval(heartbeat, 15000);
   refreshBlocked();
+  loadDecisions(); // the reasons (and appeal links) of this user's blocked messages
   loadInbox(); // the list and its unread counts, as the server has them now
   // Anything we missed while offline: reload the latest page of every loaded conversation.
   for (const conv of state.convs.values()) {
@@ -372,8 +391,16 @@ function upsertMessage(m, { render = true } = {}) {
   if (!m || typeof m.id !== "number") return null;
   const conv = convOfMessage(m);
   const existing = conv.messages.get(m.id);
+  if (!existing && m.parentId && isDeliverable(m) && m.replyCount === undefined) {
+    // A live reply: its parent's count moves (history pages carry the stored count).
+    const parent = conv.messages.get(m.parentId);
+    if (parent) parent.replyCount = (parent.replyCount || 0) + 1;
+  }
   if (!existing || (m.updatedAt || 0) >= (existing.updatedAt || 0)) conv.messages.set(m.id, m);
   if (m.moderation && typeof m.moderation === "object") state.moderation.set(m.id, m.moderation);
+  if (m.reactions && typeof m.reactions === "object") {
+    state.reactions.set(m.id, { counts: { ...m.reactions }, mine: new Set(m.myReactions || []) });
+  }
   noteReceipts(m);
   if (m.muid && m.sender === state.me && conv.local.has(m.muid)) dropLocal(conv, m.muid);
   const moved = noteLast(conv, conv.messages.get(m.id));
@@ -405,13 +432,130 @@ function onMessage(m, live) {
   // When visible, renderMessages() has already sent the read receipt.
 }
 
-function onModerated(m, moderation) {
+function onModerated(m, moderation, decision) {
   if (moderation && typeof moderation === "object") state.moderation.set(m.id, moderation);
+  if (decision && typeof decision === "object") state.decisions.set(m.id, decision);
   upsertMessage(m);
   if (m.moderationStatus === "disapproved") {
-    const reason = moderation && (moderation.reason || moderation.ruleName);
+    const reason = blockReason(m.id);
     toast("", `Your message was blocked${reason ? `: ${reason}` : "."}`, null, "info");
   }
+}
+
+/** Why a message of ours was blocked, in plain words: the decision's explanation, else the
+ *  rule's reason. */
+function blockReason(id) {
+  const decision = state.decisions.get(id);
+  if (decision && decision.explanation) return decision.explanation;
+  const mod = state.moderation.get(id);
+  return mod ? (mod.reason || mod.ruleName) : null;
+}
+
+const MEASURE_WORDS = { mute: "muted", kick: "removed from a group", ban: "banned from a group" };
+
+function onDecision(decision) {
+  const what = MEASURE_WORDS[decision.measure] || decision.measure;
+  const until = decision.until ? ` until ${new Date(decision.until * 1000).toLocaleString()}` : "";
+  toast("", `You were ${what}${until}. ${decision.explanation || ""}`.trim(), null, "info");
+}
+
+function onAppealOutcome(f) {
+  if (f.decisionId) state.appeals.set(f.decisionId, f.outcome);
+  const words = f.outcome === "upheld" ? "Your appeal was upheld" : "Your appeal was rejected";
+  toast("", `${words}${f.reason ? `: ${f.reason}` : "."}`, null, "info");
+  renderMessages();
+}
+
+async function loadDecisions() {
+  try {
+    const res = await api("GET", "/api/v1/me/decisions", { token: state.token });
+    for (const d of (res && res.decisions) || []) {
+      if (d.measure === "message_disapproved" && d.messageId && !state.decisions.has(d.messageId)) {
+        state.decisions.set(d.messageId, d);
+      }
+    }
+    renderMessages();
+  } catch (err) {
+    // not fatal: blocked messages then show the rule's reason
+  }
+}
+
+async function appealDecision(decision) {
+  const res = await ask({
+    title: "Appeal this decision",
+    label: "Why should a moderator look at it again?",
+    okText: "Send appeal",
+  });
+  if (!res) return;
+  try {
+    await api("POST", `/api/v1/decisions/${encodeURIComponent(decision.decisionId)}/appeal`,
+      { token: state.token, body: { note: res.text.trim() } });
+    state.appeals.set(decision.decisionId, "open");
+    toast("", "Your appeal was sent. A moderator will decide.", null, "info");
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409) state.appeals.set(decision.decisionId, "open");
+    toast(err.code || "", err.message || "The appeal could not be sent.");
+  }
+  renderMessages();
+}
+
+// ------------------------------------------------------------------ reactions, replies
+
+const QUICK_REACTIONS = ["👍", "❤️", "😂"];
+
+function onReaction(f) {
+  if (typeof f.messageId !== "number" || !f.reactions) return;
+  const entry = state.reactions.get(f.messageId) || { counts: {}, mine: new Set() };
+  entry.counts = { ...f.reactions };
+  if (f.uid === state.me) {
+    if (f.action === "added") entry.mine.add(f.emoji);
+    else entry.mine.delete(f.emoji);
+  }
+  state.reactions.set(f.messageId, entry);
+  if (f.conversationId === state.active) renderMessages();
+}
+
+function toggleReaction(m, emoji) {
+  const entry = state.reactions.get(m.id);
+  const type = entry && entry.mine.has(emoji) ? "reaction.remove" : "reaction.add";
+  if (!wsSend({ type, id: nextFrameId("x"), messageId: m.id, emoji })) toast("", "Not connected.");
+}
+
+function reactionsRow(m) {
+  const entry = state.reactions.get(m.id) || { counts: {}, mine: new Set() };
+  const row = el("div", { class: "reactions" });
+  const shown = new Set();
+  for (const [emoji, n] of Object.entries(entry.counts)) {
+    if (!n) continue;
+    shown.add(emoji);
+    row.append(el("button", {
+      type: "button", class: `reaction${entry.mine.has(emoji) ? " mine" : ""}`,
+      text: `${emoji} ${n}`, title: entry.mine.has(emoji) ? "Remove your reaction" : "React",
+      onclick: () => toggleReaction(m, emoji),
+    }));
+  }
+  for (const emoji of QUICK_REACTIONS) {
+    if (shown.has(emoji)) continue;
+    row.append(el("button", { type: "button", class: "reaction add", text: emoji,
+                              title: `React with ${emoji}`, onclick: () => toggleReaction(m, emoji) }));
+  }
+  return row;
+}
+
+function setReplyTo(m) {
+  state.replyTo = m ? { id: m.id, cid: state.active, text: m.text || m.type } : null;
+  const bar = $("reply-bar");
+  if (!bar) return;
+  bar.hidden = !state.replyTo;
+  $("reply-text").textContent = state.replyTo ? `Replying to: ${state.replyTo.text.slice(0, 80)}` : "";
+  if (m) $("composer-text").focus();
+}
+
+function replyLine(m, conv) {
+  if (!m.parentId) return null;
+  const parent = conv.messages.get(m.parentId);
+  const snippet = parent ? (parent.text || parent.type || "").slice(0, 60) : `message ${m.parentId}`;
+  return el("div", { class: "reply-to muted small", text: `↳ reply to ${snippet}` });
 }
 
 function onReceipt(f) {
@@ -444,7 +588,7 @@ function sendFrameFor(conv, local) {
     ...(local.media && !local.text.trim() ? {} : { text: local.text }),
     metadata: {},
     tags: [],
-    parentId: null,
+    parentId: local.parentId || null,
   });
   if (!ok) state.frames.delete(id); // resent on the next auth.ok
   return ok;
@@ -454,6 +598,8 @@ function sendMessage(text) {
   const conv = state.convs.get(state.active);
   if (!conv) return;
   const local = { muid: randomId(), text, sender: state.me, status: "sending", createdAt: Date.now() / 1000 };
+  if (state.replyTo && state.replyTo.cid === conv.cid) local.parentId = state.replyTo.id;
+  setReplyTo(null);
   conv.local.set(local.muid, local);
   if (!sendFrameFor(conv, local)) offlineNotice();
   renderMessages({ toBottom: true });
@@ -941,6 +1087,10 @@ function deleteMessage(m) {
 }
 
 const REPORT_REASONS = ["spam", "harassment", "hate", "sexual content", "violence", "scam", "self-harm", "other"];
+/** The report category (PROTOCOL.md) each reason files under. */
+const REPORT_CATEGORY = { "spam": "spam", "harassment": "harassment", "hate": "hate",
+  "sexual content": "sexual", "violence": "violence", "scam": "spam", "self-harm": "self_harm",
+  "other": "other" };
 
 async function reportMessage(m) {
   const res = await ask({
@@ -954,7 +1104,9 @@ async function reportMessage(m) {
   if (!res) return;
   const id = nextFrameId("c");
   state.frames.set(id, { type: "message.flag", at: Date.now() });
-  if (!wsSend({ type: "message.flag", id, messageId: m.id, reason: res.choice, remarks: res.text.trim() })) {
+  const frame = { type: "message.flag", id, messageId: m.id, reason: res.choice,
+                  remarks: res.text.trim(), category: REPORT_CATEGORY[res.choice] || "other" };
+  if (!wsSend(frame)) {
     toast("", "Not connected.");
   }
 }
@@ -1231,15 +1383,38 @@ function renderMessage(m, conv) {
     statusBadge(status, m),
   );
 
-  const node = el("div", { class: classes.join(" "), "data-id": String(m.id) }, meta, messageBody(m));
+  const node = el("div", { class: classes.join(" "), "data-id": String(m.id) },
+    meta, replyLine(m, conv), messageBody(m));
 
   if (status === "disapproved" && !m.deletedAt) {
-    const mod = state.moderation.get(m.id);
-    const reason = mod ? (mod.reason || mod.ruleName) : null;
+    const reason = mine ? blockReason(m.id) : null;
     node.append(el("div", { class: "reason", text: reason ? `Blocked: ${reason}` : "Blocked by moderation." }));
+    const decision = mine ? state.decisions.get(m.id) : null;
+    if (decision && decision.decisionId) {
+      const appeal = state.appeals.get(decision.decisionId);
+      if (appeal) {
+        const words = { open: "Appeal sent: a moderator will decide.", upheld: "Appeal upheld.",
+                        rejected: "Appeal rejected." }[appeal] || "";
+        node.append(el("div", { class: "appeal muted small", text: words }));
+      } else if (!decision.appealUntil || decision.appealUntil * 1000 > Date.now()) {
+        node.append(el("button", { type: "button", class: "link appeal-button", text: "Appeal",
+                                   onclick: () => appealDecision(decision) }));
+      }
+    }
   }
 
+  const live = isDeliverable(m) && !m.deletedAt;
+  if (live) {
+    node.append(reactionsRow(m));
+    if (m.replyCount) {
+      node.append(el("div", { class: "reply-count muted small",
+                              text: `${m.replyCount} ${m.replyCount === 1 ? "reply" : "replies"}` }));
+    }
+  }
   const actions = el("div", { class: "actions" });
+  if (live) {
+    actions.append(el("button", { type: "button", class: "link", text: "Reply", onclick: () => setReplyTo(m) }));
+  }
   if (!m.deletedAt) {
     if (mine) {
       if (m.category === "message" && (m.type === "text" || (MEDIA_TYPES.has(m.type) && m.attachment))) {
@@ -1448,6 +1623,8 @@ function logout() {
   state.receiptsSent.clear();
   state.typingIn.clear();
   state.blocked.clear();
+  state.decisions.clear();
+  state.appeals.clear();
   state.frames.clear();
   $("login-view").hidden = false;
   $("chat-view").hidden = true;
@@ -1555,6 +1732,7 @@ function init() {
   });
 
   // Attachments: the button, drag and drop onto the conversation, and pasting a file.
+  $("reply-cancel").addEventListener("click", () => setReplyTo(null));
   $("attach-btn").addEventListener("click", () => $("attach-input").click());
   if (matchMedia("(max-width: 700px)").matches) text.placeholder = "Message";
   $("attach-input").addEventListener("change", (event) => {

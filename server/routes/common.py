@@ -29,6 +29,7 @@ from server.services.audit import AuditLog
 from server.services.blocks import BlockService
 from server.services.groups import GroupService
 from server.services.messaging import MessagingService
+from server.services.reactions import Reactions
 from server.services.users import UserService
 from server.settings import Settings
 
@@ -51,6 +52,8 @@ class Deps:
     settings: Settings
     limits: Limits
     metrics: Metrics
+    #: Counts of reactions and replies on the message objects of history (issue 16 item 8).
+    reactions: Reactions | None = None
 
 
 @dataclass(frozen=True)

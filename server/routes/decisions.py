@@ -23,6 +23,7 @@ from server.routes.common import (
 )
 from server.services.appeals import Appeals
 from server.services.decisions import Decisions
+from server.services.escalation import EscalationLadders
 from server.services.restrictions import Restrictions
 
 
@@ -31,6 +32,7 @@ class DecisionDeps:
     decisions: Decisions
     appeals: Appeals
     restrictions: Restrictions
+    ladders: EscalationLadders
 
 
 def _token(request: Request, name: str) -> str:
@@ -103,6 +105,17 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
         body = await read_json(request, limit_bytes)
         return ok({"terms": await decisions.put_terms(body.get("terms"), who.actor)})
 
+    async def escalation(request: Request) -> Response:
+        """A rule's escalation ladder: staff read it, admins (or the API key) set it."""
+        rule_id = _token(request, "rule_id")
+        if request.method == "GET":
+            await require_staff(request, users)
+            return ok({"ruleId": rule_id, "ladder": await d.ladders.ladder(rule_id)})
+        who = await require_admin(request, users, "escalation ladders are set by admins")
+        body = await read_json(request, limit_bytes)
+        ladder = await d.ladders.set_ladder(who.actor, rule_id, body.get("ladder", body) or None)
+        return ok({"ruleId": rule_id, "ladder": ladder})
+
     return [
         Route("/me/decisions", my_decisions, methods=["GET"]),
         Route("/decisions/{decision_id}/appeal", appeal, methods=["POST"]),
@@ -112,4 +125,5 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
         Route("/users/{uid}/strikes", strikes, methods=["GET"]),
         Route("/groups/{guid}", patch_group, methods=["PATCH"]),
         Route("/moderation/terms", terms, methods=["GET", "PUT"]),
+        Route("/moderation/rules/{rule_id}/escalation", escalation, methods=["GET", "PUT"]),
     ]

@@ -58,6 +58,10 @@ def routes(deps: Deps, *, sender_view: SenderView) -> list[Route]:
         # A media message's attachment.url is signed for the caller.
         bodies = await messaging.render_all(messages, who.principal.uid)
         await sender_view.add(bodies, messages, who.principal.uid)  # ticks, block reasons
+        if deps.reactions is not None:  # reactions, myReactions, replyCount
+            await deps.reactions.annotate(
+                bodies, None if who.principal.is_staff else who.principal.uid
+            )
         return ok({"messages": bodies, "hasMore": len(page) > limit})
 
     async def send(request: Request) -> Response:
@@ -73,7 +77,11 @@ def routes(deps: Deps, *, sender_view: SenderView) -> list[Route]:
         message_id = _message_id(request)
         if request.method == "GET":
             message = await messaging.read_message(who.principal, message_id)
-            return ok({"message": await messaging.render(message, who.principal.uid)})
+            body = await messaging.render(message, who.principal.uid)
+            if deps.reactions is not None:
+                viewer = None if who.principal.is_staff else who.principal.uid
+                await deps.reactions.annotate([body], viewer)
+            return ok({"message": body})
         if request.method == "DELETE":
             deleted = await messaging.delete_message(who.principal, message_id)
             return ok({"message": deleted.to_json()})

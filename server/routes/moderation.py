@@ -80,6 +80,8 @@ def routes(deps: Deps, mod: ModerationDeps) -> list[Route]:
         if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365:
             raise BadRequest("field 'days' must be an integer in 1..365", {"field": "days"})
         draft = body.get("rule") or None
+        if draft is not None and not isinstance(draft, dict):
+            raise BadRequest("field 'rule' must be a rule object", {"field": "rule"})
         rule = await admin.rule_for_dry_run(rule_id, draft)
         hits = await tryout.dry_run(rule, days)
         return ok({"ruleId": rule_id, "days": days, "matches": hits, "count": len(hits)})

@@ -30,7 +30,7 @@ from server.errors import BadRequest, ClientError, NotFound, RateLimited
 from server.models import Message
 from server.ratelimit import SendSpacing
 from server.services.audit import actor_label
-from server.services.decisions import Decisions
+from server.services.decisions import Decisions, rule_from_label
 from server.services.groups import GroupService
 from server.services.users import UserService
 from server.shared_state import NO_SHARING, Invalidator
@@ -174,13 +174,16 @@ class Restrictions:
             await self._groups.require_group(guid)
             scope = f"group:{guid}"
         label = actor_label(actor)
+        rule = rule_from_label(label)  # an escalation ladder's step (services/escalation.py)
         decision = await self._decisions.record(
             uid=uid,
             measure=kind,
             scope=scope,
             until=until,
-            source="moderator",
+            source="rule" if rule else "moderator",
             actor=label,
+            rule=rule,
+            tell_now=False,  # told below, once the restriction is in force
             reason=reason,
             clause=body.get("clause") if isinstance(body.get("clause"), str) else None,
         )
@@ -193,6 +196,7 @@ class Restrictions:
         )
         self._by_uid.setdefault(uid, []).append(record)
         self._shared.publish("restrictions", uid)
+        self._decisions.tell(decision)
         return record
 
     async def lift(

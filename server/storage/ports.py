@@ -26,6 +26,7 @@ from server.storage.types import (
     MediaRecord,
     NewDelivery,
     NewMessage,
+    PushEndpoint,
     ReviewItem,
 )
 
@@ -345,6 +346,57 @@ class DirectoryRepository(Protocol):
         ``prefix`` already lower-cased), by uid above ``after``; with ``sharing_with`` only
         users who share a group with that uid; never ``exclude``."""
         ...
+
+
+class ReactionRepository(Protocol):
+    """Reactions on messages and thread replies (``parentId``), issue 16 item 8. A reaction
+    row goes when its message or its user is erased (triggers of the backends' migration)."""
+
+    async def add_reaction(self, message_id: int, uid: str, emoji: str, at: int) -> bool:
+        """Store ``uid``'s ``emoji`` on the message; False if it was there already."""
+        ...
+
+    async def remove_reaction(self, message_id: int, uid: str, emoji: str) -> bool:
+        """Remove it; False if there was none."""
+        ...
+
+    async def reactions_of(self, message_ids: Sequence[int]) -> list[tuple[int, str, str]]:
+        """``(message_id, uid, emoji)`` of every reaction on the messages, oldest first."""
+        ...
+
+    async def reactions_by(self, uid: str) -> list[dict[str, Any]]:
+        """Every reaction ``uid`` made (for an export): ``{messageId, emoji, at}``."""
+        ...
+
+    async def reply_counts(self, parent_ids: Sequence[int]) -> list[tuple[int, str, int]]:
+        """``(parent_id, sender, n)``: deliverable, undeleted replies per parent and sender."""
+        ...
+
+    async def thread(
+        self,
+        conversation_key: str,
+        parent_id: int,
+        *,
+        before: int | None,
+        limit: int,
+        viewer: str | None,
+    ) -> list[Message]:
+        """Newest ``limit`` replies to ``parent_id`` below ``before`` that ``viewer`` may see
+        (as in ``history``), oldest first."""
+        ...
+
+
+class PushRepository(Protocol):
+    """Users' offline-push endpoints, one per device (issue 16 item 7); erased with their
+    user (a trigger of the backends' migration)."""
+
+    async def put_endpoint(self, endpoint: PushEndpoint) -> PushEndpoint:
+        """Store it; a device that registers again (same uid and ``device_id``) replaces its
+        endpoint and keeps its id. Returns the stored endpoint."""
+        ...
+
+    async def endpoints_of(self, uids: Sequence[str]) -> list[PushEndpoint]: ...
+    async def delete_endpoint(self, uid: str, endpoint_id: str) -> bool: ...
 
 
 class RetentionRepository(Protocol):

@@ -172,6 +172,8 @@ async def test_uploads_never_sent_are_deleted_after_their_ttl(
     """Whatever the periods: an upload no message carries goes once its time is up (rows and
     files), one that was sent stays."""
     async with world_on(retention_server) as w:
+        # No period: only the upload TTL deletes anything here (the module's server is shared).
+        await w.rest.request("PUT", "/retention", json={"retentionSeconds": 0})
         alice, bob = await w.user("ua"), await w.user("ub")
         a = await w.connect(alice)
         async with w.user_rest(await w.token(alice)) as rest_a:

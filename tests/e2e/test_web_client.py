@@ -16,6 +16,7 @@ from typing import Any
 from playwright.async_api import Browser, WebSocketRoute, expect
 
 from tests.conftest import ServerProcess, World, unique, world_on
+from tests.e2e.test_decisions import word_rule as decisions_word_rule
 from tests.e2e.test_moderation_flow import word_rule
 from tests.e2e.web import (
     any_bubble,
@@ -350,3 +351,99 @@ async def test_reconnect_after_a_lost_ack_and_a_server_restart_loses_and_duplica
         for page in (a, b):
             assert not page_errors(page), page_errors(page)
             await page.context.close()
+
+
+async def test_a_blocked_sender_reads_why_appeals_and_sees_the_outcome(
+    world: World, browser: Browser
+) -> None:
+    """The statement of reasons in plain words on the blocked message, an Appeal button with
+    a note, and the upheld appeal delivering the message to the receiver's page."""
+    alice, bob = await friends(world, "alice", "bob")
+    word = unique("zzappealweb")
+    await decisions_word_rule(world, word, alice)
+    url = world.server.url
+    a, b = await new_page(browser), await new_page(browser)
+    await sign_in(a, url, await world.token(alice))
+    await sign_in(b, url, await world.token(bob))
+    await start_chat_by_search(a, bob, bob)
+    await start_chat_by_search(b, alice, alice)
+
+    text = f"this is {word} honestly"
+    await send(a, text)
+    blocked = bubbles(a, text)
+    await expect(blocked.locator(".badge.disapproved")).to_have_text("blocked")
+    async with world.user_rest(await world.token(alice)) as rest:
+        [decision] = [
+            d
+            for d in (await rest.request("GET", "/me/decisions"))["decisions"]
+            if d.get("messageId") == (await rest.history(conversation_id(alice, bob)))[-1]["id"]
+        ]
+    await expect(blocked.locator(".reason")).to_have_text(f"Blocked: {decision['explanation']}")
+    assert word not in decision["explanation"]  # plain words, not the matched term
+
+    await blocked.locator(".appeal-button").click()
+    await a.locator("#dialog-text").fill("I was quoting a film")
+    await a.locator("#dialog-ok").click()
+    await expect(blocked.locator(".appeal")).to_have_text("Appeal sent: a moderator will decide.")
+    await shot(a, "appeal-1-sent")
+
+    [item] = [
+        i
+        for i in (await world.rest.queue("appeals"))["items"]
+        if i["decision"]["decisionId"] == decision["decisionId"]
+    ]
+    assert item["appeal"]["note"] == "I was quoting a film"
+    await world.rest.request(
+        "POST",
+        f"/moderation/appeals/{item['appeal']['appealId']}/decide",
+        json={"outcome": "upheld", "reason": "a quote, fine"},
+    )
+    await expect(a.locator("#toasts .toast", has_text="Your appeal was upheld")).to_be_visible()
+    await expect(bubbles(a, text).locator(".badge.disapproved")).to_have_count(0)
+    await expect(bubbles(b, text)).to_have_count(1)  # delivered live to the receiver
+    await shot(a, "appeal-2-upheld")
+    for page in (a, b):
+        assert not page_errors(page), page_errors(page)
+        await page.context.close()
+
+
+async def test_reactions_and_replies_live_and_after_reload(world: World, browser: Browser) -> None:
+    alice, bob = await friends(world, "alice", "bob")
+    url, cid = world.server.url, conversation_id(alice, bob)
+    a, b = await new_page(browser), await new_page(browser)
+    await sign_in(a, url, await world.token(alice))
+    await sign_in(b, url, await world.token(bob))
+    await start_chat_by_search(a, bob, bob)
+    await start_chat_by_search(b, alice, alice)
+    await send(a, "who is in for pizza")
+    on_b = bubbles(b, "who is in for pizza")
+    await expect(on_b).to_have_count(1)
+
+    await on_b.locator(".reaction.add", has_text="👍").click()
+    await expect(bubbles(a, "who is in for pizza").locator(".reaction")).to_contain_text(["👍 1"])
+    await expect(on_b.locator(".reaction.mine")).to_have_text("👍 1")
+
+    await on_b.locator("button", has_text="Reply").click()
+    await expect(b.locator("#reply-bar")).to_be_visible()
+    await send(b, "me, always")
+    reply_on_a = bubbles(a, "me, always")
+    await expect(reply_on_a.locator(".reply-to")).to_have_text("↳ reply to who is in for pizza")
+    await expect(bubbles(a, "who is in for pizza").locator(".reply-count")).to_have_text("1 reply")
+    await expect(b.locator("#reply-bar")).to_be_hidden()
+    await shot(a, "reactions-1-live")
+
+    # From history after a reload: the count, whose reaction it is, and the thread.
+    await b.reload()
+    await expect_connected(b)
+    await open_chat(b, cid)
+    again = bubbles(b, "who is in for pizza")
+    await expect(again.locator(".reaction.mine")).to_have_text("👍 1")
+    await expect(again.locator(".reply-count")).to_have_text("1 reply")
+    await again.locator(".reaction.mine").click()  # and take it back
+    await expect(
+        bubbles(a, "who is in for pizza").locator(".reaction", has_text="👍 1")
+    ).to_have_count(0)
+    await shot(b, "reactions-2-after-reload")
+    for page in (a, b):
+        assert not page_errors(page), page_errors(page)
+        await page.context.close()

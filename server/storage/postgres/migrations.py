@@ -9,6 +9,8 @@ both lists. Text keys that are listed in order (uids, group ids, rule and list i
 from __future__ import annotations
 
 from server.storage.postgres.inbox_schema import INBOX_MIGRATION
+from server.storage.postgres.push_schema import PUSH_MIGRATION
+from server.storage.postgres.threads_schema import THREADS_MIGRATION
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the chat core, moderation state, outgoing webhooks (SQLite migrations 1-6)
@@ -274,4 +276,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX retention_holds_conv ON retention_holds (conv_key);
     """,
+    # 8 (SQLite 15): reactions and the thread-reply index (issue 16 item 8, threads_schema.py)
+    THREADS_MIGRATION,
+    # 9 (SQLite 16): users' offline-push endpoints (issue 16 item 7, push_schema.py)
+    PUSH_MIGRATION,
 )

@@ -15,6 +15,8 @@ from server.storage.postgres.inbox import PostgresInbox
 from server.storage.postgres.media import PostgresMedia
 from server.storage.postgres.messages import PostgresMessages
 from server.storage.postgres.moderation import PostgresModeration
+from server.storage.postgres.push import PostgresPush
+from server.storage.postgres.reactions import PostgresReactions
 from server.storage.postgres.retention import PostgresRetention
 from server.storage.postgres.sanctions import PostgresSanctions
 from server.storage.postgres.users import PostgresBlocks, PostgresGroups, PostgresUsers
@@ -61,6 +63,10 @@ class PostgresStorage:
         self.sanctions = PostgresSanctions(self.db)
         #: The inbox and the user directory (issue 16).
         self.inbox = PostgresInbox(self.db, Sealer(keyring))
+        #: Reactions and thread replies (issue 16 item 8).
+        self.reactions = PostgresReactions(self.db, Sealer(keyring))
+        #: Offline-push endpoints (issue 16 item 7).
+        self.push = PostgresPush(self.db, Sealer(keyring))
         #: Retention periods, holds and the job's deletions (issue 15).
         self.retention = PostgresRetention(self.db, forget=sealer.forget)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from server.storage.sqlite.inbox_schema import INBOX_MIGRATION, INBOX_STATUS_SPLIT
+from server.storage.sqlite.push_schema import PUSH_MIGRATION
+from server.storage.sqlite.threads_schema import THREADS_MIGRATION
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: chat core
@@ -297,4 +299,8 @@ MIGRATIONS: tuple[str, ...] = (
     """
     DROP INDEX inbox_direct_order;
     """,
+    # 15: reactions and the thread-reply index (issue 16 item 8, threads_schema.py)
+    THREADS_MIGRATION,
+    # 16: users' offline-push endpoints (issue 16 item 7, push_schema.py)
+    PUSH_MIGRATION,
 )

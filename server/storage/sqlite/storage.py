@@ -13,6 +13,8 @@ from server.storage.sqlite.inbox import SqliteInbox
 from server.storage.sqlite.media import SqliteMedia
 from server.storage.sqlite.messages import SqliteMessages
 from server.storage.sqlite.moderation import SqliteModeration
+from server.storage.sqlite.push import SqlitePush
+from server.storage.sqlite.reactions import SqliteReactions
 from server.storage.sqlite.recent import RecentMessages
 from server.storage.sqlite.retention import SqliteRetention
 from server.storage.sqlite.sanctions import SqliteSanctions
@@ -54,6 +56,10 @@ class SqliteStorage:
         self.sanctions = SqliteSanctions(self.db)
         #: The inbox and the user directory (issue 16).
         self.inbox = SqliteInbox(self.db, Sealer(keyring), self.recent)
+        #: Reactions and thread replies (issue 16 item 8).
+        self.reactions = SqliteReactions(self.db, Sealer(keyring), self.recent)
+        #: Offline-push endpoints (issue 16 item 7).
+        self.push = SqlitePush(self.db, Sealer(keyring), self.recent)
         #: Retention periods, holds and the job's deletions (issue 15).
         self.retention = SqliteRetention(self.db, path, self.recent)
 
