@@ -95,6 +95,7 @@ from server.storage.sqlite import SqliteStorage, key_ids_in_use
 
 if TYPE_CHECKING:  # imported only with --database-url, --redis-url: asyncpg, redis are extras
     from server.redis_hub import RedisHub
+    from server.redis_jobs import RedisJobs
     from server.storage import postgres
 
 #: Young-generation size and how rarely the older ones are collected (CPython: 700, 10, 10).
@@ -122,8 +123,13 @@ def _web_dir() -> str:
     return str(resources.files("client.web"))
 
 
-def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> Starlette:
-    """Build the ASGI app; storage opens and the pipeline starts in the lifespan."""
+def create_app(
+    settings: Settings, *, env: Mapping[str, str] | None = None, worker: bool = False
+) -> Starlette:
+    """Build the ASGI app; storage opens and the pipeline starts in the lifespan.
+
+    ``worker``: for ``parley moderation-worker``, which only runs the lifespan (it serves no
+    API, so it never mints an API key into the data dir)."""
     env = dict(os.environ if env is None else env)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Checked here, before anything is served: MissingKeys when the keyring lacks a key that
@@ -144,6 +150,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         settings.data_dir,
         api_key=settings.api_key,
         jwt_secret=settings.jwt_secret or env.get("PARLEY_JWT_SECRET"),
+        mint_api_key=not worker,
     )
     metrics = Metrics()
     store: SqliteStorage | postgres.PostgresStorage = (
@@ -159,10 +166,19 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
     # --redis-url: the hub and the cache invalidation span the processes of a deployment
     # (server/redis_hub.py, the ``redis`` extra); else the in-process hub, nothing to share.
     redis_hub: RedisHub | None = None
+    redis_jobs: RedisJobs | None = None  # moderation jobs for any process (a stream group)
     if settings.redis_url:
         from server.redis_hub import RedisHub
+        from server.redis_jobs import RedisJobs
 
         redis_hub = RedisHub(settings.redis_url)
+        redis_jobs = RedisJobs(
+            settings.redis_url,
+            take=settings.moderation_jobs,
+            claim_idle=settings.moderation_claim_idle,
+            limit=2 * settings.moderation_workers,
+            consumer=redis_hub.node,
+        )
     hub: Hub = redis_hub if redis_hub is not None else LocalHub()
     shared: Invalidator = redis_hub if redis_hub is not None else NO_SHARING
     tokens = TokenAuthority(
@@ -194,7 +210,13 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         store.chat, users_, hub, events=webhooks, clock=clock, measures=decisions, shared=shared
     )
     restrictions = Restrictions(
-        store.sanctions, decisions, users_, groups_, clock=clock, shared=shared
+        store.sanctions,
+        decisions,
+        users_,
+        groups_,
+        clock=clock,
+        shared=shared,
+        spacing=redis_hub.spacing() if redis_hub is not None else None,
     )
     # Media links need to know who may see a message; messaging, verdicts and moderation
     # then take the media service through their contracts.
@@ -327,6 +349,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         webhooks=webhooks,
         shared=shared,
         probation=probation,
+        jobs=redis_jobs,
     )
     moderation_deps = ModerationDeps(
         admin=ModerationAdmin(store.moderation, moderation, clock=clock),
@@ -364,6 +387,7 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
         clock=clock,
         media=media,
         restrictions=restrictions,
+        typing=redis_hub.typing_throttle() if redis_hub is not None else None,
         report_options=ReportOptions(
             show_reporter=settings.group_reports_show_reporter,
             escalate_after=settings.report_escalation_seconds,
@@ -462,6 +486,8 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             await seed_demo(users_, groups_)
             await seed_demo_operators(operators)
         await moderation.start()  # configures the webhooks before their sender starts
+        if redis_jobs is not None:
+            await redis_jobs.start(moderation.take, moderation.requeue)
         await webhooks.start()
         await push.start()
         retention.start()
@@ -486,7 +512,11 @@ def create_app(settings: Settings, *, env: Mapping[str, str] | None = None) -> S
             unwatch_gc()
             await retention.stop()
             await messaging.reports.stop()
+            if redis_jobs is not None:
+                await redis_jobs.stop_taking()
             await moderation.stop()
+            if redis_jobs is not None:
+                await redis_jobs.stop()  # jobs not finished are left to the other processes
             await webhooks.stop()
             await push.stop()
             if redis_hub is not None:

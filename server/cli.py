@@ -1,8 +1,10 @@
-"""The ``parley`` command: ``serve``, ``keys rotate``, ``certs``, ``token``, ``loadtest``."""
+"""The ``parley`` command: ``serve``, ``moderation-worker``, ``keys rotate``, ``certs``,
+``token``, ``audit``, ``migrate-store``, ``loadtest``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -94,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         " --redis-url form one deployment (needs the 'redis' extra); default: in-process hub",
     )
     serve.add_argument(
+        "--no-moderation-jobs",
+        dest="moderation_jobs",
+        action="store_const",
+        const=False,
+        help="with --redis-url: queue moderation jobs but leave judging them to the other"
+        " processes and to 'parley moderation-worker'",
+    )
+    serve.add_argument(
         "--sqlite-synchronous",
         choices=["NORMAL", "FULL"],
         help="FULL (default): an ack survives power loss; NORMAL: survives a process crash",
@@ -164,6 +174,24 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         help="enable permessage-deflate (costs about 2x memory per connection)",
     )
+
+    worker = sub.add_parser(
+        "moderation-worker",
+        help="judge the moderation jobs of a deployment (--database-url and --redis-url, the"
+        " same as its servers'), serving no clients",
+    )
+    _add_common(worker)
+    worker.add_argument("--database-url", help="the deployment's PostgreSQL URL")
+    worker.add_argument("--redis-url", help="the deployment's Redis URL")
+    worker.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+
+    migrate = sub.add_parser(
+        "migrate-store",
+        help="copy the data dir's SQLite database into an empty PostgreSQL database (stop the"
+        " server first); keys, secrets and media stay in the data dir",
+    )
+    _add_common(migrate)
+    migrate.add_argument("--database-url", help="the empty PostgreSQL database to fill")
 
     keys = sub.add_parser("keys", help="manage the data encryption keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -276,6 +304,83 @@ def serve(settings: Settings) -> None:
         raise SystemExit(1)
 
 
+def moderation_worker(settings: Settings) -> None:
+    """Run the server's lifespan (storage, hub, moderation, webhooks) without serving HTTP:
+    this process takes moderation jobs from Redis and delivers verdicts through the hub."""
+    import asyncio
+    import signal
+
+    from server.app import create_app
+
+    if not (settings.database_url and settings.redis_url):
+        print(
+            "parley: moderation-worker needs --database-url and --redis-url (those of the"
+            " deployment's servers)",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(2)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # A worker takes jobs even if its settings (a shared TOML file) say its servers do not.
+    app = create_app(dataclasses.replace(settings, moderation_jobs=True, demo=False), worker=True)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with app.router.lifespan_context(app):
+            print("Parley moderation worker ready", flush=True)
+            await stop.wait()
+
+    asyncio.run(run())
+
+
+def migrate_store(settings: Settings) -> None:
+    """``parley migrate-store``: SQLite in the data dir -> the empty database at the URL."""
+    import asyncio
+
+    from server.crypto import load_keyring
+    from server.storage import postgres
+    from server.storage.postgres.migrate_store import MigrationRefused, copy_store, holds_rows
+    from server.storage.sqlite import SqliteStorage, key_ids_in_use
+
+    url, db = settings.database_url, settings.db_path
+    if not url:
+        raise _Refused("migrate-store needs --database-url (the empty PostgreSQL database)")
+    if not db.exists():
+        raise _Refused(f"no SQLite database at {db} (is --data-dir right?)")
+    if postgres.has_data(url) and asyncio.run(holds_rows(url)):
+        raise _Refused(
+            "the PostgreSQL database already holds Parley data; migrate into an empty database"
+            " (createdb) so nothing is mixed or overwritten"
+        )
+    keyring = load_keyring(settings.data_dir, os.environ, in_use=key_ids_in_use(db), has_data=True)
+
+    async def run() -> dict[str, int]:
+        for store in (SqliteStorage(db, keyring), postgres.PostgresStorage(url, keyring)):
+            await store.open()  # brings each schema to this version
+            await store.close()
+        return await copy_store(db, url)
+
+    try:
+        copied = asyncio.run(run())
+    except MigrationRefused as exc:
+        raise _Refused(f"nothing was copied: {exc}") from exc
+    for table, count in copied.items():
+        print(f"{table:<20} {count:>10,} rows")
+    print(
+        f"copied {sum(copied.values()):,} rows from {db} into PostgreSQL; start the servers"
+        " with --database-url and the same data dir (keys, secrets, media)"
+    )
+
+
+class _Refused(Exception):
+    """A command refused to run: the message goes to stderr, the exit status is 2."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "loadtest":  # a client of some server: none of this one's settings
@@ -285,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = _settings(args)
     try:
         _run(args, settings)
-    except MissingKeys as exc:
+    except (MissingKeys, _Refused) as exc:
         # A refusal the operator must act on, not a crash: the message, no traceback.
         print(f"parley: {exc}", file=sys.stderr, flush=True)
         return 2
@@ -295,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "serve":
         serve(settings)
+    elif args.command == "moderation-worker":
+        moderation_worker(settings)
+    elif args.command == "migrate-store":
+        migrate_store(settings)
     elif args.command == "keys":
         ring = rotate_keyring(settings.data_dir)
         print(

@@ -80,6 +80,12 @@ class Settings:
     moderation_workers: int = 64
     moderation_queue_size: int = 10_000
     moderation_enabled: bool = True
+    # With --redis-url: whether this process takes moderation jobs from the deployment's
+    # shared queue (else it only queues them, for other processes and moderation workers);
+    # and how many seconds a job may sit untouched in a dead process's hands before another
+    # process takes it over (a live one touches its jobs every third of that).
+    moderation_jobs: bool = True
+    moderation_claim_idle: float = 15.0
     context_window: int = 5
     # OpenAI-compatible endpoint and models (the moderation settings may override them); the
     # API key is not a setting: PARLEY_OPENAI_API_KEY, OPENAI_API_KEY or <data-dir>/openai.key.

@@ -56,13 +56,15 @@ class Outcomes:
             assert first is not None
             # Why it is held (a matched rule, or a detector that ran out of time budget).
             details["reason"] = first.reason
-            await self._store.enqueue(
+            queued = await self._store.enqueue(
                 message.id,
                 "review",
                 first.rule_id,
                 at,
                 audit=Audit(ACTOR, "message.review", str(message.id), details),
             )
+            if not queued:
+                return  # held before: this verdict was applied already (a job run twice)
             self._metrics.verdicts.labels("review").inc()
             self._events.emit(
                 "message.review_required",

@@ -67,6 +67,7 @@ class MessagingService:
         clock: Clock,
         media: MediaAttachments | None = None,
         restrictions: Restrictions | None = None,
+        typing: TypingThrottle | None = None,
         report_options: ReportOptions | None = None,
         parent_check: Callable[[str, SendMessage], Awaitable[None]] | None = None,
         probation: Probation | None = None,
@@ -87,7 +88,7 @@ class MessagingService:
         self._events = events
         self._rate = rate_limiter
         self._clock = clock
-        self._typing = TypingThrottle(clock=clock.monotonic)
+        self._typing = typing or TypingThrottle(clock=clock.monotonic)
         self._media_sends = MediaSends(store, fanout, gate, media, clock=clock)
         #: Reports as notices: routed to group moderators, escalated (started by the app).
         self.reports = Reports(
@@ -338,7 +339,7 @@ class MessagingService:
 
     async def typing(self, user: User, receiver: str, receiver_type: str, state: str) -> None:
         await self._check_can_send(user, receiver, receiver_type)
-        if not self._typing.admit(user.uid, f"{receiver_type}:{receiver}", state):
+        if not await self._typing.allow(user.uid, f"{receiver_type}:{receiver}", state):
             return
         if self._restrictions is not None and self._restrictions.shadowed(
             user.uid, receiver, receiver_type

@@ -170,7 +170,9 @@ class Reports:
         for item in await self._repo.queue("reported", limit=1000):
             if item.at > now - self._escalate_after or item.message_id in escalated:
                 continue
-            await self._repo.enqueue(
+            # With several processes each runs this check: only the one whose entry is new
+            # audits and emits the event (once per report, not once per process).
+            queued = await self._repo.enqueue(
                 item.message_id,
                 "escalated",
                 None,
@@ -182,6 +184,8 @@ class Reports:
                     {"waitedSeconds": now - item.at},
                 ),
             )
+            if not queued:
+                continue
             self._events.emit(
                 "report.escalated",
                 {

@@ -199,8 +199,9 @@ class ModerationRepository(Protocol):
         at: int,
         *,
         audit: Audit | None = None,
-    ) -> None:
-        """Put a message in the review queue (idempotent), with ``audit`` in one commit."""
+    ) -> bool:
+        """Put a message in the review queue (idempotent), with ``audit`` in one commit;
+        False, writing nothing, when it was already queued in ``state``."""
         ...
 
     async def queue(

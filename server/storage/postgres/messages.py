@@ -177,6 +177,7 @@ class PostgresMessages(Repository):
             )
 
         await self._db.write(op)
+        self._sealer.forget((message.id,))  # its content is gone: not even in memory
         return updated
 
     async def set_status(

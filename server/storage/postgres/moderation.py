@@ -208,12 +208,14 @@ class PostgresModeration:
         at: int,
         *,
         audit: Audit | None = None,
-    ) -> None:
-        async def op(tx: WriteTx) -> None:
-            await enqueue_review(tx, message_id, state, rule_id, at)
+    ) -> bool:
+        async def op(tx: WriteTx) -> bool:
+            if not await enqueue_review(tx, message_id, state, rule_id, at):
+                return False  # queued before (a job run twice): nothing new to audit
             await insert_audit(tx, audit, at)
+            return True
 
-        await self._db.write(op)
+        return await self._db.write(op)
 
     async def queue(self, state: str, *, limit: int, before: int | None = None) -> list[ReviewItem]:
         """Open items in one state, oldest first."""

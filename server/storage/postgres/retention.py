@@ -24,8 +24,10 @@ _VACUUMED = ("messages", "receipts", "review", "reports", "media", "webhook_deli
 
 
 class PostgresRetention(RetentionSql):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, forget: Callable[[], None] | None = None) -> None:
         self._db = db
+        #: Drops the opened rows the chat store keeps (``Sealer``'s cache).
+        self._forget_rows = forget
 
     async def _write(self, fn: Callable[[Exec], Awaitable[T]], audit: Audit | None, at: int) -> T:
         async def op(tx: WriteTx) -> T:
@@ -49,7 +51,9 @@ class PostgresRetention(RetentionSql):
         """Nothing."""
 
     def forget(self) -> None:
-        """No in-memory index of messages on this backend."""
+        """Drop the opened message rows kept in memory (no recent index on this backend)."""
+        if self._forget_rows is not None:
+            self._forget_rows()
 
     async def compact(self) -> None:
         await self._db.maintenance(f"VACUUM {', '.join(_VACUUMED)}")

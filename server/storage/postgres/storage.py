@@ -54,7 +54,8 @@ class PostgresStorage:
         pool_size: int = 4,
     ) -> None:
         self.db = Database(url, batch_max=batch_max, queue_size=queue_size, pool_size=pool_size)
-        self.chat = PostgresChatStore(self.db, Sealer(keyring))
+        sealer = Sealer(keyring, cache=20_000)  # opened rows kept: see Sealer
+        self.chat = PostgresChatStore(self.db, sealer)
         #: The chat store as the moderation service sees it (messages and the audit log).
         self.messages = self.audit = self.chat
         self.moderation = PostgresModeration(self.db, keyring)
@@ -70,7 +71,7 @@ class PostgresStorage:
         #: Offline-push endpoints (issue 16 item 7).
         self.push = PostgresPush(self.db, Sealer(keyring))
         #: Retention periods, holds and the job's deletions (issue 15).
-        self.retention = PostgresRetention(self.db)
+        self.retention = PostgresRetention(self.db, forget=sealer.forget)
 
     async def open(self) -> None:
         await self.db.open()

@@ -192,12 +192,14 @@ class SqliteModeration:
         at: int,
         *,
         audit: Audit | None = None,
-    ) -> None:
-        async def op(conn: WriteConnection) -> None:
-            await enqueue_review(conn, message_id, state, rule_id, at)
+    ) -> bool:
+        async def op(conn: WriteConnection) -> bool:
+            if not await enqueue_review(conn, message_id, state, rule_id, at):
+                return False  # queued before (a job run twice): nothing new to audit
             await insert_audit(conn, audit, at)
+            return True
 
-        await self._db.write(op)
+        return await self._db.write(op)
 
     async def queue(self, state: str, *, limit: int, before: int | None = None) -> list[ReviewItem]:
         """Open items in one state, oldest first."""
