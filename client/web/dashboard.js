@@ -70,6 +70,8 @@ const loaders = {
   rules: () => loadRules(),
   lists: () => loadLists(),
   tryout: () => $("tryout-text").focus(),
+  appeals: () => loadAppeals(),
+  terms: () => loadTerms(),
   audit: () => loadAudit(),
   operators: () => loadOperators(),
   account: () => renderAccount(),
@@ -1109,6 +1111,90 @@ function renderEvaluation(res) {
 
 // ------------------------------------------------------------------ audit log
 
+// ------------------------------------------------------------------ appeals and terms (issue 15)
+
+async function loadAppeals() {
+  const box = $("appeals-items");
+  try {
+    const res = await api("GET", "/moderation/queue?state=appeals");
+    const items = (res && Array.isArray(res.items)) ? res.items : [];
+    $("appeals-count").textContent = `${items.length} open appeal${items.length === 1 ? "" : "s"}`;
+    box.replaceChildren(...items.map(appealCard));
+    if (!items.length) box.append(el("p", { class: "muted", text: "No open appeals." }));
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function appealCard(item) {
+  const appeal = item.appeal || {};
+  const decision = item.decision || {};
+  const card = el("article", { class: "card appeal-card", "data-appeal": appeal.appealId || "" },
+    el("div", { class: "row" },
+      el("strong", { text: decision.uid || appeal.uid || "" }),
+      el("span", { class: "badge", text: decision.measure || "" }),
+      el("span", { class: "muted small", text: fmtTime(appeal.at) })),
+    el("p", { text: `Decision: ${decision.explanation || ""}` }),
+    decision.details && decision.details.reason
+      ? el("p", { class: "muted small", text: `Staff details: ${decision.details.reason}` }) : null,
+    item.message ? el("p", { class: "muted", text: `Message: ${item.message.text || item.message.type || ""}` }) : null,
+    el("p", { text: `Appeal: ${appeal.note || "(no note)"}` }),
+  );
+  if (can("moderator")) {
+    card.append(el("div", { class: "row" },
+      el("button", { type: "button", text: "Uphold", onclick: () => decideAppeal(appeal, "upheld") }),
+      el("button", { type: "button", class: "secondary", text: "Reject", onclick: () => decideAppeal(appeal, "rejected") }),
+    ));
+  }
+  return card;
+}
+
+async function decideAppeal(appeal, outcome) {
+  const reason = prompt(outcome === "upheld" ? "Why is it upheld? (the user reads this)" : "Why is it rejected? (the user reads this)");
+  if (!reason || !reason.trim()) return;
+  try {
+    await api("POST", `/moderation/appeals/${encodeURIComponent(appeal.appealId)}/decide`, { outcome, reason: reason.trim() });
+    info(`Appeal ${outcome}.`);
+    await loadAppeals();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function loadTerms() {
+  try {
+    const res = await api("GET", "/moderation/terms");
+    $("terms-json").value = JSON.stringify((res && res.terms) || [], null, 2);
+    $("terms-json").readOnly = !can("admin");
+    $("terms-error").textContent = "";
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function saveTerms(event) {
+  event.preventDefault();
+  let terms;
+  try {
+    terms = JSON.parse($("terms-json").value);
+  } catch (err) {
+    $("terms-error").textContent = `Not valid JSON: ${err.message}`;
+    return;
+  }
+  try {
+    const res = await api("PUT", "/moderation/terms", { terms });
+    $("terms-json").value = JSON.stringify((res && res.terms) || [], null, 2);
+    $("terms-error").textContent = "";
+    info("Terms saved.");
+  } catch (err) {
+    showError(err);
+    if (err instanceof ApiError) {
+      const field = err.details && err.details.field ? `${err.details.field}: ` : "";
+      $("terms-error").textContent = `${field}${err.message}`;
+    }
+  }
+}
+
 async function loadAudit() {
   const raw = $("audit-since").value;
   const since = raw ? Math.floor(new Date(raw).getTime() / 1000) || 0 : 0;
@@ -1525,6 +1611,8 @@ function init() {
   $("list-cancel").addEventListener("click", () => { $("list-editor").hidden = true; });
   $("list-items").addEventListener("input", updateListCount);
   $("list-images").addEventListener("change", addListImages);
+  $("appeals-refresh").addEventListener("click", loadAppeals);
+  $("terms-form").addEventListener("submit", saveTerms);
 
   $("tryout-form").addEventListener("submit", evaluate);
   $("tryout-text").addEventListener("keydown", (e) => {

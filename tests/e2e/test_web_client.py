@@ -485,3 +485,53 @@ async def test_an_admin_adds_known_bad_images_to_a_hash_list_in_the_dashboard(
     await shot(page, "dashboard-hash-list")
     assert not page_errors(page), page_errors(page)
     await page.context.close()
+
+
+async def test_a_moderator_decides_an_appeal_and_an_admin_edits_the_terms_in_the_dashboard(
+    world: World, browser: Browser
+) -> None:
+    """Issue 15 item 8: the dashboard's appeals queue (upheld from the card, with the reason
+    the user reads) and the terms catalogue (a refused clause named at the field)."""
+    alice, bob = await friends(world, "alice", "bob")
+    word = unique("zzdashappeal")
+    await decisions_word_rule(world, word, alice)
+    a = await world.connect(alice)
+    sent = await a.send_text(bob, f"{word} indeed")
+    verdict = await a.next_event(
+        "message.moderated", predicate=lambda e: e.message["id"] == sent["id"]
+    )
+    decision_id = verdict.data["decision"]["decisionId"]
+    async with world.user_rest(await world.token(alice)) as rest:
+        appeal = await rest.request(
+            "POST", f"/decisions/{decision_id}/appeal", json={"note": "song lyrics, honest"}
+        )
+
+    page = await new_page(browser)
+    await dashboard_sign_in(page, world.server.url, world.server.api_key, role="admin")
+    await page.click(".tabs [data-tab=appeals]")
+    card = page.locator(f".appeal-card[data-appeal='{appeal['appealId']}']")
+    await expect(card).to_contain_text("song lyrics, honest")
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("lyrics are fine")))
+    await card.get_by_role("button", name="Uphold").click()
+    await expect(card).to_have_count(0)
+    outcome = await a.next_event("moderation.appeal", timeout=10)
+    assert outcome.data["outcome"] == "upheld" and outcome.data["reason"] == "lyrics are fine"
+
+    await page.click(".tabs [data-tab=terms]")
+    await expect(page.locator("#terms-json")).to_have_value(re.compile(r'"clause"'))
+    terms = json.loads(await page.locator("#terms-json").input_value())
+    original = json.loads(json.dumps(terms))
+    await page.fill(
+        "#terms-json", json.dumps([*terms, {"clause": "bad clause!", "explanation": "x"}])
+    )
+    await page.click("#terms-form button[type=submit]")
+    await expect(page.locator("#terms-error")).to_contain_text(f"terms[{len(terms)}]")
+    terms[0]["explanation"] = "Be kind: insults are not allowed here."
+    await page.fill("#terms-json", json.dumps(terms))
+    await page.click("#terms-form button[type=submit]")
+    await expect(page.locator("#terms-error")).to_have_text("")
+    stored = (await world.rest.request("GET", "/moderation/terms"))["terms"]
+    assert stored[0]["explanation"] == "Be kind: insults are not allowed here."
+    await world.rest.request("PUT", "/moderation/terms", json={"terms": original})  # shared server
+    assert not page_errors(page), page_errors(page)
+    await page.context.close()
