@@ -1,4 +1,4 @@
-"""Operator accounts and their dashboard sessions in PostgreSQL (migration 7, SQLite 12,
+"""Operator accounts and their dashboard sessions in PostgreSQL (migration 10, SQLite 17,
 issue 17); the tables of ``sqlite/operators_schema.py``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Operator accounts and their dashboard sessions in SQLite (migration 12, issue 17).
+"""Operator accounts and their dashboard sessions in SQLite (migration 17, issue 17).
 
 ``operators``: one row per member of staff who signs in to the dashboard (not a chat user):
 the argon2 password hash, the TOTP secret (and one being enrolled), the last TOTP step used,
