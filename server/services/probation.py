@@ -75,6 +75,12 @@ class Probation:
         self._loaded_at = -RELOAD_EVERY
         self._graduated: set[str] = set()
 
+    def known_off(self) -> bool:
+        """Probation is off and the setting was read within ``RELOAD_EVERY``: the per-send
+        checks return at once, with no read (the default, on every message)."""
+        fresh = time.monotonic() - self._loaded_at <= RELOAD_EVERY
+        return fresh and not self._settings["days"] and not self._settings["messages"]
+
     async def settings(self) -> dict[str, Any]:
         if time.monotonic() - self._loaded_at > RELOAD_EVERY:
             stored = await self._sanctions.get_setting(KEY)
@@ -110,6 +116,8 @@ class Probation:
 
     async def check_send(self, user: User, cmd: SendMessage) -> None:
         """``no_links_media``: refuse a media message or a link from a user on probation."""
+        if self.known_off():
+            return
         settings = await self.settings()
         if settings["mode"] != "no_links_media":
             return
@@ -123,7 +131,7 @@ class Probation:
     async def apply(self, verdict: Verdict, sender: str, *, stored: bool = True) -> Verdict:
         """``review``: an approval of a sender on probation becomes a hold for review
         (``stored``: the message is in the store already, the pipeline's case)."""
-        if verdict.status is not VerdictStatus.APPROVED:
+        if verdict.status is not VerdictStatus.APPROVED or self.known_off():
             return verdict
         settings = await self.settings()
         if settings["mode"] != "review" or (not settings["days"] and not settings["messages"]):
