@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.errors import BadRequest, Forbidden
+from server.errors import BadRequest
 from server.jsoncodec import INT_MAX
 from server.models import Scope
 from server.routes.common import (
@@ -99,7 +99,7 @@ def routes(deps: Deps) -> list[Route]:
         who = await caller(request, users)
         limit = query_int(request, "limit", default=100, lo=1, hi=500) or 100
         items = await deps.messaging.reports.group_reports(
-            who.principal.uid, who.principal.is_staff, path_ident(request, "guid"), limit=limit
+            who.principal, path_ident(request, "guid"), limit=limit
         )
         return ok({"items": items})
 
@@ -107,11 +107,7 @@ def routes(deps: Deps) -> list[Route]:
         """The part of the audit log that concerns the group: its moderators and up, staff."""
         who = await caller(request, users)
         guid = path_ident(request, "guid")
-        await groups.require_group(guid)
-        if not who.principal.is_staff:
-            scope = (await groups.members(guid)).get(who.principal.uid or "", Scope.NONE)
-            if scope < Scope.MODERATOR:
-                raise Forbidden("the group's moderators, admins and owner only", {"guid": guid})
+        await groups.require_group_staff(who.principal, guid)
         since = query_int(request, "since", default=0, lo=0, hi=INT_MAX) or 0
         found = await deps.audit.of_group(guid, since)
         return ok({"entries": [e.to_json() for e in found]})

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from server import protocol
+from server.auth import Principal
 from server.clock import Clock
-from server.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.errors import BadRequest, Conflict, NotFound
 from server.hub import Hub
 from server.models import Message, Scope, User
 from server.services.contracts import EventSink
@@ -131,15 +132,13 @@ class Reports:
         self._hub.send(staff, protocol.encode("report.new", body))
 
     async def group_reports(
-        self, actor_uid: str | None, is_staff: bool, guid: str, *, limit: int
+        self, actor: Principal, guid: str, *, limit: int
     ) -> list[dict[str, Any]]:
         """``GET /groups/{guid}/reports``: open reports on the group's messages, oldest first;
-        the group's moderators and up, and app staff."""
-        await self._groups.require_group(guid)
-        if not is_staff:
-            scope = (await self._groups.members(guid)).get(actor_uid or "", Scope.NONE)
-            if scope < Scope.MODERATOR:
-                raise Forbidden("the group's moderators, admins and owner only", {"guid": guid})
+        the group's moderators and up, and app staff (who alone see the reporter, unless the
+        app lets group moderators see it too)."""
+        await self._groups.require_group_staff(actor, guid)
+        is_staff = actor.is_staff
         out: list[dict[str, Any]] = []
         for item in await self._repo.queue("reported", limit=1000):
             try:
