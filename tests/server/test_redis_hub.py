@@ -141,9 +141,10 @@ async def test_a_dead_process_is_dropped_from_presence() -> None:
 
 
 def test_only_the_redis_hub_imports_redis() -> None:
-    """The embedded default never loads Redis code: only server/redis_hub.py and
-    server/redis_jobs.py import redis, and only the composition root imports them, when
-    --redis-url is set."""
+    """The embedded default never loads Redis code: only server/redis_hub.py,
+    server/redis_jobs.py and the hub's limiters (server/redis_limits.py) import redis; only the
+    composition root imports the first two, when --redis-url is set, and only the hub the
+    third."""
     from tests.test_imports import ROOT, imports
 
     users = {
@@ -152,7 +153,7 @@ def test_only_the_redis_hub_imports_redis() -> None:
         for path in (ROOT / package).rglob("*.py")
         if any(name.split(".")[0] == "redis" for name in imports(path))
     }
-    assert users == {"server/redis_hub.py", "server/redis_jobs.py"}
+    assert users == {"server/redis_hub.py", "server/redis_jobs.py", "server/redis_limits.py"}
     for module in ("server.redis_hub", "server.redis_jobs"):
         importers = {
             str(path.relative_to(ROOT))
@@ -160,6 +161,12 @@ def test_only_the_redis_hub_imports_redis() -> None:
             if module in imports(path)
         }
         assert importers == {"server/app.py"}, module
+    limits_importers = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "server").rglob("*.py")
+        if "server.redis_limits" in imports(path)
+    }
+    assert limits_importers == {"server/redis_hub.py"}
 
 
 async def test_rate_limit_is_one_bucket_across_processes(
