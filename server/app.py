@@ -580,7 +580,7 @@ def create_app(
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *users.routes(deps),
         *groups.routes(deps),
-        *messages.routes(deps, sender_view=SenderView(store.messages, restrictions)),
+        *messages.routes(deps, sender_view=SenderView(store.messages, restrictions, decisions)),
         *moderation_routes.routes(deps, moderation_deps),
         *audit_routes.routes(deps),
         *decision_routes.routes(

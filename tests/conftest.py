@@ -184,6 +184,14 @@ class World:
     def user_rest(self, token: str) -> RestClient:
         return RestClient(self.server.url, token=token)
 
+    async def staff_reason(self, message_id: int) -> str:
+        """What decided a disapproved message, as staff read it (the sender reads the
+        decision's explanation in plain words instead)."""
+        items = (await self.rest.queue("disapproved"))["items"]
+        found = [i for i in items if i["message"]["id"] == message_id]
+        assert found, f"message {message_id} is not among the disapproved"
+        return str(found[0]["moderation"]["reason"])
+
 
 @contextlib.asynccontextmanager
 async def world_on(server: ServerProcess) -> AsyncIterator[World]:

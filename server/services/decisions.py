@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from server import protocol
@@ -309,6 +310,11 @@ class Decisions:
         )
 
     # ----------------------------------------------------------------- reading
+
+    async def about_messages(self, message_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The public body of the newest decision about each message that has one."""
+        found = await self._store.decisions_for_messages(message_ids)
+        return {mid: public(record) for mid, record in found.items()}
 
     async def get(self, decision_id: str) -> DecisionRecord | None:
         return await self._store.get_decision(decision_id)

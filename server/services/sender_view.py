@@ -1,6 +1,6 @@
 """What history keeps for a message's sender: the receipts their message got and, once it is
-disapproved, the reason, so that a client that reloads shows the ticks and block reasons the
-live frames (``receipt``, ``message.moderated``) showed before."""
+disapproved, the reason and the decision, so that a client that reloads shows the ticks and
+block reasons the live frames (``receipt``, ``message.moderated``) showed before."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from server.models import Message, Status
+from server.services.decisions import Decisions
 from server.services.restrictions import Restrictions
 from server.storage.ports import MessageRepository
 
@@ -15,9 +16,15 @@ from server.storage.ports import MessageRepository
 class SenderView:
     """Adds ``receipts`` and ``moderation`` to the viewer's own messages in a history page."""
 
-    def __init__(self, store: MessageRepository, restrictions: Restrictions | None) -> None:
+    def __init__(
+        self,
+        store: MessageRepository,
+        restrictions: Restrictions | None,
+        decisions: Decisions | None = None,
+    ) -> None:
         self._store = store
         self._restrictions = restrictions
+        self._decisions = decisions
 
     async def add(
         self, bodies: list[dict[str, Any]], messages: Sequence[Message], uid: str | None
@@ -25,7 +32,8 @@ class SenderView:
         """``bodies`` are ``messages`` rendered for ``uid``, changed in place: on each of
         ``uid``'s own messages ``receipts`` (``{"delivered": n, "read": n}``, users per type,
         leaving out readers a shadow ban covers there: their receipts are never forwarded)
-        and, on a disapproved one, ``moderation`` as ``message.moderated`` carried it."""
+        and, on a disapproved one, ``moderation`` and ``decision`` as ``message.moderated``
+        carried them (the reason in plain words: the decision's explanation)."""
         own = [(b, m) for b, m in zip(bodies, messages, strict=True) if m.sender == uid]
         if not own:
             return
@@ -36,8 +44,19 @@ class SenderView:
             else []
         )
         counts = await self._store.receipt_counts([m.id for _, m in own], exclude=shadowed)
+        blocked = [m.id for _, m in own if m.status is Status.DISAPPROVED and m.moderation]
+        decided = (
+            await self._decisions.about_messages(blocked)
+            if blocked and self._decisions is not None
+            else {}
+        )
         for body, m in own:
             got = counts.get(m.id, {})
             body["receipts"] = {"delivered": got.get("delivered", 0), "read": got.get("read", 0)}
             if m.status is Status.DISAPPROVED and m.moderation is not None:
-                body["moderation"] = m.moderation.to_json()
+                told = m.moderation.to_json()
+                decision = decided.get(m.id)
+                if decision is not None:
+                    told["reason"] = decision["explanation"]
+                    body["decision"] = decision
+                body["moderation"] = told

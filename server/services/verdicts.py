@@ -80,9 +80,15 @@ class VerdictService:
             return None
         extra = ""
         if moderation is not None and status is Status.DISAPPROVED:
-            extra = ',"moderation":' + protocol.encode_json(moderation.to_json())
+            told = moderation.to_json()
+            decision = None
             if self._decisions is not None:
                 decision = await self._decisions.for_disapproval(updated, moderation)
+                # The sender reads the statement of reasons in plain words; what the rule
+                # matched (a word, a score) stays with staff (queue, evaluate, audit).
+                told["reason"] = decision["explanation"]
+            extra = ',"moderation":' + protocol.encode_json(told)
+            if decision is not None:
                 extra += ',"decision":' + protocol.encode_json(decision)
         if updated.attachment is not None:
             if (

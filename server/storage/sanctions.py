@@ -195,6 +195,17 @@ class SanctionsSql(ABC):
         )
         return [_decision(r) for r in rows]
 
+    async def decisions_for_messages(self, message_ids: Sequence[int]) -> dict[int, DecisionRecord]:
+        """The newest decision about each of ``message_ids`` that has one."""
+        if not message_ids:
+            return {}
+        marks = ", ".join("?" * len(message_ids))
+        rows = await self._all(
+            f"SELECT * FROM decisions WHERE message_id IN ({marks}) ORDER BY at, id",
+            tuple(message_ids),
+        )
+        return {r["message_id"]: _decision(r) for r in rows}
+
     # ----------------------------------------------------------------- appeals
 
     async def add_appeal(self, appeal: AppealRecord, audit: Audit) -> bool:

@@ -39,7 +39,11 @@ async def test_own_messages_carry_receipt_counts_and_block_reasons(world: World)
     assert seen[silent["id"]]["receipts"] == {"delivered": 0, "read": 0}
     # The reason is the one the live verdict gave, kept in history for the sender.
     assert seen[blocked["id"]]["moderation"] == verdict.data["moderation"]
-    assert seen[blocked["id"]]["moderation"]["reason"]
+    assert seen[blocked["id"]]["decision"] == verdict.data["decision"]
+    # In plain words, not what the rule matched (that is for staff).
+    assert seen[blocked["id"]]["moderation"]["reason"] == verdict.data["decision"]["explanation"]
+    assert "fucking" not in seen[blocked["id"]]["moderation"]["reason"]
+    assert "fucking" in await world.staff_reason(blocked["id"])
     # Receipts and reasons are the sender's: alice's view of bob's message has neither.
     assert "receipts" not in seen[mine["id"]] and "moderation" not in seen[read["id"]]
 

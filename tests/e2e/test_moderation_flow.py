@@ -103,10 +103,11 @@ async def test_review_action_holds_until_a_moderator_decides(world: World) -> No
     v2 = await a.next_event(
         "message.moderated", predicate=lambda e: e.message["id"] == second["id"]
     )
-    assert (
-        v2.message["moderationStatus"] == "disapproved"
-        and v2.data["moderation"]["reason"] == "not today"
-    )
+    assert v2.message["moderationStatus"] == "disapproved"
+    # The moderator's note is for staff; the sender reads the statement of reasons.
+    assert await world.staff_reason(second["id"]) == "not today"
+    assert v2.data["moderation"]["reason"] == v2.data["decision"]["explanation"]
+    assert v2.data["decision"]["source"] == "moderator"
     await b.expect_no_event("message", within=0.3)
     ids = {item["message"]["id"] for item in (await world.rest.queue("review"))["items"]}
     assert held["id"] not in ids and second["id"] not in ids

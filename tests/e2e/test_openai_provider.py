@@ -206,7 +206,7 @@ async def test_moderation_endpoint_with_per_category_thresholds(
         v = await verdict_of(a, sent)
         assert v.message["moderationStatus"] == status, text
         if reason is not None:
-            assert v.data["moderation"]["reason"] == reason
+            assert (await w.staff_reason(v.message["id"])) == reason
     requests = [r for r in openai_peer.requests if r.path == "/v1/moderations"]
     for text in expected:
         mine = [r for r in requests if r.json()["input"] == text]
@@ -243,7 +243,7 @@ async def test_default_prompt_rule_uses_structured_output_and_context(
     v = await verdict_of(a, sent)
     assert v.message["moderationStatus"] == "disapproved"
     assert v.data["moderation"]["ruleId"] == copy_id
-    assert v.data["moderation"]["reason"] == "openai (spam): pushes a purchase link"
+    assert (await w.staff_reason(v.message["id"])) == "openai (spam): pushes a purchase link"
 
     calls = [r for r in openai_peer.requests if r.path == "/v1/chat/completions"]
     last = calls[-1].json()
@@ -283,7 +283,7 @@ async def test_provider_error_with_block_disapproves(w: World, fake: FakeOpenAI)
     sent = await a.send_text(bob, "hello")
     v = await verdict_of(a, sent)
     assert v.message["moderationStatus"] == "disapproved"
-    assert "openai error (http_status): HTTP 500" in v.data["moderation"]["reason"]
+    assert "openai error (http_status): HTTP 500" in (await w.staff_reason(v.message["id"]))
     fake.failing = False
     await configure(w, actionOnError="allow")
     sent = await a.send_text(bob, "hello again")
@@ -402,14 +402,14 @@ async def test_uploaded_images_and_video_frames_reach_openai(w: World, openai_pe
         assert [p["type"] for p in parts] == ["text", "image_url"]
         assert parts[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
         if status == "disapproved":
-            assert v.data["moderation"]["reason"] == "openai (explicit): nudity in image 1"
+            assert (await w.staff_reason(v.message["id"])) == "openai (explicit): nudity in image 1"
     # A video: each sampled frame to the moderation endpoint; the worst frame is named.
     before = len([r for r in openai_peer.requests if r.path == "/v1/moderations"])
     up = await upload(w, alice, mp4([(0, BLUE), (9.5, SKIN)], 12), "clip.mp4")
     sent = await a.send_media(bob, up["mediaId"], "video")
     v = await verdict_of(a, sent)
     assert v.message["moderationStatus"] == "disapproved"
-    assert v.data["moderation"]["reason"] == "sexual 0.90 at 10.0 s"
+    assert (await w.staff_reason(v.message["id"])) == "sexual 0.90 at 10.0 s"
     frames = [r for r in openai_peer.requests if r.path == "/v1/moderations"][before:]
     # The poster, 5 s and 10 s; the first two are the same blue picture, asked once.
     assert len(frames) == 2
