@@ -1,6 +1,8 @@
 """create_app(settings) -> Starlette: the routes and the lifespan that builds everything.
 
 This is the only place long-lived objects are built; each gets its dependencies passed in.
+Over 400 lines on purpose: one function builds every service, store and background task in
+the order they depend on each other, and that order is easiest to check in one place.
 """
 
 from __future__ import annotations

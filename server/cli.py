@@ -1,5 +1,9 @@
 """The ``parley`` command: ``serve``, ``moderation-worker``, ``keys rotate``, ``certs``,
-``token``, ``audit``, ``migrate-store``, ``loadtest``."""
+``token``, ``audit``, ``migrate-store``, ``loadtest``.
+
+Over 400 lines on purpose: half of it is the argument definitions of these commands; the
+rest starts each command, whose work lives elsewhere (``app``, ``audit_cli``,
+``operators_cli``, the stores' ``migrate``)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """The wire format, sans-I/O: text frame -> typed command, event -> text.
 
 Limits and close codes live here. Nothing in this module touches a socket or the database.
+Over 400 lines on purpose: one small parser per frame type of PROTOCOL.md, sharing the field
+checks above them; the whole wire format reads top to bottom in one file.
 """
 
 from __future__ import annotations

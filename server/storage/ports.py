@@ -8,6 +8,9 @@ names either.
 Every write returns only after its transaction is committed. A write that must commit
 together with a verdict (an audit row, a review-queue entry) is a ``TxOp``: it receives the
 ``Transaction`` of that write and may call only its methods.
+
+Over 400 lines on purpose: a list of signatures, one ``Protocol`` per repository; splitting
+it would only scatter what a new backend must implement.
 """
 
 from __future__ import annotations
