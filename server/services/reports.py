@@ -26,6 +26,7 @@ from typing import Any
 from server import protocol
 from server.auth import Principal
 from server.clock import Clock
+from server.conversations import Conversation
 from server.errors import BadRequest, Conflict, NotFound
 from server.hub import Hub
 from server.models import Message, Scope, User
@@ -140,12 +141,12 @@ class Reports:
         await self._groups.require_group_staff(actor, guid)
         is_staff = actor.is_staff
         out: list[dict[str, Any]] = []
-        for item in await self._repo.queue("reported", limit=1000):
+        for item in await self._repo.queue_in(
+            "reported", Conversation("group", guid).key, limit=limit
+        ):
             try:
                 message = await self._message(item.message_id)
             except NotFound:
-                continue
-            if message.receiver_type != "group" or message.receiver != guid:
                 continue
             reports = await self._repo.reports_for(message.id)
             out.append(
@@ -155,8 +156,6 @@ class Reports:
                     "at": item.at,
                 }
             )
-            if len(out) >= limit:
-                break
         return out
 
     # ------------------------------------------------------------------ escalation

@@ -210,6 +210,10 @@ class ModerationRepository(Protocol):
     async def queue(
         self, state: str, *, limit: int, before: int | None = None
     ) -> list[ReviewItem]: ...
+    async def queue_in(self, state: str, conversation_key: str, *, limit: int) -> list[ReviewItem]:
+        """Open items in one state about messages of one conversation, oldest first."""
+        ...
+
     async def disapproved(self, *, limit: int) -> list[int]: ...
     async def close_review(
         self, message_id: int, decision: str, by: str, at: int, audit: Audit

@@ -69,6 +69,14 @@ async def test_a_report_reaches_the_groups_moderators_live_without_the_reporter(
     staff_view = (await world.rest.request("GET", f"/groups/{guid}/reports"))["items"]
     [item] = [i for i in staff_view if i["message"]["id"] == sent["id"]]
     assert item["reports"][0]["reporter"] == reporter  # app staff see who reported
+    # Only this group's messages: a report elsewhere is not listed here.
+    direct = await s.send_custom(reporter, "n", {"t": "and you too"})
+    await report(world, reporter, direct["id"], category="harassment")
+    staff_view = (await world.rest.request("GET", f"/groups/{guid}/reports"))["items"]
+    assert [i["message"]["id"] for i in staff_view] == [sent["id"]]
+    with pytest.raises(ServerError) as err:
+        await world.rest.request("GET", f"/groups/{unique('nogroup')}/reports")
+    assert err.value.status == 404
     queue = await world.rest.queue("reported")
     [entry] = [e for e in queue["items"] if e["message"]["id"] == sent["id"]]
     assert entry["reports"][0]["category"] == "harassment"

@@ -228,6 +228,19 @@ class PostgresModeration:
         )
         return [ReviewItem(r["message_id"], r["state"], r["rule_id"], r["at"]) for r in rows]
 
+    async def queue_in(self, state: str, conversation_key: str, *, limit: int) -> list[ReviewItem]:
+        """Open items in one state about messages of one conversation, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT r.message_id, r.state, r.rule_id, r.at FROM review AS r"
+            " JOIN messages AS m ON m.id = r.message_id"
+            " WHERE r.state = $1 AND r.decided_at = 0 AND m.conv_key = $2"
+            " ORDER BY r.message_id LIMIT $3",
+            state,
+            conversation_key,
+            limit,
+        )
+        return [ReviewItem(r["message_id"], r["state"], r["rule_id"], r["at"]) for r in rows]
+
     async def disapproved(self, *, limit: int) -> list[int]:
         rows = await self._db.fetchall(
             "SELECT id FROM messages WHERE status = 'disapproved' ORDER BY id DESC LIMIT $1",
