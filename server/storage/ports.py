@@ -149,6 +149,10 @@ class MessageRepository(Protocol):
 class AuditRepository(Protocol):
     async def add_audit(self, audit: Audit, at: int) -> None: ...
     async def audit_since(self, since: int, limit: int) -> list[AuditEntry]: ...
+    async def audit_of_group(self, guid: str, since: int, limit: int) -> list[AuditEntry]:
+        """Records from ``since`` that concern group ``guid``: ``target`` is the group, or the
+        details name it (``guid``) or a scope in it (``scope`` = ``group:<guid>``)."""
+        ...
 
 
 class ChatStore(
