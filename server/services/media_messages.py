@@ -11,22 +11,19 @@ type, and its caption also by the text rules (``caption``).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import uuid
 from collections.abc import Awaitable, Callable
 
 from server import permissions, protocol
 from server.clock import Clock
-from server.conversations import conversation_id
 from server.errors import ClientError, Conflict, NotFound
 from server.hub import Connection
 from server.models import Message, Status, User
 from server.protocol import SendMessage
 from server.services.contracts import MediaAttachments, ModerationGate
+from server.services.drafts import draft
 from server.services.fanout import Fanout
 from server.services.groups import GroupService
 from server.storage.ports import MessageRepository
-from server.storage.types import NewMessage
 
 
 class MediaVisibility:
@@ -128,27 +125,14 @@ class MediaSends:
         gate = self._gate
         caption = bool(cmd.text and cmd.text.strip())
         moderated = gate.covers(cmd.category, cmd.message_type, caption=caption)
-        new = NewMessage(
-            muid=cmd.muid or uuid.uuid4().hex,
-            conversation_id=conversation_id(sender.uid, cmd.receiver, cmd.receiver_type),
-            sender=sender.uid,
-            receiver=cmd.receiver,
-            receiver_type=cmd.receiver_type,
-            category=cmd.category,
-            type=cmd.message_type,
-            text=cmd.text,
-            data=cmd.data,
-            metadata=cmd.metadata,
-            tags=cmd.tags,
-            parent_id=cmd.parent_id,
-            attachment=attachment,
-            status=Status.PENDING if moderated else Status.UNMODERATED,
+        new, verdict, judged = await draft(
+            gate,
+            sender.uid,
+            cmd,
+            moderated=moderated,
             at=self._clock.now(),
+            attachment=attachment,
         )
-        verdict = await gate.judge_inline(new) if moderated else None
-        judged = verdict is not None and verdict.clean
-        if judged:
-            new = dataclasses.replace(new, status=Status.APPROVED)
         message, created = await self._store.insert_message(new)
         try:
             # Also on a retry that found its message stored: a crash between that insert and

@@ -5,23 +5,20 @@ encode, then the hub. A moderated message goes through the ``ModerationGate``; i
 comes back through ``verdicts.py``, never through here.
 
 A media message (``image``/``video``/``audio``/``file`` with a ``mediaId``) takes its own
-path, ``media_messages.MediaSends``; its frames are encoded per viewer.
-
-One piece past 400 lines, not split: every path here shares the same checks (rate, blocks,
-membership, restrictions, the parent of a reply) and the same hub and fan-out calls.
+path, ``media_messages.MediaSends``; its frames are encoded per viewer. Both build the row
+to store and judge it inline through ``drafts.draft``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from server import conversations, permissions, protocol
 from server.auth import Principal
 from server.clock import Clock
-from server.conversations import Conversation, conversation_id
+from server.conversations import Conversation
 from server.errors import (
     BadRequest,
     Banned,
@@ -37,6 +34,7 @@ from server.protocol import SendMessage
 from server.ratelimit import RateLimiter, TypingThrottle
 from server.services.blocks import BlockService
 from server.services.contracts import EventSink, MediaAttachments, ModerationGate
+from server.services.drafts import draft
 from server.services.fanout import Fanout
 from server.services.groups import GroupService
 from server.services.media_messages import MediaSends
@@ -45,7 +43,6 @@ from server.services.reports import ReportOptions, Reports
 from server.services.restrictions import Restrictions
 from server.services.users import UserService
 from server.storage.ports import MessageRepository, ModerationRepository
-from server.storage.types import NewMessage
 
 
 class MessagingService:
@@ -150,30 +147,9 @@ class MessagingService:
             return stored
         gate = self._gate
         moderated = gate.covers(cmd.category, cmd.message_type)
-        new = NewMessage(
-            muid=cmd.muid or uuid.uuid4().hex,
-            conversation_id=conversation_id(sender.uid, cmd.receiver, cmd.receiver_type),
-            sender=sender.uid,
-            receiver=cmd.receiver,
-            receiver_type=cmd.receiver_type,
-            category=cmd.category,
-            type=cmd.message_type,
-            text=cmd.text,
-            data=cmd.data,
-            metadata=cmd.metadata,
-            tags=cmd.tags,
-            parent_id=cmd.parent_id,
-            attachment=None,
-            status=Status.PENDING if moderated else Status.UNMODERATED,
-            at=self._clock.now(),
+        new, verdict, judged = await draft(
+            gate, sender.uid, cmd, moderated=moderated, at=self._clock.now()
         )
-        # Under rules that need no model or provider, the message is judged here. The common
-        # case, a clean approval, is stored approved in the same commit: one write, not two;
-        # any match goes through the pipeline with this verdict, not judged again.
-        verdict = await gate.judge_inline(new) if moderated else None
-        judged = verdict is not None and verdict.clean
-        if judged:
-            new = dataclasses.replace(new, status=Status.APPROVED)
         message, created = await self._store.insert_message(new)
         body = message.to_json()
         final = ""
