@@ -7,6 +7,8 @@ generator ``bench/load.py`` on core 1):
   verdict (``message.sent`` to ``message.moderated``), send -> verdict, send -> delivery and
   send -> ack at steady open-loop rates: 1,000 msg/s and 50 % of the max just measured (5 %
   of the texts carry a word from the default profanity list).
+- The same with the local AI text rules the cascade covers enabled through the rules API
+  (``harness.AI_RULES``): "moderation + AI".
 - The same server with ``--no-moderation``: there is no verdict, so send -> delivery instead,
   the same way.
 
@@ -22,7 +24,9 @@ import sys
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BENCH, loadavg, run_load, start_server
+import time
+
+from harness import AI_RULES, BENCH, loadavg, run_load, set_rules_enabled, start_server
 
 
 def lat(r: dict[str, Any], key: str) -> str:
@@ -45,9 +49,13 @@ def main() -> None:
     print(f"load before: {loadavg()}")
     common = ["--mode", "pair", "--conns", str(args.conns), "--duration", str(args.duration)]
     runs: dict[str, dict[str, Any]] = {}
-    for label, moderation in (("moderation on", True), ("--no-moderation", False)):
+    phases = (("moderation on", True, False), ("moderation + AI", True, True))
+    for label, moderation, ai in (*phases, ("--no-moderation", False, False)):
         server = start_server("parley", label=label, sync=args.sync, moderation=moderation)
         try:
+            if ai:
+                print(f"{label}: enabled {', '.join(set_rules_enabled(server.base_url, AI_RULES))}")
+                time.sleep(3)  # the models load in the background once a rule needs them
             top = run_load(server, [*common, "--window", "4"])
             runs[f"{label} | closed max"] = top
             half = round(float(top["msgs_per_s"]) / 2)  # type: ignore[arg-type]
@@ -79,14 +87,15 @@ def main() -> None:
             f"{c.get('blocked_as_intended', 0)}, clean text blocked={c.get('blocked_clean_text', 0)},"
             f" missed={c.get('missed_block', 0)}) incomplete={r['incomplete']}"
         )
-    on = runs.get("moderation on | closed max", {})
     off = runs.get("--no-moderation | closed max", {})
-    if on.get("msgs_per_s") and off.get("msgs_per_s"):
-        print(
-            f"\nthroughput with moderation / without: {on['msgs_per_s'] / off['msgs_per_s']:.3f}"
-            f"  (server CPU per message: {1e3 / on['msgs_per_server_cpu_s']:.2f} ms vs"
-            f" {1e3 / off['msgs_per_server_cpu_s']:.2f} ms)"
-        )
+    for name in ("moderation on", "moderation + AI"):
+        on = runs.get(f"{name} | closed max", {})
+        if on.get("msgs_per_s") and off.get("msgs_per_s"):
+            print(
+                f"\nthroughput {name} / without: {on['msgs_per_s'] / off['msgs_per_s']:.3f}"
+                f"  (server CPU per message: {1e3 / on['msgs_per_server_cpu_s']:.2f} ms vs"
+                f" {1e3 / off['msgs_per_server_cpu_s']:.2f} ms)"
+            )
     print(f"load after: {loadavg()}")
     with open(args.out, "w") as fh:
         json.dump(runs, fh, indent=1)

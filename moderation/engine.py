@@ -130,7 +130,7 @@ class Engine:
         (keyword lists, patterns, contacts, spam state: no model, no provider), so that
         ``evaluate`` completes without waiting on anything and may run on the send path.
         With ``text``, an expensive condition also counts as inline when its detector's
-        cheap stage settles that text (``settles(text)``: the local models' cascade).
+        cheap stage settles that text (``settles(text, condition)``: the local models' cascade).
         ``caption``: a media message with a text, which the text rules judge too."""
         key = (category, message_type, caption)
         inline = self._inline.get(key)
@@ -152,7 +152,7 @@ class Engine:
 
     def _settles(self, condition: Condition, text: str) -> bool:
         detector = self.detectors.get(condition.kind)
-        return detector is not None and detector.settles(text)
+        return detector is not None and detector.settles(text, condition)
 
     def covers(self, category: str, message_type: str, *, caption: bool = False) -> bool:
         """Whether an enabled rule has a condition for this message category and type

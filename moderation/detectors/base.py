@@ -61,8 +61,9 @@ class Detector(Protocol):
     - ``rules_out(message, lists)`` (default False): a cheap shared pre-check; True only
       when no condition of this kind can match ``message``, whatever its list or
       parameters, so the engine skips them all. It must not raise for a valid message.
-    - ``settles(text)`` (default False): True when a cheap stage decides ``text`` alone (a
-      local model's cascade), so an expensive condition may still run inline for it.
+    - ``settles(text, condition)`` (default False): True when a cheap stage decides ``text``
+      for ``condition`` alone (a local model's cascade), so an expensive condition may still
+      run inline for it.
     - ``budget()`` (default None): a fresh time budget that all conditions of this
       detector share on one message (regex patterns); the engine passes it back in
       ``DetectContext.budget``.
@@ -96,8 +97,9 @@ class Detector(Protocol):
         """True only when no condition of this kind can match ``message`` (default False)."""
         return False
 
-    def settles(self, text: str) -> bool:
-        """True when a cheap stage decides ``text`` without the expensive one (default False)."""
+    def settles(self, text: str, condition: Condition) -> bool:
+        """True when a cheap stage decides ``text`` for ``condition`` without the expensive
+        one (default False)."""
         return False
 
     def budget(self) -> PatternBudget | None:

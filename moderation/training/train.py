@@ -20,6 +20,11 @@ Reproducible and seeded: the same data gives the same ``moderation/models/text_h
 6. Platt scaling per category on the held-out rows, class-balanced, so 0.5 is the point
    where a positive and a negative are equally likely under a 50/50 prior, whatever the
    category's base rate in the training corpora.
+7. The cascade's gate (``heads.Gate``): per category, a linear regression over the hashed
+   n-grams (folded into ``heads.GATE_BITS`` bits) of the embedding's part of the head's
+   logit (standardised), fitted on the rows outside the calibration split. Its threshold is
+   the estimated score above which ``GATE_RECALL`` of the calibration rows that the full
+   model scores at ``heads.SETTLE_LEVEL`` less ``GATE_MARGIN`` or more are escalated.
 
 Needs numpy and the encoder only (no scikit-learn). ``--cache FILE`` keeps embeddings
 between runs.
@@ -28,6 +33,7 @@ between runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import random
 import sys
@@ -39,7 +45,16 @@ import numpy as np
 import numpy.typing as npt
 
 from moderation.detectors.encoder import SharedEncoder
-from moderation.detectors.heads import MODEL_PATH, Heads, extra_features, feature_matrix
+from moderation.detectors.heads import (
+    EMBEDDING_DIM,
+    GATE_MASK,
+    MODEL_PATH,
+    SETTLE_LEVEL,
+    Gate,
+    Heads,
+    extra_features,
+    feature_matrix,
+)
 from moderation.detectors.lexical import LEXICAL_CATEGORIES, Lexical, buckets
 from moderation.detectors.lexical import MODEL_PATH as LEXICAL_PATH
 from moderation.detectors.model_registry import shared_models
@@ -74,6 +89,11 @@ LEXICAL_L2_FACTOR = 0.3
 DERIVED_LABELS: dict[str, tuple[str, str, str]] = {
     "davidson": ("obscene", "toxicity", "identity_attack"),
 }
+
+#: A row "needs the encoder" when the heads score it at ``SETTLE_LEVEL`` less this margin.
+GATE_MARGIN = 0.1
+#: The share of the rows needing the encoder that the gate escalates (calibration rows).
+GATE_RECALL = 0.98
 
 F32 = npt.NDArray[np.float32]
 
@@ -265,8 +285,11 @@ def lexical_labels(rows: Sequence[Example]) -> tuple[F32, F32]:
     return y, mask
 
 
-def train_lexical(rows: Sequence[Example], source_w: F32) -> tuple[Lexical, F32]:
-    """The lexical model fitted on ``rows``, and its out-of-fold logits for every row."""
+def train_lexical(
+    rows: Sequence[Example], source_w: F32
+) -> tuple[Lexical, F32, lexical_training.Sparse]:
+    """The lexical model fitted on ``rows``, its out-of-fold logits for every row, and the
+    rows' hashed n-grams."""
     start = time.perf_counter()
     x = lexical_training.Sparse.of([buckets(r.text) for r in rows])
     y, mask = lexical_labels(rows)
@@ -278,7 +301,50 @@ def train_lexical(rows: Sequence[Example], source_w: F32) -> tuple[Lexical, F32]
         LEXICAL_CATEGORIES, weights.astype(np.float16).astype(np.float32), bias.astype(np.float32)
     )
     print(f"  lexical model took {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    return lexical, oof
+    return lexical, oof, x
+
+
+def fit_gate(
+    heads: Heads,
+    x: F32,
+    sparse: lexical_training.Sparse,
+    calib_mask: npt.NDArray[np.bool_],
+) -> Heads:
+    """``heads`` with the cascade's gate (module docstring, step 7): fitted on the rows
+    outside ``calib_mask``, its threshold set on the rows inside."""
+    w_emb = heads.weights[:EMBEDDING_DIM]
+    target = (x[:, :EMBEDDING_DIM] @ w_emb).astype(np.float32)
+    fit_rows = np.flatnonzero(~calib_mask).astype(np.int64)
+    mean, std = target[fit_rows].mean(axis=0), target[fit_rows].std(axis=0) + 1e-6
+    folded = lexical_training.Sparse(
+        sparse.indptr, sparse.indices & GATE_MASK, sparse.scale, sparse.length
+    )
+    weights, bias = lexical_training.fit_regression(
+        folded, ((target - mean) / std).astype(np.float32), rows=fit_rows, dim=GATE_MASK + 1
+    )
+    # fold the standardisation in, and round as the file stores the weights
+    weights = (weights * std).astype(np.float16).astype(np.float32)
+    bias = (bias * std + mean).astype(np.float32)
+    untuned = dataclasses.replace(heads, gate=Gate(weights, bias, 1.0))
+    held = np.flatnonzero(calib_mask)
+    rest = x[:, EMBEDDING_DIM:]
+    estimate = np.array(
+        [untuned.estimated_scores(sparse_row(sparse, int(i)), rest[i]).max() for i in held]
+    )
+    must = (heads.scores(x[held]) >= SETTLE_LEVEL - GATE_MARGIN).any(axis=1)
+    threshold = float(np.quantile(estimate[must], 1 - GATE_RECALL)) if must.any() else 0.0
+    print(
+        f"  gate: threshold {threshold:.4f}; calibration rows escalated"
+        f" {(estimate >= threshold).mean():.3f} (the full model scores {must.mean():.3f} of"
+        f" them at {SETTLE_LEVEL - GATE_MARGIN:.2f} or more)",
+        file=sys.stderr,
+    )
+    return dataclasses.replace(heads, gate=Gate(weights, bias, threshold))
+
+
+def sparse_row(sparse: lexical_training.Sparse, i: int) -> npt.NDArray[np.int32]:
+    """The buckets of row ``i`` of ``sparse``."""
+    return sparse.indices[sparse.indptr[i] : sparse.indptr[i + 1]]
 
 
 def fit_calibrated_heads(
@@ -324,7 +390,7 @@ def train(data_dir: Path, out: Path, cache: Path | None, lexical_out: Path = LEX
     source_w = np.array(
         [OWN_WEIGHT if r.source == "parley" else 1.0 for r in rows], dtype=np.float32
     )
-    lexical, oof = train_lexical(rows, source_w)
+    lexical, oof, sparse = train_lexical(rows, source_w)
     lexical_out.parent.mkdir(parents=True, exist_ok=True)
     lexical.save(lexical_out)
     # the heads see out-of-fold lexical logits, as they will see them on unseen text
@@ -334,6 +400,7 @@ def train(data_dir: Path, out: Path, cache: Path | None, lexical_out: Path = LEX
     l2 = np.full(x.shape[1], L2, dtype=np.float32)
     l2[-len(LEXICAL_CATEGORIES) :] *= LEXICAL_L2_FACTOR
     heads = fit_calibrated_heads(x, y, mask, source_w, calib_mask, categories, l2)
+    heads = fit_gate(heads, x, sparse, calib_mask)
     out.parent.mkdir(parents=True, exist_ok=True)
     heads.save(out)
     # quick report on the own test split

@@ -387,7 +387,7 @@ def test_what_the_enabled_rules_read() -> None:
 
 def test_an_expensive_condition_is_inline_for_a_text_its_detector_settles() -> None:
     class Cascade(Fake):
-        def settles(self, text: str) -> bool:
+        def settles(self, text: str, condition: Condition) -> bool:
             return text == "clean"
 
     r = rule(conditions=[{"kind": "toxicity", "messageTypes": ["text"]}])
