@@ -263,7 +263,8 @@ class Heads:
             raise ValueError("these heads have no gate: retrain with `make train-models`")
         logits = self.gate.embedding_logits(ids) + rest @ self.weights[EMBEDDING_DIM:] + self.bias
         z = np.clip(self.platt_a * logits + self.platt_b, -30.0, 30.0)
-        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        out: npt.NDArray[np.float32] = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        return out
 
     def settled_scores(
         self, ids: npt.NDArray[np.int32], rest: npt.NDArray[np.float32]

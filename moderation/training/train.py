@@ -379,7 +379,13 @@ def fit_calibrated_heads(
     )
 
 
-def train(data_dir: Path, out: Path, cache: Path | None, lexical_out: Path = LEXICAL_PATH) -> Heads:
+def train(
+    data_dir: Path,
+    out: Path,
+    cache: Path | None,
+    lexical_out: Path = LEXICAL_PATH,
+    gate_for: Path | None = None,
+) -> Heads:
     categories = ALL_CATEGORIES
     rows = training_rows(data_dir)
     calib_mask = np.array([hash_split("calib", r.text, 15) == "test" for r in rows])
@@ -399,7 +405,12 @@ def train(data_dir: Path, out: Path, cache: Path | None, lexical_out: Path = LEX
     x = np.concatenate([emb, extra, oof], axis=1).astype(np.float32)
     l2 = np.full(x.shape[1], L2, dtype=np.float32)
     l2[-len(LEXICAL_CATEGORIES) :] *= LEXICAL_L2_FACTOR
-    heads = fit_calibrated_heads(x, y, mask, source_w, calib_mask, categories, l2)
+    if gate_for is None:
+        heads = fit_calibrated_heads(x, y, mask, source_w, calib_mask, categories, l2)
+    else:
+        # keep these heads as they are (bit for bit) and fit only the gate to them; they must
+        # have been trained on the same rows and lexical model
+        heads = dataclasses.replace(Heads.load(gate_for), gate=None)
     heads = fit_gate(heads, x, sparse, calib_mask)
     out.parent.mkdir(parents=True, exist_ok=True)
     heads.save(out)
@@ -422,10 +433,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     parser.add_argument("--lexical-out", type=Path, default=LEXICAL_PATH)
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache (.npz)")
+    parser.add_argument(
+        "--gate-for",
+        type=Path,
+        default=None,
+        help="keep the heads of this file (trained on the same data) and fit only the gate",
+    )
     args = parser.parse_args(argv)
     np.random.seed(SEED)
     start = time.perf_counter()
-    train(args.data, args.out, args.cache, args.lexical_out)
+    train(args.data, args.out, args.cache, args.lexical_out, args.gate_for)
     for path in (args.out, args.lexical_out):
         print(f"wrote {path} ({path.stat().st_size // 1024} KiB)", file=sys.stderr)
     print(f"training took {time.perf_counter() - start:.0f} s", file=sys.stderr)

@@ -1,0 +1,68 @@
+"""The local AI text rules end to end, once an operator enables them: clear messages are
+delivered approved (judged by the cascade's lexical stage on the send path), harmful ones are
+held for review with a reason that names the stage, category, score and threshold."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.conftest import World
+
+
+async def enable(world: World, *rule_ids: str) -> None:
+    for rule_id in rule_ids:
+        body = await world.rest.get_rule(rule_id)
+        body = {k: v for k, v in body.items() if k not in ("revision", "createdAt", "updatedAt")}
+        await world.rest.update_rule(rule_id, {**body, "enabled": True})
+
+
+async def held_for_review(world: World, message_id: int) -> dict[str, Any]:
+    """The review-queue item of ``message_id`` once the pipeline has judged it (the encoder
+    loads on first use)."""
+    for _ in range(200):
+        queue = await world.rest.queue("review")
+        for item in queue["items"]:
+            if item["message"]["id"] == message_id:
+                return dict(item)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"message {message_id} never reached the review queue")
+
+
+async def test_enabled_ai_rules_deliver_clear_text_and_hold_an_insult(world: World) -> None:
+    await enable(world, "ai-toxicity", "ai-harmful-content")
+    alice, bob = await world.user("alice"), await world.user("bob")
+    a, b = await world.connect(alice), await world.connect(bob)
+
+    clear = await a.send_text(bob, "can someone send me the slides from this morning's meeting?")
+    verdict = await a.next_event("message.moderated")
+    assert verdict.message["id"] == clear["id"]
+    assert verdict.message["moderationStatus"] == "approved"
+    got = await b.next_event("message")
+    assert got.message["id"] == clear["id"]
+
+    insult = await a.send_text(bob, "you are a brainless moron and nobody wants you here")
+    item = await held_for_review(world, insult["id"])
+    assert item["ruleId"] == "ai-toxicity"
+    await b.expect_no_event("message", within=0.3)
+    # why it is held: the audit entry of the hold names category, score, threshold and stage
+    entries = (await world.rest.audit(since=0))["entries"]
+    held = next(
+        e for e in entries if e["action"] == "message.review" and e["target"] == str(insult["id"])
+    )
+    reason = held["details"]["reason"]
+    assert ">=" in reason and reason.endswith("(encoder stage)"), reason
+
+
+async def test_evaluate_explains_which_stage_decided(world: World) -> None:
+    await enable(world, "ai-toxicity", "ai-harmful-content")
+    alice, bob = await world.user("alice"), await world.user("bob")
+    result = await world.rest.evaluate(
+        "I will find where you live and kill you", sender=alice, receiver=bob
+    )
+    assert result["verdict"]["status"] == "review"
+    match = result["verdict"]["matches"][0]
+    assert match["ruleId"] in ("ai-toxicity", "ai-harmful-content")
+    assert ">=" in match["reason"] and match["reason"].endswith("(encoder stage)")
+    clear = await world.rest.evaluate("lunch at 12?", sender=alice, receiver=bob)
+    assert clear["verdict"]["status"] == "approved"
