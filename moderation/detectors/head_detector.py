@@ -107,8 +107,11 @@ class HeadDetector(Detector):
         return True
 
     def lexical_result(self, text: str) -> HeadResult | None:
-        """The lexical stage's result for ``text``, or None when the gate escalates it."""
+        """The lexical stage's result for ``text``, or None when the gate escalates it (or
+        the text looks like another language than English, ``heads.may_settle``)."""
         heads = self.models.heads()
+        if not self.models.text_may_settle(text):
+            return None
         settled = heads.settled_scores(
             self.models.text_buckets(text), self.models.text_features(text)
         )

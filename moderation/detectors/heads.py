@@ -120,6 +120,133 @@ EMBEDDING_DIM = 512
 SETTLE_LEVEL = 0.8
 #: The scores of a settled text are capped here (below ``SETTLE_LEVEL``).
 SETTLED_CAP = 0.79
+#: Frequent function words of the other languages Parley ships word lists for (German,
+#: French, Spanish, Italian, Portuguese, Dutch), folded, none of them a common English word.
+#: The gate learnt from mostly English text, so a text holding one of these, or written
+#: mostly in another script, is never settled: the multilingual encoder judges it. (A false
+#: alarm only costs time: escalating is always safe.)
+FOREIGN_WORDS: frozenset[str] = frozenset(
+    [
+        "der",
+        "das",
+        "und",
+        "ist",
+        "nicht",
+        "ich",
+        "du",
+        "bist",
+        "ein",
+        "eine",
+        "einen",
+        "sie",
+        "wir",
+        "ihr",
+        "auf",
+        "fur",
+        "von",
+        "zu",
+        "dem",
+        "sich",
+        "auch",
+        "noch",
+        "nur",
+        "aber",
+        "wie",
+        "wenn",
+        "dich",
+        "mich",
+        "mir",
+        "sind",
+        "habe",
+        "hast",
+        "le",
+        "les",
+        "et",
+        "est",
+        "ne",
+        "pas",
+        "je",
+        "tu",
+        "vous",
+        "nous",
+        "il",
+        "elle",
+        "une",
+        "des",
+        "du",
+        "au",
+        "aux",
+        "avec",
+        "pour",
+        "dans",
+        "qui",
+        "que",
+        "ce",
+        "cette",
+        "mais",
+        "tres",
+        "suis",
+        "es",
+        "el",
+        "los",
+        "las",
+        "eres",
+        "una",
+        "del",
+        "en",
+        "por",
+        "para",
+        "pero",
+        "muy",
+        "yo",
+        "soy",
+        "estas",
+        "esta",
+        "eso",
+        "este",
+        "gli",
+        "sei",
+        "di",
+        "che",
+        "sono",
+        "della",
+        "nao",
+        "voce",
+        "uma",
+        "em",
+        "com",
+        "mas",
+        "het",
+        "een",
+        "niet",
+        "ik",
+        "je",
+        "jij",
+        "wij",
+        "zij",
+        "voor",
+        "van",
+        "dat",
+        "maar",
+        "ook",
+    ]
+)
+#: A text with more than this share of letters outside ASCII (after folding) is escalated.
+MAX_FOREIGN_SCRIPT = 0.3
+
+
+def may_settle(folded_words: Sequence[str], folded: str) -> bool:
+    """Whether the gate may settle a text (its folded words and folded text): not when it
+    looks like a language other than English (``FOREIGN_WORDS``, ``MAX_FOREIGN_SCRIPT``)."""
+    if not FOREIGN_WORDS.isdisjoint(folded_words):
+        return False
+    if folded.isascii():
+        return True
+    letters = [c for c in folded if c.isalpha()]
+    foreign = sum(not c.isascii() for c in letters)
+    return not letters or foreign <= MAX_FOREIGN_SCRIPT * len(letters)
+
+
 #: The gate hashes the lexical model's buckets into 2**GATE_BITS (its file stays small).
 GATE_BITS = 16
 GATE_MASK = (1 << GATE_BITS) - 1
@@ -186,19 +313,23 @@ def text_features(
 
 def cheap_features(
     text: str, lexical: Lexical, profanity: CompiledList
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
-    """``(lexical.buckets(text), text_features(text, ...))``, folding and tokenising the
-    text once for both (the n-grams and the profanity hits), as the send path needs both."""
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], bool]:
+    """``(lexical.buckets(text), text_features(text, ...), may_settle(...))``, folding and
+    tokenising the text once for all three (the n-grams, the profanity hits and the language
+    check), as the send path needs them all."""
     if len(text) > LEXICAL_MAX_CHARS:
         ids = buckets(text)
-        return ids, text_features(text, lexical, profanity, ids)
+        folded = fold(text[:LEXICAL_MAX_CHARS])
+        may = may_settle([t.text for t in tokenize(folded)], folded)
+        return ids, text_features(text, lexical, profanity, ids), may
     if lexical.categories != LEXICAL_CATEGORIES:
         raise ValueError(f"lexical model categories {lexical.categories} != {LEXICAL_CATEGORIES}")
     folded = fold(text)
     tokens = tokenize(folded)
-    ids = buckets_of_folded(folded, [t.text for t in tokens])
+    words = [t.text for t in tokens]
+    ids = buckets_of_folded(folded, words)
     rest = np.concatenate([extra_features(text, profanity, tokens), lexical.logits_of(ids)])
-    return ids, rest
+    return ids, rest, may_settle(words, folded)
 
 
 def feature_matrix(

@@ -103,12 +103,20 @@ class ModelRegistry:
         ``text``, cached per text. Read only."""
         return self._cheap(text)[1]
 
-    def _compute_cheap(self, text: str) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
-        """A text's n-gram buckets and cheap features, folding and tokenising it once."""
-        ids, features = cheap_features(text, self.lexical(), self.profanity())
+    def text_may_settle(self, text: str) -> bool:
+        """Whether the cascade's gate may settle ``text`` (``heads.may_settle``: not when it
+        looks like another language than English), cached per text."""
+        return self._cheap(text)[2]
+
+    def _compute_cheap(
+        self, text: str
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], bool]:
+        """A text's n-gram buckets, cheap features and language check, folding and
+        tokenising it once."""
+        ids, features, may = cheap_features(text, self.lexical(), self.profanity())
         ids.flags.writeable = False
         features.flags.writeable = False
-        return ids, features
+        return ids, features, may
 
     def warm_up(self, names: Iterable[ModelName]) -> None:
         """Start loading these models in a daemon thread and return at once; each name is

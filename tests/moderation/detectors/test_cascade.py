@@ -157,3 +157,25 @@ def test_score_cache_is_bounded_and_keeps_the_encoder_result() -> None:
 def test_cached_buckets_equal_the_reference_n_grams(text: str) -> None:
     reference = sorted({zlib.crc32(f.encode()) & MASK for f in ngrams(text)})
     assert np.array_equal(buckets(text), np.array(reference, dtype=np.int32))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "du bist ein Vollidiot und alle hassen dich",
+        "je vais te trouver et te faire du mal",
+        "eres una persona horrible",
+        "\u0442\u044b \u043f\u043e\u043b\u043d\u044b\u0439 \u0438\u0434\u0438\u043e\u0442",
+        "\u4f60\u662f\u4e2a\u767d\u75f4",
+    ],
+)
+async def test_other_languages_always_get_the_multilingual_encoder(
+    models: ModelRegistry, text: str
+) -> None:
+    # the gate learnt from mostly English text; escalating costs only time
+    detector = ToxicityDetector(models)
+    condition = condition_of(shipped_rules()[0])
+    assert not models.text_may_settle(text)
+    assert not detector.settles(text, condition)
+    found = await detector.detect(build_message(text), condition, DetectContext())
+    assert all("encoder stage" in d.reason for d in found)
