@@ -93,29 +93,32 @@ def bucket(feature: str) -> int:
 
 
 #: Distinct words whose buckets stay cached (``buckets`` is on the send path of every
-#: moderated message when a local AI rule is on; chat vocabulary repeats a lot).
-WORD_CACHE = 65536
+#: moderated message when a local AI rule is on; chat vocabulary repeats a lot). About 1 KB
+#: per word: under 20 MB for both caches when full.
+WORD_CACHE = 8192
 
 
 @lru_cache(maxsize=WORD_CACHE)
-def _chunk_buckets(chunk: str) -> frozenset[int]:
+def _chunk_buckets(chunk: str) -> tuple[int, ...]:
     """Buckets of the character n-grams of one whitespace-separated chunk of folded text."""
     padded = f" {chunk[:MAX_WORD]} "
     size = len(padded)
     crc = zlib.crc32
-    return frozenset(
-        crc(padded[i : i + n].encode("utf-8")) & MASK
-        for n in range(CHAR_MIN, min(CHAR_MAX, size) + 1)
-        for i in range(size - n + 1)
+    return tuple(
+        {
+            crc(padded[i : i + n].encode("utf-8")) & MASK
+            for n in range(CHAR_MIN, min(CHAR_MAX, size) + 1)
+            for i in range(size - n + 1)
+        }
     )
 
 
 @lru_cache(maxsize=WORD_CACHE)
-def _token_buckets(token: str) -> frozenset[int]:
+def _token_buckets(token: str) -> tuple[int, ...]:
     """Buckets of a word token's unigram and of its de-obfuscated forms."""
     found = {bucket(_WORD + token)}
     found.update(bucket(_WORD + v) for v in variants(token) if v != token)
-    return frozenset(found)
+    return tuple(found)
 
 
 def buckets(text: str) -> npt.NDArray[np.int32]:
