@@ -53,7 +53,7 @@ node:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
 
 # Debian's chromium, installed when missing, for the browser tests (tests/e2e/test_web_*.py
-# drive it headless over the DevTools protocol).
+# drive it headless with Playwright, by its executable path).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Chromium (Debian package chromium) for the browser tests"; \

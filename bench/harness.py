@@ -40,6 +40,34 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
 
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds of ``root``, its reaped children and its live descendants (PostgreSQL's
+    postmaster and its backends; Redis's threads)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    total = 0.0
+    try:
+        with open(f"/proc/{root}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        total += (int(fields[13]) + int(fields[14])) / CLK_TCK  # cutime, cstime
+    except OSError:
+        return 0.0
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        total += proc_cpu_s(pid)
+        stack.extend(children.get(pid, ()))
+    return total
+
+
 def proc_rss(pid: int) -> int:
     """Resident set size in bytes, from /proc/<pid>/statm."""
     try:
@@ -138,18 +166,18 @@ def start_server(
     extra: list[str] | None = None,
     timeout: float = 60.0,
     root: Path = ROOT,
+    data_dir: Path | None = None,
 ) -> Server:
     """Start the bare relay or Parley on a free port, pinned to the server core; wait for /healthz.
 
     ``root`` is the checkout Parley runs from (another commit's worktree, for a before/after
-    comparison in one run).
+    comparison in one run). ``data_dir``: another server's (one deployment's secrets).
     """
     port = free_port()
-    data_dir: Path | None = None
     if kind == "bare":
         cmd = [PY, str(BENCH / "bare_relay.py"), "--port", str(port)]
     else:
-        data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+        data_dir = data_dir or Path(tempfile.mkdtemp(prefix="parley-bench-"))
         cmd = [
             PY, "-m", "server.cli", "serve", "--insecure-http", "--host", "127.0.0.1",
             "--port", str(port), "--data-dir", str(data_dir), "--api-key", API_KEY,

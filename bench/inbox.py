@@ -155,7 +155,11 @@ def _people(count: int) -> Any:
 
 
 async def _drop_triggers(conn: Any) -> None:
-    for name in ("inbox_insert_direct", "inbox_insert_group", "inbox_status", "inbox_delete"):
+    async with conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages'"
+    ) as cur:
+        names = [row[0] for row in await cur.fetchall()]
+    for name in names:
         await conn.execute(f"DROP TRIGGER {name}")
 
 

@@ -49,7 +49,7 @@ except ImportError:  # pragma: no cover - orjson is in the bench extra
     loads = json.loads
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import proc_cpu_s, proc_rss
+from harness import proc_cpu_s, proc_rss, tree_cpu_s
 
 perf = time.perf_counter
 
@@ -493,6 +493,7 @@ async def open_all(
     times: array[float] | None = None,
 ) -> tuple[list[Client | None], int]:
     sem = asyncio.Semaphore(concurrency)
+    urls = ws_url.split(",")
     clients: list[Client | None] = [None] * len(uids)
     errors = 0
 
@@ -500,8 +501,9 @@ async def open_all(
         nonlocal errors
         async with sem:
             t0 = perf()
+            url = urls[i % len(urls)]
             try:
-                clients[i] = await open_client(ws_url, i, uids[i], tokens[uids[i]], tracker)
+                clients[i] = await open_client(url, i, uids[i], tokens[uids[i]], tracker)
             except Exception as exc:
                 errors += 1
                 if errors <= 3:
@@ -538,13 +540,26 @@ def frame(
 
 
 class CpuWatch:
-    """Server and generator CPU seconds over a measured phase."""
+    """Server and generator CPU seconds over a measured phase; ``trees``: more server-side
+    processes counted with their descendants (other Parley processes, PostgreSQL, Redis)."""
 
-    def __init__(self, server_pid: int) -> None:
+    def __init__(self, server_pid: int, trees: tuple[int, ...] = ()) -> None:
         self.pid = server_pid
-        self.s0 = proc_cpu_s(server_pid) if server_pid else 0.0
+        self.trees = trees
+        self.s0 = self._server_cpu()
+        self._by0 = self.by_pid()
         self.g0 = self._self_cpu()
         self.t0 = perf()
+
+    def by_pid(self) -> dict[int, float]:
+        """CPU seconds so far of the server process and of each tree."""
+        out = {self.pid: proc_cpu_s(self.pid) if self.pid else 0.0}
+        out.update({t: tree_cpu_s(t) for t in self.trees})
+        return out
+
+    def _server_cpu(self) -> float:
+        own = proc_cpu_s(self.pid) if self.pid else 0.0
+        return own + sum(tree_cpu_s(t) for t in self.trees)
 
     @staticmethod
     def _self_cpu() -> float:
@@ -553,11 +568,14 @@ class CpuWatch:
 
     def result(self) -> dict[str, Any]:
         wall = perf() - self.t0
-        srv = (proc_cpu_s(self.pid) - self.s0) if self.pid else 0.0
+        srv = self._server_cpu() - self.s0
         gen = self._self_cpu() - self.g0
         return {
             "wall_s": round(wall, 3),
             "server_cpu_s": round(srv, 3),
+            "cpu_s_by_process": {
+                str(p): round(c - self._by0.get(p, 0.0), 3) for p, c in self.by_pid().items()
+            },
             "server_cpu_pct": round(100 * srv / wall, 1) if wall else None,
             "gen_cpu_s": round(gen, 3),
             "gen_cpu_pct": round(100 * gen / wall, 1) if wall else None,
@@ -589,6 +607,8 @@ async def run_messages(args: argparse.Namespace) -> dict[str, Any]:
     tokens = await setup_users(args.base_url, args.api_key, uids, groups)
     tracker = Tracker(strict=args.strict)
     ws_url = args.base_url.replace("http", "ws", 1) + "/ws"
+    if args.ws_urls:  # several processes: connection i goes to process i mod n
+        ws_url = ",".join(u.replace("http", "ws", 1) + "/ws" for u in args.ws_urls.split(","))
     clients, errors = await open_all(ws_url, uids, tokens, tracker, args.concurrency)
     plan = [p for p in plan if clients[p[0]] is not None]
     if not plan:
@@ -613,7 +633,8 @@ async def run_messages(args: argparse.Namespace) -> dict[str, Any]:
         tracker.sent(muid, Rec(t0, i, nrecv, blocked), rlist)
         return frame(muid, rtype, rcv, text, cat)
 
-    cpu = CpuWatch(args.server_pid)
+    trees = tuple(int(p) for p in args.cpu_trees.split(",") if p) if args.cpu_trees else ()
+    cpu = CpuWatch(args.server_pid, trees)
     t_start = perf()
     deadline = t_start + args.duration
     counts = [0] * len(clients)
@@ -745,6 +766,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--blocked-pct", type=float, default=0.0, help="%% of texts with profanity")
     p.add_argument("--strict", action="store_true", help="track duplicates/leaks per receiver")
     p.add_argument("--server-pid", type=int, default=0)
+    p.add_argument(
+        "--ws-urls", default="", help="comma-separated base URLs: connection i to URL i mod n"
+    )
+    p.add_argument(
+        "--cpu-trees", default="", help="comma-separated pids also counted as server CPU"
+    )
     p.add_argument("--prefix", default="", help="uid/guid/muid prefix (default: random)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--label", default="")

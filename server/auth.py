@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 
 import jwt
@@ -34,6 +34,29 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+class StaffRole(IntEnum):
+    """What a member of staff may do; each level includes the ones below it.
+
+    viewer reads the queues and the audit log; moderator also decides (approve, disapprove,
+    appeals, restrictions); admin also changes rules, lists, settings and operators.
+    """
+
+    VIEWER = 1
+    MODERATOR = 2
+    ADMIN = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, value: object) -> StaffRole:
+        """``"viewer"``, ``"moderator"`` or ``"admin"``; ValueError otherwise."""
+        if isinstance(value, str) and value.upper() in cls.__members__:
+            return cls[value.upper()]
+        raise ValueError("role must be viewer, moderator or admin")
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the app's backend (API key) or a user with a role."""
@@ -42,11 +65,17 @@ class Principal:
     role: Role
     is_api_key: bool = False
     label: str | None = None  # how the audit log names a non-user actor
+    staff: StaffRole | None = None  # an operator signed in to the dashboard (issue 17)
+    #: A group moderator's groups (an operator limited to them); None: not limited.
+    groups: frozenset[str] | None = None
 
     @property
     def is_staff(self) -> bool:
-        """Moderators, admins and the API key may use the moderation API."""
-        return self.is_api_key or self.role in (Role.MODERATOR, Role.ADMIN)
+        """Moderators, admins, operators (of any role: the staff checks of the routes tier
+        them) and the API key may use the moderation API and read any conversation."""
+        return (
+            self.is_api_key or self.staff is not None or self.role in (Role.MODERATOR, Role.ADMIN)
+        )
 
     @property
     def is_admin(self) -> bool:
@@ -54,6 +83,17 @@ class Principal:
 
 
 API_KEY_PRINCIPAL = Principal(uid=None, role=Role.ADMIN, is_api_key=True)
+
+
+def staff_level(principal: Principal) -> StaffRole | None:
+    """What the moderation and admin APIs let ``principal`` do: the API key (the app's
+    backend) and server admins are admins, server moderators are moderators, an operator has
+    their own role; plain users have none."""
+    if principal.is_api_key:
+        return StaffRole.ADMIN
+    if principal.staff is not None:
+        return principal.staff
+    return {Role.ADMIN: StaffRole.ADMIN, Role.MODERATOR: StaffRole.MODERATOR}.get(principal.role)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""The ``parley`` command: ``serve``, ``keys rotate``, ``certs``, ``token``."""
+"""The ``parley`` command: ``serve``, ``moderation-worker``, ``keys rotate``, ``certs``,
+``token``, ``audit``, ``migrate-store``, ``loadtest``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -94,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         " --redis-url form one deployment (needs the 'redis' extra); default: in-process hub",
     )
     serve.add_argument(
+        "--no-moderation-jobs",
+        dest="moderation_jobs",
+        action="store_const",
+        const=False,
+        help="with --redis-url: queue moderation jobs but leave judging them to the other"
+        " processes and to 'parley moderation-worker'",
+    )
+    serve.add_argument(
         "--sqlite-synchronous",
         choices=["NORMAL", "FULL"],
         help="FULL (default): an ack survives power loss; NORMAL: survives a process crash",
@@ -103,6 +113,43 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["all", "shared_groups"],
         help="whom plain users find in the user directory: everyone, or users they share a"
         f" group with (default {DEFAULTS.directory_scope})",
+    )
+    serve.add_argument(
+        "--push-gateways",
+        help="comma-separated URL prefixes of the push gateways (UnifiedPush/ntfy servers, a"
+        " signed-webhook relay) users may register offline-push endpoints on; default: none"
+        " (offline push off)",
+    )
+    serve.add_argument(
+        "--retention-interval",
+        type=float,
+        help="seconds between runs of the retention job, which deletes messages past the"
+        f" periods set through /api/v1/retention (default {DEFAULTS.retention_interval:g};"
+        " 0: only when asked)",
+    )
+    serve.add_argument(
+        "--public-url",
+        help="the URL this server is reached at from outside (behind a proxy, the proxy's),"
+        " for links given to the Custom API; default: the address it listens on",
+    )
+    serve.add_argument(
+        "--group-reports-show-reporter",
+        action="store_const",
+        const=True,
+        help="let a group's moderators see who reported a message in their group (app staff"
+        " always see it)",
+    )
+    serve.add_argument(
+        "--report-escalation-seconds",
+        type=int,
+        help="seconds an unhandled report waits before it is escalated to app moderators"
+        f" (default {DEFAULTS.report_escalation_seconds}; 0: never)",
+    )
+    serve.add_argument(
+        "--upload-ttl",
+        type=int,
+        help="seconds an upload no message carries is kept before the retention job deletes"
+        f" it (default {DEFAULTS.upload_ttl})",
     )
     serve.add_argument(
         "--no-moderation",
@@ -127,6 +174,24 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         help="enable permessage-deflate (costs about 2x memory per connection)",
     )
+
+    worker = sub.add_parser(
+        "moderation-worker",
+        help="judge the moderation jobs of a deployment (--database-url and --redis-url, the"
+        " same as its servers'), serving no clients",
+    )
+    _add_common(worker)
+    worker.add_argument("--database-url", help="the deployment's PostgreSQL URL")
+    worker.add_argument("--redis-url", help="the deployment's Redis URL")
+    worker.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+
+    migrate = sub.add_parser(
+        "migrate-store",
+        help="copy the data dir's SQLite database into an empty PostgreSQL database (stop the"
+        " server first); keys, secrets and media stay in the data dir",
+    )
+    _add_common(migrate)
+    migrate.add_argument("--database-url", help="the empty PostgreSQL database to fill")
 
     keys = sub.add_parser("keys", help="manage the data encryption keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -153,10 +218,23 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(cmd)
         cmd.add_argument("--database-url", help="PostgreSQL URL (default: SQLite in the data dir)")
 
+    from server.operators_cli import add_parser as add_operators_parser
+
+    add_operators_parser(sub, _add_common)
+
     token = sub.add_parser("token", help="print a user token (for trying the API by hand)")
     _add_common(token)
     token.add_argument("uid")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+
+    from client.loadtest.command import add_arguments as loadtest_arguments
+
+    loadtest = sub.add_parser(
+        "loadtest",
+        help="load a running server (users, groups, 1:1, group and media messages, some to"
+        " block) and verify exactly-once delivery; a progress bar and a JSON summary",
+    )
+    loadtest_arguments(loadtest)
     return parser
 
 
@@ -164,7 +242,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     cli: dict[str, Any] = {
         k: v
         for k, v in vars(args).items()
-        if k not in ("command", "config", "keys_command", "audit_command")
+        if k not in ("command", "config", "keys_command", "audit_command", "operators_command")
     }
     return load_settings(cli, os.environ, args.config)
 
@@ -226,12 +304,93 @@ def serve(settings: Settings) -> None:
         raise SystemExit(1)
 
 
+def moderation_worker(settings: Settings) -> None:
+    """Run the server's lifespan (storage, hub, moderation, webhooks) without serving HTTP:
+    this process takes moderation jobs from Redis and delivers verdicts through the hub."""
+    import asyncio
+    import signal
+
+    from server.app import create_app
+
+    if not (settings.database_url and settings.redis_url):
+        print(
+            "parley: moderation-worker needs --database-url and --redis-url (those of the"
+            " deployment's servers)",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(2)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # A worker takes jobs even if its settings (a shared TOML file) say its servers do not.
+    app = create_app(dataclasses.replace(settings, moderation_jobs=True, demo=False), worker=True)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with app.router.lifespan_context(app):
+            print("Parley moderation worker ready", flush=True)
+            await stop.wait()
+
+    asyncio.run(run())
+
+
+def migrate_store(settings: Settings) -> None:
+    """``parley migrate-store``: SQLite in the data dir -> the empty database at the URL."""
+    import asyncio
+
+    from server.crypto import load_keyring
+    from server.storage import postgres
+    from server.storage.postgres.migrate_store import MigrationRefused, copy_store, holds_rows
+    from server.storage.sqlite import SqliteStorage, key_ids_in_use
+
+    url, db = settings.database_url, settings.db_path
+    if not url:
+        raise _Refused("migrate-store needs --database-url (the empty PostgreSQL database)")
+    if not db.exists():
+        raise _Refused(f"no SQLite database at {db} (is --data-dir right?)")
+    if postgres.has_data(url) and asyncio.run(holds_rows(url)):
+        raise _Refused(
+            "the PostgreSQL database already holds Parley data; migrate into an empty database"
+            " (createdb) so nothing is mixed or overwritten"
+        )
+    keyring = load_keyring(settings.data_dir, os.environ, in_use=key_ids_in_use(db), has_data=True)
+
+    async def run() -> dict[str, int]:
+        for store in (SqliteStorage(db, keyring), postgres.PostgresStorage(url, keyring)):
+            await store.open()  # brings each schema to this version
+            await store.close()
+        return await copy_store(db, url)
+
+    try:
+        copied = asyncio.run(run())
+    except MigrationRefused as exc:
+        raise _Refused(f"nothing was copied: {exc}") from exc
+    for table, count in copied.items():
+        print(f"{table:<20} {count:>10,} rows")
+    print(
+        f"copied {sum(copied.values()):,} rows from {db} into PostgreSQL; start the servers"
+        " with --database-url and the same data dir (keys, secrets, media)"
+    )
+
+
+class _Refused(Exception):
+    """A command refused to run: the message goes to stderr, the exit status is 2."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "loadtest":  # a client of some server: none of this one's settings
+        from client.loadtest.command import main as loadtest
+
+        return loadtest(args)
     settings = _settings(args)
     try:
         _run(args, settings)
-    except MissingKeys as exc:
+    except (MissingKeys, _Refused) as exc:
         # A refusal the operator must act on, not a crash: the message, no traceback.
         print(f"parley: {exc}", file=sys.stderr, flush=True)
         return 2
@@ -241,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "serve":
         serve(settings)
+    elif args.command == "moderation-worker":
+        moderation_worker(settings)
+    elif args.command == "migrate-store":
+        migrate_store(settings)
     elif args.command == "keys":
         ring = rotate_keyring(settings.data_dir)
         print(
@@ -265,6 +428,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         code = (run_verify if args.audit_command == "verify" else run_export)(rows)
         if code:
             raise SystemExit(code)
+    elif args.command == "operators":
+        import asyncio
+
+        code = asyncio.run(_operators(args, settings))
+        if code:
+            raise SystemExit(code)
     elif args.command == "token":
         from server.auth import TokenAuthority, load_secrets
 
@@ -278,6 +447,35 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
             secrets_, audience=settings.jwt_audience, issuer=settings.jwt_issuer, ttl=args.ttl
         )
         print(authority.issue(args.uid)[0])
+
+
+async def _operators(args: argparse.Namespace, settings: Settings) -> int:
+    """``parley operators ...`` over the server's own storage (opened, migrated, closed)."""
+    from server.crypto import load_keyring
+    from server.operators_cli import run
+
+    if settings.database_url:
+        from server.storage import postgres
+
+        in_use = postgres.key_ids_in_use(settings.database_url)
+        has_data = postgres.has_data(settings.database_url)
+    else:
+        from server.storage.sqlite import SqliteStorage, key_ids_in_use
+
+        db = settings.db_path
+        in_use, has_data = key_ids_in_use(db), db.exists() and db.stat().st_size > 0
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keyring = load_keyring(settings.data_dir, os.environ, in_use=in_use, has_data=has_data)
+    store = (
+        postgres.PostgresStorage(settings.database_url, keyring)
+        if settings.database_url
+        else SqliteStorage(settings.db_path, keyring)
+    )
+    await store.open()
+    try:
+        return await run(args, store.operators)
+    finally:
+        await store.close()
 
 
 if __name__ == "__main__":

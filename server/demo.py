@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from server.auth import API_KEY_PRINCIPAL
+from server.errors import Conflict
 from server.models import Scope
+from server.operator_auth import DEMO_PASSWORD
 from server.services.groups import GroupService
+from server.services.operators import OperatorService
 from server.services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -40,3 +44,19 @@ async def seed_demo(users: UserService, groups: GroupService) -> None:
             scope = Scope.MODERATOR if uid == "mod" else Scope.PARTICIPANT
             await groups.add_member(API_KEY_PRINCIPAL, "lobby", uid, scope)
     log.info("demo users: %s; group: lobby", ", ".join(u for u, _, _ in DEMO_USERS))
+
+
+#: The dashboard's development sign-ins (issue 17): offered on the sign-in page in ``--demo``
+#: mode only, instead of ever putting the API key in a browser.
+DEMO_OPERATORS = (("admin", "admin"), ("moderator", "moderator"), ("viewer", "viewer"))
+
+
+__all__ = ["DEMO_OPERATORS", "DEMO_PASSWORD", "seed_demo", "seed_demo_operators"]
+
+
+async def seed_demo_operators(operators: OperatorService) -> None:
+    """Create the demo operators (one per staff role) unless they exist."""
+    for name, role in DEMO_OPERATORS:
+        # One kept from an earlier demo start keeps whatever password it has now.
+        with contextlib.suppress(Conflict):
+            await operators.add("demo", name, role, DEMO_PASSWORD)

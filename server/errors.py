@@ -16,7 +16,9 @@ The tree::
     │   ├── Banned                   ERR_BANNED        403
     │   ├── NotFound                 ERR_NOT_FOUND     404
     │   ├── Conflict                 ERR_CONFLICT      409
-    │   └── RateLimited              ERR_RATE_LIMITED  429 (details.retryAfterMs)
+    │   ├── RateLimited              ERR_RATE_LIMITED  429 (details.retryAfterMs)
+    │   └── StorageUnavailable       ERR_INTERNAL      500 (the database is unreachable for
+    │                                now: nothing was stored, retry; details.retryable)
     ├── InternalError                ERR_INTERNAL      500, details never leak
     └── MissingKeys(reason, source, kids)  start refused: the data keys are not all there
 
@@ -117,6 +119,20 @@ class RateLimited(ClientError):
     def __init__(self, retry_after_ms: int) -> None:
         super().__init__("rate limit exceeded", {"retryAfterMs": retry_after_ms})
         self.retry_after_ms = retry_after_ms
+
+
+class StorageUnavailable(ClientError):
+    """The database cannot be reached for now (a restart, a failover): nothing was stored and
+    the request may be retried as it is (a send with its ``muid`` is stored once)."""
+
+    code = "ERR_INTERNAL"
+    status = 500
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database is unavailable for now; nothing was stored, retry shortly",
+            {"retryable": True},
+        )
 
 
 class InternalError(ParleyError):

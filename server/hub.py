@@ -62,6 +62,10 @@ class Hub(Protocol):
         droppable: bool = False,
     ) -> int: ...
     def connections(self, uid: str) -> list[Connection]: ...
+    async def online(self, uid: str) -> bool:
+        """Whether ``uid`` has a live connection anywhere (offline push asks)."""
+        ...
+
     @property
     def count(self) -> int: ...
 
@@ -116,3 +120,6 @@ class LocalHub:
 
     def connections(self, uid: str) -> list[Connection]:
         return list(self._by_uid.get(uid, ()))
+
+    async def online(self, uid: str) -> bool:
+        return uid in self._by_uid

@@ -29,6 +29,12 @@ class Metrics:
         self.verdicts = Counter(
             "parley_verdicts_total", "Moderation verdicts", ["status"], registry=self.registry
         )
+        self.blocked_by_rule = Counter(
+            "parley_blocked_total",
+            "Messages disapproved by the moderation rules, by the rule that matched first",
+            ["rule"],
+            registry=self.registry,
+        )
         self.moderation_latency = Histogram(
             "parley_moderation_seconds",
             "Time from storing a pending message to its verdict",
@@ -69,6 +75,12 @@ class Metrics:
             "Garbage collector passes by generation (the event loop stands still meanwhile)",
             ["generation"],
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=self.registry,
+        )
+        self.push = Counter(
+            "parley_push_total",
+            "Offline pushes by outcome (delivered, retry, gone, failed, dropped)",
+            ["outcome"],
             registry=self.registry,
         )
         self.webhook_events_dropped = Counter(

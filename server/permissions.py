@@ -24,6 +24,12 @@ def acting_scope(actor: Principal, members: Members) -> Scope:
     return members.get(actor.uid or "", Scope.NONE)
 
 
+def may_moderate_group(actor: Principal, members: Members) -> bool:
+    """Server staff (and the API key), or the group's moderators, admins and owner: who reads
+    a group's reports and its share of the audit log."""
+    return actor.is_staff or acting_scope(actor, members) >= Scope.MODERATOR
+
+
 def is_self_join(actor: Principal, uid: str) -> bool:
     return actor.uid == uid and not actor.is_api_key
 

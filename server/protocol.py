@@ -6,6 +6,7 @@ Limits and close codes live here. Nothing in this module touches a socket or the
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ RECEIPT_TYPES = frozenset({"delivered", "read"})
 TYPING_STATES = frozenset({"start", "end"})
 MAX_MUID = 200
 MAX_TAGS = 50
+MAX_EMOJI = 32
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,42 @@ def parse_json(data: str | bytes) -> Any:
     field named in ``details.field``.
     """
     try:
-        return jsoncodec.loads(data)
+        value = jsoncodec.loads(data)
     except jsoncodec.JSONError as exc:
         raise json_error(exc) from exc
+    marked = b"u0000" in data if isinstance(data, bytes) else "u0000" in data
+    field = _nul_field(value) if marked else None
+    if field is not None:
+        # PostgreSQL text cannot hold NUL (SQLite can): refused here, both backends alike.
+        raise _nul_error(field)
+    return value
+
+
+def _nul_field(value: Any, at: str = "") -> str | None:
+    """The path of the first string (or key) holding a NUL character, or None."""
+    if isinstance(value, str):
+        return at if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            here = f"{at}.{k}" if at else str(k)
+            if "\x00" in k:
+                return here
+            found = _nul_field(v, here)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _nul_field(v, f"{at}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _nul_error(field: str) -> BadRequest:
+    return BadRequest(
+        f"field '{field}' holds a NUL character, which is not allowed",
+        {"field": field.replace("\x00", "")},
+    )
 
 
 def json_error(exc: jsoncodec.JSONError) -> BadRequest:
@@ -129,6 +164,7 @@ class FlagMessage:
     message_id: int
     reason: str
     remarks: str
+    category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,8 +172,25 @@ class Ping:
     pass
 
 
+@dataclass(frozen=True)
+class React:
+    """``reaction.add`` (``add``) or ``reaction.remove``."""
+
+    message_id: int
+    emoji: str
+    add: bool
+
+
 Command = (
-    Auth | SendMessage | EditMessage | DeleteMessage | SendReceipt | Typing | FlagMessage | Ping
+    Auth
+    | SendMessage
+    | EditMessage
+    | DeleteMessage
+    | SendReceipt
+    | Typing
+    | FlagMessage
+    | Ping
+    | React
 )
 
 
@@ -181,6 +234,35 @@ def _message_id(obj: dict[str, Any], name: str = "messageId") -> int:
     value: int = _field(obj, name, int, required=True)
     if value <= 0:
         raise BadRequest(f"field '{name}' must be a positive integer", {"field": name})
+    return value
+
+
+#: Bidirectional overrides and isolates: they would reorder text around a reaction.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _unfit(c: str) -> bool:
+    """A character a reaction may not hold. Format characters such as the zero-width joiner
+    and tag characters stay allowed: emoji sequences (families, flags) are built with them."""
+    return (
+        c == "/"
+        or c.isspace()
+        or c in _BIDI
+        or unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn", "Zs", "Zl", "Zp")
+    )
+
+
+def check_emoji(value: object, name: str = "emoji") -> str:
+    """A reaction: 1 to ``MAX_EMOJI`` characters, no whitespace, control characters or
+    ``/`` (it is a path segment in REST). Any such string is accepted, not only emoji, so
+    apps may use their own ``:shortcodes:``."""
+    if not isinstance(value, str):
+        raise BadRequest(f"field '{name}' must be a string", {"field": name})
+    if not 1 <= len(value) <= MAX_EMOJI or any(_unfit(c) for c in value):
+        raise BadRequest(
+            f"field '{name}' must be 1-{MAX_EMOJI} printable characters without spaces or '/'",
+            {"field": name},
+        )
     return value
 
 
@@ -289,9 +371,13 @@ def _parse_command(kind: str, obj: dict[str, Any], limits: Limits) -> Command:
             _message_id(obj),
             check_text(reason, limits, "reason"),
             check_text(remarks, limits, "remarks"),
+            _field(obj, "category", str, required=False),
         )
     if kind == "ping":
         return Ping()
+    if kind in ("reaction.add", "reaction.remove"):
+        emoji = check_emoji(_field(obj, "emoji", str, required=True))
+        return React(_message_id(obj), emoji, add=kind == "reaction.add")
     raise UnknownType(f"unknown frame type {kind!r}", {"type": kind})
 
 
@@ -312,6 +398,11 @@ def parse_frame(text: str, limits: Limits) -> tuple[str | None, Command]:
         raise ProtocolError(BadRequest("a frame must be a JSON object"), None)
     raw_id = obj.get("id")
     frame_id = raw_id if isinstance(raw_id, str) else None
+    nul = _nul_field(obj) if "u0000" in text else None
+    if nul is not None:
+        raise ProtocolError(
+            _nul_error(nul), frame_id if frame_id is not None and "\x00" not in frame_id else None
+        )
     try:
         if raw_id is not None and not isinstance(raw_id, str):
             raise BadRequest("field 'id' must be a string", {"field": "id"})

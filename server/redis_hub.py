@@ -6,7 +6,11 @@ through Redis pub/sub. Imported only when ``--redis-url`` is set (the ``redis`` 
 - Presence: ``parley:p:<uid>`` is the set of nodes holding a connection of ``uid`` (added on a
   uid's first local connection, removed on its last). Each node keeps ``parley:alive:<node>``
   alive with a TTL; a node whose key expired is dead and dropped from the sets it is met in,
-  as is a node whose channel has no subscriber when published to.
+  as is a node whose channel has no subscriber when published to. Every change is also
+  published on ``parley:<db>:presence``, and each node mirrors the other nodes' presence in
+  memory (a snapshot of the sets when it subscribes, then those changes; a node that lost
+  Redis sends its whole list again): sends look receivers up there, with no Redis round trip
+  per member. Until the snapshot is read, they read the sets.
 - ``send()`` delivers to the local connections at once, as ``LocalHub``, and queues the frame
   for a background publisher (bounded queue; never awaited). The publisher reads the
   presence of the receivers and publishes the frame once per other node holding any of them,
@@ -14,7 +18,9 @@ through Redis pub/sub. Imported only when ``--redis-url`` is set (the ``redis`` 
   is thus published once per process, never once per member, and reaches each connection once.
 - ``connections(uid)`` gives the local connections and one stand-in whose ``close()`` asks
   every node holding ``uid`` to close its connections (a ban disconnects everywhere).
-- ``rate_limiter()``: the send rate limit as one token bucket per user in Redis.
+- ``rate_limiter()``: the send rate limit as one token bucket per user in Redis;
+  ``typing_throttle()``: the typing cap per sender likewise; ``spacing()``: slow mode's last
+  send per member and group (a key that expires).
 - Redis unavailable: local delivery goes on; what the publisher could not send is dropped
   (the messages are stored: clients catch up from history) and logged; the loops reconnect
   with back-off, re-announce this node's presence, and drop every shared cache here and in
@@ -36,9 +42,9 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from server.errors import RateLimited
 from server.hub import Connection, LocalHub
-from server.ratelimit import RateLimiter
+from server.ratelimit import TypingThrottle
+from server.redis_limits import RedisRateLimiter, RedisSpacing
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +92,10 @@ class RedisHub:
         self._dropped = 0
         self._last_warning = 0.0
         self.subscribed = asyncio.Event()
+        #: The other nodes' presence: uid -> nodes (the mirror; see the module doc).
+        self._remote: dict[str, set[str]] = {}
+        self._mirrored = False
+        self._presence_channel = PREFIX + "presence"
 
     # ----------------------------------------------------------------- the Hub protocol
 
@@ -126,6 +136,19 @@ class RedisHub:
             self._queue(("s", uids, text, droppable))
         return sent
 
+    async def online(self, uid: str) -> bool:
+        """Connected here, or announced by another node in Redis. Redis unreachable: only
+        what this node knows (an offline push then may reach a user connected elsewhere)."""
+        if await self._local.online(uid):
+            return True
+        if self._redis is None:
+            return False
+        try:
+            return bool(await self._redis.scard(_presence(uid)))
+        except Exception as exc:
+            self._warn("presence lookup failed", exc)
+            return False
+
     def connections(self, uid: str) -> list[Connection]:
         def close_remote(code: int, reason: str) -> None:
             self._queue(("c", uid, code, reason))
@@ -139,7 +162,15 @@ class RedisHub:
 
     def rate_limiter(self, rate: float, burst: int) -> RedisRateLimiter:
         """The send rate limit, one token bucket per user in Redis for all processes."""
-        return RedisRateLimiter(self, rate, burst)
+        return RedisRateLimiter(self, rate, burst, prefix=f"{PREFIX}rl:")
+
+    def typing_throttle(self) -> TypingThrottle:
+        """The typing throttle, its cap per sender (5 a second) in Redis for all processes."""
+        return TypingThrottle(bucket=RedisRateLimiter(self, 5.0, 10, prefix=f"{PREFIX}rl:ty:"))
+
+    def spacing(self) -> RedisSpacing:
+        """Slow mode's last sends, in Redis for all processes."""
+        return RedisSpacing(self, prefix=f"{PREFIX}slow:")
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -149,6 +180,9 @@ class RedisHub:
         self._redis = aioredis.from_url(
             self._url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
         )
+        # Pub/sub channels span a Redis server's databases: name the database in this one.
+        db = self._redis.connection_pool.connection_kwargs.get("db", 0)
+        self._presence_channel = f"{PREFIX}{db}:presence"
         self._tasks = [
             asyncio.create_task(self._publisher(), name="redis-hub-publisher"),
             asyncio.create_task(self._subscriber(), name="redis-hub-subscriber"),
@@ -186,6 +220,15 @@ class RedisHub:
             self._dropped += 1
             self._warn(f"redis hub queue full: {self._dropped} frames dropped so far")
 
+    @property
+    def client(self) -> Any:
+        """The Redis client, or None while it is not connected (``redis_limits.RedisLink``)."""
+        return self._redis
+
+    def warn(self, text: str, exc: BaseException | None = None) -> None:
+        """Log ``text`` at most every 5 seconds (``redis_limits.RedisLink``)."""
+        self._warn(text, exc)
+
     def _warn(self, text: str, exc: BaseException | None = None) -> None:
         now = time.monotonic()
         if now - self._last_warning >= 5.0:
@@ -221,11 +264,21 @@ class RedisHub:
         if resync:
             for uid in self._uids:
                 pipe.sadd(_presence(uid), self.node)
+        added: list[str] = []
+        removed: list[str] = []
         for item in batch:
             if item[0] == "a":
                 pipe.sadd(_presence(item[1]), self.node)
+                added.append(item[1])
             elif item[0] == "r" and item[1] not in self._uids:
                 pipe.srem(_presence(item[1]), self.node)
+                removed.append(item[1])
+        if resync:  # the whole list: the others replace what they knew of this node
+            body = {"n": self.node, "reset": True, "a": list(self._uids)}
+            pipe.publish(self._presence_channel, orjson.dumps(body))
+        elif added or removed:
+            body = {"n": self.node, "a": added, "r": removed}
+            pipe.publish(self._presence_channel, orjson.dumps(body))
         wanted: list[str] = []
         seen: set[str] = set()
         for item in batch:
@@ -234,14 +287,18 @@ class RedisHub:
                 if uid not in seen:
                     seen.add(uid)
                     wanted.append(uid)
+        mirrored = self._mirrored
         marker = len(pipe)
-        for uid in wanted:
-            pipe.smembers(_presence(uid))
+        if not mirrored:
+            for uid in wanted:
+                pipe.smembers(_presence(uid))
         results = await pipe.execute() if len(pipe) else []
         nodes_of: dict[str, list[str]] = {}
         stale: list[tuple[str, str]] = []
-        for uid, members in zip(wanted, results[marker:], strict=True):
+        remote = self._remote
+        for i, uid in enumerate(wanted):
             nodes: list[str] = []
+            members = remote.get(uid, ()) if mirrored else results[marker + i]
             for raw in members:
                 node = raw.decode() if isinstance(raw, bytes) else str(raw)
                 if node == self.node:
@@ -250,7 +307,8 @@ class RedisHub:
                     stale.append((uid, node))
                 else:
                     nodes.append(node)
-            nodes_of[uid] = nodes
+            if nodes:
+                nodes_of[uid] = nodes
         pipe = r.pipeline(transaction=False)
         published: list[tuple[str, list[str]]] = []  # (node, uids) per PUBLISH
         for item in batch:
@@ -277,6 +335,7 @@ class RedisHub:
                 published.append(("", []))
         for uid, node in stale:
             pipe.srem(_presence(uid), node)
+            self._forget(uid, node)
         if not len(pipe):
             return
         counts = await pipe.execute()
@@ -287,6 +346,7 @@ class RedisHub:
             if node and listeners == 0:
                 for uid in receivers:
                     cleanup.srem(_presence(uid), node)
+                    self._forget(uid, node)
         if len(cleanup):
             await cleanup.execute()
 
@@ -297,9 +357,14 @@ class RedisHub:
             assert r is not None
             pubsub = r.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(_channel(self.node), INVALIDATE)
+                self._mirrored = False
+                await pubsub.subscribe(_channel(self.node), INVALIDATE, self._presence_channel)
                 self._resync = True  # missed presence changes while away
                 self._queue(("n",))  # a round of the publisher re-announces presence
+                # Subscribed first, then the snapshot: a change made meanwhile is in the
+                # snapshot or arrives after it (applying it twice changes nothing).
+                self._remote = await self._snapshot(r)
+                self._mirrored = True
                 if self.subscribed.is_set():
                     # Back after an outage: invalidations may have been missed, here and
                     # (those this process could not publish) elsewhere. Drop every cache.
@@ -323,9 +388,46 @@ class RedisHub:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
+    async def _snapshot(self, r: aioredis.Redis) -> dict[str, set[str]]:
+        """Every other node's presence, read from the sets."""
+        mirror: dict[str, set[str]] = {}
+        async for key in r.scan_iter(match=_presence("*"), count=1000):
+            raw_key = key.decode() if isinstance(key, bytes) else str(key)
+            uid = raw_key[len(_presence("")) :]
+            nodes = {
+                n.decode() if isinstance(n, bytes) else str(n) for n in await r.smembers(raw_key)
+            }
+            nodes.discard(self.node)
+            if nodes:
+                mirror[uid] = nodes
+        return mirror
+
+    def _forget(self, uid: str, node: str) -> None:
+        nodes = self._remote.get(uid)
+        if nodes is not None:
+            nodes.discard(node)
+            if not nodes:
+                del self._remote[uid]
+
+    def _presence_changed(self, body: dict[str, Any]) -> None:
+        node = str(body["n"])
+        if node == self.node:
+            return
+        if body.get("reset"):
+            for uid in [u for u, nodes in self._remote.items() if node in nodes]:
+                self._forget(uid, node)
+        for uid in body.get("a") or ():
+            self._remote.setdefault(uid, set()).add(node)
+        for uid in body.get("r") or ():
+            self._forget(uid, node)
+
     def _receive(self, channel: bytes, data: bytes) -> None:
         try:
-            if channel.decode() == INVALIDATE:
+            name = channel.decode()
+            if name == self._presence_channel:
+                self._presence_changed(orjson.loads(data))
+                return
+            if name == INVALIDATE:
                 body = orjson.loads(data)
                 if body.get("n") != self.node:
                     self._invalidate(str(body.get("k")), str(body.get("y")))
@@ -383,59 +485,3 @@ class RedisHub:
                 self._resync = True
                 self._warn("redis heartbeat failed", exc)
             await asyncio.sleep(HEARTBEAT_EVERY)
-
-
-#: A token bucket in a hash {t: tokens, ts: seconds}; Redis's clock, so all processes agree.
-#: Returns 0 when a token was taken, else the wait in milliseconds.
-_TAKE = """
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local b = redis.call('HMGET', KEYS[1], 't', 'ts')
-local tokens = tonumber(b[1]) or burst
-local ts = tonumber(b[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = math.floor((1 - tokens) / rate * 1000) + 1 end
-redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return wait
-"""
-
-#: How long a send waits for Redis before the process's own bucket decides.
-TAKE_TIMEOUT = 0.5
-
-
-class RedisRateLimiter(RateLimiter):
-    """``rate`` sends per second per user across the deployment (``parley:rl:<uid>``).
-
-    Redis unavailable or slow: this process's own bucket decides, as without Redis.
-    """
-
-    def __init__(self, hub: RedisHub, rate: float, burst: int) -> None:
-        super().__init__(rate, burst)
-        self._hub = hub
-        self._script: Any = None
-
-    async def take(self, key: str) -> None:
-        if self._rate <= 0:
-            return
-        r = self._hub._redis
-        if r is None:
-            self.check(key)
-            return
-        if self._script is None:
-            self._script = r.register_script(_TAKE)
-        try:
-            wait = int(
-                await asyncio.wait_for(
-                    self._script(keys=[f"{PREFIX}rl:{key}"], args=[self._rate, self._burst]),
-                    TAKE_TIMEOUT,
-                )
-            )
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._hub._warn("redis rate limit unavailable; this process's limit applies", exc)
-            self.check(key)
-            return
-        if wait > 0:
-            raise RateLimited(wait)

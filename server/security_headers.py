@@ -47,3 +47,43 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+_NUL_ANSWER = (
+    b'{"code":"ERR_BAD_REQUEST","message":"NUL characters are not allowed in the URL","details":{}}'
+)
+
+
+class RefuseNul:
+    """400 for a request whose path or query holds a NUL character (``%00``).
+
+    No identifier, search or token contains one, and PostgreSQL text cannot store one (SQLite
+    can): refused at the door, the two backends answer alike. JSON bodies get the same rule
+    in ``protocol.parse_json``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and (
+            b"%00" in scope.get("query_string", b"")
+            or "\x00" in scope.get("path", "")
+            or b"%00" in (scope.get("raw_path") or b"")
+        ):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(_NUL_ANSWER)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": _NUL_ANSWER})
+            return
+        await self.app(scope, receive, send)

@@ -31,6 +31,7 @@ from server.hub import Connection, Hub
 from server.metrics import Metrics
 from server.models import User
 from server.services.messaging import MessagingService
+from server.services.reactions import Reactions
 from server.services.users import UserService
 from server.settings import Settings
 
@@ -61,8 +62,10 @@ class Session:
         settings: Settings,
         limits: protocol.Limits,
         metrics: Metrics,
+        reactions: Reactions | None = None,
     ) -> None:
         self.ws = ws
+        self.reactions = reactions
         self.hub = hub
         self.users = users
         self.messaging = messaging
@@ -205,8 +208,14 @@ class Session:
             )
         elif isinstance(cmd, protocol.FlagMessage):
             # A user report; the wire calls its acknowledgement ``message.flagged``.
-            ack = await messaging.report_message(user, cmd.message_id, cmd.reason, cmd.remarks)
+            ack = await messaging.report_message(
+                user, cmd.message_id, cmd.reason, cmd.remarks, cmd.category
+            )
             conn.push(protocol.encode("message.flagged", ack, frame_id=frame_id))
+        elif isinstance(cmd, protocol.React) and self.reactions is not None:
+            await self.reactions.react(
+                user, cmd.message_id, cmd.emoji, add=cmd.add, origin=conn, frame_id=frame_id
+            )
         elif isinstance(cmd, protocol.Auth):
             await self._reauthenticate(user, conn, cmd.token, frame_id)
 

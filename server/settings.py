@@ -80,6 +80,12 @@ class Settings:
     moderation_workers: int = 64
     moderation_queue_size: int = 10_000
     moderation_enabled: bool = True
+    # With --redis-url: whether this process takes moderation jobs from the deployment's
+    # shared queue (else it only queues them, for other processes and moderation workers);
+    # and how many seconds a job may sit untouched in a dead process's hands before another
+    # process takes it over (a live one touches its jobs every third of that).
+    moderation_jobs: bool = True
+    moderation_claim_idle: float = 15.0
     context_window: int = 5
     # OpenAI-compatible endpoint and models (the moderation settings may override them); the
     # API key is not a setting: PARLEY_OPENAI_API_KEY, OPENAI_API_KEY or <data-dir>/openai.key.
@@ -89,6 +95,42 @@ class Settings:
     # Whom plain users find in the user directory (GET /api/v1/users?search=): "all", or
     # "shared_groups" (users they share a group with). Staff and the API key see everyone.
     directory_scope: str = "shared_groups"
+    # Seconds between runs of the retention job (PUT /api/v1/retention sets the periods;
+    # until then it deletes nothing); 0: only on POST /api/v1/retention/run.
+    retention_interval: float = 3600.0
+    # Reports (issue 15): whether a group's moderators see who reported a message in their
+    # group (app staff always do), and after how many seconds an unhandled report is
+    # escalated to app moderators (0: never).
+    group_reports_show_reporter: bool = False
+    report_escalation_seconds: int = 3600
+    # The URL this server is reached at from outside (behind a proxy: the proxy's), for links
+    # given to peers such as the Custom API; default: scheme://host:port it listens on.
+    public_url: str | None = None
+    # Seconds an upload that no message carries is kept (the retention job deletes it then).
+    upload_ttl: int = 86_400
+    # Offline push (issue 16 item 7): URL prefixes of the push gateways users may register
+    # endpoints on (UnifiedPush/ntfy servers, the app's own push relay); empty turns push off.
+    # A failed push is retried ``push_attempts`` times in all, waiting ``push_retry_delay``
+    # seconds, then twice as long each time; each request waits at most ``push_timeout``.
+    push_gateways: tuple[str, ...] = ()
+    push_attempts: int = 6
+    push_retry_delay: float = 1.0
+    push_timeout: float = 5.0
+    # Operator (dashboard) sign-in, issue 17: session lifetime; after 3 failed sign-ins in a
+    # row each next attempt waits ``operator_login_delay`` seconds, doubling; at
+    # ``operator_lock_after`` failures the account locks until an admin unlocks it.
+    operator_session_ttl: int = 12 * 3600
+    operator_login_delay: float = 2.0
+    operator_lock_after: int = 10
+    # OpenID Connect sign-in for operators (off unless the issuer and client are set): the
+    # issuer URL, the client id and secret registered there, the ID token claim naming the
+    # operator, and the callback URL registered (default: this server's own URL as the
+    # request reached it + /api/v1/operators/oidc/callback).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_name_claim: str = "preferred_username"
+    oidc_redirect_url: str | None = None
 
     @property
     def db_path(self) -> Path:
@@ -97,6 +139,12 @@ class Settings:
     @property
     def scheme(self) -> str:
         return "http" if self.insecure_http else "https"
+
+    @property
+    def public_base(self) -> str:
+        """Where peers reach this server: ``public_url`` (without a trailing slash), or the
+        address it listens on."""
+        return (self.public_url or self.base_url).rstrip("/")
 
     @property
     def base_url(self) -> str:
@@ -111,7 +159,7 @@ def _coerce(name: str, value: Any) -> Any:
     default = getattr(Settings, name, None)
     if name in ("data_dir", "cert_file", "key_file"):
         return Path(value)
-    if name in ("allowed_origins", "allowed_hosts"):
+    if name in ("allowed_origins", "allowed_hosts", "push_gateways"):
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return tuple(value)
@@ -123,6 +171,11 @@ def _coerce(name: str, value: Any) -> Any:
         "openai_base_url",
         "openai_model",
         "openai_moderation_model",
+        "public_url",
+        "oidc_issuer",
+        "oidc_client_id",
+        "oidc_client_secret",
+        "oidc_redirect_url",
     ):
         return None if value in (None, "") else str(value)
     if isinstance(default, bool):

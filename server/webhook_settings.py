@@ -22,10 +22,12 @@ EVENTS = (
     "message.disapproved",
     "message.flagged",
     "message.reported",
+    "report.escalated",
     "message.review_required",
     "user.banned",
     "moderation.provider_failed",
     "media.quarantined",
+    "media.released",
 )
 MAX_WEBHOOKS = 20
 

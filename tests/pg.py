@@ -50,7 +50,8 @@ def bindir() -> Path:
 class PostgresCluster:
     """One running cluster; ``database(key)`` gives a fresh database per key."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable  # fsync on (bench/scale.py), as a deployment runs it
         self.bin = bindir()
         self.root = Path(tempfile.mkdtemp(prefix="parley-pg-"))
         self.data = self.root / "data"
@@ -58,6 +59,7 @@ class PostgresCluster:
         self.port = 0
         self._as: list[str] = []
         self._made: dict[str, str] = {}
+        self._options = ""
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
             os.chown(self.root, user.pw_uid, user.pw_gid)
@@ -90,14 +92,23 @@ class PostgresCluster:
             self.port = int(s.getsockname()[1])
         # fsync off: the tests kill Parley, never PostgreSQL, so the page cache is as durable
         # as the disk for them, and the suite runs faster.
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
-            " -c fsync=off -c full_page_writes=off -c max_connections=300"
-        )
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        options += " -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
+        self._options = options
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server (again, after ``halt``) on the same port and data."""
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-            "-w", "-t", "60", "-o", options, "start",
+            "-w", "-t", "60", "-o", self._options, "start",
         )  # fmt: skip
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data and port (an outage; ``resume`` ends it)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         if self.port:

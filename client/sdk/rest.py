@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -249,6 +250,52 @@ class RestClient:
             "POST", f"/messages/{message_id}/flag", json=body
         )
         return result
+
+    async def react(self, message_id: int, emoji: str) -> dict[str, Any]:
+        """``POST /messages/{id}/reactions``: the message's counts after it (user token)."""
+        path = f"/messages/{message_id}/reactions"
+        return dict(await self.request("POST", path, json={"emoji": emoji}))
+
+    async def unreact(self, message_id: int, emoji: str) -> dict[str, Any]:
+        """``DELETE /messages/{id}/reactions/{emoji}`` (the emoji is percent-encoded)."""
+        path = f"/messages/{message_id}/reactions/{quote(emoji, safe='')}"
+        return dict(await self.request("DELETE", path))
+
+    async def reactions(self, message_id: int) -> list[dict[str, Any]]:
+        """Who reacted with what: ``[{emoji, count, uids}]``."""
+        return list((await self.request("GET", f"/messages/{message_id}/reactions"))["reactions"])
+
+    async def thread(
+        self, message_id: int, *, before: int | None = None, limit: int = 50
+    ) -> dict[str, Any]:
+        """A thread: ``{"parent", "messages" (replies, oldest first), "hasMore"}``."""
+        params: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        path = f"/messages/{message_id}/thread"
+        return dict(await self.request("GET", path, params=params))
+
+    # ------------------------------------------------------------------ offline push
+
+    async def register_push(
+        self,
+        url: str,
+        *,
+        kind: str = "unifiedpush",
+        device_id: str = "default",
+        include_text: bool = False,
+    ) -> dict[str, Any]:
+        """Register this device's push endpoint (user token): a UnifiedPush/ntfy-style
+        ``url`` or a ``webhook`` (the answer then carries its signing ``secret``). The same
+        ``device_id`` again replaces the device's endpoint."""
+        body = {"url": url, "kind": kind, "deviceId": device_id, "includeText": include_text}
+        return dict(await self.request("POST", "/me/push-endpoints", json=body))
+
+    async def push_endpoints(self) -> list[dict[str, Any]]:
+        return list((await self.request("GET", "/me/push-endpoints"))["endpoints"])
+
+    async def unregister_push(self, endpoint_id: str) -> None:
+        await self.request("DELETE", f"/me/push-endpoints/{quote(endpoint_id, safe='')}")
 
     # ------------------------------------------------------------------ media
 

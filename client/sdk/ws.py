@@ -352,6 +352,31 @@ class ParleyClient:
         reply = await self.request({**frame, "remarks": remarks})
         return reply.data
 
+    async def react(self, message_id: int, emoji: str) -> dict[str, Any]:
+        """``reaction.add``: returns the ``message.reaction`` reply (``reactions``: the
+        message's counts by emoji). Adding one the caller already has changes nothing."""
+        frame = {"type": "reaction.add", "messageId": message_id, "emoji": emoji}
+        return (await self.request(frame)).data
+
+    async def unreact(self, message_id: int, emoji: str) -> dict[str, Any]:
+        """``reaction.remove``: returns the ``message.reaction`` reply."""
+        frame = {"type": "reaction.remove", "messageId": message_id, "emoji": emoji}
+        return (await self.request(frame)).data
+
+    async def reply_text(
+        self, parent: dict[str, Any], text: str, *, muid: str | None = None
+    ) -> dict[str, Any]:
+        """Reply in ``parent``'s thread (``parentId``), in the same conversation, as seen
+        by this user: a 1:1 reply goes to the other participant."""
+        if parent["receiverType"] == "group":
+            receiver = parent["receiver"]
+        else:
+            me = self.user.get("uid")
+            receiver = parent["receiver"] if parent["sender"] == me else parent["sender"]
+        return await self.send_text(
+            receiver, text, receiver_type=parent["receiverType"], muid=muid, parent_id=parent["id"]
+        )
+
     async def receipt(self, message_id: int, receipt_type: str = "read") -> None:
         """Tell the sender the message was ``delivered`` or ``read`` (no reply on success)."""
         await self.send({"type": "receipt", "messageId": message_id, "receiptType": receipt_type})

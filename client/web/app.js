@@ -35,14 +35,10 @@ function jwtSubject(token) {
   }
 }
 
+/** The time of day in a bubble (the day is on the separator above it). */
 function formatTime(seconds) {
   if (!seconds) return "";
-  const d = new Date(seconds * 1000);
-  const today = new Date();
-  const sameDay = d.toDateString() === today.toDateString();
-  return sameDay
-    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-    : d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
 function safeUrl(url) {
@@ -82,11 +78,19 @@ const state = {
   active: null, // cid
   receipts: new Map(), // message id -> "delivered" | "read"
   moderation: new Map(), // message id -> {ruleId, ruleName, reason}
+  decisions: new Map(), // message id -> statement of reasons (decision) of its disapproval
+  appeals: new Map(), // decision id -> "open" | "upheld" | "rejected"
+  reactions: new Map(), // message id -> {counts: {emoji: n}, mine: Set<emoji>}
+  replyTo: null, // the message the next send replies to (its parentId), or null
   receiptsSent: new Set(), // `${id}:${type}`
   typingIn: new Map(), // cid -> Map(uid -> timer)
   typingOut: { cid: null, timer: null },
   blocked: new Set(),
-  convsLoadedFor: null,
+  inbox: { next: null, loading: false, loaded: false }, // GET /me/conversations paging
+  names: new Map(), // uid -> display name, from directory searches
+  offlineNoticed: false, // the "offline" notice was shown since the last auth.ok
+  lastFrameAt: 0, // Date.now() of the last frame from the server (a silent socket is dead)
+  search: { timer: null, seq: 0, results: [] },
   draft: null, // {file, kind, previewUrl}: the attachment chosen in the composer, not sent yet
   linkRefresh: new Map(), // message id -> Date.now() of the last fresh-link fetch
   // message id -> {key, node}: media elements kept across re-renders, so that thumbnails are not
@@ -112,43 +116,61 @@ function newConv(kind, peer, title) {
     loading: false,
     hasMore: false,
     unread: 0,
+    last: null, // the newest message we know of (the inbox's lastMessage, then live ones)
+    updatedAt: 0, // the inbox's updatedAt (a group with no message: when we joined)
   };
-}
-
-function storageKey() {
-  return `parley.convs.${state.me}`;
-}
-
-function saveConvs() {
-  if (!state.me) return;
-  const list = Array.from(state.convs.values(), (c) => ({ kind: c.kind, peer: c.peer, title: c.title }));
-  try { localStorage.setItem(storageKey(), JSON.stringify(list)); } catch { /* storage full or disabled */ }
-}
-
-function loadConvs() {
-  if (!state.me || state.convsLoadedFor === state.me) return;
-  state.convsLoadedFor = state.me;
-  state.convs.clear();
-  let list = [];
-  try { list = JSON.parse(localStorage.getItem(storageKey()) || "[]"); } catch { list = []; }
-  for (const item of Array.isArray(list) ? list : []) {
-    if (!item || !ID_RE.test(item.peer || "") || !["user", "group"].includes(item.kind)) continue;
-    const conv = newConv(item.kind, item.peer, typeof item.title === "string" ? item.title : item.peer);
-    state.convs.set(conv.cid, conv);
-  }
-  renderConvList();
 }
 
 function ensureConv(kind, peer, title) {
   const cid = conversationId(state.me, kind, peer);
   let conv = state.convs.get(cid);
   if (!conv) {
-    conv = newConv(kind, peer, title);
+    conv = newConv(kind, peer, title || (kind === "user" ? state.names.get(peer) : null));
     state.convs.set(cid, conv);
-    saveConvs();
     renderConvList();
   }
   return conv;
+}
+
+/** The conversation list from the server (GET /me/conversations): the same on every device. */
+async function loadInbox({ more = false } = {}) {
+  if (state.inbox.loading || !state.token || (more && !state.inbox.next)) return;
+  state.inbox.loading = true;
+  const params = new URLSearchParams({ limit: "50" });
+  if (more) params.set("before", state.inbox.next);
+  try {
+    const res = await api("GET", `/api/v1/me/conversations?${params}`, { token: state.token });
+    for (const item of (res && Array.isArray(res.conversations)) ? res.conversations : []) {
+      const kind = item.conversationType === "group" ? "group" : "user";
+      if (!ID_RE.test(item.with || "")) continue;
+      const conv = ensureConv(kind, item.with);
+      conv.updatedAt = Number(item.updatedAt) || 0;
+      if (item.lastMessage && typeof item.lastMessage.id === "number") noteLast(conv, item.lastMessage);
+      // The server counts what is unread; the open conversation is being read right now.
+      conv.unread = conv.cid === state.active ? 0 : Math.max(0, Number(item.unreadCount) || 0);
+    }
+    if (!more || state.inbox.next) state.inbox.next = (res && typeof res.next === "string") ? res.next : null;
+    state.inbox.loaded = true;
+    // Group names for the list (the inbox names groups by guid); a few at a time, once each.
+    const unnamed = Array.from(state.convs.values()).filter((c) => c.kind === "group" && !c.sub && !c.named);
+    for (const conv of unnamed.slice(0, 20)) {
+      conv.named = true;
+      fetchGroupInfo(conv).catch(() => { /* a group we left meanwhile: keep its guid */ });
+    }
+  } catch (err) {
+    showApiError(err);
+  } finally {
+    state.inbox.loading = false;
+  }
+  renderConvList();
+}
+
+function noteLast(conv, m) {
+  if (!conv.last || m.id >= conv.last.id) {
+    conv.last = m;
+    return true;
+  }
+  return false;
 }
 
 function convOfMessage(m) {
@@ -159,9 +181,10 @@ function convOfMessage(m) {
 
 // ------------------------------------------------------------------ WebSocket
 
-function setConnState(kind, text) {
+function setConnState(kind, text, why = "") {
   $("conn-dot").className = `status-dot ${kind}`;
   $("conn-text").textContent = text;
+  $("conn-text").title = why;
 }
 
 function wsSend(frame) {
@@ -174,6 +197,11 @@ function wsSend(frame) {
 function connect() {
   clearTimeout(state.reconnectTimer);
   if (state.stopped) return;
+  if (state.ws) { // never two sockets: the old one is forgotten before its events arrive
+    const old = state.ws;
+    state.ws = null;
+    try { old.close(4000, "reconnecting"); } catch { /* already closing */ }
+  }
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   setConnState("connecting", "connecting…");
   let ws;
@@ -189,6 +217,8 @@ function connect() {
     ws.send(JSON.stringify({ type: "auth", id: nextFrameId("auth"), token: state.token }));
   });
   ws.addEventListener("message", (event) => {
+    if (state.ws !== ws) return; // a socket we gave up on
+    state.lastFrameAt = Date.now();
     if (typeof event.data !== "string") return;
     let frame;
     try { frame = JSON.parse(event.data); } catch { return; }
@@ -208,16 +238,38 @@ function connect() {
       logout();
       return;
     }
-    setConnState("offline", `disconnected (${event.code}), retrying…`);
-    scheduleReconnect();
+    scheduleReconnect(`disconnected (${event.code})`);
   });
 }
 
-function scheduleReconnect() {
+/**
+ * Try again after a back-off: 1 s, doubling to 30 s, with jitter so that a restarted server is
+ * not hit by every client at once. Sends typed meanwhile wait in `conv.local` and go out again,
+ * with their muid, on the next auth.ok.
+ */
+function scheduleReconnect(why = "disconnected") {
   clearTimeout(state.reconnectTimer);
-  const delay = state.reconnectDelay;
+  const delay = state.reconnectDelay + Math.random() * 500;
   state.reconnectDelay = Math.min(state.reconnectDelay * 2, 30000);
-  state.reconnectTimer = setTimeout(connect, delay + Math.random() * 500);
+  setConnState("offline", `offline, retry in ${Math.max(1, Math.round(delay / 1000))} s`, why);
+  state.reconnectTimer = setTimeout(connect, delay);
+}
+
+/** Give up on the current socket (it went silent, or the network came back) and reconnect. */
+function dropSocket(why) {
+  const ws = state.ws;
+  state.ws = null;
+  state.online = false;
+  clearInterval(state.pingTimer);
+  if (ws) { try { ws.close(4000, why); } catch { /* already closing */ } }
+  if (!state.stopped) scheduleReconnect(why);
+}
+
+/** Every 15 s: a ping; a socket with no frame for 40 s (no pong either) is dead. */
+function heartbeat() {
+  if (!state.online) return;
+  if (Date.now() - state.lastFrameAt > 40000) { dropSocket("no answer from the server"); return; }
+  wsSend({ type: "ping" });
 }
 
 function handleFrame(f) {
@@ -230,7 +282,21 @@ function handleFrame(f) {
       if (f.message) onMessage(f.message, f.type === "message");
       return;
     case "message.moderated":
-      if (f.message) onModerated(f.message, f.moderation);
+      if (f.message) onModerated(f.message, f.moderation, f.decision);
+      return;
+    case "message.reaction":
+      onReaction(f);
+      return;
+    case "moderation.decision":
+      if (f.decision) onDecision(f.decision);
+      return;
+    case "moderation.appeal":
+      onAppealOutcome(f);
+      return;
+    case "report.outcome":
+      toast("", f.outcome === "actioned"
+        ? "A message you reported was acted on. Thank you."
+        : "A message you reported was reviewed; no action was needed.", null, "info");
       return;
     case "message.edited":
     case "message.deleted":
@@ -252,16 +318,18 @@ function handleFrame(f) {
 
 function onAuthOk(user) {
   state.online = true;
+  state.offlineNoticed = false;
   state.reconnectDelay = 1000;
   state.user = user || null;
   if (user && user.uid) state.me = user.uid;
-  loadConvs();
   $("me").textContent = state.user && state.user.name && state.user.name !== state.me
     ? `${state.user.name} (${state.me})` : state.me || "";
   setConnState("online", "connected");
   clearInterval(state.pingTimer);
-  state.pingTimer = setInterval(() => wsSend({ type: "ping" }), 25000);
+  state.pingTimer = setInterval(heartbeat, 15000);
   refreshBlocked();
+  loadDecisions(); // the reasons (and appeal links) of this user's blocked messages
+  loadInbox(); // the list and its unread counts, as the server has them now
   // Anything we missed while offline: reload the latest page of every loaded conversation.
   for (const conv of state.convs.values()) {
     if (conv.loaded) loadHistory(conv, { refresh: true });
@@ -323,11 +391,30 @@ function upsertMessage(m, { render = true } = {}) {
   if (!m || typeof m.id !== "number") return null;
   const conv = convOfMessage(m);
   const existing = conv.messages.get(m.id);
+  if (!existing && m.parentId && isDeliverable(m) && m.replyCount === undefined) {
+    // A live reply: its parent's count moves (history pages carry the stored count).
+    const parent = conv.messages.get(m.parentId);
+    if (parent) parent.replyCount = (parent.replyCount || 0) + 1;
+  }
   if (!existing || (m.updatedAt || 0) >= (existing.updatedAt || 0)) conv.messages.set(m.id, m);
   if (m.moderation && typeof m.moderation === "object") state.moderation.set(m.id, m.moderation);
+  if (m.reactions && typeof m.reactions === "object") {
+    state.reactions.set(m.id, { counts: { ...m.reactions }, mine: new Set(m.myReactions || []) });
+  }
+  noteReceipts(m);
   if (m.muid && m.sender === state.me && conv.local.has(m.muid)) dropLocal(conv, m.muid);
+  const moved = noteLast(conv, conv.messages.get(m.id));
   if (render && conv.cid === state.active) renderMessages();
+  if (render && moved) renderConvList();
   return conv;
+}
+
+/** History gives our own messages `receipts: {delivered, read}`: the ticks survive a reload. */
+function noteReceipts(m) {
+  const r = m.receipts;
+  if (!r || typeof r !== "object" || m.sender !== state.me) return;
+  if (Number(r.read) > 0) state.receipts.set(m.id, "read");
+  else if (Number(r.delivered) > 0 && state.receipts.get(m.id) !== "read") state.receipts.set(m.id, "delivered");
 }
 
 function onMessage(m, live) {
@@ -345,13 +432,130 @@ function onMessage(m, live) {
   // When visible, renderMessages() has already sent the read receipt.
 }
 
-function onModerated(m, moderation) {
+function onModerated(m, moderation, decision) {
   if (moderation && typeof moderation === "object") state.moderation.set(m.id, moderation);
+  if (decision && typeof decision === "object") state.decisions.set(m.id, decision);
   upsertMessage(m);
   if (m.moderationStatus === "disapproved") {
-    const reason = moderation && (moderation.reason || moderation.ruleName);
+    const reason = blockReason(m.id);
     toast("", `Your message was blocked${reason ? `: ${reason}` : "."}`, null, "info");
   }
+}
+
+/** Why a message of ours was blocked, in plain words: the decision's explanation, else the
+ *  rule's reason. */
+function blockReason(id) {
+  const decision = state.decisions.get(id);
+  if (decision && decision.explanation) return decision.explanation;
+  const mod = state.moderation.get(id);
+  return mod ? (mod.reason || mod.ruleName) : null;
+}
+
+const MEASURE_WORDS = { mute: "muted", kick: "removed from a group", ban: "banned from a group" };
+
+function onDecision(decision) {
+  const what = MEASURE_WORDS[decision.measure] || decision.measure;
+  const until = decision.until ? ` until ${new Date(decision.until * 1000).toLocaleString()}` : "";
+  toast("", `You were ${what}${until}. ${decision.explanation || ""}`.trim(), null, "info");
+}
+
+function onAppealOutcome(f) {
+  if (f.decisionId) state.appeals.set(f.decisionId, f.outcome);
+  const words = f.outcome === "upheld" ? "Your appeal was upheld" : "Your appeal was rejected";
+  toast("", `${words}${f.reason ? `: ${f.reason}` : "."}`, null, "info");
+  renderMessages();
+}
+
+async function loadDecisions() {
+  try {
+    const res = await api("GET", "/api/v1/me/decisions", { token: state.token });
+    for (const d of (res && res.decisions) || []) {
+      if (d.measure === "message_disapproved" && d.messageId && !state.decisions.has(d.messageId)) {
+        state.decisions.set(d.messageId, d);
+      }
+    }
+    renderMessages();
+  } catch (err) {
+    // not fatal: blocked messages then show the rule's reason
+  }
+}
+
+async function appealDecision(decision) {
+  const res = await ask({
+    title: "Appeal this decision",
+    label: "Why should a moderator look at it again?",
+    okText: "Send appeal",
+  });
+  if (!res) return;
+  try {
+    await api("POST", `/api/v1/decisions/${encodeURIComponent(decision.decisionId)}/appeal`,
+      { token: state.token, body: { note: res.text.trim() } });
+    state.appeals.set(decision.decisionId, "open");
+    toast("", "Your appeal was sent. A moderator will decide.", null, "info");
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409) state.appeals.set(decision.decisionId, "open");
+    toast(err.code || "", err.message || "The appeal could not be sent.");
+  }
+  renderMessages();
+}
+
+// ------------------------------------------------------------------ reactions, replies
+
+const QUICK_REACTIONS = ["👍", "❤️", "😂"];
+
+function onReaction(f) {
+  if (typeof f.messageId !== "number" || !f.reactions) return;
+  const entry = state.reactions.get(f.messageId) || { counts: {}, mine: new Set() };
+  entry.counts = { ...f.reactions };
+  if (f.uid === state.me) {
+    if (f.action === "added") entry.mine.add(f.emoji);
+    else entry.mine.delete(f.emoji);
+  }
+  state.reactions.set(f.messageId, entry);
+  if (f.conversationId === state.active) renderMessages();
+}
+
+function toggleReaction(m, emoji) {
+  const entry = state.reactions.get(m.id);
+  const type = entry && entry.mine.has(emoji) ? "reaction.remove" : "reaction.add";
+  if (!wsSend({ type, id: nextFrameId("x"), messageId: m.id, emoji })) toast("", "Not connected.");
+}
+
+function reactionsRow(m) {
+  const entry = state.reactions.get(m.id) || { counts: {}, mine: new Set() };
+  const row = el("div", { class: "reactions" });
+  const shown = new Set();
+  for (const [emoji, n] of Object.entries(entry.counts)) {
+    if (!n) continue;
+    shown.add(emoji);
+    row.append(el("button", {
+      type: "button", class: `reaction${entry.mine.has(emoji) ? " mine" : ""}`,
+      text: `${emoji} ${n}`, title: entry.mine.has(emoji) ? "Remove your reaction" : "React",
+      onclick: () => toggleReaction(m, emoji),
+    }));
+  }
+  for (const emoji of QUICK_REACTIONS) {
+    if (shown.has(emoji)) continue;
+    row.append(el("button", { type: "button", class: "reaction add", text: emoji,
+                              title: `React with ${emoji}`, onclick: () => toggleReaction(m, emoji) }));
+  }
+  return row;
+}
+
+function setReplyTo(m) {
+  state.replyTo = m ? { id: m.id, cid: state.active, text: m.text || m.type } : null;
+  const bar = $("reply-bar");
+  if (!bar) return;
+  bar.hidden = !state.replyTo;
+  $("reply-text").textContent = state.replyTo ? `Replying to: ${state.replyTo.text.slice(0, 80)}` : "";
+  if (m) $("composer-text").focus();
+}
+
+function replyLine(m, conv) {
+  if (!m.parentId) return null;
+  const parent = conv.messages.get(m.parentId);
+  const snippet = parent ? (parent.text || parent.type || "").slice(0, 60) : `message ${m.parentId}`;
+  return el("div", { class: "reply-to muted small", text: `↳ reply to ${snippet}` });
 }
 
 function onReceipt(f) {
@@ -384,7 +588,7 @@ function sendFrameFor(conv, local) {
     ...(local.media && !local.text.trim() ? {} : { text: local.text }),
     metadata: {},
     tags: [],
-    parentId: null,
+    parentId: local.parentId || null,
   });
   if (!ok) state.frames.delete(id); // resent on the next auth.ok
   return ok;
@@ -394,9 +598,18 @@ function sendMessage(text) {
   const conv = state.convs.get(state.active);
   if (!conv) return;
   const local = { muid: randomId(), text, sender: state.me, status: "sending", createdAt: Date.now() / 1000 };
+  if (state.replyTo && state.replyTo.cid === conv.cid) local.parentId = state.replyTo.id;
+  setReplyTo(null);
   conv.local.set(local.muid, local);
-  if (!sendFrameFor(conv, local)) toast("", "Offline: the message will be sent when the connection is back.", null, "info");
+  if (!sendFrameFor(conv, local)) offlineNotice();
   renderMessages({ toBottom: true });
+}
+
+/** Once per disconnection: sends wait in the conversation and go out on reconnect. */
+function offlineNotice() {
+  if (state.offlineNoticed) return;
+  state.offlineNoticed = true;
+  toast("", "Offline: messages will be sent when the connection is back.", null, "info");
 }
 
 function dropLocal(conv, muid) {
@@ -555,7 +768,7 @@ async function startUpload(conv, local) {
   // The server decides what the file really is.
   local.messageType = MEDIA_TYPES.has(local.media.kind) ? local.media.kind : local.kind;
   local.status = "sending";
-  if (!sendFrameFor(conv, local)) toast("", "Offline: the message will be sent when the connection is back.", null, "info");
+  if (!sendFrameFor(conv, local)) offlineNotice();
   renderIfActive(conv);
 }
 
@@ -732,13 +945,21 @@ async function loadHistory(conv, { older = false, refresh = false } = {}) {
   if (older && conv.messages.size) params.set("before", String(Math.min(...conv.messages.keys())));
   const scroller = $("messages");
   const before = { height: scroller.scrollHeight, top: scroller.scrollTop };
+  const known = refresh ? lastId(conv) : 0;
+  const path = `/api/v1/conversations/${encodeURIComponent(conv.cid)}/messages`;
   try {
-    const res = await api("GET", `/api/v1/conversations/${encodeURIComponent(conv.cid)}/messages?${params}`, {
-      token: state.token,
-    });
-    const list = (res && Array.isArray(res.messages)) ? res.messages : [];
+    let res = await api("GET", `${path}?${params}`, { token: state.token });
+    let list = (res && Array.isArray(res.messages)) ? res.messages : [];
     for (const m of list) upsertMessage(m, { render: false });
     const more = typeof res.hasMore === "boolean" ? res.hasMore : list.length === 50;
+    // After a reconnect: page back until we meet what we had, so that nothing missed while
+    // offline is skipped (at most 20 pages; past that, "Load older messages" remains).
+    for (let pages = 0; refresh && known && res.hasMore && list.length && list[0].id > known && pages < 20; pages++) {
+      params.set("before", String(list[0].id));
+      res = await api("GET", `${path}?${params}`, { token: state.token });
+      list = (res && Array.isArray(res.messages)) ? res.messages : [];
+      for (const m of list) upsertMessage(m, { render: false });
+    }
     if (older || !refresh || !conv.loaded) conv.hasMore = more;
     conv.loaded = true;
   } catch (err) {
@@ -753,6 +974,7 @@ async function loadHistory(conv, { older = false, refresh = false } = {}) {
       renderMessages({ toBottom: !refresh });
     }
   }
+  renderConvList();
 }
 
 // ------------------------------------------------------------------ typing
@@ -865,6 +1087,10 @@ function deleteMessage(m) {
 }
 
 const REPORT_REASONS = ["spam", "harassment", "hate", "sexual content", "violence", "scam", "self-harm", "other"];
+/** The report category (PROTOCOL.md) each reason files under. */
+const REPORT_CATEGORY = { "spam": "spam", "harassment": "harassment", "hate": "hate",
+  "sexual content": "sexual", "violence": "violence", "scam": "spam", "self-harm": "self_harm",
+  "other": "other" };
 
 async function reportMessage(m) {
   const res = await ask({
@@ -878,7 +1104,9 @@ async function reportMessage(m) {
   if (!res) return;
   const id = nextFrameId("c");
   state.frames.set(id, { type: "message.flag", at: Date.now() });
-  if (!wsSend({ type: "message.flag", id, messageId: m.id, reason: res.choice, remarks: res.text.trim() })) {
+  const frame = { type: "message.flag", id, messageId: m.id, reason: res.choice,
+                  remarks: res.text.trim(), category: REPORT_CATEGORY[res.choice] || "other" };
+  if (!wsSend(frame)) {
     toast("", "Not connected.");
   }
 }
@@ -914,7 +1142,6 @@ async function fetchGroupInfo(conv) {
   conv.title = (g && g.name) || conv.peer;
   const count = g && (g.membersCount ?? (Array.isArray(g.members) ? g.members.length : null));
   conv.sub = [g && g.type, count !== null && count !== undefined ? `${count} members` : null].filter(Boolean).join(" · ");
-  saveConvs();
   renderConvList();
   return g;
 }
@@ -934,12 +1161,13 @@ async function openConversation(kind, peer, { strict = false } = {}) {
       if (strict) {
         const cid = conversationId(state.me, "group", peer);
         const conv = state.convs.get(cid);
-        if (conv && !conv.messages.size) { state.convs.delete(cid); saveConvs(); renderConvList(); }
+        if (conv && !conv.messages.size && !conv.last) { state.convs.delete(cid); renderConvList(); }
         return;
       }
     }
   }
   const conv = ensureConv(kind, peer);
+  if (kind === "user" && state.names.has(peer) && conv.title === peer) conv.title = state.names.get(peer);
   selectConversation(conv.cid);
 }
 
@@ -957,6 +1185,65 @@ function selectConversation(cid) {
   if (matchMedia("(min-width: 701px)").matches) $("composer-text").focus();
 }
 
+// ------------------------------------------------------------------ directory search
+
+/** Look the typed prefix up in the user directory (GET /users?search=) and list the matches. */
+async function runSearch() {
+  const value = $("open-id").value.trim();
+  const seq = ++state.search.seq;
+  if (!value || !state.token) { renderSearch([], value); return; }
+  if (value.startsWith("#")) { renderSearch([], value); return; }
+  const prefix = value.replace(/^@/, "");
+  let users = [];
+  try {
+    const res = await api("GET", `/api/v1/users?${new URLSearchParams({ search: prefix, limit: "8" })}`, { token: state.token });
+    users = (res && Array.isArray(res.users)) ? res.users.filter((u) => u && ID_RE.test(u.uid || "") && u.uid !== state.me) : [];
+  } catch (err) {
+    if (seq === state.search.seq) showApiError(err);
+  }
+  if (seq !== state.search.seq) return; // a newer keystroke's answer wins
+  renderSearch(users, value);
+}
+
+function renderSearch(users, value) {
+  state.search.results = users;
+  for (const u of users) if (typeof u.name === "string" && u.name) state.names.set(u.uid, u.name);
+  const box = $("search-results");
+  const items = users.map((u) => el("li", {},
+    el("button", { type: "button", class: "search-result", "data-uid": u.uid, onclick: () => pickUser(u) },
+      el("span", { class: "avatar", text: (u.name || u.uid).slice(0, 1).toUpperCase(), "aria-hidden": "true" }),
+      el("span", { class: "conv-main" },
+        el("span", { class: "title", text: u.name || u.uid }),
+        el("span", { class: "preview", text: `@${u.uid}` })))));
+  const typed = value.replace(/^[@#]/, "");
+  if (value && ID_RE.test(typed) && (value.startsWith("#") || !users.some((u) => u.uid === typed))) {
+    const kind = value.startsWith("#") ? "group" : "user";
+    items.push(el("li", {}, el("button", { type: "button", class: "search-result raw",
+      onclick: () => { clearSearch(); openConversation(kind, typed, { strict: true }); } },
+      el("span", { class: "muted small", text: kind === "group" ? `Open group #${typed}` : `Open a chat with the uid "${typed}"` }))));
+  }
+  if (value && !value.startsWith("#") && !users.length) {
+    items.unshift(el("li", { class: "muted small empty-list", text: "Nobody found. You can find people you share a group with (or everyone, if the server allows it)." }));
+  }
+  box.replaceChildren(...items);
+  box.hidden = !items.length;
+}
+
+function pickUser(u) {
+  if (typeof u.name === "string" && u.name) state.names.set(u.uid, u.name);
+  clearSearch();
+  openConversation("user", u.uid);
+}
+
+function clearSearch() {
+  clearTimeout(state.search.timer);
+  state.search.seq += 1;
+  state.search.results = [];
+  $("open-id").value = "";
+  $("search-results").replaceChildren();
+  $("search-results").hidden = true;
+}
+
 // ------------------------------------------------------------------ rendering
 
 function renderAll(opts) {
@@ -966,16 +1253,63 @@ function renderAll(opts) {
   renderTyping();
 }
 
+/** When a conversation last moved: its newest message, else (a group) when we joined. */
+function activityOf(conv) {
+  return conv.last ? Number(conv.last.sentAt) || 0 : conv.updatedAt;
+}
+
+/** One line for the inbox: what the newest message says, as its reader would see it. */
+function previewText(m) {
+  if (!m) return "No messages yet";
+  const who = m.sender === state.me ? "You: " : "";
+  if (m.deletedAt) return `${who}message deleted`;
+  if (m.sender === state.me && m.moderationStatus === "disapproved") return `${who}blocked by moderation`;
+  let text;
+  if (m.category && m.category !== "message") text = `[${m.type}]`;
+  else if (MEDIA_TYPES.has(m.type)) text = m.text || (m.attachment && m.attachment.name) || `[${m.type}]`;
+  else text = m.text || "";
+  if (MEDIA_TYPES.has(m.type) && m.category === "message") text = `${m.type === "image" ? "Photo" : m.type === "file" ? "File" : m.type[0].toUpperCase() + m.type.slice(1)}: ${text}`;
+  return who + text.replace(/\s+/g, " ").slice(0, 120);
+}
+
+/** A short time for the list: 14:05 today, "Yesterday", then "Mar 3" (and the year if not this one). */
+function shortTime(seconds) {
+  if (!seconds) return "";
+  const d = new Date(seconds * 1000);
+  const now = new Date();
+  if (d.toDateString() === now.toDateString()) return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+  if (d.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return d.toLocaleDateString([], d.getFullYear() === now.getFullYear()
+    ? { month: "short", day: "numeric" } : { year: "numeric", month: "short", day: "numeric" });
+}
+
 function renderConvList() {
   const list = $("conv-list");
-  const items = Array.from(state.convs.values()).sort((a, b) => lastId(b) - lastId(a) || a.title.localeCompare(b.title));
-  list.replaceChildren(...items.map((conv) => el("li", { class: conv.cid === state.active ? "active" : "" },
-    el("button", { type: "button", onclick: () => selectConversation(conv.cid) },
-      el("span", { class: "kind", text: conv.kind === "group" ? "#" : "@" }),
-      el("span", { class: "title", text: conv.title, title: conv.cid }),
-      conv.unread ? el("span", { class: "unread", text: String(conv.unread) }) : null,
-    ))));
-  if (!items.length) list.append(el("li", { class: "muted small empty-list" }, "No conversations yet."));
+  const items = Array.from(state.convs.values())
+    .sort((a, b) => activityOf(b) - activityOf(a) || lastId(b) - lastId(a) || a.title.localeCompare(b.title));
+  list.replaceChildren(...items.map((conv) => {
+    const when = activityOf(conv);
+    return el("li", { class: conv.cid === state.active ? "active" : "", "data-cid": conv.cid },
+      el("button", { type: "button", onclick: () => selectConversation(conv.cid) },
+        el("span", { class: "avatar", text: conv.kind === "group" ? "#" : (conv.title || conv.peer).slice(0, 1).toUpperCase(), "aria-hidden": "true" }),
+        el("span", { class: "conv-main" },
+          el("span", { class: "conv-top" },
+            el("span", { class: "title", text: conv.kind === "group" ? `# ${conv.title}` : conv.title, title: conv.cid }),
+            el("span", { class: "time", text: shortTime(when), title: when ? new Date(when * 1000).toLocaleString() : "" })),
+          el("span", { class: "conv-bottom" },
+            el("span", { class: "preview", text: previewText(conv.last) }),
+            conv.unread ? el("span", { class: "unread", text: conv.unread > 99 ? "99+" : String(conv.unread), "aria-label": `${conv.unread} unread` }) : null)),
+      ));
+  }));
+  if (state.inbox.next) {
+    list.append(el("li", { class: "more" }, el("button", { type: "button", class: "secondary", text: "More conversations",
+      onclick: () => loadInbox({ more: true }) })));
+  }
+  if (!items.length) {
+    list.append(el("li", { class: "muted small empty-list" },
+      state.inbox.loaded ? "No conversations yet. Search for someone above to start one." : "Loading conversations…"));
+  }
 }
 
 function lastId(conv) {
@@ -986,8 +1320,9 @@ function lastId(conv) {
 
 function renderHeader() {
   const conv = state.convs.get(state.active);
-  $("conv-title").textContent = conv ? (conv.kind === "group" ? `# ${conv.title}` : `@ ${conv.peer}`) : "No conversation open";
-  $("conv-sub").textContent = conv ? conv.sub || (conv.kind === "group" ? conv.peer : "") : "";
+  $("conv-title").textContent = conv ? (conv.kind === "group" ? `# ${conv.title}` : conv.title) : "No conversation open";
+  $("conv-sub").textContent = !conv ? "" : conv.kind === "group" ? conv.sub || conv.peer
+    : conv.title !== conv.peer ? `@${conv.peer}` : "";
   const btn = $("block-btn");
   if (conv && conv.kind === "user") {
     btn.hidden = false;
@@ -1048,15 +1383,38 @@ function renderMessage(m, conv) {
     statusBadge(status, m),
   );
 
-  const node = el("div", { class: classes.join(" "), "data-id": String(m.id) }, meta, messageBody(m));
+  const node = el("div", { class: classes.join(" "), "data-id": String(m.id) },
+    meta, replyLine(m, conv), messageBody(m));
 
   if (status === "disapproved" && !m.deletedAt) {
-    const mod = state.moderation.get(m.id);
-    const reason = mod ? (mod.reason || mod.ruleName) : null;
+    const reason = mine ? blockReason(m.id) : null;
     node.append(el("div", { class: "reason", text: reason ? `Blocked: ${reason}` : "Blocked by moderation." }));
+    const decision = mine ? state.decisions.get(m.id) : null;
+    if (decision && decision.decisionId) {
+      const appeal = state.appeals.get(decision.decisionId);
+      if (appeal) {
+        const words = { open: "Appeal sent: a moderator will decide.", upheld: "Appeal upheld.",
+                        rejected: "Appeal rejected." }[appeal] || "";
+        node.append(el("div", { class: "appeal muted small", text: words }));
+      } else if (!decision.appealUntil || decision.appealUntil * 1000 > Date.now()) {
+        node.append(el("button", { type: "button", class: "link appeal-button", text: "Appeal",
+                                   onclick: () => appealDecision(decision) }));
+      }
+    }
   }
 
+  const live = isDeliverable(m) && !m.deletedAt;
+  if (live) {
+    node.append(reactionsRow(m));
+    if (m.replyCount) {
+      node.append(el("div", { class: "reply-count muted small",
+                              text: `${m.replyCount} ${m.replyCount === 1 ? "reply" : "replies"}` }));
+    }
+  }
   const actions = el("div", { class: "actions" });
+  if (live) {
+    actions.append(el("button", { type: "button", class: "link", text: "Reply", onclick: () => setReplyTo(m) }));
+  }
   if (!m.deletedAt) {
     if (mine) {
       if (m.category === "message" && (m.type === "text" || (MEDIA_TYPES.has(m.type) && m.attachment))) {
@@ -1165,7 +1523,7 @@ function renderMessages({ toBottom = false, keep = null } = {}) {
   const box = $("messages");
   const conv = state.convs.get(state.active);
   if (!conv) {
-    box.replaceChildren(el("div", { class: "empty", text: "Open a conversation with a user id or a group id." }));
+    box.replaceChildren(el("div", { class: "empty", text: "Pick a conversation, or search for someone to start one." }));
     return;
   }
   const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 40;
@@ -1177,8 +1535,21 @@ function renderMessages({ toBottom = false, keep = null } = {}) {
       onclick: () => loadHistory(conv, { older: true }),
     }));
   }
-  for (const m of sorted) nodes.push(renderMessage(m, conv));
-  for (const local of conv.local.values()) nodes.push(renderLocal(local));
+  // A separator where the day changes; a message that follows its sender's previous one
+  // within 5 minutes joins its group (no repeated name, tighter spacing).
+  let prev = null;
+  const place = (node, sender, at) => {
+    const day = dayKey(at);
+    if (!prev || prev.day !== day) {
+      nodes.push(el("div", { class: "day-sep", role: "separator", text: dayLabel(at) }));
+      prev = null;
+    }
+    if (prev && prev.sender === sender && at - prev.at < 300) node.classList.add("cont");
+    nodes.push(node);
+    prev = { day, sender, at };
+  };
+  for (const m of sorted) place(renderMessage(m, conv), m.sender, Number(m.sentAt) || 0);
+  for (const local of conv.local.values()) place(renderLocal(local), state.me, Math.floor(local.createdAt));
   if (!nodes.length) {
     nodes.push(el("div", { class: "empty", text: conv.loaded ? "No messages yet. Say hello!" : "Loading…" }));
   }
@@ -1186,6 +1557,19 @@ function renderMessages({ toBottom = false, keep = null } = {}) {
   if (keep) box.scrollTop = box.scrollHeight - keep.height + keep.top;
   else if (toBottom || atBottom) box.scrollTop = box.scrollHeight;
   markRead(conv, sorted);
+}
+
+function dayKey(seconds) {
+  return new Date(seconds * 1000).toDateString();
+}
+
+function dayLabel(seconds) {
+  const d = new Date(seconds * 1000);
+  const now = new Date();
+  if (d.toDateString() === now.toDateString()) return "Today";
+  const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+  if (d.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return d.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
 }
 
 /** Send `read` receipts for received, deliverable messages now on screen (newest 30 at most). */
@@ -1209,7 +1593,7 @@ function start(token) {
   $("chat-view").hidden = false;
   $("logout").hidden = false;
   $("me").textContent = state.me || "";
-  loadConvs();
+  state.inbox = { next: null, loading: false, loaded: false };
   renderAll();
   connect();
 }
@@ -1227,7 +1611,10 @@ function logout() {
   state.online = false;
   if (ws) ws.close(1000, "logout");
   try { sessionStorage.removeItem("parley.token"); } catch { /* ignore */ }
-  Object.assign(state, { token: null, me: null, user: null, active: null, convsLoadedFor: null });
+  Object.assign(state, { token: null, me: null, user: null, active: null });
+  state.inbox = { next: null, loading: false, loaded: false };
+  state.names.clear();
+  clearSearch();
   state.convs.clear();
   state.receipts.clear();
   state.mediaNodes.clear();
@@ -1236,6 +1623,8 @@ function logout() {
   state.receiptsSent.clear();
   state.typingIn.clear();
   state.blocked.clear();
+  state.decisions.clear();
+  state.appeals.clear();
   state.frames.clear();
   $("login-view").hidden = false;
   $("chat-view").hidden = true;
@@ -1275,12 +1664,45 @@ function init() {
 
   $("logout").addEventListener("click", logout);
 
+  $("open-id").addEventListener("input", () => {
+    clearTimeout(state.search.timer);
+    state.search.timer = setTimeout(runSearch, 200);
+  });
+  $("open-id").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") clearSearch();
+    if (event.key === "ArrowDown") {
+      const first = $("search-results").querySelector("button");
+      if (first) { event.preventDefault(); first.focus(); }
+    }
+  });
+  $("search-results").addEventListener("keydown", (event) => {
+    const buttons = Array.from($("search-results").querySelectorAll("button"));
+    const at = buttons.indexOf(document.activeElement);
+    if (event.key === "Escape") { clearSearch(); $("open-id").focus(); return; }
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+    event.preventDefault();
+    const next = at + (event.key === "ArrowDown" ? 1 : -1);
+    if (next < 0) $("open-id").focus();
+    else if (buttons[next]) buttons[next].focus();
+  });
   $("open-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const peer = $("open-id").value.trim();
-    if (!ID_RE.test(peer)) { toast("ERR_BAD_REQUEST", "Ids are 1-100 characters of A-Z a-z 0-9 _ -"); return; }
-    $("open-id").value = "";
-    openConversation($("open-kind").value, peer, { strict: true });
+    const value = $("open-id").value.trim();
+    const typed = value.replace(/^[@#]/, "");
+    const results = state.search.results;
+    // Enter: the user whose uid was typed, the only result, or (a fallback) the id itself.
+    const hit = results.find((u) => u.uid === typed) || (results.length === 1 ? results[0] : null);
+    if (hit && !value.startsWith("#")) { pickUser(hit); return; }
+    if (!ID_RE.test(typed)) {
+      toast("ERR_BAD_REQUEST", "Pick someone from the list, or type a uid (or #group id): 1-100 characters of A-Z a-z 0-9 _ -");
+      return;
+    }
+    clearSearch();
+    openConversation(value.startsWith("#") ? "group" : "user", typed, { strict: true });
+  });
+  window.addEventListener("online", () => {
+    // The network is back: try now rather than at the end of the back-off.
+    if (!state.stopped && !state.online) { state.reconnectDelay = 1000; connect(); }
   });
 
   $("back").addEventListener("click", () => selectConversation(null));
@@ -1310,6 +1732,7 @@ function init() {
   });
 
   // Attachments: the button, drag and drop onto the conversation, and pasting a file.
+  $("reply-cancel").addEventListener("click", () => setReplyTo(null));
   $("attach-btn").addEventListener("click", () => $("attach-input").click());
   if (matchMedia("(max-width: 700px)").matches) text.placeholder = "Message";
   $("attach-input").addEventListener("change", (event) => {

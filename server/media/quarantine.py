@@ -9,6 +9,11 @@ on disk as evidence, and no link serves them any more, to anyone, the sender inc
 ``moderation:<rule id>``) and the ``media.quarantined`` webhook event fires with the media id,
 message id, uploader, rule, list and distance in bits.
 
+A person may overturn it: when a moderator approves the message, or upholds the sender's
+appeal against its disapproval, the quarantine is lifted (audited ``media.release`` by that
+person; webhook event ``media.released``) and the receivers get the message with its link.
+An erased account's quarantined uploads stay as evidence (see ``MediaService.erase``).
+
 Only an admin (or the API key) deletes it: ``DELETE /api/v1/media/{mediaId}``, audited as
 ``media.delete``. The message itself stays disapproved, and its attachment then names media
 that is gone.
@@ -31,6 +36,7 @@ from server.storage.types import Audit
 log = logging.getLogger(__name__)
 
 EVENT = "media.quarantined"
+RELEASED = "media.released"
 
 
 def known_image_match(verdict: Verdict) -> dict[str, Any] | None:
@@ -79,6 +85,21 @@ class MediaQuarantine:
             self._clock.now(),
         )
         self._events.emit(EVENT, details)
+
+    async def after_approval(self, message: Message, actor: str) -> None:
+        """Called by ``VerdictService`` when a message with media is approved; a person's
+        approval (never a rule's: a rule cannot approve what a known-bad list disapproved)
+        lifts the quarantine of its upload. Idempotent."""
+        media_id = (message.attachment or {}).get("mediaId")
+        if not isinstance(media_id, str) or not MEDIA_ID_RE.fullmatch(media_id):
+            return
+        if not await self._media.release(media_id):
+            return  # not quarantined (the usual case), or gone
+        details = {"mediaId": media_id, "messageId": message.id, "uploader": message.sender}
+        await self._audit.add_audit(
+            Audit(actor, "media.release", media_id, details), self._clock.now()
+        )
+        self._events.emit(RELEASED, {**details, "by": actor})
 
     async def delete(self, media_id: str, *, actor: str) -> None:
         """Delete an upload (row, encrypted blob and thumbnail) and audit it; 404 if unknown."""

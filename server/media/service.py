@@ -108,6 +108,10 @@ class Download:
         return BlobReader(self.path, self._keyring, self.record.id, self.variant)
 
 
+#: The uploader a quarantined file is re-homed to when its account is erased (evidence).
+ERASED_PREFIX = "erased:"
+
+
 def new_media_id() -> str:
     """A fresh media id: ``m`` + 128 random bits in hex (unguessable, path-safe)."""
     return "m" + secrets.token_hex(16)
@@ -589,6 +593,17 @@ class MediaService:
         False when it is gone or already quarantined."""
         return await self._repo.quarantine_media(media_id, self._clock.now())
 
+    async def remove_files(self, media_ids: Sequence[str]) -> None:
+        """Remove the encrypted files of uploads whose rows are gone (the retention job)."""
+        for media_id in media_ids:
+            if MEDIA_ID_RE.fullmatch(media_id):
+                await asyncio.to_thread(self._remove_files, media_id)
+
+    async def release(self, media_id: str) -> bool:
+        """Lift a quarantine: served again under the usual rules. False when it is gone or
+        not quarantined."""
+        return await self._repo.release_media(media_id)
+
     async def delete(self, media_id: str) -> MediaRecord:
         """Delete one upload (row, then blob and thumbnail); 404 when unknown."""
         media = await self.record(media_id)
@@ -607,18 +622,25 @@ class MediaService:
         ]
 
     async def erase(self, uid: str) -> int:
-        """Delete every file ``uid`` uploaded (rows, blobs, thumbnails); how many.
+        """Delete every file ``uid`` uploaded (rows, blobs, thumbnails), except quarantined
+        evidence; how many were deleted.
 
         Rows go first: a crash in between leaves encrypted files no row names, never a row
-        whose file is gone.
+        whose file is gone. A quarantined upload (a known-bad image list matched it) is kept
+        as evidence, never served, re-homed to ``erased:<uid>`` (a name no account can take:
+        ``:`` is outside the uid alphabet) so that a later account of the same uid neither
+        exports nor erases it; only an admin's ``DELETE /media/{id}`` removes it.
         """
         media = await self._repo.media_of(uid)
-        if not media:
-            return 0
-        await self._repo.delete_media([m.id for m in media])
-        for m in media:
-            await asyncio.to_thread(self._remove_files, m.id)
-        return len(media)
+        kept = [m.id for m in media if m.quarantined_at]
+        for media_id in kept:
+            await self._repo.retain_media(media_id, uid, f"{ERASED_PREFIX}{uid}")
+        gone = [m.id for m in media if not m.quarantined_at]
+        if gone:
+            await self._repo.delete_media(gone)
+        for media_id in gone:
+            await asyncio.to_thread(self._remove_files, media_id)
+        return len(gone)
 
 
 def refuse_quarantined(media: MediaRecord) -> None:

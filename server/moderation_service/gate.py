@@ -6,13 +6,21 @@ A worker loads the conversation context and the sender's recent messages (``view
 the pure ``moderation.engine.Engine`` for a verdict, and hands it to ``outcomes.py``, which
 applies it through the chat side's ``VerdictApplier``. Rule and list changes rebuild the
 engine; messages in flight finish with the engine they started with.
+
+With ``--redis-url`` a ``JobQueue`` (``server/redis_jobs.py``) carries the jobs between the
+processes of a deployment: ``submit`` puts a job on it (falling back to this process's own
+pipeline when it cannot), and whichever process takes the job calls ``take``, which reloads
+the message and runs it here, acknowledging the job once its verdict is applied. A job run
+twice (a worker that died after applying, a re-queue) changes nothing the second time: the
+verdict's write is conditional on the message being pending at the same revision.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Protocol
 
 from moderation.defaults import default_lists, default_rules
 from moderation.detectors.base import Detector
@@ -29,6 +37,7 @@ from server.models import Message, Status
 from server.moderation_service.outcomes import Outcomes
 from server.moderation_service.views import InflightMessages, MessageViews
 from server.moderation_settings import ModerationSettings
+from server.services.contracts import ProbationHold
 from server.shared_state import NO_SHARING, Invalidator
 from server.storage.ports import MessageRepository, ModerationRepository
 from server.storage.types import NewMessage
@@ -38,6 +47,25 @@ log = logging.getLogger(__name__)
 #: The id a message is judged under before the store assigns one: above every stored id, so
 #: context reads ("messages before this one") see the whole conversation.
 UNSTORED_ID = 2**62
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Job:
+    """A pending message to judge (or to apply ``verdict`` to); ``done(ok)`` ends a job from a
+    ``JobQueue``: acknowledged once its verdict is applied, else left to be taken again."""
+
+    message: Message
+    verdict: Verdict | None = None
+    done: Callable[[bool], Awaitable[None]] | None = None
+    started: float | None = None  # on the clock's monotonic scale, for the latency metric
+
+
+class JobQueue(Protocol):
+    """Moderation jobs shared by the processes of a deployment (``server/redis_jobs.py``)."""
+
+    async def put(self, message: Message, verdict: Verdict | None) -> bool:
+        """Queue a job for any process; False when it could not (the caller runs it)."""
+        ...
 
 
 class ModerationService:
@@ -61,8 +89,13 @@ class ModerationService:
         external: ExternalDetectors | None = None,
         webhooks: EventWebhooks | None = None,
         shared: Invalidator = NO_SHARING,
+        probation: ProbationHold | None = None,
+        jobs: JobQueue | None = None,
     ) -> None:
         self._store = store
+        self._jobs = jobs
+        #: New-account probation: holds an approval for review (``services/probation.py``).
+        self._probation = probation
         self._shared = shared
         self._mstore = mstore
         self._metrics = metrics
@@ -84,10 +117,9 @@ class ModerationService:
         self.engine = Engine([], {}, self._detectors, context_window=context_window)
         self._rules: dict[str, Rule] = {}
         self._lists: dict[str, WordList] = {}
-        self._pipeline: Pipeline[tuple[Message, Verdict | None]] = Pipeline(
+        self._pipeline: Pipeline[Job] = Pipeline(
             self._handle, workers=workers, maxsize=queue_size, name="moderation"
         )
-        self._started_at: dict[int, float] = {}
 
     def list_ids(self) -> frozenset[str]:
         """The ids of the lists the engine was built with (rules may name only these)."""
@@ -121,17 +153,33 @@ class ModerationService:
                 await mstore.put_rule(rule, actor="system", at=at, create=True)
         await self._rebuild()
         await self._pipeline.start()
+        if self._jobs is None:  # with a JobQueue, it re-queues (once for the deployment)
+            await self.requeue()
+
+    async def requeue(self, skip: Collection[int] = (), min_age: int = 0) -> int:
+        """Queue again every pending message not waiting for a human (nor in ``skip``: jobs
+        queued already; nor changed in the last ``min_age`` seconds): a crash between the
+        insert and the verdict loses nothing."""
         requeued = 0
-        in_review = {item.message_id for item in await mstore.queue("review", limit=1_000_000)}
+        in_review = {
+            item.message_id for item in await self._mstore.queue("review", limit=1_000_000)
+        }
         for message_id in await self._store.pending_ids():
-            if message_id in in_review:
+            if message_id in in_review or message_id in skip:
                 continue
             message = await self._store.get_message(message_id)
-            if message is not None:
-                await self._pipeline.submit((message, None))
-                requeued += 1
+            if message is None or message.status is not Status.PENDING:
+                continue
+            if min_age and self._clock.now() - message.updated_at < min_age:
+                continue
+            if self._jobs is not None:
+                await self.submit(message)
+            else:
+                await self._pipeline.submit(Job(message))
+            requeued += 1
         if requeued:
             log.info("re-queued %d pending messages", requeued)
+        return requeued
 
     async def stop(self) -> None:
         await self._pipeline.stop()
@@ -195,8 +243,27 @@ class ModerationService:
         return self._enabled and self.engine.covers(category, message_type, caption=caption)
 
     async def submit(self, message: Message, verdict: Verdict | None = None) -> None:
-        self._started_at[message.id] = self._clock.monotonic()
-        await self._pipeline.submit((message, verdict))
+        if self._jobs is not None and await self._jobs.put(message, verdict):
+            return
+        await self._pipeline.submit(Job(message, verdict, started=self._clock.monotonic()))
+
+    async def take(
+        self,
+        message_id: int,
+        rev: int,
+        verdict: Verdict | None,
+        done: Callable[[bool], Awaitable[None]],
+        *,
+        age: float = 0.0,
+    ) -> None:
+        """Run a job from the ``JobQueue`` (queued ``age`` seconds ago by any process); one
+        whose message was decided, edited or deleted since is only acknowledged."""
+        message = await self._store.get_message(message_id)
+        if message is None or message.status is not Status.PENDING or message.rev != rev:
+            await done(True)
+            return
+        started = self._clock.monotonic() - max(age, 0.0)
+        await self._pipeline.submit(Job(message, verdict, done, started))
 
     async def judge_inline(self, new: NewMessage) -> Verdict | None:
         """Judge ``new`` before it is stored when the rules on its type all run inline.
@@ -219,6 +286,8 @@ class ModerationService:
             new.as_message(UNSTORED_ID), window=self._load_window, recent=self._load_recent
         )
         verdict = await engine.evaluate(view, context=context, sender_recent=recent)
+        if verdict.clean and self._probation is not None:
+            verdict = await self._probation.apply(verdict, new.sender, stored=False)
         if verdict.clean:
             self._metrics.verdicts.labels(Status.APPROVED.value).inc()
             self._metrics.moderation_latency.observe(self._clock.monotonic() - started)
@@ -226,8 +295,19 @@ class ModerationService:
 
     # ----------------------------------------------------------------- the worker
 
-    async def _handle(self, job: tuple[Message, Verdict | None]) -> None:
-        message, verdict = job
+    async def _handle(self, job: Job) -> None:
+        if job.done is None:
+            await self._judge(job)
+            return
+        ok = False
+        try:
+            await self._judge(job)
+            ok = True
+        finally:
+            await job.done(ok)
+
+    async def _judge(self, job: Job) -> None:
+        message, verdict = job.message, job.verdict
         if verdict is None:
             view, context, recent = await self._views.views(
                 message, window=self._load_window, recent=self._load_recent
@@ -238,9 +318,8 @@ class ModerationService:
             finally:
                 self._inflight.remove(message)
         await self._outcomes.apply(message, verdict)
-        started = self._started_at.pop(message.id, None)
-        if started is not None:
-            self._metrics.moderation_latency.observe(self._clock.monotonic() - started)
+        if job.started is not None:
+            self._metrics.moderation_latency.observe(self._clock.monotonic() - job.started)
 
 
 def _with_window(rule: Rule, kind: str, window: int) -> Rule:

@@ -11,7 +11,7 @@ from moderation.types import Action, Verdict, VerdictStatus
 from server.clock import Clock
 from server.metrics import Metrics
 from server.models import Message, Moderation, Status
-from server.services.contracts import EventSink, VerdictApplier
+from server.services.contracts import EventSink, ProbationHold, VerdictApplier
 from server.storage.ports import ModerationRepository, Transaction, TxOp
 from server.storage.types import Audit
 
@@ -30,7 +30,10 @@ class Outcomes:
         events: EventSink,
         clock: Clock,
         disapproved: Callable[[Message, Verdict], Awaitable[None]] | None = None,
+        probation: ProbationHold | None = None,
     ) -> None:
+        #: New-account probation: an approval of a sender on probation is held for review.
+        self._probation = probation
         self._verdicts = verdicts
         #: Called once a disapproval is stored (the media quarantine of known-bad images).
         self._disapproved = disapproved
@@ -41,6 +44,8 @@ class Outcomes:
 
     async def apply(self, message: Message, verdict: Verdict) -> None:
         """Turn an engine verdict into a stored status, queue entries, events and side actions."""
+        if self._probation is not None:
+            verdict = await self._probation.apply(verdict, message.sender)
         first = verdict.matches[0] if verdict.matches else None
         details: dict[str, Any] = {
             "rules": [{"ruleId": m.rule_id, "revision": m.revision} for m in verdict.matches],
@@ -51,13 +56,15 @@ class Outcomes:
             assert first is not None
             # Why it is held (a matched rule, or a detector that ran out of time budget).
             details["reason"] = first.reason
-            await self._store.enqueue(
+            queued = await self._store.enqueue(
                 message.id,
                 "review",
                 first.rule_id,
                 at,
                 audit=Audit(ACTOR, "message.review", str(message.id), details),
             )
+            if not queued:
+                return  # held before: this verdict was applied already (a job run twice)
             self._metrics.verdicts.labels("review").inc()
             self._events.emit(
                 "message.review_required",
@@ -93,6 +100,8 @@ class Outcomes:
             if updated is None:
                 return
             self._metrics.verdicts.labels(status.value).inc()
+            if status is Status.DISAPPROVED and first is not None:
+                self._metrics.blocked_by_rule.labels(first.rule_id).inc()
             if status is Status.DISAPPROVED:
                 self._events.emit(
                     "message.disapproved",

@@ -11,7 +11,7 @@ from server.services.contracts import EventSink, VerdictApplier
 from server.storage.ports import MessageRepository, ModerationRepository, Transaction
 from server.storage.types import Audit
 
-QUEUE_STATES = ("review", "flagged", "reported", "disapproved", "appeals")
+QUEUE_STATES = ("review", "flagged", "reported", "escalated", "disapproved", "appeals")
 
 
 class ReviewHooks(Protocol):
@@ -67,10 +67,22 @@ class ReviewDesk:
             }
             if message.moderation is not None:
                 entry["moderation"] = message.moderation.to_json()
-            if state == "reported":
+            if state in ("reported", "escalated"):
                 entry["reports"] = await self._store.reports_for(message.id)
             out.append(entry)
         return out
+
+    async def reports_for(self, message_id: int) -> list[dict[str, Any]]:
+        """The users' reports of a message (its review card)."""
+        return await self._store.reports_for(message_id)
+
+    async def open_counts(self, *, cap: int = 1000) -> dict[str, int]:
+        """Open items per queue (``review``, ``flagged``, ``reported``), counted up to ``cap``
+        (the dashboard's live counters)."""
+        return {
+            state: len(await self._store.queue(state, limit=cap))
+            for state in ("review", "flagged", "reported")
+        }
 
     async def decide(self, message_id: int, *, approve: bool, actor: str, reason: str) -> Message:
         """A moderator's decision: the verdict and the closing of its queue items, audited,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from moderation.providers.webhook import view_json
@@ -46,6 +46,10 @@ class MessageViews:
         self._users = users
         self._groups = groups
         self._neighbours: OrderedDict[tuple[int, int], MessageView] = OrderedDict()
+
+    def forget(self) -> None:
+        """Drop the kept views (messages were deleted: retention)."""
+        self._neighbours.clear()
 
     async def views(
         self, message: Message, *, window: int, recent: bool
@@ -142,10 +146,16 @@ class MessageViews:
 
 class InflightMessages:
     """Messages being judged by the workers: the Custom API payload carries the Message
-    object (PROTOCOL.md), which a view alone does not hold."""
+    object (PROTOCOL.md), which a view alone does not hold; for a media message, with the
+    ``attachment`` that ``attach`` gives (links the provider can fetch)."""
 
-    def __init__(self, store: MessageRepository) -> None:
+    def __init__(
+        self,
+        store: MessageRepository,
+        attach: Callable[[Message], Awaitable[dict[str, Any] | None]] | None = None,
+    ) -> None:
         self._store = store
+        self._attach = attach
         self._messages: dict[int, Message] = {}
 
     def add(self, message: Message) -> None:
@@ -159,4 +169,11 @@ class InflightMessages:
         message = self._messages.get(view.id)
         if message is None and view.id:
             message = await self._store.get_message(view.id)
-        return view_json(view) if message is None else message.to_json()
+        if message is None:
+            return view_json(view)
+        body = message.to_json()
+        if message.attachment is not None and self._attach is not None:
+            attachment = await self._attach(message)
+            if attachment is not None:
+                body["attachment"] = attachment
+        return body

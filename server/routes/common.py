@@ -8,14 +8,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
-from server.auth import API_KEY_PRINCIPAL, Principal, Role, bearer_token
+from server.auth import API_KEY_PRINCIPAL, Principal, Role, StaffRole, bearer_token
 from server.errors import (
     AuthInvalid,
     AuthRequired,
     BadRequest,
+    ClientError,
     Forbidden,
     TooLarge,
     UnsupportedMedia,
@@ -25,10 +26,12 @@ from server.metrics import Metrics
 from server.models import User
 from server.protocol import Limits, is_ident, parse_json
 from server.services.accounts import AccountService
-from server.services.audit import AuditLog
+from server.services.audit import AuditLog, actor_label
 from server.services.blocks import BlockService
 from server.services.groups import GroupService
 from server.services.messaging import MessagingService
+from server.services.operators import OperatorService, StaffSession
+from server.services.reactions import Reactions
 from server.services.users import UserService
 from server.settings import Settings
 
@@ -51,6 +54,9 @@ class Deps:
     settings: Settings
     limits: Limits
     metrics: Metrics
+    operators: OperatorService
+    #: Counts of reactions and replies on the message objects of history (issue 16 item 8).
+    reactions: Reactions | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ class Caller:
     @property
     def actor(self) -> str:
         """The caller as moderation records name it."""
-        return "api-key" if self.principal.is_api_key else str(self.principal.uid)
+        return actor_label(self.principal)
 
 
 async def caller(request: Request, users: UserService) -> Caller:
@@ -92,19 +98,78 @@ async def require_user(request: Request, users: UserService) -> tuple[Caller, Us
     return who, who.user
 
 
+#: Where ``server/staff_sessions.py`` leaves the dashboard session of a request.
+STAFF_SCOPE_KEY = "parley.staff"
+
+
+def staff_session(request: HTTPConnection) -> StaffSession | None:
+    """The request's operator session (the dashboard's cookie), None without one; raises
+    the reason a cookie does not count (expired, CSRF token missing, another origin)."""
+    found = request.scope.get(STAFF_SCOPE_KEY)
+    if isinstance(found, ClientError):
+        raise found
+    return found if isinstance(found, StaffSession) else None
+
+
+async def staff_caller(request: Request, users: UserService) -> Caller:
+    """The API key holder, the user of a bearer token, or the signed-in operator."""
+    if "x-api-key" in request.headers or bearer_token(request.headers) is not None:
+        return await caller(request, users)
+    session = staff_session(request)
+    if session is None:
+        raise AuthRequired("sign in to the dashboard, or send X-API-Key or a bearer token")
+    return Caller(session.principal, None)
+
+
+def _allowed(principal: Principal, need: StaffRole, *, chat_admin: bool) -> bool:
+    """An operator needs role ``need`` or above (viewer < moderator < admin); the API key and
+    server users keep the contract's rule: staff (moderators and admins), or admins only
+    with ``chat_admin``."""
+    if principal.staff is not None:
+        return principal.staff >= need
+    return principal.is_admin if chat_admin else principal.is_staff
+
+
+async def require_staff(
+    request: Request,
+    users: UserService,
+    need: StaffRole = StaffRole.MODERATOR,
+    *,
+    chat_admin: bool = False,
+) -> Caller:
+    """The API key, a server moderator or admin (only admins with ``chat_admin``), or an
+    operator whose role is ``need`` or above; 403 otherwise."""
+    who = await staff_caller(request, users)
+    if not _allowed(who.principal, need, chat_admin=chat_admin):
+        if who.principal.staff is not None:
+            raise Forbidden(f"this needs the {need.label} role or above", {"role": need.label})
+        raise Forbidden(
+            "admins or the API key only" if chat_admin else "moderators, admins or the API key only"
+        )
+    return who
+
+
 async def require_admin(request: Request, users: UserService, why: str) -> Caller:
-    """A server admin or the API key; 403 with ``why`` otherwise."""
-    who = await caller(request, users)
-    if not who.principal.is_admin:
-        raise Forbidden(why)
+    """The API key, a server admin or an admin operator; 403 with ``why`` otherwise."""
+    who = await staff_caller(request, users)
+    if not _allowed(who.principal, StaffRole.ADMIN, chat_admin=True):
+        raise Forbidden(why, {"role": StaffRole.ADMIN.label})
     return who
 
 
-async def require_staff(request: Request, users: UserService) -> Caller:
-    who = await caller(request, users)
-    if not who.principal.is_staff:
-        raise Forbidden("moderators, admins or the API key only")
-    return who
+def in_scope(who: Caller, receiver: str, receiver_type: str) -> bool:
+    """Whether a group moderator (an operator limited to groups) may see and act on a
+    message to ``receiver``; everyone else may."""
+    groups = who.principal.groups
+    return groups is None or (receiver_type == "group" and receiver in groups)
+
+
+def require_unlimited(who: Caller, what: str) -> None:
+    """403 for a group moderator: ``what`` reaches beyond their groups."""
+    if who.principal.groups is not None:
+        raise Forbidden(
+            f"a group moderator cannot {what}", {"groups": sorted(who.principal.groups)}
+        )
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.auth import StaffRole
 from server.errors import BadRequest, Forbidden
 from server.models import Scope
 from server.routes.common import (
@@ -19,10 +20,13 @@ from server.routes.common import (
     read_json,
     require_admin,
     require_staff,
+    require_unlimited,
     require_user,
 )
 from server.services.appeals import Appeals
 from server.services.decisions import Decisions
+from server.services.escalation import EscalationLadders
+from server.services.probation import Probation
 from server.services.restrictions import Restrictions
 
 
@@ -31,6 +35,8 @@ class DecisionDeps:
     decisions: Decisions
     appeals: Appeals
     restrictions: Restrictions
+    ladders: EscalationLadders
+    probation: Probation
 
 
 def _token(request: Request, name: str) -> str:
@@ -57,6 +63,7 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
 
     async def decide_appeal(request: Request) -> Response:
         who = await require_staff(request, users)
+        require_unlimited(who, "decide appeals")
         body = await read_json(request, limit_bytes)
         return ok(
             await appeals.decide(
@@ -65,23 +72,36 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
         )
 
     async def user_restrictions(request: Request) -> Response:
-        who = await require_staff(request, users)
+        who = await require_staff(
+            request, users, StaffRole.VIEWER if request.method == "GET" else StaffRole.MODERATOR
+        )
         uid = path_ident(request, "uid")
         if request.method == "GET":
             await restrictions.load()
             return ok({"restrictions": [r.to_json() for r in restrictions.of_user(uid)]})
         body = await read_json(request, limit_bytes)
+        if who.principal.groups is not None and body.get("guid") not in who.principal.groups:
+            raise Forbidden(
+                "a group moderator restricts in their groups only: send guid",
+                {"field": "guid", "groups": sorted(who.principal.groups)},
+            )
         record = await restrictions.impose(who.principal, uid, body)
         return ok(record.to_json(), 201)
 
     async def lift_restriction(request: Request) -> Response:
         who = await require_staff(request, users)
         uid = path_ident(request, "uid")
-        record = await restrictions.lift(who.principal, uid, _token(request, "restriction_id"))
+        restriction_id = _token(request, "restriction_id")
+        if who.principal.groups is not None:
+            scopes = {r.restriction_id: r.scope for r in restrictions.of_user(uid)}
+            scope = scopes.get(restriction_id, "")
+            if not (scope.startswith("group:") and scope[6:] in who.principal.groups):
+                raise Forbidden("a group moderator lifts restrictions in their groups only")
+        record = await restrictions.lift(who.principal, uid, restriction_id)
         return ok(record.to_json())
 
     async def strikes(request: Request) -> Response:
-        await require_staff(request, users)
+        await require_staff(request, users, StaffRole.VIEWER)
         return ok(await appeals.strikes(path_ident(request, "uid")))
 
     async def patch_group(request: Request) -> Response:
@@ -97,11 +117,30 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
 
     async def terms(request: Request) -> Response:
         if request.method == "GET":
-            await require_staff(request, users)
+            await require_staff(request, users, StaffRole.VIEWER)
             return ok({"terms": await decisions.terms()})
         who = await require_admin(request, users, "the terms catalogue is edited by admins")
         body = await read_json(request, limit_bytes)
         return ok({"terms": await decisions.put_terms(body.get("terms"), who.actor)})
+
+    async def escalation(request: Request) -> Response:
+        """A rule's escalation ladder: staff read it, admins (or the API key) set it."""
+        rule_id = _token(request, "rule_id")
+        if request.method == "GET":
+            await require_staff(request, users)
+            return ok({"ruleId": rule_id, "ladder": await d.ladders.ladder(rule_id)})
+        who = await require_admin(request, users, "escalation ladders are set by admins")
+        body = await read_json(request, limit_bytes)
+        ladder = await d.ladders.set_ladder(who.actor, rule_id, body.get("ladder", body) or None)
+        return ok({"ruleId": rule_id, "ladder": ladder})
+
+    async def probation(request: Request) -> Response:
+        """New-account probation: staff read it, admins (or the API key) set it."""
+        if request.method == "GET":
+            await require_staff(request, users)
+            return ok(await d.probation.settings())
+        who = await require_admin(request, users, "probation is set by admins")
+        return ok(await d.probation.put(who.actor, await read_json(request, limit_bytes)))
 
     return [
         Route("/me/decisions", my_decisions, methods=["GET"]),
@@ -112,4 +151,6 @@ def routes(deps: Deps, d: DecisionDeps) -> list[Route]:
         Route("/users/{uid}/strikes", strikes, methods=["GET"]),
         Route("/groups/{guid}", patch_group, methods=["PATCH"]),
         Route("/moderation/terms", terms, methods=["GET", "PUT"]),
+        Route("/moderation/rules/{rule_id}/escalation", escalation, methods=["GET", "PUT"]),
+        Route("/moderation/probation", probation, methods=["GET", "PUT"]),
     ]

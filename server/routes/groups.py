@@ -7,6 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import BadRequest
+from server.jsoncodec import INT_MAX
 from server.models import Scope
 from server.routes.common import (
     Deps,
@@ -16,6 +17,7 @@ from server.routes.common import (
     get_tags,
     ok,
     path_ident,
+    query_int,
     read_json,
 )
 
@@ -92,6 +94,24 @@ def routes(deps: Deps) -> list[Route]:
         await groups.ban(who.principal, guid, uid, get_str(body, "reason", required=False))
         return ok({"guid": guid, "uid": uid, "banned": True}, 201)
 
+    async def group_reports(request: Request) -> Response:
+        """Open reports on the group's messages: its moderators and up, and app staff."""
+        who = await caller(request, users)
+        limit = query_int(request, "limit", default=100, lo=1, hi=500) or 100
+        items = await deps.messaging.reports.group_reports(
+            who.principal, path_ident(request, "guid"), limit=limit
+        )
+        return ok({"items": items})
+
+    async def group_audit(request: Request) -> Response:
+        """The part of the audit log that concerns the group: its moderators and up, staff."""
+        who = await caller(request, users)
+        guid = path_ident(request, "guid")
+        await groups.require_group_staff(who.principal, guid)
+        since = query_int(request, "since", default=0, lo=0, hi=INT_MAX) or 0
+        found = await deps.audit.of_group(guid, since)
+        return ok({"entries": [e.to_json() for e in found]})
+
     async def unban(request: Request) -> Response:
         who = await caller(request, users)
         await groups.unban(who.principal, path_ident(request, "guid"), path_ident(request, "uid"))
@@ -104,4 +124,6 @@ def routes(deps: Deps) -> list[Route]:
         Route("/groups/{guid}/members/{uid}", member_item, methods=["PATCH", "DELETE"]),
         Route("/groups/{guid}/bans", ban, methods=["POST"]),
         Route("/groups/{guid}/bans/{uid}", unban, methods=["DELETE"]),
+        Route("/groups/{guid}/reports", group_reports, methods=["GET"]),
+        Route("/groups/{guid}/audit", group_audit, methods=["GET"]),
     ]

@@ -26,7 +26,7 @@ from server.media.quarantine import MediaQuarantine
 from server.media.service import MULTIPART_SLACK, MediaService
 from server.media.upload import FilePart, MultipartReader, boundary_of
 from server.moderation_service.admin import ModerationAdmin
-from server.routes.common import Deps, ok, require_admin, require_staff
+from server.routes.common import Deps, ok, require_admin, require_staff, require_unlimited
 
 
 class _Buffer:
@@ -68,6 +68,7 @@ def routes(
 
     async def add_image(request: Request) -> Response:
         who = await require_staff(request, users)
+        require_unlimited(who, "change a list every conversation uses")
         list_id = request.path_params["list_id"]
         found = await admin.get_list(list_id)
         if found.get("kind") != LIST_KIND:

@@ -23,6 +23,7 @@ from server.routes.common import (
     query_int,
     read_json,
 )
+from server.services.sender_view import SenderView
 
 CID_RE = re.compile(r"[A-Za-z0-9_-]{1,220}")
 
@@ -31,7 +32,7 @@ def _message_id(request: Request) -> int:
     return path_id(request, "message_id", "messageId")
 
 
-def routes(deps: Deps) -> list[Route]:
+def routes(deps: Deps, *, sender_view: SenderView) -> list[Route]:
     users, messaging, settings, limits = deps.users, deps.messaging, deps.settings, deps.limits
 
     async def acting_user(who: Caller, sender: object) -> User:
@@ -56,6 +57,11 @@ def routes(deps: Deps) -> list[Route]:
         messages = page[1:] if len(page) > limit else page
         # A media message's attachment.url is signed for the caller.
         bodies = await messaging.render_all(messages, who.principal.uid)
+        await sender_view.add(bodies, messages, who.principal.uid)  # ticks, block reasons
+        if deps.reactions is not None:  # reactions, myReactions, replyCount
+            await deps.reactions.annotate(
+                bodies, None if who.principal.is_staff else who.principal.uid
+            )
         return ok({"messages": bodies, "hasMore": len(page) > limit})
 
     async def send(request: Request) -> Response:
@@ -71,7 +77,11 @@ def routes(deps: Deps) -> list[Route]:
         message_id = _message_id(request)
         if request.method == "GET":
             message = await messaging.read_message(who.principal, message_id)
-            return ok({"message": await messaging.render(message, who.principal.uid)})
+            body = await messaging.render(message, who.principal.uid)
+            if deps.reactions is not None:
+                viewer = None if who.principal.is_staff else who.principal.uid
+                await deps.reactions.annotate([body], viewer)
+            return ok({"message": body})
         if request.method == "DELETE":
             deleted = await messaging.delete_message(who.principal, message_id)
             return ok({"message": deleted.to_json()})
@@ -89,7 +99,9 @@ def routes(deps: Deps) -> list[Route]:
             raise Forbidden("reports are made by users")
         reason = protocol.check_text(get_str(body, "reason"), limits, "reason")
         remarks = protocol.check_text(get_str(body, "remarks", required=False), limits, "remarks")
-        report = await messaging.report_message(who.user, _message_id(request), reason, remarks)
+        report = await messaging.report_message(
+            who.user, _message_id(request), reason, remarks, body.get("category")
+        )
         return ok(report, 201)
 
     return [

@@ -16,7 +16,7 @@ from server.services.blocks import BlockService
 from server.services.contracts import MediaPrivacy
 from server.services.groups import GroupService
 from server.services.users import UserService
-from server.storage.ports import MessageRepository, UserRepository
+from server.storage.ports import MessageRepository, ReactionRepository, UserRepository
 from server.storage.types import Audit
 
 
@@ -33,8 +33,10 @@ class AccountService:
         *,
         clock: Clock,
         media: MediaPrivacy | None = None,
+        reactions: ReactionRepository | None = None,
     ) -> None:
         self._media = media
+        self._reactions = reactions
         self._store = store
         self._messages = messages
         self._users = users
@@ -78,6 +80,7 @@ class AccountService:
             "user": {**user.to_json(), "deletedAt": user.deleted_at},
             "messages": [m.to_json() for m in messages],
             "receipts": await self._messages.receipts_of(uid),
+            "reactions": await self._reactions.reactions_by(uid) if self._reactions else [],
             "blockedUsers": sorted(blocked),
             "groups": groups,
             "media": await self._media.export(uid) if self._media is not None else [],

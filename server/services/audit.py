@@ -21,5 +21,15 @@ class AuditLog:
         self._store = store
 
     async def entries(self, since: int, limit: int = 1000) -> list[AuditEntry]:
-        """Records after ``since`` (an audit id), oldest first."""
+        """Records from ``since`` (Unix seconds), oldest first."""
         return await self._store.audit_since(since, limit)
+
+    async def of_group(self, guid: str, since: int, *, scan: int = 5000) -> list[AuditEntry]:
+        """The records that concern group ``guid`` (its own changes, its members, kicks and
+        bans, decisions scoped to it), from ``since``, among the next ``scan`` records."""
+        scope = f"group:{guid}"
+        return [
+            e
+            for e in await self._store.audit_since(since, scan)
+            if e.target == guid or e.details.get("guid") == guid or e.details.get("scope") == scope
+        ]

@@ -130,3 +130,13 @@ class VerdictApplier(Protocol):
     async def apply_rule_actions(self, message: Message, verdict: Verdict) -> None:
         """The side actions of the matched rules: kick, ban, block_user (logged, never raised)."""
         ...
+
+
+class ProbationHold(Protocol):
+    """New-account probation in review mode (``services/probation.py``): what the moderation
+    side asks before it approves a message."""
+
+    async def apply(self, verdict: Verdict, sender: str, *, stored: bool = True) -> Verdict:
+        """``verdict``, or a review verdict when it approves a sender on probation
+        (``stored``: whether the message is in the store already)."""
+        ...

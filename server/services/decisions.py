@@ -200,6 +200,7 @@ class Decisions:
         automated_detection: bool | None = None,
         staff: dict[str, Any] | None = None,
         notify: bool = True,
+        tell_now: bool = True,
     ) -> DecisionRecord:
         """Store a decision (audited as ``decision.<measure>`` by ``actor``) and, for a kick,
         ban or mute, send ``moderation.decision`` to the user. Returns the stored record."""
@@ -252,9 +253,17 @@ class Decisions:
                 },
             ),
         )
-        if notify and measure != "message_disapproved":
-            self._hub.send((uid,), protocol.encode("moderation.decision", {"decision": body}))
+        if tell_now:
+            self.tell(record)
         return record
+
+    def tell(self, record: DecisionRecord) -> None:
+        """Send ``moderation.decision`` for a kick, ban or mute the user is told about (a
+        caller that passed ``tell_now=False`` calls it once the measure is in force)."""
+        if record.notify and record.measure != "message_disapproved":
+            self._hub.send(
+                (record.uid,), protocol.encode("moderation.decision", {"decision": record.body})
+            )
 
     async def for_disapproval(self, message: Message, moderation: Moderation) -> dict[str, Any]:
         """The decision for a message just disapproved (by a rule, or ``manual``: a moderator),

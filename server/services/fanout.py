@@ -20,6 +20,10 @@ from server.services.blocks import BlockService
 from server.services.contracts import MediaAttachments, UserLookup
 from server.services.groups import GroupService
 
+#: How ``protocol.message_frame`` starts a ``message`` frame (a first delivery), as opposed
+#: to ``message.edited`` and the others that ``deliver`` also carries.
+_NEW_MESSAGE = '{"type":"message",'
+
 
 class Fanout:
     """Reads members and blocks, then queues one pre-encoded frame on the hub (or, for a
@@ -34,8 +38,12 @@ class Fanout:
         users: UserLookup | None = None,
         media: MediaAttachments | None = None,
         hidden: Callable[[Message], bool] | None = None,
+        delivered: Callable[[Message, list[str]], None] | None = None,
     ) -> None:
         self._hub = hub
+        #: Told of every first delivery of a message (offline push, ``server/push.py``);
+        #: it must not wait.
+        self._delivered = delivered
         #: A shadow-banned sender's messages are never delivered (``services/restrictions.py``).
         self._hidden = hidden
         self._groups = groups
@@ -105,6 +113,8 @@ class Fanout:
             return
         receivers = await self.receivers(message.sender, message.receiver, message.receiver_type)
         await self.send_each(message, kind, receivers)
+        if kind == "message" and self._delivered is not None:
+            self._delivered(message, receivers)
 
     # ----------------------------------------------------------------- audiences
 
@@ -122,6 +132,8 @@ class Fanout:
             return
         receivers = await self.receivers(message.sender, message.receiver, message.receiver_type)
         self._hub.send(receivers, frame)
+        if self._delivered is not None and frame.startswith(_NEW_MESSAGE):
+            self._delivered(message, receivers)
 
     async def audience(self, message: Message) -> list[str]:
         """Everyone but the sender who may hold a copy: the peer, or the group's members.

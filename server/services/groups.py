@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from server import permissions, protocol
 from server.auth import Principal
 from server.clock import Clock
-from server.errors import Conflict, NotAMember, NotFound
+from server.errors import Conflict, Forbidden, NotAMember, NotFound
 from server.hub import Hub
 from server.models import Group, Scope
 from server.services.audit import actor_label
@@ -89,6 +89,13 @@ class GroupService:
             if group is None:
                 raise NotFound(f"group {guid!r} not found", {"guid": guid})
         return group
+
+    async def require_group_staff(self, actor: Principal, guid: str) -> None:
+        """404 for an unknown group; 403 unless ``actor`` may moderate it
+        (``permissions.may_moderate_group``)."""
+        await self.require_group(guid)
+        if not permissions.may_moderate_group(actor, await self.members(guid)):
+            raise Forbidden("the group's moderators, admins and owner only", {"guid": guid})
 
     async def is_banned(self, guid: str, uid: str) -> bool:
         return await self._store.is_banned(guid, uid)

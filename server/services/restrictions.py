@@ -13,7 +13,8 @@ write is published and the other processes reload, ``server/shared_state.py``).
   ``Fanout`` never delivers them and history shows them to their sender (and staff) only.
   It suits spam bots; a person should get a mute, which comes with a statement of reasons.
 - Slow mode: a group with ``slowModeSeconds`` n refuses a member's second send within n
-  seconds with ``ERR_RATE_LIMITED`` (``details.retryAfterMs``).
+  seconds with ``ERR_RATE_LIMITED`` (``details.retryAfterMs``); the last send is kept by a
+  ``SendSpacing`` (in Redis with ``--redis-url``: whichever process the member is on).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from server.auth import Principal
 from server.clock import Clock
 from server.errors import BadRequest, ClientError, NotFound, RateLimited
 from server.models import Message
+from server.ratelimit import SendSpacing
 from server.services.audit import actor_label
-from server.services.decisions import Decisions
+from server.services.decisions import Decisions, rule_from_label
 from server.services.groups import GroupService
 from server.services.users import UserService
 from server.shared_state import NO_SHARING, Invalidator
@@ -62,8 +64,10 @@ class Restrictions:
         *,
         clock: Clock,
         shared: Invalidator = NO_SHARING,
+        spacing: SendSpacing | None = None,
     ) -> None:
         self._store = store
+        self._spacing = spacing or SendSpacing(clock=clock.monotonic)
         self._shared = shared
         self._decisions = decisions
         self._users = users
@@ -71,7 +75,6 @@ class Restrictions:
         self._clock = clock
         self._by_uid: dict[str, list[RestrictionRecord]] = {}
         self._slow: dict[str, int] = {}
-        self._last_send: dict[tuple[str, str], float] = {}
         self._loaded_at = -math.inf
 
     async def load(self) -> None:
@@ -102,18 +105,12 @@ class Restrictions:
                 )
         seconds = self._slow.get(receiver, 0) if receiver_type == "group" else 0
         if seconds > 0:
-            key = (receiver, uid)
-            t = self._clock.monotonic()
-            last = self._last_send.get(key)
-            if last is not None and t - last < seconds:
-                wait_ms = math.ceil((seconds - (t - last)) * 1000)
+            wait_ms = await self._spacing.take(f"{receiver}\n{uid}", seconds)
+            if wait_ms:
                 limited = RateLimited(wait_ms)
                 limited.message = f"this group is in slow mode: one message every {seconds} s"
                 limited.details["slowModeSeconds"] = seconds
                 raise limited
-            self._last_send[key] = t
-            if len(self._last_send) > 100_000:
-                self._last_send.clear()
 
     def hidden(self, message: Message) -> bool:
         """Whether a shadow ban stood over ``message`` when it was sent (never delivered, and
@@ -134,6 +131,10 @@ class Restrictions:
             r.kind == "shadow_ban" and r.active_at(now) and r.covers(receiver, receiver_type)
             for r in self._by_uid.get(uid, ())
         )
+
+    def shadowed_in(self, receiver: str, receiver_type: str) -> list[str]:
+        """The uids a shadow ban covers in this conversation now (their receipts stay unseen)."""
+        return [uid for uid in self._by_uid if self.shadowed(uid, receiver, receiver_type)]
 
     def visible_to(self, messages: list[Message], viewer: str | None) -> list[Message]:
         """``messages`` without those hidden from ``viewer`` (staff: None see all)."""
@@ -173,13 +174,16 @@ class Restrictions:
             await self._groups.require_group(guid)
             scope = f"group:{guid}"
         label = actor_label(actor)
+        rule = rule_from_label(label)  # an escalation ladder's step (services/escalation.py)
         decision = await self._decisions.record(
             uid=uid,
             measure=kind,
             scope=scope,
             until=until,
-            source="moderator",
+            source="rule" if rule else "moderator",
             actor=label,
+            rule=rule,
+            tell_now=False,  # told below, once the restriction is in force
             reason=reason,
             clause=body.get("clause") if isinstance(body.get("clause"), str) else None,
         )
@@ -192,6 +196,7 @@ class Restrictions:
         )
         self._by_uid.setdefault(uid, []).append(record)
         self._shared.publish("restrictions", uid)
+        self._decisions.tell(decision)
         return record
 
     async def lift(

@@ -7,6 +7,7 @@ The moderation side reaches this module only through ``contracts.VerdictApplier`
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from moderation.types import Action, Verdict
 from server import protocol
@@ -41,6 +42,7 @@ class VerdictService:
         *,
         clock: Clock,
         decisions: Decisions | None = None,
+        overturned: Callable[[Message, str], Awaitable[None]] | None = None,
     ) -> None:
         self._messages = messages
         self._audit = audit
@@ -51,6 +53,9 @@ class VerdictService:
         self._clock = clock
         #: Stores a disapproval's statement of reasons (``decision`` in ``message.moderated``).
         self._decisions = decisions
+        #: Called with the message and the person when a disapproved message with media is
+        #: approved after all (lifts the quarantine of a known-bad image match).
+        self._overturned = overturned
 
     async def apply_verdict(
         self,
@@ -80,6 +85,13 @@ class VerdictService:
                 decision = await self._decisions.for_disapproval(updated, moderation)
                 extra += ',"decision":' + protocol.encode_json(decision)
         if updated.attachment is not None:
+            if (
+                self._overturned is not None
+                and status is Status.APPROVED
+                and message.status is Status.DISAPPROVED
+            ):
+                # Before the frames: the receivers' links must serve.
+                await self._overturned(updated, audit.actor if audit else ACTOR)
             await self._media_frames(message, updated, status, extra)
             return updated
         encoded = protocol.encode_json(updated.to_json())

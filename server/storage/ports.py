@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 from server.models import Group, Message, Moderation, Scope, Status, User
 from server.storage.inbox import ConversationHead, InboxPosition
+from server.storage.operators import OperatorRecord, SessionRecord
+from server.storage.retention import Deleted, HoldRecord
 from server.storage.sanctions import AppealRecord, DecisionRecord, RestrictionRecord
 from server.storage.types import (
     Audit,
@@ -25,6 +27,7 @@ from server.storage.types import (
     MediaRecord,
     NewDelivery,
     NewMessage,
+    PushEndpoint,
     ReviewItem,
 )
 
@@ -126,8 +129,18 @@ class MessageRepository(Protocol):
     async def messages_since(self, since: int, *, limit: int) -> list[Message]: ...
     async def pending_ids(self) -> list[int]: ...
     async def messages_of_sender(self, sender: str) -> list[Message]: ...
+    async def sent_count(self, sender: str, cap: int) -> int:
+        """How many messages ``sender`` has stored, counted up to ``cap`` at most."""
+        ...
+
     async def add_receipt(self, message_id: int, uid: str, kind: str, at: int) -> bool: ...
     async def receipts_of(self, uid: str) -> list[dict[str, Any]]: ...
+    async def receipt_counts(
+        self, message_ids: Sequence[int], *, exclude: Sequence[str] = ()
+    ) -> dict[int, dict[str, int]]:
+        """Per message id: how many users gave each receipt type (``delivered``, ``read``),
+        leaving out receipts by the uids in ``exclude``; ids without receipts are absent."""
+        ...
 
 
 class AuditRepository(Protocol):
@@ -186,8 +199,9 @@ class ModerationRepository(Protocol):
         at: int,
         *,
         audit: Audit | None = None,
-    ) -> None:
-        """Put a message in the review queue (idempotent), with ``audit`` in one commit."""
+    ) -> bool:
+        """Put a message in the review queue (idempotent), with ``audit`` in one commit;
+        False, writing nothing, when it was already queued in ``state``."""
         ...
 
     async def queue(
@@ -199,7 +213,13 @@ class ModerationRepository(Protocol):
     ) -> None: ...
 
     async def add_report(
-        self, message_id: int, reporter: str, reason: str, remarks: str, at: int
+        self,
+        message_id: int,
+        reporter: str,
+        reason: str,
+        remarks: str,
+        at: int,
+        category: str = "other",
     ) -> tuple[dict[str, Any], bool]:
         """Store a user report (once per reporter and message) and queue the message as
         reported; (report, created)."""
@@ -248,6 +268,17 @@ class MediaRepository(Protocol):
     async def quarantine_media(self, media_id: str, at: int) -> bool:
         """Mark the media quarantined (a known-bad image): kept, never served. False when
         there is no such row or it is quarantined already."""
+        ...
+
+    async def release_media(self, media_id: str) -> bool:
+        """Lift a quarantine (a person approved the message after all). False when there is
+        no such row or it is not quarantined."""
+        ...
+
+    async def retain_media(self, media_id: str, uploader: str, holder: str) -> bool:
+        """Re-home ``uploader``'s upload to ``holder`` (resealing its row), so that it outlives
+        the account as evidence and no later account of the same uid finds it. False when
+        there is no such row of ``uploader``'s."""
         ...
 
     async def delete_media(self, media_ids: Sequence[str]) -> None: ...
@@ -320,3 +351,111 @@ class DirectoryRepository(Protocol):
         ``prefix`` already lower-cased), by uid above ``after``; with ``sharing_with`` only
         users who share a group with that uid; never ``exclude``."""
         ...
+
+
+class ReactionRepository(Protocol):
+    """Reactions on messages and thread replies (``parentId``), issue 16 item 8. A reaction
+    row goes when its message or its user is erased (triggers of the backends' migration)."""
+
+    async def add_reaction(self, message_id: int, uid: str, emoji: str, at: int) -> bool:
+        """Store ``uid``'s ``emoji`` on the message; False if it was there already."""
+        ...
+
+    async def remove_reaction(self, message_id: int, uid: str, emoji: str) -> bool:
+        """Remove it; False if there was none."""
+        ...
+
+    async def reactions_of(self, message_ids: Sequence[int]) -> list[tuple[int, str, str]]:
+        """``(message_id, uid, emoji)`` of every reaction on the messages, oldest first."""
+        ...
+
+    async def reactions_by(self, uid: str) -> list[dict[str, Any]]:
+        """Every reaction ``uid`` made (for an export): ``{messageId, emoji, at}``."""
+        ...
+
+    async def reply_counts(self, parent_ids: Sequence[int]) -> list[tuple[int, str, int]]:
+        """``(parent_id, sender, n)``: deliverable, undeleted replies per parent and sender."""
+        ...
+
+    async def thread(
+        self,
+        conversation_key: str,
+        parent_id: int,
+        *,
+        before: int | None,
+        limit: int,
+        viewer: str | None,
+    ) -> list[Message]:
+        """Newest ``limit`` replies to ``parent_id`` below ``before`` that ``viewer`` may see
+        (as in ``history``), oldest first."""
+        ...
+
+
+class PushRepository(Protocol):
+    """Users' offline-push endpoints, one per device (issue 16 item 7); erased with their
+    user (a trigger of the backends' migration)."""
+
+    async def put_endpoint(self, endpoint: PushEndpoint) -> PushEndpoint:
+        """Store it; a device that registers again (same uid and ``device_id``) replaces its
+        endpoint and keeps its id. Returns the stored endpoint."""
+        ...
+
+    async def endpoints_of(self, uids: Sequence[str]) -> list[PushEndpoint]: ...
+    async def delete_endpoint(self, uid: str, endpoint_id: str) -> bool: ...
+
+
+class RetentionRepository(Protocol):
+    """Retention (issue 15 item 7): periods per scope, holds, and the deletion of what is past
+    them. The shared SQL and its records are in ``server.storage.retention``."""
+
+    async def periods(self) -> dict[str, int]: ...
+    async def set_period(self, scope: str, seconds: int | None, audit: Audit, at: int) -> None: ...
+    async def holds(self) -> list[HoldRecord]: ...
+    async def add_hold(self, hold: HoldRecord, audit: Audit) -> None: ...
+    async def remove_hold(self, hold_id: str, audit: Audit, at: int) -> bool: ...
+    async def expired(self, now: int, limit: int) -> list[int]:
+        """Ids of up to ``limit`` messages past their period (oldest first), held ones not."""
+        ...
+
+    async def delete_messages(self, ids: Sequence[int], at: int) -> Deleted: ...
+    async def delete_deliveries(self, before: int, at: int) -> int: ...
+    async def orphan_uploads(self, before: int, limit: int) -> list[str]:
+        """Uploads created before ``before`` that no message carries."""
+        ...
+
+    async def delete_uploads(self, ids: Sequence[str], at: int) -> list[str]: ...
+    def forget(self) -> None:
+        """Drop in-memory copies of messages the store keeps (the recent index)."""
+        ...
+
+    async def compact(self) -> None:
+        """Make deleted content leave the files as far as the backend allows."""
+        ...
+
+
+class OperatorRepository(Protocol):
+    """Operator accounts and their dashboard sessions (issue 17); each write stores its audit
+    record in its commit. The records are in ``server.storage.operators``."""
+
+    async def add_operator(self, record: OperatorRecord, audit: Audit) -> bool:
+        """False, storing nothing, when the name is taken."""
+        ...
+
+    async def get_operator(self, name: str) -> OperatorRecord | None: ...
+    async def operators(self) -> list[OperatorRecord]: ...
+    async def update_operator(
+        self,
+        name: str,
+        changes: dict[str, Any],
+        audit: Audit,
+        at: int,
+        *,
+        end_sessions: bool = False,
+        session: SessionRecord | None = None,
+        expect: dict[str, Any] | None = None,
+    ) -> bool: ...
+    async def record_failure(
+        self, name: str, at: int, lock_after: int, audit: Audit
+    ) -> OperatorRecord | None: ...
+    async def session(self, session_id: str) -> tuple[SessionRecord, OperatorRecord] | None: ...
+    async def end_session(self, session_id: str, audit: Audit, at: int) -> None: ...

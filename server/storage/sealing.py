@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from server import jsoncodec
@@ -36,10 +38,28 @@ def _aad(message_id: int, conversation_id: str) -> bytes:
 
 
 class Sealer:
-    """Seals message content for a row and opens rows into messages, with one keyring."""
+    """Seals message content for a row and opens rows into messages, with one keyring.
 
-    def __init__(self, keyring: KeyRing) -> None:
+    ``cache``: how many opened rows to keep, one per message id, with every column that can
+    change (PostgreSQL, which has no in-memory recent index: moderation reads the same context
+    and recent rows again for every new message of a conversation or sender; opening each
+    costs more than reading it). A changed row (a verdict, an edit, an erasure) does not match
+    and replaces the kept one: nothing stale is served. ``forget`` drops kept rows whose
+    content was deleted. ``Message`` is frozen, so the kept one is shared.
+    """
+
+    def __init__(self, keyring: KeyRing, *, cache: int = 0) -> None:
         self.keyring = keyring
+        self._cache_size = cache
+        self._opened: OrderedDict[int, tuple[tuple[Any, ...], Message]] = OrderedDict()
+
+    def forget(self, ids: Iterable[int] | None = None) -> None:
+        """Drop the kept rows of ``ids`` (every one for None): their content is gone."""
+        if ids is None:
+            self._opened.clear()
+            return
+        for message_id in ids:
+            self._opened.pop(message_id, None)
 
     def seal(
         self, message_id: int, conversation_id: str, content: dict[str, Any]
@@ -49,6 +69,23 @@ class Sealer:
 
     def row_to_message(self, row: Row) -> Message:
         """The message a row of ``MESSAGE_COLUMNS`` holds, its content opened."""
+        if not self._cache_size:
+            return self._row_to_message(row)
+        message_id = row["id"]
+        key = (
+            row["body"], row["status"], row["rev"], row["updated_at"], row["edited_at"],
+            row["deleted_at"], row["shown"], row["parent_id"],
+        )  # fmt: skip
+        kept = self._opened.get(message_id)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        message = self._row_to_message(row)
+        if kept is None and len(self._opened) >= self._cache_size:
+            self._opened.popitem(last=False)  # oldest first out
+        self._opened[message_id] = (key, message)
+        return message
+
+    def _row_to_message(self, row: Row) -> Message:
         content = json.loads(
             self.keyring.open(row["kid"], row["body"], _aad(row["id"], row["conversation_id"]))
         )

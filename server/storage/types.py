@@ -195,3 +195,27 @@ class MediaRecord:
         if self.quarantined_at:
             body["quarantined"] = True
         return body
+
+
+@dataclass(frozen=True)
+class PushEndpoint:
+    """Where one of a user's devices gets offline pushes (issue 16 item 7): ``kind`` is
+    ``unifiedpush`` (an ntfy-style endpoint URL) or ``webhook`` (a signed POST)."""
+
+    id: str
+    uid: str
+    device_id: str
+    kind: str
+    url: str
+    include_text: bool
+    created_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "endpointId": self.id,
+            "deviceId": self.device_id,
+            "kind": self.kind,
+            "url": self.url,
+            "includeText": self.include_text,
+            "createdAt": self.created_at,
+        }

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import io
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from client.sdk import ParleyClient, ServerError
@@ -295,3 +297,44 @@ async def test_other_messages_unaffected_while_webhook_slow(w: World, peer: Peer
         await d.next_event("message", predicate=lambda e, s=sent: e.message["id"] == s["id"])
     release.set()
     assert (await verdict_of(a, held)).message["moderationStatus"] == "approved"
+
+
+async def test_an_image_message_reaches_the_provider_with_a_link_it_can_fetch(
+    w: World, peer: Peer
+) -> None:
+    """A custom_api rule on images: the payload's attachment carries absolute links, signed
+    for the sender, which fetch the uploaded image while the message is still pending."""
+    peer.handler = answer(True, 0.9, "a picture of a competitor's logo")
+    await configure(w, peer, contextWindow=0)
+    alice, bob = await w.user("alice"), await w.user("bob")
+    rule_id = unique("capi-img")
+    await w.rest.create_rule(
+        {
+            "id": rule_id,
+            "name": "Custom API on images",
+            "filters": {"sender": {"uids": [alice]}},
+            "conditions": [{"kind": "custom_api", "messageTypes": ["image"]}],
+            "actions": ["block"],
+        }
+    )
+    a = await w.connect(alice)
+    picture = io.BytesIO()
+    Image.new("RGB", (120, 90), "purple").save(picture, "PNG")
+    async with w.user_rest(await w.token(alice)) as rest_a:
+        up = await rest_a.upload(picture.getvalue(), name="logo.png")
+    sent = await a.send_media(bob, up["mediaId"], "image")
+    verdict = await verdict_of(a, sent)
+    assert verdict.message["moderationStatus"] == "disapproved"
+    assert "competitor" in verdict.data["moderation"]["reason"]
+
+    [request] = [r for r in peer.requests if r.path == "/hook"]
+    [item] = request.json()["contextMessages"]
+    attachment = item[alice]["attachment"]
+    assert attachment["mediaId"] == up["mediaId"] and attachment["mimeType"] == "image/png"
+    assert attachment["url"].startswith(w.server.url + "/media/")
+    async with httpx.AsyncClient() as raw:
+        got = await raw.get(attachment["url"])
+        assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(got.content)).size == (120, 90)
+        thumb = await raw.get(attachment["thumbnailUrl"])
+        assert thumb.status_code == 200

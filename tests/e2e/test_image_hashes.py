@@ -264,3 +264,79 @@ async def test_a_video_showing_a_listed_image_is_caught_on_its_frames(w: World) 
     async with w.user_rest(await w.token(alice)) as rest_a:
         with pytest.raises(Exception, match="quarantined"):
             await rest_a.media(sent["attachment"]["mediaId"])
+
+
+async def test_a_moderator_overturning_a_match_lifts_the_quarantine(w: World) -> None:
+    """A false positive of a hash list: the moderator approves the message, the receiver gets
+    it with a link that serves, and the release is audited and sent as an event."""
+    receiver = Receiver()
+    async with Peer(receiver) as peer:
+        await w.rest.put_settings({"webhooks": [hook(peer.url + "/events")]})
+        alice, bob = await w.user("ra"), await w.user("rb")
+        original = photo(21, (640, 480))
+        await known_list(w, alice, original)
+        a, b = await w.connect(alice), await w.connect(bob)
+        sent, verdict = await send_and_judge(
+            w, a, alice, bob, encode(original, "JPEG", quality=80), "holiday.jpg", "image"
+        )
+        assert verdict.message["moderationStatus"] == "disapproved"
+        media_id = sent["attachment"]["mediaId"]
+        async with http(w, token=await w.token(alice)) as api:
+            assert (await api.get(f"/media/{media_id}")).status_code == 403
+        await b.expect_no_event("message", within=0.2)
+
+        await w.rest.approve(sent["id"])
+        delivered = await b.next_event(
+            "message", timeout=10, predicate=lambda e: e.message["id"] == sent["id"]
+        )
+        async with w.user_rest(await w.token(bob)) as rest_b:
+            assert await rest_b.download(delivered.message["attachment"]["url"])
+        async with http(w, token=await w.token(alice)) as api:
+            assert (await api.get(f"/media/{media_id}")).status_code == 200
+
+        async def released() -> bool:
+            return any(e["data"]["mediaId"] == media_id for e in receiver.of("media.released"))
+
+        await eventually(released, timeout=20)
+        [event] = [e for e in receiver.of("media.released") if e["data"]["mediaId"] == media_id]
+        assert event["data"]["messageId"] == sent["id"] and event["data"]["by"] == "api-key"
+        entries = (await w.rest.audit())["entries"]
+        assert any(
+            e["action"] == "media.release" and e["target"] == media_id and e["actor"] == "api-key"
+            for e in entries
+        )
+
+
+async def test_erasure_keeps_quarantined_evidence_away_from_a_reused_uid(w: World) -> None:
+    """GDPR erasure deletes the account's files but keeps a quarantined one as evidence, never
+    served, and not the property of a new account created under the same uid."""
+    alice, bob = await w.user("ea"), await w.user("eb")
+    original = photo(31, (640, 480))
+    await known_list(w, alice, original)
+    a = await w.connect(alice)
+    bad, verdict = await send_and_judge(w, a, alice, bob, encode(original), "bad.png", "image")
+    assert verdict.message["moderationStatus"] == "disapproved"
+    fine, verdict = await send_and_judge(
+        w, a, alice, bob, encode(photo(32, (640, 480))), "fine.png", "image"
+    )
+    assert verdict.message["moderationStatus"] == "approved"
+    await a.close()
+    evidence, ordinary = bad["attachment"]["mediaId"], fine["attachment"]["mediaId"]
+    blob = w.server.data_dir / "media" / evidence[1:3] / evidence
+    other = w.server.data_dir / "media" / ordinary[1:3] / ordinary
+    assert blob.exists() and other.exists()
+
+    await w.rest.delete_user(alice, erase=True)
+    assert blob.exists() and not other.exists()
+    async with http(w, key=w.server.api_key) as api:
+        assert (await api.delete(f"/media/{ordinary}")).status_code == 404  # its row went too
+
+    # The uid is taken again by someone else: nothing of the earlier account is theirs.
+    await w.rest.create_user(alice, "Someone new")
+    export = await w.rest.export_user(alice)
+    assert export["media"] == []
+    await w.rest.delete_user(alice, erase=True)
+    assert blob.exists()
+    async with http(w, key=w.server.api_key) as api:
+        assert (await api.delete(f"/media/{evidence}")).status_code == 204
+    assert not blob.exists()

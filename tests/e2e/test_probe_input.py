@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from client.sdk import ParleyClient
+from client.sdk import ParleyClient, ServerError
 from tests.conftest import World, unique
 
 BIG = 10**30  # past SQLite's (and orjson's) 64 bits
@@ -240,3 +240,27 @@ async def test_lone_surrogates_in_rest_bodies_are_refused(world: World) -> None:
         assert r.status_code == 404, r.text
         r = await h.get(f"/users/{alice}/export", headers=api_key(world))
         assert r.status_code == 200 and r.json()["messages"] == [], r.text
+
+
+async def test_nul_characters_are_refused_alike_on_both_backends(world: World) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite can): a NUL in a URL, a JSON body or a frame is
+    a plain 400 / ERR_BAD_REQUEST, never a 500, whichever backend runs."""
+    alice = await world.user("nul")
+    token = await world.token(alice)
+    async with httpx.AsyncClient(base_url=world.server.url + "/api/v1") as http:
+        auth = {"Authorization": f"Bearer {token}"}
+        for path in ("/users?search=a%00b", "/users/a%00b", "/me/conversations?before=%00"):
+            r = await http.get(path, headers=auth)
+            assert r.status_code == 400 and r.json()["code"] == "ERR_BAD_REQUEST", path
+        r = await http.post(
+            "/groups",
+            content=b'{"guid":"g1","name":"a\\u0000b"}',
+            headers={**auth, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 400 and r.json()["details"]["field"] == "name"
+    bob = await world.user("nul-peer")
+    a = await world.connect(alice)
+    with pytest.raises(ServerError) as err:
+        await a.send_text(bob, "hi\x00there")
+    assert err.value.code == "ERR_BAD_REQUEST" and err.value.details["field"] == "text"
+    assert (await a.send_text(bob, "hi there"))["id"]  # the connection carries on

@@ -4,6 +4,7 @@ of a database that had messages before the migration; the migration script split
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +15,7 @@ import pytest
 from server.storage.postgres import migrations as pg_migrations
 from server.storage.postgres.inbox_schema import INBOX_MIGRATION as PG_INBOX
 from server.storage.sqlite.inbox_schema import INBOX_MIGRATION as SQLITE_INBOX
+from server.storage.sqlite.inbox_schema import INBOX_STATUS_SPLIT
 from server.storage.sqlite.migrations import MIGRATIONS
 from server.storage.sqlite.writer import split_statements
 from tests.pg import cluster
@@ -193,3 +195,48 @@ async def test_postgres_backfill_of_existing_messages(pg: asyncpg.Connection) ->
 )
 def test_split_statements(script: str, expected: list[str]) -> None:
     assert split_statements(script) == expected
+
+
+def test_sqlite_split_status_triggers_keep_the_same_heads_as_the_first() -> None:
+    """Migration 12 replaced migration 9's status trigger by four cheaper ones: over a seeded
+    random run of inserts, verdicts both ways, shadow bans and deletions, the heads of both
+    stay identical after every write."""
+    split = MIGRATIONS.index(INBOX_STATUS_SPLIT)
+    old, new = sqlite_db(split), sqlite_db()
+    rng = random.Random(12)
+    people, groups = ["a", "b", "c"], ["g", "h"]
+    statuses = ["pending", "approved", "unmoderated", "disapproved"]
+    writes: list[str] = []
+    for mid in range(1, 400):
+        roll = rng.random()
+        if roll < 0.45 or mid < 5:
+            sender = rng.choice(people)
+            if rng.random() < 0.5:
+                receiver, kind = rng.choice([p for p in people if p != sender]), "user"
+            else:
+                receiver, kind = rng.choice(groups), "group"
+            writes.append(message(mid, sender, receiver, kind, rng.choice(statuses), "X'00'"))
+        elif roll < 0.9:
+            target = rng.randrange(1, mid)
+            writes.append(
+                f"UPDATE messages SET status = '{rng.choice(statuses)}' WHERE id = {target}"
+            )
+        elif roll < 0.95:
+            writes.append(
+                "INSERT INTO restrictions (id, uid, kind, scope, until_at, reason, decision_id,"
+                f" by_actor, at) VALUES ('r{mid}', '{rng.choice(people)}', 'shadow_ban',"
+                f" 'global', {100 + mid + 30}, '', '', 'x', {100 + mid})"
+            )
+        else:
+            writes.append(f"DELETE FROM messages WHERE id = {rng.randrange(1, mid)}")
+    shown = 0
+    for sql in writes:
+        old.execute(sql)
+        new.execute(sql)
+        query = "SELECT * FROM inbox_direct UNION ALL SELECT conv_key, last_id, last_at, 0, 0"
+        query += " FROM inbox_heads UNION ALL SELECT uid, conv_key, last_id, last_at, 1"
+        query += " FROM inbox_own ORDER BY 1, 2, 3"
+        before, after = old.execute(query).fetchall(), new.execute(query).fetchall()
+        assert before == after, sql
+        shown += len(after)
+    assert shown > 1000  # the heads were not trivially empty

@@ -171,3 +171,19 @@ def test_may_delete_message(
     actor: Principal, msg: Message, members: dict[str, Scope], allowed: bool
 ) -> None:
     assert permissions.may_delete_message(actor, msg, members) is allowed
+
+
+@pytest.mark.parametrize(
+    ("actor", "allowed"),
+    [
+        (API_KEY_PRINCIPAL, True),
+        (user("stranger", Role.MODERATOR), True),  # server staff, not in the group
+        (user("own"), True),
+        (user("adm"), True),
+        (user("mod"), True),
+        (user("par"), False),
+        (user("stranger"), False),
+    ],
+)
+def test_may_moderate_group(actor: Principal, allowed: bool) -> None:
+    assert permissions.may_moderate_group(actor, MEMBERS) is allowed

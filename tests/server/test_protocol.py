@@ -233,3 +233,56 @@ def test_ids_with_a_trailing_newline_are_refused(raw: str) -> None:
         parse_frame(raw, LIMITS)
     assert info.value.error.code == "ERR_BAD_REQUEST"
     assert info.value.error.details == {"field": "receiver"}
+
+
+# ------------------------------------------------------------------ reactions
+
+
+def react(emoji: object, kind: str = "reaction.add", message_id: object = 7) -> str:
+    return json.dumps({"type": kind, "id": "r1", "messageId": message_id, "emoji": emoji})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (react("👍"), protocol.React(7, "👍", add=True)),
+        (react("👍", "reaction.remove"), protocol.React(7, "👍", add=False)),
+        # emoji sequences: zero-width joiners, skin tones, variation selectors, tag characters
+        (react("👨\u200d👩\u200d👧"), protocol.React(7, "👨\u200d👩\u200d👧", add=True)),
+        (react("👍🏽"), protocol.React(7, "👍🏽", add=True)),
+        (react("❤\ufe0f"), protocol.React(7, "❤\ufe0f", add=True)),
+        (
+            react("🏴\U000e0067\U000e0062\U000e007f"),
+            protocol.React(7, "🏴\U000e0067\U000e0062\U000e007f", add=True),
+        ),
+        (react(":party-parrot:"), protocol.React(7, ":party-parrot:", add=True)),
+        (react("x" * 32), protocol.React(7, "x" * 32, add=True)),
+    ],
+)
+def test_reaction_frames(raw: str, expected: protocol.React) -> None:
+    assert parse_frame(raw, LIMITS) == ("r1", expected)
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (react(""), "emoji"),
+        (react("x" * 33), "emoji"),
+        (react("a b"), "emoji"),
+        (react("a\u00a0b"), "emoji"),
+        (react("x/y"), "emoji"),
+        (react("\n"), "emoji"),
+        (react("\u202eevil"), "emoji"),  # a bidirectional override
+        (react("\x00"), "emoji"),
+        (react(5), "emoji"),
+        (json.dumps({"type": "reaction.add", "id": "r1", "messageId": 7}), "emoji"),
+        (react("👍", message_id=0), "messageId"),
+        (react("👍", message_id="7"), "messageId"),
+    ],
+)
+def test_refused_reactions(raw: str, field: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_frame(raw, LIMITS)
+    assert info.value.error.code == "ERR_BAD_REQUEST"
+    assert info.value.error.details == {"field": field}
+    assert info.value.frame_id == "r1"

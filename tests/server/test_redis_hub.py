@@ -141,8 +141,10 @@ async def test_a_dead_process_is_dropped_from_presence() -> None:
 
 
 def test_only_the_redis_hub_imports_redis() -> None:
-    """The embedded default never loads Redis code: only server/redis_hub.py imports redis,
-    and only the composition root imports it, when --redis-url is set."""
+    """The embedded default never loads Redis code: only server/redis_hub.py,
+    server/redis_jobs.py and the hub's limiters (server/redis_limits.py) import redis; only the
+    composition root imports the first two, when --redis-url is set, and only the hub the
+    third."""
     from tests.test_imports import ROOT, imports
 
     users = {
@@ -151,13 +153,20 @@ def test_only_the_redis_hub_imports_redis() -> None:
         for path in (ROOT / package).rglob("*.py")
         if any(name.split(".")[0] == "redis" for name in imports(path))
     }
-    assert users == {"server/redis_hub.py"}
-    hub_users = {
+    assert users == {"server/redis_hub.py", "server/redis_jobs.py", "server/redis_limits.py"}
+    for module in ("server.redis_hub", "server.redis_jobs"):
+        importers = {
+            str(path.relative_to(ROOT))
+            for path in (ROOT / "server").rglob("*.py")
+            if module in imports(path)
+        }
+        assert importers == {"server/app.py"}, module
+    limits_importers = {
         str(path.relative_to(ROOT))
         for path in (ROOT / "server").rglob("*.py")
-        if "server.redis_hub" in imports(path)
+        if "server.redis_limits" in imports(path)
     }
-    assert hub_users == {"server/app.py"}
+    assert limits_importers == {"server/redis_hub.py"}
 
 
 async def test_rate_limit_is_one_bucket_across_processes(
@@ -185,3 +194,29 @@ async def test_rate_limit_falls_back_to_the_process_without_redis() -> None:
             await limiter.take("u")
     finally:
         await hub._redis.aclose()
+
+
+async def test_presence_is_mirrored_so_sends_need_no_lookup(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]],
+) -> None:
+    """A's mirror of B's presence follows B's first and last connection of a user, so a send
+    finds its receivers' processes in memory (a group of 100 costs no 100 Redis lookups)."""
+    a, b, _ = hubs
+    c1, c2 = conn("mirrored"), conn("mirrored")
+    b.register(c1)
+    b.register(c2)
+    await eventually(lambda: a._remote.get("mirrored") == {b.node})
+    b.unregister(c1)
+    await asyncio.sleep(0.2)
+    assert a._remote.get("mirrored") == {b.node}  # one connection left
+    b.unregister(c2)
+    await eventually(lambda: "mirrored" not in a._remote)
+    # A hub that starts later reads the presence already there.
+    b.register(conn("before"))
+    await eventually(lambda: b._out.empty())
+    late = RedisHub(redis_server().url(5))
+    await late.start({})
+    try:
+        assert late._remote.get("before") == {b.node}
+    finally:
+        await late.stop()

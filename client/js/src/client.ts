@@ -21,6 +21,7 @@ import type {
   MessageFlaggedFrame,
   MessageFrame,
   MessageModeratedFrame,
+  MessageReactionFrame,
   MessageSentFrame,
   ModerationAppealFrame,
   ModerationDecisionFrame,
@@ -121,6 +122,8 @@ export interface ParleyEvents {
   "message.moderated": MessageModeratedFrame;
   "message.edited": MessageEditedFrame;
   "message.deleted": MessageDeletedFrame;
+  /** Someone (this user on another connection included) reacted to a message this user has. */
+  "message.reaction": MessageReactionFrame;
   receipt: ReceiptFrame;
   typing: TypingFrame;
   "group.member": GroupMemberFrame;
@@ -350,6 +353,10 @@ export class ParleyClient {
 
   onMessageDeleted(handler: (message: Message, frame: MessageDeletedFrame) => void): () => void {
     return this.on("message.deleted", (f) => handler(f.message, f));
+  }
+
+  onMessageReaction(handler: (frame: MessageReactionFrame) => void): () => void {
+    return this.on("message.reaction", handler);
   }
 
   onReceipt(handler: (frame: ReceiptFrame) => void): () => void {
@@ -997,6 +1004,31 @@ export class ParleyClient {
   /** Report a message to the moderators; resolves with the `message.flagged` frame. */
   async flag(messageId: number, reason: string, remarks = ""): Promise<MessageFlaggedFrame> {
     return (await this.request({ type: "message.flag", messageId, reason, remarks })) as MessageFlaggedFrame;
+  }
+
+  /**
+   * React to a message with an emoji (`reaction.add`); resolves with the `message.reaction`
+   * reply, whose `reactions` are the message's counts after it. Adding one the user already
+   * has changes nothing (and tells no one else).
+   */
+  async react(messageId: number, emoji: string): Promise<MessageReactionFrame> {
+    return (await this.request({ type: "reaction.add", messageId, emoji })) as MessageReactionFrame;
+  }
+
+  /** Take back a reaction (`reaction.remove`); resolves with the `message.reaction` reply. */
+  async unreact(messageId: number, emoji: string): Promise<MessageReactionFrame> {
+    return (await this.request({ type: "reaction.remove", messageId, emoji })) as MessageReactionFrame;
+  }
+
+  /**
+   * Reply in `parent`'s thread (`parentId`), in its conversation: to the group, or in a 1:1
+   * conversation to the other participant. A durable send, like {@link sendText}.
+   */
+  replyText(parent: Message, text: string, options: Omit<SendOptions, "parentId" | "receiverType"> = {}): Promise<Message> {
+    const me = this._user?.uid;
+    const receiver =
+      parent.receiverType === "group" ? parent.receiver : parent.sender === me ? parent.receiver : parent.sender;
+    return this.sendText(receiver, text, { ...options, receiverType: parent.receiverType, parentId: parent.id });
   }
 
   /**

@@ -20,10 +20,14 @@ import type {
   Media,
   MediaMessageType,
   Message,
+  MessageReactionFrame,
+  PushEndpoint,
+  ReactionSummary,
   ReceiverType,
   Report,
   Role,
   SendBody,
+  ThreadPage,
   User,
 } from "./types.js";
 import { newMuid } from "./util.js";
@@ -358,6 +362,61 @@ export class RestClient {
     return this.request("POST", `/messages/${messageId}/flag`, {
       json: category === undefined ? { reason, remarks } : { reason, remarks, category },
     });
+  }
+
+  // ------------------------------------------------------------------ reactions, threads
+
+  /** React with an emoji (user token); the message's counts after it (`message.reaction`). */
+  react(messageId: number, emoji: string): Promise<MessageReactionFrame> {
+    return this.request("POST", `/messages/${messageId}/reactions`, { json: { emoji } });
+  }
+
+  /** Take back a reaction (user token). */
+  unreact(messageId: number, emoji: string): Promise<MessageReactionFrame> {
+    return this.request("DELETE", `/messages/${messageId}/reactions/${seg(emoji)}`);
+  }
+
+  /** Who reacted with what. */
+  async reactions(messageId: number): Promise<ReactionSummary[]> {
+    const result = await this.request<{ reactions: ReactionSummary[] }>("GET", `/messages/${messageId}/reactions`);
+    return result.reactions;
+  }
+
+  /** A thread: the parent and the newest `limit` replies below `before`, oldest first. */
+  thread(messageId: number, options: { before?: number; limit?: number } = {}): Promise<ThreadPage> {
+    return this.request("GET", `/messages/${messageId}/thread`, {
+      query: { limit: options.limit ?? 50, before: options.before },
+    });
+  }
+
+  // ------------------------------------------------------------------ offline push
+
+  /**
+   * Register this device for offline pushes (user token): a UnifiedPush/ntfy-style `url`
+   * (`kind: "unifiedpush"`, the default) or a `webhook` to the app's relay (the answer then
+   * carries its signing `secret`). The same `deviceId` again replaces the device's endpoint.
+   * The URL must be on one of the server's configured push gateways.
+   */
+  registerPush(
+    url: string,
+    options: { kind?: "unifiedpush" | "webhook"; deviceId?: string; includeText?: boolean } = {},
+  ): Promise<PushEndpoint> {
+    return this.request("POST", "/me/push-endpoints", {
+      json: {
+        url,
+        kind: options.kind ?? "unifiedpush",
+        deviceId: options.deviceId ?? "default",
+        includeText: options.includeText ?? false,
+      },
+    });
+  }
+
+  async pushEndpoints(): Promise<PushEndpoint[]> {
+    return (await this.request<{ endpoints: PushEndpoint[] }>("GET", "/me/push-endpoints")).endpoints;
+  }
+
+  async unregisterPush(endpointId: string): Promise<void> {
+    await this.request("DELETE", `/me/push-endpoints/${seg(endpointId)}`);
   }
 
   // ------------------------------------------------------------------ inbox, decisions

@@ -90,6 +90,49 @@ export interface Message {
   editedAt: number;
   deletedAt: number;
   moderationStatus: ModerationStatus;
+  /** In history, on the caller's own messages: how many users gave each receipt type. */
+  receipts?: { delivered: number; read: number };
+  /** In history, on the caller's own disapproved messages: the verdict's reason. */
+  moderation?: ModerationInfo;
+  /**
+   * Emoji -> number of users who reacted with it. Only in REST answers (history, thread
+   * pages, `getMessage`), never in live frames: keep it up to date from `message.reaction`.
+   */
+  reactions?: Record<string, number>;
+  /** The viewer's own reactions (REST answers to a user token). */
+  myReactions?: string[];
+  /** Delivered, undeleted replies (messages with this `parentId`); REST answers only. */
+  replyCount?: number;
+  [extra: string]: unknown;
+}
+
+/** One emoji on a message and who used it (`GET /messages/{id}/reactions`). */
+export interface ReactionSummary {
+  emoji: string;
+  count: number;
+  uids: string[];
+}
+
+/** A thread: its parent and one page of replies, oldest first. */
+export interface ThreadPage {
+  parent: Message;
+  messages: Message[];
+  /** True when older replies remain below this page. */
+  hasMore: boolean;
+}
+
+/** Where one of the user's devices gets offline pushes (`/me/push-endpoints`). */
+export interface PushEndpoint {
+  endpointId: string;
+  deviceId: string;
+  /** `unifiedpush`: an ntfy-style URL; `webhook`: a signed POST to the app's relay. */
+  kind: "unifiedpush" | "webhook";
+  url: string;
+  /** Whether pushes carry the message text (off by default). */
+  includeText: boolean;
+  createdAt: number;
+  /** `webhook` endpoints, in the answer to a registration: the HMAC key of the signatures. */
+  secret?: string;
   [extra: string]: unknown;
 }
 
@@ -214,6 +257,7 @@ export type ClientFrame =
   | { type: "receipt"; id?: string; messageId: number; receiptType: ReceiptType }
   | { type: "typing"; id?: string; receiver: string; receiverType: ReceiverType; state: TypingState }
   | { type: "message.flag"; id?: string; messageId: number; reason: string; remarks?: string }
+  | { type: "reaction.add" | "reaction.remove"; id?: string; messageId: number; emoji: string }
   | { type: "ping"; id?: string };
 
 // ------------------------------------------------------------------ server -> client frames
@@ -255,6 +299,16 @@ export interface MessageFlaggedFrame extends FrameBase {
   messageId: number;
   report: Report;
   reportId?: number;
+}
+/** A reaction was added or removed; `reactions` is the message's whole count after it. */
+export interface MessageReactionFrame extends FrameBase {
+  type: "message.reaction";
+  messageId: number;
+  conversationId: string;
+  uid: string;
+  emoji: string;
+  action: "added" | "removed";
+  reactions: Record<string, number>;
 }
 export interface ReceiptFrame extends FrameBase {
   type: "receipt";
@@ -316,6 +370,7 @@ export type ServerFrame =
   | MessageEditedFrame
   | MessageDeletedFrame
   | MessageFlaggedFrame
+  | MessageReactionFrame
   | ReceiptFrame
   | TypingFrame
   | GroupMemberFrame

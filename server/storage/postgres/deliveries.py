@@ -19,6 +19,11 @@ _COLUMNS = (
 )
 
 
+#: Seconds a due delivery is reserved for the process that took it (past any attempt's
+#: timeout): the other processes' senders leave it alone meanwhile.
+LEASE = 300
+
+
 def _aad(event_id: str, hook_id: str) -> bytes:
     return f"parley:webhook:{event_id}:{hook_id}".encode()
 
@@ -71,14 +76,28 @@ class PostgresDeliveries:
         )
 
     async def due(self, now: float, *, limit: int) -> list[Delivery]:
-        """Pending deliveries whose next attempt is due, oldest first."""
-        rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE status = 'pending'"
-            " AND next_at <= $1 ORDER BY next_at, id LIMIT $2",
-            float(now),
-            limit,
-        )
-        return [self._row(r) for r in rows]
+        """Pending deliveries whose next attempt is due, oldest first, leased to the caller.
+
+        Several processes share this table and each runs a sender: a due row is taken by one
+        of them only (``FOR UPDATE SKIP LOCKED``) and its ``next_at`` moved ``LEASE`` seconds
+        ahead in the same commit, so no other process sends it meanwhile. The attempt's
+        ``update`` sets the real next time; a sender that dies mid-attempt leaves the row to
+        be tried again when the lease ends (the same ``X-Parley-Delivery`` id).
+        """
+
+        async def op(tx: WriteTx) -> list[Any]:
+            rows: list[Any] = await tx.fetch(
+                f"UPDATE webhook_deliveries SET next_at = $1 + {LEASE}"
+                " WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending'"
+                " AND next_at <= $1 ORDER BY next_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                f" RETURNING {_COLUMNS}",
+                float(now),
+                limit,
+            )
+            return rows
+
+        rows = await self._db.write(op)
+        return [self._row(r) for r in sorted(rows, key=lambda r: r["id"])]
 
     async def next_due(self) -> float | None:
         """When the earliest pending delivery is due, or None when none is pending."""

@@ -117,6 +117,37 @@ class PostgresMedia:
 
         return await self._db.write(op)
 
+    async def release_media(self, media_id: str) -> bool:
+        async def op(tx: WriteTx) -> bool:
+            changed = await tx.execute(
+                "UPDATE media SET quarantined_at = 0 WHERE id = $1 AND quarantined_at != 0",
+                media_id,
+            )
+            return changed == 1
+
+        return await self._db.write(op)
+
+    async def retain_media(self, media_id: str, uploader: str, holder: str) -> bool:
+        row = await self._db.fetchone(
+            "SELECT kid, body FROM media WHERE id = $1 AND uploader = $2", media_id, uploader
+        )
+        if row is None:
+            return False
+        opened = self._keyring.open(row["kid"], row["body"], _aad(media_id, uploader))
+        _, sealed = KeyRing(row["kid"], self._keyring.keys).seal(opened, _aad(media_id, holder))
+
+        async def op(tx: WriteTx) -> bool:
+            changed = await tx.execute(
+                "UPDATE media SET uploader = $1, body = $2 WHERE id = $3 AND uploader = $4",
+                holder,
+                sealed,
+                media_id,
+                uploader,
+            )
+            return changed == 1
+
+        return await self._db.write(op)
+
     async def delete_media(self, media_ids: Sequence[str]) -> None:
         async def op(tx: WriteTx) -> None:
             await tx.executemany("DELETE FROM media WHERE id = $1", [(m,) for m in media_ids])

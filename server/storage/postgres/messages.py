@@ -6,6 +6,7 @@ newest messages of a conversation or sender (moderation context) are read from t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from server.models import Message, Moderation, Status
@@ -176,6 +177,7 @@ class PostgresMessages(Repository):
             )
 
         await self._db.write(op)
+        self._sealer.forget((message.id,))  # its content is gone: not even in memory
         return updated
 
     async def set_status(
@@ -248,6 +250,14 @@ class PostgresMessages(Repository):
             "sent_at >= $1 AND deleted_at = 0 ORDER BY id LIMIT $2", since, limit
         )
 
+    async def sent_count(self, sender: str, cap: int) -> int:
+        row = await self._db.fetchone(
+            "SELECT count(*) FROM (SELECT 1 FROM messages WHERE sender = $1 LIMIT $2) AS s",
+            sender,
+            cap,
+        )
+        return int(row[0]) if row else 0
+
     async def messages_of_sender(self, sender: str) -> list[Message]:
         return await self._select("sender = $1 ORDER BY id", sender)
 
@@ -273,3 +283,20 @@ class PostgresMessages(Repository):
         return [
             {"messageId": r["message_id"], "receiptType": r["type"], "at": r["at"]} for r in rows
         ]
+
+    async def receipt_counts(
+        self, message_ids: Sequence[int], *, exclude: Sequence[str] = ()
+    ) -> dict[int, dict[str, int]]:
+        if not message_ids:
+            return {}
+        rows = await self._db.fetchall(
+            "SELECT message_id, type, count(*) AS n FROM receipts"
+            " WHERE message_id = ANY($1::bigint[]) AND NOT (uid = ANY($2::text[]))"
+            " GROUP BY message_id, type",
+            list(message_ids),
+            list(exclude),
+        )
+        counts: dict[int, dict[str, int]] = {}
+        for r in rows:
+            counts.setdefault(r["message_id"], {})[r["type"]] = r["n"]
+        return counts

@@ -9,6 +9,9 @@ both lists. Text keys that are listed in order (uids, group ids, rule and list i
 from __future__ import annotations
 
 from server.storage.postgres.inbox_schema import INBOX_MIGRATION
+from server.storage.postgres.operators_schema import OPERATORS_MIGRATION
+from server.storage.postgres.push_schema import PUSH_MIGRATION
+from server.storage.postgres.threads_schema import THREADS_MIGRATION
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the chat core, moderation state, outgoing webhooks (SQLite migrations 1-6)
@@ -257,4 +260,27 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE media ADD COLUMN quarantined_at BIGINT NOT NULL DEFAULT 0;
     """,
+    # 7 (SQLite 13): retention (issue 15 item 7): a period per scope (``app`` or
+    # ``g:<guid>``, seconds, 0 = forever) and the conversations held from deletion
+    """
+    CREATE TABLE retention_policy (
+        scope TEXT COLLATE "C" PRIMARY KEY,
+        seconds BIGINT NOT NULL
+    );
+    CREATE TABLE retention_holds (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        conv_key TEXT COLLATE "C" NOT NULL,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        by_actor TEXT NOT NULL,
+        at BIGINT NOT NULL
+    );
+    CREATE INDEX retention_holds_conv ON retention_holds (conv_key);
+    """,
+    # 8 (SQLite 15): reactions and the thread-reply index (issue 16 item 8, threads_schema.py)
+    THREADS_MIGRATION,
+    # 9 (SQLite 16): users' offline-push endpoints (issue 16 item 7, push_schema.py)
+    PUSH_MIGRATION,
+    # 10 (SQLite 17): operator accounts and dashboard sessions (issue 17, operators_schema.py)
+    OPERATORS_MIGRATION,
 )

@@ -208,12 +208,14 @@ class PostgresModeration:
         at: int,
         *,
         audit: Audit | None = None,
-    ) -> None:
-        async def op(tx: WriteTx) -> None:
-            await enqueue_review(tx, message_id, state, rule_id, at)
+    ) -> bool:
+        async def op(tx: WriteTx) -> bool:
+            if not await enqueue_review(tx, message_id, state, rule_id, at):
+                return False  # queued before (a job run twice): nothing new to audit
             await insert_audit(tx, audit, at)
+            return True
 
-        await self._db.write(op)
+        return await self._db.write(op)
 
     async def queue(self, state: str, *, limit: int, before: int | None = None) -> list[ReviewItem]:
         """Open items in one state, oldest first."""
@@ -247,7 +249,13 @@ class PostgresModeration:
     # ----------------------------------------------------------------- reports
 
     async def add_report(
-        self, message_id: int, reporter: str, reason: str, remarks: str, at: int
+        self,
+        message_id: int,
+        reporter: str,
+        reason: str,
+        remarks: str,
+        at: int,
+        category: str = "other",
     ) -> tuple[dict[str, Any], bool]:
         """Store a user report (once per reporter and message) and queue the message as reported."""
 
@@ -256,7 +264,7 @@ class PostgresModeration:
             # report leaves a gap in the sequence, never a reused id.
             report_id = int(await tx.fetchval("SELECT nextval('reports_id_seq')"))
             kid, body = self._keyring.seal(
-                _dumps({"reason": reason, "remarks": remarks}).encode(),
+                _dumps({"reason": reason, "remarks": remarks, "category": category}).encode(),
                 f"parley:report:{report_id}".encode(),
             )
             inserted = await tx.execute(
@@ -285,6 +293,7 @@ class PostgresModeration:
             "reporter": reporter,
             "reason": reason,
             "remarks": remarks,
+            "category": category,
             "at": at,
         }
         if report_id is None:
@@ -304,5 +313,13 @@ class PostgresModeration:
             content = json.loads(
                 self._keyring.open(r["kid"], r["body"], f"parley:report:{r['id']}".encode())
             )
-            out.append({"id": r["id"], "reporter": r["reporter"], "at": r["at"], **content})
+            out.append(
+                {
+                    "id": r["id"],
+                    "reporter": r["reporter"],
+                    "at": r["at"],
+                    "category": "other",
+                    **content,
+                }
+            )
         return out

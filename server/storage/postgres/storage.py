@@ -15,6 +15,10 @@ from server.storage.postgres.inbox import PostgresInbox
 from server.storage.postgres.media import PostgresMedia
 from server.storage.postgres.messages import PostgresMessages
 from server.storage.postgres.moderation import PostgresModeration
+from server.storage.postgres.operators import PostgresOperators
+from server.storage.postgres.push import PostgresPush
+from server.storage.postgres.reactions import PostgresReactions
+from server.storage.postgres.retention import PostgresRetention
 from server.storage.postgres.sanctions import PostgresSanctions
 from server.storage.postgres.users import PostgresBlocks, PostgresGroups, PostgresUsers
 from server.storage.postgres.writer import Database, connect
@@ -50,15 +54,24 @@ class PostgresStorage:
         pool_size: int = 4,
     ) -> None:
         self.db = Database(url, batch_max=batch_max, queue_size=queue_size, pool_size=pool_size)
-        self.chat = PostgresChatStore(self.db, Sealer(keyring))
+        sealer = Sealer(keyring, cache=20_000)  # opened rows kept: see Sealer
+        self.chat = PostgresChatStore(self.db, sealer)
         #: The chat store as the moderation service sees it (messages and the audit log).
         self.messages = self.audit = self.chat
         self.moderation = PostgresModeration(self.db, keyring)
         self.deliveries = PostgresDeliveries(self.db, keyring)
         self.media = PostgresMedia(self.db, keyring)
         self.sanctions = PostgresSanctions(self.db)
+        #: Operator accounts and dashboard sessions (issue 17).
+        self.operators = PostgresOperators(self.db)
         #: The inbox and the user directory (issue 16).
         self.inbox = PostgresInbox(self.db, Sealer(keyring))
+        #: Reactions and thread replies (issue 16 item 8).
+        self.reactions = PostgresReactions(self.db, Sealer(keyring))
+        #: Offline-push endpoints (issue 16 item 7).
+        self.push = PostgresPush(self.db, Sealer(keyring))
+        #: Retention periods, holds and the job's deletions (issue 15).
+        self.retention = PostgresRetention(self.db, forget=sealer.forget)
 
     async def open(self) -> None:
         await self.db.open()

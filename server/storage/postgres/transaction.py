@@ -36,15 +36,19 @@ async def insert_audit(tx: WriteTx, audit: Audit | None, at: int) -> None:
 
 async def enqueue_review(
     tx: WriteTx, message_id: int, state: str, rule_id: str | None, at: int
-) -> None:
-    """Put a message in the review queue inside an op's transaction (idempotent)."""
-    await tx.execute(
-        "INSERT INTO review (message_id, state, rule_id, at) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT DO NOTHING",
-        message_id,
-        state,
-        rule_id,
-        at,
+) -> bool:
+    """Put a message in the review queue inside an op's transaction (idempotent); whether
+    the entry is new."""
+    return (
+        await tx.execute(
+            "INSERT INTO review (message_id, state, rule_id, at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT DO NOTHING",
+            message_id,
+            state,
+            rule_id,
+            at,
+        )
+        == 1
     )
 
 

@@ -97,6 +97,8 @@ class PostgresUsers(Repository):
             await insert_audit(tx, audit, at)
 
         await self._db.write(op)
+        if erase:
+            self._sealer.forget()  # the erased messages' content: not even in memory
 
 
 class PostgresGroups(Repository):

@@ -31,6 +31,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("PostgreSQL support needs asyncpg: pip install 'parley[postgres]'") from exc
 
+from server.errors import StorageUnavailable
 from server.storage.postgres.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,17 @@ COMMAND_TIMEOUT = 30.0
 async def connect(url: str) -> Any:
     """One connection (an ``asyncpg.Connection``) with the timeouts every caller uses."""
     return await asyncpg.connect(url, command_timeout=COMMAND_TIMEOUT, timeout=10)
+
+
+#: What a lost or refused connection raises (a stopped server, a failover, a network cut).
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
 
 
 def rowcount(status: str) -> int:
@@ -75,6 +87,9 @@ class WriteTx:
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
         return await self._conn.fetchrow(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        return list(await self._conn.fetch(sql, *args))
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         return await self._conn.fetchval(sql, *args)
@@ -142,6 +157,10 @@ class Database:
             max_size=self._pool_size,
             command_timeout=COMMAND_TIMEOUT,
             timeout=10,
+            # The readers run single SELECTs (no session settings, locks, LISTEN or open
+            # transactions): asyncpg's default reset on every release is a round trip that
+            # undoes nothing (measured: 7% of a process's CPU under load).
+            reset=_no_reset,
         )
         self._task = asyncio.create_task(self._run_writer(), name="postgres-writer")
 
@@ -186,6 +205,11 @@ class Database:
                     if not fut.done():
                         fut.cancel()
                 raise
+            except UNREACHABLE as exc:  # nothing committed: the callers may retry as they are
+                log.warning("PostgreSQL unreachable; %d writes refused: %r", len(batch), exc)
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(StorageUnavailable())
             except Exception:  # the database itself failed: fail the callers, keep serving
                 log.exception("write batch failed")
                 for _, fut in batch:
@@ -221,7 +245,7 @@ class Database:
             (result,) = await _transaction(conn, [op])
         except Exception as exc:
             if not fut.done():
-                fut.set_exception(exc)
+                fut.set_exception(StorageUnavailable() if isinstance(exc, UNREACHABLE) else exc)
             return
         if not fut.done():
             fut.set_result(result)
@@ -230,11 +254,25 @@ class Database:
 
     async def fetchone(self, sql: str, *args: Any) -> Any:
         """The first row of a read on a pooled connection, or None."""
-        return await self._pool.fetchrow(sql, *args)
+        try:
+            return await self._pool.fetchrow(sql, *args)
+        except UNREACHABLE as exc:
+            raise StorageUnavailable() from exc
 
     async def fetchall(self, sql: str, *args: Any) -> list[Any]:
         """The rows of a read on a pooled connection."""
-        return list(await self._pool.fetch(sql, *args))
+        try:
+            return list(await self._pool.fetch(sql, *args))
+        except UNREACHABLE as exc:
+            raise StorageUnavailable() from exc
+
+    async def maintenance(self, sql: str) -> None:
+        """A statement that cannot run in a transaction (``VACUUM``), on a pooled connection."""
+        await self._pool.execute(sql)
+
+
+async def _no_reset(conn: Any) -> None:
+    """A pooled reader's reset on release: nothing to undo (see ``Database.open``)."""
 
 
 async def _transaction(conn: Any, ops: Sequence[Op]) -> list[Any]:

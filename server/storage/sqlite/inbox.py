@@ -19,7 +19,9 @@ class SqliteInbox(Repository):
     async def direct_heads(
         self, uid: str, *, below: InboxPosition | None, limit: int
     ) -> list[ConversationHead]:
-        """One range of ``inbox_direct_order`` ``(uid, last_at, last_id)``, newest first."""
+        """The user's 1:1 heads below ``below``, newest first: their rows of the primary key
+        ``(uid, conv_key)``, sorted (migration 14 dropped the order index, see
+        ``inbox_schema.py``)."""
         where = ""
         params: list[object] = [uid]
         if below is not None:

@@ -120,6 +120,34 @@ class SqliteMedia:
 
         return await self._db.write(op)
 
+    async def release_media(self, media_id: str) -> bool:
+        async def op(conn: WriteConnection) -> bool:
+            cur = await conn.execute(
+                "UPDATE media SET quarantined_at = 0 WHERE id = ? AND quarantined_at != 0",
+                (media_id,),
+            )
+            return cur.rowcount == 1
+
+        return await self._db.write(op)
+
+    async def retain_media(self, media_id: str, uploader: str, holder: str) -> bool:
+        row = await self._db.fetchone(
+            "SELECT kid, body FROM media WHERE id = ? AND uploader = ?", (media_id, uploader)
+        )
+        if row is None:
+            return False
+        opened = self._keyring.open(row["kid"], row["body"], _aad(media_id, uploader))
+        _, sealed = KeyRing(row["kid"], self._keyring.keys).seal(opened, _aad(media_id, holder))
+
+        async def op(conn: WriteConnection) -> bool:
+            cur = await conn.execute(
+                "UPDATE media SET uploader = ?, body = ? WHERE id = ? AND uploader = ?",
+                (holder, sealed, media_id, uploader),
+            )
+            return cur.rowcount == 1
+
+        return await self._db.write(op)
+
     async def delete_media(self, media_ids: Sequence[str]) -> None:
         async def op(conn: WriteConnection) -> None:
             await conn.executemany("DELETE FROM media WHERE id = ?", [(m,) for m in media_ids])

@@ -7,7 +7,7 @@ it true after its commit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from server.models import Message, Moderation, Status
@@ -306,6 +306,13 @@ class SqliteMessages(Repository):
         )
         return [self._sealer.row_to_message(r) for r in rows]
 
+    async def sent_count(self, sender: str, cap: int) -> int:
+        row = await self._db.fetchone(
+            "SELECT count(*) FROM (SELECT 1 FROM messages WHERE sender = ? LIMIT ?)",
+            (sender, cap),
+        )
+        return int(row[0]) if row else 0
+
     async def messages_of_sender(self, sender: str) -> list[Message]:
         rows = await self._db.fetchall(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ? ORDER BY id", (sender,)
@@ -329,3 +336,20 @@ class SqliteMessages(Repository):
         return [
             {"messageId": r["message_id"], "receiptType": r["type"], "at": r["at"]} for r in rows
         ]
+
+    async def receipt_counts(
+        self, message_ids: Sequence[int], *, exclude: Sequence[str] = ()
+    ) -> dict[int, dict[str, int]]:
+        if not message_ids:
+            return {}
+        ids = ",".join("?" * len(message_ids))
+        skip = f" AND uid NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
+        rows = await self._db.fetchall(
+            f"SELECT message_id, type, count(*) AS n FROM receipts WHERE message_id IN ({ids})"
+            f"{skip} GROUP BY message_id, type",
+            (*message_ids, *exclude),
+        )
+        counts: dict[int, dict[str, int]] = {}
+        for r in rows:
+            counts.setdefault(r["message_id"], {})[r["type"]] = r["n"]
+        return counts

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from server.storage.sqlite.inbox_schema import INBOX_MIGRATION
+from server.storage.sqlite.inbox_schema import INBOX_MIGRATION, INBOX_STATUS_SPLIT
+from server.storage.sqlite.operators_schema import OPERATORS_MIGRATION
+from server.storage.sqlite.push_schema import PUSH_MIGRATION
+from server.storage.sqlite.threads_schema import THREADS_MIGRATION
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: chat core
@@ -272,4 +275,35 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE media ADD COLUMN quarantined_at INTEGER NOT NULL DEFAULT 0;
     """,
+    # 12: the inbox's status trigger split by what a verdict does (an approval moves heads
+    # forward with an upsert; only a message that stops being shown is recomputed)
+    INBOX_STATUS_SPLIT,
+    # 13: retention (issue 15 item 7): a period per scope (``app`` or ``g:<guid>``, seconds,
+    # 0 = forever) and the conversations held from deletion (see storage/retention.py)
+    """
+    CREATE TABLE retention_policy (
+        scope TEXT PRIMARY KEY,
+        seconds INTEGER NOT NULL
+    );
+    CREATE TABLE retention_holds (
+        id TEXT PRIMARY KEY,
+        conv_key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        by_actor TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX retention_holds_conv ON retention_holds (conv_key);
+    """,
+    # 14: the inbox without its order index: it cost more per send than anything else on the
+    # write path (see inbox_schema.py); a user's 1:1 heads are sorted when read
+    """
+    DROP INDEX inbox_direct_order;
+    """,
+    # 15: reactions and the thread-reply index (issue 16 item 8, threads_schema.py)
+    THREADS_MIGRATION,
+    # 16: users' offline-push endpoints (issue 16 item 7, push_schema.py)
+    PUSH_MIGRATION,
+    # 17: operator accounts and dashboard sessions (issue 17, see operators_schema.py)
+    OPERATORS_MIGRATION,
 )

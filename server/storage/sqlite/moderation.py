@@ -192,12 +192,14 @@ class SqliteModeration:
         at: int,
         *,
         audit: Audit | None = None,
-    ) -> None:
-        async def op(conn: WriteConnection) -> None:
-            await enqueue_review(conn, message_id, state, rule_id, at)
+    ) -> bool:
+        async def op(conn: WriteConnection) -> bool:
+            if not await enqueue_review(conn, message_id, state, rule_id, at):
+                return False  # queued before (a job run twice): nothing new to audit
             await insert_audit(conn, audit, at)
+            return True
 
-        await self._db.write(op)
+        return await self._db.write(op)
 
     async def queue(self, state: str, *, limit: int, before: int | None = None) -> list[ReviewItem]:
         """Open items in one state, oldest first."""
@@ -229,7 +231,13 @@ class SqliteModeration:
     # ----------------------------------------------------------------- reports
 
     async def add_report(
-        self, message_id: int, reporter: str, reason: str, remarks: str, at: int
+        self,
+        message_id: int,
+        reporter: str,
+        reason: str,
+        remarks: str,
+        at: int,
+        category: str = "other",
     ) -> tuple[dict[str, Any], bool]:
         """Store a user report (once per reporter and message) and queue the message as reported."""
 
@@ -239,7 +247,7 @@ class SqliteModeration:
             assert row is not None
             report_id = int(row[0])
             kid, body = self._keyring.seal(
-                _dumps({"reason": reason, "remarks": remarks}).encode(),
+                _dumps({"reason": reason, "remarks": remarks, "category": category}).encode(),
                 f"parley:report:{report_id}".encode(),
             )
             cur2 = await conn.execute(
@@ -262,6 +270,7 @@ class SqliteModeration:
             "reporter": reporter,
             "reason": reason,
             "remarks": remarks,
+            "category": category,
             "at": at,
         }
         if report_id is None:
@@ -281,5 +290,13 @@ class SqliteModeration:
             content = json.loads(
                 self._keyring.open(r["kid"], r["body"], f"parley:report:{r['id']}".encode())
             )
-            out.append({"id": r["id"], "reporter": r["reporter"], "at": r["at"], **content})
+            out.append(
+                {
+                    "id": r["id"],
+                    "reporter": r["reporter"],
+                    "at": r["at"],
+                    "category": "other",
+                    **content,
+                }
+            )
         return out

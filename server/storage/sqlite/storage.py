@@ -13,7 +13,11 @@ from server.storage.sqlite.inbox import SqliteInbox
 from server.storage.sqlite.media import SqliteMedia
 from server.storage.sqlite.messages import SqliteMessages
 from server.storage.sqlite.moderation import SqliteModeration
+from server.storage.sqlite.operators import SqliteOperators
+from server.storage.sqlite.push import SqlitePush
+from server.storage.sqlite.reactions import SqliteReactions
 from server.storage.sqlite.recent import RecentMessages
+from server.storage.sqlite.retention import SqliteRetention
 from server.storage.sqlite.sanctions import SqliteSanctions
 from server.storage.sqlite.users import SqliteBlocks, SqliteGroups, SqliteUsers
 from server.storage.sqlite.writer import Database
@@ -51,8 +55,16 @@ class SqliteStorage:
         self.deliveries = SqliteDeliveries(self.db, keyring)
         self.media = SqliteMedia(self.db, keyring)
         self.sanctions = SqliteSanctions(self.db)
+        #: Operator accounts and dashboard sessions (issue 17).
+        self.operators = SqliteOperators(self.db)
         #: The inbox and the user directory (issue 16).
         self.inbox = SqliteInbox(self.db, Sealer(keyring), self.recent)
+        #: Reactions and thread replies (issue 16 item 8).
+        self.reactions = SqliteReactions(self.db, Sealer(keyring), self.recent)
+        #: Offline-push endpoints (issue 16 item 7).
+        self.push = SqlitePush(self.db, Sealer(keyring), self.recent)
+        #: Retention periods, holds and the job's deletions (issue 15).
+        self.retention = SqliteRetention(self.db, path, self.recent)
 
     async def open(self) -> None:
         await self.db.open()

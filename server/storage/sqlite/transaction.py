@@ -31,12 +31,14 @@ async def insert_audit(conn: WriteConnection, audit: Audit | None, at: int) -> N
 
 async def enqueue_review(
     conn: WriteConnection, message_id: int, state: str, rule_id: str | None, at: int
-) -> None:
-    """Put a message in the review queue inside an op's transaction (idempotent)."""
-    await conn.execute(
+) -> bool:
+    """Put a message in the review queue inside an op's transaction (idempotent); whether
+    the entry is new."""
+    async with conn.execute(
         "INSERT OR IGNORE INTO review (message_id, state, rule_id, at) VALUES (?, ?, ?, ?)",
         (message_id, state, rule_id, at),
-    )
+    ) as cur:
+        return cur.rowcount == 1
 
 
 async def close_review(

@@ -45,6 +45,11 @@ export async function app(getToken: () => Promise<string>): Promise<void> {
   chat.on("moderation.decision", (f) => void f.decision.measure);
   chat.on("state", (s: ConnectionState) => void s);
   chat.on("error", (e: ParleyError) => void e.code);
+  chat.onMessageReaction((f) => {
+    const counts: Record<string, number> = f.reactions;
+    void (f.action satisfies "added" | "removed");
+    void counts;
+  });
 
   await chat.connect();
   try {
@@ -52,6 +57,19 @@ export async function app(getToken: () => Promise<string>): Promise<void> {
     const page = await chat.rest.historyPage(userConversationId("dana", "bob"), { limit: 20 });
     void page.hasMore;
     await chat.editMessage(sent.id, "hello!");
+    const reacted = await chat.react(sent.id, "👍");
+    void reacted.reactions["👍"];
+    await chat.unreact(sent.id, "👍");
+    const reply = await chat.replyText(sent, "a reply");
+    const thread = await chat.rest.thread(sent.id, { limit: 10 });
+    const count: number | undefined = thread.parent.replyCount;
+    void count;
+    void reply.parentId;
+    const who = await chat.rest.reactions(sent.id);
+    const endpoint = await chat.rest.registerPush("https://ntfy.example/up/abc", { deviceId: "phone" });
+    void (endpoint.kind satisfies "unifiedpush" | "webhook");
+    await chat.rest.unregisterPush(endpoint.endpointId);
+    void who[0]?.uids;
     const media = await chat.rest.upload(new Blob(["x"]), { name: "x.txt", kind: "file" });
     await chat.sendMedia("bob", media, { caption: "a file" });
   } catch (error) {

@@ -1,0 +1,168 @@
+"""Scale-out in one run, on the same generator (issue 14 item 7):
+
+- ``embedded``: one Parley process, SQLite (``synchronous=FULL``), the in-process hub;
+- ``pg+redis x1``: one Parley process on PostgreSQL (fsync on) and Redis;
+- ``pg+redis x2``: two Parley processes on the same PostgreSQL and Redis; connection i goes
+  to process i mod 2, so every 1:1 pair spans both processes and each group of 100 has half
+  its members on each.
+
+Each configuration runs ``bench/load.py`` (1:1 pairs and groups of 100, closed loop, moderation
+on with the default rules, ``--rate-limit 0``). Reported: completed msgs/s, delivery p50/p99,
+and messages per CPU-second of every server-side process together (Parley processes,
+PostgreSQL's postmaster and backends, redis-server), with the ratio to the embedded process.
+
+Where each ran: every server-side process (Parley, PostgreSQL, Redis) pinned to core 0, the
+generator to core 1 (``taskset``, when there are 2 cores or more). On a 2-core machine two
+Parley processes share core 0 with the engines: the figure that carries over to bigger
+machines is the efficiency (messages per CPU-second), not the msgs/s.
+
+    .venv/bin/python bench/scale.py            # about 4 minutes
+    .venv/bin/python bench/scale.py --quick    # about 1.5 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import BENCH, GEN_CPU, PY, ROOT, SERVER_CPU, Server, loadavg, start_server, taskset
+
+from tests.pg import PostgresCluster
+from tests.redis_server import RedisServer
+
+
+def pin(pid: int, cpu: str) -> None:
+    """Pin ``pid`` and its threads/children started later to ``cpu`` (best effort)."""
+    if taskset(cpu):
+        subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(pid)], capture_output=True)
+
+
+def postmaster_pid(pg: PostgresCluster) -> int:
+    return int((pg.data / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+def run_load(
+    servers: list[Server], args: list[str], trees: list[int], timeout: float = 300
+) -> dict[str, Any]:
+    first = servers[0]
+    cmd = [
+        *taskset(GEN_CPU), PY, str(BENCH / "load.py"), "--base-url", first.base_url,
+        "--api-key", "bench-api-key-0123456789abcdef", "--server-pid", str(first.pid),
+        "--ws-urls", ",".join(s.base_url for s in servers),
+        "--cpu-trees", ",".join(str(p) for p in [*(s.pid for s in servers[1:]), *trees]),
+        *args,
+    ]  # fmt: skip
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or not lines:
+        raise RuntimeError(f"load.py failed ({res.returncode}):\n{res.stderr[-3000:]}")
+    out: dict[str, Any] = json.loads(lines[-1])
+    return out
+
+
+def scenarios(quick: bool) -> list[tuple[str, list[str]]]:
+    d = "5" if quick else "15"
+    return [
+        ("pair closed", ["--mode", "pair", "--conns", "100", "--window", "4", "--duration", d]),
+        ("group100 closed", ["--mode", "group", "--conns", "100", "--group-size", "100",
+                             "--senders", "4", "--window", "2", "--duration", d]),
+    ]  # fmt: skip
+
+
+def lat(r: dict[str, Any], key: str) -> str:
+    s = r.get(key) or {}
+    return f"{s['p50']:.1f}/{s['p99']:.1f}" if s.get("n") else "-"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path, default=BENCH / "results-scale.json")
+    opts = ap.parse_args()
+    results: list[dict[str, Any]] = []
+    pg = PostgresCluster(durable=True)
+    redis = RedisServer()
+    pg.start()
+    redis.start()
+    engines = [postmaster_pid(pg), *([redis.proc.pid] if redis.proc else [])]
+    for pid in engines:
+        pin(pid, SERVER_CPU)
+    try:
+        configs: list[tuple[str, int, bool]] = [
+            ("embedded", 1, False),
+            ("pg+redis x1", 1, True),
+            ("pg+redis x2", 2, True),
+        ]
+        for label, count, shared in configs:
+            for name, load_args in scenarios(opts.quick):
+                servers: list[Server] = []
+                extra: list[str] = []
+                if shared:
+                    db = pg.database(f"bench-{label}-{name}-{time.time()}")
+                    extra = ["--database-url", db, "--redis-url", redis.url(0)]
+                    redis_flush(redis)
+                try:
+                    data_dir: Path | None = None
+                    for _ in range(count):
+                        srv = start_server(
+                            "parley", label=label, sync="FULL", extra=extra, data_dir=data_dir
+                        )
+                        data_dir = srv.data_dir
+                        servers.append(srv)
+                    time.sleep(1.0)
+                    r = run_load(servers, load_args, engines if shared else [])
+                finally:
+                    for srv in reversed(servers):
+                        srv.stop()
+                r.update(config=label, scenario=name, processes=count)
+                results.append(r)
+                print(
+                    f"{label:<12} {name:<16} {r['msgs_per_s']:>8,.0f} msg/s  deliv"
+                    f" {lat(r, 'delivery_ms'):>13} ms  {r['msgs_per_server_cpu_s'] or 0:>7,.0f}"
+                    f" msg/CPU-s  server CPU {r['server_cpu_pct']}%  lost {r['lost']}",
+                    flush=True,
+                )
+    finally:
+        redis.stop()
+        pg.stop()
+    base = {r["scenario"]: r for r in results if r["config"] == "embedded"}
+    print()
+    print(f"{'config':<12} {'scenario':<16} {'msgs/s':>8} {'deliv p50/p99':>14} "
+          f"{'msg/CPU-s':>10} {'x embedded':>10}")  # fmt: skip
+    for r in results:
+        e = base.get(r["scenario"], {}).get("msgs_per_server_cpu_s")
+        eff = r.get("msgs_per_server_cpu_s")
+        ratio = f"{eff / e:.2f}" if e and eff else "-"
+        print(
+            f"{r['config']:<12} {r['scenario']:<16} {r['msgs_per_s']:>8,.0f} "
+            f"{lat(r, 'delivery_ms'):>14} {eff or 0:>10,.0f} {ratio:>10}"
+        )
+    meta = {
+        "where": f"server-side (Parley, PostgreSQL, Redis) on core {SERVER_CPU}, generator on"
+        f" core {GEN_CPU} (taskset: {bool(taskset(GEN_CPU))}); {os.cpu_count()} cores",
+        "loadavg_end": loadavg(),
+        "quick": opts.quick,
+    }
+    opts.out.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    print(f"\n{meta['where']}; wrote {opts.out}")
+
+
+def redis_flush(redis: RedisServer) -> None:
+    """Each configuration starts from an empty Redis (no stream, presence or buckets)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", redis.port), timeout=5) as c:
+        c.sendall(b"FLUSHALL\r\n")
+        c.recv(64)
+
+
+if __name__ == "__main__":
+    main()
