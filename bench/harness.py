@@ -127,19 +127,25 @@ class Server:
 AI_RULES: tuple[str, ...] = ("ai-toxicity", "ai-harmful-content", "ai-scam")
 
 
-def set_rules_enabled(base_url: str, ids: tuple[str, ...], enabled: bool = True) -> list[str]:
-    """Enable (or disable) the stored rules ``ids`` through the rules API; the ids changed."""
+def api_call(base_url: str, method: str, path: str, body: object = None) -> Any:
+    """One call to the server's REST API with the bench's API key; the decoded JSON."""
     import json
 
+    req = urllib.request.Request(
+        f"{base_url}/api/v1{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def set_rules_enabled(base_url: str, ids: tuple[str, ...], enabled: bool = True) -> list[str]:
+    """Enable (or disable) the stored rules ``ids`` through the rules API; the ids changed."""
+
     def call(method: str, path: str, body: object = None) -> Any:
-        req = urllib.request.Request(
-            f"{base_url}/api/v1{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read() or b"null")
+        return api_call(base_url, method, path, body)
 
     listed = call("GET", "/moderation/rules")
     rules = listed["rules"] if isinstance(listed, dict) else listed

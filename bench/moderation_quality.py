@@ -11,10 +11,12 @@ alt-profanity-check (if installed: ``pip install alt-profanity-check``, a bench-
 precision/recall at the shipped thresholds, then latency per message on one core (batch 1
 and batch 32).
 
-Parley's scores are the cascade's, as the detectors report them (the gate settles what it
-may at the lexical stage, the encoder scores the rest; ``moderation.detectors.head_detector``);
-``--full`` scores every row with the encoder instead. Also: the share of rows the encoder
-sees per set, the functional hate-speech suite
+Parley's scores are the full model's, as the detectors report them by default (the encoder on
+every row); ``--cascade`` reports the cascade's instead (the ``aiCascade`` setting: the gate
+settles what it may at the lexical stage, the encoder scores the rest;
+``moderation.detectors.head_detector``). Either way a table sets the cascade next to the full
+model per set (mean AUPRC, the share of rows the encoder sees, decisions changed at the shipped
+thresholds). Also: the functional hate-speech suite
 (``moderation/training/data/functional_eval.txt``) and the German, French and Spanish probe
 (``moderation/training/data/multilingual_eval.txt``), both written for this project and never
 trained on.
@@ -80,9 +82,12 @@ def test_sets(data: Path, per_set: int) -> dict[str, list[Example]]:
 
 
 class Scorers:
-    def __init__(self, *, full: bool = False) -> None:
+    def __init__(self, *, full: bool = True) -> None:
         self.full = full
         self.escalated: dict[str, tuple[int, int]] = {}
+        #: (set, category, AUPRC full, AUPRC cascade, positives and negatives the full model
+        #: flags at the shipped threshold and the cascade does not)
+        self.compared: list[tuple[str, str, float, float, int, int]] = []
         self.encoder = SharedEncoder(threads=1)
         self.heads = Heads.load()
         self.models = shared_models()
@@ -98,26 +103,37 @@ class Scorers:
     def parley(
         self, texts: Sequence[str], *, full: bool | None = None, name: str = ""
     ) -> dict[str, np.ndarray]:
-        """What the detectors report (the same encoder, features, lexical model, heads and
-        cascade); ``full``: the encoder on every text. ``name`` records the share of texts
-        the encoder sees under that name."""
-        full = self.full if full is None else full
+        """What the detectors report (the same encoder, features, lexical model and heads):
+        with ``full`` (the default, as a server without ``aiCascade``) the encoder on every
+        text, else the cascade's scores. ``name`` records the share of texts the encoder sees
+        with the cascade under that name."""
+        both = self.both(texts, name=name)
+        return both[0] if (self.full if full is None else full) else both[1]
+
+    def both(
+        self, texts: Sequence[str], *, name: str = ""
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The full model's scores and the cascade's (the gate settles what it may at the
+        lexical stage, the encoder scores the rest; ``moderation.detectors.head_detector``)."""
         emb = self.encoder.encode(texts)
         x = feature_matrix(texts, emb, self.lexical, self.profanity)
-        probs = self.heads.scores(x)
+        full = self.heads.scores(x)
+        probs = full.copy()
         up = np.ones(len(texts), dtype=bool)
-        if not full:
-            for i, t in enumerate(texts):
-                if not self.models.text_may_settle(t):
-                    continue
-                settled = self.heads.settled_scores(buckets(t), x[i, EMBEDDING_DIM:])
-                if settled is not None and t.strip():
-                    probs[i], up[i] = settled, False
+        for i, t in enumerate(texts):
+            if not self.models.text_may_settle(t):
+                continue
+            settled = self.heads.settled_scores(buckets(t), x[i, EMBEDDING_DIM:])
+            if settled is not None and t.strip():
+                probs[i], up[i] = settled, False
         if name:
             self.escalated[name] = (int(up.sum()), len(texts))
-        out = {c: probs[:, i] for i, c in enumerate(self.heads.categories)}
-        out["any_harm"] = np.max(np.stack([out[c] for c in ANY_HARM]), axis=0)
-        return out
+        outs = []
+        for p in (full, probs):
+            out = {c: p[:, i] for i, c in enumerate(self.heads.categories)}
+            out["any_harm"] = np.max(np.stack([out[c] for c in ANY_HARM]), axis=0)
+            outs.append(out)
+        return outs[0], outs[1]
 
     def keywords(self, texts: Sequence[str]) -> np.ndarray:
         return np.array(
@@ -136,7 +152,8 @@ def evaluate(
     summary: list[tuple[str, str, float, float, float]] = []
     for name, rows in sets.items():
         texts = [r.text for r in rows]
-        ours = scorers.parley(texts, name=name)
+        full, cascade = scorers.both(texts, name=name)
+        ours = full if scorers.full else cascade
         kw = scorers.keywords(texts)
         apc = scorers.apc(texts).astype(np.float64) if scorers.apc else None
         categories = sorted({c for r in rows for c in r.labels}, key=lambda c: (c != "toxicity", c))
@@ -151,6 +168,19 @@ def evaluate(
             ap_apc = average_precision(y, apc[labelled]) if apc is not None else math.nan
             thr = THRESHOLDS.get(c, 0.9)
             pred = s >= thr
+            s_full, s_cascade = (o[c][labelled].astype(np.float64) for o in (full, cascade))
+            # the cascade only lowers scores (a settled text's are below every threshold)
+            moved = (s_full >= thr) & (s_cascade < thr)
+            scorers.compared.append(
+                (
+                    name,
+                    c,
+                    average_precision(y, s_full),
+                    average_precision(y, s_cascade),
+                    int((moved & (y > 0)).sum()),
+                    int((moved & (y == 0)).sum()),
+                )
+            )
             precision = (pred & (y > 0)).sum() / max(pred.sum(), 1)
             recall = (pred & (y > 0)).sum() / y.sum()
             p_text = f"{precision:.2f}" if pred.sum() else "-"
@@ -266,16 +296,33 @@ RULE_CATEGORIES = (
 
 
 def cascade_share(scorers: Scorers) -> None:
-    print("\n## Cascade: share of rows the encoder sees (the rest settled by the lexical stage)\n")
-    print("| set | escalated | rows | share |")
-    print("| --- | ---: | ---: | ---: |")
+    print(
+        "\n## The cascade (`aiCascade`) next to the full model: mean AUPRC per set, the share of"
+        " rows the encoder still sees, and the rows the full model flags at the shipped thresholds"
+        " that the cascade does not (it flags none that the full model does not)\n"
+    )
+    print("| set | full | cascade | change | encoder sees | positives missed | negatives spared |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     total_up = total = 0
+    means_full: list[float] = []
+    means_cascade: list[float] = []
     for name, (up, n) in scorers.escalated.items():
         total_up, total = total_up + up, total + n
-        print(f"| {name} | {up} | {n} | {up / max(n, 1):.2f} |")
-    print(f"| all | {total_up} | {total} | {total_up / max(total, 1):.2f} |")
-    if scorers.full:
-        print("\n(--full: the cascade is off, every row went to the encoder)")
+        rows = [r for r in scorers.compared if r[0] == name and not math.isnan(r[2])]
+        if not rows:
+            continue
+        f = statistics.fmean(r[2] for r in rows)
+        c = statistics.fmean(r[3] for r in rows)
+        means_full.extend(r[2] for r in rows)
+        means_cascade.extend(r[3] for r in rows)
+        print(
+            f"| {name} | {f:.3f} | {c:.3f} | {c - f:+.3f} | {up / max(n, 1):.2f} |"
+            f" {sum(r[4] for r in rows)} | {sum(r[5] for r in rows)} |"
+        )
+    f, c = statistics.fmean(means_full), statistics.fmean(means_cascade)
+    print(f"| all | {f:.3f} | {c:.3f} | {c - f:+.3f} | {total_up / max(total, 1):.2f} | | |")
+    mode = "the full model's (a server's default)" if scorers.full else "the cascade's"
+    print(f"\n(the tables above and below report {mode} scores)")
 
 
 def bench_texts_share(scorers: Scorers) -> None:
@@ -455,9 +502,11 @@ def main() -> int:
     )
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--sweep", action="store_true", help="also print a threshold sweep")
-    parser.add_argument("--full", action="store_true", help="the encoder on every row (no cascade)")
+    parser.add_argument(
+        "--cascade", action="store_true", help="report the cascade's scores (aiCascade on)"
+    )
     args = parser.parse_args()
-    scorers = Scorers(full=args.full)
+    scorers = Scorers(full=not args.cascade)
     if scorers.apc is None:
         print("alt-profanity-check not installed: its column stays empty", file=sys.stderr)
     sets = test_sets(args.data, args.per_set)

@@ -27,7 +27,9 @@ class DetectContext:
     condition's context window; ``sender_recent`` the sender's recent messages across all
     conversations, newest last. ``budget`` and ``rule_id`` are set only for a detector that
     has a time budget (``Detector.budget``): the message's budget, shared by all conditions
-    of that detector, and the id of the rule whose condition is being judged.
+    of that detector, and the id of the rule whose condition is being judged. ``cascade``:
+    the local models may settle a clear text at their cheap first stage (``Engine``'s
+    ``cascade``); off, every text gets the full model.
     """
 
     lists: Mapping[str, WordList] = field(default_factory=dict)
@@ -35,6 +37,7 @@ class DetectContext:
     sender_recent: Sequence[MessageView] = ()
     budget: PatternBudget | None = None
     rule_id: str = ""
+    cascade: bool = False
 
 
 class Detector(Protocol):

@@ -9,9 +9,11 @@ A text's scores come from one of two stages (see ``heads`` and ``cascade``):
    the event loop) followed by the cheap text features (``ModelRegistry.text_features``),
    scored by the calibrated heads.
 
-A condition with a threshold below ``heads.SETTLE_LEVEL`` on one of its categories always gets
-the encoder stage. Results are cached per text (``ModelRegistry.scores``). The models come
-from the ``ModelRegistry`` the detector is given, by default the process's one.
+The lexical stage runs only when the engine's ``cascade`` is on (the ``aiCascade`` setting;
+off by default); a condition with a threshold below ``heads.SETTLE_LEVEL`` on one of its
+categories always gets the encoder stage. Results are cached per text
+(``ModelRegistry.scores``). The models come from the ``ModelRegistry`` the detector is given,
+by default the process's one.
 """
 
 from __future__ import annotations
@@ -122,17 +124,22 @@ class HeadDetector(Detector):
             {c: round(float(p), 4) for c, p in zip(heads.categories, settled, strict=True)},
         )
 
-    async def head_scores(self, text: str, condition: Condition | None = None) -> dict[str, float]:
+    async def head_scores(
+        self, text: str, condition: Condition | None = None, *, cascade: bool = False
+    ) -> dict[str, float]:
         """Calibrated head probabilities for ``text`` (every bundled category)."""
-        return (await self.head_result(text, condition)).scores
+        return (await self.head_result(text, condition, cascade=cascade)).scores
 
-    async def head_result(self, text: str, condition: Condition | None = None) -> HeadResult:
-        """The scores of ``text`` and the stage that produced them (cached per text)."""
+    async def head_result(
+        self, text: str, condition: Condition | None = None, *, cascade: bool = False
+    ) -> HeadResult:
+        """The scores of ``text`` and the stage that produced them (cached per text);
+        ``cascade``: the lexical stage may settle it (else the encoder always runs)."""
         heads = self.models.heads()
         if not text.strip():
             return HeadResult(STAGE_LEXICAL, dict.fromkeys(heads.categories, 0.0))
         key = cache_key(text)
-        need_encoder = self.needs_encoder(condition)
+        need_encoder = not cascade or self.needs_encoder(condition)
         cache = self.models.scores
         found = cache.get(key, need_encoder=need_encoder)
         if found is not None:

@@ -57,7 +57,7 @@ class ScamDetector(HeadDetector):
         self, message: MessageView, condition: Condition, ctx: DetectContext
     ) -> list[Detection]:
         text = message_text(message)
-        heads = await self.head_scores(text, condition)
+        heads = await self.head_scores(text, condition, cascade=ctx.cascade)
         head = heads.get("scam", 0.0)
         behaviour = 0.0
         behaviour_reason = ""

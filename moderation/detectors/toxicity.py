@@ -9,7 +9,7 @@ pick categories with ``categories`` and set ``threshold`` or per-category ``thre
 The model loads lazily (or through ``warm_up``); inference runs in a worker thread, batched
 across concurrent messages.
 
-A cascade keeps it cheap (``head_detector``): the gate over the text's n-grams settles clear
+With the engine's ``cascade`` on, it is cheap (``head_detector``): the gate over the text's n-grams settles clear
 texts without the encoder (and the engine may then judge them on the send path,
 ``settles``); only the others wait for the encoder. Every detection's reason says which stage
 decided: a hit gives category, score and threshold, e.g. ``insult 0.93 >= 0.80 (encoder
@@ -37,7 +37,7 @@ class ToxicityDetector(HeadDetector):
     async def detect(
         self, message: MessageView, condition: Condition, ctx: DetectContext
     ) -> list[Detection]:
-        result = await self.head_result(message_text(message), condition)
+        result = await self.head_result(message_text(message), condition, cascade=ctx.cascade)
         stage = self.stage_of(result)
         thresholds = self.thresholds(condition)
         out: list[Detection] = []

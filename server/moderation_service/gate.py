@@ -231,7 +231,11 @@ class ModerationService:
             self._webhooks.configure(settings.webhooks or ())
         self._rules, self._lists = rules, lists
         self.engine = Engine(
-            list(rules.values()), lists, self._detectors, context_window=context_window
+            list(rules.values()),
+            lists,
+            self._detectors,
+            context_window=context_window,
+            cascade=settings.cascade,
         )
         # Load per message only what the enabled rules' detectors read.
         self._load_window = self.engine.context_needed()

@@ -1,13 +1,30 @@
 """The local AI text rules end to end, once an operator enables them: clear messages are
-delivered approved (judged by the cascade's lexical stage on the send path), harmful ones are
-held for review with a reason that names the stage, category, score and threshold."""
+delivered approved, harmful ones are held for review with a reason that names the stage,
+category, score and threshold; the same with the cascade (``aiCascade``), which an operator
+turns on through the moderation settings (off by default; a bad value is refused and changes
+nothing)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
-from tests.conftest import World
+import pytest
+
+from client.sdk.errors import ServerError
+from tests.conftest import World, world_on
+
+
+@pytest.fixture
+async def world(server_factory: Any) -> AsyncIterator[World]:
+    """A fresh server per test: the rules and settings changed here stay off the shared one."""
+    srv = server_factory("--rate-limit", "0")
+    try:
+        async with world_on(srv) as w:
+            yield w
+    finally:
+        srv.stop()  # its encoder's memory is not kept for the rest of the session
 
 
 async def enable(world: World, *rule_ids: str) -> None:
@@ -29,7 +46,13 @@ async def held_for_review(world: World, message_id: int) -> dict[str, Any]:
     raise AssertionError(f"message {message_id} never reached the review queue")
 
 
-async def test_enabled_ai_rules_deliver_clear_text_and_hold_an_insult(world: World) -> None:
+@pytest.mark.parametrize("cascade", [False, True])
+async def test_enabled_ai_rules_deliver_clear_text_and_hold_an_insult(
+    world: World, cascade: bool
+) -> None:
+    if cascade:
+        shown = await world.rest.put_settings({"aiCascade": True})
+        assert shown["aiCascade"] is True
     await enable(world, "ai-toxicity", "ai-harmful-content")
     alice, bob = await world.user("alice"), await world.user("bob")
     a, b = await world.connect(alice), await world.connect(bob)
@@ -66,3 +89,20 @@ async def test_evaluate_explains_which_stage_decided(world: World) -> None:
     assert ">=" in match["reason"] and match["reason"].endswith("(encoder stage)")
     clear = await world.rest.evaluate("lunch at 12?", sender=alice, receiver=bob)
     assert clear["verdict"]["status"] == "approved"
+
+
+async def test_the_cascade_is_an_operator_setting_off_by_default(world: World) -> None:
+    assert (await world.rest.get_settings())["aiCascade"] is False
+    await world.rest.put_settings({"contextWindow": 3})
+    for bad in ("yes", 1, None, {"on": True}):
+        with pytest.raises(ServerError) as info:
+            await world.rest.put_settings({"aiCascade": bad, "contextWindow": 7})
+        assert info.value.code == "ERR_BAD_REQUEST"
+        assert info.value.details == {"field": "aiCascade"}
+    shown = await world.rest.get_settings()
+    assert shown["aiCascade"] is False and shown["contextWindow"] == 3  # nothing changed
+    assert (await world.rest.put_settings({"aiCascade": True}))["aiCascade"] is True
+    # a later write that does not name it keeps it
+    shown = await world.rest.put_settings({"contextWindow": 4})
+    assert shown["aiCascade"] is True and shown["contextWindow"] == 4
+    assert (await world.rest.put_settings({"aiCascade": False}))["aiCascade"] is False

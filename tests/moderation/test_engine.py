@@ -391,7 +391,10 @@ def test_an_expensive_condition_is_inline_for_a_text_its_detector_settles() -> N
             return text == "clean"
 
     r = rule(conditions=[{"kind": "toxicity", "messageTypes": ["text"]}])
-    engine = Engine([r], LISTS, {"toxicity": Cascade("toxicity", 100, [])})
+    engine = Engine([r], LISTS, {"toxicity": Cascade("toxicity", 100, [])}, cascade=True)
     assert not engine.inline_for("message", "text")
     assert engine.inline_for("message", "text", "clean")
     assert not engine.inline_for("message", "text", "other")
+    # without the cascade (the default) the detector's cheap stage is never asked
+    off = Engine([r], LISTS, {"toxicity": Cascade("toxicity", 100, [])})
+    assert not off.inline_for("message", "text", "clean")

@@ -1,6 +1,7 @@
-"""The heads' cascade: the lexical stage settles clear texts without the encoder, the rest
-(and every condition with a low threshold) get the encoder; the engine may then judge a
-settled text on the send path; results are cached per text, boundedly."""
+"""The heads' cascade (on with the engine's ``cascade``; off by default): the lexical stage
+settles clear texts without the encoder, the rest (and every condition with a low threshold)
+get the encoder; the engine may then judge a settled text on the send path; results are cached
+per text, boundedly. Off, every text gets the full model."""
 
 from __future__ import annotations
 
@@ -65,7 +66,9 @@ async def test_clear_texts_are_settled_without_the_encoder(models: ModelRegistry
     for rule in shipped_rules():
         for text in CLEAR:
             assert detector.settles(text, condition_of(rule)), text
-            found = await detector.detect(build_message(text), condition_of(rule), DetectContext())
+            found = await detector.detect(
+                build_message(text), condition_of(rule), DetectContext(cascade=True)
+            )
             assert all(d.confidence <= SETTLED_CAP for d in found), found
             assert all("lexical stage" in d.reason for d in found), found
     assert not encoder_loaded(models)
@@ -83,7 +86,7 @@ async def test_harmful_texts_go_to_the_encoder_and_are_caught(
     assert not detector.settles(text, condition)
     found = {
         d.category: d
-        for d in await detector.detect(build_message(text), condition, DetectContext())
+        for d in await detector.detect(build_message(text), condition, DetectContext(cascade=True))
     }
     hit = found[category]
     threshold = condition.threshold_for(category, 0.5)
@@ -95,12 +98,12 @@ async def test_a_low_threshold_always_gets_the_encoder(models: ModelRegistry) ->
     detector = ToxicityDetector(models)
     low = Condition("toxicity", ("text",), threshold=SETTLE_LEVEL - 0.3)
     assert not detector.settles(CLEAR[0], low)
-    found = await detector.detect(build_message(CLEAR[0]), low, DetectContext())
+    found = await detector.detect(build_message(CLEAR[0]), low, DetectContext(cascade=True))
     assert all("encoder stage" in d.reason for d in found)
     # the encoder's result is cached and now also serves the shipped thresholds
     shipped = condition_of(shipped_rules()[0])
     assert detector.settles(CLEAR[0], shipped)
-    again = await detector.detect(build_message(CLEAR[0]), shipped, DetectContext())
+    again = await detector.detect(build_message(CLEAR[0]), shipped, DetectContext(cascade=True))
     assert all("encoder stage" in d.reason for d in again)
     assert models.scores.counts == {"hits": 2, "lexical": 0, "encoder": 1}  # settles, detect
 
@@ -109,14 +112,14 @@ async def test_toxicity_and_scam_share_one_result_per_text(models: ModelRegistry
     toxicity, scam = ToxicityDetector(models), ScamDetector(models)
     scam_rule = parse_rule(next(r for r in local_ai_default_rules() if r["id"] == "ai-scam"))
     message = build_message(CLEAR[1])
-    await toxicity.detect(message, condition_of(shipped_rules()[0]), DetectContext())
-    await scam.detect(message, condition_of(scam_rule), DetectContext())
+    await toxicity.detect(message, condition_of(shipped_rules()[0]), DetectContext(cascade=True))
+    await scam.detect(message, condition_of(scam_rule), DetectContext(cascade=True))
     assert models.scores.counts == {"hits": 1, "lexical": 1, "encoder": 0}
 
 
 async def test_the_engine_judges_settled_texts_inline(models: ModelRegistry) -> None:
     detectors = {"toxicity": ToxicityDetector(models)}
-    engine = Engine(shipped_rules(), {}, detectors)
+    engine = Engine(shipped_rules(), {}, detectors, cascade=True)
     assert not engine.inline_for("message", "text")
     assert engine.inline_for("message", "text", CLEAR[0])
     assert not engine.inline_for("message", "text", HARMFUL[0][1])
@@ -126,6 +129,29 @@ async def test_the_engine_judges_settled_texts_inline(models: ModelRegistry) -> 
     assert held.status is VerdictStatus.REVIEW
     assert held.matches[0].rule_id == "ai-toxicity"
     assert "(encoder stage)" in held.matches[0].reason
+
+
+async def test_without_the_cascade_every_text_gets_the_full_model(
+    models: ModelRegistry,
+) -> None:
+    # the default: the scores (and so the ranking) are the full model's, and a message under
+    # the AI rules is judged in the pipeline, never on the send path
+    detectors = {"toxicity": ToxicityDetector(models)}
+    engine = Engine(shipped_rules(), {}, detectors)
+    assert not engine.cascade
+    assert not engine.inline_for("message", "text", CLEAR[0])
+    clean = await engine.evaluate(build_message(CLEAR[0]))
+    assert clean.status is VerdictStatus.APPROVED
+    assert all(d.reason == "encoder stage" for d in clean.detections)
+    # one encoder pass; the second rule finds it in the cache
+    assert models.scores.counts == {"hits": 1, "lexical": 0, "encoder": 1}
+    # a lexical-stage result cached while the cascade was on is not used without it
+    detector = detectors["toxicity"]
+    assert detector.settles(CLEAR[1], condition_of(shipped_rules()[0]))
+    found = await detector.detect(
+        build_message(CLEAR[1]), condition_of(shipped_rules()[0]), DetectContext()
+    )
+    assert all(d.reason == "encoder stage" for d in found)
 
 
 def test_score_cache_is_bounded_and_keeps_the_encoder_result() -> None:
@@ -177,5 +203,5 @@ async def test_other_languages_always_get_the_multilingual_encoder(
     condition = condition_of(shipped_rules()[0])
     assert not models.text_may_settle(text)
     assert not detector.settles(text, condition)
-    found = await detector.detect(build_message(text), condition, DetectContext())
+    found = await detector.detect(build_message(text), condition, DetectContext(cascade=True))
     assert all("encoder stage" in d.reason for d in found)
