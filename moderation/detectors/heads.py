@@ -14,12 +14,13 @@ The cascade's first stage lives in the same file: a ``Gate``, distilled from the
 that estimates the embedding's share of every head's logit from the text's hashed n-grams
 (a linear regression over ``GATE_BITS`` buckets of the lexical model's n-grams: a gather and
 a sum, no encoder). With the exact cheap features it gives an estimate of every category's
-score. A text whose estimates are all below the gate's threshold is **settled** without the
-encoder: its scores are those estimates, capped at ``SETTLED_CAP`` (below ``SETTLE_LEVEL``),
-so a settled text never meets a threshold of ``SETTLE_LEVEL`` or more. Conditions with a
-lower threshold always get the encoder (``moderation.detectors.head_detector``). The gate's
-threshold was chosen in training so that ``train.GATE_RECALL`` of the calibration rows that
-the full model scores at ``SETTLE_LEVEL - train.GATE_MARGIN`` or more are escalated.
+score. A text whose estimates are all below the gate's thresholds (one per category) is
+**settled** without the encoder: its scores are those estimates, capped at ``SETTLED_CAP``
+(below ``SETTLE_LEVEL``), so a settled text never meets a threshold of ``SETTLE_LEVEL`` or
+more. Conditions with a lower threshold always get the encoder
+(``moderation.detectors.head_detector``). Each category's gate threshold was chosen in
+training so that ``train.GATE_RECALL`` of the calibration rows that the full model scores at
+``SETTLE_LEVEL - train.GATE_MARGIN`` or more in that category are escalated.
 """
 
 from __future__ import annotations
@@ -351,11 +352,12 @@ def feature_matrix(
 class Gate:
     """The cascade's first stage: per head category, a linear estimate of the embedding's part
     of the head's logit over a text's hashed n-grams (``lexical.buckets`` folded into
-    ``GATE_BITS`` bits); ``threshold`` is the highest estimated score that is settled."""
+    ``GATE_BITS`` bits); ``thresholds``: per category, the estimated score from which a text
+    is escalated (a text is settled when every estimate is below its category's)."""
 
     weights: npt.NDArray[np.float32]  # (2**GATE_BITS, categories)
     bias: npt.NDArray[np.float32]  # (lexical.LENGTH_CLASSES, categories)
-    threshold: float
+    thresholds: npt.NDArray[np.float32]  # (categories,)
 
     def embedding_logits(self, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
         """The estimated embedding part of every head's logit, (categories,)."""
@@ -406,7 +408,7 @@ class Heads:
         if self.gate is None:
             return None
         estimate = self.estimated_scores(ids, rest)
-        if float(estimate.max()) >= self.gate.threshold:
+        if bool((estimate >= self.gate.thresholds).any()):
             return None
         return np.minimum(estimate, np.float32(SETTLED_CAP))
 
@@ -415,7 +417,7 @@ class Heads:
         if self.gate is not None:
             extra["gate_weights"] = self.gate.weights.astype(np.float16)
             extra["gate_bias"] = self.gate.bias.astype(np.float32)
-            extra["gate_threshold"] = np.array(self.gate.threshold, dtype=np.float64)
+            extra["gate_thresholds"] = self.gate.thresholds.astype(np.float32)
         np.savez_compressed(
             path,
             categories=np.array(self.categories),
@@ -445,7 +447,10 @@ class Heads:
                 gate=Gate(
                     data["gate_weights"].astype(np.float32),
                     data["gate_bias"].astype(np.float32),
-                    float(data["gate_threshold"]),
+                    np.broadcast_to(
+                        data["gate_thresholds" if "gate_thresholds" in data else "gate_threshold"],
+                        data["bias"].shape,
+                    ).astype(np.float32),
                 )
                 if "gate_weights" in data
                 else None,

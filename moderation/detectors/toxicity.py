@@ -13,8 +13,9 @@ With the engine's ``cascade`` on, it is cheap (``head_detector``): the gate over
 texts without the encoder (and the engine may then judge them on the send path,
 ``settles``); only the others wait for the encoder. Every detection's reason says which stage
 decided: a hit gives category, score and threshold, e.g. ``insult 0.93 >= 0.80 (encoder
-stage)``; a score below its threshold only the stage, e.g. ``lexical stage: every estimate <
-0.54, settled without the encoder`` (the score is the detection's confidence).
+stage)``; a score below its threshold only the stage, e.g. ``lexical stage: settled without
+the encoder (every estimate below its gate threshold)`` (the score is the detection's
+confidence).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from moderation.detectors.cascade import STAGE_LEXICAL, HeadResult
 from moderation.detectors.head_detector import HeadDetector
 from moderation.rules import TOXICITY_CATEGORIES, Condition
 from moderation.types import Detection, MessageView
+
+#: The reason of a score the lexical stage settled.
+LEXICAL_REASON = (
+    "lexical stage: settled without the encoder (every estimate below its gate threshold)"
+)
 
 
 class ToxicityDetector(HeadDetector):
@@ -56,6 +62,4 @@ class ToxicityDetector(HeadDetector):
         """Which stage decided, as the reasons say it."""
         if result.stage != STAGE_LEXICAL:
             return "encoder stage"
-        gate = self.models.heads().gate
-        cut = gate.threshold if gate is not None else 0.0
-        return f"lexical stage: every estimate < {cut:.2f}, settled without the encoder"
+        return LEXICAL_REASON

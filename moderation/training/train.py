@@ -22,9 +22,10 @@ Reproducible and seeded: the same data gives the same ``moderation/models/text_h
    category's base rate in the training corpora.
 7. The cascade's gate (``heads.Gate``): per category, a linear regression over the hashed
    n-grams (folded into ``heads.GATE_BITS`` bits) of the embedding's part of the head's
-   logit (standardised), fitted on the rows outside the calibration split. Its threshold is
-   the estimated score above which ``GATE_RECALL`` of the calibration rows that the full
-   model scores at ``heads.SETTLE_LEVEL`` less ``GATE_MARGIN`` or more are escalated.
+   logit (standardised), fitted on the rows outside the calibration split. Its thresholds,
+   one per category: the estimated score above which ``GATE_RECALL`` of the calibration rows
+   that the full model scores at ``heads.SETTLE_LEVEL`` less ``GATE_MARGIN`` or more in that
+   category are escalated.
 
 Needs numpy and the encoder only (no scikit-learn). ``--cache FILE`` keeps embeddings
 between runs.
@@ -92,8 +93,12 @@ DERIVED_LABELS: dict[str, tuple[str, str, str]] = {
 
 #: A row "needs the encoder" when the heads score it at ``SETTLE_LEVEL`` less this margin.
 GATE_MARGIN = 0.1
-#: The share of the rows needing the encoder that the gate escalates (calibration rows).
+#: The share of the rows needing the encoder that the gate escalates (calibration rows),
+#: per category.
 GATE_RECALL = 0.98
+#: A category with fewer calibration rows needing the encoder takes the threshold fitted on
+#: the highest estimate of every row.
+GATE_MIN_ROWS = 10
 
 F32 = npt.NDArray[np.float32]
 
@@ -325,21 +330,38 @@ def fit_gate(
     # fold the standardisation in, and round as the file stores the weights
     weights = (weights * std).astype(np.float16).astype(np.float32)
     bias = (bias * std + mean).astype(np.float32)
-    untuned = dataclasses.replace(heads, gate=Gate(weights, bias, 1.0))
+    ones = np.ones(len(heads.categories), dtype=np.float32)
+    untuned = dataclasses.replace(heads, gate=Gate(weights, bias, ones))
     held = np.flatnonzero(calib_mask)
     rest = x[:, EMBEDDING_DIM:]
-    estimate = np.array(
-        [untuned.estimated_scores(sparse_row(sparse, int(i)), rest[i]).max() for i in held]
+    estimate = np.stack(
+        [untuned.estimated_scores(sparse_row(sparse, int(i)), rest[i]) for i in held]
     )
-    must = (heads.scores(x[held]) >= SETTLE_LEVEL - GATE_MARGIN).any(axis=1)
-    threshold = float(np.quantile(estimate[must], 1 - GATE_RECALL)) if must.any() else 0.0
+    must = heads.scores(x[held]) >= SETTLE_LEVEL - GATE_MARGIN
+    # per category: a global threshold over the highest estimate let the common categories
+    # (toxicity, insult) set it, and rare ones (self-harm) were settled too often
+    anyone = must.any(axis=1)
+    fallback = (
+        float(np.quantile(estimate.max(axis=1)[anyone], 1 - GATE_RECALL)) if anyone.any() else 0.0
+    )
+    thresholds = np.array(
+        [
+            np.quantile(estimate[must[:, j], j], 1 - GATE_RECALL)
+            if must[:, j].sum() >= GATE_MIN_ROWS
+            else fallback
+            for j in range(len(heads.categories))
+        ],
+        dtype=np.float32,
+    )
+    escalated = (estimate >= thresholds).any(axis=1)
     print(
-        f"  gate: threshold {threshold:.4f}; calibration rows escalated"
-        f" {(estimate >= threshold).mean():.3f} (the full model scores {must.mean():.3f} of"
-        f" them at {SETTLE_LEVEL - GATE_MARGIN:.2f} or more)",
+        "  gate thresholds: "
+        + ", ".join(f"{c} {t:.3f}" for c, t in zip(heads.categories, thresholds, strict=True))
+        + f"; calibration rows escalated {escalated.mean():.3f} (the full model scores"
+        f" {anyone.mean():.3f} of them at {SETTLE_LEVEL - GATE_MARGIN:.2f} or more)",
         file=sys.stderr,
     )
-    return dataclasses.replace(heads, gate=Gate(weights, bias, threshold))
+    return dataclasses.replace(heads, gate=Gate(weights, bias, thresholds))
 
 
 def sparse_row(sparse: lexical_training.Sparse, i: int) -> npt.NDArray[np.int32]:

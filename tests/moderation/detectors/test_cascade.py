@@ -5,6 +5,7 @@ per text, boundedly. Off, every text gets the full model."""
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import numpy as np
@@ -152,6 +153,24 @@ async def test_without_the_cascade_every_text_gets_the_full_model(
         build_message(CLEAR[1]), condition_of(shipped_rules()[0]), DetectContext()
     )
     assert all(d.reason == "encoder stage" for d in found)
+
+
+def test_each_category_has_its_own_gate_threshold(models: ModelRegistry) -> None:
+    # one category's estimate at its own threshold escalates the text, however low the others
+    heads = models.heads()
+    assert heads.gate is not None
+    assert heads.gate.thresholds.shape == (len(heads.categories),)
+    text = CLEAR[0]
+    ids, rest = models.text_buckets(text), models.text_features(text)
+    estimate = heads.estimated_scores(ids, rest)
+    assert heads.settled_scores(ids, rest) is not None
+    j = heads.categories.index("self_harm")
+    lowered = heads.gate.thresholds.copy()
+    lowered[j] = estimate[j]
+    strict = dataclasses.replace(heads, gate=dataclasses.replace(heads.gate, thresholds=lowered))
+    assert strict.settled_scores(ids, rest) is None
+    # the rare categories' thresholds were fitted on their own rows, not the common ones'
+    assert heads.gate.thresholds[j] < heads.gate.thresholds[heads.categories.index("toxicity")]
 
 
 def test_score_cache_is_bounded_and_keeps_the_encoder_result() -> None:
