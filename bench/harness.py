@@ -12,6 +12,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -118,6 +119,48 @@ class Server:
                 self.proc.wait(5)
         if self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+#: The local AI text rules whose detectors the cascade covers (``P-AI`` in ``run.py``): the
+#: toxicity and scam heads. Left out: ``platform-circumvention`` (sentence similarity: the
+#: encoder on every message) and ``negative-sentiment`` (VADER, inline but about 0.1 ms).
+AI_RULES: tuple[str, ...] = ("ai-toxicity", "ai-harmful-content", "ai-scam")
+
+
+def api_call(base_url: str, method: str, path: str, body: object = None) -> Any:
+    """One call to the server's REST API with the bench's API key; the decoded JSON."""
+    import json
+
+    req = urllib.request.Request(
+        f"{base_url}/api/v1{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"X-API-Key": API_KEY, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def set_rules_enabled(base_url: str, ids: tuple[str, ...], enabled: bool = True) -> list[str]:
+    """Enable (or disable) the stored rules ``ids`` through the rules API; the ids changed."""
+
+    def call(method: str, path: str, body: object = None) -> Any:
+        return api_call(base_url, method, path, body)
+
+    listed = call("GET", "/moderation/rules")
+    rules = listed["rules"] if isinstance(listed, dict) else listed
+    done = []
+    for rule in rules:
+        if rule["id"] in ids and rule.get("enabled") != enabled:
+            body = {
+                k: v
+                for k, v in rule.items()
+                if k not in ("revision", "createdAt", "updatedAt", "updatedBy", "createdBy")
+            }
+            body["enabled"] = enabled
+            call("PUT", f"/moderation/rules/{rule['id']}", body)
+            done.append(str(rule["id"]))
+    return done
 
 
 def start_server(

@@ -1,12 +1,15 @@
 """What inline moderation costs: message.sent -> message.moderated with the default rules.
 
-One run, two servers one after the other (same flags otherwise, each pinned to core 0, the
+One run, four servers one after the other (same flags otherwise, each pinned to core 0, the
 generator ``bench/load.py`` on core 1):
 
 - Parley with moderation on (default rules): the closed-loop max, then p50/p99 of ack ->
   verdict (``message.sent`` to ``message.moderated``), send -> verdict, send -> delivery and
   send -> ack at steady open-loop rates: 1,000 msg/s and 50 % of the max just measured (5 %
   of the texts carry a word from the default profanity list).
+- The same with the local AI text rules the cascade covers enabled through the rules API
+  (``harness.AI_RULES``): "moderation + AI"; and with the cascade on too (the ``aiCascade``
+  moderation setting): "moderation + AI + cascade".
 - The same server with ``--no-moderation``: there is no verdict, so send -> delivery instead,
   the same way.
 
@@ -22,7 +25,17 @@ import sys
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BENCH, loadavg, run_load, start_server
+import time
+
+from harness import (
+    AI_RULES,
+    BENCH,
+    api_call,
+    loadavg,
+    run_load,
+    set_rules_enabled,
+    start_server,
+)
 
 
 def lat(r: dict[str, Any], key: str) -> str:
@@ -45,9 +58,19 @@ def main() -> None:
     print(f"load before: {loadavg()}")
     common = ["--mode", "pair", "--conns", str(args.conns), "--duration", str(args.duration)]
     runs: dict[str, dict[str, Any]] = {}
-    for label, moderation in (("moderation on", True), ("--no-moderation", False)):
+    phases = (
+        ("moderation on", True, False, False),
+        ("moderation + AI", True, True, False),
+        ("moderation + AI + cascade", True, True, True),
+    )
+    for label, moderation, ai, cascade in (*phases, ("--no-moderation", False, False, False)):
         server = start_server("parley", label=label, sync=args.sync, moderation=moderation)
         try:
+            if ai:
+                print(f"{label}: enabled {', '.join(set_rules_enabled(server.base_url, AI_RULES))}")
+                if cascade:
+                    api_call(server.base_url, "PUT", "/moderation/settings", {"aiCascade": True})
+                time.sleep(3)  # the models load in the background once a rule needs them
             top = run_load(server, [*common, "--window", "4"])
             runs[f"{label} | closed max"] = top
             half = round(float(top["msgs_per_s"]) / 2)  # type: ignore[arg-type]
@@ -59,34 +82,35 @@ def main() -> None:
             server.stop()
     print(f"\nParley, sqlite synchronous={args.sync}, {args.conns} connections in pairs (ms)")
     head = (
-        f"{'run':<34} {'msgs/s':>8} {'sent->verdict':>17} {'send->verdict':>17} "
+        f"{'run':<40} {'msgs/s':>8} {'sent->verdict':>17} {'send->verdict':>17} "
         f"{'send->delivery':>17} {'send->ack':>17} {'srvCPU%':>7} {'msg/CPUs':>8} {'genCPU%':>7}"
     )
-    print(f"{'':<34} {'':>8} {'p50 p99 (ack->mod)':>17} {'p50      p99':>17} {'p50      p99':>17}")
+    print(f"{'':<40} {'':>8} {'p50 p99 (ack->mod)':>17} {'p50      p99':>17} {'p50      p99':>17}")
     print(head)
     print("-" * len(head))
     for name, r in runs.items():
         print(
-            f"{name:<34} {r['msgs_per_s']:>8,.0f} {lat(r, 'ack_to_verdict_ms'):>17} "
+            f"{name:<40} {r['msgs_per_s']:>8,.0f} {lat(r, 'ack_to_verdict_ms'):>17} "
             f"{lat(r, 'verdict_ms'):>17} {lat(r, 'delivery_ms'):>17} {lat(r, 'ack_ms'):>17} "
             f"{r['server_cpu_pct']:>7.1f} {r['msgs_per_server_cpu_s'] or 0:>8,.0f} "
             f"{r['gen_cpu_pct']:>7.1f}"
         )
         c = r["counters"]
         print(
-            f"{'':<34} verdicts approved={c.get('verdict_approved', 0)} "
+            f"{'':<40} verdicts approved={c.get('verdict_approved', 0)} "
             f"disapproved={c.get('verdict_disapproved', 0)} (profanity as intended="
             f"{c.get('blocked_as_intended', 0)}, clean text blocked={c.get('blocked_clean_text', 0)},"
             f" missed={c.get('missed_block', 0)}) incomplete={r['incomplete']}"
         )
-    on = runs.get("moderation on | closed max", {})
     off = runs.get("--no-moderation | closed max", {})
-    if on.get("msgs_per_s") and off.get("msgs_per_s"):
-        print(
-            f"\nthroughput with moderation / without: {on['msgs_per_s'] / off['msgs_per_s']:.3f}"
-            f"  (server CPU per message: {1e3 / on['msgs_per_server_cpu_s']:.2f} ms vs"
-            f" {1e3 / off['msgs_per_server_cpu_s']:.2f} ms)"
-        )
+    for name, *_ in phases:
+        on = runs.get(f"{name} | closed max", {})
+        if on.get("msgs_per_s") and off.get("msgs_per_s"):
+            print(
+                f"\nthroughput {name} / without: {on['msgs_per_s'] / off['msgs_per_s']:.3f}"
+                f"  (server CPU per message: {1e3 / on['msgs_per_server_cpu_s']:.2f} ms vs"
+                f" {1e3 / off['msgs_per_server_cpu_s']:.2f} ms)"
+            )
     print(f"load after: {loadavg()}")
     with open(args.out, "w") as fh:
         json.dump(runs, fh, indent=1)

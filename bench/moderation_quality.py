@@ -10,6 +10,16 @@ AUPRC for the Parley heads, the keyword baseline (bundled profanity lists: 1 on 
 alt-profanity-check (if installed: ``pip install alt-profanity-check``, a bench-only extra),
 precision/recall at the shipped thresholds, then latency per message on one core (batch 1
 and batch 32).
+
+Parley's scores are the full model's, as the detectors report them by default (the encoder on
+every row); ``--cascade`` reports the cascade's instead (the ``aiCascade`` setting: the gate
+settles what it may at the lexical stage, the encoder scores the rest;
+``moderation.detectors.head_detector``). Either way a table sets the cascade next to the full
+model per set (mean AUPRC, the share of rows the encoder sees, decisions changed at the shipped
+thresholds). Also: the functional hate-speech suite
+(``moderation/training/data/functional_eval.txt``) and the German, French and Spanish probe
+(``moderation/training/data/multilingual_eval.txt``), both written for this project and never
+trained on.
 """
 
 from __future__ import annotations
@@ -27,14 +37,16 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 
 from moderation.defaults import SCAM_THRESHOLDS, SIMILARITY_THRESHOLD
 from moderation.defaults import TOXICITY_THRESHOLDS as TOX_THRESHOLDS
 from moderation.detectors.encoder import SharedEncoder
-from moderation.detectors.heads import Heads, feature_matrix
+from moderation.detectors.heads import EMBEDDING_DIM, Heads, feature_matrix
 from moderation.detectors.keywords import find
+from moderation.detectors.lexical import buckets
 from moderation.detectors.model_registry import shared_models
 from moderation.normalize import fold, tokenize
 from moderation.rules import TOXICITY_CATEGORIES
@@ -70,9 +82,15 @@ def test_sets(data: Path, per_set: int) -> dict[str, list[Example]]:
 
 
 class Scorers:
-    def __init__(self) -> None:
+    def __init__(self, *, full: bool = True) -> None:
+        self.full = full
+        self.escalated: dict[str, tuple[int, int]] = {}
+        #: (set, category, AUPRC full, AUPRC cascade, positives and negatives the full model
+        #: flags at the shipped threshold and the cascade does not)
+        self.compared: list[tuple[str, str, float, float, int, int]] = []
         self.encoder = SharedEncoder(threads=1)
         self.heads = Heads.load()
+        self.models = shared_models()
         self.lexical = shared_models().lexical()
         self.profanity = shared_models().profanity()
         try:
@@ -82,13 +100,40 @@ class Scorers:
         except Exception:
             self.apc = None
 
-    def parley(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """What the detectors report (the same encoder, features, lexical model and heads)."""
+    def parley(
+        self, texts: Sequence[str], *, full: bool | None = None, name: str = ""
+    ) -> dict[str, np.ndarray]:
+        """What the detectors report (the same encoder, features, lexical model and heads):
+        with ``full`` (the default, as a server without ``aiCascade``) the encoder on every
+        text, else the cascade's scores. ``name`` records the share of texts the encoder sees
+        with the cascade under that name."""
+        both = self.both(texts, name=name)
+        return both[0] if (self.full if full is None else full) else both[1]
+
+    def both(
+        self, texts: Sequence[str], *, name: str = ""
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The full model's scores and the cascade's (the gate settles what it may at the
+        lexical stage, the encoder scores the rest; ``moderation.detectors.head_detector``)."""
         emb = self.encoder.encode(texts)
-        probs = self.heads.scores(feature_matrix(texts, emb, self.lexical, self.profanity))
-        out = {c: probs[:, i] for i, c in enumerate(self.heads.categories)}
-        out["any_harm"] = np.max(np.stack([out[c] for c in ANY_HARM]), axis=0)
-        return out
+        x = feature_matrix(texts, emb, self.lexical, self.profanity)
+        full = self.heads.scores(x)
+        probs = full.copy()
+        up = np.ones(len(texts), dtype=bool)
+        for i, t in enumerate(texts):
+            if not self.models.text_may_settle(t):
+                continue
+            settled = self.heads.settled_scores(buckets(t), x[i, EMBEDDING_DIM:])
+            if settled is not None and t.strip():
+                probs[i], up[i] = settled, False
+        if name:
+            self.escalated[name] = (int(up.sum()), len(texts))
+        outs = []
+        for p in (full, probs):
+            out = {c: p[:, i] for i, c in enumerate(self.heads.categories)}
+            out["any_harm"] = np.max(np.stack([out[c] for c in ANY_HARM]), axis=0)
+            outs.append(out)
+        return outs[0], outs[1]
 
     def keywords(self, texts: Sequence[str]) -> np.ndarray:
         return np.array(
@@ -107,7 +152,8 @@ def evaluate(
     summary: list[tuple[str, str, float, float, float]] = []
     for name, rows in sets.items():
         texts = [r.text for r in rows]
-        ours = scorers.parley(texts)
+        full, cascade = scorers.both(texts, name=name)
+        ours = full if scorers.full else cascade
         kw = scorers.keywords(texts)
         apc = scorers.apc(texts).astype(np.float64) if scorers.apc else None
         categories = sorted({c for r in rows for c in r.labels}, key=lambda c: (c != "toxicity", c))
@@ -122,6 +168,19 @@ def evaluate(
             ap_apc = average_precision(y, apc[labelled]) if apc is not None else math.nan
             thr = THRESHOLDS.get(c, 0.9)
             pred = s >= thr
+            s_full, s_cascade = (o[c][labelled].astype(np.float64) for o in (full, cascade))
+            # the cascade only lowers scores (a settled text's are below every threshold)
+            moved = (s_full >= thr) & (s_cascade < thr)
+            scorers.compared.append(
+                (
+                    name,
+                    c,
+                    average_precision(y, s_full),
+                    average_precision(y, s_cascade),
+                    int((moved & (y > 0)).sum()),
+                    int((moved & (y == 0)).sum()),
+                )
+            )
             precision = (pred & (y > 0)).sum() / max(pred.sum(), 1)
             recall = (pred & (y > 0)).sum() / y.sum()
             p_text = f"{precision:.2f}" if pred.sum() else "-"
@@ -221,6 +280,150 @@ def similarity(scorers: Scorers) -> None:
     )
 
 
+DATA = Path(__file__).resolve().parents[1] / "moderation/training/data"
+#: The categories of the AI rules a fresh server would enable (``ai-toxicity`` and
+#: ``ai-harmful-content``): what "the AI rules flag it" means below.
+RULE_CATEGORIES = (
+    "toxicity",
+    "severe_toxicity",
+    "insult",
+    "identity_attack",
+    "threat",
+    "sexual",
+    "self_harm",
+    "violence",
+)
+
+
+def cascade_share(scorers: Scorers) -> None:
+    print(
+        "\n## The cascade (`aiCascade`) next to the full model: mean AUPRC per set, the share of"
+        " rows the encoder still sees, and the rows the full model flags at the shipped thresholds"
+        " that the cascade does not (it flags none that the full model does not)\n"
+    )
+    print("| set | full | cascade | change | encoder sees | positives missed | negatives spared |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    total_up = total = 0
+    means_full: list[float] = []
+    means_cascade: list[float] = []
+    for name, (up, n) in scorers.escalated.items():
+        total_up, total = total_up + up, total + n
+        rows = [r for r in scorers.compared if r[0] == name and not math.isnan(r[2])]
+        if not rows:
+            continue
+        f = statistics.fmean(r[2] for r in rows)
+        c = statistics.fmean(r[3] for r in rows)
+        means_full.extend(r[2] for r in rows)
+        means_cascade.extend(r[3] for r in rows)
+        print(
+            f"| {name} | {f:.3f} | {c:.3f} | {c - f:+.3f} | {up / max(n, 1):.2f} |"
+            f" {sum(r[4] for r in rows)} | {sum(r[5] for r in rows)} |"
+        )
+    f, c = statistics.fmean(means_full), statistics.fmean(means_cascade)
+    print(f"| all | {f:.3f} | {c:.3f} | {c - f:+.3f} | {total_up / max(total, 1):.2f} | | |")
+    mode = "the full model's (a server's default)" if scorers.full else "the cascade's"
+    print(f"\n(the tables above and below report {mode} scores)")
+
+
+def bench_texts_share(scorers: Scorers) -> None:
+    """The share of the throughput benchmark's texts (``bench/load.py``) the gate settles."""
+    from load import BLOCK_WORD, make_texts
+
+    def settles(text: str) -> bool:
+        rest = scorers.models.text_features(text)
+        may = scorers.models.text_may_settle(text)
+        return may and scorers.heads.settled_scores(buckets(text), rest) is not None
+
+    texts = make_texts()
+    settled = sum(settles(t) for t in texts)
+    blocked = sum(settles(f"{t} {BLOCK_WORD}") for t in texts[:500])
+    print(
+        f"\nbench/load.py texts settled by the lexical stage: {settled}/{len(texts)}"
+        f" ({settled / len(texts):.2f}); with the profanity word appended: {blocked}/500"
+    )
+
+
+def read_probe(path: Path) -> list[tuple[str, str, bool]]:
+    """(block, text, positive) rows of a probe file: ``groups: a | b`` fills ``{g}``;
+    ``@ name hateful|harmful|not`` heads a block; ``#`` comments."""
+    groups: list[str] = []
+    out: list[tuple[str, str, bool]] = []
+    block, positive = "", False
+    for raw in path.read_text("utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("groups:"):
+            groups = [g.strip() for g in line[len("groups:") :].split("|")]
+        elif line.startswith("@"):
+            block, label = line[1:].split()
+            positive = label != "not"
+        elif "{g}" in line:
+            out.extend((block, line.replace("{g}", g), positive) for g in groups)
+        else:
+            out.append((block, line, positive))
+    return out
+
+
+def functional(scorers: Scorers) -> None:
+    """Accuracy per functionality: "hateful" when the AI rules would act at the shipped
+    thresholds; with the default profanity rule (keyword block) too; and every category's
+    score thresholded at 0.5."""
+    rows = read_probe(DATA / "functional_eval.txt")
+    texts = [t for _, t, _ in rows]
+    ours = scorers.parley(texts)
+    ai = np.any([ours[c] >= THRESHOLDS[c] for c in RULE_CATEGORIES], axis=0)
+    half = np.any([ours[c] >= 0.5 for c in RULE_CATEGORIES], axis=0)
+    kw = scorers.keywords(texts) > 0
+    apc = scorers.apc(texts) >= 0.5 if scorers.apc else np.zeros(len(texts), dtype=bool)
+    y = np.array([p for _, _, p in rows])
+    print("\n## Functional hate-speech suite (written for this project, never trained on)\n")
+    print(
+        "| functionality | hateful | n | keywords only (today's default) | AI rules |"
+        " AI rules + profanity rule | scores at 0.5 | alt-profanity-check (0.5) |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    preds = (kw, ai, ai | kw, half, apc)
+    for b in dict.fromkeys(b for b, _, _ in rows):
+        idx = np.array([i for i, (bb, _, _) in enumerate(rows) if bb == b])
+        cells = [float((pred[idx] == y[idx]).mean()) for pred in preds]
+        print(
+            f"| {b} | {'yes' if y[idx[0]] else 'no'} | {len(idx)} | "
+            + " | ".join(f"{v:.2f}" for v in cells)
+            + " |"
+        )
+    print(
+        f"| all | | {len(y)} | "
+        + " | ".join(f"{float((pred == y).mean()):.2f}" for pred in preds)
+        + " |"
+    )
+    print(f"\n(answering 'hateful' every time: {y.mean():.2f})")
+
+
+def languages(scorers: Scorers) -> None:
+    """The German, French and Spanish probe (and its English originals): AUPRC of the best
+    rule category, precision/recall at the shipped thresholds."""
+    rows = read_probe(DATA / "multilingual_eval.txt")
+    print("\n## Languages: the translated probe (written for this project, never trained on)\n")
+    print("| language | n | pos | AUPRC Parley | keywords | alt-profanity-check | P / R at thr |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for lang in dict.fromkeys(b.split("_")[0] for b, _, _ in rows):
+        sub = [(t, p) for b, t, p in rows if b.split("_")[0] == lang]
+        texts = [t for t, _ in sub]
+        y = np.array([float(p) for _, p in sub])
+        ours = scorers.parley(texts)
+        best = np.max([ours[c] for c in RULE_CATEGORIES], axis=0).astype(np.float64)
+        pred = np.any([ours[c] >= THRESHOLDS[c] for c in RULE_CATEGORIES], axis=0)
+        apc = scorers.apc(texts).astype(np.float64) if scorers.apc else np.full(len(texts), np.nan)
+        tp = int((pred & (y > 0)).sum())
+        p_text = f"{tp / pred.sum():.2f}" if pred.sum() else "-"
+        print(
+            f"| {lang} | {len(y)} | {int(y.sum())} | {average_precision(y, best):.3f} |"
+            f" {average_precision(y, scorers.keywords(texts)):.3f} |"
+            f" {average_precision(y, apc):.3f} | {p_text} / {tp / max(y.sum(), 1):.2f} |"
+        )
+
+
 def latency(scorers: Scorers, sets: dict[str, list[Example]]) -> None:
     print("\n## Latency per message, one core (ms)\n")
     texts = [r.text for r in sets["parley (own test)"]] + [
@@ -259,6 +462,24 @@ def latency(scorers: Scorers, sets: dict[str, list[Example]]) -> None:
         f"| Parley heads (encoder + lexical model + 14 heads) | {p50:.2f} | {p95:.2f} |"
         f" {amort:.2f} |"
     )
+
+    def first_stage(chunk: list[str]) -> object:
+        """The cascade's lexical stage as the detectors run it, uncached: n-grams, cheap
+        features, the lexical model and the gate's estimates."""
+        from moderation.detectors.heads import cheap_features
+
+        for t in chunk:
+            ids, rest, may = cheap_features(t, scorers.lexical, scorers.profanity)
+            if may:
+                scorers.heads.settled_scores(ids, rest)
+        return None
+
+    p50, p95, _ = timed(first_stage, 1)
+    _, _, amort = timed(first_stage, 32)
+    print(
+        f"| the cascade's lexical stage (all of the above but the encoder, uncached) |"
+        f" {p50:.2f} | {p95:.2f} | {amort:.2f} |"
+    )
     p50, p95, _ = timed(scorers.lexical.logits, 1)
     _, _, amort = timed(scorers.lexical.logits, 32)
     print(
@@ -281,14 +502,21 @@ def main() -> int:
     )
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--sweep", action="store_true", help="also print a threshold sweep")
+    parser.add_argument(
+        "--cascade", action="store_true", help="report the cascade's scores (aiCascade on)"
+    )
     args = parser.parse_args()
-    scorers = Scorers()
+    scorers = Scorers(full=not args.cascade)
     if scorers.apc is None:
         print("alt-profanity-check not installed: its column stays empty", file=sys.stderr)
     sets = test_sets(args.data, args.per_set)
     summary = evaluate(scorers, sets)
     overall(summary)
+    cascade_share(scorers)
+    bench_texts_share(scorers)
     safety_recall(scorers, sets)
+    functional(scorers)
+    languages(scorers)
     similarity(scorers)
     if args.sweep:
         sweep(scorers, sets)

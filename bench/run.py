@@ -2,8 +2,12 @@
 
 Starts ``bench/bare_relay.py`` (B), then Parley with ``--sqlite-synchronous NORMAL`` and
 ``FULL`` (moderation on, default rules, ``--rate-limit 0``), each on a free port pinned to
-core 0, and drives each with the identical ``bench/load.py`` pinned to core 1. Prints a table
-with ratios to B and writes ``bench/results.json``.
+core 0, and drives each with the identical ``bench/load.py`` pinned to core 1. ``P-AI`` is
+``P-NORMAL`` with the local AI text rules the cascade covers enabled through the rules API
+after start (``harness.AI_RULES``: ``ai-toxicity``, ``ai-harmful-content``, ``ai-scam``), and
+``P-AI-CASC`` the same with the cascade on (the ``aiCascade`` setting), so the table shows
+AI-on, with and without the cascade, next to the default keyword-only rules in the same run.
+Prints a table with ratios to B and writes ``bench/results.json``.
 
     .venv/bin/python bench/run.py            # full, about 8 minutes
     .venv/bin/python bench/run.py --quick    # about 2 minutes
@@ -28,13 +32,28 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BENCH, ROOT, loadavg, run_load, start_server
+from harness import (
+    AI_RULES,
+    BENCH,
+    ROOT,
+    api_call,
+    loadavg,
+    run_load,
+    set_rules_enabled,
+    start_server,
+)
 
 SERVERS = [
     ("B", "bare", {}),
     ("P-NORMAL", "parley", {"sync": "NORMAL"}),
+    ("P-AI", "parley", {"sync": "NORMAL"}),
+    ("P-AI-CASC", "parley", {"sync": "NORMAL"}),
     ("P-FULL", "parley", {"sync": "FULL"}),
 ]
+#: Servers run with the local AI text rules enabled (``harness.AI_RULES``).
+AI_ON = {"P-AI", "P-AI-CASC"}
+#: Of those, the servers with the cascade on (the ``aiCascade`` moderation setting).
+CASCADE_ON = {"P-AI-CASC"}
 
 
 def scenarios(quick: bool, rate: float) -> list[tuple[str, list[str], bool]]:
@@ -187,6 +206,13 @@ def run_servers(
     for label, kind, kw in servers:
         server = start_server(kind, label=label, **kw)
         try:
+            if label in AI_ON:
+                print(
+                    f"  {label}: enabled {', '.join(set_rules_enabled(server.base_url, AI_RULES))}"
+                )
+                if label in CASCADE_ON:
+                    api_call(server.base_url, "PUT", "/moderation/settings", {"aiCascade": True})
+                time.sleep(3)  # the models load in the background once a rule needs them
             for name, largs, parley_only in scenarios(args.quick, args.rate):
                 if (only and name not in only) or (parley_only and kind == "bare"):
                     continue

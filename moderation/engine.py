@@ -95,6 +95,8 @@ class Engine:
     never matches; see ``unavailable_kinds``); share the instances across engines, they hold
     compiled lists and loaded models. ``context_window`` is how many previous messages of
     the conversation a condition without its own ``contextWindow`` may look at (0..10).
+    ``cascade``: the local models' cheap first stage may settle clear texts (faster, and it
+    costs some ranking quality: docs/moderation.md); off, every text gets the full model.
     """
 
     def __init__(
@@ -104,8 +106,10 @@ class Engine:
         detectors: Mapping[str, Detector],
         *,
         context_window: int = 5,
+        cascade: bool = False,
     ) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
+        self.cascade = cascade
         self.lists: dict[str, WordList] = dict(lists)
         self.detectors: dict[str, Detector] = dict(detectors)
         self.context_window = max(0, min(context_window, MAX_CONTEXT_WINDOW))
@@ -130,7 +134,8 @@ class Engine:
         (keyword lists, patterns, contacts, spam state: no model, no provider), so that
         ``evaluate`` completes without waiting on anything and may run on the send path.
         With ``text``, an expensive condition also counts as inline when its detector's
-        cheap stage settles that text (``settles(text)``: the local models' cascade).
+        cheap stage settles that text (``settles(text, condition)``: the local models' cascade,
+        only with ``cascade``).
         ``caption``: a media message with a text, which the text rules judge too."""
         key = (category, message_type, caption)
         inline = self._inline.get(key)
@@ -151,8 +156,10 @@ class Engine:
         )
 
     def _settles(self, condition: Condition, text: str) -> bool:
+        if not self.cascade:
+            return False
         detector = self.detectors.get(condition.kind)
-        return detector is not None and detector.settles(text)
+        return detector is not None and detector.settles(text, condition)
 
     def covers(self, category: str, message_type: str, *, caption: bool = False) -> bool:
         """Whether an enabled rule has a condition for this message category and type
@@ -311,6 +318,7 @@ class Engine:
                         lists=self.lists,
                         context=tuple(context[-window:]) if window else (),
                         sender_recent=sender_recent,
+                        cascade=self.cascade,
                     )
                 try:
                     if condition.kind in budgets:
@@ -324,6 +332,7 @@ class Engine:
                             sender_recent=ctx.sender_recent,
                             budget=budget,
                             rule_id=rule_id,
+                            cascade=ctx.cascade,
                         )
                     found = list(await detector.detect(message, condition, ctx))
                 except Undecided as exc:

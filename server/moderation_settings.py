@@ -2,7 +2,9 @@
 
 ``PUT /moderation/settings`` (docs/moderation.md) holds:
 
-- top level: ``contextWindow``, ``actionOnError``, ``timeoutMs`` (defaults for the providers);
+- top level: ``contextWindow``, ``actionOnError``, ``timeoutMs`` (defaults for the providers),
+  ``aiCascade`` (the local AI rules' cascade: a lexical first stage settles clear texts
+  without the encoder; faster, slightly less accurate; off unless set);
 - ``customApi``: ``{url, secret, contextWindow, timeoutMs, actionOnError, maxConcurrency,
   breakerFailures, breakerResetMs}`` (the Custom API provider);
 - ``openai``: ``{baseUrl, model, moderationModel, timeoutMs, actionOnError, maxConcurrency,
@@ -29,6 +31,7 @@ from server.settings_fields import (
     MASK,
     known_fields,
     on_error_field,
+    opt_bool_field,
     opt_int_field,
     put_set,
     secret_field,
@@ -209,6 +212,7 @@ class ModerationSettings:
     custom_api: CustomApiSettings | None = None
     openai: OpenAISettings | None = None
     webhooks: tuple[WebhookSettings, ...] | None = None
+    ai_cascade: bool | None = None
 
     def updated(self, body: Mapping[str, Any]) -> ModerationSettings:
         """These settings with a PUT body's fields validated and applied; fields the body
@@ -216,6 +220,7 @@ class ModerationSettings:
         window = opt_int_field(body, "contextWindow", "")
         on_error = on_error_field(body, "")
         timeout = opt_int_field(body, "timeoutMs", "")
+        cascade = opt_bool_field(body, "aiCascade", "")
         return ModerationSettings(
             context_window=self.context_window if window is None else window,
             action_on_error=self.action_on_error if on_error is None else on_error,
@@ -231,6 +236,7 @@ class ModerationSettings:
                 if "webhooks" in body
                 else self.webhooks
             ),
+            ai_cascade=self.ai_cascade if cascade is None else cascade,
         )
 
     @classmethod
@@ -246,7 +252,13 @@ class ModerationSettings:
             webhooks=(
                 WebhookSettings.from_json_all(value["webhooks"]) if "webhooks" in value else None
             ),
+            ai_cascade=value["aiCascade"] if isinstance(value.get("aiCascade"), bool) else None,
         )
+
+    @property
+    def cascade(self) -> bool:
+        """Whether the local AI rules use their cascade (``aiCascade``; off unless set)."""
+        return self.ai_cascade is True
 
     @property
     def defaults(self) -> GuardSettings:
@@ -258,6 +270,7 @@ class ModerationSettings:
         put_set(out, "contextWindow", self.context_window)
         put_set(out, "actionOnError", self.action_on_error)
         put_set(out, "timeoutMs", self.timeout_ms)
+        put_set(out, "aiCascade", self.ai_cascade)
         if self.custom_api is not None:
             out["customApi"] = self.custom_api.to_json()
         if self.openai is not None:
@@ -274,4 +287,5 @@ class ModerationSettings:
         if self.webhooks is not None:
             out["webhooks"] = [h.public_json() for h in self.webhooks]
         out["openaiApiKeyConfigured"] = openai_key
+        out["aiCascade"] = self.cascade
         return out

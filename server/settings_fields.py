@@ -1,5 +1,5 @@
-"""The rules the settings models share, defined once: integer ranges, http(s) URLs,
-allow/block, unknown fields, masked secrets. Each raises ``BadRequest`` naming the field."""
+"""The rules the settings models share, defined once: integer ranges, booleans, http(s)
+URLs, allow/block, unknown fields, masked secrets. Each raises ``BadRequest`` naming the field."""
 
 from __future__ import annotations
 
@@ -38,6 +38,16 @@ def int_field(obj: Mapping[str, Any], key: str, path: str) -> int:
 
 def opt_int_field(obj: Mapping[str, Any], key: str, prefix: str) -> int | None:
     return int_field(obj, key, prefix + key) if key in obj else None
+
+
+def opt_bool_field(obj: Mapping[str, Any], key: str, prefix: str) -> bool | None:
+    if key not in obj:
+        return None
+    value = obj[key]
+    if not isinstance(value, bool):
+        path = prefix + key
+        raise BadRequest(f"field '{path}' must be true or false", {"field": path})
+    return value
 
 
 def on_error_field(obj: Mapping[str, Any], prefix: str) -> str | None:

@@ -27,7 +27,9 @@ class DetectContext:
     condition's context window; ``sender_recent`` the sender's recent messages across all
     conversations, newest last. ``budget`` and ``rule_id`` are set only for a detector that
     has a time budget (``Detector.budget``): the message's budget, shared by all conditions
-    of that detector, and the id of the rule whose condition is being judged.
+    of that detector, and the id of the rule whose condition is being judged. ``cascade``:
+    the local models may settle a clear text at their cheap first stage (``Engine``'s
+    ``cascade``); off, every text gets the full model.
     """
 
     lists: Mapping[str, WordList] = field(default_factory=dict)
@@ -35,6 +37,7 @@ class DetectContext:
     sender_recent: Sequence[MessageView] = ()
     budget: PatternBudget | None = None
     rule_id: str = ""
+    cascade: bool = False
 
 
 class Detector(Protocol):
@@ -61,8 +64,9 @@ class Detector(Protocol):
     - ``rules_out(message, lists)`` (default False): a cheap shared pre-check; True only
       when no condition of this kind can match ``message``, whatever its list or
       parameters, so the engine skips them all. It must not raise for a valid message.
-    - ``settles(text)`` (default False): True when a cheap stage decides ``text`` alone (a
-      local model's cascade), so an expensive condition may still run inline for it.
+    - ``settles(text, condition)`` (default False): True when a cheap stage decides ``text``
+      for ``condition`` alone (a local model's cascade), so an expensive condition may still
+      run inline for it.
     - ``budget()`` (default None): a fresh time budget that all conditions of this
       detector share on one message (regex patterns); the engine passes it back in
       ``DetectContext.budget``.
@@ -96,8 +100,9 @@ class Detector(Protocol):
         """True only when no condition of this kind can match ``message`` (default False)."""
         return False
 
-    def settles(self, text: str) -> bool:
-        """True when a cheap stage decides ``text`` without the expensive one (default False)."""
+    def settles(self, text: str, condition: Condition) -> bool:
+        """True when a cheap stage decides ``text`` for ``condition`` without the expensive
+        one (default False)."""
         return False
 
     def budget(self) -> PatternBudget | None:

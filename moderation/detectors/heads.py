@@ -9,6 +9,18 @@ bundled profanity lists' hits (so the heads know a swear word when they see one)
 shorteners, money and urgency words, capitals, and the logits of the lexical model
 (``lexical``: hashed character and word n-grams), which keeps the exact words the embedding
 blurs. The file records that layout and ``Heads.load`` refuses a file made for another one.
+
+The cascade's first stage lives in the same file: a ``Gate``, distilled from the heads,
+that estimates the embedding's share of every head's logit from the text's hashed n-grams
+(a linear regression over ``GATE_BITS`` buckets of the lexical model's n-grams: a gather and
+a sum, no encoder). With the exact cheap features it gives an estimate of every category's
+score. A text whose estimates are all below the gate's thresholds (one per category) is
+**settled** without the encoder: its scores are those estimates, capped at ``SETTLED_CAP``
+(below ``SETTLE_LEVEL``), so a settled text never meets a threshold of ``SETTLE_LEVEL`` or
+more. Conditions with a lower threshold always get the encoder
+(``moderation.detectors.head_detector``). Each category's gate threshold was chosen in
+training so that ``train.GATE_RECALL`` of the calibration rows that the full model scores at
+``SETTLE_LEVEL - train.GATE_MARGIN`` or more in that category are escalated.
 """
 
 from __future__ import annotations
@@ -23,8 +35,16 @@ import numpy as np
 import numpy.typing as npt
 
 from moderation.detectors.keywords import CompiledList, find
-from moderation.detectors.lexical import LEXICAL_CATEGORIES, Lexical, buckets
-from moderation.normalize import fold, tokenize
+from moderation.detectors.lexical import (
+    LEXICAL_CATEGORIES,
+    Lexical,
+    buckets,
+    buckets_of_folded,
+    length_class,
+    row_scale,
+)
+from moderation.detectors.lexical import MAX_CHARS as LEXICAL_MAX_CHARS
+from moderation.normalize import Token, fold, tokenize
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "text_heads.npz"
 
@@ -96,6 +116,142 @@ EXTRA_FEATURES: tuple[str, ...] = (
 FEATURE_NAMES: tuple[str, ...] = EXTRA_FEATURES + tuple(f"lexical_{c}" for c in LEXICAL_CATEGORIES)
 EMBEDDING_DIM = 512
 
+#: Conditions whose thresholds are all at least this may be settled by the gate; the gate
+#: learnt to escalate what the full model scores this high.
+SETTLE_LEVEL = 0.8
+#: The scores of a settled text are capped here (below ``SETTLE_LEVEL``).
+SETTLED_CAP = 0.79
+#: Frequent function words of the other languages Parley ships word lists for (German,
+#: French, Spanish, Italian, Portuguese, Dutch), folded, none of them a common English word.
+#: The gate learnt from mostly English text, so a text holding one of these, or written
+#: mostly in another script, is never settled: the multilingual encoder judges it. (A false
+#: alarm only costs time: escalating is always safe.)
+FOREIGN_WORDS: frozenset[str] = frozenset(
+    [
+        "der",
+        "das",
+        "und",
+        "ist",
+        "nicht",
+        "ich",
+        "du",
+        "bist",
+        "ein",
+        "eine",
+        "einen",
+        "sie",
+        "wir",
+        "ihr",
+        "auf",
+        "fur",
+        "von",
+        "zu",
+        "dem",
+        "sich",
+        "auch",
+        "noch",
+        "nur",
+        "aber",
+        "wie",
+        "wenn",
+        "dich",
+        "mich",
+        "mir",
+        "sind",
+        "habe",
+        "hast",
+        "le",
+        "les",
+        "et",
+        "est",
+        "ne",
+        "pas",
+        "je",
+        "tu",
+        "vous",
+        "nous",
+        "il",
+        "elle",
+        "une",
+        "des",
+        "du",
+        "au",
+        "aux",
+        "avec",
+        "pour",
+        "dans",
+        "qui",
+        "que",
+        "ce",
+        "cette",
+        "mais",
+        "tres",
+        "suis",
+        "es",
+        "el",
+        "los",
+        "las",
+        "eres",
+        "una",
+        "del",
+        "en",
+        "por",
+        "para",
+        "pero",
+        "muy",
+        "yo",
+        "soy",
+        "estas",
+        "esta",
+        "eso",
+        "este",
+        "gli",
+        "sei",
+        "di",
+        "che",
+        "sono",
+        "della",
+        "nao",
+        "voce",
+        "uma",
+        "em",
+        "com",
+        "mas",
+        "het",
+        "een",
+        "niet",
+        "ik",
+        "je",
+        "jij",
+        "wij",
+        "zij",
+        "voor",
+        "van",
+        "dat",
+        "maar",
+        "ook",
+    ]
+)
+#: A text with more than this share of letters outside ASCII (after folding) is escalated.
+MAX_FOREIGN_SCRIPT = 0.3
+
+
+def may_settle(folded_words: Sequence[str], folded: str) -> bool:
+    """Whether the gate may settle a text (its folded words and folded text): not when it
+    looks like a language other than English (``FOREIGN_WORDS``, ``MAX_FOREIGN_SCRIPT``)."""
+    if not FOREIGN_WORDS.isdisjoint(folded_words):
+        return False
+    if folded.isascii():
+        return True
+    letters = [c for c in folded if c.isalpha()]
+    foreign = sum(not c.isascii() for c in letters)
+    return not letters or foreign <= MAX_FOREIGN_SCRIPT * len(letters)
+
+
+#: The gate hashes the lexical model's buckets into 2**GATE_BITS (its file stays small).
+GATE_BITS = 16
+GATE_MASK = (1 << GATE_BITS) - 1
+
 
 def domains(text: str) -> list[str]:
     """Domains of the links in ``text`` (lower case), only those with a plausible TLD."""
@@ -117,10 +273,13 @@ def urgency_hits(text: str) -> int:
     return len(_URGENCY_RE.findall(text))
 
 
-def extra_features(text: str, profanity: CompiledList) -> npt.NDArray[np.float32]:
+def extra_features(
+    text: str, profanity: CompiledList, tokens: list[Token] | None = None
+) -> npt.NDArray[np.float32]:
     """The non-embedding features of ``text``, in ``EXTRA_FEATURES`` order; ``profanity`` is
-    the bundled profanity lists merged (``ModelRegistry.profanity``)."""
-    prof = len(find(profanity, tokenize(fold(text))))
+    the bundled profanity lists merged (``ModelRegistry.profanity``); ``tokens``:
+    ``tokenize(fold(text))`` if already computed."""
+    prof = len(find(profanity, tokenize(fold(text)) if tokens is None else tokens))
     links = domains(text)
     letters = [c for c in text if c.isalpha()]
     caps = sum(c.isupper() for c in letters) / len(letters) if len(letters) >= 8 else 0.0
@@ -138,12 +297,40 @@ def extra_features(text: str, profanity: CompiledList) -> npt.NDArray[np.float32
     )
 
 
-def text_features(text: str, lexical: Lexical, profanity: CompiledList) -> npt.NDArray[np.float32]:
+def text_features(
+    text: str,
+    lexical: Lexical,
+    profanity: CompiledList,
+    ids: npt.NDArray[np.int32] | None = None,
+) -> npt.NDArray[np.float32]:
     """The features after the embedding, in ``FEATURE_NAMES`` order: ``extra_features`` then
-    the lexical model's logits (``ModelRegistry.text_features`` caches them per text)."""
+    the lexical model's logits (``ModelRegistry.text_features`` caches them per text);
+    ``ids``: the text's ``lexical.buckets`` if already computed."""
     if lexical.categories != LEXICAL_CATEGORIES:
         raise ValueError(f"lexical model categories {lexical.categories} != {LEXICAL_CATEGORIES}")
-    return np.concatenate([extra_features(text, profanity), lexical.logits_of(buckets(text))])
+    ids = buckets(text) if ids is None else ids
+    return np.concatenate([extra_features(text, profanity), lexical.logits_of(ids)])
+
+
+def cheap_features(
+    text: str, lexical: Lexical, profanity: CompiledList
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], bool]:
+    """``(lexical.buckets(text), text_features(text, ...), may_settle(...))``, folding and
+    tokenising the text once for all three (the n-grams, the profanity hits and the language
+    check), as the send path needs them all."""
+    if len(text) > LEXICAL_MAX_CHARS:
+        ids = buckets(text)
+        folded = fold(text[:LEXICAL_MAX_CHARS])
+        may = may_settle([t.text for t in tokenize(folded)], folded)
+        return ids, text_features(text, lexical, profanity, ids), may
+    if lexical.categories != LEXICAL_CATEGORIES:
+        raise ValueError(f"lexical model categories {lexical.categories} != {LEXICAL_CATEGORIES}")
+    folded = fold(text)
+    tokens = tokenize(folded)
+    words = [t.text for t in tokens]
+    ids = buckets_of_folded(folded, words)
+    rest = np.concatenate([extra_features(text, profanity, tokens), lexical.logits_of(ids)])
+    return ids, rest, may_settle(words, folded)
 
 
 def feature_matrix(
@@ -162,8 +349,29 @@ def feature_matrix(
 
 
 @dataclass(frozen=True)
+class Gate:
+    """The cascade's first stage: per head category, a linear estimate of the embedding's part
+    of the head's logit over a text's hashed n-grams (``lexical.buckets`` folded into
+    ``GATE_BITS`` bits); ``thresholds``: per category, the estimated score from which a text
+    is escalated (a text is settled when every estimate is below its category's)."""
+
+    weights: npt.NDArray[np.float32]  # (2**GATE_BITS, categories)
+    bias: npt.NDArray[np.float32]  # (lexical.LENGTH_CLASSES, categories)
+    thresholds: npt.NDArray[np.float32]  # (categories,)
+
+    def embedding_logits(self, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
+        """The estimated embedding part of every head's logit, (categories,)."""
+        z: npt.NDArray[np.float32] = self.bias[length_class(len(ids))].copy()
+        if len(ids):
+            z += self.weights[ids & GATE_MASK].sum(axis=0, dtype=np.float32) * row_scale(len(ids))
+        return z
+
+
+@dataclass(frozen=True)
 class Heads:
-    """Calibrated logistic heads: ``scores(X)`` -> probabilities per category."""
+    """Calibrated logistic heads: ``scores(X)`` -> probabilities per category; ``gate``
+    (optional: files trained before the cascade lack it) is the cascade's first stage
+    (``settled_scores``)."""
 
     categories: tuple[str, ...]
     weights: npt.NDArray[np.float32]  # (features, categories)
@@ -171,6 +379,7 @@ class Heads:
     platt_a: npt.NDArray[np.float32]
     platt_b: npt.NDArray[np.float32]
     feature_names: tuple[str, ...] = FEATURE_NAMES
+    gate: Gate | None = None
 
     def scores(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Calibrated probabilities, (N, categories) for (N, features) input."""
@@ -178,7 +387,37 @@ class Heads:
         z = np.clip(self.platt_a * logits + self.platt_b, -30.0, 30.0)
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
+    def estimated_scores(
+        self, ids: npt.NDArray[np.int32], rest: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """The gate's estimate of every category's score, (categories,), from a text's
+        ``lexical.buckets`` and its cheap features (``text_features``); needs a gate."""
+        if self.gate is None:
+            raise ValueError("these heads have no gate: retrain with `make train-models`")
+        logits = self.gate.embedding_logits(ids) + rest @ self.weights[EMBEDDING_DIM:] + self.bias
+        z = np.clip(self.platt_a * logits + self.platt_b, -30.0, 30.0)
+        out: npt.NDArray[np.float32] = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        return out
+
+    def settled_scores(
+        self, ids: npt.NDArray[np.int32], rest: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32] | None:
+        """The first stage's scores, capped at ``SETTLED_CAP``, when the gate settles the text
+        (every estimate below its threshold); None when it needs the encoder (or there is no
+        gate)."""
+        if self.gate is None:
+            return None
+        estimate = self.estimated_scores(ids, rest)
+        if bool((estimate >= self.gate.thresholds).any()):
+            return None
+        return np.minimum(estimate, np.float32(SETTLED_CAP))
+
     def save(self, path: Path) -> None:
+        extra: dict[str, npt.NDArray[np.generic]] = {}
+        if self.gate is not None:
+            extra["gate_weights"] = self.gate.weights.astype(np.float16)
+            extra["gate_bias"] = self.gate.bias.astype(np.float32)
+            extra["gate_thresholds"] = self.gate.thresholds.astype(np.float32)
         np.savez_compressed(
             path,
             categories=np.array(self.categories),
@@ -187,6 +426,7 @@ class Heads:
             platt_a=self.platt_a.astype(np.float32),
             platt_b=self.platt_b.astype(np.float32),
             feature_names=np.array(self.feature_names),
+            **extra,  # type: ignore[arg-type]
         )
 
     @classmethod
@@ -204,7 +444,22 @@ class Heads:
                 platt_a=data["platt_a"].astype(np.float32),
                 platt_b=data["platt_b"].astype(np.float32),
                 feature_names=names,
+                gate=Gate(
+                    data["gate_weights"].astype(np.float32),
+                    data["gate_bias"].astype(np.float32),
+                    np.broadcast_to(
+                        data["gate_thresholds" if "gate_thresholds" in data else "gate_threshold"],
+                        data["bias"].shape,
+                    ).astype(np.float32),
+                )
+                if "gate_weights" in data
+                else None,
             )
+        if heads.gate is not None and heads.gate.weights.shape != (
+            GATE_MASK + 1,
+            len(heads.categories),
+        ):
+            raise ValueError(f"{path}: gate weights {heads.gate.weights.shape}")
         if names != FEATURE_NAMES or heads.weights.shape[0] != EMBEDDING_DIM + len(names):
             raise ValueError(
                 f"{path} was trained on features {names}, this code computes {FEATURE_NAMES}:"

@@ -28,6 +28,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
 
@@ -91,9 +92,53 @@ def bucket(feature: str) -> int:
     return zlib.crc32(feature.encode("utf-8")) & MASK
 
 
+#: Distinct words whose buckets stay cached (``buckets`` is on the send path of every
+#: moderated message when a local AI rule is on; chat vocabulary repeats a lot). About 1 KB
+#: per word: under 20 MB for both caches when full.
+WORD_CACHE = 8192
+
+
+@lru_cache(maxsize=WORD_CACHE)
+def _chunk_buckets(chunk: str) -> tuple[int, ...]:
+    """Buckets of the character n-grams of one whitespace-separated chunk of folded text."""
+    padded = f" {chunk[:MAX_WORD]} "
+    size = len(padded)
+    crc = zlib.crc32
+    return tuple(
+        {
+            crc(padded[i : i + n].encode("utf-8")) & MASK
+            for n in range(CHAR_MIN, min(CHAR_MAX, size) + 1)
+            for i in range(size - n + 1)
+        }
+    )
+
+
+@lru_cache(maxsize=WORD_CACHE)
+def _token_buckets(token: str) -> tuple[int, ...]:
+    """Buckets of a word token's unigram and of its de-obfuscated forms."""
+    found = {bucket(_WORD + token)}
+    found.update(bucket(_WORD + v) for v in variants(token) if v != token)
+    return tuple(found)
+
+
 def buckets(text: str) -> npt.NDArray[np.int32]:
-    """Sorted distinct buckets present in ``text`` (empty for an empty text)."""
-    found = {zlib.crc32(f.encode("utf-8")) & MASK for f in ngrams(text)}
+    """Sorted distinct buckets present in ``text`` (empty for an empty text): the buckets of
+    ``ngrams(text)``, computed per distinct word with a cache (about 3x faster)."""
+    folded = fold(text[:MAX_CHARS])
+    return buckets_of_folded(folded, [t.text for t in tokenize(folded)])
+
+
+def buckets_of_folded(folded: str, words: Sequence[str]) -> npt.NDArray[np.int32]:
+    """``buckets`` of a text already folded (``fold(text[:MAX_CHARS])``) and tokenised
+    (``words``: the texts of ``tokenize(folded)``), so a caller that needs both for other
+    features too folds and tokenises once."""
+    found: set[int] = set()
+    for chunk in folded.split():
+        found.update(_chunk_buckets(chunk))
+    for w in words:
+        found.update(_token_buckets(w))
+    crc = zlib.crc32
+    found.update(crc(f"{_BIGRAM}{a} {b}".encode()) & MASK for a, b in pairwise(words))
     return np.array(sorted(found), dtype=np.int32)
 
 

@@ -12,8 +12,10 @@ the next call):
 - ``vader()``: the VADER sentiment analyzer (``vaderSentiment``; about 50 ms);
 - ``open_nsfw()``: the Open-NSFW image classifier (the optional extra ``parley[images]``).
 
-``text_features(text)`` caches the heads' non-embedding features per text, so the toxicity
-and scam detectors looking at one message compute them once.
+``text_buckets(text)`` and ``text_features(text)`` cache a text's hashed n-grams and the
+heads' non-embedding features, so the gate, the toxicity and the scam detectors looking at
+one message compute them once; ``scores`` is the bounded cache of the heads' results
+(``cascade.ScoreCache``).
 
 ``shared_models()`` is the process's registry: ``moderation.local_detectors.build_detectors``
 hands it to every detector that scores with a model unless it is given another one (tests,
@@ -33,9 +35,10 @@ import numpy as np
 import numpy.typing as npt
 
 from moderation.bundled_lists import PROFANITY_LANGUAGES, read_profanity_list
+from moderation.detectors.cascade import ScoreCache
 from moderation.detectors.encoder import SharedEncoder
 from moderation.detectors.heads import MODEL_PATH as HEADS_PATH
-from moderation.detectors.heads import Heads, text_features
+from moderation.detectors.heads import Heads, cheap_features
 from moderation.detectors.keywords import CompiledList, compile_list
 from moderation.detectors.lexical import MODEL_PATH as LEXICAL_PATH
 from moderation.detectors.lexical import Lexical
@@ -61,7 +64,9 @@ class ModelRegistry:
         self._profanity = once(merged_profanity)
         self._vader = once(load_vader)
         self._open_nsfw = once(load_open_nsfw)
-        self._text_features = lru_cache(maxsize=TEXT_FEATURES_CACHE)(self._compute_text_features)
+        self._cheap = lru_cache(maxsize=TEXT_FEATURES_CACHE)(self._compute_cheap)
+        #: The heads' results by text (the cascade's bounded score cache).
+        self.scores = ScoreCache()
         self._warming: set[ModelName] = set()
         self._warming_lock = threading.Lock()
 
@@ -89,15 +94,29 @@ class ModelRegistry:
         """The Open-NSFW ``NSFWClassifier`` (raises ImportError without ``parley[images]``)."""
         return self._open_nsfw()
 
+    def text_buckets(self, text: str) -> npt.NDArray[np.int32]:
+        """``lexical.buckets(text)``, cached per text. Read only."""
+        return self._cheap(text)[0]
+
     def text_features(self, text: str) -> npt.NDArray[np.float32]:
         """The heads' features after the embedding (``heads.FEATURE_NAMES`` order) for
         ``text``, cached per text. Read only."""
-        return self._text_features(text)
+        return self._cheap(text)[1]
 
-    def _compute_text_features(self, text: str) -> npt.NDArray[np.float32]:
-        out = text_features(text, self.lexical(), self.profanity())
-        out.flags.writeable = False
-        return out
+    def text_may_settle(self, text: str) -> bool:
+        """Whether the cascade's gate may settle ``text`` (``heads.may_settle``: not when it
+        looks like another language than English), cached per text."""
+        return self._cheap(text)[2]
+
+    def _compute_cheap(
+        self, text: str
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], bool]:
+        """A text's n-gram buckets, cheap features and language check, folding and
+        tokenising it once."""
+        ids, features, may = cheap_features(text, self.lexical(), self.profanity())
+        ids.flags.writeable = False
+        features.flags.writeable = False
+        return ids, features, may
 
     def warm_up(self, names: Iterable[ModelName]) -> None:
         """Start loading these models in a daemon thread and return at once; each name is

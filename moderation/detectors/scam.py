@@ -11,7 +11,10 @@ Categories, all scored on every run:
 - ``urgency``: pressure words ("urgent", "within 24 hours", "account suspended"), 0.5 for
   one, 0.75 for two, 1.0 for three or more.
 - ``spam_behaviour``: the highest confidence of the spam behaviour detector (repeats,
-  bursts, links) with its default limits, from ``ctx.sender_recent``.
+  bursts, links) with its default limits, from ``ctx.sender_recent``. Comparing the message
+  with the sender's recent ones is this detector's costly part, so it is skipped (reported
+  as 0 with the reason "not computed") when the condition does not read ``spam_behaviour``
+  and the behaviour could not lift ``scam`` to the condition's threshold.
 """
 
 from __future__ import annotations
@@ -39,14 +42,30 @@ class ScamDetector(HeadDetector):
         super().__init__(models)
         self._spam = SpamDetector()
 
+    def behaviour_matters(self, condition: Condition, head: float) -> bool:
+        """Whether the sender's spam behaviour can change this condition's outcome: the
+        condition reads ``spam_behaviour`` (or every category), or the behaviour could lift
+        ``scam`` (at most ``0.5 + 0.5 * head``) to its threshold. Comparing a message with
+        the sender's recent ones is the costly part of this detector."""
+        if not condition.categories or "spam_behaviour" in condition.categories:
+            return True
+        if "scam" not in condition.categories:
+            return False
+        return 0.5 + 0.5 * head >= self.thresholds(condition)["scam"]
+
     async def detect(
         self, message: MessageView, condition: Condition, ctx: DetectContext
     ) -> list[Detection]:
         text = message_text(message)
-        heads = await self.head_scores(text)
-        behaviour_hits = await self._spam.detect(message, Condition("spam", ("text",)), ctx)
-        behaviour = max((d.confidence for d in behaviour_hits), default=0.0)
+        heads = await self.head_scores(text, condition, cascade=ctx.cascade)
         head = heads.get("scam", 0.0)
+        behaviour = 0.0
+        behaviour_reason = ""
+        if self.behaviour_matters(condition, head):
+            behaviour_hits = await self._spam.detect(message, Condition("spam", ("text",)), ctx)
+            behaviour = max((d.confidence for d in behaviour_hits), default=0.0)
+        else:
+            behaviour_reason = "not computed: it cannot lift scam to this condition's threshold"
         shorteners = shortener_links(text)
         urgency = urgency_hits(text)
         out = [
@@ -61,6 +80,6 @@ class ScamDetector(HeadDetector):
             Detection(
                 self.name, "urgency", 0.0 if not urgency else min(1.0, 0.25 + 0.25 * urgency)
             ),
-            Detection(self.name, "spam_behaviour", round(behaviour, 4)),
+            Detection(self.name, "spam_behaviour", round(behaviour, 4), behaviour_reason),
         ]
         return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
@@ -51,12 +52,21 @@ def normalized(text: str) -> str:
     return " ".join(words(fold(text)))
 
 
+@functools.lru_cache(maxsize=8192)
+def _letters(text: str) -> Counter[str]:
+    """How often each character occurs in a normalised text (cached, as ``normalized``)."""
+    return Counter(text)
+
+
 def similar(a: str, b: str, threshold: float) -> bool:
     """Whether two normalised texts are the same or nearly the same."""
     if a == b:
         return True
-    if 2 * min(len(a), len(b)) < threshold * (len(a) + len(b)):
+    total = len(a) + len(b)
+    if 2 * min(len(a), len(b)) < threshold * total:
         return False  # the ratio 2 * matches / total cannot reach the threshold
+    if 2 * (_letters(a) & _letters(b)).total() < threshold * total:
+        return False  # nor can it with the characters they share (``quick_ratio``, cached)
     matcher = SequenceMatcher(None, a, b, autojunk=False)
     return matcher.quick_ratio() >= threshold and matcher.ratio() >= threshold
 

@@ -1,7 +1,8 @@
 """Rebuild ``data/parley_labelled.jsonl`` from the hand-written sources in ``data/source/``.
 
 ``python -m moderation.training.build_labelled``. Source format: ``@ label,label`` (or
-``@ none``) sets the labels of the lines below it; every other non-empty line is a message.
+``@ none``) sets the labels of the lines below it; a line starting with ``#`` is a comment;
+every other non-empty line is a message.
 A line with ``{g}`` is a template, filled with 4 of the group names in ``groups.txt``
 (chosen by the line's hash). The split is a hash of the line (of the template for templated
 lines): 25 % ``test``. Deterministic: the same sources give the same file.
@@ -30,7 +31,7 @@ def build() -> list[dict[str, object]]:
         labels: list[str] = []
         for raw in path.read_text("utf-8").splitlines():
             line = raw.strip()
-            if not line:
+            if not line or line.startswith("#"):
                 continue
             if line.startswith("@"):
                 spec = line[1:].strip()

@@ -137,6 +137,57 @@ def fit(
     return weights, bias
 
 
+def fit_regression(
+    x: Sparse,
+    y: F32,
+    *,
+    rows: I64,
+    dim: int = DIM,
+    epochs: int = EPOCHS,
+    lr: float = 0.5,
+    l2: float = L2,
+    seed: int = SEED,
+) -> tuple[F32, F32]:
+    """L2 least squares per column of ``y`` over ``rows`` (the cascade's gate: targets are
+    the standardised embedding parts of the heads' logits), by the same mini-batch Adagrad
+    with sparse updates; ``x``'s buckets must be below ``dim``. Returns the bucket weights
+    (dim, columns) and an intercept per length class (LENGTH_CLASSES, columns)."""
+    n, k = len(rows), y.shape[1]
+    rng = np.random.default_rng(seed)
+    weights = np.zeros((dim, k), dtype=np.float32)
+    bias = np.zeros((LENGTH_CLASSES, k), dtype=np.float32)
+    acc_w = np.full((dim, k), 1e-6, dtype=np.float32)
+    acc_b = np.full((LENGTH_CLASSES, k), 1e-6, dtype=np.float32)
+    for _ in range(epochs):
+        order = rows[rng.permutation(n)]
+        for start in range(0, n, BATCH):
+            batch = order[start : start + BATCH]
+            idx, seg, val = x.take(batch)
+            contrib = weights[idx] * val[:, None]
+            z = np.stack(
+                [np.bincount(seg, weights=contrib[:, j], minlength=len(batch)) for j in range(k)],
+                axis=1,
+            ).astype(np.float32)
+            classes = x.length[batch]
+            g = ((z + bias[classes] - y[batch]) / len(batch)).astype(np.float32)
+            uniq, inv = np.unique(idx, return_inverse=True)
+            gv = g[seg] * val[:, None]
+            grad = np.stack(
+                [np.bincount(inv, weights=gv[:, j], minlength=len(uniq)) for j in range(k)],
+                axis=1,
+            ).astype(np.float32)
+            grad += (l2 * len(batch) / n) * weights[uniq]
+            acc_w[uniq] += grad**2
+            weights[uniq] -= lr * grad / np.sqrt(acc_w[uniq])
+            gb = np.stack(
+                [np.bincount(classes, weights=g[:, j], minlength=LENGTH_CLASSES) for j in range(k)],
+                axis=1,
+            ).astype(np.float32)
+            acc_b += gb**2
+            bias -= lr * gb / np.sqrt(acc_b)
+    return weights, bias
+
+
 def cross_fit(x: Sparse, y: F32, w: F32, fold: I64, folds: int, **kwargs: float | int) -> F32:
     """Out-of-fold logits (clipped): row ``i`` scored by the model fitted without fold
     ``fold[i]``."""

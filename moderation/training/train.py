@@ -20,6 +20,12 @@ Reproducible and seeded: the same data gives the same ``moderation/models/text_h
 6. Platt scaling per category on the held-out rows, class-balanced, so 0.5 is the point
    where a positive and a negative are equally likely under a 50/50 prior, whatever the
    category's base rate in the training corpora.
+7. The cascade's gate (``heads.Gate``): per category, a linear regression over the hashed
+   n-grams (folded into ``heads.GATE_BITS`` bits) of the embedding's part of the head's
+   logit (standardised), fitted on the rows outside the calibration split. Its thresholds,
+   one per category: the estimated score above which ``GATE_RECALL`` of the calibration rows
+   that the full model scores at ``heads.SETTLE_LEVEL`` less ``GATE_MARGIN`` or more in that
+   category are escalated.
 
 Needs numpy and the encoder only (no scikit-learn). ``--cache FILE`` keeps embeddings
 between runs.
@@ -28,6 +34,7 @@ between runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import random
 import sys
@@ -39,7 +46,16 @@ import numpy as np
 import numpy.typing as npt
 
 from moderation.detectors.encoder import SharedEncoder
-from moderation.detectors.heads import MODEL_PATH, Heads, extra_features, feature_matrix
+from moderation.detectors.heads import (
+    EMBEDDING_DIM,
+    GATE_MASK,
+    MODEL_PATH,
+    SETTLE_LEVEL,
+    Gate,
+    Heads,
+    extra_features,
+    feature_matrix,
+)
 from moderation.detectors.lexical import LEXICAL_CATEGORIES, Lexical, buckets
 from moderation.detectors.lexical import MODEL_PATH as LEXICAL_PATH
 from moderation.detectors.model_registry import shared_models
@@ -74,6 +90,15 @@ LEXICAL_L2_FACTOR = 0.3
 DERIVED_LABELS: dict[str, tuple[str, str, str]] = {
     "davidson": ("obscene", "toxicity", "identity_attack"),
 }
+
+#: A row "needs the encoder" when the heads score it at ``SETTLE_LEVEL`` less this margin.
+GATE_MARGIN = 0.1
+#: The share of the rows needing the encoder that the gate escalates (calibration rows),
+#: per category.
+GATE_RECALL = 0.98
+#: A category with fewer calibration rows needing the encoder takes the threshold fitted on
+#: the highest estimate of every row.
+GATE_MIN_ROWS = 10
 
 F32 = npt.NDArray[np.float32]
 
@@ -265,8 +290,11 @@ def lexical_labels(rows: Sequence[Example]) -> tuple[F32, F32]:
     return y, mask
 
 
-def train_lexical(rows: Sequence[Example], source_w: F32) -> tuple[Lexical, F32]:
-    """The lexical model fitted on ``rows``, and its out-of-fold logits for every row."""
+def train_lexical(
+    rows: Sequence[Example], source_w: F32
+) -> tuple[Lexical, F32, lexical_training.Sparse]:
+    """The lexical model fitted on ``rows``, its out-of-fold logits for every row, and the
+    rows' hashed n-grams."""
     start = time.perf_counter()
     x = lexical_training.Sparse.of([buckets(r.text) for r in rows])
     y, mask = lexical_labels(rows)
@@ -278,7 +306,67 @@ def train_lexical(rows: Sequence[Example], source_w: F32) -> tuple[Lexical, F32]
         LEXICAL_CATEGORIES, weights.astype(np.float16).astype(np.float32), bias.astype(np.float32)
     )
     print(f"  lexical model took {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    return lexical, oof
+    return lexical, oof, x
+
+
+def fit_gate(
+    heads: Heads,
+    x: F32,
+    sparse: lexical_training.Sparse,
+    calib_mask: npt.NDArray[np.bool_],
+) -> Heads:
+    """``heads`` with the cascade's gate (module docstring, step 7): fitted on the rows
+    outside ``calib_mask``, its threshold set on the rows inside."""
+    w_emb = heads.weights[:EMBEDDING_DIM]
+    target = (x[:, :EMBEDDING_DIM] @ w_emb).astype(np.float32)
+    fit_rows = np.flatnonzero(~calib_mask).astype(np.int64)
+    mean, std = target[fit_rows].mean(axis=0), target[fit_rows].std(axis=0) + 1e-6
+    folded = lexical_training.Sparse(
+        sparse.indptr, sparse.indices & GATE_MASK, sparse.scale, sparse.length
+    )
+    weights, bias = lexical_training.fit_regression(
+        folded, ((target - mean) / std).astype(np.float32), rows=fit_rows, dim=GATE_MASK + 1
+    )
+    # fold the standardisation in, and round as the file stores the weights
+    weights = (weights * std).astype(np.float16).astype(np.float32)
+    bias = (bias * std + mean).astype(np.float32)
+    ones = np.ones(len(heads.categories), dtype=np.float32)
+    untuned = dataclasses.replace(heads, gate=Gate(weights, bias, ones))
+    held = np.flatnonzero(calib_mask)
+    rest = x[:, EMBEDDING_DIM:]
+    estimate = np.stack(
+        [untuned.estimated_scores(sparse_row(sparse, int(i)), rest[i]) for i in held]
+    )
+    must = heads.scores(x[held]) >= SETTLE_LEVEL - GATE_MARGIN
+    # per category: a global threshold over the highest estimate let the common categories
+    # (toxicity, insult) set it, and rare ones (self-harm) were settled too often
+    anyone = must.any(axis=1)
+    fallback = (
+        float(np.quantile(estimate.max(axis=1)[anyone], 1 - GATE_RECALL)) if anyone.any() else 0.0
+    )
+    thresholds = np.array(
+        [
+            np.quantile(estimate[must[:, j], j], 1 - GATE_RECALL)
+            if must[:, j].sum() >= GATE_MIN_ROWS
+            else fallback
+            for j in range(len(heads.categories))
+        ],
+        dtype=np.float32,
+    )
+    escalated = (estimate >= thresholds).any(axis=1)
+    print(
+        "  gate thresholds: "
+        + ", ".join(f"{c} {t:.3f}" for c, t in zip(heads.categories, thresholds, strict=True))
+        + f"; calibration rows escalated {escalated.mean():.3f} (the full model scores"
+        f" {anyone.mean():.3f} of them at {SETTLE_LEVEL - GATE_MARGIN:.2f} or more)",
+        file=sys.stderr,
+    )
+    return dataclasses.replace(heads, gate=Gate(weights, bias, thresholds))
+
+
+def sparse_row(sparse: lexical_training.Sparse, i: int) -> npt.NDArray[np.int32]:
+    """The buckets of row ``i`` of ``sparse``."""
+    return sparse.indices[sparse.indptr[i] : sparse.indptr[i + 1]]
 
 
 def fit_calibrated_heads(
@@ -313,7 +401,13 @@ def fit_calibrated_heads(
     )
 
 
-def train(data_dir: Path, out: Path, cache: Path | None, lexical_out: Path = LEXICAL_PATH) -> Heads:
+def train(
+    data_dir: Path,
+    out: Path,
+    cache: Path | None,
+    lexical_out: Path = LEXICAL_PATH,
+    gate_for: Path | None = None,
+) -> Heads:
     categories = ALL_CATEGORIES
     rows = training_rows(data_dir)
     calib_mask = np.array([hash_split("calib", r.text, 15) == "test" for r in rows])
@@ -324,7 +418,7 @@ def train(data_dir: Path, out: Path, cache: Path | None, lexical_out: Path = LEX
     source_w = np.array(
         [OWN_WEIGHT if r.source == "parley" else 1.0 for r in rows], dtype=np.float32
     )
-    lexical, oof = train_lexical(rows, source_w)
+    lexical, oof, sparse = train_lexical(rows, source_w)
     lexical_out.parent.mkdir(parents=True, exist_ok=True)
     lexical.save(lexical_out)
     # the heads see out-of-fold lexical logits, as they will see them on unseen text
@@ -333,7 +427,13 @@ def train(data_dir: Path, out: Path, cache: Path | None, lexical_out: Path = LEX
     x = np.concatenate([emb, extra, oof], axis=1).astype(np.float32)
     l2 = np.full(x.shape[1], L2, dtype=np.float32)
     l2[-len(LEXICAL_CATEGORIES) :] *= LEXICAL_L2_FACTOR
-    heads = fit_calibrated_heads(x, y, mask, source_w, calib_mask, categories, l2)
+    if gate_for is None:
+        heads = fit_calibrated_heads(x, y, mask, source_w, calib_mask, categories, l2)
+    else:
+        # keep these heads as they are (bit for bit) and fit only the gate to them; they must
+        # have been trained on the same rows and lexical model
+        heads = dataclasses.replace(Heads.load(gate_for), gate=None)
+    heads = fit_gate(heads, x, sparse, calib_mask)
     out.parent.mkdir(parents=True, exist_ok=True)
     heads.save(out)
     # quick report on the own test split
@@ -355,10 +455,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     parser.add_argument("--lexical-out", type=Path, default=LEXICAL_PATH)
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache (.npz)")
+    parser.add_argument(
+        "--gate-for",
+        type=Path,
+        default=None,
+        help="keep the heads of this file (trained on the same data) and fit only the gate",
+    )
     args = parser.parse_args(argv)
     np.random.seed(SEED)
     start = time.perf_counter()
-    train(args.data, args.out, args.cache, args.lexical_out)
+    train(args.data, args.out, args.cache, args.lexical_out, args.gate_for)
     for path in (args.out, args.lexical_out):
         print(f"wrote {path} ({path.stat().st_size // 1024} KiB)", file=sys.stderr)
     print(f"training took {time.perf_counter() - start:.0f} s", file=sys.stderr)

@@ -231,7 +231,11 @@ class ModerationService:
             self._webhooks.configure(settings.webhooks or ())
         self._rules, self._lists = rules, lists
         self.engine = Engine(
-            list(rules.values()), lists, self._detectors, context_window=context_window
+            list(rules.values()),
+            lists,
+            self._detectors,
+            context_window=context_window,
+            cascade=settings.cascade,
         )
         # Load per message only what the enabled rules' detectors read.
         self._load_window = self.engine.context_needed()
@@ -271,11 +275,15 @@ class ModerationService:
         A clean verdict (no rule matched) lets the caller store the message approved and
         deliver it after the one commit. Any other verdict comes back with the message through
         ``submit``, where review, flags, side actions and audit records are applied. None when
-        a rule on the type needs a model or a provider: the message is judged in the pipeline.
+        a rule on the type needs a model or a provider that no cheap stage settles for this
+        text (``Engine.inline_for``; the local models' cascade settles clear texts): the
+        message is judged in the pipeline.
         """
         engine = self.engine
         caption = new.type in MEDIA_TYPES and bool(new.text and new.text.strip())
-        if not self._enabled or not engine.inline_for(new.category, new.type, caption=caption):
+        if not self._enabled or not engine.inline_for(
+            new.category, new.type, new.text, caption=caption
+        ):
             return None
         started = self._clock.monotonic()
         view, context, recent = await self._views.views(

@@ -387,11 +387,14 @@ def test_what_the_enabled_rules_read() -> None:
 
 def test_an_expensive_condition_is_inline_for_a_text_its_detector_settles() -> None:
     class Cascade(Fake):
-        def settles(self, text: str) -> bool:
+        def settles(self, text: str, condition: Condition) -> bool:
             return text == "clean"
 
     r = rule(conditions=[{"kind": "toxicity", "messageTypes": ["text"]}])
-    engine = Engine([r], LISTS, {"toxicity": Cascade("toxicity", 100, [])})
+    engine = Engine([r], LISTS, {"toxicity": Cascade("toxicity", 100, [])}, cascade=True)
     assert not engine.inline_for("message", "text")
     assert engine.inline_for("message", "text", "clean")
     assert not engine.inline_for("message", "text", "other")
+    # without the cascade (the default) the detector's cheap stage is never asked
+    off = Engine([r], LISTS, {"toxicity": Cascade("toxicity", 100, [])})
+    assert not off.inline_for("message", "text", "clean")

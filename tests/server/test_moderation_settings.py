@@ -65,6 +65,9 @@ def test_unnamed_fields_keep_their_values_and_null_removes() -> None:
         {"openai": {"actionOnError": "deny"}},
         {"openai": {"contextWindow": 1}},
         {"openai": {"what": 1}},
+        {"aiCascade": "true"},
+        {"aiCascade": 1},
+        {"aiCascade": None},
     ],
 )
 def test_rejected(body: dict[str, Any]) -> None:
@@ -106,3 +109,13 @@ def test_backoff_doubles_up_to_the_cap() -> None:
 def test_webhooks_rejected(body: Any) -> None:
     with pytest.raises(BadRequest):
         WebhookSettings.parse_all(body, ())
+
+
+def test_ai_cascade_off_unless_set_and_kept_by_later_writes() -> None:
+    assert ModerationSettings().cascade is False
+    assert ModerationSettings().public_json(openai_key=False)["aiCascade"] is False
+    on = ModerationSettings().updated({"aiCascade": True})
+    assert on.cascade and on.to_json() == {"aiCascade": True}
+    assert ModerationSettings.from_json(on.to_json()) == on
+    assert on.updated({"contextWindow": 2}).cascade  # a write that does not name it keeps it
+    assert not on.updated({"aiCascade": False}).cascade
