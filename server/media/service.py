@@ -1,14 +1,10 @@
 """``MediaService``: uploads, signed per-viewer links, downloads, export and erasure.
 
-Over 400 lines: the one owner of the media directory and rows; the pure parts already live
-beside it (blobcrypt, links, kinds, images, frames, upload, http). Splitting uploads from
-downloads is the next step.
-
-Files live under ``<data dir>/media``: ``<2 hex>/<mediaId>`` (the blob), ``<2 hex>/<mediaId>.thumb``
-(thumbnail or video poster) and ``tmp/`` (uploads in progress), all in the encrypted format of
-``blobcrypt``; the metadata row is in the database (``ports.MediaRepository``). No plaintext
-byte of an upload is ever written to disk: the multipart body is parsed as it arrives and
-each chunk encrypted before it is written.
+Over 400 lines: the one owner of the media rows and of the policy over them (who may view,
+quarantine, erasure); what an upload becomes on disk lives in ``ingest.py``, and the pure
+parts beside it (blobcrypt, links, kinds, images, frames, upload, http). The metadata row is
+in the database (``ports.MediaRepository``); the multipart body is parsed as it arrives and
+each chunk encrypted before it is written (``ingest.Incoming``).
 
 Who may view what is one policy, ``may_view``: the uploader always; anyone else only once
 the media is attached to a message they may see, which the messaging service answers through
@@ -39,21 +35,15 @@ from server.errors import (
     Forbidden,
     NotFound,
     TooLarge,
-    UnsupportedMedia,
 )
-from server.media import frames, images, video
-from server.media.blobcrypt import BlobReader, BlobWriter
+from server.media import frames
+from server.media.blobcrypt import BlobReader
+from server.media.ingest import Incoming, MediaFiles, MediaLimits, new_media_id
 from server.media.kinds import (
-    SNIFF_BYTES,
     Kind,
-    TypeRefused,
-    claimed_kind,
-    detect,
-    sanitize_name,
-    with_extension,
 )
 from server.media.links import LinkSigner, derive_link_key
-from server.media.upload import FilePart, MultipartReader, boundary_of
+from server.media.upload import MultipartReader, boundary_of
 from server.models import User
 from server.settings import Settings
 from server.storage.ports import MediaRepository, UserRepository
@@ -71,24 +61,6 @@ INLINE_KINDS = (Kind.IMAGE, Kind.AUDIO, Kind.VIDEO)
 
 #: A messaging-service answer: may ``viewer`` see message ``message_id`` now?
 MessageVisible = Callable[[User, int], Awaitable[bool]]
-
-
-@dataclass(frozen=True)
-class MediaLimits:
-    """The largest upload per kind, in bytes."""
-
-    image: int
-    audio: int
-    video: int
-    file: int
-    max_pixels: int
-
-    def for_kind(self, kind: Kind) -> int:
-        return int(getattr(self, kind.value))
-
-    @property
-    def largest(self) -> int:
-        return max(self.image, self.audio, self.video, self.file)
 
 
 @dataclass(frozen=True)
@@ -110,90 +82,6 @@ class Download:
 
 #: The uploader a quarantined file is re-homed to when its account is erased (evidence).
 ERASED_PREFIX = "erased:"
-
-
-def new_media_id() -> str:
-    """A fresh media id: ``m`` + 128 random bits in hex (unguessable, path-safe)."""
-    return "m" + secrets.token_hex(16)
-
-
-class _Incoming:
-    """The file part of one upload: counts, sniffs and encrypts it into the temp file.
-
-    Runs in worker threads (``MultipartReader.feed``); raises ``TooLarge`` the moment the
-    kind's limit is passed and ``UnsupportedMedia`` as soon as the first bytes show a type
-    the kind does not allow.
-    """
-
-    def __init__(
-        self, path: Path, keyring: KeyRing, media_id: str, hint: Kind | None, limits: MediaLimits
-    ) -> None:
-        self.path = path
-        self._keyring = keyring
-        self._media_id = media_id
-        self._hint = hint
-        self._limits = limits
-        self.kind = Kind.FILE
-        self.name = "file"
-        self.limit = 0
-        self.size = 0
-        self.mime: str | None = None
-        self._head = bytearray()
-        self.writer: BlobWriter | None = None
-
-    def open(self, part: FilePart) -> _Incoming:
-        self.name = sanitize_name(part.filename)
-        self.kind = self._hint or claimed_kind(part.content_type, part.filename)
-        self.limit = self._limits.for_kind(self.kind)
-        self.writer = BlobWriter(self.path, self._keyring, self._media_id, "original")
-        return self
-
-    def write(self, data: bytes) -> int:
-        assert self.writer is not None
-        self.size += len(data)
-        if self.size > self.limit:
-            raise TooLarge(
-                f"{self.kind.value} uploads are limited to {self.limit} bytes",
-                {"limit": self.limit, "kind": self.kind.value},
-            )
-        if self.mime is None:
-            self._head += data[: SNIFF_BYTES - len(self._head)]
-            if len(self._head) >= SNIFF_BYTES:
-                self._sniff()
-        self.writer.write(data)
-        return len(data)
-
-    def _sniff(self) -> None:
-        try:
-            self.mime = detect(bytes(self._head), self.kind)
-        except TypeRefused as exc:
-            raise UnsupportedMedia(
-                str(exc), {"kind": self.kind.value, "detected": exc.detected}
-            ) from None
-        self._head = bytearray()
-
-    def close(self) -> None:
-        """The part is complete: sniff a short file, seal the final chunk."""
-        if self.mime is None:
-            self._sniff()
-        assert self.writer is not None
-        self.writer.close()
-
-    def discard(self) -> None:
-        if self.writer is not None:
-            self.writer.discard()
-
-
-@dataclass(frozen=True)
-class _Stored:
-    mime: str
-    name: str
-    size: int
-    width: int | None = None
-    height: int | None = None
-    duration: float | None = None
-    thumb_mime: str | None = None
-    thumb_size: int = 0
 
 
 class MediaService:
@@ -231,32 +119,12 @@ class MediaService:
         self._decoding = asyncio.Semaphore(processing)
         self._frame_interval = frame_interval
         self._max_frames = max(1, max_frames)
-        self._tmp = root / "tmp"
-        self._tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._files = MediaFiles(root, keyring, limits)
+        self._files.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(root, 0o700)
         # Uploads cut short by a crash left encrypted temp files: nothing can resume them.
-        for stale in self._tmp.iterdir():
+        for stale in self._files.tmp.iterdir():
             stale.unlink(missing_ok=True)
-
-    # ------------------------------------------------------------------ paths
-
-    def _blob_path(self, media_id: str) -> Path:
-        return self._root / media_id[1:3] / media_id
-
-    def _thumb_path(self, media_id: str) -> Path:
-        return self._root / media_id[1:3] / f"{media_id}.thumb"
-
-    def _tmp_paths(self, media_id: str) -> tuple[Path, Path, Path]:
-        return (
-            self._tmp / f"{media_id}.upload",
-            self._tmp / f"{media_id}.out",
-            self._tmp / f"{media_id}.thumb",
-        )
-
-    def _remove_files(self, media_id: str) -> None:
-        for path in (*self._tmp_paths(media_id), self._blob_path(media_id)):
-            path.unlink(missing_ok=True)
-        self._thumb_path(media_id).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ upload
 
@@ -294,8 +162,8 @@ class MediaService:
         if content_length is not None and content_length > cap:
             raise too_large()
         media_id = new_media_id()
-        incoming = _Incoming(
-            self._tmp_paths(media_id)[0], self._keyring, media_id, kind, self.limits
+        incoming = Incoming(
+            self._files.tmp_paths(media_id)[0], self._keyring, media_id, kind, self.limits
         )
         reader = MultipartReader(boundary, incoming.open)
         stored = False
@@ -310,7 +178,7 @@ class MediaService:
             reader.finish()
             await asyncio.to_thread(incoming.close)
             async with self._processing:
-                result = await asyncio.to_thread(self._store, media_id, incoming)
+                result = await asyncio.to_thread(self._files.process, media_id, incoming)
             record = MediaRecord(
                 id=media_id,
                 uploader=uploader.uid,
@@ -332,91 +200,7 @@ class MediaService:
         finally:
             if not stored:
                 incoming.discard()
-                await asyncio.to_thread(self._remove_files, media_id)
-
-    def _store(self, media_id: str, incoming: _Incoming) -> _Stored:
-        """Process a received upload into its final files (worker thread)."""
-        assert incoming.mime is not None
-        upload, out, thumb = self._tmp_paths(media_id)
-        final = self._blob_path(media_id)
-        final.parent.mkdir(mode=0o700, exist_ok=True)
-        stored = _Stored(incoming.mime, incoming.name, incoming.size)
-        if incoming.kind is Kind.IMAGE:
-            stored = self._store_image(media_id, incoming, upload, out, thumb)
-            os.replace(out, final)
-            upload.unlink()
-        else:
-            if incoming.kind in (Kind.VIDEO, Kind.AUDIO):
-                stored = self._probe(media_id, incoming, upload, thumb)
-            os.replace(upload, final)
-        if stored.thumb_mime is not None:
-            os.replace(thumb, self._thumb_path(media_id))
-        _fsync_dir(final.parent)
-        return stored
-
-    def _store_image(
-        self, media_id: str, incoming: _Incoming, upload: Path, out: Path, thumb: Path
-    ) -> _Stored:
-        assert incoming.mime is not None
-        try:
-            with (
-                BlobReader(upload, self._keyring, media_id, "original") as source,
-                BlobWriter(out, self._keyring, media_id, "original") as sink,
-            ):
-                info, first = images.reencode(
-                    source,  # type: ignore[arg-type]
-                    incoming.mime,
-                    sink,  # type: ignore[arg-type]
-                    max_pixels=self.limits.max_pixels,
-                )
-            with BlobWriter(thumb, self._keyring, media_id, "thumbnail") as tsink:
-                small = images.thumbnail(first, tsink)  # type: ignore[arg-type]
-        except images.ImageRefused as exc:
-            if exc.too_large:
-                raise TooLarge(str(exc), {"maxPixels": self.limits.max_pixels}) from None
-            raise UnsupportedMedia(str(exc), {"kind": "image"}) from None
-        return _Stored(
-            incoming.mime,
-            with_extension(incoming.name, incoming.mime),
-            sink.size,
-            info.width,
-            info.height,
-            thumb_mime=small.mime,
-            thumb_size=tsink.size,
-        )
-
-    def _probe(self, media_id: str, incoming: _Incoming, upload: Path, thumb: Path) -> _Stored:
-        assert incoming.mime is not None
-        name = with_extension(incoming.name, incoming.mime)
-        base = _Stored(incoming.mime, name, incoming.size)
-        try:
-            with BlobReader(upload, self._keyring, media_id, "original") as source:
-                found = video.probe(
-                    source,  # type: ignore[arg-type]
-                    want_poster=incoming.kind is Kind.VIDEO,
-                )
-        except video.ProbeFailed:
-            raise UnsupportedMedia(
-                f"the content is not playable {incoming.kind.value}",
-                {"kind": incoming.kind.value, "detected": incoming.mime},
-            ) from None
-        if found is None:  # no PyAV: stored as uploaded, without poster or duration
-            return base
-        thumb_mime, thumb_size = None, 0
-        if found.poster is not None:
-            with BlobWriter(thumb, self._keyring, media_id, "thumbnail") as tsink:
-                thumb_mime = images.thumbnail(found.poster, tsink).mime  # type: ignore[arg-type]
-            thumb_size = tsink.size
-        return _Stored(
-            incoming.mime,
-            name,
-            incoming.size,
-            found.width,
-            found.height,
-            found.duration,
-            thumb_mime,
-            thumb_size,
-        )
+                await asyncio.to_thread(self._files.remove_files, media_id)
 
     # ------------------------------------------------------------------ links and policy
 
@@ -505,11 +289,11 @@ class MediaService:
         if variant == "thumbnail":
             if media.thumb_mime is None:
                 raise NotFound("this media has no thumbnail")
-            path, mime = self._thumb_path(media_id), media.thumb_mime
+            path, mime = self._files.thumb_path(media_id), media.thumb_mime
             filename = f"{media.name.rsplit('.', 1)[0]}-thumbnail.{mime.split('/')[1]}"
             inline = True
         else:
-            path, mime, filename = self._blob_path(media_id), media.mime_type, media.name
+            path, mime, filename = self._files.blob_path(media_id), media.mime_type, media.name
             inline = Kind(media.kind) in INLINE_KINDS
         return Download(media, variant, path, mime, filename, inline, self._keyring)
 
@@ -570,7 +354,7 @@ class MediaService:
             return await asyncio.to_thread(self._decode_frames, media_id, kind)
 
     def _decode_frames(self, media_id: str, kind: Kind) -> list[Frame]:
-        path = self._blob_path(media_id)
+        path = self._files.blob_path(media_id)
         with BlobReader(path, self._keyring, media_id, "original") as raw:
             source = io.BufferedReader(raw, 256 * 1024)
             if kind is Kind.IMAGE:
@@ -597,7 +381,7 @@ class MediaService:
         """Remove the encrypted files of uploads whose rows are gone (the retention job)."""
         for media_id in media_ids:
             if MEDIA_ID_RE.fullmatch(media_id):
-                await asyncio.to_thread(self._remove_files, media_id)
+                await asyncio.to_thread(self._files.remove_files, media_id)
 
     async def release(self, media_id: str) -> bool:
         """Lift a quarantine: served again under the usual rules. False when it is gone or
@@ -610,7 +394,7 @@ class MediaService:
         if media is None:
             raise NotFound("media not found", {"mediaId": media_id})
         await self._repo.delete_media([media.id])
-        await asyncio.to_thread(self._remove_files, media.id)
+        await asyncio.to_thread(self._files.remove_files, media.id)
         return media
 
     # ------------------------------------------------------------------ privacy
@@ -639,7 +423,7 @@ class MediaService:
         if gone:
             await self._repo.delete_media(gone)
         for media_id in gone:
-            await asyncio.to_thread(self._remove_files, media_id)
+            await asyncio.to_thread(self._files.remove_files, media_id)
         return len(gone)
 
 
@@ -673,15 +457,6 @@ class _StoredContent:
             if self._frames is None:
                 self._frames = await self._service.frames_of(self._media_id)
             return self._frames
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the renames into ``path`` durable (the row that names them commits next)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def build_media_service(

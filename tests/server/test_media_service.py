@@ -12,8 +12,9 @@ from PIL import Image
 
 from server.crypto import KeyRing
 from server.errors import BadRequest, Conflict, NotFound
+from server.media.ingest import MediaLimits
 from server.media.links import LinkSigner, derive_link_key
-from server.media.service import MediaLimits, MediaService
+from server.media.service import MediaService
 from server.models import User
 from server.storage.sqlite import SqliteStorage, key_ids_in_use
 from server.storage.types import Audit
