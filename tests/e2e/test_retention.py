@@ -47,6 +47,15 @@ def sealed_bodies(data_dir: Path, ids: list[int]) -> dict[int, bytes]:
         conn.close()
 
 
+def checkpoint(data_dir: Path) -> None:
+    """Copy the WAL into the database file and empty it, as the retention job does."""
+    conn = sqlite3.connect(data_dir / "parley.db", timeout=30)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
+
+
 def files_bytes(data_dir: Path) -> bytes:
     return b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file())
 
@@ -132,6 +141,12 @@ async def test_expired_messages_and_their_media_are_deleted_for_good(
             everything = files_bytes(w.server.data_dir)
             for mid, body in before.items():
                 assert body not in everything, f"message {mid} survives in the files"
+            # And after a run, a message its sender deletes is gone from the files too once
+            # checkpointed (freed space is zeroed on every write, not only in a run).
+            [erased] = sealed_bodies(w.server.data_dir, [new["id"]]).values()
+            await a.delete(new["id"])
+            checkpoint(w.server.data_dir)
+            assert erased not in files_bytes(w.server.data_dir), "a deleted message survives"
 
 
 async def test_only_admins_set_retention_and_bad_input_is_refused(

@@ -1,6 +1,6 @@
 """``ports.RetentionRepository`` on SQLite: the shared SQL of ``storage/retention.py``.
 
-What the job deletes must not survive in the files: its transactions run with
+What the job deletes must not survive in the files: every connection runs with
 ``secure_delete`` on (freed cells and pages are overwritten with zeros), and ``compact``
 then checkpoints the WAL into the database and truncates it, so no older copy of a page
 stays in either file.
@@ -46,10 +46,10 @@ class SqliteRetention(RetentionSql):
         return list(await self._db.fetchall(sql, tuple(params)))
 
     async def _before_delete(self, run: Exec) -> None:
-        await run("PRAGMA secure_delete = ON", ())
+        """Nothing: every connection has ``secure_delete`` on (``writer.py``)."""
 
     async def _after_delete(self, run: Exec) -> None:
-        await run("PRAGMA secure_delete = OFF", ())
+        """Nothing."""
 
     def forget(self) -> None:
         """Drop the in-memory index of recent messages (it refills from the table)."""
