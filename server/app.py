@@ -489,7 +489,7 @@ def create_app(
             await seed_demo_operators(operators)
         await moderation.start()  # configures the webhooks before their sender starts
         if redis_jobs is not None:
-            await redis_jobs.start(moderation.take, moderation.requeue)
+            await redis_jobs.start(moderation.take, moderation.requeue, moderation.give_up)
         await webhooks.start()
         await push.start()
         retention.start()

@@ -19,6 +19,9 @@ consumer group. Imported only when ``--redis-url`` is set (the ``redis`` extra).
   restarted without persistence lost the stream), and every ``SWEEP`` seconds for messages
   pending longer than that (a process that died holding jobs it ran in-process while Redis
   was away).
+- A job that keeps failing (its handler raised, or its consumer died, ``ATTEMPTS`` times: a
+  message the pipeline cannot judge) is not taken again: ``give_up`` holds its message for a
+  moderator (the review queue, rule ``moderation_failed``) and the job is acknowledged.
 - Redis unavailable: ``put`` returns False and the caller runs the job in its own pipeline;
   the loops retry with back-off and resume when Redis is back.
 - Stopping (SIGTERM): the jobs this process took and did not finish are marked idle
@@ -51,6 +54,12 @@ LOCK = "parley:mod:requeue"
 #: Seconds between sweeps for pending messages that lost their job (see the module doc).
 SWEEP = 60.0
 READ_BLOCK_MS = 1000
+#: Deliveries of one job (first read and each claim after a failure) before it is given up.
+ATTEMPTS = 5
+
+
+#: ``ModerationService.give_up(message_id, rev, attempts)``: hold a message no job could judge.
+GiveUp = Callable[[int, int, int], Awaitable[None]]
 
 
 class Taker(Protocol):
@@ -121,6 +130,7 @@ class RedisJobs:
         self._redis: aioredis.Redis | None = None
         self._taker: Taker | None = None
         self._requeuer: Requeuer | None = None
+        self._give_up: GiveUp | None = None
         self._held: set[str] = set()
         self._released: set[str] = set()  # failed here, not acknowledged: taken again later
         self._room = asyncio.Event()
@@ -151,11 +161,13 @@ class RedisJobs:
 
     # ----------------------------------------------------------------- lifecycle
 
-    async def start(self, taker: Taker, requeuer: Requeuer) -> None:
+    async def start(self, taker: Taker, requeuer: Requeuer, give_up: GiveUp | None = None) -> None:
         """Connect and start the loops; ``taker`` runs a job, ``requeuer(skip, min_age)``
-        queues again the pending messages not in ``skip`` pending for ``min_age`` seconds."""
+        queues again the pending messages not in ``skip`` pending for ``min_age`` seconds,
+        ``give_up`` holds the message of a job that failed ``ATTEMPTS`` times."""
         self._taker = taker
         self._requeuer = requeuer
+        self._give_up = give_up
         self._redis = aioredis.from_url(
             self._url,
             socket_connect_timeout=2,
@@ -336,12 +348,39 @@ class RedisJobs:
         got: Any = await r.xautoclaim(
             STREAM, GROUP, self.consumer, int(self._claim_idle * 1000), "0-0", count=free
         )
-        entries = got[1] if len(got) > 1 else []
+        entries = [(e, f) for e, f in (got[1] if len(got) > 1 else []) if f is not None]
+        if not entries:  # (a job deleted meanwhile comes back without fields: it is done)
+            return
+        first, last = entries[0][0], entries[-1][0]
+        pending: Any = await r.xpending_range(
+            STREAM, GROUP, min=first, max=last, count=len(entries) + len(held) + 16,
+            consumername=self.consumer,
+        )  # fmt: skip
+        tries = {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
         for entry_id, fields in entries:
-            if fields is None:  # deleted meanwhile (done)
+            attempts = tries.get(_text(entry_id), 0)
+            if attempts > ATTEMPTS and self._give_up is not None:
+                await self._abandon(_text(entry_id), fields, attempts - 1)
                 continue
             log.info("took over moderation job %s from a consumer gone idle", entry_id)
             await self._take(entry_id, fields)
+
+    async def _abandon(self, eid: str, fields: Any, attempts: int) -> None:
+        """Hold the message of a job tried ``attempts`` times for a moderator; acknowledge it."""
+        assert self._give_up is not None
+        try:
+            message_id, rev = int(fields[b"m"]), int(fields[b"r"])
+        except Exception:
+            log.exception("malformed moderation job %s dropped: %r", eid, fields)
+            await self._ack(eid)
+            return
+        log.error(
+            "moderation job %s (message %d) failed %d times; held for a moderator",
+            eid, message_id, attempts,
+        )  # fmt: skip
+        await self._give_up(message_id, rev, attempts)
+        self._released.discard(eid)
+        await self._ack(eid)
 
     async def _forget_gone_consumers(self, r: aioredis.Redis) -> None:
         """Remove consumers that hold no job and were idle for an hour (processes gone)."""
@@ -373,3 +412,7 @@ class RedisJobs:
         n = await requeuer(queued, min_age)
         if n:
             log.info("queued %d pending moderation jobs again", n)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -28,7 +28,7 @@ from moderation.engine import Engine
 from moderation.errors import RuleError
 from moderation.pipeline import Pipeline
 from moderation.rules import Rule, WordList, parse_list, parse_rule, rule_to_json
-from moderation.types import MEDIA_TYPES, Verdict
+from moderation.types import MEDIA_TYPES, Action, Match, Verdict, VerdictStatus
 from server.clock import Clock
 from server.event_webhooks import EventWebhooks
 from server.external_detectors import EXTERNAL_KINDS, ExternalDetectors
@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 #: The id a message is judged under before the store assigns one: above every stored id, so
 #: context reads ("messages before this one") see the whole conversation.
 UNSTORED_ID = 2**62
+
+
+#: The pseudo-rule of a message held because no job could judge it (``give_up``).
+FAILED_RULE_ID = "moderation_failed"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -268,6 +272,23 @@ class ModerationService:
             return
         started = self._clock.monotonic() - max(age, 0.0)
         await self._pipeline.submit(Job(message, verdict, done, started))
+
+    async def give_up(self, message_id: int, rev: int, attempts: int) -> None:
+        """A job for this message failed ``attempts`` times (``redis_jobs.ATTEMPTS``): hold it
+        for a moderator, who decides it as any held message, instead of trying forever."""
+        message = await self._store.get_message(message_id)
+        if message is None or message.status is not Status.PENDING or message.rev != rev:
+            return
+        hold = Match(
+            FAILED_RULE_ID,
+            "Moderation failed",
+            0,
+            f"judging failed {attempts} times: held for a moderator",
+            0.0,
+            (Action.REVIEW,),
+        )
+        verdict = Verdict(VerdictStatus.REVIEW, (hold,), (Action.REVIEW,), ())
+        await self._outcomes.apply(message, verdict)
 
     async def judge_inline(self, new: NewMessage) -> Verdict | None:
         """Judge ``new`` before it is stored when the rules on its type all run inline.
