@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from moderation.detectors.keywords import CompiledList, find
+from moderation.detectors.keywords import CompiledList, Prepared, find, prepared_text
 from moderation.detectors.lexical import (
     LEXICAL_CATEGORIES,
     Lexical,
@@ -298,13 +298,13 @@ def caps(text: str) -> float:
 def extra_features(
     text: str,
     profanity: CompiledList,
-    tokens: list[Token] | None = None,
+    tokens: list[Token] | Prepared | None = None,
     links: Sequence[str] | None = None,
     urgency: int | None = None,
 ) -> npt.NDArray[np.float32]:
     """The non-embedding features of ``text``, in ``EXTRA_FEATURES`` order; ``profanity`` is
     the bundled profanity lists merged (``ModelRegistry.profanity``); ``tokens``:
-    ``tokenize(fold(text))``, ``links``: ``domains(text)`` and ``urgency``:
+    ``tokenize(fold(text))`` (or ``keywords.prepared_text(text)``), ``links``: ``domains(text)`` and ``urgency``:
     ``urgency_hits(text)``, if already computed."""
     prof = len(find(profanity, tokenize(fold(text)) if tokens is None else tokens))
     links = domains(text) if links is None else links
@@ -360,13 +360,12 @@ def text_cheap(text: str, lexical: Lexical, profanity: CompiledList) -> CheapFea
     urgency = urgency_hits(text)
     folded = fold(text[:LEXICAL_MAX_CHARS])
     ids = buckets_of_folded(folded)
-    if len(text) > LEXICAL_MAX_CHARS:  # the profanity feature reads the whole text
-        tokens = tokenize(fold(text))
+    prepared = prepared_text(text)  # the profanity feature reads the whole text
+    if len(text) > LEXICAL_MAX_CHARS:
         words = [t.text for t in tokenize(folded)]
     else:
-        tokens = tokenize(folded)
-        words = [t.text for t in tokens]
-    extra = extra_features(text, profanity, tokens, links, urgency)
+        words = [t.text for t in prepared.tokens]
+    extra = extra_features(text, profanity, prepared, links, urgency)
     return CheapFeatures(
         ids,
         np.concatenate([extra, lexical.logits_of(ids)]),
