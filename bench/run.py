@@ -12,10 +12,12 @@ Prints a table with ratios to B and writes ``bench/results.json``.
     .venv/bin/python bench/run.py            # full, about 8 minutes
     .venv/bin/python bench/run.py --quick    # about 2 minutes
     .venv/bin/python bench/run.py --baseline 0a33e18   # adds P-FULL of that commit (before/after)
+    .venv/bin/python bench/run.py --quick --servers P-NORMAL,P-AI,P-AI-CASC --only "pair closed"
 
 ``--baseline REF`` checks REF out into a temporary worktree and runs its Parley (FULL) in the
 same run, after this tree's servers, so a change is measured against its parent on the same
-machine at the same time.
+machine at the same time; with ``--baseline-servers P-AI,P-AI-CASC`` REF runs those servers
+instead (``P-AI@REF``, ...: the same settings, REF's code).
 """
 
 from __future__ import annotations
@@ -144,8 +146,14 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="short phases (about 2 minutes)")
     p.add_argument("--rate", type=float, default=100.0, help="open-loop msgs/s (all servers)")
     p.add_argument("--only", default="", help="comma-separated scenario names to run")
+    p.add_argument(
+        "--servers", default="", help="comma-separated server labels to run (e.g. P-AI,P-AI-CASC)"
+    )
     p.add_argument("--out", default=str(BENCH / "results.json"))
     p.add_argument("--baseline", default="", help="a git ref to run as P-FULL@REF too")
+    p.add_argument(
+        "--baseline-servers", default="", help="with --baseline: run these labels from REF"
+    )
     args = p.parse_args()
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     t_start = time.monotonic()
@@ -167,7 +175,10 @@ def main() -> None:
         meta["uvloop"] = None
     print(f"load before: {meta['loadavg_start']}  cpus: {meta['cpus']}  uvloop: {meta['uvloop']}")
     results: list[dict[str, Any]] = []
-    servers: list[tuple[str, str, dict[str, Any]]] = list(SERVERS)
+    picked = {s.strip() for s in args.servers.split(",") if s.strip()}
+    servers: list[tuple[str, str, dict[str, Any]]] = [
+        s for s in SERVERS if not picked or s[0] in picked
+    ]
     worktree = None
     if args.baseline:
         worktree = tempfile.mkdtemp(prefix="parley-baseline-")
@@ -178,9 +189,16 @@ def main() -> None:
             capture_output=True,
         )
         meta["baseline"] = args.baseline
-        servers.append(
-            (f"P@{args.baseline[:7]}", "parley", {"sync": "FULL", "root": Path(worktree)})
-        )
+        again = [x.strip() for x in args.baseline_servers.split(",") if x.strip()]
+        if not again:
+            servers.append(
+                (f"P@{args.baseline[:7]}", "parley", {"sync": "FULL", "root": Path(worktree)})
+            )
+        for label, kind, kw in SERVERS:
+            if label in again:
+                servers.append(
+                    (f"{label}@{args.baseline[:7]}", kind, {**kw, "root": Path(worktree)})
+                )
     try:
         run_servers(servers, args, only, results)
     finally:
@@ -206,11 +224,12 @@ def run_servers(
     for label, kind, kw in servers:
         server = start_server(kind, label=label, **kw)
         try:
-            if label in AI_ON:
+            plain = label.split("@")[0]
+            if plain in AI_ON:
                 print(
                     f"  {label}: enabled {', '.join(set_rules_enabled(server.base_url, AI_RULES))}"
                 )
-                if label in CASCADE_ON:
+                if plain in CASCADE_ON:
                     api_call(server.base_url, "PUT", "/moderation/settings", {"aiCascade": True})
                 time.sleep(3)  # the models load in the background once a rule needs them
             for name, largs, parley_only in scenarios(args.quick, args.rate):

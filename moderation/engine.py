@@ -40,7 +40,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from moderation.budget import PatternBudget
 from moderation.detectors.base import EXPENSIVE, READS_EVERYTHING, DetectContext, Detector
 from moderation.errors import Undecided
-from moderation.rules import MAX_CONTEXT_WINDOW, Condition, MatchMode, Rule, WordList
+from moderation.rules import (
+    MAX_CONTEXT_WINDOW,
+    Condition,
+    MatchMode,
+    ReceiverFilter,
+    Rule,
+    SenderFilter,
+    WordList,
+)
 from moderation.types import (
     DISAPPROVING,
     Action,
@@ -54,6 +62,10 @@ from moderation.types import (
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
+#: Entries of each of the engine's per-rule caches (cleared when full).
+_KEPT = 4096
+_ANYONE = SenderFilter()
+_ANYWHERE = ReceiverFilter()
 
 
 def severity(actions: Sequence[Action]) -> int:
@@ -81,7 +93,10 @@ def verdict_of(matches: Sequence[Match], detections: Sequence[Detection]) -> Ver
         if rank == 2
         else VerdictStatus.APPROVED
     )
-    return Verdict(status, ordered, actions, tuple(dict.fromkeys(detections)))
+    # equal detections count once; the same object often comes twice (conditions sharing a
+    # detector's result), and dropping those first saves hashing them
+    unique = {id(d): d for d in detections}.values() if len(detections) > 8 else detections
+    return Verdict(status, ordered, actions, tuple(dict.fromkeys(unique)))
 
 
 #: Runs a condition's detector for a rule (by id), once per condition and message.
@@ -123,7 +138,18 @@ class Engine:
             if needed is not None:
                 needed.warm_up()
         self._inline: dict[tuple[str, str, bool], bool] = {}
+        self._expensive: dict[tuple[str, str, bool], tuple[Condition, ...]] = {}
         self._costs: dict[tuple[str, str, bool], dict[int, int]] = {}
+        # Per-message work that depends only on the rules, kept (the send path runs
+        # ``evaluate`` for every message): the rules whose sender and receiver filters are
+        # empty (they apply to every message), each rule's conditions on a message type in
+        # cost order, and each condition's threshold per category. Keyed by id, with the
+        # object kept alongside so that an id is never reused while cached.
+        self._unfiltered = frozenset(
+            id(r) for r in self._enabled if r.sender == _ANYONE and r.receiver == _ANYWHERE
+        )
+        self._ordered: dict[tuple[int, str, str, bool], tuple[Rule, tuple[Condition, ...]]] = {}
+        self._thresholds: dict[int, tuple[Condition, dict[str, float]]] = {}
 
     # ------------------------------------------------------------------ questions
 
@@ -148,12 +174,15 @@ class Engine:
             )
         if inline or text is None:
             return inline
-        return all(
-            self._cost(c) < EXPENSIVE or self._settles(c, text)
-            for r in self._enabled
-            for c in r.conditions
-            if c.applies_to(category, message_type, caption)
-        )
+        expensive = self._expensive.get(key)
+        if expensive is None:
+            expensive = self._expensive[key] = tuple(
+                c
+                for r in self._enabled
+                for c in r.conditions
+                if c.applies_to(category, message_type, caption) and self._cost(c) >= EXPENSIVE
+            )
+        return all(self._settles(c, text) for c in expensive)
 
     def _settles(self, condition: Condition, text: str) -> bool:
         if not self.cascade:
@@ -214,7 +243,12 @@ class Engine:
         """
         runner, produced, undecided = self._runner(message, context, sender_recent)
         costs = self._rule_costs(message.category, message.message_type, message.has_caption)
-        candidates = [r for r in self._enabled if r.applies(message.sender, message.receiver)]
+        unfiltered = self._unfiltered
+        candidates = [
+            r
+            for r in self._enabled
+            if id(r) in unfiltered or r.applies(message.sender, message.receiver)
+        ]
         candidates.sort(key=lambda r: costs[id(r)])
         matches: list[Match] = []
         blocked = False
@@ -229,7 +263,7 @@ class Engine:
         for rule in candidates:
             if blocked and costs[id(rule)] >= EXPENSIVE:
                 continue
-            match = await self._match(rule, message, runner, undecided, ruled_out)
+            match = await self._match(rule, message, runner, undecided, ruled_out, own=True)
             if match is not None:
                 matches.append(match)
                 blocked = blocked or Action.BLOCK in match.actions
@@ -349,6 +383,43 @@ class Engine:
 
         return run, produced, undecided
 
+    def _conditions(
+        self, rule: Rule, message: MessageView, *, own: bool
+    ) -> tuple[Condition, ...] | list[Condition]:
+        """The rule's conditions that apply to the message, cheapest first (kept per rule and
+        message type for the engine's own rules, ``own``)."""
+        caption = message.has_caption
+        key = (id(rule), message.category, message.message_type, caption)
+        if own:
+            known = self._ordered.get(key)
+            if known is not None and known[0] is rule:
+                return known[1]
+        conditions = sorted(
+            (
+                c
+                for c in rule.conditions
+                if c.applies_to(message.category, message.message_type, caption)
+            ),
+            key=self._cost,
+        )
+        if own:
+            if len(self._ordered) >= _KEPT:
+                self._ordered.clear()
+            self._ordered[key] = (rule, tuple(conditions))
+        return conditions
+
+    def _threshold_of(self, condition: Condition, category: str) -> float:
+        """``condition.threshold_for(category, DEFAULT_THRESHOLD)``, kept per condition."""
+        known = self._thresholds.get(id(condition))
+        if known is None or known[0] is not condition:
+            if len(self._thresholds) >= _KEPT:
+                self._thresholds.clear()
+            known = self._thresholds[id(condition)] = (condition, {})
+        found = known[1].get(category)
+        if found is None:
+            found = known[1][category] = condition.threshold_for(category, DEFAULT_THRESHOLD)
+        return found
+
     def _cost(self, condition: Condition) -> int:
         detector = self.detectors.get(condition.kind)
         return 0 if detector is None else detector.cost
@@ -393,15 +464,10 @@ class Engine:
         run: Runner,
         undecided: Mapping[int, str],
         ruled_out: Callable[[str], bool] | None = None,
+        *,
+        own: bool = False,
     ) -> Match | None:
-        conditions = sorted(
-            (
-                c
-                for c in rule.conditions
-                if c.applies_to(message.category, message.message_type, message.has_caption)
-            ),
-            key=self._cost,
-        )
+        conditions = self._conditions(rule, message, own=own)
         if not conditions:
             return None
         if ruled_out is not None:
@@ -416,7 +482,7 @@ class Engine:
             if condition.kind not in self.detectors:
                 hit = None
             else:
-                hit = _best_hit(condition, await run(condition, rule.id))
+                hit = _best_hit(condition, await run(condition, rule.id), self._threshold_of)
                 if hit is None and id(condition) in undecided:
                     unsure.append(undecided[id(condition)])
                     continue
@@ -454,14 +520,23 @@ class Engine:
         )
 
 
-def _best_hit(condition: Condition, detections: Sequence[Detection]) -> Detection | None:
+def _best_hit(
+    condition: Condition,
+    detections: Sequence[Detection],
+    threshold_of: Callable[[Condition, str], float] | None = None,
+) -> Detection | None:
     """The most confident detection reaching its threshold, its reason filled in.
 
     The threshold of a category is the condition's ``thresholds[category]`` if given, else
-    its ``threshold``, else 0.5.
+    its ``threshold``, else 0.5 (``threshold_of(condition, category)``: the same, cached).
     """
+    if threshold_of is None:
+
+        def threshold_of(c: Condition, category: str) -> float:
+            return c.threshold_for(category, DEFAULT_THRESHOLD)
+
     relevant = [
-        (d, condition.threshold_for(d.category, DEFAULT_THRESHOLD))
+        (d, threshold_of(condition, d.category))
         for d in detections
         if not condition.categories or d.category in condition.categories
     ]

@@ -18,6 +18,8 @@ by default the process's one.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from moderation.detectors.base import EXPENSIVE, Detector
@@ -37,8 +39,10 @@ CONDITION_CACHE = 1024
 MAX_CHARS = 1000
 
 
+@lru_cache(maxsize=256)
 def cache_key(text: str) -> str:
-    """The score cache's key for ``text``."""
+    """The score cache's key for ``text`` (kept for the few texts in flight: a message asks
+    for it once per condition and stage)."""
     return " ".join(text.split())[:MAX_CHARS]
 
 
@@ -54,19 +58,22 @@ class HeadDetector(Detector):
 
     def __init__(self, models: ModelRegistry | None = None) -> None:
         self.models = shared_models() if models is None else models
-        self._needs_encoder: dict[Condition, bool] = {}
-        self._thresholds: dict[Condition, dict[str, float]] = {}
+        # by id(condition): hashing a condition costs more than the answer (each entry keeps
+        # its condition alive, so its id is not reused while cached)
+        self._needs_encoder: dict[int, tuple[Condition, bool]] = {}
+        self._thresholds: dict[int, tuple[Condition, dict[str, float]]] = {}
 
     def thresholds(self, condition: Condition) -> dict[str, float]:
         """The threshold of every category of this detector under ``condition`` (cached
         per condition)."""
-        known = self._thresholds.get(condition)
-        if known is None:
-            known = {c: condition.threshold_for(c, DEFAULT_THRESHOLD) for c in self.categories}
-            if len(self._thresholds) >= CONDITION_CACHE:
-                self._thresholds.clear()
-            self._thresholds[condition] = known
-        return known
+        known = self._thresholds.get(id(condition))
+        if known is not None and known[0] is condition:
+            return known[1]
+        found = {c: condition.threshold_for(c, DEFAULT_THRESHOLD) for c in self.categories}
+        if len(self._thresholds) >= CONDITION_CACHE:
+            self._thresholds.clear()
+        self._thresholds[id(condition)] = (condition, found)
+        return found
 
     def warm_up(self) -> None:
         """Start loading the encoder, the heads and the lexical model in background threads."""
@@ -79,23 +86,24 @@ class HeadDetector(Detector):
         condition (conditions are immutable)."""
         if condition is None:
             return False
-        known = self._needs_encoder.get(condition)
-        if known is None:
-            scored = self.models.heads().categories
-            categories = [c for c in condition.categories or self.categories if c in scored]
-            thresholds = self.thresholds(condition)
-            known = any(thresholds.get(c, DEFAULT_THRESHOLD) < SETTLE_LEVEL for c in categories)
-            if len(self._needs_encoder) >= CONDITION_CACHE:
-                self._needs_encoder.clear()
-            self._needs_encoder[condition] = known
-        return known
+        known = self._needs_encoder.get(id(condition))
+        if known is not None and known[0] is condition:
+            return known[1]
+        scored = self.models.heads().categories
+        categories = [c for c in condition.categories or self.categories if c in scored]
+        thresholds = self.thresholds(condition)
+        found = any(thresholds.get(c, DEFAULT_THRESHOLD) < SETTLE_LEVEL for c in categories)
+        if len(self._needs_encoder) >= CONDITION_CACHE:
+            self._needs_encoder.clear()
+        self._needs_encoder[id(condition)] = (condition, found)
+        return found
 
     def settles(self, text: str, condition: Condition) -> bool:
         """Whether the lexical stage decides ``text`` for ``condition`` (cheap and
         synchronous: the gate over the text's n-grams), so the engine may judge it on the
         send path. The lexical stage's result goes to the score cache, where ``detect``
         finds it."""
-        if not text.strip():
+        if not text or text.isspace():
             return True
         if self.needs_encoder(condition):
             return False
@@ -111,17 +119,16 @@ class HeadDetector(Detector):
     def lexical_result(self, text: str) -> HeadResult | None:
         """The lexical stage's result for ``text``, or None when the gate escalates it (or
         the text looks like another language than English, ``heads.may_settle``)."""
-        heads = self.models.heads()
-        if not self.models.text_may_settle(text):
+        cheap = self.models.text_cheap(text)
+        if not cheap.may_settle:
             return None
-        settled = heads.settled_scores(
-            self.models.text_buckets(text), self.models.text_features(text)
-        )
+        heads = self.models.heads()
+        settled = heads.settled_scores(cheap.ids, cheap.rest)
         if settled is None:
             return None
         return HeadResult(
             STAGE_LEXICAL,
-            {c: round(float(p), 4) for c, p in zip(heads.categories, settled, strict=True)},
+            dict(zip(heads.categories, [round(p, 4) for p in settled.tolist()], strict=True)),
         )
 
     async def head_scores(
@@ -136,7 +143,7 @@ class HeadDetector(Detector):
         """The scores of ``text`` and the stage that produced them (cached per text);
         ``cascade``: the lexical stage may settle it (else the encoder always runs)."""
         heads = self.models.heads()
-        if not text.strip():
+        if not text or text.isspace():
             return HeadResult(STAGE_LEXICAL, dict.fromkeys(heads.categories, 0.0))
         key = cache_key(text)
         need_encoder = not cascade or self.needs_encoder(condition)

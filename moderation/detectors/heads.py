@@ -28,20 +28,21 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from moderation.detectors.keywords import CompiledList, find
+from moderation.detectors.keywords import CompiledList, Prepared, find, prepared_text
 from moderation.detectors.lexical import (
     LEXICAL_CATEGORIES,
     Lexical,
     buckets,
     buckets_of_folded,
     length_class,
-    row_scale,
+    scaled_sum,
 )
 from moderation.detectors.lexical import MAX_CHARS as LEXICAL_MAX_CHARS
 from moderation.normalize import Token, fold, tokenize
@@ -121,6 +122,7 @@ EMBEDDING_DIM = 512
 SETTLE_LEVEL = 0.8
 #: The scores of a settled text are capped here (below ``SETTLE_LEVEL``).
 SETTLED_CAP = 0.79
+_SETTLED_CAP = np.float32(SETTLED_CAP)
 #: Frequent function words of the other languages Parley ships word lists for (German,
 #: French, Spanish, Italian, Portuguese, Dutch), folded, none of them a common English word.
 #: The gate learnt from mostly English text, so a text holding one of these, or written
@@ -256,6 +258,8 @@ GATE_MASK = (1 << GATE_BITS) - 1
 def domains(text: str) -> list[str]:
     """Domains of the links in ``text`` (lower case), only those with a plausible TLD."""
     out: list[str] = []
+    if "." not in text:  # every link the pattern finds has a dot
+        return out
     for m in _URL_RE.finditer(text):
         host = m.group(1).lower()
         if host.rsplit(".", 1)[-1] in _TLDS:
@@ -273,25 +277,47 @@ def urgency_hits(text: str) -> int:
     return len(_URGENCY_RE.findall(text))
 
 
+#: ASCII bytes that are not letters, and those that are not capitals (``caps``).
+_NOT_LETTERS = bytes(b for b in range(128) if not chr(b).isalpha())
+_NOT_CAPITALS = bytes(b for b in range(128) if not chr(b).isupper())
+
+
+def caps(text: str) -> float:
+    """The share of capitals among the letters of ``text`` (0 under 8 letters); counted on
+    the bytes for an ASCII text (the same counts, without a Python step per character)."""
+    if text.isascii():
+        data = text.encode()
+        letters = len(data.translate(None, _NOT_LETTERS))
+        if letters < 8:
+            return 0.0
+        return len(data.translate(None, _NOT_CAPITALS)) / letters
+    chars = [c for c in text if c.isalpha()]
+    return sum(c.isupper() for c in chars) / len(chars) if len(chars) >= 8 else 0.0
+
+
 def extra_features(
-    text: str, profanity: CompiledList, tokens: list[Token] | None = None
+    text: str,
+    profanity: CompiledList,
+    tokens: list[Token] | Prepared | None = None,
+    links: Sequence[str] | None = None,
+    urgency: int | None = None,
 ) -> npt.NDArray[np.float32]:
     """The non-embedding features of ``text``, in ``EXTRA_FEATURES`` order; ``profanity`` is
     the bundled profanity lists merged (``ModelRegistry.profanity``); ``tokens``:
-    ``tokenize(fold(text))`` if already computed."""
+    ``tokenize(fold(text))`` (or ``keywords.prepared_text(text)``), ``links``: ``domains(text)`` and ``urgency``:
+    ``urgency_hits(text)``, if already computed."""
     prof = len(find(profanity, tokenize(fold(text)) if tokens is None else tokens))
-    links = domains(text)
-    letters = [c for c in text if c.isalpha()]
-    caps = sum(c.isupper() for c in letters) / len(letters) if len(letters) >= 8 else 0.0
+    links = domains(text) if links is None else links
+    urgency = urgency_hits(text) if urgency is None else urgency
     return np.array(
         [
             float(prof > 0),
             math.log1p(prof),
             math.log1p(len(links)),
             float(any(d in SHORTENERS for d in links)),
-            math.log1p(urgency_hits(text)),
+            math.log1p(urgency),
             math.log1p(len(_MONEY_RE.findall(text))),
-            caps,
+            caps(text),
         ],
         dtype=np.float32,
     )
@@ -312,25 +338,50 @@ def text_features(
     return np.concatenate([extra_features(text, profanity), lexical.logits_of(ids)])
 
 
+class CheapFeatures(NamedTuple):
+    """What the cascade's lexical stage reads of a text, computed in one pass
+    (``cheap_features``): its ``lexical.buckets``, the heads' features after the embedding
+    (``text_features``), whether the gate may settle it (``may_settle``), and the scam
+    detector's shortened links (``shortener_links``) and pressure words (``urgency_hits``)."""
+
+    ids: npt.NDArray[np.int32]
+    rest: npt.NDArray[np.float32]
+    may_settle: bool
+    shorteners: tuple[str, ...]
+    urgency: int
+
+
+def text_cheap(text: str, lexical: Lexical, profanity: CompiledList) -> CheapFeatures:
+    """``CheapFeatures`` of ``text``: folding and tokenising it once, and finding its links
+    and pressure words once, for everything the send path needs."""
+    if lexical.categories != LEXICAL_CATEGORIES:
+        raise ValueError(f"lexical model categories {lexical.categories} != {LEXICAL_CATEGORIES}")
+    links = domains(text)
+    urgency = urgency_hits(text)
+    folded = fold(text[:LEXICAL_MAX_CHARS])
+    ids = buckets_of_folded(folded)
+    prepared = prepared_text(text)  # the profanity feature reads the whole text
+    if len(text) > LEXICAL_MAX_CHARS:
+        words = [t.text for t in tokenize(folded)]
+    else:
+        words = [t.text for t in prepared.tokens]
+    extra = extra_features(text, profanity, prepared, links, urgency)
+    return CheapFeatures(
+        ids,
+        np.concatenate([extra, lexical.logits_of(ids)]),
+        may_settle(words, folded),
+        tuple(d for d in links if d in SHORTENERS),
+        urgency,
+    )
+
+
 def cheap_features(
     text: str, lexical: Lexical, profanity: CompiledList
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], bool]:
-    """``(lexical.buckets(text), text_features(text, ...), may_settle(...))``, folding and
-    tokenising the text once for all three (the n-grams, the profanity hits and the language
-    check), as the send path needs them all."""
-    if len(text) > LEXICAL_MAX_CHARS:
-        ids = buckets(text)
-        folded = fold(text[:LEXICAL_MAX_CHARS])
-        may = may_settle([t.text for t in tokenize(folded)], folded)
-        return ids, text_features(text, lexical, profanity, ids), may
-    if lexical.categories != LEXICAL_CATEGORIES:
-        raise ValueError(f"lexical model categories {lexical.categories} != {LEXICAL_CATEGORIES}")
-    folded = fold(text)
-    tokens = tokenize(folded)
-    words = [t.text for t in tokens]
-    ids = buckets_of_folded(folded, words)
-    rest = np.concatenate([extra_features(text, profanity, tokens), lexical.logits_of(ids)])
-    return ids, rest, may_settle(words, folded)
+    """``(lexical.buckets(text), text_features(text, ...), may_settle(...))`` in one pass
+    (``text_cheap``)."""
+    found = text_cheap(text, lexical, profanity)
+    return found.ids, found.rest, found.may_settle
 
 
 def feature_matrix(
@@ -363,7 +414,7 @@ class Gate:
         """The estimated embedding part of every head's logit, (categories,)."""
         z: npt.NDArray[np.float32] = self.bias[length_class(len(ids))].copy()
         if len(ids):
-            z += self.weights[ids & GATE_MASK].sum(axis=0, dtype=np.float32) * row_scale(len(ids))
+            z += scaled_sum(self.weights, ids & GATE_MASK)
         return z
 
 
@@ -380,6 +431,11 @@ class Heads:
     platt_b: npt.NDArray[np.float32]
     feature_names: tuple[str, ...] = FEATURE_NAMES
     gate: Gate | None = None
+    #: The weights of the features after the embedding (a view of ``weights``).
+    rest_weights: npt.NDArray[np.float32] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rest_weights", self.weights[EMBEDDING_DIM:])
 
     def scores(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Calibrated probabilities, (N, categories) for (N, features) input."""
@@ -394,9 +450,15 @@ class Heads:
         ``lexical.buckets`` and its cheap features (``text_features``); needs a gate."""
         if self.gate is None:
             raise ValueError("these heads have no gate: retrain with `make train-models`")
-        logits = self.gate.embedding_logits(ids) + rest @ self.weights[EMBEDDING_DIM:] + self.bias
-        z = np.clip(self.platt_a * logits + self.platt_b, -30.0, 30.0)
-        out: npt.NDArray[np.float32] = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        logits = self.gate.embedding_logits(ids) + rest @ self.rest_weights + self.bias
+        # the arithmetic of ``scores`` (clip, sigmoid), in place: this runs on the send path
+        z = self.platt_a * logits + self.platt_b
+        np.maximum(z, -30.0, out=z)
+        np.minimum(z, 30.0, out=z)
+        np.negative(z, out=z)
+        np.exp(z, out=z)
+        z += 1.0
+        out: npt.NDArray[np.float32] = (1.0 / z).astype(np.float32, copy=False)
         return out
 
     def settled_scores(
@@ -408,9 +470,9 @@ class Heads:
         if self.gate is None:
             return None
         estimate = self.estimated_scores(ids, rest)
-        if bool((estimate >= self.gate.thresholds).any()):
+        if (estimate >= self.gate.thresholds).any():
             return None
-        return np.minimum(estimate, np.float32(SETTLED_CAP))
+        return np.minimum(estimate, _SETTLED_CAP, out=estimate)
 
     def save(self, path: Path) -> None:
         extra: dict[str, npt.NDArray[np.generic]] = {}

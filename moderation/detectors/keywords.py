@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from moderation.detectors.base import DetectContext, Detector, message_text
 from moderation.normalize import LEET, MASKS, Token, fold, item_words, tokenize, variants
@@ -87,6 +88,13 @@ def prepare(tokens: list[Token]) -> Prepared:
         [variants(t.text) for t in tokens],
         [(start, end, text, variants(text)) for start, end, text in _joined(tokens)],
     )
+
+
+@lru_cache(maxsize=256)
+def prepared_text(text: str) -> Prepared:
+    """``prepare(tokenize(fold(text)))``, kept for the few texts in flight: the keyword
+    detector and the AI heads' profanity feature read the same message. Read only."""
+    return prepare(tokenize(fold(text)))
 
 
 def find(compiled: CompiledList, text: list[Token] | Prepared) -> list[Hit]:
@@ -287,7 +295,7 @@ class KeywordDetector(Detector):
         message is checked against several lists, one condition each)."""
         found = self._prepared.get(text)
         if found is None:
-            found = prepare(tokenize(fold(text)))
+            found = prepared_text(text)
             self._prepared[text] = found
             if len(self._prepared) > self._cache_size:
                 self._prepared.popitem(last=False)

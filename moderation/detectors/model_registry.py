@@ -38,7 +38,7 @@ from moderation.bundled_lists import PROFANITY_LANGUAGES, read_profanity_list
 from moderation.detectors.cascade import ScoreCache
 from moderation.detectors.encoder import SharedEncoder
 from moderation.detectors.heads import MODEL_PATH as HEADS_PATH
-from moderation.detectors.heads import Heads, cheap_features
+from moderation.detectors.heads import CheapFeatures, Heads, text_cheap
 from moderation.detectors.keywords import CompiledList, compile_list
 from moderation.detectors.lexical import MODEL_PATH as LEXICAL_PATH
 from moderation.detectors.lexical import Lexical
@@ -94,29 +94,32 @@ class ModelRegistry:
         """The Open-NSFW ``NSFWClassifier`` (raises ImportError without ``parley[images]``)."""
         return self._open_nsfw()
 
+    def text_cheap(self, text: str) -> CheapFeatures:
+        """Everything the cascade's lexical stage reads of ``text`` (``heads.CheapFeatures``:
+        buckets, features, language check, shortened links, pressure words), cached per
+        text. Read only."""
+        return self._cheap(text)
+
     def text_buckets(self, text: str) -> npt.NDArray[np.int32]:
         """``lexical.buckets(text)``, cached per text. Read only."""
-        return self._cheap(text)[0]
+        return self._cheap(text).ids
 
     def text_features(self, text: str) -> npt.NDArray[np.float32]:
         """The heads' features after the embedding (``heads.FEATURE_NAMES`` order) for
         ``text``, cached per text. Read only."""
-        return self._cheap(text)[1]
+        return self._cheap(text).rest
 
     def text_may_settle(self, text: str) -> bool:
         """Whether the cascade's gate may settle ``text`` (``heads.may_settle``: not when it
         looks like another language than English), cached per text."""
-        return self._cheap(text)[2]
+        return self._cheap(text).may_settle
 
-    def _compute_cheap(
-        self, text: str
-    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], bool]:
-        """A text's n-gram buckets, cheap features and language check, folding and
-        tokenising it once."""
-        ids, features, may = cheap_features(text, self.lexical(), self.profanity())
-        ids.flags.writeable = False
-        features.flags.writeable = False
-        return ids, features, may
+    def _compute_cheap(self, text: str) -> CheapFeatures:
+        """A text's ``CheapFeatures``, folding and tokenising it once."""
+        found = text_cheap(text, self.lexical(), self.profanity())
+        found.ids.flags.writeable = False
+        found.rest.flags.writeable = False
+        return found
 
     def warm_up(self, names: Iterable[ModelName]) -> None:
         """Start loading these models in a daemon thread and return at once; each name is

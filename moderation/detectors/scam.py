@@ -53,6 +53,15 @@ class ScamDetector(HeadDetector):
             return False
         return 0.5 + 0.5 * head >= self.thresholds(condition)["scam"]
 
+    def links_and_urgency(self, text: str) -> tuple[list[str], int]:
+        """``(heads.shortener_links(text), heads.urgency_hits(text))``, read from the text's
+        cached cheap features (``ModelRegistry.text_cheap``: computed once per text for the
+        heads and the cascade) when there are any."""
+        if not text or text.isspace():
+            return shortener_links(text), urgency_hits(text)
+        cheap = self.models.text_cheap(text)
+        return list(cheap.shorteners), cheap.urgency
+
     async def detect(
         self, message: MessageView, condition: Condition, ctx: DetectContext
     ) -> list[Detection]:
@@ -66,8 +75,7 @@ class ScamDetector(HeadDetector):
             behaviour = max((d.confidence for d in behaviour_hits), default=0.0)
         else:
             behaviour_reason = "not computed: it cannot lift scam to this condition's threshold"
-        shorteners = shortener_links(text)
-        urgency = urgency_hits(text)
+        shorteners, urgency = self.links_and_urgency(text)
         out = [
             Detection(self.name, "scam", round(1 - (1 - head) * (1 - 0.5 * behaviour), 4)),
             *(Detection(self.name, c, heads.get(c, 0.0)) for c in _HEAD_CATEGORIES),

@@ -39,6 +39,8 @@ class ToxicityDetector(HeadDetector):
     cost = EXPENSIVE + 10
     reads: frozenset[str] = frozenset()
     categories: tuple[str, ...] = TOXICITY_CATEGORIES
+    #: The last result's detections below any threshold, for the next condition on it.
+    _last: tuple[HeadResult, tuple[Detection, ...]] | None = None
 
     async def detect(
         self, message: MessageView, condition: Condition, ctx: DetectContext
@@ -46,16 +48,23 @@ class ToxicityDetector(HeadDetector):
         result = await self.head_result(message_text(message), condition, cascade=ctx.cascade)
         stage = self.stage_of(result)
         thresholds = self.thresholds(condition)
-        out: list[Detection] = []
-        for c in self.categories:
-            score = result.scores.get(c, 0.0)
+        # below the threshold a detection gives only the stage (cheap: this runs on the send
+        # path for every message), the same for every condition on one result: the two
+        # shipped rules' conditions share those detections
+        last = self._last
+        if last is not None and last[0] is result:
+            out = list(last[1])
+        else:
+            scores = result.scores
+            out = [Detection(self.name, c, scores.get(c, 0.0), stage) for c in self.categories]
+            self._last = (result, tuple(out))
+        for i, c in enumerate(self.categories):
+            score = out[i].confidence
             threshold = thresholds[c]
-            # a full explanation for a hit; below the threshold, only the stage (cheap: this
-            # runs on the send path for every message)
-            reason = (
-                f"{c} {score:.2f} >= {threshold:.2f} ({stage})" if score >= threshold else stage
-            )
-            out.append(Detection(self.name, c, score, reason))
+            if score >= threshold:  # a hit: the full explanation
+                out[i] = Detection(
+                    self.name, c, score, f"{c} {score:.2f} >= {threshold:.2f} ({stage})"
+                )
         return out
 
     def stage_of(self, result: HeadResult) -> str:

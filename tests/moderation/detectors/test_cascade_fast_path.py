@@ -1,0 +1,211 @@
+"""The cascade's lexical stage is computed the fast way (per-word caches, one pass over the
+text, the gate's arithmetic precomputed); its results must be exactly those of the plain
+definitions below, so a settled text keeps its scores and the same texts are settled. The
+reference here is the straightforward code the fast path replaced: every n-gram hashed one by
+one, the cheap features counted character by character, the lexical model and the gate as
+written in their docstrings."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from moderation.detectors.heads import (
+    _MONEY_RE,
+    EMBEDDING_DIM,
+    GATE_MASK,
+    SETTLED_CAP,
+    SHORTENERS,
+    Heads,
+    cheap_features,
+    domains,
+    may_settle,
+    shortener_links,
+    text_features,
+    urgency_hits,
+)
+from moderation.detectors.keywords import CompiledList, find
+from moderation.detectors.lexical import (
+    LOGIT_CLIP,
+    MAX_CHARS,
+    Lexical,
+    bucket,
+    buckets,
+    length_class,
+    ngrams,
+)
+from moderation.detectors.model_registry import ModelRegistry
+from moderation.detectors.scam import ScamDetector
+from moderation.detectors.toxicity import ToxicityDetector
+from moderation.normalize import fold, tokenize
+
+OWN_SET = (
+    Path(__file__).resolve().parents[3]
+    / "moderation"
+    / "training"
+    / "data"
+    / "parley_labelled.jsonl"
+)
+
+#: Texts that take the unusual branches: empty, spaces only, long (over ``MAX_CHARS``), other
+#: scripts, look-alikes, leetspeak, stretched letters, masks, links, money, urgency, capitals,
+#: repeated words (repeated n-grams count once), a word longer than the n-gram cut.
+EDGE = [
+    "",
+    "   ",
+    "a",
+    "ok",
+    "OK!!!",
+    "lunch at 12? \u2615",
+    "thanks thanks thanks thanks",
+    "Claim your FREE prize now at bit.ly/abc123, you idiot!! sh1t",
+    "URGENT: verify your account within 24 hours or it will be SUSPENDED",
+    "send $500 in bitcoin to my wallet, 1,000 usd profit guaranteed",
+    "f u c k this, s.h.i.t happens, f*ck",
+    "fuuuuuck yoooou",
+    "h\u0435llo fr\u0456end",  # Cyrillic look-alikes
+    "caf\u00e9 na\u00efve r\u00e9sum\u00e9",
+    "\u4f60\u597d\u4e16\u754c\uff0c\u8fd9\u662f\u4e00\u6761\u6d88\u606f",
+    "\u041f\u0440\u0438\u0432\u0435\u0442, \u043a\u0430\u043a \u0434\u0435\u043b\u0430?",
+    "du bist ein Vollidiot",
+    "supercalifragilisticexpialidocious" * 3,
+    "see https://www.example.com/path?q=1 and www.test.io and foo.bar.xyz",
+    "ALL CAPS SHOUTING AT EVERYONE HERE",
+    "tab\tseparated\nnew line\u00a0nbsp\u200bzero width",
+    "word " * 300,  # over MAX_CHARS
+    "x" * 1500,
+    "\U0001f600\U0001f600 emoji only \U0001f44d",
+]
+
+
+def texts() -> list[str]:
+    with OWN_SET.open(encoding="utf-8") as f:
+        own = [json.loads(line)["text"] for line in f]
+    return EDGE + own
+
+
+# ------------------------------------------------------------------ the reference
+
+
+def ref_buckets(text: str) -> npt.NDArray[np.int32]:
+    return np.array(sorted({bucket(f) for f in ngrams(text)}), dtype=np.int32)
+
+
+def ref_extra(text: str, profanity: CompiledList) -> npt.NDArray[np.float32]:
+    prof = len(find(profanity, tokenize(fold(text))))
+    links = domains(text)
+    letters = [c for c in text if c.isalpha()]
+    caps = sum(c.isupper() for c in letters) / len(letters) if len(letters) >= 8 else 0.0
+    return np.array(
+        [
+            float(prof > 0),
+            math.log1p(prof),
+            math.log1p(len(links)),
+            float(any(d in SHORTENERS for d in links)),
+            math.log1p(urgency_hits(text)),
+            math.log1p(len(_MONEY_RE.findall(text))),
+            caps,
+        ],
+        dtype=np.float32,
+    )
+
+
+def ref_logits(lexical: Lexical, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
+    z: npt.NDArray[np.float32] = lexical.bias[length_class(len(ids))].copy()
+    if len(ids):
+        z += lexical.weights[ids].sum(axis=0, dtype=np.float32) * np.float32(
+            1.0 / np.sqrt(len(ids))
+        )
+    np.clip(z, -LOGIT_CLIP, LOGIT_CLIP, out=z)
+    return z
+
+
+def ref_settled(
+    heads: Heads, ids: npt.NDArray[np.int32], rest: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32] | None:
+    gate = heads.gate
+    assert gate is not None
+    emb: npt.NDArray[np.float32] = gate.bias[length_class(len(ids))].copy()
+    if len(ids):
+        emb += gate.weights[ids & GATE_MASK].sum(axis=0, dtype=np.float32) * np.float32(
+            1.0 / np.sqrt(len(ids))
+        )
+    logits = emb + rest @ heads.weights[EMBEDDING_DIM:] + heads.bias
+    z = np.clip(heads.platt_a * logits + heads.platt_b, -30.0, 30.0)
+    estimate = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+    if bool((estimate >= gate.thresholds).any()):
+        return None
+    return np.minimum(estimate, np.float32(SETTLED_CAP))
+
+
+# ------------------------------------------------------------------ the checks
+
+
+@pytest.fixture(scope="module")
+def models() -> ModelRegistry:
+    return ModelRegistry()
+
+
+def test_buckets_are_the_hashed_ngrams(models: ModelRegistry) -> None:
+    for text in texts():
+        assert np.array_equal(buckets(text), ref_buckets(text)), text
+
+
+def test_cheap_features_are_the_reference(models: ModelRegistry) -> None:
+    lexical, profanity = models.lexical(), models.profanity()
+    for text in texts():
+        ids, rest, may = cheap_features(text, lexical, profanity)
+        want_ids = ref_buckets(text)
+        assert np.array_equal(ids, want_ids), text
+        want = np.concatenate([ref_extra(text, profanity), ref_logits(lexical, want_ids)])
+        assert rest.dtype == np.float32 and rest.tobytes() == want.tobytes(), text
+        assert np.array_equal(text_features(text, lexical, profanity), want), text
+        folded = fold(text[:MAX_CHARS])
+        assert may == may_settle([t.text for t in tokenize(folded)], folded), text
+
+
+def test_settled_scores_are_the_reference(models: ModelRegistry) -> None:
+    heads, lexical, profanity = models.heads(), models.lexical(), models.profanity()
+    settled = 0
+    for text in texts():
+        ids = ref_buckets(text)
+        rest = np.concatenate([ref_extra(text, profanity), ref_logits(lexical, ids)])
+        want = ref_settled(heads, ids, rest)
+        got = heads.settled_scores(ids, rest)
+        if want is None:
+            assert got is None, text
+            continue
+        settled += 1
+        assert got is not None and got.tobytes() == want.tobytes(), text
+    assert settled > 100  # both branches are exercised
+
+
+async def test_the_detectors_report_the_reference_scores() -> None:
+    """The lexical stage's results as the detectors report them (rounded to 4 places), and
+    the scam detector's link and urgency categories, match the reference."""
+    models = ModelRegistry()
+    heads, lexical, profanity = models.heads(), models.lexical(), models.profanity()
+    toxicity, scam = ToxicityDetector(models), ScamDetector(models)
+    for text in texts():
+        result = toxicity.lexical_result(text)
+        ids = ref_buckets(text)
+        rest = np.concatenate([ref_extra(text, profanity), ref_logits(lexical, ids)])
+        folded = fold(text[:MAX_CHARS])
+        want = (
+            ref_settled(heads, ids, rest)
+            if may_settle([t.text for t in tokenize(folded)], folded)
+            else None
+        )
+        if want is None:
+            assert result is None, text
+            continue
+        assert result is not None, text
+        assert result.scores == {
+            c: round(float(p), 4) for c, p in zip(heads.categories, want, strict=True)
+        }, text
+        assert scam.links_and_urgency(text) == (shortener_links(text), urgency_hits(text))
