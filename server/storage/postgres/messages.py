@@ -1,17 +1,21 @@
 """Messages and receipts in PostgreSQL: sealed rows (as in SQLite), conditional verdicts.
 
 No in-memory recent index here: several processes may write the same conversation, so the
-newest messages of a conversation or sender (moderation context) are read from the database.
+newest messages of a conversation or sender (moderation context) are read from the database;
+the sender's (read for every moderated message) through ``recent.SenderRecent``, which batches
+the reads and keeps opened rows by row version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from server.models import Message, Moderation, Status
 from server.storage.ports import TxOp
 from server.storage.postgres.base import Repository
+from server.storage.postgres.recent import VERSION, SenderRecent
 from server.storage.postgres.transaction import PostgresTransaction, insert_audit
 from server.storage.postgres.writer import WriteTx
 from server.storage.sealing import MESSAGE_COLUMNS, content_of, replace_message
@@ -23,16 +27,24 @@ _DELIVERABLE = "status IN ('unmoderated', 'approved')"
 class PostgresMessages(Repository):
     """``ports.MessageRepository``."""
 
+    @functools.cached_property
+    def _sender_recent(self) -> SenderRecent:
+        return SenderRecent(self._db, self._sealer)
+
+    def forget_opened(self, ids: Iterable[int] | None = None) -> None:
+        self._sealer.forget(ids)
+        self._sender_recent.forget(ids)
+
     async def insert_message(self, new: NewMessage) -> tuple[Message, bool]:
         """Insert, idempotent on ``(sender, muid)``: returns (message, created)."""
 
-        async def op(tx: WriteTx) -> tuple[Message, bool] | None:
+        async def op(tx: WriteTx) -> tuple[Message, str] | None:
             message_id = await tx.message_id()
             kid, body = self._sealer.seal(message_id, new.conversation_id, content_of(new, None))
-            inserted = await tx.execute(
-                f"INSERT INTO messages ({MESSAGE_COLUMNS}, conv_key) VALUES ($1, $2, $3, $4,"
-                " $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0, $14, 0, $15, $16)"
-                " ON CONFLICT (sender, muid) DO NOTHING",
+            version = await tx.fetchval(
+                f"INSERT INTO messages AS m ({MESSAGE_COLUMNS}, conv_key) VALUES ($1, $2, $3,"
+                " $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0, $14, 0, $15, $16)"
+                f" ON CONFLICT (sender, muid) DO NOTHING RETURNING {VERSION}",
                 message_id,
                 new.muid,
                 new.conversation_id,
@@ -50,14 +62,16 @@ class PostgresMessages(Repository):
                 int(new.status.deliverable),
                 new.conversation_key,
             )
-            if not inserted:
+            if version is None:
                 tx.release_id(message_id)
                 return None  # a retry: the caller reads the stored row after the commit
-            return new.as_message(message_id), True
+            return new.as_message(message_id), version
 
         result = await self._db.write(op)
         if result is not None:
-            return result
+            message, version = result
+            self._sender_recent.remember(message, version)  # committed: moderation reads it
+            return message, True
         stored = await self.find_by_muid(new.sender, new.muid)
         assert stored is not None
         return stored, False
@@ -117,10 +131,7 @@ class PostgresMessages(Repository):
 
     async def recent_of_sender(self, sender: str, *, since: int, limit: int) -> list[Message]:
         """The sender's newest ``limit`` messages sent at or after ``since``, oldest first."""
-        found = await self._select(
-            "sender = $1 AND sent_at >= $2 ORDER BY id DESC LIMIT $3", sender, since, limit
-        )
-        return found[::-1]
+        return await self._sender_recent.recent_of_sender(sender, since=since, limit=limit)
 
     async def update_content(self, message: Message, *, status: Status, at: int) -> Message:
         """Store edited content with a new revision (any pending verdict for the old text is void)."""
@@ -177,7 +188,7 @@ class PostgresMessages(Repository):
             )
 
         await self._db.write(op)
-        self._sealer.forget((message.id,))  # its content is gone: not even in memory
+        self.forget_opened((message.id,))  # its content is gone: not even in memory
         return updated
 
     async def set_status(
