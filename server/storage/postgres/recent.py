@@ -86,6 +86,10 @@ class SenderRecent:
         for message_id in ids:
             self._rows.pop(message_id, None)
 
+    def holds(self, message_id: int) -> bool:
+        """Whether an opened copy of the row is kept (tests: erased content is not)."""
+        return message_id in self._rows
+
     def _keep(self, message: Message, version: str) -> None:
         rows = self._rows
         if rows.pop(message.id, None) is None and len(rows) >= self._size:
