@@ -129,9 +129,13 @@ class WriteTx:
     async def message_id(self) -> int:
         """The id of the next message this transaction inserts (see the module docstring)."""
         if self._first_id is None:
-            await self._conn.execute("SELECT pg_advisory_xact_lock($1)", MESSAGE_ID_LOCK)
+            # The lock, then the id, in one round trip (the fenced subquery runs first).
             self._first_id = self._next_id = int(
-                await self._conn.fetchval("SELECT nextval('messages_id_seq')")
+                await self._conn.fetchval(
+                    "SELECT nextval('messages_id_seq')"
+                    " FROM (SELECT pg_advisory_xact_lock($1) OFFSET 0) AS locked",
+                    MESSAGE_ID_LOCK,
+                )
             )
         message_id = self._next_id
         self._next_id += 1
@@ -142,13 +146,18 @@ class WriteTx:
         if message_id == self._next_id - 1:
             self._next_id -= 1
 
-    async def before_commit(self) -> None:
-        """Write the staged rows; set the sequence to the next id not used, unless
-        ``nextval`` left it there."""
+    async def commit(self) -> None:
+        """Write the staged rows, then COMMIT; with it, in the same round trip, set the
+        sequence to the next id not used, unless ``nextval`` left it there."""
         if self._staged:
             await self.flush()
         if self._first_id is not None and self._next_id != self._first_id + 1:
-            await self._conn.execute("SELECT setval('messages_id_seq', $1, false)", self._next_id)
+            # A simple query (an int in the text): both statements in one round trip.
+            await self._conn.execute(
+                f"SELECT setval('messages_id_seq', {int(self._next_id)}, false); COMMIT"
+            )
+        else:
+            await self._conn.execute("COMMIT")
 
 
 Op = Callable[[WriteTx], Awaitable[Any]]
@@ -318,8 +327,7 @@ async def _transaction(conn: Any, ops: Sequence[Op]) -> list[Any]:
     await conn.execute("BEGIN")
     try:
         results = [await op(tx) for op in ops]
-        await tx.before_commit()
-        await conn.execute("COMMIT")
+        await tx.commit()
     except BaseException:
         if not conn.is_closed() and conn.is_in_transaction():
             with contextlib.suppress(Exception):
