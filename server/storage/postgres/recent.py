@@ -113,13 +113,16 @@ class SenderRecent:
                 batch, self._waiting = self._waiting, {}
                 try:
                     answers = await self._answer(list(batch))
-                except BaseException as exc:
+                except Exception as exc:  # StorageUnavailable, a database error: to each
                     for futures in batch.values():
                         for fut in futures:
                             if not fut.done():
                                 fut.set_exception(exc)
-                    if isinstance(exc, Exception):
-                        continue
+                    continue
+                except BaseException:  # cancelled (shutting down): so are the waiting calls
+                    for futures in [*batch.values(), *self._waiting.values()]:
+                        for fut in futures:
+                            fut.cancel()
                     raise
                 for key, futures in batch.items():
                     for fut in futures:
