@@ -143,6 +143,9 @@ def main() -> None:
                     servers.append(srv)
                 time.sleep(1.0)
                 r = run_load(servers, load_args, engines if shared else [])
+            except RuntimeError as exc:  # one configuration failing does not lose the others
+                print(f"{label:<16} {name:<16} failed: {str(exc)[:300]}", flush=True)
+                continue
             finally:
                 for srv in reversed(servers):
                     srv.stop()
