@@ -18,6 +18,12 @@ machines is the efficiency (messages per CPU-second), not the msgs/s.
 
     .venv/bin/python bench/scale.py            # about 4 minutes
     .venv/bin/python bench/scale.py --quick    # about 1.5 minutes
+    .venv/bin/python bench/scale.py --scenario pair --duration 6 --rounds 3 --compare ../main
+
+``--compare ROOT`` also runs the PostgreSQL + Redis configurations from another checkout
+(another commit's worktree) in the same run, labelled ``@name``: a before/after on the same
+engines and the same machine load. ``--rounds N`` runs the whole set N times, interleaved, and
+reports each configuration's median efficiency (the machine is shared; one round is noisy).
 """
 
 from __future__ import annotations
@@ -68,8 +74,8 @@ def run_load(
     return out
 
 
-def scenarios(quick: bool) -> list[tuple[str, list[str]]]:
-    d = "5" if quick else "15"
+def scenarios(quick: bool, duration: float | None = None) -> list[tuple[str, list[str]]]:
+    d = str(duration) if duration else "5" if quick else "15"
     return [
         ("pair closed", ["--mode", "pair", "--conns", "100", "--window", "4", "--duration", d]),
         ("group100 closed", ["--mode", "group", "--conns", "100", "--group-size", "100",
@@ -86,6 +92,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=BENCH / "results-scale.json")
+    ap.add_argument("--scenario", choices=["pair", "group100"], help="run only this one")
+    ap.add_argument("--duration", type=float, help="seconds of sending per measurement")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the whole set, interleaved")
+    ap.add_argument("--compare", type=Path, help="also run the PG+Redis configs from this checkout")
+    ap.add_argument("--no-x2", action="store_true", help="skip the two-process configuration")
     opts = ap.parse_args()
     results: list[dict[str, Any]] = []
     pg = PostgresCluster(durable=True)
@@ -96,63 +107,103 @@ def main() -> None:
     for pid in engines:
         pin(pid, SERVER_CPU)
     try:
-        configs: list[tuple[str, int, bool]] = [
-            ("embedded", 1, False),
-            ("pg+redis x1", 1, True),
-            ("pg+redis x2", 2, True),
+        configs: list[tuple[str, int, bool, Path]] = [("embedded", 1, False, ROOT)]
+        roots = [ROOT, *([opts.compare.resolve()] if opts.compare else [])]
+        for root in roots:
+            tag = "" if root == ROOT else f" @{root.name}"
+            configs.append((f"pg+redis x1{tag}", 1, True, root))
+            if not opts.no_x2:
+                configs.append((f"pg+redis x2{tag}", 2, True, root))
+        runs = [
+            (label, count, shared, root, name, load_args)
+            for _ in range(opts.rounds)
+            for label, count, shared, root in configs
+            for name, load_args in scenarios(opts.quick, opts.duration)
+            if opts.scenario is None or name.startswith(opts.scenario)
         ]
-        for label, count, shared in configs:
-            for name, load_args in scenarios(opts.quick):
-                servers: list[Server] = []
-                extra: list[str] = []
-                if shared:
-                    db = pg.database(f"bench-{label}-{name}-{time.time()}")
-                    extra = ["--database-url", db, "--redis-url", redis.url(0)]
-                    redis_flush(redis)
-                try:
-                    data_dir: Path | None = None
-                    for _ in range(count):
-                        srv = start_server(
-                            "parley", label=label, sync="FULL", extra=extra, data_dir=data_dir
-                        )
-                        data_dir = srv.data_dir
-                        servers.append(srv)
-                    time.sleep(1.0)
-                    r = run_load(servers, load_args, engines if shared else [])
-                finally:
-                    for srv in reversed(servers):
-                        srv.stop()
-                r.update(config=label, scenario=name, processes=count)
-                results.append(r)
-                print(
-                    f"{label:<12} {name:<16} {r['msgs_per_s']:>8,.0f} msg/s  deliv"
-                    f" {lat(r, 'delivery_ms'):>13} ms  {r['msgs_per_server_cpu_s'] or 0:>7,.0f}"
-                    f" msg/CPU-s  server CPU {r['server_cpu_pct']}%  lost {r['lost']}",
-                    flush=True,
-                )
+        for label, count, shared, root, name, load_args in runs:
+            servers: list[Server] = []
+            extra: list[str] = []
+            if shared:
+                db = pg.database(f"bench-{label}-{name}-{time.time()}")
+                extra = ["--database-url", db, "--redis-url", redis.url(0)]
+                redis_flush(redis)
+            try:
+                data_dir: Path | None = None
+                for _ in range(count):
+                    srv = start_server(
+                        "parley",
+                        label=label,
+                        sync="FULL",
+                        extra=extra,
+                        data_dir=data_dir,
+                        root=root,
+                    )
+                    data_dir = srv.data_dir
+                    servers.append(srv)
+                time.sleep(1.0)
+                r = run_load(servers, load_args, engines if shared else [])
+            except RuntimeError as exc:  # one configuration failing does not lose the others
+                print(f"{label:<16} {name:<16} failed: {str(exc)[:300]}", flush=True)
+                continue
+            finally:
+                for srv in reversed(servers):
+                    srv.stop()
+            r.update(config=label, scenario=name, processes=count)
+            results.append(r)
+            print(
+                f"{label:<16} {name:<16} {r['msgs_per_s']:>8,.0f} msg/s  deliv"
+                f" {lat(r, 'delivery_ms'):>13} ms  {r['msgs_per_server_cpu_s'] or 0:>7,.0f}"
+                f" msg/CPU-s  server CPU {r['server_cpu_pct']}%  lost {r['lost']}",
+                flush=True,
+            )
     finally:
         redis.stop()
         pg.stop()
-    base = {r["scenario"]: r for r in results if r["config"] == "embedded"}
+    summary = summarise(results)
     print()
-    print(f"{'config':<12} {'scenario':<16} {'msgs/s':>8} {'deliv p50/p99':>14} "
+    print(f"{'config':<16} {'scenario':<16} {'msgs/s':>8} {'deliv p50/p99':>14} "
           f"{'msg/CPU-s':>10} {'x embedded':>10}")  # fmt: skip
-    for r in results:
-        e = base.get(r["scenario"], {}).get("msgs_per_server_cpu_s")
-        eff = r.get("msgs_per_server_cpu_s")
-        ratio = f"{eff / e:.2f}" if e and eff else "-"
+    for r in summary:
         print(
-            f"{r['config']:<12} {r['scenario']:<16} {r['msgs_per_s']:>8,.0f} "
-            f"{lat(r, 'delivery_ms'):>14} {eff or 0:>10,.0f} {ratio:>10}"
+            f"{r['config']:<16} {r['scenario']:<16} {r['msgs_per_s']:>8,.0f} "
+            f"{lat(r, 'delivery_ms'):>14} {r['msgs_per_server_cpu_s'] or 0:>10,.0f}"
+            f" {r['ratio']:>10}"
         )
     meta = {
         "where": f"server-side (Parley, PostgreSQL, Redis) on core {SERVER_CPU}, generator on"
         f" core {GEN_CPU} (taskset: {bool(taskset(GEN_CPU))}); {os.cpu_count()} cores",
         "loadavg_end": loadavg(),
         "quick": opts.quick,
+        "rounds": opts.rounds,
+        "compare": str(opts.compare) if opts.compare else None,
     }
-    opts.out.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    opts.out.write_text(
+        json.dumps({"meta": meta, "summary": summary, "results": results}, indent=1)
+    )
     print(f"\n{meta['where']}; wrote {opts.out}")
+
+
+def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (config, scenario): the round with the median efficiency, and its ratio to
+    the median embedded efficiency of that scenario."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["config"], r["scenario"]), []).append(r)
+    rows: list[dict[str, Any]] = []
+    for runs in groups.values():
+        runs.sort(key=lambda r: r.get("msgs_per_server_cpu_s") or 0)
+        rows.append(
+            {
+                **runs[len(runs) // 2],
+                "rounds": [r.get("msgs_per_server_cpu_s") for r in runs],
+            }
+        )
+    base = {r["scenario"]: r["msgs_per_server_cpu_s"] for r in rows if r["config"] == "embedded"}
+    for r in rows:
+        e, eff = base.get(r["scenario"]), r.get("msgs_per_server_cpu_s")
+        r["ratio"] = f"{eff / e:.2f}" if e and eff else "-"
+    return rows
 
 
 def redis_flush(redis: RedisServer) -> None:

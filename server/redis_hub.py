@@ -12,7 +12,8 @@ through Redis pub/sub. Imported only when ``--redis-url`` is set (the ``redis`` 
   Redis sends its whole list again): sends look receivers up there, with no Redis round trip
   per member. Until the snapshot is read, they read the sets.
 - ``send()`` delivers to the local connections at once, as ``LocalHub``, and queues the frame
-  for a background publisher (bounded queue; never awaited). The publisher reads the
+  for a background publisher (bounded queue; never awaited), unless the mirror names no other
+  node for any receiver. The publisher reads the
   presence of the receivers and publishes the frame once per other node holding any of them,
   with that node's receivers; the node delivers it to its local connections. A group message
   is thus published once per process, never once per member, and reaches each connection once.
@@ -132,7 +133,9 @@ class RedisHub:
     ) -> int:
         uids = list(uids)
         sent = self._local.send(uids, text, exclude=exclude, droppable=droppable)
-        if uids:
+        # Mirrored presence naming no other node for any receiver: nothing to publish, so
+        # the publisher is not woken (a 1:1 pair on one process costs it nothing).
+        if uids and (not self._mirrored or not self._remote.keys().isdisjoint(uids)):
             self._queue(("s", uids, text, droppable))
         return sent
 

@@ -45,7 +45,7 @@ class MessageViews:
         self._store = store
         self._users = users
         self._groups = groups
-        self._neighbours: OrderedDict[tuple[int, int], MessageView] = OrderedDict()
+        self._neighbours: OrderedDict[tuple[int, int, int, int], MessageView] = OrderedDict()
 
     def forget(self) -> None:
         """Drop the kept views (messages were deleted: retention)."""
@@ -91,12 +91,15 @@ class MessageViews:
         """Views of context or recent messages, kept while each message does not change.
 
         The same neighbours are viewed again for every new message of a conversation or
-        sender. Their sender and receiver views may lag a later profile change; the engine's
-        filters only look at the message being judged, whose view is always fresh.
+        sender. A kept view is keyed by what changes the viewed content: an edit bumps
+        ``rev``, a deletion sets ``deleted_at`` (``updated_at`` alone is in seconds, and an
+        edit in the second the message was sent would not change it). Their sender and
+        receiver views may lag a later profile change; the engine's filters only look at the
+        message being judged, whose view is always fresh.
         """
         views: list[MessageView] = []
         for message in messages:
-            key = (message.id, message.updated_at)
+            key = (message.id, message.updated_at, message.rev, message.deleted_at)
             view = self._neighbours.get(key)
             if view is None:
                 view = await self._view(message, cache)

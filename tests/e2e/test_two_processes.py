@@ -215,6 +215,58 @@ async def test_mute_on_a_applies_on_b_within_a_second(worlds: tuple[World, World
         await asyncio.sleep(0.05)
 
 
+async def status_of(conn: ParleyClient, sent: dict[str, object]) -> str:
+    """The verdict ``conn`` hears for the message ``sent``."""
+    verdict = await conn.next_event(
+        "message.moderated", predicate=lambda e: e.message["id"] == sent["id"]
+    )
+    return str(verdict.message["moderationStatus"])
+
+
+SPAM = "win a free cruise for two today, just reply with your card number"
+
+
+async def test_spam_sent_alternately_through_both_processes_is_caught(
+    worlds: tuple[World, World],
+) -> None:
+    """The default spam rule (the same text to 3 conversations in 10 minutes) counts the
+    sender's messages stored through either process: each process reads the sender's recent
+    messages from the database on every send, whatever it keeps in memory."""
+    wa, wb = worlds
+    spammer = await wa.user("spammer")
+    peers = [await wa.user(f"peer{i}") for i in range(4)]
+    on_a, on_b = await wa.connect(spammer), await wb.connect(spammer)
+    first = await on_a.send_text(peers[0], SPAM)
+    assert await status_of(on_a, first) == "approved"
+    second = await on_b.send_text(peers[1], SPAM)
+    assert await status_of(on_b, second) == "approved"
+    third = await on_a.send_text(peers[2], SPAM)  # A stored the first, B the second
+    assert await status_of(on_a, third) == "disapproved"
+    fourth = await on_b.send_text(peers[3], SPAM)
+    assert await status_of(on_b, fourth) == "disapproved"
+
+
+async def test_an_edit_through_one_process_counts_on_the_other(
+    worlds: tuple[World, World],
+) -> None:
+    """A keeps the sender's messages it has read, opened; a message edited through B since is
+    read again, so A judges with the edited text, not the kept one."""
+    wa, wb = worlds
+    spammer = await wa.user("spammer")
+    peers = [await wa.user(f"peer{i}") for i in range(4)]
+    on_a, on_b = await wa.connect(spammer), await wb.connect(spammer)
+    first = await on_a.send_text(peers[0], SPAM)
+    assert await status_of(on_a, first) == "approved"
+    second = await on_b.send_text(peers[1], "see you at the station at noon, bring the map")
+    assert await status_of(on_b, second) == "approved"
+    innocent = await on_a.send_text(peers[2], "and the umbrella, it is going to rain later")
+    assert await status_of(on_a, innocent) == "approved"  # A has read (and kept) the second
+    edited = await on_b.edit(second["id"], SPAM)
+    assert edited["text"] == SPAM and await status_of(on_b, edited) == "approved"
+    third = await on_a.send_text(peers[3], SPAM)  # the first, the edited second, this one
+    assert await status_of(on_a, third) == "disapproved"
+
+
 def test_data_dirs_share_secrets(pair: tuple[ServerProcess, ServerProcess]) -> None:
     a, b = pair
     assert a.data_dir == b.data_dir and Path(a.data_dir, "secrets.json").exists()

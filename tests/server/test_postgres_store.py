@@ -239,3 +239,21 @@ def test_the_embedded_default_needs_no_asyncpg() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
+
+
+async def test_a_retry_in_the_batch_of_its_first_send_is_stored_once(
+    store: PostgresStorage,
+) -> None:
+    """Concurrent sends share one INSERT; the same (sender, muid) twice in one batch (a
+    client's retry before the first was acknowledged) is stored once, and both callers get
+    the stored message."""
+    results = await asyncio.gather(
+        *(store.chat.insert_message(new_message(i)) for i in range(10)),
+        store.chat.insert_message(new_message(3)),
+        store.chat.insert_message(new_message(10)),
+    )
+    assert [created for _, created in results] == [True] * 10 + [False, True]
+    assert results[10][0] == results[3][0]
+    stored = await store.chat.history("u:a:b", before=None, limit=100, viewer=None)
+    assert [m.text for m in stored] == [f"hello {i}" for i in range(11)]
+    assert [m.id for m in stored] == sorted(m.id for m in stored)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from server.storage.postgres.writer import Database
 from server.storage.sealing import Sealer
 
@@ -12,3 +14,8 @@ class Repository:
     def __init__(self, db: Database, sealer: Sealer) -> None:
         self._db = db
         self._sealer = sealer
+
+    def forget_opened(self, ids: Iterable[int] | None = None) -> None:
+        """Drop opened copies of rows whose content is gone (``ids``; every one for None);
+        the chat store also drops the sender windows' (``PostgresMessages``)."""
+        self._sealer.forget(ids)

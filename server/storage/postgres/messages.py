@@ -1,17 +1,21 @@
 """Messages and receipts in PostgreSQL: sealed rows (as in SQLite), conditional verdicts.
 
 No in-memory recent index here: several processes may write the same conversation, so the
-newest messages of a conversation or sender (moderation context) are read from the database.
+newest messages of a conversation or sender (moderation context) are read from the database;
+the sender's (read for every moderated message) through ``recent.SenderRecent``, which batches
+the reads and keeps opened rows by row version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from server.models import Message, Moderation, Status
 from server.storage.ports import TxOp
 from server.storage.postgres.base import Repository
+from server.storage.postgres.recent import VERSION, SenderRecent
 from server.storage.postgres.transaction import PostgresTransaction, insert_audit
 from server.storage.postgres.writer import WriteTx
 from server.storage.sealing import MESSAGE_COLUMNS, content_of, replace_message
@@ -19,45 +23,91 @@ from server.storage.types import Audit, NewMessage
 
 _DELIVERABLE = "status IN ('unmoderated', 'approved')"
 
+#: A batch's new messages in one statement: one array per column, one element per row.
+_INSERT_ROWS = f"""
+INSERT INTO messages AS m ({MESSAGE_COLUMNS}, conv_key)
+SELECT r.id, r.muid, r.conversation_id, r.sender, r.receiver, r.receiver_type, r.category,
+       r.type, r.kid, r.body, r.parent_id, r.at, r.at, 0, 0, r.status, 0, r.shown, r.conv_key
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bigint[], $12::bigint[],
+            $13::text[], $14::int[], $15::text[])
+     AS r(id, muid, conversation_id, sender, receiver, receiver_type, category, type, kid,
+          body, parent_id, at, status, shown, conv_key)
+ORDER BY r.id
+ON CONFLICT (sender, muid) DO NOTHING
+RETURNING m.id, {VERSION} AS v
+"""
+
+
+class _Row:
+    """A new message's column values, staged in its transaction; ``version`` once written
+    (None: the row was not inserted, its ``(sender, muid)`` is stored already)."""
+
+    __slots__ = ("values", "version")
+
+    def __init__(self, values: tuple[Any, ...]) -> None:
+        self.values = values
+        self.version: str | None = None
+
+
+async def _insert_rows(tx: WriteTx, rows: list[_Row]) -> None:
+    """Insert the staged rows (``WriteTx.stage``) in one statement; the ids taken by retries
+    at the end of the batch are given back."""
+    inserted = await tx.fetch(_INSERT_ROWS, *zip(*(r.values for r in rows), strict=True))
+    versions = {r["id"]: r["v"] for r in inserted}
+    for row in rows:
+        row.version = versions.get(row.values[0])
+    for row in reversed(rows):
+        if row.version is not None:
+            break
+        tx.release_id(row.values[0])
+
 
 class PostgresMessages(Repository):
     """``ports.MessageRepository``."""
 
-    async def insert_message(self, new: NewMessage) -> tuple[Message, bool]:
-        """Insert, idempotent on ``(sender, muid)``: returns (message, created)."""
+    @functools.cached_property
+    def _sender_recent(self) -> SenderRecent:
+        return SenderRecent(self._db, self._sealer)
 
-        async def op(tx: WriteTx) -> tuple[Message, bool] | None:
+    def forget_opened(self, ids: Iterable[int] | None = None) -> None:
+        self._sealer.forget(ids)
+        self._sender_recent.forget(ids)
+
+    async def insert_message(self, new: NewMessage) -> tuple[Message, bool]:
+        """Insert, idempotent on ``(sender, muid)``: returns (message, created).
+
+        The row is staged: the batch's new messages are one ``INSERT`` (``_insert_rows``)."""
+
+        async def op(tx: WriteTx) -> tuple[Message, _Row]:
             message_id = await tx.message_id()
             kid, body = self._sealer.seal(message_id, new.conversation_id, content_of(new, None))
-            inserted = await tx.execute(
-                f"INSERT INTO messages ({MESSAGE_COLUMNS}, conv_key) VALUES ($1, $2, $3, $4,"
-                " $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0, $14, 0, $15, $16)"
-                " ON CONFLICT (sender, muid) DO NOTHING",
-                message_id,
-                new.muid,
-                new.conversation_id,
-                new.sender,
-                new.receiver,
-                new.receiver_type,
-                new.category,
-                new.type,
-                kid,
-                body,
-                new.parent_id,
-                new.at,
-                new.at,
-                new.status.value,
-                int(new.status.deliverable),
-                new.conversation_key,
+            row = _Row(
+                (
+                    message_id,
+                    new.muid,
+                    new.conversation_id,
+                    new.sender,
+                    new.receiver,
+                    new.receiver_type,
+                    new.category,
+                    new.type,
+                    kid,
+                    body,
+                    new.parent_id,
+                    new.at,
+                    new.status.value,
+                    int(new.status.deliverable),
+                    new.conversation_key,
+                )
             )
-            if not inserted:
-                tx.release_id(message_id)
-                return None  # a retry: the caller reads the stored row after the commit
-            return new.as_message(message_id), True
+            return new.as_message(message_id), tx.stage(_insert_rows, row)
 
-        result = await self._db.write(op)
-        if result is not None:
-            return result
+        message, row = await self._db.write(op)
+        if row.version is not None:
+            self._sender_recent.remember(message, row.version)  # committed: moderation reads it
+            return message, True
+        # A retry of a stored (sender, muid): the stored message, read after the commit.
         stored = await self.find_by_muid(new.sender, new.muid)
         assert stored is not None
         return stored, False
@@ -117,10 +167,7 @@ class PostgresMessages(Repository):
 
     async def recent_of_sender(self, sender: str, *, since: int, limit: int) -> list[Message]:
         """The sender's newest ``limit`` messages sent at or after ``since``, oldest first."""
-        found = await self._select(
-            "sender = $1 AND sent_at >= $2 ORDER BY id DESC LIMIT $3", sender, since, limit
-        )
-        return found[::-1]
+        return await self._sender_recent.recent_of_sender(sender, since=since, limit=limit)
 
     async def update_content(self, message: Message, *, status: Status, at: int) -> Message:
         """Store edited content with a new revision (any pending verdict for the old text is void)."""
@@ -177,7 +224,7 @@ class PostgresMessages(Repository):
             )
 
         await self._db.write(op)
-        self._sealer.forget((message.id,))  # its content is gone: not even in memory
+        self.forget_opened((message.id,))  # its content is gone: not even in memory
         return updated
 
     async def set_status(

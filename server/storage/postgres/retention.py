@@ -26,7 +26,7 @@ _VACUUMED = ("messages", "receipts", "review", "reports", "media", "webhook_deli
 class PostgresRetention(RetentionSql):
     def __init__(self, db: Database, forget: Callable[[], None] | None = None) -> None:
         self._db = db
-        #: Drops the opened rows the chat store keeps (``Sealer``'s cache).
+        #: Drops the opened rows the chat store keeps (``Sealer``'s cache, the sender windows').
         self._forget_rows = forget
 
     async def _write(self, fn: Callable[[Exec], Awaitable[T]], audit: Audit | None, at: int) -> T:

@@ -71,7 +71,7 @@ class PostgresStorage:
         #: Offline-push endpoints (issue 16 item 7).
         self.push = PostgresPush(self.db, Sealer(keyring))
         #: Retention periods, holds and the job's deletions (issue 15).
-        self.retention = PostgresRetention(self.db, forget=sealer.forget)
+        self.retention = PostgresRetention(self.db, forget=self.chat.forget_opened)
 
     async def open(self) -> None:
         await self.db.open()

@@ -98,7 +98,7 @@ class PostgresUsers(Repository):
 
         await self._db.write(op)
         if erase:
-            self._sealer.forget()  # the erased messages' content: not even in memory
+            self.forget_opened()  # the erased messages' content: not even in memory
 
 
 class PostgresGroups(Repository):

@@ -16,6 +16,12 @@ process (one writer) and across processes sharing the database: a reader that ha
 ``n`` committed never later finds a smaller new id (ids increase in storage order). An id
 taken by a retry (a stored ``(sender, muid)``) is given back; ids of a rolled-back batch are
 skipped.
+
+Staged rows: an op may *stage* a row (``WriteTx.stage``) instead of running its statement;
+the rows staged with one flush function are written by one statement before the
+transaction's next statement or its commit, whichever comes first. A batch's new messages are
+thus one ``INSERT`` (one round trip, one statement for PostgreSQL to run), not one each; the
+op learns its row's outcome when its result is handed back, after the commit as ever.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from server.storage.postgres.migrations import MIGRATIONS
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 #: pg_advisory_xact_lock key serialising the transactions that insert messages (ids).
 MESSAGE_ID_LOCK = 0x7061726C6579_01  # "parley" 01
@@ -71,35 +78,64 @@ def rowcount(status: str) -> int:
 class WriteTx:
     """The writer's connection inside one transaction, as an op sees it."""
 
-    __slots__ = ("_conn", "_first_id", "_next_id")
+    __slots__ = ("_conn", "_first_id", "_next_id", "_staged")
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
         self._first_id: int | None = None
         self._next_id = 0
+        self._staged: dict[Flush[Any], list[Any]] = {}
 
     async def execute(self, sql: str, *args: Any) -> int:
         """Run one statement; the number of rows it touched."""
+        if self._staged:
+            await self.flush()
         return rowcount(await self._conn.execute(sql, *args))
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        if self._staged:
+            await self.flush()
         await self._conn.executemany(sql, args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
+        if self._staged:
+            await self.flush()
         return await self._conn.fetchrow(sql, *args)
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        if self._staged:
+            await self.flush()
         return list(await self._conn.fetch(sql, *args))
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
+        if self._staged:
+            await self.flush()
         return await self._conn.fetchval(sql, *args)
+
+    def stage(self, flush: Flush[S], row: S) -> S:
+        """Stage ``row`` for ``flush``, which writes every row staged with it in this
+        transaction at once (see the module docstring); ``row`` back, for the op's result.
+        ``flush`` is a module-level function: its identity groups the rows."""
+        self._staged.setdefault(flush, []).append(row)
+        return row
+
+    async def flush(self) -> None:
+        """Write the staged rows now (before another statement, and before the commit)."""
+        while self._staged:
+            staged, self._staged = self._staged, {}
+            for flush, rows in staged.items():
+                await flush(self, rows)
 
     async def message_id(self) -> int:
         """The id of the next message this transaction inserts (see the module docstring)."""
         if self._first_id is None:
-            await self._conn.execute("SELECT pg_advisory_xact_lock($1)", MESSAGE_ID_LOCK)
+            # The lock, then the id, in one round trip (the fenced subquery runs first).
             self._first_id = self._next_id = int(
-                await self._conn.fetchval("SELECT nextval('messages_id_seq')")
+                await self._conn.fetchval(
+                    "SELECT nextval('messages_id_seq')"
+                    " FROM (SELECT pg_advisory_xact_lock($1) OFFSET 0) AS locked",
+                    MESSAGE_ID_LOCK,
+                )
             )
         message_id = self._next_id
         self._next_id += 1
@@ -110,13 +146,23 @@ class WriteTx:
         if message_id == self._next_id - 1:
             self._next_id -= 1
 
-    async def before_commit(self) -> None:
-        """Set the sequence to the next id not used, unless ``nextval`` left it there."""
+    async def commit(self) -> None:
+        """Write the staged rows, then COMMIT; with it, in the same round trip, set the
+        sequence to the next id not used, unless ``nextval`` left it there."""
+        if self._staged:
+            await self.flush()
         if self._first_id is not None and self._next_id != self._first_id + 1:
-            await self._conn.execute("SELECT setval('messages_id_seq', $1, false)", self._next_id)
+            # A simple query (an int in the text): both statements in one round trip.
+            await self._conn.execute(
+                f"SELECT setval('messages_id_seq', {int(self._next_id)}, false); COMMIT"
+            )
+        else:
+            await self._conn.execute("COMMIT")
 
 
 Op = Callable[[WriteTx], Awaitable[Any]]
+#: Writes the rows staged with it (``WriteTx.stage``) in one statement.
+Flush = Callable[[WriteTx, list[S]], Awaitable[None]]
 
 
 class Database:
@@ -281,8 +327,7 @@ async def _transaction(conn: Any, ops: Sequence[Op]) -> list[Any]:
     await conn.execute("BEGIN")
     try:
         results = [await op(tx) for op in ops]
-        await tx.before_commit()
-        await conn.execute("COMMIT")
+        await tx.commit()
     except BaseException:
         if not conn.is_closed() and conn.is_in_transaction():
             with contextlib.suppress(Exception):
