@@ -87,8 +87,15 @@ class Restrictions:
         self._loaded_at = time.monotonic()
 
     async def _fresh(self) -> None:
-        if time.monotonic() - self._loaded_at > RELOAD_EVERY:
-            await self.load()
+        loaded_at = self._loaded_at
+        if time.monotonic() - loaded_at > RELOAD_EVERY:
+            # Marked first: the sends arriving while it reads do not each start a reload.
+            self._loaded_at = time.monotonic()
+            try:
+                await self.load()
+            except BaseException:
+                self._loaded_at = loaded_at  # the next send tries again
+                raise
 
     # ----------------------------------------------------------------- enforcement
 
