@@ -151,8 +151,10 @@ async def test_slow_patterns_leave_the_event_loop_free(make_message: Make) -> No
     finally:
         done.set()
         await ticker
-    # 300 ms of matching; the loop was held at most for the on-loop slice (2 ms) plus noise
-    assert len(gaps) > 20 and max(gaps) < 0.1
+    # 300 ms of matching off the loop: the ticker kept running meanwhile. Matching on the loop
+    # would hold it for the whole 300 ms (a tick or two). Counted, not timed: a busy machine
+    # stretches the gaps, not their number below this.
+    assert len(gaps) >= 10
 
 
 async def test_ordinary_patterns_run_inline_without_a_thread_hop(make_message: Make) -> None:
