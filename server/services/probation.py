@@ -82,8 +82,17 @@ class Probation:
         return fresh and not self._settings["days"] and not self._settings["messages"]
 
     async def settings(self) -> dict[str, Any]:
-        if time.monotonic() - self._loaded_at > RELOAD_EVERY:
-            stored = await self._sanctions.get_setting(KEY)
+        loaded_at = self._loaded_at
+        if time.monotonic() - loaded_at > RELOAD_EVERY:
+            if loaded_at != -RELOAD_EVERY:
+                # Marked first: the sends arriving while it reads use the settings held (the
+                # first read of all is awaited by every send: nothing is held yet).
+                self._loaded_at = time.monotonic()
+            try:
+                stored = await self._sanctions.get_setting(KEY)
+            except BaseException:
+                self._loaded_at = loaded_at  # the next send reads again
+                raise
             self._settings = dict(stored) if isinstance(stored, dict) else dict(OFF)
             self._loaded_at = time.monotonic()
         return self._settings
