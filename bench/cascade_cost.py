@@ -45,9 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from moderation.defaults import default_lists, default_rules
 from moderation.detectors import lexical as lexical_mod
 from moderation.detectors.cascade import STAGE_LEXICAL, HeadResult
-from moderation.detectors.heads import extra_features, may_settle
+from moderation.detectors.heads import extra_features
 from moderation.detectors.lexical import buckets_of_folded
 from moderation.detectors.model_registry import ModelRegistry
+from moderation.detectors.signals import may_settle
 from moderation.engine import Engine
 from moderation.local_detectors import build_detectors
 from moderation.normalize import fold, tokenize, variants

@@ -26,7 +26,6 @@ training so that ``train.GATE_RECALL`` of the calibration rows that the full mod
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,64 +44,18 @@ from moderation.detectors.lexical import (
     scaled_sum,
 )
 from moderation.detectors.lexical import MAX_CHARS as LEXICAL_MAX_CHARS
+from moderation.detectors.signals import (
+    MONEY_RE,
+    SHORTENERS,
+    caps,
+    domains,
+    may_settle,
+    urgency_hits,
+)
 from moderation.normalize import Token, fold, tokenize
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "text_heads.npz"
 
-SHORTENERS: frozenset[str] = frozenset(
-    {
-        "bit.ly",
-        "bitly.com",
-        "tinyurl.com",
-        "t.co",
-        "goo.gl",
-        "ow.ly",
-        "is.gd",
-        "v.gd",
-        "buff.ly",
-        "cutt.ly",
-        "rebrand.ly",
-        "shorturl.at",
-        "rb.gy",
-        "t.ly",
-        "tiny.cc",
-        "s.id",
-        "shorte.st",
-        "adf.ly",
-        "bl.ink",
-        "soo.gd",
-        "clck.ru",
-        "qr.ae",
-        "u.to",
-        "x.co",
-        "lnkd.in",
-        "trib.al",
-        "snip.ly",
-        "short.io",
-        "tiny.one",
-    }
-)
-_URL_RE = re.compile(
-    r"\b(?:https?://)?(?:www\.)?((?:[a-z0-9-]{1,63}\.)+[a-z]{2,12})(?:/[^\s]*)?",
-    re.IGNORECASE,
-)
-_TLDS = frozenset(
-    "com net org io ly gg xyz ru top info biz click link site online shop live me co to cc tk"  # noqa: SIM905
-    " uk de fr es it nl pt us ca be at ch eu app dev ai gd id ae in cn br pl".split()
-)
-_URGENCY_RE = re.compile(
-    r"\b(?:urgent(?:ly)?|immediately|right away|act now|asap|limited time|last chance|"
-    r"expires?|expiring|within \d+ ?(?:h|hours?|minutes?|days?)|today only|final (?:notice|"
-    r"warning)|before it'?s too late|don'?t tell|hurry|suspended|locked|verify (?:now|your)|"
-    r"24 ?h(?:ours?)?)\b",
-    re.IGNORECASE,
-)
-_MONEY_RE = re.compile(
-    r"[$€£]\s?\d|\b\d[\d,.]*\s?(?:k\b|dollars?|usd|eur(?:os?)?|pounds?|gbp|btc|eth|usdt)\b|"
-    r"\b(?:prize|cash|bitcoin|crypto|wallet|gift ?cards?|wire|western union|profit|"
-    r"invest(?:ment)?|lottery|jackpot|fee)\b",
-    re.IGNORECASE,
-)
 EXTRA_FEATURES: tuple[str, ...] = (
     "profanity_any",
     "profanity_count",
@@ -115,6 +68,7 @@ EXTRA_FEATURES: tuple[str, ...] = (
 #: The features after the embedding, in order: ``EXTRA_FEATURES`` then one lexical logit
 #: per ``lexical.LEXICAL_CATEGORIES``.
 FEATURE_NAMES: tuple[str, ...] = EXTRA_FEATURES + tuple(f"lexical_{c}" for c in LEXICAL_CATEGORIES)
+
 EMBEDDING_DIM = 512
 
 #: Conditions whose thresholds are all at least this may be settled by the gate; the gate
@@ -123,176 +77,9 @@ SETTLE_LEVEL = 0.8
 #: The scores of a settled text are capped here (below ``SETTLE_LEVEL``).
 SETTLED_CAP = 0.79
 _SETTLED_CAP = np.float32(SETTLED_CAP)
-#: Frequent function words of the other languages Parley ships word lists for (German,
-#: French, Spanish, Italian, Portuguese, Dutch), folded, none of them a common English word.
-#: The gate learnt from mostly English text, so a text holding one of these, or written
-#: mostly in another script, is never settled: the multilingual encoder judges it. (A false
-#: alarm only costs time: escalating is always safe.)
-FOREIGN_WORDS: frozenset[str] = frozenset(
-    [
-        "der",
-        "das",
-        "und",
-        "ist",
-        "nicht",
-        "ich",
-        "du",
-        "bist",
-        "ein",
-        "eine",
-        "einen",
-        "sie",
-        "wir",
-        "ihr",
-        "auf",
-        "fur",
-        "von",
-        "zu",
-        "dem",
-        "sich",
-        "auch",
-        "noch",
-        "nur",
-        "aber",
-        "wie",
-        "wenn",
-        "dich",
-        "mich",
-        "mir",
-        "sind",
-        "habe",
-        "hast",
-        "le",
-        "les",
-        "et",
-        "est",
-        "ne",
-        "pas",
-        "je",
-        "tu",
-        "vous",
-        "nous",
-        "il",
-        "elle",
-        "une",
-        "des",
-        "du",
-        "au",
-        "aux",
-        "avec",
-        "pour",
-        "dans",
-        "qui",
-        "que",
-        "ce",
-        "cette",
-        "mais",
-        "tres",
-        "suis",
-        "es",
-        "el",
-        "los",
-        "las",
-        "eres",
-        "una",
-        "del",
-        "en",
-        "por",
-        "para",
-        "pero",
-        "muy",
-        "yo",
-        "soy",
-        "estas",
-        "esta",
-        "eso",
-        "este",
-        "gli",
-        "sei",
-        "di",
-        "che",
-        "sono",
-        "della",
-        "nao",
-        "voce",
-        "uma",
-        "em",
-        "com",
-        "mas",
-        "het",
-        "een",
-        "niet",
-        "ik",
-        "je",
-        "jij",
-        "wij",
-        "zij",
-        "voor",
-        "van",
-        "dat",
-        "maar",
-        "ook",
-    ]
-)
-#: A text with more than this share of letters outside ASCII (after folding) is escalated.
-MAX_FOREIGN_SCRIPT = 0.3
-
-
-def may_settle(folded_words: Sequence[str], folded: str) -> bool:
-    """Whether the gate may settle a text (its folded words and folded text): not when it
-    looks like a language other than English (``FOREIGN_WORDS``, ``MAX_FOREIGN_SCRIPT``)."""
-    if not FOREIGN_WORDS.isdisjoint(folded_words):
-        return False
-    if folded.isascii():
-        return True
-    letters = [c for c in folded if c.isalpha()]
-    foreign = sum(not c.isascii() for c in letters)
-    return not letters or foreign <= MAX_FOREIGN_SCRIPT * len(letters)
-
-
 #: The gate hashes the lexical model's buckets into 2**GATE_BITS (its file stays small).
 GATE_BITS = 16
 GATE_MASK = (1 << GATE_BITS) - 1
-
-
-def domains(text: str) -> list[str]:
-    """Domains of the links in ``text`` (lower case), only those with a plausible TLD."""
-    out: list[str] = []
-    if "." not in text:  # every link the pattern finds has a dot
-        return out
-    for m in _URL_RE.finditer(text):
-        host = m.group(1).lower()
-        if host.rsplit(".", 1)[-1] in _TLDS:
-            out.append(host[4:] if host.startswith("www.") else host)
-    return out
-
-
-def shortener_links(text: str) -> list[str]:
-    """Links in ``text`` that go through a known URL shortener."""
-    return [d for d in domains(text) if d in SHORTENERS]
-
-
-def urgency_hits(text: str) -> int:
-    """How many pressure words and phrases ("urgent", "within 24 hours") ``text`` holds."""
-    return len(_URGENCY_RE.findall(text))
-
-
-#: ASCII bytes that are not letters, and those that are not capitals (``caps``).
-_NOT_LETTERS = bytes(b for b in range(128) if not chr(b).isalpha())
-_NOT_CAPITALS = bytes(b for b in range(128) if not chr(b).isupper())
-
-
-def caps(text: str) -> float:
-    """The share of capitals among the letters of ``text`` (0 under 8 letters); counted on
-    the bytes for an ASCII text (the same counts, without a Python step per character)."""
-    if text.isascii():
-        data = text.encode()
-        letters = len(data.translate(None, _NOT_LETTERS))
-        if letters < 8:
-            return 0.0
-        return len(data.translate(None, _NOT_CAPITALS)) / letters
-    chars = [c for c in text if c.isalpha()]
-    return sum(c.isupper() for c in chars) / len(chars) if len(chars) >= 8 else 0.0
 
 
 def extra_features(
@@ -316,7 +103,7 @@ def extra_features(
             math.log1p(len(links)),
             float(any(d in SHORTENERS for d in links)),
             math.log1p(urgency),
-            math.log1p(len(_MONEY_RE.findall(text))),
+            math.log1p(len(MONEY_RE.findall(text))),
             caps(text),
         ],
         dtype=np.float32,

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from moderation.detectors.base import EXPENSIVE, DetectContext, message_text
 from moderation.detectors.head_detector import HeadDetector
-from moderation.detectors.heads import shortener_links, urgency_hits
 from moderation.detectors.model_registry import ModelRegistry
+from moderation.detectors.signals import shortener_links, urgency_hits
 from moderation.detectors.spam import SpamDetector
 from moderation.rules import SCAM_CATEGORIES, Condition
 from moderation.types import Detection, MessageView

@@ -16,18 +16,12 @@ import numpy.typing as npt
 import pytest
 
 from moderation.detectors.heads import (
-    _MONEY_RE,
     EMBEDDING_DIM,
     GATE_MASK,
     SETTLED_CAP,
-    SHORTENERS,
     Heads,
     cheap_features,
-    domains,
-    may_settle,
-    shortener_links,
     text_features,
-    urgency_hits,
 )
 from moderation.detectors.keywords import CompiledList, find
 from moderation.detectors.lexical import (
@@ -41,6 +35,14 @@ from moderation.detectors.lexical import (
 )
 from moderation.detectors.model_registry import ModelRegistry
 from moderation.detectors.scam import ScamDetector
+from moderation.detectors.signals import (
+    MONEY_RE,
+    SHORTENERS,
+    domains,
+    may_settle,
+    shortener_links,
+    urgency_hits,
+)
 from moderation.detectors.toxicity import ToxicityDetector
 from moderation.normalize import fold, tokenize
 
@@ -108,7 +110,7 @@ def ref_extra(text: str, profanity: CompiledList) -> npt.NDArray[np.float32]:
             math.log1p(len(links)),
             float(any(d in SHORTENERS for d in links)),
             math.log1p(urgency_hits(text)),
-            math.log1p(len(_MONEY_RE.findall(text))),
+            math.log1p(len(MONEY_RE.findall(text))),
             caps,
         ],
         dtype=np.float32,
