@@ -75,6 +75,10 @@ def _alive(node: str) -> str:
     return f"{PREFIX}alive:{node}"
 
 
+#: Seconds ``stop`` waits for each step (the loops to end, the presence cleanup, the close).
+STOP_WAIT = 5.0
+
+
 class RedisHub:
     """Implements ``Hub`` (local connections as ``LocalHub``) and ``Invalidator``."""
 
@@ -197,22 +201,27 @@ class RedisHub:
             await asyncio.wait_for(self.subscribed.wait(), 5)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        """Stop the loops and leave the presence sets; bounded (``STOP_WAIT`` per step), so a
+        shutdown never hangs on a Redis call that does not return."""
+        tasks = [*self._tasks, *self._pending]
+        for task in tasks:
             task.cancel()
-        for task in [*self._tasks, *self._pending]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            _done, stuck = await asyncio.wait(tasks, timeout=STOP_WAIT)
+            if stuck:
+                log.warning("redis hub: %d tasks did not stop in %s s", len(stuck), STOP_WAIT)
         self._tasks = []
-        if self._redis is not None:
-            with contextlib.suppress(RedisError, OSError):
-                pipe = self._redis.pipeline(transaction=False)
+        r, self._redis = self._redis, None
+        if r is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                pipe = r.pipeline(transaction=False)
                 for uid in self._uids:
                     pipe.srem(_presence(uid), self.node)
                 pipe.delete(_alive(self.node))
                 pipe.srem(PREFIX + "nodes", self.node)
-                await pipe.execute()
-            await self._redis.aclose()
-            self._redis = None
+                await asyncio.wait_for(pipe.execute(), STOP_WAIT)
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(r.aclose(), STOP_WAIT)
 
     # ----------------------------------------------------------------- internals
 
