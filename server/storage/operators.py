@@ -9,12 +9,11 @@ covers sign-ins, failures, lockouts and account changes.
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from server.storage.sanctions import Exec
+from server.storage.sql import Exec, SharedSql, SqlTx
 from server.storage.types import Audit
 
 T = TypeVar("T")
@@ -109,16 +108,20 @@ def _column(name: str, value: Any) -> Any:
     return value
 
 
-class OperatorsSql(ABC):
-    """``ports.OperatorRepository`` over a backend's writer and reader."""
+class OperatorsSql(SharedSql):
+    """``ports.OperatorRepository`` over a backend's ``SharedSql``."""
 
-    @abstractmethod
     async def _write(self, fn: Callable[[Exec], Awaitable[T]], audit: Audit, at: int) -> T:
         """Run ``fn`` and store ``audit`` in one transaction, unless ``fn`` returns False
         (it changed nothing)."""
 
-    @abstractmethod
-    async def _all(self, sql: str, params: Sequence[Any]) -> list[Any]: ...
+        async def op(tx: SqlTx) -> T:
+            result = await fn(tx.execute)
+            if result is not False:
+                await tx.audit(audit, at)
+            return result
+
+        return await self._transact(op)
 
     async def add_operator(self, record: OperatorRecord, audit: Audit) -> bool:
         """False, storing nothing, when the name is taken."""

@@ -12,17 +12,15 @@ Statements are written with ``?`` placeholders; the PostgreSQL repository number
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from server.storage.sql import Exec, SharedSql, SqlTx
 from server.storage.types import Audit
 
 T = TypeVar("T")
-
-#: Runs one statement inside a write transaction; the number of rows it touched.
-Exec = Callable[[str, Sequence[Any]], Awaitable[int]]
 
 APP = "app"
 
@@ -45,15 +43,18 @@ class Deleted:
     media: list[str]  # ids of the uploads whose rows went (their files go next)
 
 
-class RetentionSql(ABC):
-    """``ports.RetentionRepository`` over a backend's writer and reader."""
+class RetentionSql(SharedSql):
+    """``ports.RetentionRepository`` over a backend's ``SharedSql``."""
 
-    @abstractmethod
     async def _write(self, fn: Callable[[Exec], Awaitable[T]], audit: Audit | None, at: int) -> T:
         """Run ``fn`` (and store ``audit``, if any) in one transaction."""
 
-    @abstractmethod
-    async def _all(self, sql: str, params: Sequence[Any]) -> list[Any]: ...
+        async def op(tx: SqlTx) -> T:
+            result = await fn(tx.execute)
+            await tx.audit(audit, at)
+            return result
+
+        return await self._transact(op)
 
     # ------------------------------------------------------------------ policy
 

@@ -8,18 +8,15 @@ Every write stores its audit row in the same transaction.
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from server import jsoncodec
+from server.storage.sql import Exec, SharedSql, SqlTx
 from server.storage.types import Audit
 
 T = TypeVar("T")
-
-#: Runs one statement inside a write transaction; the number of rows it touched.
-Exec = Callable[[str, Sequence[Any]], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -149,19 +146,18 @@ def _restriction(r: Any) -> RestrictionRecord:
     )
 
 
-class SanctionsSql(ABC):
-    """``ports.SanctionRepository`` over a backend's writer and reader."""
+class SanctionsSql(SharedSql):
+    """``ports.SanctionRepository`` over a backend's ``SharedSql``."""
 
-    @abstractmethod
     async def _write(self, fn: Callable[[Exec], Awaitable[T]], audit: Audit, at: int) -> T:
         """Run ``fn`` and store ``audit`` in one transaction."""
 
-    @abstractmethod
-    async def _all(self, sql: str, params: Sequence[Any]) -> list[Any]: ...
+        async def op(tx: SqlTx) -> T:
+            result = await fn(tx.execute)
+            await tx.audit(audit, at)
+            return result
 
-    async def _one(self, sql: str, params: Sequence[Any]) -> Any:
-        rows = await self._all(sql, params)
-        return rows[0] if rows else None
+        return await self._transact(op)
 
     # ----------------------------------------------------------------- decisions
 

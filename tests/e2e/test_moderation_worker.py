@@ -278,3 +278,54 @@ async def test_a_job_run_again_changes_nothing(
         assert provider.hook_calls == calls
         assert len(await audit_of(wa, sent["id"])) == 1
         assert len(provider.disapprovals(sent["id"])) == 1
+
+
+async def test_a_job_that_keeps_failing_is_held_for_a_moderator(
+    deployment: Deployment, worlds: tuple[World, World]
+) -> None:
+    """A job whose consumers died ``ATTEMPTS`` times (a message the pipeline cannot judge) is
+    not taken a sixth time: its message is held in the review queue under the pseudo-rule
+    ``moderation_failed``, and a moderator decides it as any held message."""
+    wa, wb = worlds
+    provider = Provider()
+    async with Peer(provider) as peer:
+        alice, bob = await wa.user("alice"), await wa.user("bob")
+        await configure(wa, peer, alice)
+        a, b = await wa.connect(alice), await wb.connect(bob)
+        await asyncio.sleep(0.3)
+        for worker in deployment.workers:
+            worker.stop()  # nobody takes jobs while the failures are set up
+        sent = await a.send_text(bob, "nobody manages to judge this")
+        assert sent["moderationStatus"] == "pending"
+        # What five consumers dying in turn leave in Redis: the job pending for a consumer
+        # that is gone, delivered five times, idle for long.
+        r = aioredis.from_url(deployment.redis_url)
+        try:
+            got = await r.xreadgroup("parley:mod", "gone", {"parley:mod:jobs": ">"}, count=10)
+            entries = [e for e, f in got[0][1] if int(f[b"m"]) == sent["id"]]
+            assert len(entries) == 1
+            await r.xclaim(
+                "parley:mod:jobs", "parley:mod", "gone", 0, entries, idle=3_600_000,
+                retrycount=5,
+            )  # fmt: skip
+            deployment.worker()  # claims it (a sixth delivery): past the attempts, held
+
+            async def done() -> bool:
+                pending = await r.xpending("parley:mod:jobs", "parley:mod")
+                return int(await r.xlen("parley:mod:jobs")) == 0 and pending["pending"] == 0
+
+            await eventually(done)
+        finally:
+            await r.aclose()
+        queue = await wb.rest.queue("review")
+        item = next(i for i in queue["items"] if i["message"]["id"] == sent["id"])
+        assert item["ruleId"] == "moderation_failed"
+        assert item["message"]["moderationStatus"] == "pending"
+        assert provider.hook_calls == 0  # not judged a sixth time
+        await b.expect_no_event("message", within=0.3)
+        moderator = await wb.user("mod", role="moderator")
+        async with wb.user_rest(await wb.token(moderator)) as rm:
+            assert (await rm.approve(sent["id"]))["moderationStatus"] == "approved"
+        got_b = await b.next_event("message", timeout=10)
+        assert got_b.message["id"] == sent["id"]
+        assert (await verdict(a, sent["id"])).message["moderationStatus"] == "approved"

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from server.storage.postgres.sql import PostgresSql
 from server.storage.postgres.writer import Database
 from server.storage.sealing import Sealer
 
 
-class Repository:
+class Repository(PostgresSql):
     """A base for the repositories over one ``Database``; see ``storage.PostgresChatStore``."""
 
     def __init__(self, db: Database, sealer: Sealer) -> None:
-        self._db = db
+        PostgresSql.__init__(self, db)
         self._sealer = sealer
 
     def forget_opened(self, ids: Iterable[int] | None = None) -> None:

@@ -10,40 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
 
-from server.storage.retention import Exec, RetentionSql
-from server.storage.sqlite.conn import WriteConnection
+from server.storage.retention import RetentionSql
+from server.storage.sql import Exec
 from server.storage.sqlite.recent import RecentMessages
-from server.storage.sqlite.transaction import insert_audit
+from server.storage.sqlite.sql import SqliteSql
 from server.storage.sqlite.writer import Database
-from server.storage.types import Audit
-
-T = TypeVar("T")
 
 
-class SqliteRetention(RetentionSql):
+class SqliteRetention(SqliteSql, RetentionSql):
     def __init__(self, db: Database, path: Path, recent: RecentMessages) -> None:
-        self._db = db
+        super().__init__(db)
         self._path = path
         self._recent = recent
-
-    async def _write(self, fn: Callable[[Exec], Awaitable[T]], audit: Audit | None, at: int) -> T:
-        async def op(conn: WriteConnection) -> T:
-            async def run(sql: str, params: Sequence[Any]) -> int:
-                return (await conn.execute(sql, tuple(params))).rowcount
-
-            result = await fn(run)
-            if audit is not None:
-                await insert_audit(conn, audit, at)
-            return result
-
-        return await self._db.write(op)
-
-    async def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        return list(await self._db.fetchall(sql, tuple(params)))
 
     async def _before_delete(self, run: Exec) -> None:
         """Nothing: every connection has ``secure_delete`` on (``writer.py``)."""
