@@ -1,155 +1,17 @@
-"""``ports.MediaRepository`` on PostgreSQL: one row per upload, its name and dimensions sealed
-exactly as on SQLite (``server/storage/sqlite/media.py``): one JSON object sealed with the
-media id and uploader as associated data, by the key that encrypted the blob files."""
+"""``ports.MediaRepository`` on PostgreSQL: the shared SQL of ``storage/media.py`` (rows sealed
+exactly as on SQLite, by the key that encrypted the blob files)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from typing import Any
-
-from server import jsoncodec
 from server.crypto import KeyRing
-from server.storage.postgres.writer import Database, WriteTx
-from server.storage.types import MediaRecord
-
-_COLUMNS = (
-    "id, uploader, kind, mime_type, size, kid, body, thumb_mime, thumb_size, created_at,"
-    " attached_to"
-)
-#: What a read returns: the inserted columns and the quarantine mark (migration: sqlite 11,
-#: postgres 6), which only ``quarantine_media`` sets.
-_SELECT = _COLUMNS + ", quarantined_at"
+from server.storage.media import MediaSql
+from server.storage.postgres.sql import PostgresSql
+from server.storage.postgres.writer import Database
 
 
-def _aad(media_id: str, uploader: str) -> bytes:
-    return f"parley:media-row:{media_id}:{uploader}".encode()
-
-
-class PostgresMedia:
-    """Media rows over the shared database and writer."""
+class PostgresMedia(PostgresSql, MediaSql):
+    SAME_SECOND_ORDER = "id"
 
     def __init__(self, db: Database, keyring: KeyRing) -> None:
-        self._db = db
-        self._keyring = keyring
-
-    def _row(self, row: Any) -> MediaRecord:
-        body = json.loads(
-            self._keyring.open(row["kid"], row["body"], _aad(row["id"], row["uploader"]))
-        )
-        return MediaRecord(
-            id=row["id"],
-            uploader=row["uploader"],
-            kind=row["kind"],
-            mime_type=row["mime_type"],
-            name=body["name"],
-            size=row["size"],
-            kid=row["kid"],
-            created_at=row["created_at"],
-            width=body.get("width"),
-            height=body.get("height"),
-            duration=body.get("duration"),
-            thumb_mime=row["thumb_mime"],
-            thumb_size=row["thumb_size"],
-            attached_to=row["attached_to"],
-            quarantined_at=row["quarantined_at"],
-        )
-
-    async def add_media(self, media: MediaRecord) -> None:
-        body: dict[str, Any] = {"name": media.name, "width": media.width, "height": media.height}
-        if media.duration is not None:
-            body["duration"] = media.duration
-        # The row's key is the one that encrypted the files, so both rotate together.
-        cipher = KeyRing(media.kid, self._keyring.keys)
-        kid, sealed = cipher.seal(jsoncodec.dumps(body).encode(), _aad(media.id, media.uploader))
-
-        async def op(tx: WriteTx) -> None:
-            await tx.execute(
-                f"INSERT INTO media ({_COLUMNS})"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                media.id,
-                media.uploader,
-                media.kind,
-                media.mime_type,
-                media.size,
-                kid,
-                sealed,
-                media.thumb_mime,
-                media.thumb_size,
-                media.created_at,
-                media.attached_to,
-            )
-
-        await self._db.write(op)
-
-    async def get_media(self, media_id: str) -> MediaRecord | None:
-        row = await self._db.fetchone(f"SELECT {_SELECT} FROM media WHERE id = $1", media_id)
-        return self._row(row) if row else None
-
-    async def media_of(self, uploader: str) -> list[MediaRecord]:
-        """Everything ``uploader`` uploaded, oldest first."""
-        rows = await self._db.fetchall(
-            f"SELECT {_SELECT} FROM media WHERE uploader = $1 ORDER BY created_at, id", uploader
-        )
-        return [self._row(r) for r in rows]
-
-    async def attach_media(self, media_id: str, uploader: str, message_id: int) -> bool:
-        async def op(tx: WriteTx) -> bool:
-            changed = await tx.execute(
-                "UPDATE media SET attached_to = $1 WHERE id = $2 AND uploader = $3"
-                " AND (attached_to IS NULL OR attached_to = $1)",
-                message_id,
-                media_id,
-                uploader,
-            )
-            return changed == 1
-
-        return await self._db.write(op)
-
-    async def quarantine_media(self, media_id: str, at: int) -> bool:
-        async def op(tx: WriteTx) -> bool:
-            changed = await tx.execute(
-                "UPDATE media SET quarantined_at = $1 WHERE id = $2 AND quarantined_at = 0",
-                max(at, 1),
-                media_id,
-            )
-            return changed == 1
-
-        return await self._db.write(op)
-
-    async def release_media(self, media_id: str) -> bool:
-        async def op(tx: WriteTx) -> bool:
-            changed = await tx.execute(
-                "UPDATE media SET quarantined_at = 0 WHERE id = $1 AND quarantined_at != 0",
-                media_id,
-            )
-            return changed == 1
-
-        return await self._db.write(op)
-
-    async def retain_media(self, media_id: str, uploader: str, holder: str) -> bool:
-        row = await self._db.fetchone(
-            "SELECT kid, body FROM media WHERE id = $1 AND uploader = $2", media_id, uploader
-        )
-        if row is None:
-            return False
-        opened = self._keyring.open(row["kid"], row["body"], _aad(media_id, uploader))
-        _, sealed = KeyRing(row["kid"], self._keyring.keys).seal(opened, _aad(media_id, holder))
-
-        async def op(tx: WriteTx) -> bool:
-            changed = await tx.execute(
-                "UPDATE media SET uploader = $1, body = $2 WHERE id = $3 AND uploader = $4",
-                holder,
-                sealed,
-                media_id,
-                uploader,
-            )
-            return changed == 1
-
-        return await self._db.write(op)
-
-    async def delete_media(self, media_ids: Sequence[str]) -> None:
-        async def op(tx: WriteTx) -> None:
-            await tx.executemany("DELETE FROM media WHERE id = $1", [(m,) for m in media_ids])
-
-        await self._db.write(op)
+        PostgresSql.__init__(self, db)
+        MediaSql.__init__(self, keyring)
