@@ -4,8 +4,8 @@
 the statements; ``sqlite/sql.py`` and ``postgres/sql.py`` run them (a backend's repository is
 ``class SqliteX(SqliteSql, XSql)``). Statements are written with ``?`` placeholders, which the
 PostgreSQL side numbers, and in the SQL both engines speak (``ON CONFLICT``, ``RETURNING``);
-what differs between them is a ``SharedSql`` attribute (``FOR_UPDATE``) or a method the
-backend's transaction provides (the audit chain, the review queue's idempotent insert).
+what differs between them is a ``SharedSql`` attribute (``FOR_UPDATE``), a ``SharedSql`` method
+(``_any_of``: an ``IN`` list or an array) or a method the backend's transaction provides (the audit chain, the review queue's idempotent insert).
 """
 
 from __future__ import annotations
@@ -63,6 +63,10 @@ class SharedSql(ABC):
     async def _transact(self, fn: Callable[[SqlTx], Awaitable[T]]) -> T:
         """Run ``fn`` in a write transaction (sharing the group commit); its result once
         committed."""
+
+    @abstractmethod
+    def _any_of(self, column: str, values: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+        """The condition "``column`` equals one of the integers ``values``" and its parameters."""
 
     @abstractmethod
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:

@@ -67,5 +67,8 @@ class PostgresSql(SharedSql):
 
         return await self._db.write(op)
 
+    def _any_of(self, column: str, values: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+        return f"{column} = ANY(?::bigint[])", (list(values),)
+
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return list(await self._db.fetchall(numbered(sql), *params))

@@ -59,5 +59,8 @@ class SqliteSql(SharedSql):
 
         return await self._db.write(op)
 
+    def _any_of(self, column: str, values: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+        return f"{column} IN ({', '.join('?' * len(values))})", tuple(values)
+
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return list(await self._db.fetchall(sql, tuple(params)))
