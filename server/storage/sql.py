@@ -65,8 +65,11 @@ class SharedSql(ABC):
         committed."""
 
     @abstractmethod
-    def _any_of(self, column: str, values: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
-        """The condition "``column`` equals one of the integers ``values``" and its parameters."""
+    def _any_of(
+        self, column: str, values: Sequence[Any], sql_type: str = "bigint"
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The condition "``column`` equals one of ``values``" (of ``sql_type``, which
+        PostgreSQL's array needs) and its parameters."""
 
     @abstractmethod
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:

@@ -67,8 +67,10 @@ class PostgresSql(SharedSql):
 
         return await self._db.write(op)
 
-    def _any_of(self, column: str, values: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
-        return f"{column} = ANY(?::bigint[])", (list(values),)
+    def _any_of(
+        self, column: str, values: Sequence[Any], sql_type: str = "bigint"
+    ) -> tuple[str, tuple[Any, ...]]:
+        return f"{column} = ANY(?::{sql_type}[])", (list(values),)
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return list(await self._db.fetchall(numbered(sql), *params))

@@ -59,7 +59,9 @@ class SqliteSql(SharedSql):
 
         return await self._db.write(op)
 
-    def _any_of(self, column: str, values: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+    def _any_of(
+        self, column: str, values: Sequence[Any], sql_type: str = "bigint"
+    ) -> tuple[str, tuple[Any, ...]]:
         return f"{column} IN ({', '.join('?' * len(values))})", tuple(values)
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
