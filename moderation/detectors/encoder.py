@@ -9,7 +9,9 @@ One process-wide ``SharedEncoder`` (``moderation.detectors.model_registry``) ser
 every engine: the model loads once, lazily (in a worker thread, never on the event loop), or
 earlier through ``warm_up()`` which loads it in a daemon thread. ``embed`` collects the texts requested by concurrent
 messages for ``BATCH_DELAY`` seconds (or until ``MAX_BATCH`` are waiting) and encodes them
-as one batch in a single worker thread; results are cached by text (LRU), so the toxicity,
+as one batch in a single worker thread; while a batch is being encoded, the texts arriving
+gather and go as the next batch the moment it ends (under load batches grow by themselves,
+and a text never waits for a timer behind a busy worker); results are cached by text (LRU), so the toxicity,
 sentiment, scam and similarity detectors looking at the same message share one encoding.
 The forward pass keeps its per-token work per token id (``token_cache.TokenCachedPass``:
 about 40 % less arithmetic per message once its tokens have been seen; equal to the
@@ -62,11 +64,13 @@ def _token_cached(model: Any) -> TokenCachedPass | None:
 
 
 class _Pending:
-    """Texts waiting for the next batch on one event loop."""
+    """Texts waiting for the next batch on one event loop, and how many of its batches are
+    in the worker (queued or running)."""
 
     def __init__(self) -> None:
         self.waiting: dict[str, list[asyncio.Future[Vector]]] = {}
         self.handle: asyncio.TimerHandle | None = None
+        self.busy = 0
 
 
 class SharedEncoder:
@@ -177,7 +181,9 @@ class SharedEncoder:
         pending.waiting.setdefault(key, []).append(future)
         if len(pending.waiting) >= MAX_BATCH:
             self._flush(loop, pending)
-        elif pending.handle is None:
+        elif pending.handle is None and not pending.busy:
+            # the worker is idle: wait BATCH_DELAY for company; while it is busy, texts
+            # gather until its batch ends (``_flush`` then sends them at once)
             pending.handle = loop.call_later(BATCH_DELAY, self._flush, loop, pending)
         return await future
 
@@ -187,6 +193,8 @@ class SharedEncoder:
         return await loop.run_in_executor(self._executor, self.encode, list(texts))
 
     def _flush(self, loop: asyncio.AbstractEventLoop, pending: _Pending) -> None:
+        """Send the waiting texts to the worker as one batch (``MAX_BATCH`` at most: the
+        batch that reached it is sent at once, even while the worker is busy)."""
         if pending.handle is not None:
             pending.handle.cancel()
             pending.handle = None
@@ -195,9 +203,11 @@ class SharedEncoder:
         if not batch:
             return
         texts = list(batch)
+        pending.busy += 1
         job = loop.run_in_executor(self._executor, self.encode, texts)
 
         def done(fut: asyncio.Future[npt.NDArray[np.float32]]) -> None:
+            pending.busy -= 1
             exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
             for i, text in enumerate(texts):
                 for waiter in batch[text]:
@@ -207,5 +217,8 @@ class SharedEncoder:
                         waiter.set_exception(exc)
                     else:
                         waiter.set_result(fut.result()[i])
+            if not pending.busy and pending.waiting:
+                # texts that arrived while the worker was busy have waited long enough
+                self._flush(loop, pending)
 
         job.add_done_callback(done)
