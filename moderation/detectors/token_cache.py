@@ -97,7 +97,8 @@ class TokenCachedPass:
         self.d0, self.d1, self.d2, self.d3 = b.d0, b.d1, b.d2, b.d3
         self.p1, self.p3 = b.p1, b.p3
         self.eps = float(b.eps)
-        self._rows = np.empty((self.size, _ROW), dtype=np.float32)
+        # one more row, all zeros: the sentinel that window slots outside a sentence read
+        self._rows = np.zeros((self.size + 1, _ROW), dtype=np.float32)
         self._slots: OrderedDict[int, int] = OrderedDict()  # token id -> row, LRU order
         self.hits = 0
         self.misses = 0
@@ -107,31 +108,35 @@ class TokenCachedPass:
 
     # ------------------------------------------------------------------ per token
 
-    def _token_rows(self, ids: Sequence[int]) -> F32:
-        """Rows (len(ids), 3328) for distinct token ids: ``x`` then every branch's products,
-        from the cache or computed (and kept, least recently used out)."""
-        out = np.empty((len(ids), _ROW), dtype=np.float32)
+    def _token_slots(self, ids: Sequence[int]) -> npt.NDArray[np.intp]:
+        """The rows of the cache's storage holding these distinct token ids (computed and
+        stored first where missing); needs ``len(ids) <= size``. The least recently used
+        tokens make room, never one of ``ids``: those found were just moved to the end."""
         slots = self._slots
+        out = np.empty(len(ids), dtype=np.intp)
         missing: list[int] = []
-        found: list[int] = []
-        found_at: list[int] = []
         for i, tok in enumerate(ids):
             slot = slots.get(tok)
             if slot is None:
                 missing.append(i)
             else:
                 slots.move_to_end(tok)
-                found.append(i)
-                found_at.append(slot)
-        if found:
-            out[found] = self._rows[found_at]
-        self.hits += len(found)
+                out[i] = slot
+        self.hits += len(ids) - len(missing)
         self.misses += len(missing)
         if missing:
-            new = np.asarray([ids[i] for i in missing], dtype=np.int64)
-            rows = self._compute(new)
-            out[missing] = rows
-            self._keep(new, rows, keep=len(found))
+            new = [ids[i] for i in missing]
+            rows = self._compute(np.asarray(new, dtype=np.int64))
+            free: list[int] = []
+            for tok in new:
+                if len(slots) < self.size:
+                    slot = len(slots)
+                else:
+                    _, slot = slots.popitem(last=False)
+                slots[tok] = slot
+                free.append(slot)
+            self._rows[free] = rows
+            out[missing] = free
         return out
 
     def _compute(self, tokens: npt.NDArray[np.int64]) -> F32:
@@ -149,19 +154,6 @@ class TokenCachedPass:
             xs = x[:, i * _CNN_DIM : (i + 1) * _CNN_DIM]
             np.matmul(xs, self.w1_wide[i], out=rows[:, _P_OFF[i] : _P_OFF[i] + n * _CNN_DIM])
         return rows
-
-    def _keep(self, tokens: npt.NDArray[np.int64], rows: F32, *, keep: int) -> None:
-        """Cache ``rows`` of ``tokens``, evicting the least recently used (never the ``keep``
-        most recently used: the tokens of this pass that were found)."""
-        slots = self._slots
-        room = self.size - keep
-        for tok, row in zip(tokens.tolist()[:room], rows[:room], strict=False):
-            if len(slots) < self.size:
-                slot = len(slots)
-            else:
-                _, slot = slots.popitem(last=False)
-            slots[tok] = slot
-            self._rows[slot] = row
 
     # ------------------------------------------------------------------ the pass
 
@@ -187,10 +179,19 @@ class TokenCachedPass:
         starts = np.zeros(len(group), dtype=np.int64)
         np.cumsum(lens[:-1], out=starts[1:])
         distinct, where = np.unique(flat, return_inverse=True)
-        # one extra zero row: the sentinel that window slots outside a sentence point at
-        rows = np.zeros((n_tokens + 1, _ROW), dtype=np.float32)
-        rows[:n_tokens] = self._token_rows(distinct.tolist())[where]
-        idx = _window_index(starts, lens, n_tokens)
+        if len(distinct) <= self.size:
+            # every token's row read straight from the cache's storage
+            rows = self._rows
+            slot = np.append(self._token_slots(distinct.tolist())[where], self.size)
+        else:  # more distinct tokens than the cache holds: this pass's own rows
+            rows = np.zeros((len(distinct) + 1, _ROW), dtype=np.float32)
+            rows[:-1] = self._compute(distinct)
+            slot = np.append(where, len(distinct))
+        # each token's window by position (the sentinel is position n_tokens), and the
+        # same as rows of ``rows`` (the sentinel is a zero row)
+        at = _window_index(starts, lens, n_tokens)
+        idx = slot[at]
+        x = rows[slot[:n_tokens], :_X_DIM]
 
         feats = np.empty((n_tokens, _EMB_DIM + _X_DIM), dtype=np.float32)
         chunk = flat % _NUM_CHUNKS
@@ -201,8 +202,9 @@ class TokenCachedPass:
         buf = np.empty((n_tokens + 1, _CNN_DIM), dtype=np.float32)
         buf[n_tokens] = 0.0
         for i, (n, left) in enumerate(_ORDERS):
-            xs = rows[:n_tokens, i * _CNN_DIM : (i + 1) * _CNN_DIM]
-            cols = idx[:, _MAX_LEFT - left : _MAX_LEFT - left + n]
+            xs = x[:, i * _CNN_DIM : (i + 1) * _CNN_DIM]
+            window = slice(_MAX_LEFT - left, _MAX_LEFT - left + n)
+            cols = idx[:, window]
             off = _P_OFF[i]
             # the first layer: the window's terms, position by position
             h = rows[cols[:, 0], off : off + _CNN_DIM].copy()
@@ -212,7 +214,7 @@ class TokenCachedPass:
             np.maximum(h, 0, out=h)
             h += xs
             buf[:n_tokens] = h
-            c2 = buf[cols].reshape(n_tokens, n * _CNN_DIM) @ self.w2[i]
+            c2 = buf[at[:, window]].reshape(n_tokens, n * _CNN_DIM) @ self.w2[i]
             c2 += self.b2[i]
             np.maximum(c2, 0, out=c2)
             c2 += h

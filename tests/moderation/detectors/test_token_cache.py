@@ -91,13 +91,18 @@ def test_vectors_equal_the_package_pass_cold_and_warm(
 def test_a_tiny_cache_evicts_and_stays_exact(
     encoder: SharedEncoder, want: npt.NDArray[np.float32]
 ) -> None:
-    """A cache smaller than one pass's distinct tokens: the pass still has every row it
-    needs, the cache never grows past its size."""
+    """A cache of 16 tokens: passes that fit evict the least recently used tokens and the
+    cache never grows past its size; a pass with more distinct tokens than it holds is
+    computed on its own rows. Either way the vectors are the same."""
     items = texts()[:40]
     fast = TokenCachedPass(encoder.load()._model, size=16)
-    got = by_batches(fast, items, 8)
-    assert len(fast) == 16
-    assert np.abs(got - want[:40]).max() <= TOLERANCE
+    one_by_one = by_batches(fast, items[:8], 1)  # short texts: each pass fits the cache
+    assert len(fast) == 16 and fast.misses > 16
+    assert np.abs(one_by_one - want[:8]).max() <= TOLERANCE
+    before = fast.misses
+    eights = by_batches(fast, items, 8)  # these passes hold more than 16 distinct tokens
+    assert fast.misses == before  # computed on the pass's own rows, the cache untouched
+    assert np.abs(eights - want[:40]).max() <= TOLERANCE
 
 
 def test_head_scores_do_not_move(encoder: SharedEncoder, want: npt.NDArray[np.float32]) -> None:
