@@ -53,6 +53,9 @@ ModelName = Literal["encoder", "heads", "lexical", "profanity", "vader", "open_n
 
 #: Texts whose heads features stay cached (a message is scored by toxicity and scam).
 TEXT_FEATURES_CACHE = 512
+#: Texts longer than this are not kept by ``lexical_stage`` and ``text_signals`` (whose
+#: caches hold as many texts as the score cache): their memory stays bounded.
+KEPT_TEXT_CHARS = 1000
 
 
 class ModelRegistry:
@@ -122,14 +125,19 @@ class ModelRegistry:
     def lexical_stage(self, text: str) -> HeadResult | None:
         """The cascade's lexical stage for ``text``: its capped scores when the gate settles it,
         None when it needs the encoder (or looks like another language than English,
-        ``signals.may_settle``). Cached per text (``SCORE_CACHE_SIZE`` texts), so a text the
-        gate escalated is not gated again when the encoder stage runs for it."""
+        ``signals.may_settle``). Cached per text (``SCORE_CACHE_SIZE`` texts of at most
+        ``KEPT_TEXT_CHARS``), so a text the gate escalated is not gated again when the encoder
+        stage runs for it."""
+        if len(text) > KEPT_TEXT_CHARS:
+            return self._compute_lexical_stage(text)
         return self._lexical_stage(text)
 
     def text_signals(self, text: str) -> tuple[tuple[str, ...], int]:
         """``(shortened links, pressure words)`` of ``text`` (``CheapFeatures.shorteners`` and
-        ``urgency``), cached per text (``SCORE_CACHE_SIZE`` texts): the scam detector reads
-        them on every message, and a text whose scores are cached needs nothing else."""
+        ``urgency``), cached per text (as ``lexical_stage``): the scam detector reads them on
+        every message, and a text whose scores are cached needs nothing else."""
+        if len(text) > KEPT_TEXT_CHARS:
+            return self._compute_signals(text)
         return self._signals(text)
 
     def clear_text_caches(self) -> None:
