@@ -111,8 +111,12 @@ def settled_only(texts: Sequence[str], models: ModelRegistry) -> list[str]:
 
 def reset(models: ModelRegistry) -> None:
     """Clear the per-text caches (score cache, cheap features)."""
-    models.scores.clear()
-    models._cheap.cache_clear()
+    clear = getattr(models, "clear_text_caches", None)
+    if clear is not None:
+        clear()
+    else:  # the older trees (``PYTHONPATH=...``)
+        models.scores.clear()
+        models._cheap.cache_clear()
 
 
 def clear_word_caches() -> None:

@@ -245,13 +245,15 @@ VOCAB = [
 ]
 BLOCK_WORD = "shit"  # on the default English profanity list
 TEXT_POOL = 4096
+#: Texts with ``--distinct`` (each sender sends from its own stretch of them).
+DISTINCT_POOL = 65536
 
 
-def make_texts(seed: int = 7, words: int = 10) -> list[str]:
+def make_texts(seed: int = 7, words: int = 10, count: int = TEXT_POOL) -> list[str]:
     """Distinct short sentences of plain words: no profanity, and no two nearly alike
     (the default spam rule blocks a text repeated 3 times within 10 minutes)."""
     rnd = random.Random(seed)
-    return [" ".join(rnd.choices(VOCAB, k=words)) for _ in range(TEXT_POOL)]
+    return [" ".join(rnd.choices(VOCAB, k=words)) for _ in range(count)]
 
 
 def ms(values: array[float] | list[float], q: float) -> float | None:
@@ -614,8 +616,12 @@ async def run_messages(args: argparse.Namespace) -> dict[str, Any]:
     if not plan:
         raise RuntimeError("no sender connected")
     await asyncio.sleep(0.5)
-    texts = make_texts(args.seed)
+    # the senders walk the pool from offsets 131 apart, so a text comes back within a run
+    # (the caches of a moderated server see it again); --distinct: a larger pool, and each
+    # sender its own stretch of it, so no text is sent twice in a run of a few minutes
+    texts = make_texts(args.seed, count=DISTINCT_POOL if args.distinct else TEXT_POOL)
     pool = len(texts)
+    stride = pool // max(len(clients), 1) if args.distinct else 131
     seq = 0
     blocked_pct = args.blocked_pct
     cat = args.category
@@ -626,7 +632,7 @@ async def run_messages(args: argparse.Namespace) -> dict[str, Any]:
         nonlocal seq
         seq += 1
         muid = f"{prefix}{seq}"
-        text = texts[(i * 131 + n_) % pool]
+        text = texts[(i * stride + n_) % pool]
         blocked = blocked_pct > 0 and (seq * 37) % 100 < blocked_pct
         if blocked:
             text = f"{text} {BLOCK_WORD}"
@@ -774,6 +780,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--prefix", default="", help="uid/guid/muid prefix (default: random)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--distinct", action="store_true", help="no text sent twice (per-text caches miss)"
+    )
     p.add_argument("--label", default="")
     args = p.parse_args(argv)
     host = args.base_url.split("//", 1)[-1].split(":")[0].split("/")[0]

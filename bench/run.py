@@ -56,6 +56,8 @@ SERVERS = [
 AI_ON = {"P-AI", "P-AI-CASC"}
 #: Of those, the servers with the cascade on (the ``aiCascade`` moderation setting).
 CASCADE_ON = {"P-AI-CASC"}
+#: Scenarios run only when ``--only`` names them.
+EXPLICIT = {"pair closed distinct"}
 
 
 def scenarios(quick: bool, rate: float) -> list[tuple[str, list[str], bool]]:
@@ -66,6 +68,8 @@ def scenarios(quick: bool, rate: float) -> list[tuple[str, list[str], bool]]:
         ("idle", ["--mode", "idle", "--conns", idle_n, "--concurrency", "50", "--hold", "2"], False),
         ("connect", ["--mode", "connect", "--conns", "300" if quick else "1000", "--concurrency", "50"], False),
         ("pair closed", ["--mode", "pair", "--conns", "100", "--window", "4", "--duration", d], False),
+        # only when named in --only: every text new, so the per-text caches never help
+        ("pair closed distinct", ["--mode", "pair", "--conns", "100", "--window", "4", "--duration", d, "--distinct"], True),
         ("pair open", ["--mode", "pair", "--conns", "100", "--rate", str(rate), "--duration", d], False),
         ("group100 closed", ["--mode", "group", "--conns", "100", "--group-size", "100", "--senders", "4", "--window", "2", "--duration", d], False),
         ("pair custom closed", ["--mode", "pair", "--conns", "100", "--window", "4", "--duration", d, "--category", "custom"], True),
@@ -234,6 +238,8 @@ def run_servers(
                 time.sleep(3)  # the models load in the background once a rule needs them
             for name, largs, parley_only in scenarios(args.quick, args.rate):
                 if (only and name not in only) or (parley_only and kind == "bare"):
+                    continue
+                if name in EXPLICIT and name not in only:
                     continue
                 print(f"  {label:<9} {name:<19} ...", end="", flush=True)
                 t0 = time.monotonic()

@@ -118,18 +118,9 @@ class HeadDetector(Detector):
 
     def lexical_result(self, text: str) -> HeadResult | None:
         """The lexical stage's result for ``text``, or None when the gate escalates it (or
-        the text looks like another language than English, ``heads.may_settle``)."""
-        cheap = self.models.text_cheap(text)
-        if not cheap.may_settle:
-            return None
-        heads = self.models.heads()
-        settled = heads.settled_scores(cheap.ids, cheap.rest)
-        if settled is None:
-            return None
-        return HeadResult(
-            STAGE_LEXICAL,
-            dict(zip(heads.categories, [round(p, 4) for p in settled.tolist()], strict=True)),
-        )
+        the text looks like another language than English, ``heads.may_settle``); cached per
+        text (``ModelRegistry.lexical_stage``)."""
+        return self.models.lexical_stage(text)
 
     async def head_scores(
         self, text: str, condition: Condition | None = None, *, cascade: bool = False

@@ -15,7 +15,9 @@ the next call):
 ``text_buckets(text)`` and ``text_features(text)`` cache a text's hashed n-grams and the
 heads' non-embedding features, so the gate, the toxicity and the scam detectors looking at
 one message compute them once; ``scores`` is the bounded cache of the heads' results
-(``cascade.ScoreCache``).
+(``cascade.ScoreCache``). A repeated text needs none of that again: ``lexical_stage(text)``
+keeps the gate's answer (settled scores, or "escalate") and ``text_signals(text)`` the scam
+detector's links and pressure words, per text, as long as the score cache keeps results.
 
 ``shared_models()`` is the process's registry: ``moderation.local_detectors.build_detectors``
 hands it to every detector that scores with a model unless it is given another one (tests,
@@ -35,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from moderation.bundled_lists import PROFANITY_LANGUAGES, read_profanity_list
-from moderation.detectors.cascade import ScoreCache
+from moderation.detectors.cascade import SCORE_CACHE_SIZE, STAGE_LEXICAL, HeadResult, ScoreCache
 from moderation.detectors.encoder import SharedEncoder
 from moderation.detectors.heads import MODEL_PATH as HEADS_PATH
 from moderation.detectors.heads import CheapFeatures, Heads, text_cheap
@@ -51,6 +53,9 @@ ModelName = Literal["encoder", "heads", "lexical", "profanity", "vader", "open_n
 
 #: Texts whose heads features stay cached (a message is scored by toxicity and scam).
 TEXT_FEATURES_CACHE = 512
+#: Texts longer than this are not kept by ``lexical_stage`` and ``text_signals`` (whose
+#: caches hold as many texts as the score cache): their memory stays bounded.
+KEPT_TEXT_CHARS = 1000
 
 
 class ModelRegistry:
@@ -65,6 +70,9 @@ class ModelRegistry:
         self._vader = once(load_vader)
         self._open_nsfw = once(load_open_nsfw)
         self._cheap = lru_cache(maxsize=TEXT_FEATURES_CACHE)(self._compute_cheap)
+        # small answers per text, kept as long as the score cache keeps results
+        self._lexical_stage = lru_cache(maxsize=SCORE_CACHE_SIZE)(self._compute_lexical_stage)
+        self._signals = lru_cache(maxsize=SCORE_CACHE_SIZE)(self._compute_signals)
         #: The heads' results by text (the cascade's bounded score cache).
         self.scores = ScoreCache()
         self._warming: set[ModelName] = set()
@@ -113,6 +121,48 @@ class ModelRegistry:
         """Whether the cascade's gate may settle ``text`` (``heads.may_settle``: not when it
         looks like another language than English), cached per text."""
         return self._cheap(text).may_settle
+
+    def lexical_stage(self, text: str) -> HeadResult | None:
+        """The cascade's lexical stage for ``text``: its capped scores when the gate settles it,
+        None when it needs the encoder (or looks like another language than English,
+        ``signals.may_settle``). Cached per text (``SCORE_CACHE_SIZE`` texts of at most
+        ``KEPT_TEXT_CHARS``), so a text the gate escalated is not gated again when the encoder
+        stage runs for it."""
+        if len(text) > KEPT_TEXT_CHARS:
+            return self._compute_lexical_stage(text)
+        return self._lexical_stage(text)
+
+    def text_signals(self, text: str) -> tuple[tuple[str, ...], int]:
+        """``(shortened links, pressure words)`` of ``text`` (``CheapFeatures.shorteners`` and
+        ``urgency``), cached per text (as ``lexical_stage``): the scam detector reads them on
+        every message, and a text whose scores are cached needs nothing else."""
+        if len(text) > KEPT_TEXT_CHARS:
+            return self._compute_signals(text)
+        return self._signals(text)
+
+    def clear_text_caches(self) -> None:
+        """Forget every per-text result (the score cache included): for benchmarks."""
+        self.scores.clear()
+        self._cheap.cache_clear()
+        self._lexical_stage.cache_clear()
+        self._signals.cache_clear()
+
+    def _compute_lexical_stage(self, text: str) -> HeadResult | None:
+        cheap = self._cheap(text)
+        if not cheap.may_settle:
+            return None
+        heads = self.heads()
+        settled = heads.settled_scores(cheap.ids, cheap.rest)
+        if settled is None:
+            return None
+        return HeadResult(
+            STAGE_LEXICAL,
+            dict(zip(heads.categories, [round(p, 4) for p in settled.tolist()], strict=True)),
+        )
+
+    def _compute_signals(self, text: str) -> tuple[tuple[str, ...], int]:
+        cheap = self._cheap(text)
+        return cheap.shorteners, cheap.urgency
 
     def _compute_cheap(self, text: str) -> CheapFeatures:
         """A text's ``CheapFeatures``, folding and tokenising it once."""

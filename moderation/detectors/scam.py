@@ -55,12 +55,12 @@ class ScamDetector(HeadDetector):
 
     def links_and_urgency(self, text: str) -> tuple[list[str], int]:
         """``(heads.shortener_links(text), heads.urgency_hits(text))``, read from the text's
-        cached cheap features (``ModelRegistry.text_cheap``: computed once per text for the
-        heads and the cascade) when there are any."""
+        cached cheap features (``ModelRegistry.text_signals``: computed once per text with
+        the heads' features, and kept as long as its scores) when there are any."""
         if not text or text.isspace():
             return shortener_links(text), urgency_hits(text)
-        cheap = self.models.text_cheap(text)
-        return list(cheap.shorteners), cheap.urgency
+        shorteners, urgency = self.models.text_signals(text)
+        return list(shorteners), urgency
 
     async def detect(
         self, message: MessageView, condition: Condition, ctx: DetectContext

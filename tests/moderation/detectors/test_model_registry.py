@@ -46,3 +46,30 @@ def test_built_in_detectors_declare_the_protocol_and_share_the_models() -> None:
     assert all(kind == d.name for kind, d in detectors.items())
     heads = [d for d in detectors.values() if isinstance(d, HeadDetector)]
     assert heads and all(d.models is models for d in heads)
+
+
+def test_a_repeated_text_needs_no_lexical_stage_again() -> None:
+    """The gate's answer and the scam detector's signals are kept per text beyond the cheap
+    features' small cache, so a text seen again (settled or escalated) costs no n-grams, no
+    features and no gate; a very long text is not kept (the caches' memory stays bounded)."""
+    from moderation.detectors.model_registry import KEPT_TEXT_CHARS
+    from moderation.detectors.scam import ScamDetector
+    from moderation.detectors.toxicity import ToxicityDetector
+
+    models = ModelRegistry()
+    toxicity, scam = ToxicityDetector(models), ScamDetector(models)
+    settled = "lunch at noon with the team? bit.ly/abc and it is urgent"
+    escalated = "du bist ein Vollidiot"  # another language: never settled
+    first = toxicity.lexical_result(settled)
+    assert first is not None
+    assert toxicity.lexical_result(escalated) is None
+    signals = scam.links_and_urgency(settled)
+    assert signals == (["bit.ly"], 1)
+    models._cheap.cache_clear()  # as after 512 other texts
+    assert toxicity.lexical_result(settled) is first
+    assert scam.lexical_result(escalated) is None
+    assert scam.links_and_urgency(settled) == signals
+    assert models._cheap.cache_info().misses == 0  # nothing computed again
+    long = "lunch at noon " * (KEPT_TEXT_CHARS // 10)
+    assert toxicity.lexical_result(long) == toxicity.lexical_result(long)
+    assert models._lexical_stage.cache_info().currsize == 2
