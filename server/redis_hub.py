@@ -122,6 +122,8 @@ class RedisHub:
         self.subscribed = asyncio.Event()
         #: The other nodes' presence: uid -> nodes (the mirror; see the module doc).
         self._remote: dict[str, set[str]] = {}
+        #: The same, by node: node -> uids (a frame is routed with one set intersection).
+        self._by_node: dict[str, set[str]] = {}
         self._mirrored = False
         self._presence_channel = PREFIX + "presence"
 
@@ -317,36 +319,31 @@ class RedisHub:
         elif added or removed:
             body = {"n": self.node, "a": added, "r": removed}
             pipe.publish(self._presence_channel, orjson.dumps(body))
-        wanted: list[str] = []
-        seen: set[str] = set()
-        for item in batch:
-            targets = item[1] if item[0] == "s" else [item[1]] if item[0] == "c" else ()
-            for uid in targets:
-                if uid not in seen:
-                    seen.add(uid)
-                    wanted.append(uid)
         mirrored = self._mirrored
+        wanted: list[str] = []
+        if not mirrored:  # the receivers' presence, read from the sets (no mirror yet)
+            seen: set[str] = set()
+            for item in batch:
+                targets = item[1] if item[0] == "s" else [item[1]] if item[0] == "c" else ()
+                for uid in targets:
+                    if uid not in seen:
+                        seen.add(uid)
+                        wanted.append(uid)
         marker = len(pipe)
-        if not mirrored:
-            for uid in wanted:
-                pipe.smembers(_presence(uid))
+        for uid in wanted:
+            pipe.smembers(_presence(uid))
         results = await pipe.execute() if len(pipe) else []
-        nodes_of: dict[str, list[str]] = {}
-        stale: list[tuple[str, str]] = []
-        remote = self._remote
-        for i, uid in enumerate(wanted):
-            nodes: list[str] = []
-            members = remote.get(uid, ()) if mirrored else results[marker + i]
-            for raw in members:
-                node = raw.decode() if isinstance(raw, bytes) else str(raw)
-                if node == self.node:
-                    continue
-                if node in self._dead:
-                    stale.append((uid, node))
-                else:
-                    nodes.append(node)
-            if nodes:
-                nodes_of[uid] = nodes
+        # Who is where, per other node: the mirror itself, or what the sets said.
+        by_node: dict[str, set[str]] = self._by_node
+        if not mirrored:
+            by_node = {}
+            for i, uid in enumerate(wanted):
+                for raw in results[marker + i]:
+                    node = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    if node != self.node:
+                        by_node.setdefault(node, set()).add(uid)
+        stale = [(node, list(uids)) for node, uids in by_node.items() if node in self._dead]
+        live = [(node, uids) for node, uids in by_node.items() if node not in self._dead]
         # One PUBLISH per other node for the whole batch: its frames and closes in queue
         # order (per-conversation order holds), each frame encoded once whatever the number
         # of its receivers there, and one message for that node to read and parse.
@@ -359,11 +356,11 @@ class RedisHub:
             if kind == "s":
                 _, uids, text, droppable = item
                 data: bytes | None = None
-                routed: dict[str, list[str]] = {}
-                for uid in dict.fromkeys(uids):
-                    for node in nodes_of.get(uid, ()):
-                        routed.setdefault(node, []).append(uid)
-                for node, receivers in routed.items():
+                for node, present in live:
+                    # One set intersection per node, in C: no Python step per member.
+                    receivers = list(present.intersection(uids))
+                    if not receivers:
+                        continue
                     if data is None:
                         data = text.encode()
                     out = per_node.get(node)
@@ -377,7 +374,9 @@ class RedisHub:
                     out.uids.update(dict.fromkeys(receivers))
             elif kind == "c":
                 _, uid, code, reason = item
-                for node in nodes_of.get(uid, ()):
+                for node, present in live:
+                    if uid not in present:
+                        continue
                     out = per_node.get(node)
                     if out is None:
                         out = per_node[node] = _Outgoing()
@@ -395,9 +394,10 @@ class RedisHub:
         for note in invalidations:
             pipe.publish(INVALIDATE, note)
             published.append(("", ()))
-        for uid, node in stale:
-            pipe.srem(_presence(uid), node)
-            self._forget(uid, node)
+        for node, uids in stale:  # a dead node: dropped from the sets and the mirror
+            for uid in uids:
+                pipe.srem(_presence(uid), node)
+                self._forget(uid, node)
         if not len(pipe):
             return
         counts = await pipe.execute()
@@ -425,7 +425,7 @@ class RedisHub:
                 self._queue(("n",))  # a round of the publisher re-announces presence
                 # Subscribed first, then the snapshot: a change made meanwhile is in the
                 # snapshot or arrives after it (applying it twice changes nothing).
-                self._remote = await self._snapshot(r)
+                self._remote, self._by_node = await self._snapshot(r)
                 self._mirrored = True
                 if self.subscribed.is_set():
                     # Back after an outage: invalidations may have been missed, here and
@@ -450,9 +450,10 @@ class RedisHub:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def _snapshot(self, r: aioredis.Redis) -> dict[str, set[str]]:
-        """Every other node's presence, read from the sets."""
+    async def _snapshot(self, r: aioredis.Redis) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """Every other node's presence, read from the sets: by uid, and by node."""
         mirror: dict[str, set[str]] = {}
+        by_node: dict[str, set[str]] = {}
         async for key in r.scan_iter(match=_presence("*"), count=1000):
             raw_key = key.decode() if isinstance(key, bytes) else str(key)
             uid = raw_key[len(_presence("")) :]
@@ -462,7 +463,13 @@ class RedisHub:
             nodes.discard(self.node)
             if nodes:
                 mirror[uid] = nodes
-        return mirror
+                for node in nodes:
+                    by_node.setdefault(node, set()).add(uid)
+        return mirror, by_node
+
+    def _remember(self, uid: str, node: str) -> None:
+        self._remote.setdefault(uid, set()).add(node)
+        self._by_node.setdefault(node, set()).add(uid)
 
     def _forget(self, uid: str, node: str) -> None:
         nodes = self._remote.get(uid)
@@ -470,16 +477,21 @@ class RedisHub:
             nodes.discard(node)
             if not nodes:
                 del self._remote[uid]
+        uids = self._by_node.get(node)
+        if uids is not None:
+            uids.discard(uid)
+            if not uids:
+                del self._by_node[node]
 
     def _presence_changed(self, body: dict[str, Any]) -> None:
         node = str(body["n"])
         if node == self.node:
             return
         if body.get("reset"):
-            for uid in [u for u, nodes in self._remote.items() if node in nodes]:
+            for uid in list(self._by_node.get(node, ())):
                 self._forget(uid, node)
         for uid in body.get("a") or ():
-            self._remote.setdefault(uid, set()).add(node)
+            self._remember(uid, node)
         for uid in body.get("r") or ():
             self._forget(uid, node)
 
@@ -555,7 +567,8 @@ class RedisHub:
                     dead = {n for n, v in zip(others, alive, strict=True) if v is None}
                     if dead:
                         await r.srem(PREFIX + "nodes", *dead)
-                    self._dead |= dead
+                    # One whose key is back (it lost Redis a while) is alive again.
+                    self._dead = (self._dead - set(others)) | dead
                     if len(self._dead) > 10_000:
                         self._dead = dead
                 if self._resync:

@@ -75,7 +75,9 @@ async def test_group_frame_is_published_once_per_process(
             published.append(msg["data"])
     assert len(published) == 1  # one publish for B's three members
     head, _, text = published[0].partition(b"\n")
-    assert orjson.loads(head)["o"] == [["s", ["m1", "m2", "m3"], False, 7]] and text == b"frame-1"
+    ((kind, uids, droppable, size),) = orjson.loads(head)["o"]
+    assert (kind, sorted(uids), droppable, size) == ("s", ["m1", "m2", "m3"], False, 7)
+    assert text == b"frame-1"
     await pubsub.aclose()  # type: ignore[no-untyped-call]
     await spy.aclose()
 
@@ -324,3 +326,50 @@ async def test_online_is_answered_from_the_presence_mirror(
     await eventually(lambda: "roamer" not in a._remote)
     assert not await a.online("roamer")
     assert asked == []
+
+
+async def test_before_the_mirror_is_read_receivers_are_looked_up_in_redis(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]],
+) -> None:
+    """Until its mirror of the presence is read (just subscribed, or back after an outage), a
+    process finds the receivers' processes in Redis's sets: the frames still arrive once."""
+    a, b, _ = hubs
+    c1, c2 = conn("early1"), conn("early2")
+    b.register(c1)
+    b.register(c2)
+    await eventually(lambda: a._remote.get("early2") == {b.node})
+    a._mirrored = False  # as while the snapshot is being read
+    try:
+        a.send(["early1", "early2", "elsewhere"], "frame")
+        await eventually(lambda: c1.queue.qsize() == 1 and c2.queue.qsize() == 1)
+    finally:
+        a._mirrored = True
+    assert c1.queue.get_nowait() == c2.queue.get_nowait() == "frame"
+
+
+async def test_a_process_whose_heartbeat_stopped_is_dropped_then_taken_back() -> None:
+    """A process whose alive key expired is dead: the first send that meets it drops its
+    users from the presence sets and from the mirror. If its key comes back (it had lost
+    Redis for a while), it counts as alive again."""
+    url = redis_server().url(7)
+    a, b = RedisHub(url), RedisHub(url)
+    await a.start({})
+    await b.start({})
+    spy = aioredis.from_url(url)
+    try:
+        b.register(conn("ghost"))
+        await eventually(lambda: a._remote.get("ghost") == {b.node})
+        beat = b._tasks[2]
+        beat.cancel()  # B stops beating; its key expires (here: deleted at once)
+        await asyncio.gather(beat, return_exceptions=True)
+        await spy.delete(f"parley:alive:{b.node}")
+        await eventually(lambda: b.node in a._dead, timeout=8.0)
+        a.send(["ghost"], "frame")
+        await eventually(lambda: "ghost" not in a._remote)
+        assert await spy.smembers("parley:p:ghost") == set()
+        b._tasks[2] = asyncio.create_task(b._heartbeat())  # B beats again
+        await eventually(lambda: b.node not in a._dead, timeout=8.0)
+    finally:
+        await a.stop()
+        await b.stop()
+        await spy.aclose()
