@@ -487,6 +487,9 @@ class RedisHub:
         node = str(body["n"])
         if node == self.node:
             return
+        # A node that publishes is alive (back after losing Redis): its users are routed
+        # to it again, not dropped as a dead node's before the next heartbeat says so.
+        self._dead.discard(node)
         if body.get("reset"):
             for uid in list(self._by_node.get(node, ())):
                 self._forget(uid, node)

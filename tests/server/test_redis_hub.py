@@ -369,6 +369,18 @@ async def test_a_process_whose_heartbeat_stopped_is_dropped_then_taken_back() ->
         assert await spy.smembers("parley:p:ghost") == set()
         b._tasks[2] = asyncio.create_task(b._heartbeat())  # B beats again
         await eventually(lambda: b.node not in a._dead, timeout=8.0)
+        b.register(conn("returner"))  # and is routed to as before
+        await eventually(lambda: a._remote.get("returner") == {b.node})
+        a_beat = a._tasks[2]
+        a_beat.cancel()  # from here only B's own presence news can tell A it is alive
+        await asyncio.gather(a_beat, return_exceptions=True)
+        a._dead.add(b.node)  # as if its key had expired meanwhile
+        b.unregister(b.connections("returner")[0])
+        b.register(back := conn("returner"))  # B publishes its presence: alive
+        await eventually(lambda: b.node not in a._dead)
+        a.send(["returner"], "welcome back")
+        await eventually(lambda: back.queue.qsize() == 1)
+        assert await spy.smembers("parley:p:returner") == {b.node.encode()}
     finally:
         await a.stop()
         await b.stop()
