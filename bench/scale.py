@@ -9,7 +9,8 @@
 Each configuration runs ``bench/load.py`` (1:1 pairs and groups of 100, closed loop, moderation
 on with the default rules, ``--rate-limit 0``). Reported: completed msgs/s, delivery p50/p99,
 and messages per CPU-second of every server-side process together (Parley processes,
-PostgreSQL's postmaster and backends, redis-server), with the ratio to the embedded process.
+PostgreSQL's postmaster and backends, redis-server), with the ratio to the embedded process,
+and that CPU per message split into Parley (all its processes), PostgreSQL and Redis.
 
 Where each ran: every server-side process (Parley, PostgreSQL, Redis) pinned to core 0, the
 generator to core 1 (``taskset``, when there are 2 cores or more). On a 2-core machine two
@@ -23,7 +24,8 @@ machines is the efficiency (messages per CPU-second), not the msgs/s.
 ``--compare ROOT`` also runs the PostgreSQL + Redis configurations from another checkout
 (another commit's worktree) in the same run, labelled ``@name``: a before/after on the same
 engines and the same machine load. ``--rounds N`` runs the whole set N times, interleaved, and
-reports each configuration's median efficiency (the machine is shared; one round is noisy).
+reports each configuration's median efficiency (the machine is shared; one round is noisy); each
+round starts one configuration further on, so none always runs in the same place.
 """
 
 from __future__ import annotations
@@ -114,10 +116,13 @@ def main() -> None:
             configs.append((f"pg+redis x1{tag}", 1, True, root))
             if not opts.no_x2:
                 configs.append((f"pg+redis x2{tag}", 2, True, root))
+        # Round k starts k configurations further on: no configuration always runs right
+        # after the same one (a position effect on a shared machine, measured up to 25%).
         runs = [
             (label, count, shared, root, name, load_args)
-            for _ in range(opts.rounds)
-            for label, count, shared, root in configs
+            for k in range(opts.rounds)
+            for label, count, shared, root in configs[k % len(configs) :]
+            + configs[: k % len(configs)]
             for name, load_args in scenarios(opts.quick, opts.duration)
             if opts.scenario is None or name.startswith(opts.scenario)
         ]
@@ -150,11 +155,13 @@ def main() -> None:
                 for srv in reversed(servers):
                     srv.stop()
             r.update(config=label, scenario=name, processes=count)
+            r["cpu_us_per_msg"] = per_role(r, [s.pid for s in servers], engines if shared else [])
             results.append(r)
             print(
                 f"{label:<16} {name:<16} {r['msgs_per_s']:>8,.0f} msg/s  deliv"
                 f" {lat(r, 'delivery_ms'):>13} ms  {r['msgs_per_server_cpu_s'] or 0:>7,.0f}"
-                f" msg/CPU-s  server CPU {r['server_cpu_pct']}%  lost {r['lost']}",
+                f" msg/CPU-s  server CPU {r['server_cpu_pct']}%  lost {r['lost']}"
+                f"  CPU us/msg {roles(r)}",
                 flush=True,
             )
     finally:
@@ -163,12 +170,12 @@ def main() -> None:
     summary = summarise(results)
     print()
     print(f"{'config':<16} {'scenario':<16} {'msgs/s':>8} {'deliv p50/p99':>14} "
-          f"{'msg/CPU-s':>10} {'x embedded':>10}")  # fmt: skip
+          f"{'msg/CPU-s':>10} {'x embedded':>10}  CPU us/msg parley/pg/redis")  # fmt: skip
     for r in summary:
         print(
             f"{r['config']:<16} {r['scenario']:<16} {r['msgs_per_s']:>8,.0f} "
             f"{lat(r, 'delivery_ms'):>14} {r['msgs_per_server_cpu_s'] or 0:>10,.0f}"
-            f" {r['ratio']:>10}"
+            f" {r['ratio']:>10}  {roles(r)}"
         )
     meta = {
         "where": f"server-side (Parley, PostgreSQL, Redis) on core {SERVER_CPU}, generator on"
@@ -204,6 +211,23 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         e, eff = base.get(r["scenario"]), r.get("msgs_per_server_cpu_s")
         r["ratio"] = f"{eff / e:.2f}" if e and eff else "-"
     return rows
+
+
+def per_role(r: dict[str, Any], parley: list[int], engines: list[int]) -> dict[str, float]:
+    """Server CPU microseconds per completed message: all Parley processes together, then
+    PostgreSQL (postmaster and backends) and Redis (``engines``: those two pids)."""
+    done = r.get("completed") or 0
+    by = {int(pid): cpu for pid, cpu in (r.get("cpu_s_by_process") or {}).items()}
+    if not done:
+        return {}
+    out = {"parley": round(1e6 * sum(by.get(p, 0.0) for p in parley) / done, 1)}
+    for role, pid in zip(("postgres", "redis"), engines, strict=False):
+        out[role] = round(1e6 * by.get(pid, 0.0) / done, 1)
+    return out
+
+
+def roles(r: dict[str, Any]) -> str:
+    return "/".join(f"{v:.0f}" for v in (r.get("cpu_us_per_msg") or {}).values()) or "-"
 
 
 def redis_flush(redis: RedisServer) -> None:

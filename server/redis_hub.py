@@ -14,9 +14,14 @@ through Redis pub/sub. Imported only when ``--redis-url`` is set (the ``redis`` 
 - ``send()`` delivers to the local connections at once, as ``LocalHub``, and queues the frame
   for a background publisher (bounded queue; never awaited), unless the mirror names no other
   node for any receiver. The publisher reads the
-  presence of the receivers and publishes the frame once per other node holding any of them,
-  with that node's receivers; the node delivers it to its local connections. A group message
-  is thus published once per process, never once per member, and reaches each connection once.
+  presence of the receivers and publishes, per other node holding any of them, one message
+  for the whole batch it took from the queue (the frames of a commit batch, typically): the
+  frames and closes for that node in queue order, each frame's bytes once with the uids it
+  is for there (``{"t": "b", "o": [["s", uids, droppable, nbytes] | ["c", uid, code,
+  reason], ...]}``, a newline, the frames' bytes), cut at about ``PUBLISH_BYTES``. That node
+  reads and parses it once and queues each frame, decoded once, on its local connections. A
+  group message is thus published once per process, never once per member, and reaches each
+  connection once; a batch costs one PUBLISH per process, not one per message.
 - ``connections(uid)`` gives the local connections and one stand-in whose ``close()`` asks
   every node holding ``uid`` to close its connections (a ban disconnects everywhere).
 - ``rate_limiter()``: the send rate limit as one token bucket per user in Redis;
@@ -75,6 +80,24 @@ def _alive(node: str) -> str:
     return f"{PREFIX}alive:{node}"
 
 
+#: About the most frame bytes one PUBLISH carries to a node (then the next one starts), well
+#: under Redis's default output buffer limit for a subscriber (32 MB).
+PUBLISH_BYTES = 1 << 20
+
+
+class _Outgoing:
+    """What one PUBLISH to a node carries: ``ops`` in queue order, the frames' bytes, the uids
+    named (dropped from that node's presence if nobody listens)."""
+
+    __slots__ = ("chunks", "ops", "size", "uids")
+
+    def __init__(self) -> None:
+        self.ops: list[list[Any]] = []
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.uids: dict[str, None] = {}
+
+
 #: Seconds ``stop`` waits for each step (the loops to end, the presence cleanup, the close).
 STOP_WAIT = 5.0
 
@@ -99,6 +122,8 @@ class RedisHub:
         self.subscribed = asyncio.Event()
         #: The other nodes' presence: uid -> nodes (the mirror; see the module doc).
         self._remote: dict[str, set[str]] = {}
+        #: The same, by node: node -> uids (a frame is routed with one set intersection).
+        self._by_node: dict[str, set[str]] = {}
         self._mirrored = False
         self._presence_channel = PREFIX + "presence"
 
@@ -144,10 +169,13 @@ class RedisHub:
         return sent
 
     async def online(self, uid: str) -> bool:
-        """Connected here, or announced by another node in Redis. Redis unreachable: only
-        what this node knows (an offline push then may reach a user connected elsewhere)."""
+        """Connected here, or announced by another node: read in the presence mirror once it
+        is read (no round trip per receiver), else in Redis. Redis unreachable: only what
+        this node knows (an offline push then may reach a user connected elsewhere)."""
         if await self._local.online(uid):
             return True
+        if self._mirrored:
+            return uid in self._remote
         if self._redis is None:
             return False
         try:
@@ -291,74 +319,96 @@ class RedisHub:
         elif added or removed:
             body = {"n": self.node, "a": added, "r": removed}
             pipe.publish(self._presence_channel, orjson.dumps(body))
-        wanted: list[str] = []
-        seen: set[str] = set()
-        for item in batch:
-            targets = item[1] if item[0] == "s" else [item[1]] if item[0] == "c" else ()
-            for uid in targets:
-                if uid not in seen:
-                    seen.add(uid)
-                    wanted.append(uid)
         mirrored = self._mirrored
+        wanted: list[str] = []
+        if not mirrored:  # the receivers' presence, read from the sets (no mirror yet)
+            seen: set[str] = set()
+            for item in batch:
+                targets = item[1] if item[0] == "s" else [item[1]] if item[0] == "c" else ()
+                for uid in targets:
+                    if uid not in seen:
+                        seen.add(uid)
+                        wanted.append(uid)
         marker = len(pipe)
-        if not mirrored:
-            for uid in wanted:
-                pipe.smembers(_presence(uid))
+        for uid in wanted:
+            pipe.smembers(_presence(uid))
         results = await pipe.execute() if len(pipe) else []
-        nodes_of: dict[str, list[str]] = {}
-        stale: list[tuple[str, str]] = []
-        remote = self._remote
-        for i, uid in enumerate(wanted):
-            nodes: list[str] = []
-            members = remote.get(uid, ()) if mirrored else results[marker + i]
-            for raw in members:
-                node = raw.decode() if isinstance(raw, bytes) else str(raw)
-                if node == self.node:
-                    continue
-                if node in self._dead:
-                    stale.append((uid, node))
-                else:
-                    nodes.append(node)
-            if nodes:
-                nodes_of[uid] = nodes
-        pipe = r.pipeline(transaction=False)
-        published: list[tuple[str, list[str]]] = []  # (node, uids) per PUBLISH
+        # Who is where, per other node: the mirror itself, or what the sets said.
+        by_node: dict[str, set[str]] = self._by_node
+        if not mirrored:
+            by_node = {}
+            for i, uid in enumerate(wanted):
+                for raw in results[marker + i]:
+                    node = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    if node != self.node:
+                        by_node.setdefault(node, set()).add(uid)
+        stale = [(node, list(uids)) for node, uids in by_node.items() if node in self._dead]
+        live = [(node, uids) for node, uids in by_node.items() if node not in self._dead]
+        # One PUBLISH per other node for the whole batch: its frames and closes in queue
+        # order (per-conversation order holds), each frame encoded once whatever the number
+        # of its receivers there, and one message for that node to read and parse.
+        # A node's message grows to about ``PUBLISH_BYTES``, then the next one starts.
+        per_node: dict[str, _Outgoing] = {}
+        full: list[tuple[str, _Outgoing]] = []
+        invalidations: list[bytes] = []
         for item in batch:
             kind = item[0]
             if kind == "s":
                 _, uids, text, droppable = item
-                per_node: dict[str, list[str]] = {}
-                for uid in dict.fromkeys(uids):
-                    for node in nodes_of.get(uid, ()):
-                        per_node.setdefault(node, []).append(uid)
-                for node, receivers in per_node.items():
-                    head = orjson.dumps({"t": "s", "u": receivers, "d": droppable})
-                    pipe.publish(_channel(node), head + b"\n" + text.encode())
-                    published.append((node, receivers))
+                data: bytes | None = None
+                for node, present in live:
+                    # One set intersection per node, in C: no Python step per member.
+                    receivers = list(present.intersection(uids))
+                    if not receivers:
+                        continue
+                    if data is None:
+                        data = text.encode()
+                    out = per_node.get(node)
+                    if out is None or out.size >= PUBLISH_BYTES:
+                        if out is not None:
+                            full.append((node, out))
+                        out = per_node[node] = _Outgoing()
+                    out.ops.append(["s", receivers, droppable, len(data)])
+                    out.chunks.append(data)
+                    out.size += len(data)
+                    out.uids.update(dict.fromkeys(receivers))
             elif kind == "c":
                 _, uid, code, reason = item
-                for node in nodes_of.get(uid, ()):
-                    head = orjson.dumps({"t": "c", "u": uid, "c": code, "r": reason})
-                    pipe.publish(_channel(node), head + b"\n")
-                    published.append((node, [uid]))
+                for node, present in live:
+                    if uid not in present:
+                        continue
+                    out = per_node.get(node)
+                    if out is None:
+                        out = per_node[node] = _Outgoing()
+                    out.ops.append(["c", uid, code, reason])
+                    out.uids[uid] = None
             elif kind == "i":
                 _, what, key = item
-                pipe.publish(INVALIDATE, orjson.dumps({"n": self.node, "k": what, "y": key}))
-                published.append(("", []))
-        for uid, node in stale:
-            pipe.srem(_presence(uid), node)
-            self._forget(uid, node)
+                invalidations.append(orjson.dumps({"n": self.node, "k": what, "y": key}))
+        pipe = r.pipeline(transaction=False)
+        published: list[tuple[str, Iterable[str]]] = []  # (node, uids) per PUBLISH
+        for node, out in [*full, *per_node.items()]:
+            head = orjson.dumps({"t": "b", "o": out.ops})
+            pipe.publish(_channel(node), b"".join((head, b"\n", *out.chunks)))
+            published.append((node, out.uids))
+        for note in invalidations:
+            pipe.publish(INVALIDATE, note)
+            published.append(("", ()))
+        for node, uids in stale:  # a dead node: dropped from the sets and the mirror
+            for uid in uids:
+                pipe.srem(_presence(uid), node)
+                self._forget(uid, node)
         if not len(pipe):
             return
         counts = await pipe.execute()
         # A node channel nobody listens on: that node is gone (or reconnecting: it announces
         # its presence again when it is back).
         cleanup = r.pipeline(transaction=False)
-        for (node, receivers), listeners in zip(published, counts, strict=False):
+        for (node, named), listeners in zip(published, counts, strict=False):
             if node and listeners == 0:
-                for uid in receivers:
-                    cleanup.srem(_presence(uid), node)
-                    self._forget(uid, node)
+                for gone in named:
+                    cleanup.srem(_presence(gone), node)
+                    self._forget(gone, node)
         if len(cleanup):
             await cleanup.execute()
 
@@ -375,7 +425,7 @@ class RedisHub:
                 self._queue(("n",))  # a round of the publisher re-announces presence
                 # Subscribed first, then the snapshot: a change made meanwhile is in the
                 # snapshot or arrives after it (applying it twice changes nothing).
-                self._remote = await self._snapshot(r)
+                self._remote, self._by_node = await self._snapshot(r)
                 self._mirrored = True
                 if self.subscribed.is_set():
                     # Back after an outage: invalidations may have been missed, here and
@@ -400,9 +450,10 @@ class RedisHub:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def _snapshot(self, r: aioredis.Redis) -> dict[str, set[str]]:
-        """Every other node's presence, read from the sets."""
+    async def _snapshot(self, r: aioredis.Redis) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """Every other node's presence, read from the sets: by uid, and by node."""
         mirror: dict[str, set[str]] = {}
+        by_node: dict[str, set[str]] = {}
         async for key in r.scan_iter(match=_presence("*"), count=1000):
             raw_key = key.decode() if isinstance(key, bytes) else str(key)
             uid = raw_key[len(_presence("")) :]
@@ -412,7 +463,13 @@ class RedisHub:
             nodes.discard(self.node)
             if nodes:
                 mirror[uid] = nodes
-        return mirror
+                for node in nodes:
+                    by_node.setdefault(node, set()).add(uid)
+        return mirror, by_node
+
+    def _remember(self, uid: str, node: str) -> None:
+        self._remote.setdefault(uid, set()).add(node)
+        self._by_node.setdefault(node, set()).add(uid)
 
     def _forget(self, uid: str, node: str) -> None:
         nodes = self._remote.get(uid)
@@ -420,16 +477,24 @@ class RedisHub:
             nodes.discard(node)
             if not nodes:
                 del self._remote[uid]
+        uids = self._by_node.get(node)
+        if uids is not None:
+            uids.discard(uid)
+            if not uids:
+                del self._by_node[node]
 
     def _presence_changed(self, body: dict[str, Any]) -> None:
         node = str(body["n"])
         if node == self.node:
             return
+        # A node that publishes is alive (back after losing Redis): its users are routed
+        # to it again, not dropped as a dead node's before the next heartbeat says so.
+        self._dead.discard(node)
         if body.get("reset"):
-            for uid in [u for u, nodes in self._remote.items() if node in nodes]:
+            for uid in list(self._by_node.get(node, ())):
                 self._forget(uid, node)
         for uid in body.get("a") or ():
-            self._remote.setdefault(uid, set()).add(node)
+            self._remember(uid, node)
         for uid in body.get("r") or ():
             self._forget(uid, node)
 
@@ -446,13 +511,30 @@ class RedisHub:
                 return
             head, _, text = data.partition(b"\n")
             frame = orjson.loads(head)
-            if frame["t"] == "s":
+            if frame["t"] == "b":
+                self._receive_batch(frame["o"], text)
+            elif frame["t"] == "s":  # one frame (a process of an earlier version)
                 self._local.send(frame["u"], text.decode(), droppable=bool(frame["d"]))
             elif frame["t"] == "c":
                 for conn in self._local.connections(frame["u"]):
                     conn.close(int(frame["c"]), str(frame["r"]))
         except Exception:
             log.exception("bad message on %r", channel)
+
+    def _receive_batch(self, ops: list[list[Any]], payload: bytes) -> None:
+        """A batch from another node: ``["s", uids, droppable, n]`` takes the next ``n`` bytes
+        of ``payload`` as the frame for those local uids (decoded once for all of them);
+        ``["c", uid, code, reason]`` closes that uid's local connections."""
+        at = 0
+        local = self._local
+        for op in ops:
+            if op[0] == "s":
+                end = at + op[3]
+                local.send(op[1], payload[at:end].decode(), droppable=bool(op[2]))
+                at = end
+            elif op[0] == "c":
+                for conn in local.connections(op[1]):
+                    conn.close(int(op[2]), str(op[3]))
 
     def _invalidate(self, kind: str, key: str) -> None:
         handler = self._handlers.get(kind)
@@ -488,7 +570,8 @@ class RedisHub:
                     dead = {n for n, v in zip(others, alive, strict=True) if v is None}
                     if dead:
                         await r.srem(PREFIX + "nodes", *dead)
-                    self._dead |= dead
+                    # One whose key is back (it lost Redis a while) is alive again.
+                    self._dead = (self._dead - set(others)) | dead
                     if len(self._dead) > 10_000:
                         self._dead = dead
                 if self._resync:

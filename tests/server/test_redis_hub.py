@@ -75,7 +75,9 @@ async def test_group_frame_is_published_once_per_process(
             published.append(msg["data"])
     assert len(published) == 1  # one publish for B's three members
     head, _, text = published[0].partition(b"\n")
-    assert sorted(orjson.loads(head)["u"]) == ["m1", "m2", "m3"] and text == b"frame-1"
+    ((kind, uids, droppable, size),) = orjson.loads(head)["o"]
+    assert (kind, sorted(uids), droppable, size) == ("s", ["m1", "m2", "m3"], False, 7)
+    assert text == b"frame-1"
     await pubsub.aclose()  # type: ignore[no-untyped-call]
     await spy.aclose()
 
@@ -220,3 +222,166 @@ async def test_presence_is_mirrored_so_sends_need_no_lookup(
         assert late._remote.get("before") == {b.node}
     finally:
         await late.stop()
+
+
+async def test_a_batch_of_frames_is_one_publish_per_process_in_order(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]],
+) -> None:
+    """Frames queued together (a commit batch's deliveries) go to another process as one
+    PUBLISH, which that process reads once: each connection there gets its frames once, in
+    the order they were sent, and a close queued after them arrives after them."""
+    a, b, _ = hubs
+    events: list[tuple[str, str]] = []
+
+    def watched(uid: str) -> Connection:
+        return Connection(uid, queue_size=64, close=lambda code, why: events.append((uid, "close")))
+
+    x, y, z = watched("bx"), watched("by"), watched("bz")
+    for c in (x, y, z):
+        b.register(c)
+    spy = aioredis.from_url(redis_server().url(5))
+    pubsub = spy.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(f"parley:n:{b.node}")
+    await eventually(lambda: a._remote.get("bz") == {b.node})
+    a.send(["bx", "by"], "one")  # all in one tick, as a commit batch's sends are
+    a.send(["by"], "two \N{SNOWMAN}")
+    a.send(["bz", "nobody"], "three")
+    a.send(["bx"], "four")
+    for victim in a.connections("bz"):
+        victim.close(4403, "banned")
+    await eventually(lambda: events == [("bz", "close")])
+    drained = {c.uid: [c.queue.get_nowait() for _ in range(c.queue.qsize())] for c in (x, y, z)}
+    assert drained == {"bx": ["one", "four"], "by": ["one", "two \N{SNOWMAN}"], "bz": ["three"]}
+    published = []
+    deadline = asyncio.get_running_loop().time() + 0.5
+    while asyncio.get_running_loop().time() < deadline:
+        msg = await pubsub.get_message(timeout=0.1)
+        if msg is not None:
+            published.append(msg["data"])
+    assert len(published) == 1
+    head, _, payload = published[0].partition(b"\n")
+    ops = orjson.loads(head)["o"]
+    assert [op[0] for op in ops] == ["s", "s", "s", "s", "c"]
+    assert payload.decode() == "onetwo \N{SNOWMAN}threefour"  # each frame's bytes once
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await spy.aclose()
+
+
+async def test_a_large_batch_is_split_into_several_publishes(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch is cut into PUBLISHes of about ``PUBLISH_BYTES`` (a subscriber's output buffer
+    in Redis stays small); the frames still arrive once each, in order."""
+    from server import redis_hub
+
+    monkeypatch.setattr(redis_hub, "PUBLISH_BYTES", 1000)
+    a, b, _ = hubs
+    c = Connection("big", queue_size=256, close=lambda code, reason: None)
+    b.register(c)
+    await eventually(lambda: a._remote.get("big") == {b.node})
+    frames = [f"{i:03d}" + "x" * 300 for i in range(40)]
+    for frame in frames:
+        a.send(["big"], frame)
+    await eventually(lambda: c.queue.qsize() == len(frames))
+    assert [c.queue.get_nowait() for _ in frames] == frames
+
+
+async def test_a_process_of_the_earlier_version_is_still_understood(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]],
+) -> None:
+    """During a rolling upgrade a process may still publish one frame per message."""
+    _, b, _ = hubs
+    c = conn("old")
+    b.register(c)
+    spy = aioredis.from_url(redis_server().url(5))
+    head = orjson.dumps({"t": "s", "u": ["old"], "d": False})
+    await spy.publish(f"parley:n:{b.node}", head + b"\nframe-from-old")
+    await spy.aclose()
+    await eventually(lambda: c.queue.qsize() == 1)
+    assert c.queue.get_nowait() == "frame-from-old"
+
+
+async def test_online_is_answered_from_the_presence_mirror(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline push asks ``online`` for each receiver: once the mirror is read, the answer
+    costs no Redis round trip, and it follows connections on the other process."""
+    a, b, _ = hubs
+    asked: list[str] = []
+    client = a._redis
+    assert client is not None
+    scard = client.scard
+
+    async def counted(name: str) -> int:
+        asked.append(name)
+        return int(await scard(name))
+
+    monkeypatch.setattr(client, "scard", counted)
+    assert not await a.online("roamer")
+    c = conn("roamer")
+    b.register(c)
+    await eventually(lambda: "roamer" in a._remote)
+    assert await a.online("roamer")
+    b.unregister(c)
+    await eventually(lambda: "roamer" not in a._remote)
+    assert not await a.online("roamer")
+    assert asked == []
+
+
+async def test_before_the_mirror_is_read_receivers_are_looked_up_in_redis(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]],
+) -> None:
+    """Until its mirror of the presence is read (just subscribed, or back after an outage), a
+    process finds the receivers' processes in Redis's sets: the frames still arrive once."""
+    a, b, _ = hubs
+    c1, c2 = conn("early1"), conn("early2")
+    b.register(c1)
+    b.register(c2)
+    await eventually(lambda: a._remote.get("early2") == {b.node})
+    a._mirrored = False  # as while the snapshot is being read
+    try:
+        a.send(["early1", "early2", "elsewhere"], "frame")
+        await eventually(lambda: c1.queue.qsize() == 1 and c2.queue.qsize() == 1)
+    finally:
+        a._mirrored = True
+    assert c1.queue.get_nowait() == c2.queue.get_nowait() == "frame"
+
+
+async def test_a_process_whose_heartbeat_stopped_is_dropped_then_taken_back() -> None:
+    """A process whose alive key expired is dead: the first send that meets it drops its
+    users from the presence sets and from the mirror. If its key comes back (it had lost
+    Redis for a while), it counts as alive again."""
+    url = redis_server().url(7)
+    a, b = RedisHub(url), RedisHub(url)
+    await a.start({})
+    await b.start({})
+    spy = aioredis.from_url(url)
+    try:
+        b.register(conn("ghost"))
+        await eventually(lambda: a._remote.get("ghost") == {b.node})
+        beat = b._tasks[2]
+        beat.cancel()  # B stops beating; its key expires (here: deleted at once)
+        await asyncio.gather(beat, return_exceptions=True)
+        await spy.delete(f"parley:alive:{b.node}")
+        await eventually(lambda: b.node in a._dead, timeout=8.0)
+        a.send(["ghost"], "frame")
+        await eventually(lambda: "ghost" not in a._remote)
+        assert await spy.smembers("parley:p:ghost") == set()
+        b._tasks[2] = asyncio.create_task(b._heartbeat())  # B beats again
+        await eventually(lambda: b.node not in a._dead, timeout=8.0)
+        b.register(conn("returner"))  # and is routed to as before
+        await eventually(lambda: a._remote.get("returner") == {b.node})
+        a_beat = a._tasks[2]
+        a_beat.cancel()  # from here only B's own presence news can tell A it is alive
+        await asyncio.gather(a_beat, return_exceptions=True)
+        a._dead.add(b.node)  # as if its key had expired meanwhile
+        b.unregister(b.connections("returner")[0])
+        b.register(back := conn("returner"))  # B publishes its presence: alive
+        await eventually(lambda: b.node not in a._dead)
+        a.send(["returner"], "welcome back")
+        await eventually(lambda: back.queue.qsize() == 1)
+        assert await spy.smembers("parley:p:returner") == {b.node.encode()}
+    finally:
+        await a.stop()
+        await b.stop()
+        await spy.aclose()
