@@ -2,7 +2,11 @@
 through Redis pub/sub. Imported only when ``--redis-url`` is set (the ``redis`` extra).
 
 - Each process has an id (``node``) and listens on its own channel ``parley:n:<node>`` and on
-  ``parley:invalidate``.
+  ``parley:<db>:invalidate`` (the database number: pub/sub channels span a Redis server's
+  databases, so two deployments on one server must not hear each other's invalidations). It
+  also publishes each invalidation on ``parley:invalidate``, with its database named, and
+  applies what arrives there without one: a process of an earlier version, during a rolling
+  upgrade.
 - Presence: ``parley:p:<uid>`` is the set of nodes holding a connection of ``uid`` (added on a
   uid's first local connection, removed on its last). Each node keeps ``parley:alive:<node>``
   alive with a TTL; a node whose key expired is dead and dropped from the sets it is met in,
@@ -55,6 +59,7 @@ from server.redis_limits import RedisRateLimiter, RedisSpacing
 log = logging.getLogger(__name__)
 
 PREFIX = "parley:"
+#: Invalidations of processes of an earlier version (no database named; see the module doc).
 INVALIDATE = PREFIX + "invalidate"
 HEARTBEAT_EVERY = 2.0
 NODE_TTL = 10  # seconds without a heartbeat before a node counts as dead
@@ -126,6 +131,8 @@ class RedisHub:
         self._by_node: dict[str, set[str]] = {}
         self._mirrored = False
         self._presence_channel = PREFIX + "presence"
+        self._invalidate_channel = PREFIX + "0:invalidate"
+        self._db = 0
 
     # ----------------------------------------------------------------- the Hub protocol
 
@@ -217,7 +224,9 @@ class RedisHub:
         )
         # Pub/sub channels span a Redis server's databases: name the database in this one.
         db = self._redis.connection_pool.connection_kwargs.get("db", 0)
+        self._db = int(db)
         self._presence_channel = f"{PREFIX}{db}:presence"
+        self._invalidate_channel = f"{PREFIX}{db}:invalidate"
         self._tasks = [
             asyncio.create_task(self._publisher(), name="redis-hub-publisher"),
             asyncio.create_task(self._subscriber(), name="redis-hub-subscriber"),
@@ -384,7 +393,9 @@ class RedisHub:
                     out.uids[uid] = None
             elif kind == "i":
                 _, what, key = item
-                invalidations.append(orjson.dumps({"n": self.node, "k": what, "y": key}))
+                invalidations.append(
+                    orjson.dumps({"n": self.node, "k": what, "y": key, "db": self._db})
+                )
         pipe = r.pipeline(transaction=False)
         published: list[tuple[str, Iterable[str]]] = []  # (node, uids) per PUBLISH
         for node, out in [*full, *per_node.items()]:
@@ -392,8 +403,9 @@ class RedisHub:
             pipe.publish(_channel(node), b"".join((head, b"\n", *out.chunks)))
             published.append((node, out.uids))
         for note in invalidations:
-            pipe.publish(INVALIDATE, note)
-            published.append(("", ()))
+            for channel in (self._invalidate_channel, INVALIDATE):
+                pipe.publish(channel, note)
+                published.append(("", ()))
         for node, uids in stale:  # a dead node: dropped from the sets and the mirror
             for uid in uids:
                 pipe.srem(_presence(uid), node)
@@ -420,7 +432,12 @@ class RedisHub:
             pubsub = r.pubsub(ignore_subscribe_messages=True)
             try:
                 self._mirrored = False
-                await pubsub.subscribe(_channel(self.node), INVALIDATE, self._presence_channel)
+                await pubsub.subscribe(
+                    _channel(self.node),
+                    self._invalidate_channel,
+                    INVALIDATE,
+                    self._presence_channel,
+                )
                 self._resync = True  # missed presence changes while away
                 self._queue(("n",))  # a round of the publisher re-announces presence
                 # Subscribed first, then the snapshot: a change made meanwhile is in the
@@ -504,9 +521,11 @@ class RedisHub:
             if name == self._presence_channel:
                 self._presence_changed(orjson.loads(data))
                 return
-            if name == INVALIDATE:
+            if name == self._invalidate_channel or name == INVALIDATE:
                 body = orjson.loads(data)
-                if body.get("n") != self.node:
+                # On the shared channel, only an earlier version's note (no database named):
+                # a current process's note arrives on its database's channel.
+                if body.get("n") != self.node and (name != INVALIDATE or "db" not in body):
                     self._invalidate(str(body.get("k")), str(body.get("y")))
                 return
             head, _, text = data.partition(b"\n")

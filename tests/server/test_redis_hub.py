@@ -385,3 +385,35 @@ async def test_a_process_whose_heartbeat_stopped_is_dropped_then_taken_back() ->
         await a.stop()
         await b.stop()
         await spy.aclose()
+
+
+async def test_invalidations_stay_within_their_database_and_old_notes_still_apply(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]],
+) -> None:
+    """Two deployments on one Redis server (database 5 and 6) do not drop each other's caches;
+    a process of an earlier version (its note names no database) is still heard."""
+    a, b, seen = hubs
+    other_seen: list[tuple[str, str]] = []
+
+    def record(kind: str, key: str) -> None:
+        other_seen.append((kind, key))
+
+    other = RedisHub(redis_server().url(6))
+    await other.start({"members": record})
+    try:
+        await other.subscribed.wait()
+        a.publish("members", "g-here")
+        await eventually(lambda: seen == [("members", "g-here")])
+        other.publish("members", "g-there")
+        spy = aioredis.from_url(redis_server().url(5))
+        await spy.publish(
+            "parley:invalidate", orjson.dumps({"n": "old", "k": "members", "y": "g-old"})
+        )
+        await spy.aclose()
+        await eventually(lambda: ("members", "g-old") in seen)
+        await eventually(lambda: ("members", "g-old") in other_seen)  # the old note names none
+        await asyncio.sleep(0.3)
+        assert seen == [("members", "g-here"), ("members", "g-old")]
+        assert ("members", "g-here") not in other_seen
+    finally:
+        await other.stop()
