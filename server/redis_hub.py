@@ -1,6 +1,10 @@
 """The hub across processes (``--redis-url``): fan-out, typing, closes and cache invalidation
 through Redis pub/sub. Imported only when ``--redis-url`` is set (the ``redis`` extra).
 
+Past 400 lines on purpose: one process's side of the hub, whose publisher, subscriber and
+heartbeat loops share the presence state and the Redis connection; the pure presence mirror
+is ``presence_mirror.py``, the limits ``redis_limits.py``.
+
 - Each process has an id (``node``) and listens on its own channel ``parley:n:<node>`` and on
   ``parley:<db>:invalidate`` (the database number: pub/sub channels span a Redis server's
   databases, so two deployments on one server must not hear each other's invalidations). It
@@ -53,6 +57,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from server.hub import Connection, LocalHub
+from server.presence_mirror import PresenceMirror
 from server.ratelimit import TypingThrottle
 from server.redis_limits import RedisRateLimiter, RedisSpacing
 
@@ -125,10 +130,8 @@ class RedisHub:
         self._dropped = 0
         self._last_warning = 0.0
         self.subscribed = asyncio.Event()
-        #: The other nodes' presence: uid -> nodes (the mirror; see the module doc).
-        self._remote: dict[str, set[str]] = {}
-        #: The same, by node: node -> uids (a frame is routed with one set intersection).
-        self._by_node: dict[str, set[str]] = {}
+        #: The other nodes' presence (see the module doc); read once ``_mirrored``.
+        self._mirror = PresenceMirror()
         self._mirrored = False
         self._presence_channel = PREFIX + "presence"
         self._invalidate_channel = PREFIX + "0:invalidate"
@@ -171,7 +174,7 @@ class RedisHub:
         sent = self._local.send(uids, text, exclude=exclude, droppable=droppable)
         # Mirrored presence naming no other node for any receiver: nothing to publish, so
         # the publisher is not woken (a 1:1 pair on one process costs it nothing).
-        if uids and (not self._mirrored or not self._remote.keys().isdisjoint(uids)):
+        if uids and (not self._mirrored or self._mirror.names_any(uids)):
             self._queue(("s", uids, text, droppable))
         return sent
 
@@ -182,7 +185,7 @@ class RedisHub:
         if await self._local.online(uid):
             return True
         if self._mirrored:
-            return uid in self._remote
+            return uid in self._mirror
         if self._redis is None:
             return False
         try:
@@ -343,7 +346,7 @@ class RedisHub:
             pipe.smembers(_presence(uid))
         results = await pipe.execute() if len(pipe) else []
         # Who is where, per other node: the mirror itself, or what the sets said.
-        by_node: dict[str, set[str]] = self._by_node
+        by_node: dict[str, set[str]] = self._mirror.by_node
         if not mirrored:
             by_node = {}
             for i, uid in enumerate(wanted):
@@ -442,7 +445,7 @@ class RedisHub:
                 self._queue(("n",))  # a round of the publisher re-announces presence
                 # Subscribed first, then the snapshot: a change made meanwhile is in the
                 # snapshot or arrives after it (applying it twice changes nothing).
-                self._remote, self._by_node = await self._snapshot(r)
+                self._mirror = await self._snapshot(r)
                 self._mirrored = True
                 if self.subscribed.is_set():
                     # Back after an outage: invalidations may have been missed, here and
@@ -467,38 +470,20 @@ class RedisHub:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def _snapshot(self, r: aioredis.Redis) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-        """Every other node's presence, read from the sets: by uid, and by node."""
-        mirror: dict[str, set[str]] = {}
-        by_node: dict[str, set[str]] = {}
+    async def _snapshot(self, r: aioredis.Redis) -> PresenceMirror:
+        """Every other node's presence, read from the sets."""
+        mirror = PresenceMirror()
         async for key in r.scan_iter(match=_presence("*"), count=1000):
             raw_key = key.decode() if isinstance(key, bytes) else str(key)
             uid = raw_key[len(_presence("")) :]
-            nodes = {
-                n.decode() if isinstance(n, bytes) else str(n) for n in await r.smembers(raw_key)
-            }
-            nodes.discard(self.node)
-            if nodes:
-                mirror[uid] = nodes
-                for node in nodes:
-                    by_node.setdefault(node, set()).add(uid)
-        return mirror, by_node
-
-    def _remember(self, uid: str, node: str) -> None:
-        self._remote.setdefault(uid, set()).add(node)
-        self._by_node.setdefault(node, set()).add(uid)
+            for n in await r.smembers(raw_key):
+                node = n.decode() if isinstance(n, bytes) else str(n)
+                if node != self.node:
+                    mirror.add(uid, node)
+        return mirror
 
     def _forget(self, uid: str, node: str) -> None:
-        nodes = self._remote.get(uid)
-        if nodes is not None:
-            nodes.discard(node)
-            if not nodes:
-                del self._remote[uid]
-        uids = self._by_node.get(node)
-        if uids is not None:
-            uids.discard(uid)
-            if not uids:
-                del self._by_node[node]
+        self._mirror.discard(uid, node)
 
     def _presence_changed(self, body: dict[str, Any]) -> None:
         node = str(body["n"])
@@ -507,13 +492,13 @@ class RedisHub:
         # A node that publishes is alive (back after losing Redis): its users are routed
         # to it again, not dropped as a dead node's before the next heartbeat says so.
         self._dead.discard(node)
+        mirror = self._mirror
         if body.get("reset"):
-            for uid in list(self._by_node.get(node, ())):
-                self._forget(uid, node)
+            mirror.drop_node(node)
         for uid in body.get("a") or ():
-            self._remember(uid, node)
+            mirror.add(uid, node)
         for uid in body.get("r") or ():
-            self._forget(uid, node)
+            mirror.discard(uid, node)
 
     def _receive(self, channel: bytes, data: bytes) -> None:
         try:

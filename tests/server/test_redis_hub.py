@@ -207,19 +207,19 @@ async def test_presence_is_mirrored_so_sends_need_no_lookup(
     c1, c2 = conn("mirrored"), conn("mirrored")
     b.register(c1)
     b.register(c2)
-    await eventually(lambda: a._remote.get("mirrored") == {b.node})
+    await eventually(lambda: a._mirror.by_uid.get("mirrored") == {b.node})
     b.unregister(c1)
     await asyncio.sleep(0.2)
-    assert a._remote.get("mirrored") == {b.node}  # one connection left
+    assert a._mirror.by_uid.get("mirrored") == {b.node}  # one connection left
     b.unregister(c2)
-    await eventually(lambda: "mirrored" not in a._remote)
+    await eventually(lambda: "mirrored" not in a._mirror)
     # A hub that starts later reads the presence already there.
     b.register(conn("before"))
     await eventually(lambda: b._out.empty())
     late = RedisHub(redis_server().url(5))
     await late.start({})
     try:
-        assert late._remote.get("before") == {b.node}
+        assert late._mirror.by_uid.get("before") == {b.node}
     finally:
         await late.stop()
 
@@ -242,7 +242,7 @@ async def test_a_batch_of_frames_is_one_publish_per_process_in_order(
     spy = aioredis.from_url(redis_server().url(5))
     pubsub = spy.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(f"parley:n:{b.node}")
-    await eventually(lambda: a._remote.get("bz") == {b.node})
+    await eventually(lambda: a._mirror.by_uid.get("bz") == {b.node})
     a.send(["bx", "by"], "one")  # all in one tick, as a commit batch's sends are
     a.send(["by"], "two \N{SNOWMAN}")
     a.send(["bz", "nobody"], "three")
@@ -278,7 +278,7 @@ async def test_a_large_batch_is_split_into_several_publishes(
     a, b, _ = hubs
     c = Connection("big", queue_size=256, close=lambda code, reason: None)
     b.register(c)
-    await eventually(lambda: a._remote.get("big") == {b.node})
+    await eventually(lambda: a._mirror.by_uid.get("big") == {b.node})
     frames = [f"{i:03d}" + "x" * 300 for i in range(40)]
     for frame in frames:
         a.send(["big"], frame)
@@ -320,10 +320,10 @@ async def test_online_is_answered_from_the_presence_mirror(
     assert not await a.online("roamer")
     c = conn("roamer")
     b.register(c)
-    await eventually(lambda: "roamer" in a._remote)
+    await eventually(lambda: "roamer" in a._mirror)
     assert await a.online("roamer")
     b.unregister(c)
-    await eventually(lambda: "roamer" not in a._remote)
+    await eventually(lambda: "roamer" not in a._mirror)
     assert not await a.online("roamer")
     assert asked == []
 
@@ -337,7 +337,7 @@ async def test_before_the_mirror_is_read_receivers_are_looked_up_in_redis(
     c1, c2 = conn("early1"), conn("early2")
     b.register(c1)
     b.register(c2)
-    await eventually(lambda: a._remote.get("early2") == {b.node})
+    await eventually(lambda: a._mirror.by_uid.get("early2") == {b.node})
     a._mirrored = False  # as while the snapshot is being read
     try:
         a.send(["early1", "early2", "elsewhere"], "frame")
@@ -358,19 +358,19 @@ async def test_a_process_whose_heartbeat_stopped_is_dropped_then_taken_back() ->
     spy = aioredis.from_url(url)
     try:
         b.register(conn("ghost"))
-        await eventually(lambda: a._remote.get("ghost") == {b.node})
+        await eventually(lambda: a._mirror.by_uid.get("ghost") == {b.node})
         beat = b._tasks[2]
         beat.cancel()  # B stops beating; its key expires (here: deleted at once)
         await asyncio.gather(beat, return_exceptions=True)
         await spy.delete(f"parley:alive:{b.node}")
         await eventually(lambda: b.node in a._dead, timeout=8.0)
         a.send(["ghost"], "frame")
-        await eventually(lambda: "ghost" not in a._remote)
+        await eventually(lambda: "ghost" not in a._mirror)
         assert await spy.smembers("parley:p:ghost") == set()
         b._tasks[2] = asyncio.create_task(b._heartbeat())  # B beats again
         await eventually(lambda: b.node not in a._dead, timeout=8.0)
         b.register(conn("returner"))  # and is routed to as before
-        await eventually(lambda: a._remote.get("returner") == {b.node})
+        await eventually(lambda: a._mirror.by_uid.get("returner") == {b.node})
         a_beat = a._tasks[2]
         a_beat.cancel()  # from here only B's own presence news can tell A it is alive
         await asyncio.gather(a_beat, return_exceptions=True)
