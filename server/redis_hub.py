@@ -412,7 +412,7 @@ class RedisHub:
         for node, uids in stale:  # a dead node: dropped from the sets and the mirror
             for uid in uids:
                 pipe.srem(_presence(uid), node)
-                self._forget(uid, node)
+                self._mirror.discard(uid, node)
         if not len(pipe):
             return
         counts = await pipe.execute()
@@ -423,7 +423,7 @@ class RedisHub:
             if node and listeners == 0:
                 for gone in named:
                     cleanup.srem(_presence(gone), node)
-                    self._forget(gone, node)
+                    self._mirror.discard(gone, node)
         if len(cleanup):
             await cleanup.execute()
 
@@ -481,9 +481,6 @@ class RedisHub:
                 if node != self.node:
                     mirror.add(uid, node)
         return mirror
-
-    def _forget(self, uid: str, node: str) -> None:
-        self._mirror.discard(uid, node)
 
     def _presence_changed(self, body: dict[str, Any]) -> None:
         node = str(body["n"])
