@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 
-from moderation.defaults import SCAM_THRESHOLDS, SIMILARITY_THRESHOLD
+from moderation.defaults import REVIEW_THRESHOLD, SCAM_THRESHOLDS, SIMILARITY_THRESHOLD
 from moderation.defaults import TOXICITY_THRESHOLDS as TOX_THRESHOLDS
 from moderation.detectors.encoder import SharedEncoder
 from moderation.detectors.heads import EMBEDDING_DIM, Heads, feature_matrix
@@ -343,6 +343,38 @@ def bench_texts_share(scorers: Scorers) -> None:
     )
 
 
+def default_rules(scorers: Scorers, sets: dict[str, list[Example]]) -> None:
+    """What the AI rules a fresh server enables do with each set: held for review (any of
+    their categories at ``REVIEW_THRESHOLD``), or delivered and flagged (the band from the
+    category's flag threshold up); a row counts as harmful when any of its labels is
+    positive."""
+    print(
+        "\n## The default AI rules: held for review (any category >= "
+        f"{REVIEW_THRESHOLD:.2f}) and flagged (the band below)\n"
+    )
+    print(
+        "| set | rows | harmful | held: precision / recall (n) | held or flagged:"
+        " precision / recall (n) | flag band alone: precision (n) |"
+    )
+    print("| --- | ---: | ---: | --- | --- | --- |")
+
+    def cell(pred: np.ndarray, y: np.ndarray) -> str:
+        n, tp = int(pred.sum()), int((pred & y).sum())
+        return f"{tp / n:.2f} / {tp / max(int(y.sum()), 1):.2f} ({n})" if n else "- / 0.00 (0)"
+
+    for name, rows in sets.items():
+        ours = scorers.parley([r.text for r in rows])
+        y = np.array([any(v > 0 for v in r.labels.values()) for r in rows])
+        held = np.any([ours[c] >= REVIEW_THRESHOLD for c in RULE_CATEGORIES], axis=0)
+        acted = held | np.any([ours[c] >= THRESHOLDS[c] for c in RULE_CATEGORIES], axis=0)
+        band = acted & ~held
+        nb = int(band.sum())
+        flag = f"{int((band & y).sum()) / nb:.2f} ({nb})" if nb else "- (0)"
+        print(
+            f"| {name} | {len(y)} | {int(y.sum())} | {cell(held, y)} | {cell(acted, y)} | {flag} |"
+        )
+
+
 def read_probe(path: Path) -> list[tuple[str, str, bool]]:
     """(block, text, positive) rows of a probe file: ``groups: a | b`` fills ``{g}``;
     ``@ name hateful|harmful|not`` heads a block; ``#`` comments."""
@@ -372,6 +404,7 @@ def functional(scorers: Scorers) -> None:
     rows = read_probe(DATA / "functional_eval.txt")
     texts = [t for _, t, _ in rows]
     ours = scorers.parley(texts)
+    held = np.any([ours[c] >= REVIEW_THRESHOLD for c in RULE_CATEGORIES], axis=0)
     ai = np.any([ours[c] >= THRESHOLDS[c] for c in RULE_CATEGORIES], axis=0)
     half = np.any([ours[c] >= 0.5 for c in RULE_CATEGORIES], axis=0)
     kw = scorers.keywords(texts) > 0
@@ -379,11 +412,12 @@ def functional(scorers: Scorers) -> None:
     y = np.array([p for _, _, p in rows])
     print("\n## Functional hate-speech suite (written for this project, never trained on)\n")
     print(
-        "| functionality | hateful | n | keywords only (today's default) | AI rules |"
-        " AI rules + profanity rule | scores at 0.5 | alt-profanity-check (0.5) |"
+        "| functionality | hateful | n | keywords only | AI rules: held |"
+        " AI rules: held or flagged | the same + profanity rule (the defaults) |"
+        " scores at 0.5 | alt-profanity-check (0.5) |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    preds = (kw, ai, ai | kw, half, apc)
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    preds = (kw, held, ai, ai | kw, half, apc)
     for b in dict.fromkeys(b for b, _, _ in rows):
         idx = np.array([i for i, (bb, _, _) in enumerate(rows) if bb == b])
         cells = [float((pred[idx] == y[idx]).mean()) for pred in preds]
@@ -515,6 +549,7 @@ def main() -> int:
     cascade_share(scorers)
     bench_texts_share(scorers)
     safety_recall(scorers, sets)
+    default_rules(scorers, sets)
     functional(scorers)
     languages(scorers)
     similarity(scorers)

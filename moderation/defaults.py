@@ -25,16 +25,30 @@ The contact rules are off because sharing a number or address is normal in most 
 marketplaces and communities for minors turn them on.
 
 Local AI rules (the detectors in ``moderation/detectors/{toxicity,scam,similarity,sentiment,
-image}.py``), all disabled by default; docs/moderation.md gives the precision and recall
-measured at their thresholds:
+image}.py``); docs/moderation.md gives the precision and recall measured at their thresholds:
 
-- ``ai-toxicity`` - toxicity, insults, identity attacks, threats -> ``review``.
-- ``ai-harmful-content`` - sexual content, self-harm, violence -> ``review``.
-- ``ai-scam`` - scam/spam and phishing (text head + links + spam behaviour) -> ``review``.
-- ``platform-circumvention`` - similarity to the ``platform-circumvention`` sentences list
-  (moving the chat or the payment off the platform) -> ``flag``.
-- ``negative-sentiment`` - strongly negative messages -> ``flag``.
-- ``ai-image-nudity`` - explicit nudity in image and video messages (Open-NSFW) -> ``block``.
+- ``ai-toxicity`` - enabled; toxicity, insults, identity attacks, threats at
+  ``REVIEW_THRESHOLD`` (0.9) -> ``review``.
+- ``ai-harmful-content`` - enabled; sexual content, self-harm, violence at ``REVIEW_THRESHOLD``
+  -> ``review``.
+- ``ai-toxicity-flag``, ``ai-harmful-content-flag`` - enabled; the same categories in the band
+  below (``TOXICITY_THRESHOLDS``: 0.8-0.85) -> ``flag`` (delivered, and queued for a
+  moderator).
+- ``ai-scam`` - disabled; scam/spam and phishing (text head + links + spam behaviour) ->
+  ``review``.
+- ``platform-circumvention`` - disabled; similarity to the ``platform-circumvention`` sentences
+  list (moving the chat or the payment off the platform) -> ``flag``.
+- ``negative-sentiment`` - disabled; strongly negative messages -> ``flag``.
+- ``ai-image-nudity`` - disabled; explicit nudity in image and video messages (Open-NSFW) ->
+  ``block``.
+
+The review threshold is where the held messages were harmful at least 9 times in 10 on every
+public set never trained on (Jigsaw sample, XSTest, SimpleSafetyTests) and on the test splits
+of the sets trained on, but EDOS (whose labels are sexism only); the flag band catches about
+twice as much at a precision of 0.8-0.9 (docs/moderation.md, "Measured quality"). A fresh
+server also starts with the ``aiCascade`` setting on, which lets the lexical stage settle clear
+texts without the encoder. These are seeded only into a data directory that has no rule
+history, so an existing deployment keeps its rules and settings.
 
 Known-bad images:
 
@@ -52,9 +66,9 @@ from __future__ import annotations
 
 from moderation.bundled_lists import PROFANITY_LANGUAGES, read_profanity_list
 
-#: The thresholds of the ``ai-toxicity`` and ``ai-harmful-content`` rules, per category (see
-#: docs/moderation.md for the precision and recall measured at these values by
-#: bench/moderation_quality.py).
+#: The thresholds of the ``ai-toxicity-flag`` and ``ai-harmful-content-flag`` rules (the flag
+#: band), per category (see docs/moderation.md for the precision and recall measured at these
+#: values by bench/moderation_quality.py).
 TOXICITY_THRESHOLDS: dict[str, float] = {
     "toxicity": 0.8,
     "severe_toxicity": 0.8,
@@ -66,6 +80,15 @@ TOXICITY_THRESHOLDS: dict[str, float] = {
     "self_harm": 0.8,
     "violence": 0.85,
 }
+
+#: The threshold of the ``ai-toxicity`` and ``ai-harmful-content`` rules (``review``: held for a
+#: moderator), every category: the lowest at which the held messages of every public set never
+#: trained on were harmful at least 9 times in 10.
+REVIEW_THRESHOLD = 0.9
+
+#: The categories of ``ai-toxicity`` and of ``ai-harmful-content``.
+TOXICITY_RULE_CATEGORIES = ["toxicity", "severe_toxicity", "insult", "identity_attack", "threat"]
+HARMFUL_RULE_CATEGORIES = ["sexual", "self_harm", "violence"]
 
 #: The thresholds of the ``ai-scam`` rule, per category.
 SCAM_THRESHOLDS: dict[str, float] = {
@@ -385,35 +408,60 @@ def openai_default_rules() -> list[dict[str, object]]:
 
 
 def local_ai_default_rules() -> list[dict[str, object]]:
-    """The rules of the local AI detectors (all disabled; see the module docstring)."""
+    """The rules of the local AI detectors (see the module docstring for which are enabled)."""
 
-    def tox(categories: list[str]) -> dict[str, object]:
-        return {
-            "kind": "toxicity",
-            "messageTypes": ["text"],
-            "categories": categories,
-            "thresholds": {c: TOXICITY_THRESHOLDS[c] for c in categories},
-        }
+    def family(
+        rule_id: str, name: str, what: str, categories: list[str]
+    ) -> list[dict[str, object]]:
+        """The review rule (nearly sure: ``REVIEW_THRESHOLD``) and the flag rule (likely: the
+        band from ``TOXICITY_THRESHOLDS`` up) of one family of categories."""
+
+        def condition(review: bool) -> list[dict[str, object]]:
+            thresholds = {
+                c: REVIEW_THRESHOLD if review else TOXICITY_THRESHOLDS[c] for c in categories
+            }
+            return [
+                {
+                    "kind": "toxicity",
+                    "messageTypes": ["text"],
+                    "categories": categories,
+                    "thresholds": thresholds,
+                }
+            ]
+
+        return [
+            _rule(
+                rule_id,
+                name,
+                f"Holds for review messages the local model is nearly sure are {what} (score"
+                f" {REVIEW_THRESHOLD} or more; docs/moderation.md gives the measured precision).",
+                condition(review=True),
+                ["review"],
+                enabled=True,
+            ),
+            _rule(
+                f"{rule_id}-flag",
+                f"{name} (likely)",
+                f"Delivers, and queues for a moderator, messages the local model scores as likely"
+                f" {what} (0.8-0.85, up to the review rule's {REVIEW_THRESHOLD}).",
+                condition(review=False),
+                ["flag"],
+                enabled=True,
+            ),
+        ]
 
     return [
-        _rule(
+        *family(
             "ai-toxicity",
             "AI message toxicity",
-            "Holds for review messages the local toxicity model scores as toxic, insulting,"
-            " attacking a group or threatening; off by default (see docs/moderation.md for"
-            " measured precision).",
-            [tox(["toxicity", "severe_toxicity", "insult", "identity_attack", "threat"])],
-            ["review"],
-            enabled=False,
+            "toxic, insulting, attacking a group or threatening",
+            TOXICITY_RULE_CATEGORIES,
         ),
-        _rule(
+        *family(
             "ai-harmful-content",
             "AI sexual, self-harm and violent content",
-            "Holds for review messages the local model scores as sexual, about self-harm or"
-            " violent; off by default.",
-            [tox(["sexual", "self_harm", "violence"])],
-            ["review"],
-            enabled=False,
+            "sexual, about self-harm or violent",
+            HARMFUL_RULE_CATEGORIES,
         ),
         _rule(
             "ai-scam",

@@ -155,6 +155,11 @@ class ModerationService:
                 # Stored in the same normalised shape as rules created through the API.
                 rule = rule_to_json(parse_rule(body, known_lists=known))
                 await mstore.put_rule(rule, actor="system", at=at, create=True)
+            # The AI rules enabled by default go with their cascade (moderation.defaults);
+            # a data dir seeded before keeps its settings (unset: off).
+            settings = await mstore.settings()
+            if "aiCascade" not in settings:
+                await mstore.put_settings({**settings, "aiCascade": True}, actor="system", at=at)
         await self._rebuild()
         await self._pipeline.start()
         if self._jobs is None:  # with a JobQueue, it re-queues (once for the deployment)

@@ -44,13 +44,13 @@ DEFAULT_TERMS: list[dict[str, Any]] = [
         "clause": "harassment",
         "title": "Harassment and abuse",
         "explanation": "Insults, abuse and harassment of other people are not allowed here.",
-        "rules": ["profanity", "ai-toxicity", "negative-sentiment"],
+        "rules": ["profanity", "ai-toxicity", "ai-toxicity-flag", "negative-sentiment"],
     },
     {
         "clause": "harmful_content",
         "title": "Harmful content",
         "explanation": "Threats, hate, violence and other harmful content are not allowed here.",
-        "rules": ["ai-harmful-content"],
+        "rules": ["ai-harmful-content", "ai-harmful-content-flag"],
     },
     {
         "clause": "spam",

@@ -1,8 +1,9 @@
-"""The local AI text rules end to end, once an operator enables them: clear messages are
-delivered approved, harmful ones are held for review with a reason that names the stage,
-category, score and threshold; the same with the cascade (``aiCascade``), which an operator
-turns on through the moderation settings (off by default; a bad value is refused and changes
-nothing)."""
+"""The local AI text rules end to end, as a fresh server ships them: clear messages are
+delivered approved; messages the model is nearly sure are harmful are held for review with a
+reason that names the stage, category, score and threshold; likely ones in the band below are
+delivered and queued as flagged. The same with the cascade (``aiCascade``), on for a fresh
+server, which an operator can turn off through the moderation settings (a bad value is refused
+and changes nothing). A restart keeps what the operator changed: defaults are seeded once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from client.sdk.errors import ServerError
-from tests.conftest import World, world_on
+from tests.conftest import ServerProcess, World, world_on
 
 
 @pytest.fixture
@@ -27,33 +28,29 @@ async def world(server_factory: Any) -> AsyncIterator[World]:
         srv.stop()  # its encoder's memory is not kept for the rest of the session
 
 
-async def enable(world: World, *rule_ids: str) -> None:
-    for rule_id in rule_ids:
-        body = await world.rest.get_rule(rule_id)
-        body = {k: v for k, v in body.items() if k not in ("revision", "createdAt", "updatedAt")}
-        await world.rest.update_rule(rule_id, {**body, "enabled": True})
+def editable(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in ("revision", "createdAt", "updatedAt")}
 
 
-async def held_for_review(world: World, message_id: int) -> dict[str, Any]:
-    """The review-queue item of ``message_id`` once the pipeline has judged it (the encoder
+async def in_queue(world: World, state: str, message_id: int) -> dict[str, Any]:
+    """The ``state`` queue item of ``message_id`` once the pipeline has judged it (the encoder
     loads on first use)."""
     for _ in range(200):
-        queue = await world.rest.queue("review")
+        queue = await world.rest.queue(state)
         for item in queue["items"]:
             if item["message"]["id"] == message_id:
                 return dict(item)
         await asyncio.sleep(0.1)
-    raise AssertionError(f"message {message_id} never reached the review queue")
+    raise AssertionError(f"message {message_id} never reached the {state} queue")
 
 
-@pytest.mark.parametrize("cascade", [False, True])
-async def test_enabled_ai_rules_deliver_clear_text_and_hold_an_insult(
+@pytest.mark.parametrize("cascade", [True, False])
+async def test_out_of_the_box_clear_text_is_delivered_a_sure_insult_held_a_likely_one_flagged(
     world: World, cascade: bool
 ) -> None:
-    if cascade:
-        shown = await world.rest.put_settings({"aiCascade": True})
-        assert shown["aiCascade"] is True
-    await enable(world, "ai-toxicity", "ai-harmful-content")
+    assert (await world.rest.get_settings())["aiCascade"] is True  # a fresh server's
+    if not cascade:
+        assert (await world.rest.put_settings({"aiCascade": False}))["aiCascade"] is False
     alice, bob = await world.user("alice"), await world.user("bob")
     a, b = await world.connect(alice), await world.connect(bob)
 
@@ -65,7 +62,7 @@ async def test_enabled_ai_rules_deliver_clear_text_and_hold_an_insult(
     assert got.message["id"] == clear["id"]
 
     insult = await a.send_text(bob, "you are a brainless moron and nobody wants you here")
-    item = await held_for_review(world, insult["id"])
+    item = await in_queue(world, "review", insult["id"])
     assert item["ruleId"] == "ai-toxicity"
     await b.expect_no_event("message", within=0.3)
     # why it is held: the audit entry of the hold names category, score, threshold and stage
@@ -74,11 +71,19 @@ async def test_enabled_ai_rules_deliver_clear_text_and_hold_an_insult(
         e for e in entries if e["action"] == "message.review" and e["target"] == str(insult["id"])
     )
     reason = held["details"]["reason"]
-    assert ">=" in reason and reason.endswith("(encoder stage)"), reason
+    assert ">= 0.90" in reason and reason.endswith("(encoder stage)"), reason
+
+    # self-harm scored 0.81: under the review threshold, in the flag band (0.8)
+    likely = await a.send_text(bob, "kill yourself")
+    got = await b.next_event("message")
+    assert got.message["id"] == likely["id"]
+    assert got.message["moderationStatus"] == "approved"
+    flagged = await in_queue(world, "flagged", likely["id"])
+    assert flagged["ruleId"] == "ai-harmful-content-flag"
+    assert likely["id"] not in {i["message"]["id"] for i in (await world.rest.queue())["items"]}
 
 
 async def test_evaluate_explains_which_stage_decided(world: World) -> None:
-    await enable(world, "ai-toxicity", "ai-harmful-content")
     alice, bob = await world.user("alice"), await world.user("bob")
     result = await world.rest.evaluate(
         "I will find where you live and kill you", sender=alice, receiver=bob
@@ -91,8 +96,8 @@ async def test_evaluate_explains_which_stage_decided(world: World) -> None:
     assert clear["verdict"]["status"] == "approved"
 
 
-async def test_the_cascade_is_an_operator_setting_off_by_default(world: World) -> None:
-    assert (await world.rest.get_settings())["aiCascade"] is False
+async def test_the_cascade_is_an_operator_setting_on_for_a_fresh_server(world: World) -> None:
+    assert (await world.rest.get_settings())["aiCascade"] is True
     await world.rest.put_settings({"contextWindow": 3})
     for bad in ("yes", 1, None, {"on": True}):
         with pytest.raises(ServerError) as info:
@@ -100,9 +105,38 @@ async def test_the_cascade_is_an_operator_setting_off_by_default(world: World) -
         assert info.value.code == "ERR_BAD_REQUEST"
         assert info.value.details == {"field": "aiCascade"}
     shown = await world.rest.get_settings()
-    assert shown["aiCascade"] is False and shown["contextWindow"] == 3  # nothing changed
-    assert (await world.rest.put_settings({"aiCascade": True}))["aiCascade"] is True
+    assert shown["aiCascade"] is True and shown["contextWindow"] == 3  # nothing changed
+    assert (await world.rest.put_settings({"aiCascade": False}))["aiCascade"] is False
     # a later write that does not name it keeps it
     shown = await world.rest.put_settings({"contextWindow": 4})
-    assert shown["aiCascade"] is True and shown["contextWindow"] == 4
-    assert (await world.rest.put_settings({"aiCascade": False}))["aiCascade"] is False
+    assert shown["aiCascade"] is False and shown["contextWindow"] == 4
+    assert (await world.rest.put_settings({"aiCascade": True}))["aiCascade"] is True
+
+
+async def test_a_restart_keeps_the_operator_s_ai_rules_and_settings(
+    server_factory: type[ServerProcess],
+) -> None:
+    """Defaults are seeded into a data dir once: after an operator turned the AI rules off,
+    deleted one and turned the cascade off, a restart (an upgrade, say) brings none back."""
+    srv = server_factory("--rate-limit", "0")  # type: ignore[call-arg]
+    async with world_on(srv) as w:
+        body = editable(await w.rest.get_rule("ai-toxicity"))
+        await w.rest.update_rule("ai-toxicity", {**body, "enabled": False})
+        await w.rest.delete_rule("ai-toxicity-flag")
+        await w.rest.put_settings({"aiCascade": False})
+    srv.stop()
+    srv.start()
+    try:
+        async with world_on(srv) as w:
+            rules = {r["id"]: r for r in await w.rest.list_rules()}
+            assert rules["ai-toxicity"]["enabled"] is False
+            assert "ai-toxicity-flag" not in rules
+            assert rules["ai-harmful-content"]["enabled"] is True
+            assert (await w.rest.get_settings())["aiCascade"] is False
+            alice, bob = await w.user("alice"), await w.user("bob")
+            result = await w.rest.evaluate(
+                "you are a brainless moron and nobody wants you here", sender=alice, receiver=bob
+            )
+            assert result["verdict"]["status"] == "approved", result["verdict"]
+    finally:
+        srv.stop()

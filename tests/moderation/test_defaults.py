@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from moderation.bundled_lists import read_word_file
-from moderation.defaults import default_lists, default_rules
+from moderation.defaults import REVIEW_THRESHOLD, default_lists, default_rules
 from moderation.engine import Engine
 from moderation.local_detectors import build_detectors
 from moderation.rules import parse_list, parse_rule, rule_to_json
@@ -25,9 +25,14 @@ def test_defaults_parse_and_round_trip() -> None:
     assert next(wl for wl in lists if wl.id == "platform-circumvention").kind == "sentences"
     rules = {r.id: r for r in (parse_rule(body, known_lists=ids) for body in default_rules())}
     openai = {k: r for k, r in rules.items() if k.startswith("openai-")}
-    local_ai = {
+    on_by_default = {
         "ai-toxicity",
         "ai-harmful-content",
+        "ai-toxicity-flag",
+        "ai-harmful-content-flag",
+    }
+    local_ai = {
+        *on_by_default,
         "ai-scam",
         "platform-circumvention",
         "negative-sentiment",
@@ -40,7 +45,16 @@ def test_defaults_parse_and_round_trip() -> None:
         "contact-email",
         "known-bad-images",
     }
-    assert not any(rules[k].enabled for k in local_ai)
+    assert all(rules[k].enabled for k in on_by_default)
+    assert not any(rules[k].enabled for k in local_ai - on_by_default)
+    # Held at the review threshold, delivered and queued in the band below it; the two
+    # families read the same categories at both levels.
+    for family in ("ai-toxicity", "ai-harmful-content"):
+        review, flag = rules[family].conditions[0], rules[f"{family}-flag"].conditions[0]
+        assert rules[family].actions == ("review",) and rules[f"{family}-flag"].actions == ("flag",)
+        assert review.categories == flag.categories
+        for c in review.categories:
+            assert review.threshold_for(c, 0) == REVIEW_THRESHOLD > flag.threshold_for(c, 0) >= 0.8
     assert len(openai) == 16 and not any(r.enabled for r in openai.values())
     assert sum(r.conditions[0].message_types == ("image",) for r in openai.values()) == 8
     assert all(
