@@ -57,14 +57,27 @@ from moderation.training.datasets import EVAL_ONLY_SETS, TRAINING_SETS, own_set,
 from moderation.types import MessageView, ReceiverView, UserView
 
 AI_RULES = ("ai-toxicity", "ai-harmful-content", "ai-scam")
+#: What a fresh server enables (off for the keyword-only engine).
+DEFAULT_AI_RULES = (
+    "ai-toxicity",
+    "ai-harmful-content",
+    "ai-toxicity-flag",
+    "ai-harmful-content-flag",
+)
 
 
 def build_engine(models: ModelRegistry, *, ai: bool = True) -> Engine:
     """The server's engine under ``P-AI-CASC``: default rules, AI rules on, cascade on
-    (``ai=False``: ``P-NORMAL``, the default rules alone)."""
+    (``ai=False``: ``P-NORMAL``, the default rules without the AI rules)."""
     lists = [parse_list(b) for b in default_lists()]
     rules = [
-        parse_rule({**b, "enabled": True} if ai and b["id"] in AI_RULES else b)
+        parse_rule(
+            {**b, "enabled": True}
+            if ai and b["id"] in AI_RULES
+            else {**b, "enabled": False}
+            if not ai and b["id"] in DEFAULT_AI_RULES
+            else b
+        )
         for b in default_rules()
     ]
     return Engine(rules, {wl.id: wl for wl in lists}, build_detectors(models), cascade=ai)

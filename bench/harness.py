@@ -127,6 +127,36 @@ class Server:
 AI_RULES: tuple[str, ...] = ("ai-toxicity", "ai-harmful-content", "ai-scam")
 
 
+#: The local AI text rules a fresh server enables (``moderation.defaults``): the review and
+#: flag rules of the toxicity heads.
+DEFAULT_AI_RULES: tuple[str, ...] = (
+    "ai-toxicity",
+    "ai-harmful-content",
+    "ai-toxicity-flag",
+    "ai-harmful-content-flag",
+)
+
+#: What ``set_moderation`` can set up: ``keywords`` (the default rules without the AI rules:
+#: the keyword, spam and known-bad-image rules), ``ai`` (the default rules plus ``ai-scam``,
+#: cascade off), ``ai-cascade`` (the same, cascade on), ``default`` (a fresh server as it
+#: ships: the default AI rules and the cascade on).
+MODERATION_PROFILES = ("keywords", "ai", "ai-cascade", "default")
+
+
+def set_moderation(base_url: str, profile: str) -> str:
+    """Set the server's rules to ``profile`` (``MODERATION_PROFILES``) through the API; says
+    what changed. Works on older checkouts too (rules they do not have are skipped)."""
+    if profile == "default":
+        return "as shipped"
+    if profile == "keywords":
+        return f"disabled {', '.join(set_rules_enabled(base_url, DEFAULT_AI_RULES, False)) or '-'}"
+    enabled = set_rules_enabled(base_url, AI_RULES)
+    cascade = profile == "ai-cascade"
+    api_call(base_url, "PUT", "/moderation/settings", {"aiCascade": cascade})
+    time.sleep(3)  # the models load in the background once a rule needs them
+    return f"enabled {', '.join(enabled) or '-'}, aiCascade {str(cascade).lower()}"
+
+
 def api_call(base_url: str, method: str, path: str, body: object = None) -> Any:
     """One call to the server's REST API with the bench's API key; the decoded JSON."""
     import json

@@ -3,13 +3,15 @@
 One run, four servers one after the other (same flags otherwise, each pinned to core 0, the
 generator ``bench/load.py`` on core 1):
 
-- Parley with moderation on (default rules): the closed-loop max, then p50/p99 of ack ->
+- Parley with moderation on, keyword-only (the default rules without the local AI rules,
+  ``harness.set_moderation``): the closed-loop max, then p50/p99 of ack ->
   verdict (``message.sent`` to ``message.moderated``), send -> verdict, send -> delivery and
   send -> ack at steady open-loop rates: 1,000 msg/s and 50 % of the max just measured (5 %
   of the texts carry a word from the default profanity list).
-- The same with the local AI text rules the cascade covers enabled through the rules API
-  (``harness.AI_RULES``): "moderation + AI"; and with the cascade on too (the ``aiCascade``
-  moderation setting): "moderation + AI + cascade".
+- The same with the local AI text rules the cascade covers (the default AI rules and
+  ``ai-scam``) and the cascade off: "moderation + AI"; and with the cascade on too (the
+  ``aiCascade`` moderation setting; a fresh server's defaults plus ``ai-scam``):
+  "moderation + AI + cascade".
 - The same server with ``--no-moderation``: there is no verdict, so send -> delivery instead,
   the same way.
 
@@ -25,15 +27,12 @@ import sys
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import time
 
 from harness import (
-    AI_RULES,
     BENCH,
-    api_call,
     loadavg,
     run_load,
-    set_rules_enabled,
+    set_moderation,
     start_server,
 )
 
@@ -66,11 +65,9 @@ def main() -> None:
     for label, moderation, ai, cascade in (*phases, ("--no-moderation", False, False, False)):
         server = start_server("parley", label=label, sync=args.sync, moderation=moderation)
         try:
-            if ai:
-                print(f"{label}: enabled {', '.join(set_rules_enabled(server.base_url, AI_RULES))}")
-                if cascade:
-                    api_call(server.base_url, "PUT", "/moderation/settings", {"aiCascade": True})
-                time.sleep(3)  # the models load in the background once a rule needs them
+            if moderation:
+                profile = ("ai-cascade" if cascade else "ai") if ai else "keywords"
+                print(f"{label}: {set_moderation(server.base_url, profile)}")
             top = run_load(server, [*common, "--window", "4"])
             runs[f"{label} | closed max"] = top
             half = round(float(top["msgs_per_s"]) / 2)  # type: ignore[arg-type]

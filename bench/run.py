@@ -1,12 +1,16 @@
 """Parley against the bare relay B, one server after another, in one run.
 
 Starts ``bench/bare_relay.py`` (B), then Parley with ``--sqlite-synchronous NORMAL`` and
-``FULL`` (moderation on, default rules, ``--rate-limit 0``), each on a free port pinned to
-core 0, and drives each with the identical ``bench/load.py`` pinned to core 1. ``P-AI`` is
-``P-NORMAL`` with the local AI text rules the cascade covers enabled through the rules API
-after start (``harness.AI_RULES``: ``ai-toxicity``, ``ai-harmful-content``, ``ai-scam``), and
-``P-AI-CASC`` the same with the cascade on (the ``aiCascade`` setting), so the table shows
-AI-on, with and without the cascade, next to the default keyword-only rules in the same run.
+``FULL`` (moderation on, ``--rate-limit 0``), each on a free port pinned to core 0, and drives
+each with the identical ``bench/load.py`` pinned to core 1. The rules of each Parley server
+are set through the API after start (``harness.set_moderation``): ``P-NORMAL`` and ``P-FULL``
+run the keyword-only rules (the default rules without the local AI rules, as every default
+was before those were on: the figures compare with earlier runs and the bare relay);
+``P-AI`` adds the local AI text rules the cascade covers (the default AI rules and
+``ai-scam``) with the cascade off, ``P-AI-CASC`` the same with the cascade on (the
+``aiCascade`` setting), and ``P-DEFAULT`` is a fresh server as it ships (``FULL``, the default
+AI rules and the cascade on), so the table shows AI-on, with and without the cascade, next to
+keyword-only in the same run.
 Prints a table with ratios to B and writes ``bench/results.json``.
 
     .venv/bin/python bench/run.py            # full, about 8 minutes
@@ -35,13 +39,11 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (
-    AI_RULES,
     BENCH,
     ROOT,
-    api_call,
     loadavg,
     run_load,
-    set_rules_enabled,
+    set_moderation,
     start_server,
 )
 
@@ -51,11 +53,16 @@ SERVERS = [
     ("P-AI", "parley", {"sync": "NORMAL"}),
     ("P-AI-CASC", "parley", {"sync": "NORMAL"}),
     ("P-FULL", "parley", {"sync": "FULL"}),
+    ("P-DEFAULT", "parley", {"sync": "FULL"}),
 ]
-#: Servers run with the local AI text rules enabled (``harness.AI_RULES``).
-AI_ON = {"P-AI", "P-AI-CASC"}
-#: Of those, the servers with the cascade on (the ``aiCascade`` moderation setting).
-CASCADE_ON = {"P-AI-CASC"}
+#: The rules each Parley server runs (``harness.MODERATION_PROFILES``).
+PROFILE = {
+    "P-NORMAL": "keywords",
+    "P-FULL": "keywords",
+    "P-AI": "ai",
+    "P-AI-CASC": "ai-cascade",
+    "P-DEFAULT": "default",
+}
 #: Scenarios run only when ``--only`` names them.
 EXPLICIT = {"pair closed distinct"}
 
@@ -229,13 +236,10 @@ def run_servers(
         server = start_server(kind, label=label, **kw)
         try:
             plain = label.split("@")[0]
-            if plain in AI_ON:
+            if kind == "parley":
                 print(
-                    f"  {label}: enabled {', '.join(set_rules_enabled(server.base_url, AI_RULES))}"
+                    f"  {label}: {set_moderation(server.base_url, PROFILE.get(plain, 'keywords'))}"
                 )
-                if plain in CASCADE_ON:
-                    api_call(server.base_url, "PUT", "/moderation/settings", {"aiCascade": True})
-                time.sleep(3)  # the models load in the background once a rule needs them
             for name, largs, parley_only in scenarios(args.quick, args.rate):
                 if (only and name not in only) or (parley_only and kind == "bare"):
                     continue
