@@ -45,11 +45,11 @@ from moderation.detectors.lexical import (
 )
 from moderation.detectors.lexical import MAX_CHARS as LEXICAL_MAX_CHARS
 from moderation.detectors.signals import (
-    MONEY_RE,
     SHORTENERS,
     caps,
     domains,
     may_settle,
+    money_hits,
     urgency_hits,
 )
 from moderation.normalize import Token, fold, tokenize
@@ -103,7 +103,7 @@ def extra_features(
             math.log1p(len(links)),
             float(any(d in SHORTENERS for d in links)),
             math.log1p(urgency),
-            math.log1p(len(MONEY_RE.findall(text))),
+            math.log1p(money_hits(text)),
             caps(text),
         ],
         dtype=np.float32,

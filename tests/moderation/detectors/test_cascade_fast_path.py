@@ -36,10 +36,12 @@ from moderation.detectors.lexical import (
 from moderation.detectors.model_registry import ModelRegistry
 from moderation.detectors.scam import ScamDetector
 from moderation.detectors.signals import (
+    _URGENCY_RE,
     MONEY_RE,
     SHORTENERS,
     domains,
     may_settle,
+    money_hits,
     shortener_links,
     urgency_hits,
 )
@@ -82,6 +84,12 @@ EDGE = [
     "word " * 300,  # over MAX_CHARS
     "x" * 1500,
     "\U0001f600\U0001f600 emoji only \U0001f44d",
+    # money and pressure words in every case, inside other words, and non-ASCII look-alikes
+    # that the patterns' case-insensitive matching takes for ASCII letters
+    "Coffee FEES Gift Card giftcards WIRE transfer Western Union 5k 3 dollars \u20ac5 \u00a3 9",
+    "DON'T TELL anyone, Hurry, LOCKED, expiring, within 3 days, 24h, Verify Your id",
+    "\u017fu\u017fpended and \u212aeep it \u017fecret, act now",  # long s, Kelvin sign
+    "URGENTLY ASAP: Limited Time, LAST CHANCE, today only, final notice, before its too late",
 ]
 
 
@@ -109,7 +117,7 @@ def ref_extra(text: str, profanity: CompiledList) -> npt.NDArray[np.float32]:
             math.log1p(prof),
             math.log1p(len(links)),
             float(any(d in SHORTENERS for d in links)),
-            math.log1p(urgency_hits(text)),
+            math.log1p(len(_URGENCY_RE.findall(text))),
             math.log1p(len(MONEY_RE.findall(text))),
             caps,
         ],
@@ -151,6 +159,17 @@ def ref_settled(
 @pytest.fixture(scope="module")
 def models() -> ModelRegistry:
     return ModelRegistry()
+
+
+def test_pressure_and_money_words_are_the_patterns_hits() -> None:
+    """The quick test before the patterns (for ASCII text) never hides a hit."""
+    found = 0
+    for text in texts():
+        for variant in (text, text.upper(), text.title()):
+            assert urgency_hits(variant) == len(_URGENCY_RE.findall(variant)), variant
+            assert money_hits(variant) == len(MONEY_RE.findall(variant)), variant
+            found += urgency_hits(variant) + money_hits(variant)
+    assert found > 100
 
 
 def test_buckets_are_the_hashed_ngrams(models: ModelRegistry) -> None:
@@ -210,4 +229,7 @@ async def test_the_detectors_report_the_reference_scores() -> None:
         assert result.scores == {
             c: round(float(p), 4) for c, p in zip(heads.categories, want, strict=True)
         }, text
-        assert scam.links_and_urgency(text) == (shortener_links(text), urgency_hits(text))
+        assert scam.links_and_urgency(text) == (
+            shortener_links(text),
+            len(_URGENCY_RE.findall(text)),
+        )
