@@ -135,9 +135,7 @@ def ref_logits(lexical: Lexical, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.f
     return z
 
 
-def ref_settled(
-    heads: Heads, ids: npt.NDArray[np.int32], rest: npt.NDArray[np.float32]
-) -> npt.NDArray[np.float32] | None:
+def ref_gate(heads: Heads, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
     gate = heads.gate
     assert gate is not None
     emb: npt.NDArray[np.float32] = gate.bias[length_class(len(ids))].copy()
@@ -145,6 +143,15 @@ def ref_settled(
         emb += gate.weights[ids & GATE_MASK].sum(axis=0, dtype=np.float32) * np.float32(
             1.0 / np.sqrt(len(ids))
         )
+    return emb
+
+
+def ref_settled(
+    heads: Heads, ids: npt.NDArray[np.int32], rest: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32] | None:
+    gate = heads.gate
+    assert gate is not None
+    emb = ref_gate(heads, ids)
     logits = emb + rest @ heads.weights[EMBEDDING_DIM:] + heads.bias
     z = np.clip(heads.platt_a * logits + heads.platt_b, -30.0, 30.0)
     estimate = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
@@ -186,6 +193,12 @@ def test_cheap_features_are_the_reference(models: ModelRegistry) -> None:
         want = np.concatenate([ref_extra(text, profanity), ref_logits(lexical, want_ids)])
         assert rest.dtype == np.float32 and rest.tobytes() == want.tobytes(), text
         assert np.array_equal(text_features(text, lexical, profanity), want), text
+        # the server's way: the lexical model's rows and the gate's gathered together
+        kept = models.text_cheap(text)
+        assert np.array_equal(kept.ids, want_ids), text
+        assert kept.rest.tobytes() == want.tobytes(), text
+        assert kept.gate_logits is not None
+        assert kept.gate_logits.tobytes() == ref_gate(models.heads(), want_ids).tobytes(), text
         folded = fold(text[:MAX_CHARS])
         assert may == may_settle([t.text for t in tokenize(folded)], folded), text
 
@@ -198,11 +211,13 @@ def test_settled_scores_are_the_reference(models: ModelRegistry) -> None:
         rest = np.concatenate([ref_extra(text, profanity), ref_logits(lexical, ids)])
         want = ref_settled(heads, ids, rest)
         got = heads.settled_scores(ids, rest)
+        given = heads.settled_scores(ids, rest, ref_gate(heads, ids))
         if want is None:
-            assert got is None, text
+            assert got is None and given is None, text
             continue
         settled += 1
         assert got is not None and got.tobytes() == want.tobytes(), text
+        assert given is not None and given.tobytes() == want.tobytes(), text
     assert settled > 100  # both branches are exercised
 
 
