@@ -205,6 +205,11 @@ class ModelRegistry:
                 loaders[name]()
             except Exception:  # pragma: no cover - reported again on first use
                 log.exception("model %s failed to load", name)
+        if "heads" in names and "lexical" in names:
+            try:  # the cascade's table (``heads.FusedRows``), not built on a first message
+                self._fused()
+            except Exception:  # pragma: no cover - reported again on first use
+                log.exception("the cascade's lexical rows failed to build")
 
 
 def merged_profanity() -> CompiledList:
