@@ -97,6 +97,10 @@ def verdict_of(matches: Sequence[Match], detections: Sequence[Detection]) -> Ver
     # equal detections count once; the same object often comes twice (conditions sharing a
     # detector's result), and dropping those first saves hashing them
     unique = {id(d): d for d in detections}.values() if len(detections) > 8 else detections
+    # equal detections have the same detector and category: when no two share them (the
+    # usual case), none is equal to another and hashing each one is not needed
+    if len({(d.detector, d.category) for d in unique}) == len(unique):
+        return Verdict(status, ordered, actions, tuple(unique))
     return Verdict(status, ordered, actions, tuple(dict.fromkeys(unique)))
 
 

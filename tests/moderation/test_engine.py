@@ -426,3 +426,19 @@ def test_an_expensive_condition_is_inline_for_a_text_its_detector_settles() -> N
     # without the cascade (the default) the detector's cheap stage is never asked
     off = Engine([r], LISTS, {"toxicity": Cascade("toxicity", 100, [])})
     assert not off.inline_for("message", "text", "clean")
+
+
+def test_verdict_detections_count_equal_ones_once() -> None:
+    """Equal detections (distinct objects) are listed once, in first-seen order; detections
+    that differ in any field, or that share only detector and category, all stay."""
+    from moderation.engine import verdict_of
+
+    a = Detection("toxicity", "insult", 0.4, "encoder stage")
+    same = Detection("toxicity", "insult", 0.4, "encoder stage")
+    other = Detection("toxicity", "insult", 0.5, "encoder stage")
+    b = Detection("scam", "scam", 0.1)
+    many = [Detection("toxicity", f"c{i}", 0.1) for i in range(9)]
+    assert verdict_of([], [a, b, same]).detections == (a, b)
+    assert verdict_of([], [a, other, b]).detections == (a, other, b)
+    assert verdict_of([], [*many, a, *many, same, b]).detections == (*many, a, b)
+    assert verdict_of([], [*many, b, a]).detections == (*many, b, a)
