@@ -81,9 +81,10 @@ class WordTokens:
     share). No piece of the vocabulary holds U+2581 except as its first character
     (``usable`` checks it), so every U+2581 starts a piece: the best segmentation of the
     text is the best one of each ``U+2581 word`` in turn, the same ids (the scores are
-    float32 values above 3 in magnitude, so their sums are exact in a double and the
-    comparisons do not depend on where a word starts; ``test_token_cache.py`` checks the
-    ids on every text of the own set). Words repeat a lot in chat, so most are found."""
+    float32 values of at least 2**-8 in magnitude, above 3 in the bundled model, so every
+    sum of them along a text is exact in a double and no comparison depends on where a word
+    starts; ``test_token_cache.py`` checks the ids on every text of the own set). Words
+    repeat a lot in chat, so most are found."""
 
     def __init__(self, sp: Any, size: int = WORD_CACHE) -> None:
         self.sp = sp
@@ -140,7 +141,6 @@ class TokenCachedPass:
 
     def __init__(self, backend: Any, size: int = TOKEN_CACHE) -> None:
         self.backend = backend
-        self.tokenize: Callable[..., list[int]] = backend.sp.encode
         self.tokens = tokens_of(backend.sp)
         self.size = max(1, size)
         b = backend
