@@ -9,6 +9,9 @@ covers 1.
 
     .venv/bin/python bench/ab.py --baseline ed092c5               # all scenarios, 5 rounds
     .venv/bin/python bench/ab.py --baseline ed092c5 --only "pair closed" --rounds 9
+    # both servers as run.py's P-AI-CASC (the local AI rules and the cascade on)
+    .venv/bin/python bench/ab.py --baseline ed092c5 --ai cascade --sync NORMAL \
+        --only "pair closed,pair closed distinct" --rounds 7
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BENCH, ROOT, loadavg, run_load, start_server
+from harness import BENCH, ROOT, loadavg, run_load, set_moderation, start_server
 from run import scenarios
 
 # (figure, higher is better) per kind of scenario
@@ -48,6 +51,14 @@ def main() -> None:
     p.add_argument("--only", default="", help="comma-separated scenario names to run")
     p.add_argument("--rate", type=float, default=100.0)
     p.add_argument("--out", default=str(BENCH / "ab.json"))
+    p.add_argument(
+        "--ai",
+        choices=("off", "on", "cascade", "default"),
+        default="off",
+        help="off: keyword-only rules (as run.py's P-NORMAL); on / cascade: the local AI rules"
+        " (and aiCascade), as P-AI / P-AI-CASC; default: each server as it ships",
+    )
+    p.add_argument("--sync", choices=("NORMAL", "FULL"), default="FULL")
     args = p.parse_args()
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     worktree = tempfile.mkdtemp(prefix="parley-ab-")
@@ -64,7 +75,9 @@ def main() -> None:
         for name, largs, _ in scenarios(True, args.rate):
             if only and name not in only:
                 continue
-            table.append(run_scenario(name, largs, Path(worktree), args.rounds))
+            table.append(
+                run_scenario(name, largs, Path(worktree), args.rounds, ai=args.ai, sync=args.sync)
+            )
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", worktree], cwd=ROOT, check=False)
     print(f"\n{'scenario':<19} {'figure':<24} {'this':>10} {args.baseline[:9]:>10} "
@@ -82,11 +95,16 @@ def main() -> None:
         json.dump({"baseline": args.baseline, "rounds": args.rounds, "rows": table}, fh, indent=1)
 
 
-def run_scenario(name: str, largs: list[str], base_root: Path, rounds: int) -> dict[str, Any]:
+def run_scenario(
+    name: str, largs: list[str], base_root: Path, rounds: int, ai: str = "off", sync: str = "FULL"
+) -> dict[str, Any]:
     """Both servers fresh for the scenario; ``rounds`` alternating runs of the load on each."""
     kind = kind_of(largs)
-    this = start_server("parley", label="this", sync="FULL")
-    base = start_server("parley", label="base", sync="FULL", root=base_root)
+    this = start_server("parley", label="this", sync=sync)
+    base = start_server("parley", label="base", sync=sync, root=base_root)
+    profile = {"off": "keywords", "on": "ai", "cascade": "ai-cascade"}.get(ai, "default")
+    for server in (this, base):
+        set_moderation(server.base_url, profile)
     runs: dict[str, list[dict[str, Any]]] = {"this": [], "base": []}
     try:
         for i in range(rounds):

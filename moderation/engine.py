@@ -35,6 +35,7 @@ detector is given everything through ``DetectContext``.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from moderation.budget import PatternBudget
@@ -96,6 +97,10 @@ def verdict_of(matches: Sequence[Match], detections: Sequence[Detection]) -> Ver
     # equal detections count once; the same object often comes twice (conditions sharing a
     # detector's result), and dropping those first saves hashing them
     unique = {id(d): d for d in detections}.values() if len(detections) > 8 else detections
+    # equal detections have the same detector and category: when no two share them (the
+    # usual case), none is equal to another and hashing each one is not needed
+    if len({(d.detector, d.category) for d in unique}) == len(unique):
+        return Verdict(status, ordered, actions, tuple(unique))
     return Verdict(status, ordered, actions, tuple(dict.fromkeys(unique)))
 
 
@@ -150,6 +155,7 @@ class Engine:
         )
         self._ordered: dict[tuple[int, str, str, bool], tuple[Rule, tuple[Condition, ...]]] = {}
         self._thresholds: dict[int, tuple[Condition, dict[str, float]]] = {}
+        self._lowest: dict[int, tuple[Condition, float]] = {}
 
     # ------------------------------------------------------------------ questions
 
@@ -420,6 +426,26 @@ class Engine:
             found = known[1][category] = condition.threshold_for(category, DEFAULT_THRESHOLD)
         return found
 
+    def _lowest_threshold(self, condition: Condition) -> float:
+        """The lowest threshold of any category under ``condition`` (``threshold_for``'s
+        values: its ``thresholds``, else its ``threshold`` or ``DEFAULT_THRESHOLD``), kept
+        per condition; minus infinity if one is not a number (no shortcut then)."""
+        known = self._lowest.get(id(condition))
+        if known is not None and known[0] is condition:
+            return known[1]
+        values = [DEFAULT_THRESHOLD if condition.threshold is None else condition.threshold]
+        try:
+            for key, value in condition.params:
+                if key == "thresholds" and isinstance(value, tuple):
+                    values.extend(float(item.partition("=")[2]) for item in value)
+            lowest = min(values) if all(v == v for v in values) else -math.inf
+        except ValueError:
+            lowest = -math.inf
+        if len(self._lowest) >= _KEPT:
+            self._lowest.clear()
+        self._lowest[id(condition)] = (condition, lowest)
+        return lowest
+
     def _cost(self, condition: Condition) -> int:
         detector = self.detectors.get(condition.kind)
         return 0 if detector is None else detector.cost
@@ -482,7 +508,14 @@ class Engine:
             if condition.kind not in self.detectors:
                 hit = None
             else:
-                hit = _best_hit(condition, await run(condition, rule.id), self._threshold_of)
+                found = await run(condition, rule.id)
+                lowest = self._lowest_threshold(condition)
+                # nothing reaches even the condition's lowest threshold (the usual case: a
+                # model's nine scores, all low): no hit, without a threshold per detection
+                if all(d.confidence < lowest for d in found):
+                    hit = None
+                else:
+                    hit = _best_hit(condition, found, self._threshold_of)
                 if hit is None and id(condition) in undecided:
                     unsure.append(undecided[id(condition)])
                     continue

@@ -37,6 +37,7 @@ import numpy.typing as npt
 from moderation.detectors.keywords import CompiledList, Prepared, find, prepared_text
 from moderation.detectors.lexical import (
     LEXICAL_CATEGORIES,
+    LOGIT_CLIP,
     Lexical,
     buckets,
     buckets_of_folded,
@@ -45,11 +46,11 @@ from moderation.detectors.lexical import (
 )
 from moderation.detectors.lexical import MAX_CHARS as LEXICAL_MAX_CHARS
 from moderation.detectors.signals import (
-    MONEY_RE,
     SHORTENERS,
     caps,
     domains,
     may_settle,
+    money_hits,
     urgency_hits,
 )
 from moderation.normalize import Token, fold, tokenize
@@ -103,7 +104,7 @@ def extra_features(
             math.log1p(len(links)),
             float(any(d in SHORTENERS for d in links)),
             math.log1p(urgency),
-            math.log1p(len(MONEY_RE.findall(text))),
+            math.log1p(money_hits(text)),
             caps(text),
         ],
         dtype=np.float32,
@@ -136,11 +137,49 @@ class CheapFeatures(NamedTuple):
     may_settle: bool
     shorteners: tuple[str, ...]
     urgency: int
+    #: The gate's estimate of the embedding's part of every head's logit
+    #: (``Gate.embedding_logits(ids)``), when ``text_cheap`` was given the ``FusedRows``.
+    gate_logits: npt.NDArray[np.float32] | None = None
 
 
-def text_cheap(text: str, lexical: Lexical, profanity: CompiledList) -> CheapFeatures:
+class FusedRows:
+    """The lexical model's rows and the gate's side by side, one row per bucket (the gate's
+    row of bucket ``i`` is its row ``i & GATE_MASK``): one gather and one sum give a text's
+    lexical logits and the gate's estimate together (``parts``), the same values as
+    ``Lexical.logits_of`` and ``Gate.embedding_logits`` (a column's sum does not depend on
+    the columns beside it: numpy sums an axis-0 reduction row by row for every column;
+    ``test_cascade_fast_path.py`` checks the bytes), 10 us less per message. 22 MB, built
+    with the models (``ModelRegistry``: at warm-up, else on first use)."""
+
+    def __init__(self, lexical: Lexical, gate: Gate) -> None:
+        self.lexical, self.gate = lexical, gate
+        self.split = len(lexical.categories)
+        rows = np.empty((len(lexical.weights), self.split + gate.weights.shape[1]), np.float32)
+        rows[:, : self.split] = lexical.weights
+        rows[:, self.split :] = gate.weights[np.arange(len(rows)) & GATE_MASK]
+        self.rows = rows
+
+    def parts(
+        self, ids: npt.NDArray[np.int32]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """``(lexical.logits_of(ids), gate.embedding_logits(ids))``."""
+        if not len(ids):
+            return self.lexical.logits_of(ids), self.gate.embedding_logits(ids)
+        both = scaled_sum(self.rows, ids)
+        k = self.split
+        cls = length_class(len(ids))
+        z = self.lexical.bias[cls] + both[:k]
+        np.maximum(z, -LOGIT_CLIP, out=z)
+        np.minimum(z, LOGIT_CLIP, out=z)
+        return z, self.gate.bias[cls] + both[k:]
+
+
+def text_cheap(
+    text: str, lexical: Lexical, profanity: CompiledList, fused: FusedRows | None = None
+) -> CheapFeatures:
     """``CheapFeatures`` of ``text``: folding and tokenising it once, and finding its links
-    and pressure words once, for everything the send path needs."""
+    and pressure words once, for everything the send path needs; with ``fused`` (made from
+    this ``lexical``), the gate's part too."""
     if lexical.categories != LEXICAL_CATEGORIES:
         raise ValueError(f"lexical model categories {lexical.categories} != {LEXICAL_CATEGORIES}")
     links = domains(text)
@@ -153,12 +192,18 @@ def text_cheap(text: str, lexical: Lexical, profanity: CompiledList) -> CheapFea
     else:
         words = [t.text for t in prepared.tokens]
     extra = extra_features(text, profanity, prepared, links, urgency)
+    gate_logits = None
+    if fused is None:
+        logits = lexical.logits_of(ids)
+    else:
+        logits, gate_logits = fused.parts(ids)
     return CheapFeatures(
         ids,
-        np.concatenate([extra, lexical.logits_of(ids)]),
+        np.concatenate([extra, logits]),
         may_settle(words, folded),
         tuple(d for d in links if d in SHORTENERS),
         urgency,
+        gate_logits,
     )
 
 
@@ -231,13 +276,19 @@ class Heads:
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
     def estimated_scores(
-        self, ids: npt.NDArray[np.int32], rest: npt.NDArray[np.float32]
+        self,
+        ids: npt.NDArray[np.int32],
+        rest: npt.NDArray[np.float32],
+        embedding: npt.NDArray[np.float32] | None = None,
     ) -> npt.NDArray[np.float32]:
         """The gate's estimate of every category's score, (categories,), from a text's
-        ``lexical.buckets`` and its cheap features (``text_features``); needs a gate."""
+        ``lexical.buckets`` and its cheap features (``text_features``); ``embedding``: its
+        ``gate.embedding_logits(ids)`` if already computed (``FusedRows``); needs a gate."""
         if self.gate is None:
             raise ValueError("these heads have no gate: retrain with `make train-models`")
-        logits = self.gate.embedding_logits(ids) + rest @ self.rest_weights + self.bias
+        if embedding is None:
+            embedding = self.gate.embedding_logits(ids)
+        logits = embedding + rest @ self.rest_weights + self.bias
         # the arithmetic of ``scores`` (clip, sigmoid), in place: this runs on the send path
         z = self.platt_a * logits + self.platt_b
         np.maximum(z, -30.0, out=z)
@@ -249,14 +300,17 @@ class Heads:
         return out
 
     def settled_scores(
-        self, ids: npt.NDArray[np.int32], rest: npt.NDArray[np.float32]
+        self,
+        ids: npt.NDArray[np.int32],
+        rest: npt.NDArray[np.float32],
+        embedding: npt.NDArray[np.float32] | None = None,
     ) -> npt.NDArray[np.float32] | None:
         """The first stage's scores, capped at ``SETTLED_CAP``, when the gate settles the text
         (every estimate below its threshold); None when it needs the encoder (or there is no
-        gate)."""
+        gate). ``embedding``: as for ``estimated_scores``."""
         if self.gate is None:
             return None
-        estimate = self.estimated_scores(ids, rest)
+        estimate = self.estimated_scores(ids, rest, embedding)
         if (estimate >= self.gate.thresholds).any():
             return None
         return np.minimum(estimate, _SETTLED_CAP, out=estimate)

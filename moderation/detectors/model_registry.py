@@ -40,7 +40,7 @@ from moderation.bundled_lists import PROFANITY_LANGUAGES, read_profanity_list
 from moderation.detectors.cascade import SCORE_CACHE_SIZE, STAGE_LEXICAL, HeadResult, ScoreCache
 from moderation.detectors.encoder import SharedEncoder
 from moderation.detectors.heads import MODEL_PATH as HEADS_PATH
-from moderation.detectors.heads import CheapFeatures, Heads, text_cheap
+from moderation.detectors.heads import CheapFeatures, FusedRows, Heads, text_cheap
 from moderation.detectors.keywords import CompiledList, compile_list
 from moderation.detectors.lexical import MODEL_PATH as LEXICAL_PATH
 from moderation.detectors.lexical import Lexical
@@ -69,6 +69,7 @@ class ModelRegistry:
         self._profanity = once(merged_profanity)
         self._vader = once(load_vader)
         self._open_nsfw = once(load_open_nsfw)
+        self._fused = once(self._make_fused)
         self._cheap = lru_cache(maxsize=TEXT_FEATURES_CACHE)(self._compute_cheap)
         # small answers per text, kept as long as the score cache keeps results
         self._lexical_stage = lru_cache(maxsize=SCORE_CACHE_SIZE)(self._compute_lexical_stage)
@@ -152,7 +153,7 @@ class ModelRegistry:
         if not cheap.may_settle:
             return None
         heads = self.heads()
-        settled = heads.settled_scores(cheap.ids, cheap.rest)
+        settled = heads.settled_scores(cheap.ids, cheap.rest, cheap.gate_logits)
         if settled is None:
             return None
         return HeadResult(
@@ -165,11 +166,16 @@ class ModelRegistry:
         return cheap.shorteners, cheap.urgency
 
     def _compute_cheap(self, text: str) -> CheapFeatures:
-        """A text's ``CheapFeatures``, folding and tokenising it once."""
-        found = text_cheap(text, self.lexical(), self.profanity())
+        """A text's ``CheapFeatures``, folding and tokenising it once (and, with a gate,
+        computing its part with the lexical model's, ``heads.FusedRows``)."""
+        found = text_cheap(text, self.lexical(), self.profanity(), self._fused())
         found.ids.flags.writeable = False
         found.rest.flags.writeable = False
         return found
+
+    def _make_fused(self) -> FusedRows | None:
+        gate = self.heads().gate
+        return None if gate is None else FusedRows(self.lexical(), gate)
 
     def warm_up(self, names: Iterable[ModelName]) -> None:
         """Start loading these models in a daemon thread and return at once; each name is
@@ -199,6 +205,11 @@ class ModelRegistry:
                 loaders[name]()
             except Exception:  # pragma: no cover - reported again on first use
                 log.exception("model %s failed to load", name)
+        if "heads" in names and "lexical" in names:
+            try:  # the cascade's table (``heads.FusedRows``), not built on a first message
+                self._fused()
+            except Exception:  # pragma: no cover - reported again on first use
+                log.exception("the cascade's lexical rows failed to build")
 
 
 def merged_profanity() -> CompiledList:

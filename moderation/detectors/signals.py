@@ -64,6 +64,29 @@ MONEY_RE = re.compile(
     re.IGNORECASE,
 )
 
+#: For an ASCII text, lower-cased: at least one of these is in every text the pattern above
+#: finds something in (a quick test that rules out most messages; exact, since for ASCII
+#: text and these ASCII patterns ignoring case is lower-casing).
+_URGENCY_NEEDS = (
+    "urgent", "immediately", "right away", "act now", "asap", "limited time", "last chance",
+    "expir", "within", "today only", "final ", "before it", "don", "hurry", "suspended",
+    "locked", "verify ", "24",
+)  # fmt: skip
+_MONEY_NEEDS = (
+    "$", "prize", "cash", "bitcoin", "crypto", "wallet", "gift", "wire", "western union",
+    "profit", "invest", "lottery", "jackpot", "fee",
+)  # fmt: skip
+_DIGIT_RE = re.compile("[0-9]")
+
+
+def money_hits(text: str) -> int:
+    """How many money words and amounts ("$50", "prize", "0.5 btc") ``text`` holds."""
+    if text.isascii():
+        low = text.lower()
+        if not _DIGIT_RE.search(low) and not any(w in low for w in _MONEY_NEEDS):
+            return 0
+    return len(MONEY_RE.findall(text))
+
 
 def domains(text: str) -> list[str]:
     """Domains of the links in ``text`` (lower case), only those with a plausible TLD."""
@@ -84,6 +107,10 @@ def shortener_links(text: str) -> list[str]:
 
 def urgency_hits(text: str) -> int:
     """How many pressure words and phrases ("urgent", "within 24 hours") ``text`` holds."""
+    if text.isascii():
+        low = text.lower()
+        if not any(w in low for w in _URGENCY_NEEDS):
+            return 0
     return len(_URGENCY_RE.findall(text))
 
 

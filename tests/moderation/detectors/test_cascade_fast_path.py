@@ -36,10 +36,12 @@ from moderation.detectors.lexical import (
 from moderation.detectors.model_registry import ModelRegistry
 from moderation.detectors.scam import ScamDetector
 from moderation.detectors.signals import (
+    _URGENCY_RE,
     MONEY_RE,
     SHORTENERS,
     domains,
     may_settle,
+    money_hits,
     shortener_links,
     urgency_hits,
 )
@@ -82,6 +84,12 @@ EDGE = [
     "word " * 300,  # over MAX_CHARS
     "x" * 1500,
     "\U0001f600\U0001f600 emoji only \U0001f44d",
+    # money and pressure words in every case, inside other words, and non-ASCII look-alikes
+    # that the patterns' case-insensitive matching takes for ASCII letters
+    "Coffee FEES Gift Card giftcards WIRE transfer Western Union 5k 3 dollars \u20ac5 \u00a3 9",
+    "DON'T TELL anyone, Hurry, LOCKED, expiring, within 3 days, 24h, Verify Your id",
+    "\u017fu\u017fpended and \u212aeep it \u017fecret, act now",  # long s, Kelvin sign
+    "URGENTLY ASAP: Limited Time, LAST CHANCE, today only, final notice, before its too late",
 ]
 
 
@@ -109,7 +117,7 @@ def ref_extra(text: str, profanity: CompiledList) -> npt.NDArray[np.float32]:
             math.log1p(prof),
             math.log1p(len(links)),
             float(any(d in SHORTENERS for d in links)),
-            math.log1p(urgency_hits(text)),
+            math.log1p(len(_URGENCY_RE.findall(text))),
             math.log1p(len(MONEY_RE.findall(text))),
             caps,
         ],
@@ -127,9 +135,7 @@ def ref_logits(lexical: Lexical, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.f
     return z
 
 
-def ref_settled(
-    heads: Heads, ids: npt.NDArray[np.int32], rest: npt.NDArray[np.float32]
-) -> npt.NDArray[np.float32] | None:
+def ref_gate(heads: Heads, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
     gate = heads.gate
     assert gate is not None
     emb: npt.NDArray[np.float32] = gate.bias[length_class(len(ids))].copy()
@@ -137,6 +143,15 @@ def ref_settled(
         emb += gate.weights[ids & GATE_MASK].sum(axis=0, dtype=np.float32) * np.float32(
             1.0 / np.sqrt(len(ids))
         )
+    return emb
+
+
+def ref_settled(
+    heads: Heads, ids: npt.NDArray[np.int32], rest: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32] | None:
+    gate = heads.gate
+    assert gate is not None
+    emb = ref_gate(heads, ids)
     logits = emb + rest @ heads.weights[EMBEDDING_DIM:] + heads.bias
     z = np.clip(heads.platt_a * logits + heads.platt_b, -30.0, 30.0)
     estimate = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
@@ -153,6 +168,17 @@ def models() -> ModelRegistry:
     return ModelRegistry()
 
 
+def test_pressure_and_money_words_are_the_patterns_hits() -> None:
+    """The quick test before the patterns (for ASCII text) never hides a hit."""
+    found = 0
+    for text in texts():
+        for variant in (text, text.upper(), text.title()):
+            assert urgency_hits(variant) == len(_URGENCY_RE.findall(variant)), variant
+            assert money_hits(variant) == len(MONEY_RE.findall(variant)), variant
+            found += urgency_hits(variant) + money_hits(variant)
+    assert found > 100
+
+
 def test_buckets_are_the_hashed_ngrams(models: ModelRegistry) -> None:
     for text in texts():
         assert np.array_equal(buckets(text), ref_buckets(text)), text
@@ -167,6 +193,12 @@ def test_cheap_features_are_the_reference(models: ModelRegistry) -> None:
         want = np.concatenate([ref_extra(text, profanity), ref_logits(lexical, want_ids)])
         assert rest.dtype == np.float32 and rest.tobytes() == want.tobytes(), text
         assert np.array_equal(text_features(text, lexical, profanity), want), text
+        # the server's way: the lexical model's rows and the gate's gathered together
+        kept = models.text_cheap(text)
+        assert np.array_equal(kept.ids, want_ids), text
+        assert kept.rest.tobytes() == want.tobytes(), text
+        assert kept.gate_logits is not None
+        assert kept.gate_logits.tobytes() == ref_gate(models.heads(), want_ids).tobytes(), text
         folded = fold(text[:MAX_CHARS])
         assert may == may_settle([t.text for t in tokenize(folded)], folded), text
 
@@ -179,11 +211,13 @@ def test_settled_scores_are_the_reference(models: ModelRegistry) -> None:
         rest = np.concatenate([ref_extra(text, profanity), ref_logits(lexical, ids)])
         want = ref_settled(heads, ids, rest)
         got = heads.settled_scores(ids, rest)
+        given = heads.settled_scores(ids, rest, ref_gate(heads, ids))
         if want is None:
-            assert got is None, text
+            assert got is None and given is None, text
             continue
         settled += 1
         assert got is not None and got.tobytes() == want.tobytes(), text
+        assert given is not None and given.tobytes() == want.tobytes(), text
     assert settled > 100  # both branches are exercised
 
 
@@ -210,4 +244,7 @@ async def test_the_detectors_report_the_reference_scores() -> None:
         assert result.scores == {
             c: round(float(p), 4) for c, p in zip(heads.categories, want, strict=True)
         }, text
-        assert scam.links_and_urgency(text) == (shortener_links(text), urgency_hits(text))
+        assert scam.links_and_urgency(text) == (
+            shortener_links(text),
+            len(_URGENCY_RE.findall(text)),
+        )

@@ -144,3 +144,37 @@ def test_threads_encoding_at_once_get_their_own_vectors(
     got = np.stack([results[i] for i in range(len(items))])
     unit = want / np.maximum(np.linalg.norm(want, axis=1, keepdims=True), 1e-8)
     assert np.abs(got - unit).max() <= TOLERANCE
+
+
+def all_own_texts() -> list[str]:
+    with OWN_SET.open(encoding="utf-8") as f:
+        own = [json.loads(line)["text"] for line in f]
+    tricky = [
+        "",
+        "   ",
+        "\u2581",
+        "a\u2581b \u2581\u2581c",
+        "  leading and   inner   spaces  ",
+        "tab\tand\nnewline",
+        "\uff21\uff22\uff23 full width",  # NFKC-normalised by the tokenizer
+        "caf\u00e9 na\u00efve \u00fcber",
+        "\U0001f600 emoji \U0001f600\U0001f600",
+        "\u0000\u0001 control",
+    ]
+    return EDGE + tricky + own + [_clip(t) for t in own]
+
+
+def test_word_cached_tokens_equal_the_tokenizer(encoder: SharedEncoder) -> None:
+    """The token ids the pass reads, found word by word with a cache, are the tokenizer's
+    own for every text of the own set (several languages and scripts) and edge cases, cold
+    and warm, and with a cache so small it keeps evicting."""
+    from moderation.detectors.token_cache import WordTokens
+
+    sp = encoder.load()._model.sp
+    assert WordTokens.usable(sp)
+    items = all_own_texts()
+    want = [sp.encode(t, out_type=int, add_bos=True, add_eos=True) for t in items]
+    for tokens in (WordTokens(sp), WordTokens(sp, size=4)):
+        assert [tokens(t) for t in items] == want  # cold: words seen for the first time
+        assert [tokens(t) for t in reversed(items)] == want[::-1]  # warm
+    assert isinstance(TokenCachedPass(encoder.load()._model).tokens, WordTokens)
