@@ -23,8 +23,12 @@ from server.storage.types import Audit, NewMessage
 
 _DELIVERABLE = "status IN ('unmoderated', 'approved')"
 
-#: A batch's new messages in one statement: one array per column, one element per row.
+#: A batch's new messages in one statement: one array per column, one element per row. It
+#: also sets the id sequence to the next id not used (ids of retries at the end given back;
+#: $16 is the first of these rows' ids): the statement can be the batch's whole transaction
+#: (``server/storage/postgres/writer.py``). One row per inserted message, or one of NULLs.
 _INSERT_ROWS = f"""
+WITH ins AS (
 INSERT INTO messages AS m ({MESSAGE_COLUMNS}, conv_key)
 SELECT r.id, r.muid, r.conversation_id, r.sender, r.receiver, r.receiver_type, r.category,
        r.type, r.kid, r.body, r.parent_id, r.at, r.at, 0, 0, r.status, 0, r.shown, r.conv_key
@@ -36,6 +40,10 @@ FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::te
 ORDER BY r.id
 ON CONFLICT (sender, muid) DO NOTHING
 RETURNING m.id, {VERSION} AS v
+), seq AS (
+SELECT setval('messages_id_seq', coalesce(max(ins.id) + 1, $16), false) AS next FROM ins
+)
+SELECT ins.id, ins.v, seq.next FROM seq LEFT JOIN ins ON true
 """
 
 
@@ -51,16 +59,15 @@ class _Row:
 
 
 async def _insert_rows(tx: WriteTx, rows: list[_Row]) -> None:
-    """Insert the staged rows (``WriteTx.stage``) in one statement; the ids taken by retries
-    at the end of the batch are given back."""
-    inserted = await tx.fetch(_INSERT_ROWS, *zip(*(r.values for r in rows), strict=True))
+    """Insert the staged rows (``WriteTx.stage``) in one statement, which also sets the id
+    sequence (the ids taken by retries at the end of the batch given back)."""
+    inserted = await tx.fetch(
+        _INSERT_ROWS, *zip(*(r.values for r in rows), strict=True), rows[0].values[0]
+    )
     versions = {r["id"]: r["v"] for r in inserted}
     for row in rows:
         row.version = versions.get(row.values[0])
-    for row in reversed(rows):
-        if row.version is not None:
-            break
-        tx.release_id(row.values[0])
+    tx.ids_from(inserted[0]["next"])
 
 
 class PostgresMessages(Repository):

@@ -8,20 +8,30 @@ batch fails, the batch is rolled back and each op is re-run in a transaction of 
 one bad op never costs the others.
 
 Message ids: the id is in the sealed body's associated data, so it must be known before the
-insert. The first message of a transaction takes a transaction-scoped advisory lock and one
-``nextval`` of ``messages_id_seq``; the batch's further messages count on from it in memory,
-and the sequence is set to the next unused one before COMMIT. The lock is held until the
-commit, so transactions that insert messages commit one after another in id order, in this
-process (one writer) and across processes sharing the database: a reader that has seen id
-``n`` committed never later finds a smaller new id (ids increase in storage order). An id
-taken by a retry (a stored ``(sender, muid)``) is given back; ids of a rolled-back batch are
-skipped.
+insert. The first message of a batch takes the id lock (a session advisory lock) and one
+``nextval`` of ``messages_id_seq`` in one round trip; the batch's further messages count on
+from it in memory, and the statement that inserts them also sets the sequence to the next
+unused id. The lock is held until the batch has committed, so batches that insert messages
+commit one after another in id order, in this process (one writer) and across processes
+sharing the database: a reader that has seen id ``n`` committed never later finds a smaller
+new id (ids increase in storage order). An id taken by a retry (a stored ``(sender, muid)``)
+at the end of a batch is given back; ids of a rolled-back batch are skipped.
+
+Round trips: a batch that only inserts messages (the sends) is two: the lock with the first
+id, then the ``INSERT`` run as a transaction of its own (an implicit one: PostgreSQL commits
+it before it answers, so an acknowledgement still means committed). The lock is released
+after the commit, in a round trip of its own when no further batch waits, else in the next
+batch's lock statement (released, then taken again: a waiting process is granted it first).
+A batch with any other statement runs in ``BEGIN`` ... ``COMMIT`` as before, the release
+riding with the ``COMMIT``.
 
 Staged rows: an op may *stage* a row (``WriteTx.stage``) instead of running its statement;
 the rows staged with one flush function are written by one statement before the
 transaction's next statement or its commit, whichever comes first. A batch's new messages are
 thus one ``INSERT`` (one round trip, one statement for PostgreSQL to run), not one each; the
-op learns its row's outcome when its result is handed back, after the commit as ever.
+op learns its row's outcome when its result is handed back, after the commit as ever. A flush
+function runs exactly one statement: when nothing else ran, that statement is the batch's
+whole transaction.
 """
 
 from __future__ import annotations
@@ -75,41 +85,107 @@ def rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+#: Take the id lock, then the first id of the batch (the fenced subquery runs first).
+_LOCK_AND_ID = (
+    "SELECT nextval('messages_id_seq') FROM (SELECT pg_advisory_lock($1) OFFSET 0) AS locked"
+)
+#: The same when this connection still holds the lock from its last batch: released first,
+#: so a process waiting for it is granted it before this one takes it again.
+_RELOCK_AND_ID = (
+    "SELECT nextval('messages_id_seq') FROM (SELECT pg_advisory_lock($1)"
+    " FROM (SELECT pg_advisory_unlock($1) OFFSET 0) AS released OFFSET 0) AS locked"
+)
+#: Release the id lock (a simple query: it can ride with another one).
+_UNLOCK = f"SELECT pg_advisory_unlock({MESSAGE_ID_LOCK})"
+
+
+class IdLock:
+    """Whether the writer's connection holds the id lock (a session lock: it outlives the
+    transaction that took it and must be released), and whether the current batch took it."""
+
+    __slots__ = ("held", "took")
+
+    def __init__(self) -> None:
+        self.held = False
+        self.took = False
+
+
 class WriteTx:
-    """The writer's connection inside one transaction, as an op sees it."""
+    """The writer's connection inside one transaction, as an op sees it.
 
-    __slots__ = ("_conn", "_first_id", "_next_id", "_staged")
+    ``BEGIN`` is sent before the first statement an op runs, not before the ops: a batch whose
+    ops only take ids and stage rows is one statement at its commit (see the module
+    docstring)."""
 
-    def __init__(self, conn: Any) -> None:
+    __slots__ = (
+        "_begun",
+        "_conn",
+        "_first_id",
+        "_lock",
+        "_next_id",
+        "_seq_at",
+        "_single",
+        "_staged",
+        "round_trips",
+    )
+
+    def __init__(self, conn: Any, lock: IdLock) -> None:
         self._conn = conn
+        self._lock = lock
+        self._begun = False
+        #: The one statement that is the whole transaction: None (not running), False (yet
+        #: to run), True (ran).
+        self._single: bool | None = None
         self._first_id: int | None = None
         self._next_id = 0
+        self._seq_at = 0  # the sequence's next value, as far as this transaction set it
         self._staged: dict[Flush[Any], list[Any]] = {}
+        self.round_trips = 0
+
+    async def _before(self) -> None:
+        """Before a statement: the transaction begun and the staged rows written first."""
+        if self._single is not None:
+            if self._single:
+                raise RuntimeError("a flush function runs exactly one statement")
+            self._single = True
+            self.round_trips += 1
+            return
+        if not self._begun:
+            await self._begin()
+        if self._staged:
+            await self.flush()
+        self.round_trips += 1
+
+    async def _begin(self) -> None:
+        self._begun = True
+        self.round_trips += 1
+        lock = self._lock
+        if lock.held and not lock.took:
+            # Kept from the last batch, which expected this one to take ids: released here.
+            await self._conn.execute(f"{_UNLOCK}; BEGIN")
+            lock.held = False
+        else:
+            await self._conn.execute("BEGIN")
 
     async def execute(self, sql: str, *args: Any) -> int:
         """Run one statement; the number of rows it touched."""
-        if self._staged:
-            await self.flush()
+        await self._before()
         return rowcount(await self._conn.execute(sql, *args))
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
-        if self._staged:
-            await self.flush()
+        await self._before()
         await self._conn.executemany(sql, args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
-        if self._staged:
-            await self.flush()
+        await self._before()
         return await self._conn.fetchrow(sql, *args)
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
-        if self._staged:
-            await self.flush()
+        await self._before()
         return list(await self._conn.fetch(sql, *args))
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        if self._staged:
-            await self.flush()
+        await self._before()
         return await self._conn.fetchval(sql, *args)
 
     def stage(self, flush: Flush[S], row: S) -> S:
@@ -129,35 +205,59 @@ class WriteTx:
     async def message_id(self) -> int:
         """The id of the next message this transaction inserts (see the module docstring)."""
         if self._first_id is None:
-            # The lock, then the id, in one round trip (the fenced subquery runs first).
-            self._first_id = self._next_id = int(
+            lock = self._lock
+            self.round_trips += 1
+            first = int(
                 await self._conn.fetchval(
-                    "SELECT nextval('messages_id_seq')"
-                    " FROM (SELECT pg_advisory_xact_lock($1) OFFSET 0) AS locked",
-                    MESSAGE_ID_LOCK,
+                    _RELOCK_AND_ID if lock.held else _LOCK_AND_ID, MESSAGE_ID_LOCK
                 )
             )
+            lock.held = lock.took = True
+            self._first_id = self._next_id = first
+            self._seq_at = first + 1
         message_id = self._next_id
         self._next_id += 1
         return message_id
 
-    def release_id(self, message_id: int) -> None:
-        """Give back the id just taken, unused (the insert was a retry of a stored message)."""
-        if message_id == self._next_id - 1:
-            self._next_id -= 1
+    def ids_from(self, next_id: int) -> None:
+        """The statement that inserted the staged messages set the sequence to ``next_id``
+        (the ids from it on, taken by retries of stored messages, given back)."""
+        self._next_id = self._seq_at = next_id
+
+    @property
+    def _catch_up(self) -> str | None:
+        """The ``setval`` that moves the sequence to the next id not used, if it is not there."""
+        if self._first_id is None or self._next_id == self._seq_at:
+            return None
+        return f"SELECT setval('messages_id_seq', {int(self._next_id)}, false)"
 
     async def commit(self) -> None:
-        """Write the staged rows, then COMMIT; with it, in the same round trip, set the
-        sequence to the next id not used, unless ``nextval`` left it there."""
+        """Write the staged rows, then commit: with nothing run yet and one kind of staged
+        rows, their statement is the transaction (PostgreSQL commits it before answering);
+        else ``COMMIT``, with the sequence's catch-up and the lock's release in its round trip."""
+        if not self._begun and len(self._staged) == 1:
+            self._single = False
+            try:
+                await self.flush()
+            finally:
+                self._single = None
+        if not self._begun:
+            if (catch_up := self._catch_up) is not None:
+                self.round_trips += 1
+                await self._conn.execute(catch_up)
+            return
         if self._staged:
             await self.flush()
-        if self._first_id is not None and self._next_id != self._first_id + 1:
-            # A simple query (an int in the text): both statements in one round trip.
-            await self._conn.execute(
-                f"SELECT setval('messages_id_seq', {int(self._next_id)}, false); COMMIT"
-            )
-        else:
-            await self._conn.execute("COMMIT")
+        sql = "COMMIT"
+        if (catch_up := self._catch_up) is not None:
+            sql = f"{catch_up}; {sql}"  # a simple query: both in one round trip
+        release = self._lock.held
+        if release:
+            sql = f"{sql}; {_UNLOCK}"
+        self.round_trips += 1
+        await self._conn.execute(sql)
+        if release:
+            self._lock.held = False
 
 
 Op = Callable[[WriteTx], Awaitable[Any]]
@@ -189,8 +289,11 @@ class Database:
         self._writer: Any = None  # asyncpg.Connection
         self._pool: Any = None  # asyncpg.Pool
         self._task: asyncio.Task[None] | None = None
+        self._lock = IdLock()
+        #: Counters for tests and the bench: batches, ops, the writer's round trips.
         self.batches = 0
         self.ops = 0
+        self.round_trips = 0
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -267,6 +370,7 @@ class Database:
     async def _connection(self) -> Any:
         if self._writer is None or self._writer.is_closed():
             log.warning("reconnecting the PostgreSQL writer")
+            self._lock.held = False  # it went with the old connection
             self._writer = await connect(self._url)
         return self._writer
 
@@ -274,21 +378,51 @@ class Database:
         self.batches += 1
         self.ops += len(batch)
         conn = await self._connection()
+        self._lock.took = False
         try:
-            results = await _transaction(conn, [op for op, _ in batch])
-        except Exception:
-            if conn.is_closed():
-                raise  # the connection is gone, not one op: fail the batch
-            for op, fut in batch:
-                await self._commit_single(conn, op, fut)
+            try:
+                results = await self._transaction(conn, [op for op, _ in batch])
+            except Exception:
+                if conn.is_closed():
+                    raise  # the connection is gone, not one op: fail the batch
+                for op, fut in batch:
+                    await self._commit_single(conn, op, fut)
+                return
+            for (_, fut), result in zip(batch, results, strict=True):
+                if not fut.done():
+                    fut.set_result(result)
+        finally:
+            await self._release_lock(conn)
+
+    async def _transaction(self, conn: Any, ops: Sequence[Op]) -> list[Any]:
+        tx = WriteTx(conn, self._lock)
+        try:
+            return await _transaction(conn, tx, ops)
+        finally:
+            self.round_trips += tx.round_trips
+
+    async def _release_lock(self, conn: Any) -> None:
+        """After a batch: release the id lock if this connection holds it, unless the batch
+        took it and another batch waits (whose lock statement releases it first)."""
+        lock = self._lock
+        if not lock.held:
             return
-        for (_, fut), result in zip(batch, results, strict=True):
-            if not fut.done():
-                fut.set_result(result)
+        if conn.is_closed():
+            lock.held = False  # released with the session
+            return
+        if lock.took and not self._queue.empty():
+            return
+        try:
+            self.round_trips += 1
+            await conn.execute(_UNLOCK)
+        except Exception:  # never leave it held: a connection that cannot release it goes
+            log.warning("could not release the message id lock; dropping the connection")
+            conn.terminate()
+        lock.held = False
 
     async def _commit_single(self, conn: Any, op: Op, fut: asyncio.Future[Any]) -> None:
         try:
-            (result,) = await _transaction(conn, [op])
+            (result,) = await self._transaction(conn, [op])
         except Exception as exc:
             if not fut.done():
                 fut.set_exception(StorageUnavailable() if isinstance(exc, UNREACHABLE) else exc)
@@ -321,10 +455,9 @@ async def _no_reset(conn: Any) -> None:
     """A pooled reader's reset on release: nothing to undo (see ``Database.open``)."""
 
 
-async def _transaction(conn: Any, ops: Sequence[Op]) -> list[Any]:
-    """Run ``ops`` in one transaction on ``conn`` and commit; roll back on any failure."""
-    tx = WriteTx(conn)
-    await conn.execute("BEGIN")
+async def _transaction(conn: Any, tx: WriteTx, ops: Sequence[Op]) -> list[Any]:
+    """Run ``ops`` in one transaction (``tx`` on ``conn``) and commit; roll back on any
+    failure (a transaction that is one statement rolls back by itself)."""
     try:
         results = [await op(tx) for op in ops]
         await tx.commit()
