@@ -23,7 +23,7 @@ from server.crypto import KeyRing
 from server.errors import StorageUnavailable
 from server.models import Status, User
 from server.storage.postgres import PostgresStorage, has_data, key_ids_in_use
-from server.storage.postgres.writer import MESSAGE_ID_LOCK
+from server.storage.postgres.writer import COMMIT_GATE, MESSAGE_ID_LOCK
 from server.storage.sealing import Sealer
 from server.storage.types import Audit, MediaRecord, NewMessage
 from tests.conftest import ROOT
@@ -185,21 +185,58 @@ async def test_the_id_lock_is_held_until_the_commit_and_released_after(
         await reader.close()
 
 
-async def test_a_batch_of_sends_is_two_round_trips_and_the_release(
-    store: PostgresStorage,
+async def test_a_send_commits_only_after_the_batch_before_it_is_visible(
+    store: PostgresStorage, url: str
 ) -> None:
-    """The writer's round trips for a batch of sends on an idle server: the lock with the
-    first id, the INSERT (its own transaction), the lock's release; a batch with another
-    write in it runs in BEGIN ... COMMIT."""
+    """Another process's batch took its id, inserted and released the id lock, and its
+    commit is not visible yet: a send that takes the next id is not stored, nor
+    acknowledged, before that commit is (the commit gate); then both are, in id order."""
+    other = await asyncpg.connect(url)
+    reader = await asyncpg.connect(url)
+    try:
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("SELECT pg_advisory_lock($1)", MESSAGE_ID_LOCK)
+        theirs = await other.fetchval(
+            "INSERT INTO messages (id, muid, conversation_id, sender, receiver, receiver_type,"
+            " category, type, kid, body, sent_at, updated_at, status, conv_key)"
+            " VALUES (nextval('messages_id_seq'), 'x', 'c', 'p2', 'b', 'user', 'message',"
+            " 'text', 'k', '\\x00', 1, 1, 'approved', 'u:b:p2') RETURNING id"
+        )
+        await other.execute("SELECT pg_advisory_xact_lock($1)", COMMIT_GATE)
+        await other.execute("SELECT pg_advisory_unlock($1)", MESSAGE_ID_LOCK)
+        send = asyncio.create_task(store.chat.insert_message(new_message(1)))
+        await asyncio.sleep(0.3)
+        assert not send.done()
+        assert await reader.fetchval("SELECT count(*) FROM messages") == 0
+        await tx.commit()
+        ours, created = await send
+        assert created and ours.id > theirs
+        assert [r["id"] for r in await reader.fetch("SELECT id FROM messages ORDER BY id")] == [
+            theirs,
+            ours.id,
+        ]
+    finally:
+        await other.close()
+        await reader.close()
+
+
+async def test_a_batch_of_sends_is_two_round_trips(store: PostgresStorage) -> None:
+    """The writer's round trips for a batch of sends: the id lock with the first id, then
+    the INSERT as its own transaction (which releases the lock); a batch with another write
+    in it runs in BEGIN ... COMMIT."""
     db = store.db
-    before = (db.batches, db.round_trips)
-    await asyncio.gather(*(store.chat.insert_message(new_message(i)) for i in range(50)))
-    assert (db.batches - before[0], db.round_trips - before[1]) == (1, 3)
+    for k in range(2):
+        before = (db.batches, db.round_trips)
+        await asyncio.gather(
+            *(store.chat.insert_message(new_message(i + 100 * k)) for i in range(50))
+        )
+        assert (db.batches - before[0], db.round_trips - before[1]) == (1, 2)
     before = (db.batches, db.round_trips)
     await asyncio.gather(
         store.chat.insert_message(new_message(100)), store.chat.add_receipt(1, "b", "read", 5)
     )
-    # BEGIN, the lock with the id, the INSERT, the receipt, COMMIT with the release.
+    # The lock with the id, BEGIN, the INSERT, the receipt, COMMIT with the release.
     assert (db.batches - before[0], db.round_trips - before[1]) == (1, 5)
 
 

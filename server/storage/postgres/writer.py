@@ -8,22 +8,30 @@ batch fails, the batch is rolled back and each op is re-run in a transaction of 
 one bad op never costs the others.
 
 Message ids: the id is in the sealed body's associated data, so it must be known before the
-insert. The first message of a batch takes the id lock (a session advisory lock) and one
-``nextval`` of ``messages_id_seq`` in one round trip; the batch's further messages count on
-from it in memory, and the statement that inserts them also sets the sequence to the next
-unused id. The lock is held until the batch has committed, so batches that insert messages
-commit one after another in id order, in this process (one writer) and across processes
-sharing the database: a reader that has seen id ``n`` committed never later finds a smaller
-new id (ids increase in storage order). An id taken by a retry (a stored ``(sender, muid)``)
-at the end of a batch is given back; ids of a rolled-back batch are skipped.
+insert. The first message of a batch takes the id lock (``MESSAGE_ID_LOCK``, a session
+advisory lock) and one ``nextval`` of ``messages_id_seq`` in one round trip; the batch's
+further messages count on from it in memory, and the statement that inserts them also sets
+the sequence to the next unused id (ids taken by retries of a stored ``(sender, muid)`` at the
+end of the batch given back; ids of a rolled-back batch are skipped). Ids increase in storage
+order, in this process (one writer) and across processes sharing the database: a reader that
+has seen id ``n`` committed never later finds a smaller new id. Two locks keep that:
 
-Round trips: a batch that only inserts messages (the sends) is two: the lock with the first
-id, then the ``INSERT`` run as a transaction of its own (an implicit one: PostgreSQL commits
-it before it answers, so an acknowledgement still means committed). The lock is released
-after the commit, in a round trip of its own when no further batch waits, else in the next
-batch's lock statement (released, then taken again: a waiting process is granted it first).
-A batch with any other statement runs in ``BEGIN`` ... ``COMMIT`` as before, the release
-riding with the ``COMMIT``.
+- the id lock is held from the ``nextval`` until the batch's rows are inserted and the
+  sequence moved past them, so batches take their ids one after another;
+- before the id lock is released, the batch's transaction takes the commit gate
+  (``COMMIT_GATE``, a transaction lock: PostgreSQL releases it only once the commit is
+  visible), and every batch that took ids takes the gate before it commits, so the next batch
+  cannot commit before this one is visible.
+
+Round trips: a batch that only inserts messages (the sends) is two: the id lock with the first
+id, then one statement that takes the gate, inserts, moves the sequence and releases the id
+lock, run as a transaction of its own (an implicit one: PostgreSQL commits it before it
+answers, so an acknowledgement still means committed). The next batch, here or in another
+process, takes its ids while this one's commit is flushed. A batch with any other statement
+runs in ``BEGIN`` ... ``COMMIT``, the gate and the release riding with the ``COMMIT``. A
+process of an earlier version holds the id lock until its commit (a transaction lock) but
+takes no gate: while both versions run (a rolling upgrade) its batch could, in a narrow race,
+commit before the batch of a new process that released the lock just before committing.
 
 Staged rows: an op may *stage* a row (``WriteTx.stage``) instead of running its statement;
 the rows staged with one flush function are written by one statement before the
@@ -57,6 +65,9 @@ S = TypeVar("S")
 
 #: pg_advisory_xact_lock key serialising the transactions that insert messages (ids).
 MESSAGE_ID_LOCK = 0x7061726C6579_01  # "parley" 01
+#: pg_advisory_xact_lock key a batch that took ids holds from before it releases the id lock
+#: until its commit is visible (see the module docstring).
+COMMIT_GATE = 0x7061726C6579_03
 #: pg_advisory_lock key held while a process migrates the schema.
 MIGRATION_LOCK = 0x7061726C6579_02
 #: Seconds any one statement may take before it fails (asyncpg ``command_timeout``).
@@ -97,17 +108,20 @@ _RELOCK_AND_ID = (
 )
 #: Release the id lock (a simple query: it can ride with another one).
 _UNLOCK = f"SELECT pg_advisory_unlock({MESSAGE_ID_LOCK})"
+#: For a flush function's statement that is a whole transaction: its first step, then its
+#: last, once the rows are in and the sequence moved (``WriteTx.single``).
+TAKE_GATE = f"pg_advisory_xact_lock({COMMIT_GATE})"
+RELEASE_IDS = f"pg_advisory_unlock({MESSAGE_ID_LOCK})"
 
 
 class IdLock:
     """Whether the writer's connection holds the id lock (a session lock: it outlives the
-    transaction that took it and must be released), and whether the current batch took it."""
+    transaction that took it, and a failed one leaves it held: released after the batch)."""
 
-    __slots__ = ("held", "took")
+    __slots__ = ("held",)
 
     def __init__(self) -> None:
         self.held = False
-        self.took = False
 
 
 class WriteTx:
@@ -159,13 +173,13 @@ class WriteTx:
     async def _begin(self) -> None:
         self._begun = True
         self.round_trips += 1
-        lock = self._lock
-        if lock.held and not lock.took:
-            # Kept from the last batch, which expected this one to take ids: released here.
-            await self._conn.execute(f"{_UNLOCK}; BEGIN")
-            lock.held = False
-        else:
-            await self._conn.execute("BEGIN")
+        await self._conn.execute("BEGIN")
+
+    @property
+    def single(self) -> bool:
+        """Whether the statement a flush function runs now is the whole transaction: then it
+        takes the gate first (``TAKE_GATE``) and releases the id lock last (``RELEASE_IDS``)."""
+        return self._single is not None
 
     async def execute(self, sql: str, *args: Any) -> int:
         """Run one statement; the number of rows it touched."""
@@ -212,7 +226,7 @@ class WriteTx:
                     _RELOCK_AND_ID if lock.held else _LOCK_AND_ID, MESSAGE_ID_LOCK
                 )
             )
-            lock.held = lock.took = True
+            lock.held = True
             self._first_id = self._next_id = first
             self._seq_at = first + 1
         message_id = self._next_id
@@ -241,6 +255,8 @@ class WriteTx:
                 await self.flush()
             finally:
                 self._single = None
+            if self._first_id is not None:
+                self._lock.held = False  # released by the statement, which committed
         if not self._begun:
             if (catch_up := self._catch_up) is not None:
                 self.round_trips += 1
@@ -250,10 +266,10 @@ class WriteTx:
             await self.flush()
         sql = "COMMIT"
         if (catch_up := self._catch_up) is not None:
-            sql = f"{catch_up}; {sql}"  # a simple query: both in one round trip
+            sql = f"{catch_up}; {sql}"  # a simple query: all in one round trip
         release = self._lock.held
         if release:
-            sql = f"{sql}; {_UNLOCK}"
+            sql = f"SELECT {TAKE_GATE}; {sql}; {_UNLOCK}"
         self.round_trips += 1
         await self._conn.execute(sql)
         if release:
@@ -378,7 +394,6 @@ class Database:
         self.batches += 1
         self.ops += len(batch)
         conn = await self._connection()
-        self._lock.took = False
         try:
             try:
                 results = await self._transaction(conn, [op for op, _ in batch])
@@ -402,15 +417,13 @@ class Database:
             self.round_trips += tx.round_trips
 
     async def _release_lock(self, conn: Any) -> None:
-        """After a batch: release the id lock if this connection holds it, unless the batch
-        took it and another batch waits (whose lock statement releases it first)."""
+        """After a batch: release the id lock if this connection still holds it (a
+        transaction that took ids failed)."""
         lock = self._lock
         if not lock.held:
             return
         if conn.is_closed():
             lock.held = False  # released with the session
-            return
-        if lock.took and not self._queue.empty():
             return
         try:
             self.round_trips += 1
