@@ -63,7 +63,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 S = TypeVar("S")
 
-#: pg_advisory_xact_lock key serialising the transactions that insert messages (ids).
+#: Advisory lock key serialising the batches that take message ids (a session lock here; a
+#: process of an earlier version takes it per transaction, which excludes the same way).
 MESSAGE_ID_LOCK = 0x7061726C6579_01  # "parley" 01
 #: pg_advisory_xact_lock key a batch that took ids holds from before it releases the id lock
 #: until its commit is visible (see the module docstring).
