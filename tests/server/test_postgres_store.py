@@ -221,6 +221,29 @@ async def test_a_send_commits_only_after_the_batch_before_it_is_visible(
         await reader.close()
 
 
+async def test_sends_queued_while_a_batch_waits_for_the_id_lock_join_its_commit(
+    store: PostgresStorage, url: str
+) -> None:
+    """While another process's batch holds the id lock, the sends queued behind this
+    process's first one join its batch: one commit for all, not one more batch after."""
+    other = await asyncpg.connect(url)
+    try:
+        await other.execute("SELECT pg_advisory_lock($1)", MESSAGE_ID_LOCK)
+        before = store.db.batches
+        first = asyncio.create_task(store.chat.insert_message(new_message(0)))
+        await asyncio.sleep(0.2)  # the batch of one is waiting for the lock
+        rest = [
+            asyncio.create_task(store.chat.insert_message(new_message(i))) for i in range(1, 21)
+        ]
+        await asyncio.sleep(0.1)
+        await other.execute("SELECT pg_advisory_unlock($1)", MESSAGE_ID_LOCK)
+        stored = [(await t)[0] for t in (first, *rest)]
+    finally:
+        await other.close()
+    assert store.db.batches - before == 1
+    assert [m.id for m in stored] == sorted(m.id for m in stored)
+
+
 async def test_a_batch_of_sends_is_two_round_trips(store: PostgresStorage) -> None:
     """The writer's round trips for a batch of sends: the id lock with the first id, then
     the INSERT as its own transaction (which releases the lock); a batch with another write

@@ -3,7 +3,9 @@
 As in SQLite (``server/storage/sqlite/writer.py``): every write is a small coroutine (an
 *op*) queued to the writer task, which takes all the ops waiting, runs them in one
 transaction and commits once, then resolves each op's future: a caller hears back only after
-its row is committed, and concurrent senders share one commit (one WAL flush). If any op in a
+its row is committed, and concurrent senders share one commit (one WAL flush). Ops queued
+while the batch's ops run (while the first waits for the id lock below) join the batch
+before its commit. If any op in a
 batch fails, the batch is rolled back and each op is re-run in a transaction of its own, so
 one bad op never costs the others.
 
@@ -307,6 +309,7 @@ class Database:
         self._pool: Any = None  # asyncpg.Pool
         self._task: asyncio.Task[None] | None = None
         self._lock = IdLock()
+        self._stop = False
         #: Counters for tests and the bench: batches, ops, the writer's round trips.
         self.batches = 0
         self.ops = 0
@@ -357,13 +360,8 @@ class Database:
             if first is None:
                 return
             batch = [first]
-            stop = False
-            while len(batch) < self._batch_max and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
+            self._stop = False
+            self._take(batch)
             try:
                 await self._commit_batch(batch)
             except asyncio.CancelledError:
@@ -381,8 +379,20 @@ class Database:
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(RuntimeError("storage write failed"))
-            if stop:
+            if self._stop:
                 return
+
+    def _take(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> bool:
+        """Add the writes waiting to ``batch`` (up to ``batch_max``); whether any were added."""
+        added = False
+        while not self._stop and len(batch) < self._batch_max and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:
+                self._stop = True  # close(): this batch is the last
+                break
+            batch.append(item)
+            added = True
+        return added
 
     async def _connection(self) -> Any:
         if self._writer is None or self._writer.is_closed():
@@ -393,11 +403,10 @@ class Database:
 
     async def _commit_batch(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
         self.batches += 1
-        self.ops += len(batch)
         conn = await self._connection()
         try:
             try:
-                results = await self._transaction(conn, [op for op, _ in batch])
+                results = await self._transaction(conn, batch)
             except Exception:
                 if conn.is_closed():
                     raise  # the connection is gone, not one op: fail the batch
@@ -408,14 +417,33 @@ class Database:
                 if not fut.done():
                     fut.set_result(result)
         finally:
+            self.ops += len(batch)
             await self._release_lock(conn)
 
-    async def _transaction(self, conn: Any, ops: Sequence[Op]) -> list[Any]:
+    async def _transaction(
+        self, conn: Any, batch: list[tuple[Op, asyncio.Future[Any]]], *, grow: bool = True
+    ) -> list[Any]:
+        """Run the batch's ops in one transaction and commit. Writes queued while the ops ran
+        (while the first waited for the id lock, typically: another process's batch holds
+        it) join the batch before the commit, so they share it rather than wait for the next
+        (``grow``; not for a write re-run alone)."""
         tx = WriteTx(conn, self._lock)
+        results: list[Any] = []
         try:
-            return await _transaction(conn, tx, ops)
+            while True:
+                for op, _ in batch[len(results) :]:
+                    results.append(await op(tx))
+                if not grow or not self._take(batch):
+                    break
+            await tx.commit()
+        except BaseException:  # roll back (a transaction that is one statement did itself)
+            if not conn.is_closed() and conn.is_in_transaction():
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+            raise
         finally:
             self.round_trips += tx.round_trips
+        return results
 
     async def _release_lock(self, conn: Any) -> None:
         """After a batch: release the id lock if this connection still holds it (a
@@ -436,7 +464,7 @@ class Database:
 
     async def _commit_single(self, conn: Any, op: Op, fut: asyncio.Future[Any]) -> None:
         try:
-            (result,) = await self._transaction(conn, [op])
+            (result,) = await self._transaction(conn, [(op, fut)], grow=False)
         except Exception as exc:
             if not fut.done():
                 fut.set_exception(StorageUnavailable() if isinstance(exc, UNREACHABLE) else exc)
@@ -467,20 +495,6 @@ class Database:
 
 async def _no_reset(conn: Any) -> None:
     """A pooled reader's reset on release: nothing to undo (see ``Database.open``)."""
-
-
-async def _transaction(conn: Any, tx: WriteTx, ops: Sequence[Op]) -> list[Any]:
-    """Run ``ops`` in one transaction (``tx`` on ``conn``) and commit; roll back on any
-    failure (a transaction that is one statement rolls back by itself)."""
-    try:
-        results = [await op(tx) for op in ops]
-        await tx.commit()
-    except BaseException:
-        if not conn.is_closed() and conn.is_in_transaction():
-            with contextlib.suppress(Exception):
-                await conn.execute("ROLLBACK")
-        raise
-    return results
 
 
 async def migrate(conn: Any) -> None:
