@@ -179,6 +179,11 @@ class WriteTx:
         await self._conn.execute("BEGIN")
 
     @property
+    def begun(self) -> bool:
+        """Whether ``BEGIN`` was sent (an op ran a statement of its own)."""
+        return self._begun
+
+    @property
     def single(self) -> bool:
         """Whether the statement a flush function runs now is the whole transaction: then it
         takes the gate first (``TAKE_GATE``) and releases the id lock last (``RELEASE_IDS``)."""
@@ -425,15 +430,17 @@ class Database:
     ) -> list[Any]:
         """Run the batch's ops in one transaction and commit. Writes queued while the ops ran
         (while the first waited for the id lock, typically: another process's batch holds
-        it) join the batch before the commit, so they share it rather than wait for the next
-        (``grow``; not for a write re-run alone)."""
+        it) join a batch of sends before the commit, so they share it rather than wait for
+        the next (``grow``; not for a write re-run alone)."""
         tx = WriteTx(conn, self._lock)
         results: list[Any] = []
         try:
             while True:
                 for op, _ in batch[len(results) :]:
                     results.append(await op(tx))
-                if not grow or not self._take(batch):
+                # Only while the ops ran no statement of their own: joining ops then only
+                # stage rows (quick), so the first op's commit is not put off by theirs.
+                if not grow or tx.begun or not self._take(batch):
                     break
             await tx.commit()
         except BaseException:  # roll back (a transaction that is one statement did itself)
