@@ -228,13 +228,12 @@ class WriteTx:
         """The id of the next message this transaction inserts (see the module docstring)."""
         if self._first_id is None:
             lock = self._lock
-            self.round_trips += 1
-            first = int(
-                await self._conn.fetchval(
-                    _RELOCK_AND_ID if lock.held else _LOCK_AND_ID, MESSAGE_ID_LOCK
-                )
-            )
+            sql = _RELOCK_AND_ID if lock.held else _LOCK_AND_ID
+            # Held from now on, as far as releasing it goes: also if this statement fails
+            # after PostgreSQL granted it (a timeout); releasing a lock not held is harmless.
             lock.held = True
+            self.round_trips += 1
+            first = int(await self._conn.fetchval(sql, MESSAGE_ID_LOCK))
             self._first_id = self._next_id = first
             self._seq_at = first + 1
         message_id = self._next_id
