@@ -103,8 +103,9 @@ def rowcount(status: str) -> int:
 _LOCK_AND_ID = (
     "SELECT nextval('messages_id_seq') FROM (SELECT pg_advisory_lock($1) OFFSET 0) AS locked"
 )
-#: The same when this connection still holds the lock from its last batch: released first,
-#: so a process waiting for it is granted it before this one takes it again.
+#: The same when this connection may still hold the lock (a failed transaction of the batch
+#: left it held; each write is then re-run alone): released first, so the count of holds
+#: stays one and a process waiting for it is granted it before this one takes it again.
 _RELOCK_AND_ID = (
     "SELECT nextval('messages_id_seq') FROM (SELECT pg_advisory_lock($1)"
     " FROM (SELECT pg_advisory_unlock($1) OFFSET 0) AS released OFFSET 0) AS locked"
