@@ -103,9 +103,8 @@ def rowcount(status: str) -> int:
 _LOCK_AND_ID = (
     "SELECT nextval('messages_id_seq') FROM (SELECT pg_advisory_lock($1) OFFSET 0) AS locked"
 )
-#: The same when this connection may still hold the lock (a failed transaction of the batch
-#: left it held; each write is then re-run alone): released first, so the count of holds
-#: stays one and a process waiting for it is granted it before this one takes it again.
+#: The same should this connection still hold the lock (a failed transaction releases it, so
+#: only a defence): released first, so the count of holds stays one.
 _RELOCK_AND_ID = (
     "SELECT nextval('messages_id_seq') FROM (SELECT pg_advisory_lock($1)"
     " FROM (SELECT pg_advisory_unlock($1) OFFSET 0) AS released OFFSET 0) AS locked"
@@ -447,14 +446,16 @@ class Database:
             if not conn.is_closed() and conn.is_in_transaction():
                 with contextlib.suppress(Exception):
                     await conn.execute("ROLLBACK")
+            # Nothing of it was stored: the id lock goes before its callers hear.
+            await self._release_lock(conn)
             raise
         finally:
             self.round_trips += tx.round_trips
         return results
 
     async def _release_lock(self, conn: Any) -> None:
-        """After a batch: release the id lock if this connection still holds it (a
-        transaction that took ids failed)."""
+        """Release the id lock if this connection may still hold it (a transaction that
+        took ids failed; after every batch too, should anything have left it held)."""
         lock = self._lock
         if not lock.held:
             return
