@@ -17,14 +17,17 @@ from server.storage.ports import TxOp
 from server.storage.postgres.base import Repository
 from server.storage.postgres.recent import VERSION, SenderRecent
 from server.storage.postgres.transaction import PostgresTransaction, insert_audit
-from server.storage.postgres.writer import WriteTx
+from server.storage.postgres.writer import RELEASE_IDS, TAKE_GATE, WriteTx
 from server.storage.sealing import MESSAGE_COLUMNS, content_of, replace_message
 from server.storage.types import Audit, NewMessage
 
 _DELIVERABLE = "status IN ('unmoderated', 'approved')"
 
-#: A batch's new messages in one statement: one array per column, one element per row.
+#: A batch's new messages in one statement: one array per column, one element per row. It
+#: also sets the id sequence to the next id not used (ids of retries at the end given back;
+#: $16 is the first of these rows' ids). One row per inserted message, or one of NULLs.
 _INSERT_ROWS = f"""
+WITH {{gate}}ins AS (
 INSERT INTO messages AS m ({MESSAGE_COLUMNS}, conv_key)
 SELECT r.id, r.muid, r.conversation_id, r.sender, r.receiver, r.receiver_type, r.category,
        r.type, r.kid, r.body, r.parent_id, r.at, r.at, 0, 0, r.status, 0, r.shown, r.conv_key
@@ -32,11 +35,25 @@ FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::te
             $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bigint[], $12::bigint[],
             $13::text[], $14::int[], $15::text[])
      AS r(id, muid, conversation_id, sender, receiver, receiver_type, category, type, kid,
-          body, parent_id, at, status, shown, conv_key)
+          body, parent_id, at, status, shown, conv_key){{after_gate}}
 ORDER BY r.id
 ON CONFLICT (sender, muid) DO NOTHING
 RETURNING m.id, {VERSION} AS v
+), seq AS MATERIALIZED (
+SELECT setval('messages_id_seq', coalesce(max(ins.id) + 1, $16), false) AS next FROM ins
+){{release}}
+SELECT ins.id, ins.v, seq.next FROM seq{{after_release}} LEFT JOIN ins ON true
 """
+#: Inside a transaction (``BEGIN`` ... ``COMMIT``, which takes the gate and releases the lock).
+_INSERT_IN_TX = _INSERT_ROWS.format(gate="", after_gate="", release="", after_release="")
+#: As the whole transaction (``WriteTx.single``): the commit gate is taken before the rows go
+#: in, the id lock released once they are in and the sequence has moved past them.
+_INSERT_AS_TX = _INSERT_ROWS.format(
+    gate=f"gate AS MATERIALIZED (SELECT {TAKE_GATE}),\n",
+    after_gate=", gate",
+    release=f", released AS MATERIALIZED (SELECT {RELEASE_IDS} FROM seq)",
+    after_release=" CROSS JOIN released",
+)
 
 
 class _Row:
@@ -51,16 +68,17 @@ class _Row:
 
 
 async def _insert_rows(tx: WriteTx, rows: list[_Row]) -> None:
-    """Insert the staged rows (``WriteTx.stage``) in one statement; the ids taken by retries
-    at the end of the batch are given back."""
-    inserted = await tx.fetch(_INSERT_ROWS, *zip(*(r.values for r in rows), strict=True))
+    """Insert the staged rows (``WriteTx.stage``) in one statement, which also sets the id
+    sequence (the ids taken by retries at the end of the batch given back)."""
+    inserted = await tx.fetch(
+        _INSERT_AS_TX if tx.single else _INSERT_IN_TX,
+        *zip(*(r.values for r in rows), strict=True),
+        rows[0].values[0],
+    )
     versions = {r["id"]: r["v"] for r in inserted}
     for row in rows:
         row.version = versions.get(row.values[0])
-    for row in reversed(rows):
-        if row.version is not None:
-            break
-        tx.release_id(row.values[0])
+    tx.ids_from(inserted[0]["next"])
 
 
 class PostgresMessages(Repository):
