@@ -7,7 +7,9 @@
   its members on each.
 
 Each configuration runs ``bench/load.py`` (1:1 pairs and groups of 100, closed loop, moderation
-on with the default rules, ``--rate-limit 0``). Reported: completed msgs/s, delivery p50/p99,
+on with the keyword-only rules: the default rules with the local AI rules turned off, as
+every default was before those were on, so the figures compare with earlier runs;
+``--rate-limit 0``). Reported: completed msgs/s, delivery p50/p99,
 and messages per CPU-second of every server-side process together (Parley processes,
 PostgreSQL's postmaster and backends, redis-server), with the ratio to the embedded process,
 and that CPU per message split into Parley (all its processes), PostgreSQL and Redis.
