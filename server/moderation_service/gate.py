@@ -18,6 +18,7 @@ verdict's write is conditional on the message being pending at the same revision
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Protocol
@@ -148,13 +149,20 @@ class ModerationService:
         if not await mstore.has_any_rule_history():
             at = self._clock.now()
             for lst in default_lists():
-                if await mstore.get_list(str(lst["id"])) is None:
-                    await mstore.put_list(dict(lst), actor="system", at=at, create=True)
+                list_id = str(lst["id"])
+                if await mstore.get_list(list_id) is None:
+                    await _unless_seeded(
+                        mstore.put_list(dict(lst), actor="system", at=at, create=True),
+                        functools.partial(mstore.get_list, list_id),
+                    )
             known = {str(lst["id"]) for lst in await mstore.lists()}
             for body in default_rules():
                 # Stored in the same normalised shape as rules created through the API.
                 rule = rule_to_json(parse_rule(body, known_lists=known))
-                await mstore.put_rule(rule, actor="system", at=at, create=True)
+                await _unless_seeded(
+                    mstore.put_rule(rule, actor="system", at=at, create=True),
+                    functools.partial(mstore.rule, str(rule["id"])),
+                )
             # The AI rules enabled by default go with their cascade (moderation.defaults);
             # a data dir seeded before keeps its settings (unset: off).
             settings = await mstore.settings()
@@ -363,3 +371,16 @@ def _with_window(rule: Rule, kind: str, window: int) -> Rule:
         for c in rule.conditions
     )
     return dataclasses.replace(rule, conditions=conditions)
+
+
+async def _unless_seeded(
+    create: Awaitable[object], stored: Callable[[], Awaitable[object | None]]
+) -> None:
+    """Store a default list or rule. Processes of one deployment that start together on an
+    empty database all seed it: the one that finds the item stored by another when its own
+    create fails (an existing id, or a unique violation in the race) carries on."""
+    try:
+        await create
+    except Exception:
+        if await stored() is None:
+            raise

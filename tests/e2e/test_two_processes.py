@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -331,3 +332,56 @@ async def test_rate_limit_is_shared_by_the_processes(tmp_path: Path) -> None:
             assert info.value.code == "ERR_RATE_LIMITED"
             await asyncio.sleep(1.1)
             await b.send_custom(bob, "n", {})
+
+
+def test_processes_started_together_on_an_empty_database_all_come_up(tmp_path: Path) -> None:
+    """Every process of a deployment seeds the default lists and rules into an empty database;
+    started at the same moment, a process whose create met the other's row (an existing id or
+    a unique violation) failed its start-up ("Application startup failed", 2 of 9 tries
+    before the fix). Now each comes up, and every default is stored once."""
+    pg = cluster()
+    data_dir = tmp_path / "d"
+    api_key = "test-key-" + uuid.uuid4().hex[:8]
+    warm = ServerProcess(  # makes the data dir's secrets, as a first deployment would
+        data_dir=data_dir,
+        port=free_port(),
+        api_key=api_key,
+        args=["--rate-limit", "0", "--database-url", pg.database(str(tmp_path / "warm"))],
+    )
+    warm.start()
+    warm.stop()
+    for attempt in range(4):
+        database = pg.database(str(tmp_path / f"empty-{attempt}"))
+        servers = [
+            ServerProcess(
+                data_dir=data_dir,
+                port=free_port(),
+                api_key=api_key,
+                args=["--rate-limit", "0", "--database-url", database],
+            )
+            for _ in range(2)
+        ]
+        failed: list[str] = []
+
+        def start(srv: ServerProcess, failed: list[str] = failed) -> None:
+            try:
+                srv.start(timeout=60)
+            except RuntimeError as exc:
+                failed.append(str(exc)[-800:])
+
+        threads = [threading.Thread(target=start, args=(srv,)) for srv in servers]
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            for srv in servers:
+                srv.stop()
+        assert failed == []
+        name = database.rsplit("/", 1)[1]
+        counts = pg.psql("SELECT count(*), count(DISTINCT id) FROM rules", database=name)
+        rules, distinct = (int(x) for x in counts.strip().split("|"))
+        assert rules == distinct and rules >= 20
+        revisions = pg.psql("SELECT count(*) FROM rule_revisions WHERE revision > 1", database=name)
+        assert revisions.strip() == "0"  # no default stored twice
