@@ -1,6 +1,7 @@
 """The rules and word lists a fresh Parley server starts with, in their JSON shapes.
 
-Over 400 lines because most of it is data (rule bodies, prompts, example sentences).
+Over 500 lines because most of it is data (rule bodies, prompts, example sentences): one
+concept, the shipped defaults, that an operator reads in one place.
 
 The server stores them like any rule or list created through the API (so they have
 revisions, can be edited, disabled or deleted).

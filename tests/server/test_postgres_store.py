@@ -23,7 +23,7 @@ from server.crypto import KeyRing
 from server.errors import StorageUnavailable
 from server.models import Status, User
 from server.storage.postgres import PostgresStorage, has_data, key_ids_in_use
-from server.storage.postgres.writer import COMMIT_GATE, MESSAGE_ID_LOCK
+from server.storage.postgres.write_tx import COMMIT_GATE, MESSAGE_ID_LOCK
 from server.storage.sealing import Sealer
 from server.storage.types import Audit, MediaRecord, NewMessage
 from tests.conftest import ROOT

@@ -8,7 +8,7 @@ from typing import Any
 
 from server.storage.postgres.base import Repository
 from server.storage.postgres.transaction import insert_audit
-from server.storage.postgres.writer import WriteTx
+from server.storage.postgres.write_tx import WriteTx
 from server.storage.types import Audit, AuditEntry
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from server.crypto import KeyRing
 from server.storage.deliveries import COLUMNS, DeliveriesSql
 from server.storage.postgres.sql import PostgresSql
-from server.storage.postgres.writer import Database, WriteTx
+from server.storage.postgres.write_tx import WriteTx
+from server.storage.postgres.writer import Database
 from server.storage.types import Delivery
 
 #: Seconds a due delivery is reserved for the process that took it (past any attempt's

@@ -17,7 +17,7 @@ from server.storage.ports import TxOp
 from server.storage.postgres.base import Repository
 from server.storage.postgres.recent import VERSION, SenderRecent
 from server.storage.postgres.transaction import PostgresTransaction, insert_audit
-from server.storage.postgres.writer import RELEASE_IDS, TAKE_GATE, WriteTx
+from server.storage.postgres.write_tx import RELEASE_IDS, TAKE_GATE, WriteTx
 from server.storage.sealing import MESSAGE_COLUMNS, content_of, replace_message
 from server.storage.types import Audit, NewMessage
 

@@ -10,7 +10,8 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from server.storage.postgres.transaction import close_review, enqueue_review, insert_audit
-from server.storage.postgres.writer import Database, WriteTx
+from server.storage.postgres.write_tx import WriteTx
+from server.storage.postgres.writer import Database
 from server.storage.sql import SharedSql, SqlTx
 from server.storage.types import Audit
 

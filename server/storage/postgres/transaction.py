@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from server import jsoncodec
 from server.audit_chain import AUDIT_CHAIN_LOCK, chain_hash
-from server.storage.postgres.writer import WriteTx
+from server.storage.postgres.write_tx import WriteTx
 from server.storage.types import Audit
 
 
