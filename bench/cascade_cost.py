@@ -42,6 +42,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness import AI_RULES, DEFAULT_AI_RULES
+
 from moderation.defaults import default_lists, default_rules
 from moderation.detectors import lexical as lexical_mod
 from moderation.detectors.cascade import STAGE_LEXICAL, HeadResult
@@ -55,15 +57,6 @@ from moderation.normalize import fold, tokenize, variants
 from moderation.rules import parse_list, parse_rule
 from moderation.training.datasets import EVAL_ONLY_SETS, TRAINING_SETS, own_set, public_dir
 from moderation.types import MessageView, ReceiverView, UserView
-
-AI_RULES = ("ai-toxicity", "ai-harmful-content", "ai-scam")
-#: What a fresh server enables (off for the keyword-only engine).
-DEFAULT_AI_RULES = (
-    "ai-toxicity",
-    "ai-harmful-content",
-    "ai-toxicity-flag",
-    "ai-harmful-content-flag",
-)
 
 
 def build_engine(models: ModelRegistry, *, ai: bool = True) -> Engine:

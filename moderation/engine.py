@@ -35,7 +35,6 @@ detector is given everything through ``DetectContext``.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from moderation.budget import PatternBudget
@@ -427,20 +426,11 @@ class Engine:
         return found
 
     def _lowest_threshold(self, condition: Condition) -> float:
-        """The lowest threshold of any category under ``condition`` (``threshold_for``'s
-        values: its ``thresholds``, else its ``threshold`` or ``DEFAULT_THRESHOLD``), kept
-        per condition; minus infinity if one is not a number (no shortcut then)."""
+        """``condition.lowest_threshold``, kept per condition."""
         known = self._lowest.get(id(condition))
         if known is not None and known[0] is condition:
             return known[1]
-        values = [DEFAULT_THRESHOLD if condition.threshold is None else condition.threshold]
-        try:
-            for key, value in condition.params:
-                if key == "thresholds" and isinstance(value, tuple):
-                    values.extend(float(item.partition("=")[2]) for item in value)
-            lowest = min(values) if all(v == v for v in values) else -math.inf
-        except ValueError:
-            lowest = -math.inf
+        lowest = condition.lowest_threshold(DEFAULT_THRESHOLD)
         if len(self._lowest) >= _KEPT:
             self._lowest.clear()
         self._lowest[id(condition)] = (condition, lowest)

@@ -223,6 +223,16 @@ class Condition:
                         return float(number)
         return default if self.threshold is None else self.threshold
 
+    def lowest_threshold(self, default: float) -> float:
+        """The lowest threshold any category has under this condition (``threshold_for``'s
+        values): the smallest of its ``thresholds`` and of ``threshold`` (else ``default``),
+        which applies to the categories ``thresholds`` leaves out."""
+        values = [default if self.threshold is None else self.threshold]
+        for key, value in self.params:
+            if key == "thresholds" and isinstance(value, tuple):
+                values.extend(float(item.partition("=")[2]) for item in value)
+        return min(values)
+
     def applies_to(self, category: str, message_type: str, caption: bool = False) -> bool:
         """Whether this condition looks at messages of this category and type.
 

@@ -349,3 +349,18 @@ def test_stored_lists_are_not_held_to_later_checks() -> None:
     assert wl.items[0] == r"(a+)+$" and len(wl.items) == MAX_PATTERNS + 1
     with pytest.raises(RuleError):
         parse_list({"id": "p", "kind": "patterns", "items": ["(a"]}, stored=True)
+
+
+def test_lowest_threshold_is_the_smallest_a_category_can_get() -> None:
+    def cond(body: dict[str, object]) -> Condition:
+        return parse_rule(
+            {"id": "r", "name": "r", "conditions": [body], "actions": ["flag"]}
+        ).conditions[0]
+
+    per_category = {"kind": "toxicity", "messageTypes": ["text"], "threshold": 0.9}
+    assert cond(per_category).lowest_threshold(0.5) == 0.9
+    with_map = {**per_category, "thresholds": {"insult": 0.7, "threat": 0.95}}
+    assert cond(with_map).lowest_threshold(0.5) == 0.7
+    # the categories the map leaves out get ``threshold``, else the engine's default
+    no_base = {"kind": "toxicity", "messageTypes": ["text"], "thresholds": {"insult": 0.8}}
+    assert cond(no_base).lowest_threshold(0.5) == 0.5
