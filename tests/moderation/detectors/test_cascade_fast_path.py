@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,55 @@ async def test_the_detectors_report_the_reference_scores() -> None:
             shortener_links(text),
             len(_URGENCY_RE.findall(text)),
         )
+
+
+def _examples(items: object, cap: int = 2000) -> list[str]:
+    """Every shortest way through a parsed regex (``re._parser``), each optional part both
+    taken and left, each character class by one member: a string per alternative of the
+    pattern, so a word added to a pattern gets an example here."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    out = [""]
+    for op, arg in items:  # type: ignore[attr-defined]
+        if op is c.LITERAL:
+            opts = [chr(arg)]
+        elif op is c.IN:
+            opts = []
+            for kind, val in arg:
+                if kind is c.LITERAL:
+                    opts.append(chr(val))
+                elif kind is c.RANGE:
+                    opts.append(chr(val[0]))
+                elif kind is c.CATEGORY:
+                    opts.append({c.CATEGORY_DIGIT: "7", c.CATEGORY_SPACE: " "}[val])
+        elif op is c.BRANCH:
+            opts = [e for branch in arg[1] for e in _examples(branch, cap)]
+        elif op is c.SUBPATTERN:
+            opts = _examples(arg[-1], cap)
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT):
+            low, _high, sub = arg
+            inner = _examples(sub, cap)
+            opts = [e * max(low, 1) for e in inner] + ([""] if low == 0 else [])
+        elif op is c.AT:
+            continue
+        else:
+            raise AssertionError(f"unexpected regex element {op}")
+        out = [a + b for a in out for b in opts][:cap]
+    return out
+
+
+@pytest.mark.parametrize("pattern", [_URGENCY_RE, MONEY_RE], ids=["urgency", "money"])
+def test_every_word_of_the_patterns_passes_the_quick_test(pattern: object) -> None:
+    """Each alternative of the urgency and money patterns, as its own message in three letter
+    cases, is counted: a word added to a pattern but not to its quick word list fails here."""
+    import re._parser as sre_parse  # type: ignore[import-not-found]
+
+    assert isinstance(pattern, re.Pattern)
+    count = urgency_hits if pattern is _URGENCY_RE else money_hits
+    examples = {e for e in _examples(sre_parse.parse(pattern.pattern, pattern.flags)) if e}
+    assert len(examples) > 30
+    for example in examples:
+        for variant in (example, example.upper(), example.title()):
+            text = f"ok {variant} ok"
+            assert pattern.findall(text), text  # the example is a real match
+            assert count(text) == len(pattern.findall(text)) >= 1, text
