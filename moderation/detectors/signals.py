@@ -66,7 +66,9 @@ MONEY_RE = re.compile(
 
 #: For an ASCII text, lower-cased: at least one of these is in every text the pattern above
 #: finds something in (a quick test that rules out most messages; exact, since for ASCII
-#: text and these ASCII patterns ignoring case is lower-casing).
+#: text and these ASCII patterns ignoring case is lower-casing). A word added to a pattern goes
+#: here too: tests/moderation/detectors/test_cascade_fast_path.py expands every alternative of
+#: both patterns and fails on one these lists would rule out.
 _URGENCY_NEEDS = (
     "urgent", "immediately", "right away", "act now", "asap", "limited time", "last chance",
     "expir", "within", "today only", "final ", "before it", "don", "hurry", "suspended",
