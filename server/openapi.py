@@ -483,6 +483,20 @@ def api_paths() -> dict[str, dict[str, Any]]:
                 tag="moderation",
             )
         },
+        "/moderation/rules/{ruleId}/reset": {
+            "post": op(
+                "Store the shipped default rule again (a new revision, or the rule re-created:"
+                " 201)", "staff", params=(RULE_ID,), returns=RULE, tag="moderation",
+                errors=("400", "401", "403", "404", "409"),
+            )
+        },
+        "/moderation/defaults": {
+            "get": op(
+                "The rules and settings a fresh server starts with, each rule compared with the"
+                " stored one", "staff", tag="moderation",
+                returns=obj(rules=arr({"type": "object"}), settings={"type": "object"}),
+            )
+        },
         "/moderation/lists": {
             "get": op("Every list", "staff", tag="moderation", returns=obj(lists=arr(LIST))),
             "post": op(

@@ -418,6 +418,17 @@ class RestClient:
         result: dict[str, Any] = await self.request("POST", path, json={"days": days})
         return result
 
+    async def rule_defaults(self) -> dict[str, Any]:
+        """The shipped default rules and settings, each rule compared with the stored one."""
+        result: dict[str, Any] = await self.request("GET", "/moderation/defaults")
+        return result
+
+    async def reset_rule(self, rule_id: str) -> dict[str, Any]:
+        """Store the shipped default rule ``rule_id`` again (re-created if deleted)."""
+        path = f"/moderation/rules/{rule_id}/reset"
+        result: dict[str, Any] = await self.request("POST", path)
+        return result
+
     async def list_lists(self) -> list[dict[str, Any]]:
         return list((await self.request("GET", "/moderation/lists"))["lists"])
 

@@ -7,10 +7,12 @@ settings), stored with its audit record, and rebuilds the engine.
 from __future__ import annotations
 
 import asyncio
+import copy
 import re
 import uuid
 from typing import Any
 
+from moderation.defaults import default_rules
 from moderation.errors import RuleError
 from moderation.rules import Rule, WordList, list_to_json, parse_list, parse_rule, rule_to_json
 from server.clock import Clock
@@ -115,6 +117,43 @@ class ModerationAdmin:
             raise NotFound(f"rule {rule_id!r} not found", {"ruleId": rule_id})
         return self.validate_rule({**found, "id": rule_id, "enabled": True})
 
+    # ----------------------------------------------------------------- shipped defaults
+
+    @staticmethod
+    def _shipped() -> dict[str, dict[str, Any]]:
+        """The rules a fresh server starts with (``moderation.defaults``), by id."""
+        return {str(r["id"]): copy.deepcopy(r) for r in default_rules()}
+
+    async def defaults(self) -> dict[str, Any]:
+        """The rules and settings a fresh server of this version starts with, each rule with
+        how the stored one compares (``same``, ``changed`` or ``missing``): what an upgraded
+        deployment, which keeps its own rules, would adopt by resetting them."""
+        known = self._gate.list_ids()
+        out: list[dict[str, Any]] = []
+        for rule_id, body in self._shipped().items():
+            parsed = parse_rule(body, known_lists=None)
+            shipped = rule_to_json(parsed)
+            stored = await self._store.rule(rule_id)
+            if stored is None:
+                state = "missing"
+            else:
+                state = "same" if _editable(stored) == _editable(shipped) else "changed"
+            missing_lists = sorted({c.list_id for c in parsed.conditions if c.list_id} - known)
+            out.append({"rule": _editable(shipped), "stored": state, "missingLists": missing_lists})
+        return {"rules": out, "settings": {"aiCascade": True}}
+
+    async def reset_rule(self, rule_id: str, *, actor: str) -> tuple[dict[str, Any], bool]:
+        """The shipped default ``rule_id`` stored again: a new revision of the stored rule, or
+        the rule created when it was deleted (True). NotFound if no default has that id."""
+        body = self._shipped().get(rule_id)
+        if body is None:
+            raise NotFound(
+                f"rule {rule_id!r} is not one of the shipped default rules", {"ruleId": rule_id}
+            )
+        if await self._store.rule(rule_id) is None:
+            return await self.create_rule(body, actor=actor), True
+        return await self.replace_rule(rule_id, body, actor=actor), False
+
     # ----------------------------------------------------------------- lists
 
     @staticmethod
@@ -184,3 +223,8 @@ class ModerationAdmin:
         await self._store.put_settings(updated.to_json(), actor=actor, at=self._clock.now())
         await self._gate.reload()
         return updated.public_json(openai_key=self._gate.openai_available)
+
+
+def _editable(rule: dict[str, Any]) -> dict[str, Any]:
+    """A rule's body without what the store adds (revision and timestamps)."""
+    return {k: v for k, v in rule.items() if k not in ("revision", "createdAt", "updatedAt")}

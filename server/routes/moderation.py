@@ -100,6 +100,15 @@ def routes(deps: Deps, mod: ModerationDeps) -> list[Route]:
         hits = await tryout.dry_run(rule, days)
         return ok({"ruleId": rule_id, "days": days, "matches": hits, "count": len(hits)})
 
+    async def defaults(request: Request) -> Response:
+        await require_staff(request, users, StaffRole.VIEWER)
+        return ok(await admin.defaults())
+
+    async def reset(request: Request) -> Response:
+        who = await require_staff(request, users, StaffRole.ADMIN)
+        rule, created = await admin.reset_rule(request.path_params["rule_id"], actor=who.actor)
+        return ok(rule, 201 if created else 200)
+
     async def lists(request: Request) -> Response:
         who = await viewer_or_admin(request)
         if request.method == "GET":
@@ -215,6 +224,8 @@ def routes(deps: Deps, mod: ModerationDeps) -> list[Route]:
         Route("/moderation/rules/{rule_id}", rule_item, methods=["GET", "PUT", "DELETE"]),
         Route("/moderation/rules/{rule_id}/revisions", revisions, methods=["GET"]),
         Route("/moderation/rules/{rule_id}/dry-run", dry_run, methods=["POST"]),
+        Route("/moderation/rules/{rule_id}/reset", reset, methods=["POST"]),
+        Route("/moderation/defaults", defaults, methods=["GET"]),
         Route("/moderation/lists", lists, methods=["GET", "POST"]),
         Route("/moderation/lists/{list_id}", list_item, methods=["GET", "PUT", "DELETE"]),
         Route("/moderation/settings", settings_route, methods=["GET", "PUT"]),

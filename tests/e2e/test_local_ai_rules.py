@@ -3,7 +3,9 @@ delivered approved; messages the model is nearly sure are harmful are held for r
 reason that names the stage, category, score and threshold; likely ones in the band below are
 delivered and queued as flagged. The same with the cascade (``aiCascade``), on for a fresh
 server, which an operator can turn off through the moderation settings (a bad value is refused
-and changes nothing). A restart keeps what the operator changed: defaults are seeded once."""
+and changes nothing). A restart keeps what the operator changed: defaults are seeded once; an
+operator sees a newer version's in ``GET /moderation/defaults`` and adopts them rule by rule
+(``POST /moderation/rules/{ruleId}/reset``)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
 from client.sdk.errors import ServerError
@@ -140,3 +143,75 @@ async def test_a_restart_keeps_the_operator_s_ai_rules_and_settings(
             assert result["verdict"]["status"] == "approved", result["verdict"]
     finally:
         srv.stop()
+
+
+async def test_an_upgraded_deployment_sees_and_adopts_the_shipped_ai_rules(world: World) -> None:
+    """A deployment upgraded from a version whose AI rules were off keeps them off (defaults are
+    seeded once); ``GET /moderation/defaults`` shows which stored rules differ from this
+    version's, and a reset stores the shipped rule again, after which it acts."""
+    rest, srv = world.rest, world.server
+    insult = "you are a brainless moron and nobody wants you here"
+    alice, bob = await world.user("alice"), await world.user("bob")
+    # the state an upgrade leaves: the old rule disabled at the old threshold, no flag rule
+    old = editable(await rest.get_rule("ai-toxicity"))
+    condition = {**old["conditions"][0], "threshold": 0.8}
+    condition.pop("thresholds", None)
+    await rest.update_rule("ai-toxicity", {**old, "enabled": False, "conditions": [condition]})
+    await rest.delete_rule("ai-toxicity-flag")
+    before = await rest.evaluate(insult, sender=alice, receiver=bob)
+    assert before["verdict"]["status"] == "approved", before["verdict"]
+
+    shown = await rest.rule_defaults()
+    stored = {r["rule"]["id"]: r["stored"] for r in shown["rules"]}
+    assert stored["ai-toxicity"] == "changed"
+    assert stored["ai-toxicity-flag"] == "missing"
+    assert stored["ai-harmful-content"] == stored["profanity"] == "same"
+    assert shown["settings"] == {"aiCascade": True}
+    shipped = {r["rule"]["id"]: r["rule"] for r in shown["rules"]}
+    assert shipped["ai-toxicity"]["enabled"] is True
+
+    reset = await rest.reset_rule("ai-toxicity")
+    assert reset["revision"] == 3  # seeded, the operator's edit, the reset
+    assert editable(reset) == shipped["ai-toxicity"]
+    async with httpx.AsyncClient(base_url=srv.url + "/api/v1", verify=False) as http:
+        made = await http.post(
+            "/moderation/rules/ai-toxicity-flag/reset", headers={"X-API-Key": srv.api_key}
+        )
+        assert made.status_code == 201, made.text  # deleted: created again
+        assert editable(made.json()) == shipped["ai-toxicity-flag"]
+        unknown = await http.post(
+            "/moderation/rules/my-own-rule/reset", headers={"X-API-Key": srv.api_key}
+        )
+        assert unknown.status_code == 404 and unknown.json()["code"] == "ERR_NOT_FOUND"
+        user = await http.post(
+            "/moderation/rules/ai-toxicity/reset",
+            headers={"Authorization": f"Bearer {await world.token(alice)}"},
+        )
+        assert user.status_code == 403, user.text
+    shown = await rest.rule_defaults()
+    assert {r["rule"]["id"]: r["stored"] for r in shown["rules"]}["ai-toxicity"] == "same"
+    assert all(r["stored"] == "same" for r in shown["rules"]), shown["rules"]
+    # the operator's edit stays in the revisions
+    revisions = (await rest.rule_revisions("ai-toxicity"))["revisions"]
+    assert [r["revision"] for r in revisions] == [3, 2, 1]
+    assert revisions[1]["rule"]["enabled"] is False
+
+    after = await rest.evaluate(insult, sender=alice, receiver=bob)
+    assert after["verdict"]["status"] == "review", after["verdict"]
+    assert {m["ruleId"] for m in after["verdict"]["matches"]} >= {"ai-toxicity", "ai-toxicity-flag"}
+
+
+async def test_a_shipped_rule_whose_list_was_deleted_says_so_and_is_not_reset(
+    world: World,
+) -> None:
+    rest = world.rest
+    await rest.delete_rule("profanity")
+    await rest.delete_list("profanity-en")
+    shown = {r["rule"]["id"]: r for r in (await rest.rule_defaults())["rules"]}
+    assert shown["profanity"]["stored"] == "missing"
+    assert shown["profanity"]["missingLists"] == ["profanity-en"]
+    assert shown["ai-toxicity"]["missingLists"] == []
+    with pytest.raises(ServerError) as info:
+        await rest.reset_rule("profanity")
+    assert info.value.status == 400 and info.value.code == "ERR_BAD_REQUEST"
+    assert "profanity" not in {r["id"] for r in await rest.list_rules()}

@@ -530,6 +530,16 @@ export class RestClient {
     });
   }
 
+  /** The shipped default rules and settings, each rule compared with the stored one. */
+  ruleDefaults(): Promise<{ rules: Doc[]; settings: Doc }> {
+    return this.request("GET", "/moderation/defaults");
+  }
+
+  /** Store the shipped default rule again (a new revision, or re-created if deleted). */
+  resetRule(ruleId: string): Promise<Doc> {
+    return this.request("POST", `/moderation/rules/${seg(ruleId)}/reset`);
+  }
+
   async listLists(): Promise<Doc[]> {
     return (await this.request<{ lists: Doc[] }>("GET", "/moderation/lists")).lists;
   }
