@@ -29,7 +29,8 @@ is ``presence_mirror.py``, the limits ``redis_limits.py``.
   reason], ...]}``, a newline, the frames' bytes), cut at about ``PUBLISH_BYTES``. That node
   reads and parses it once and queues each frame, decoded once, on its local connections. A
   group message is thus published once per process, never once per member, and reaches each
-  connection once; a batch costs one PUBLISH per process, not one per message.
+  connection once; a batch costs one PUBLISH per process, not one per message. The
+  publisher sends on a connection of its own, without a pipeline (``_publish_all``).
 - ``connections(uid)`` gives the local connections and one stand-in whose ``close()`` asks
   every node holding ``uid`` to close its connections (a ban disconnects everywhere).
 - ``rate_limiter()``: the send rate limit as one token bucket per user in Redis;
@@ -54,7 +55,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from server.hub import Connection, LocalHub
 from server.presence_mirror import PresenceMirror
@@ -125,6 +126,7 @@ class RedisHub:
         self._dead: set[str] = set()
         self._resync = True  # (re)announce every local uid on the next round
         self._redis: aioredis.Redis | None = None
+        self._pub_conn: Any = None  # the publisher's own connection (``_publish_all``)
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Task[None]] = set()
         self._dropped = 0
@@ -262,6 +264,10 @@ class RedisHub:
                 await asyncio.wait_for(pipe.execute(), STOP_WAIT)
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 await asyncio.wait_for(r.aclose(), STOP_WAIT)
+        conn, self._pub_conn = self._pub_conn, None
+        if conn is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(conn.disconnect(), STOP_WAIT)
 
     # ----------------------------------------------------------------- internals
 
@@ -399,23 +405,23 @@ class RedisHub:
                 invalidations.append(
                     orjson.dumps({"n": self.node, "k": what, "y": key, "db": self._db})
                 )
-        pipe = r.pipeline(transaction=False)
+        commands: list[tuple[Any, ...]] = []
         published: list[tuple[str, Iterable[str]]] = []  # (node, uids) per PUBLISH
         for node, out in [*full, *per_node.items()]:
             head = orjson.dumps({"t": "b", "o": out.ops})
-            pipe.publish(_channel(node), b"".join((head, b"\n", *out.chunks)))
+            commands.append(("PUBLISH", _channel(node), b"".join((head, b"\n", *out.chunks))))
             published.append((node, out.uids))
         for note in invalidations:
             for channel in (self._invalidate_channel, INVALIDATE):
-                pipe.publish(channel, note)
+                commands.append(("PUBLISH", channel, note))
                 published.append(("", ()))
         for node, uids in stale:  # a dead node: dropped from the sets and the mirror
             for uid in uids:
-                pipe.srem(_presence(uid), node)
+                commands.append(("SREM", _presence(uid), node))
                 self._mirror.discard(uid, node)
-        if not len(pipe):
+        if not commands:
             return
-        counts = await pipe.execute()
+        counts = await self._publish_all(commands)
         # A node channel nobody listens on: that node is gone (or reconnecting: it announces
         # its presence again when it is back).
         cleanup = r.pipeline(transaction=False)
@@ -426,6 +432,47 @@ class RedisHub:
                     self._mirror.discard(gone, node)
         if len(cleanup):
             await cleanup.execute()
+
+    async def _publish_all(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Run ``commands`` (a round's PUBLISHes) on the publisher's own connection, sent in
+        one write, and read their replies in order: what a pipeline does, without the layers
+        a pipeline adds to each call (a pooled connection's checkout and release, its
+        observability); measured, about half the publisher's CPU per round. A connection
+        the server closed while it was idle is replaced before the round; one lost during
+        the round is closed, and the commands sent again only as the client's retry policy
+        says, as a pipeline's are (none by default: the round is dropped, as when Redis is
+        away); an error reply raises once every reply is read."""
+        r = self._redis
+        assert r is not None
+        conn = self._pub_conn
+        if conn is None:
+            conn = self._pub_conn = r.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+        elif conn.is_connected and await conn.can_read():
+            # At its end (the server closed it while it was idle: a restart, a timeout) or
+            # with bytes nobody asked for: replaced before the commands are sent (connected
+            # again by the send).
+            await conn.disconnect()
+        packed = conn.pack_commands(commands)
+
+        async def run() -> list[Any]:
+            await conn.send_packed_command(packed, check_health=False)
+            replies: list[Any] = []
+            error: ResponseError | None = None
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:  # the reply was read: the next ones follow
+                    replies.append(exc)
+                    error = error or exc
+            if error is not None:
+                raise error
+            return replies
+
+        async def lost(_error: BaseException) -> None:
+            await conn.disconnect()
+
+        replies: list[Any] = await conn.retry.call_with_retry(run, lost)
+        return replies
 
     async def _subscriber(self) -> None:
         backoff = 0.1

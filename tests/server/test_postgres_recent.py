@@ -144,3 +144,34 @@ async def test_deleted_and_erased_content_is_not_kept(
     await a.chat.delete_user("s", NOW, erase=True, audit=Audit("api", "user.delete", "s", {}))
     assert not recent.holds(kept.id)
     assert await a.chat.recent_of_sender("s", since=0, limit=20) == []
+
+
+async def test_reads_are_planned_once_and_survive_a_lost_connection(
+    two: tuple[PostgresStorage, PostgresStorage], url: str
+) -> None:
+    """The sender's recent messages are read for every moderated send: their statements are
+    planned once per session (a plan at every read cost PostgreSQL more CPU than running
+    them), on the connection kept for them, which is replaced when it is lost."""
+    a, _ = two
+    for i in range(12):
+        await a.chat.insert_message(new_message(i, f"s{i % 3}"))
+        assert len(await a.chat.recent_of_sender(f"s{i % 3}", since=0, limit=20)) == i // 3 + 1
+    plans = await a.db.fetch_hot(
+        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+    )
+    windows = [p for p in plans if "unnest" in p["statement"]]
+    assert len(windows) == 1
+    assert windows[0]["custom_plans"] == 0 and windows[0]["generic_plans"] >= 12
+    # The connection is lost (a failover, an administrator): the next reads reconnect.
+    (pid,) = await a.db.fetch_hot("SELECT pg_backend_pid() AS pid")
+    admin = await asyncpg.connect(url)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid["pid"])
+    finally:
+        await admin.close()
+    for _ in range(50):  # until the client has seen the connection close
+        if a.db._hot is None or a.db._hot.is_closed():
+            break
+        await asyncio.sleep(0.02)
+    got = await a.chat.recent_of_sender("s1", since=0, limit=20)
+    assert [m.text for m in got] == ["hello 1", "hello 4", "hello 7", "hello 10"]

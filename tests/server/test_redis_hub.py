@@ -142,6 +142,41 @@ async def test_a_dead_process_is_dropped_from_presence() -> None:
         await spy.aclose()
 
 
+async def test_a_lost_publisher_connection_is_replaced_and_frames_arrive_once(
+    hubs: tuple[RedisHub, RedisHub, list[tuple[str, str]]],
+) -> None:
+    """The publisher sends on a connection of its own (no pool checkout per round): when
+    Redis drops it (a restart, a timeout, an administrator), the next round reconnects and
+    its frames still arrive, once each."""
+    a, b, _ = hubs
+    c = Connection("far", queue_size=64, close=lambda code, reason: None)
+    b.register(c)
+    await eventually(lambda: a._mirror.by_uid.get("far") == {b.node})
+    a.send(["far"], "before")
+    await eventually(lambda: c.queue.qsize() == 1)
+    port = a._pub_conn._writer.get_extra_info("sockname")[1]
+    spy = aioredis.from_url(redis_server().url(5))
+    try:
+        clients = (await spy.execute_command("CLIENT", "LIST")).decode().splitlines()
+        (mine,) = [line for line in clients if f" addr=127.0.0.1:{port} " in f" {line} "]
+        client_id = mine.split("id=", 1)[1].split()[0]
+        assert await spy.execute_command("CLIENT", "KILL", "ID", client_id) == 1
+        await asyncio.sleep(0.1)
+        for i in range(3):
+            a.send(["far"], f"after {i}")
+        await eventually(lambda: c.queue.qsize() == 4)
+        await asyncio.sleep(0.3)  # nothing arrives twice
+        assert [c.queue.get_nowait() for _ in range(c.queue.qsize())] == [
+            "before",
+            "after 0",
+            "after 1",
+            "after 2",
+        ]
+        assert a._pub_conn._writer.get_extra_info("sockname")[1] != port  # a new connection
+    finally:
+        await spy.aclose()
+
+
 def test_only_the_redis_hub_imports_redis() -> None:
     """The embedded default never loads Redis code: only server/redis_hub.py,
     server/redis_jobs.py and the hub's limiters (server/redis_limits.py) import redis; only the

@@ -10,6 +10,10 @@ is saved is the rest of the cost, which the profile showed to be most of a send'
   next one, which answers them all (one ``LATERAL`` index scan per sender): one round trip
   and one statement per batch, not per message. A call never joins a query already sent, so
   its answer holds everything committed before the call was made, as a query of its own would.
+- **Its own connection, statements planned once.** Both queries run on the connection the
+  database keeps for this read (``Database.fetch_hot``): no pool checkout per query, and
+  generic plans (the windows query was planned at every call on a pooled connection; its
+  plan does not depend on the values).
 - **Ids and row versions only.** The query returns each window's ids and row versions
   (``xmin`` and ``ctid``: every insert and update of a row makes a tuple with a new pair).
 - **Opened rows kept by version.** A row this process inserted itself, or read before, is
@@ -134,7 +138,7 @@ class SenderRecent:
 
     async def _answer(self, keys: Sequence[Key]) -> dict[Key, list[Message]]:
         self.queries += 1
-        windows = await self._db.fetchall(
+        windows = await self._db.fetch_hot(
             _WINDOWS, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
         )
         rows = self._rows
@@ -162,7 +166,7 @@ class SenderRecent:
 
     async def _read(self, ids: list[int]) -> dict[int, Message]:
         """Read, open and keep the rows of ``ids`` (those still stored)."""
-        rows: list[Any] = await self._db.fetchall(_ROWS, ids)
+        rows: list[Any] = await self._db.fetch_hot(_ROWS, ids)
         self.rows_read += len(rows)
         read: dict[int, Message] = {}
         for row in rows:
