@@ -30,7 +30,8 @@ is ``presence_mirror.py``, the limits ``redis_limits.py``.
   reads and parses it once and queues each frame, decoded once, on its local connections. A
   group message is thus published once per process, never once per member, and reaches each
   connection once; a batch costs one PUBLISH per process, not one per message. The
-  publisher sends on a connection of its own, without a pipeline (``_publish_all``).
+  publisher sends on a connection of its own, without a pipeline
+  (``server/redis_direct.py``).
 - ``connections(uid)`` gives the local connections and one stand-in whose ``close()`` asks
   every node holding ``uid`` to close its connections (a ban disconnects everywhere).
 - ``rate_limiter()``: the send rate limit as one token bucket per user in Redis;
@@ -55,11 +56,12 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from server.hub import Connection, LocalHub
 from server.presence_mirror import PresenceMirror
 from server.ratelimit import TypingThrottle
+from server.redis_direct import DirectPipeline
 from server.redis_limits import RedisRateLimiter, RedisSpacing
 
 log = logging.getLogger(__name__)
@@ -126,7 +128,7 @@ class RedisHub:
         self._dead: set[str] = set()
         self._resync = True  # (re)announce every local uid on the next round
         self._redis: aioredis.Redis | None = None
-        self._pub_conn: Any = None  # the publisher's own connection (``_publish_all``)
+        self._direct: DirectPipeline | None = None  # the publisher's own connection
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Task[None]] = set()
         self._dropped = 0
@@ -264,10 +266,10 @@ class RedisHub:
                 await asyncio.wait_for(pipe.execute(), STOP_WAIT)
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 await asyncio.wait_for(r.aclose(), STOP_WAIT)
-        conn, self._pub_conn = self._pub_conn, None
-        if conn is not None:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                await asyncio.wait_for(conn.disconnect(), STOP_WAIT)
+        direct, self._direct = self._direct, None
+        if direct is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(direct.close(), STOP_WAIT)
 
     # ----------------------------------------------------------------- internals
 
@@ -421,7 +423,9 @@ class RedisHub:
                 self._mirror.discard(uid, node)
         if not commands:
             return
-        counts = await self._publish_all(commands)
+        if self._direct is None:
+            self._direct = DirectPipeline(r)
+        counts = await self._direct.run(commands)
         # A node channel nobody listens on: that node is gone (or reconnecting: it announces
         # its presence again when it is back).
         cleanup = r.pipeline(transaction=False)
@@ -432,47 +436,6 @@ class RedisHub:
                     self._mirror.discard(gone, node)
         if len(cleanup):
             await cleanup.execute()
-
-    async def _publish_all(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Run ``commands`` (a round's PUBLISHes) on the publisher's own connection, sent in
-        one write, and read their replies in order: what a pipeline does, without the layers
-        a pipeline adds to each call (a pooled connection's checkout and release, its
-        observability); measured, about half the publisher's CPU per round. A connection
-        the server closed while it was idle is replaced before the round; one lost during
-        the round is closed, and the commands sent again only as the client's retry policy
-        says, as a pipeline's are (none by default: the round is dropped, as when Redis is
-        away); an error reply raises once every reply is read."""
-        r = self._redis
-        assert r is not None
-        conn = self._pub_conn
-        if conn is None:
-            conn = self._pub_conn = r.connection_pool.make_connection()  # type: ignore[no-untyped-call]
-        elif conn.is_connected and await conn.can_read():
-            # At its end (the server closed it while it was idle: a restart, a timeout) or
-            # with bytes nobody asked for: replaced before the commands are sent (connected
-            # again by the send).
-            await conn.disconnect()
-        packed = conn.pack_commands(commands)
-
-        async def run() -> list[Any]:
-            await conn.send_packed_command(packed, check_health=False)
-            replies: list[Any] = []
-            error: ResponseError | None = None
-            for _ in commands:
-                try:
-                    replies.append(await conn.read_response())
-                except ResponseError as exc:  # the reply was read: the next ones follow
-                    replies.append(exc)
-                    error = error or exc
-            if error is not None:
-                raise error
-            return replies
-
-        async def lost(_error: BaseException) -> None:
-            await conn.disconnect()
-
-        replies: list[Any] = await conn.retry.call_with_retry(run, lost)
-        return replies
 
     async def _subscriber(self) -> None:
         backoff = 0.1

@@ -154,7 +154,8 @@ async def test_a_lost_publisher_connection_is_replaced_and_frames_arrive_once(
     await eventually(lambda: a._mirror.by_uid.get("far") == {b.node})
     a.send(["far"], "before")
     await eventually(lambda: c.queue.qsize() == 1)
-    port = a._pub_conn._writer.get_extra_info("sockname")[1]
+    assert a._direct is not None
+    port = a._direct.local_port()
     spy = aioredis.from_url(redis_server().url(5))
     try:
         clients = (await spy.execute_command("CLIENT", "LIST")).decode().splitlines()
@@ -172,16 +173,16 @@ async def test_a_lost_publisher_connection_is_replaced_and_frames_arrive_once(
             "after 1",
             "after 2",
         ]
-        assert a._pub_conn._writer.get_extra_info("sockname")[1] != port  # a new connection
+        assert a._direct.local_port() != port  # a new connection
     finally:
         await spy.aclose()
 
 
 def test_only_the_redis_hub_imports_redis() -> None:
     """The embedded default never loads Redis code: only server/redis_hub.py,
-    server/redis_jobs.py and the hub's limiters (server/redis_limits.py) import redis; only the
-    composition root imports the first two, when --redis-url is set, and only the hub the
-    third."""
+    server/redis_jobs.py, the hub's limiters (server/redis_limits.py) and its publisher's
+    connection (server/redis_direct.py) import redis; only the composition root imports the
+    first two, when --redis-url is set, and only the hub the last two."""
     from tests.test_imports import ROOT, imports
 
     users = {
@@ -190,7 +191,12 @@ def test_only_the_redis_hub_imports_redis() -> None:
         for path in (ROOT / package).rglob("*.py")
         if any(name.split(".")[0] == "redis" for name in imports(path))
     }
-    assert users == {"server/redis_hub.py", "server/redis_jobs.py", "server/redis_limits.py"}
+    assert users == {
+        "server/redis_hub.py",
+        "server/redis_jobs.py",
+        "server/redis_limits.py",
+        "server/redis_direct.py",
+    }
     for module in ("server.redis_hub", "server.redis_jobs"):
         importers = {
             str(path.relative_to(ROOT))
@@ -198,12 +204,13 @@ def test_only_the_redis_hub_imports_redis() -> None:
             if module in imports(path)
         }
         assert importers == {"server/app.py"}, module
-    limits_importers = {
-        str(path.relative_to(ROOT))
-        for path in (ROOT / "server").rglob("*.py")
-        if "server.redis_limits" in imports(path)
-    }
-    assert limits_importers == {"server/redis_hub.py"}
+    for module in ("server.redis_limits", "server.redis_direct"):
+        importers = {
+            str(path.relative_to(ROOT))
+            for path in (ROOT / "server").rglob("*.py")
+            if module in imports(path)
+        }
+        assert importers == {"server/redis_hub.py"}, module
 
 
 async def test_rate_limit_is_one_bucket_across_processes(
