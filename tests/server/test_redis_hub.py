@@ -197,20 +197,19 @@ def test_only_the_redis_hub_imports_redis() -> None:
         "server/redis_limits.py",
         "server/redis_direct.py",
     }
-    for module in ("server.redis_hub", "server.redis_jobs"):
+    only_importer = {
+        "server.redis_hub": "server/app.py",
+        "server.redis_jobs": "server/app.py",
+        "server.redis_limits": "server/redis_hub.py",
+        "server.redis_direct": "server/redis_hub.py",
+    }
+    for module, importer in only_importer.items():
         importers = {
             str(path.relative_to(ROOT))
             for path in (ROOT / "server").rglob("*.py")
             if module in imports(path)
         }
-        assert importers == {"server/app.py"}, module
-    for module in ("server.redis_limits", "server.redis_direct"):
-        importers = {
-            str(path.relative_to(ROOT))
-            for path in (ROOT / "server").rglob("*.py")
-            if module in imports(path)
-        }
-        assert importers == {"server/redis_hub.py"}, module
+        assert importers == {importer}, module
 
 
 async def test_rate_limit_is_one_bucket_across_processes(
