@@ -17,7 +17,7 @@ from moderation.errors import RuleError
 from moderation.rules import Rule, WordList, list_to_json, parse_list, parse_rule, rule_to_json
 from server.clock import Clock
 from server.errors import BadRequest, Conflict, NotFound
-from server.moderation_service.gate import ModerationService
+from server.moderation_service.gate import SEEDED_SETTINGS, ModerationService
 from server.moderation_settings import ModerationSettings
 from server.storage.ports import ModerationRepository
 
@@ -129,18 +129,19 @@ class ModerationAdmin:
         how the stored one compares (``same``, ``changed`` or ``missing``): what an upgraded
         deployment, which keeps its own rules, would adopt by resetting them."""
         known = self._gate.list_ids()
+        stored_rules = {str(r["id"]): r for r in await self._store.rules()}
         out: list[dict[str, Any]] = []
         for rule_id, body in self._shipped().items():
             parsed = parse_rule(body, known_lists=None)
             shipped = rule_to_json(parsed)
-            stored = await self._store.rule(rule_id)
+            stored = stored_rules.get(rule_id)
             if stored is None:
                 state = "missing"
             else:
                 state = "same" if _editable(stored) == _editable(shipped) else "changed"
             missing_lists = sorted({c.list_id for c in parsed.conditions if c.list_id} - known)
             out.append({"rule": _editable(shipped), "stored": state, "missingLists": missing_lists})
-        return {"rules": out, "settings": {"aiCascade": True}}
+        return {"rules": out, "settings": dict(SEEDED_SETTINGS)}
 
     async def reset_rule(self, rule_id: str, *, actor: str) -> tuple[dict[str, Any], bool]:
         """The shipped default ``rule_id`` stored again: a new revision of the stored rule, or

@@ -43,6 +43,10 @@ from server.shared_state import NO_SHARING, Invalidator
 from server.storage.ports import MessageRepository, ModerationRepository
 from server.storage.types import NewMessage
 
+#: The moderation settings a fresh data dir starts with (where unset): the cascade that the
+#: default AI rules need to stay cheap (``moderation.defaults``).
+SEEDED_SETTINGS: dict[str, object] = {"aiCascade": True}
+
 log = logging.getLogger(__name__)
 
 #: The id a message is judged under before the store assigns one: above every stored id, so
@@ -166,8 +170,9 @@ class ModerationService:
             # The AI rules enabled by default go with their cascade (moderation.defaults);
             # a data dir seeded before keeps its settings (unset: off).
             settings = await mstore.settings()
-            if "aiCascade" not in settings:
-                await mstore.put_settings({**settings, "aiCascade": True}, actor="system", at=at)
+            unset = {k: v for k, v in SEEDED_SETTINGS.items() if k not in settings}
+            if unset:
+                await mstore.put_settings({**settings, **unset}, actor="system", at=at)
         await self._rebuild()
         await self._pipeline.start()
         if self._jobs is None:  # with a JobQueue, it re-queues (once for the deployment)
