@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -49,6 +50,35 @@ async def store(url: str, ring: KeyRing) -> AsyncIterator[PostgresStorage]:
         yield storage
     finally:
         await storage.close()
+
+
+#: A message row as another process inserts it (the next id from the shared sequence).
+THEIR_INSERT = (
+    "INSERT INTO messages (id, muid, conversation_id, sender, receiver, receiver_type,"
+    " category, type, kid, body, sent_at, updated_at, status, conv_key)"
+    " VALUES (nextval('messages_id_seq'), 'x', 'c', 'p2', 'b', 'user', 'message',"
+    " 'text', 'k', '\\x00', 1, 1, 'approved', 'u:b:p2') RETURNING id"
+)
+
+
+@pytest.fixture
+async def other(url: str) -> AsyncIterator[Any]:
+    """A connection standing for another Parley process on the same database."""
+    conn = await asyncpg.connect(url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def reader(url: str) -> AsyncIterator[Any]:
+    """A connection that sees only what is committed."""
+    conn = await asyncpg.connect(url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 def new_message(i: int, sender: str = "a", receiver: str = "b") -> NewMessage:
@@ -134,112 +164,84 @@ async def test_ids_increase_in_storage_order_across_processes(url: str, ring: Ke
 
 
 async def test_the_id_lock_is_held_until_the_commit_and_released_after(
-    store: PostgresStorage, url: str
+    store: PostgresStorage, other: Any, reader: Any
 ) -> None:
     """A send waits while another process holds the message id lock (here one that takes it
     per transaction, as an earlier version did: a rolling upgrade), is stored with an id above
     that process's, and is acknowledged only once committed; after each batch the lock is
     free again, also after a batch that failed."""
-    other = await asyncpg.connect(url)
-    reader = await asyncpg.connect(url)
-    try:
-        await store.chat.insert_message(new_message(1))
-        assert await other.fetchval("SELECT pg_try_advisory_lock($1)", MESSAGE_ID_LOCK)
-        await other.execute("SELECT pg_advisory_unlock($1)", MESSAGE_ID_LOCK)
+    await store.chat.insert_message(new_message(1))
+    assert await other.fetchval("SELECT pg_try_advisory_lock($1)", MESSAGE_ID_LOCK)
+    await other.execute("SELECT pg_advisory_unlock($1)", MESSAGE_ID_LOCK)
 
-        tx = other.transaction()
-        await tx.start()
-        await other.execute("SELECT pg_advisory_xact_lock($1)", MESSAGE_ID_LOCK)
-        send = asyncio.create_task(store.chat.insert_message(new_message(2)))
-        await asyncio.sleep(0.3)
-        assert not send.done()
-        theirs = await other.fetchval(
-            "INSERT INTO messages (id, muid, conversation_id, sender, receiver, receiver_type,"
-            " category, type, kid, body, sent_at, updated_at, status, conv_key)"
-            " VALUES (nextval('messages_id_seq'), 'x', 'c', 'p2', 'b', 'user', 'message',"
-            " 'text', 'k', '\\x00', 1, 1, 'approved', 'u:b:p2') RETURNING id"
-        )
-        await tx.commit()
-        ours, created = await send
-        assert created and ours.id > theirs
-        # Acknowledged: committed, so another connection reads it at once.
-        assert await reader.fetchval("SELECT count(*) FROM messages WHERE id = $1", ours.id)
-        assert await other.fetchval("SELECT pg_try_advisory_lock($1)", MESSAGE_ID_LOCK)
-        await other.execute("SELECT pg_advisory_unlock($1)", MESSAGE_ID_LOCK)
+    tx = other.transaction()
+    await tx.start()
+    await other.execute("SELECT pg_advisory_xact_lock($1)", MESSAGE_ID_LOCK)
+    send = asyncio.create_task(store.chat.insert_message(new_message(2)))
+    await asyncio.sleep(0.3)
+    assert not send.done()
+    theirs = await other.fetchval(THEIR_INSERT)
+    await tx.commit()
+    ours, created = await send
+    assert created and ours.id > theirs
+    # Acknowledged: committed, so another connection reads it at once.
+    assert await reader.fetchval("SELECT count(*) FROM messages WHERE id = $1", ours.id)
+    assert await other.fetchval("SELECT pg_try_advisory_lock($1)", MESSAGE_ID_LOCK)
+    await other.execute("SELECT pg_advisory_unlock($1)", MESSAGE_ID_LOCK)
 
-        # A batch whose INSERT fails (PostgreSQL refuses a NUL in a text column): the
-        # others are stored one by one, the bad one fails alone, and the lock is free.
-        bad = dataclasses.replace(new_message(13), muid="bad\x00muid")
-        outcomes = await asyncio.gather(
-            *(store.chat.insert_message(new_message(i)) for i in range(10, 20)),
-            store.chat.insert_message(bad),
-            return_exceptions=True,
-        )
-        assert [isinstance(o, BaseException) for o in outcomes] == [False] * 10 + [True]
-        stored = [o[0].id for o in outcomes[:10] if isinstance(o, tuple)]
-        assert stored == sorted(stored) and stored[0] > ours.id
-        assert await other.fetchval("SELECT pg_try_advisory_lock($1)", MESSAGE_ID_LOCK)
-        await other.execute("SELECT pg_advisory_unlock($1)", MESSAGE_ID_LOCK)
-    finally:
-        await other.close()
-        await reader.close()
+    # A batch whose INSERT fails (PostgreSQL refuses a NUL in a text column): the
+    # others are stored one by one, the bad one fails alone, and the lock is free.
+    bad = dataclasses.replace(new_message(13), muid="bad\x00muid")
+    outcomes = await asyncio.gather(
+        *(store.chat.insert_message(new_message(i)) for i in range(10, 20)),
+        store.chat.insert_message(bad),
+        return_exceptions=True,
+    )
+    assert [isinstance(o, BaseException) for o in outcomes] == [False] * 10 + [True]
+    stored = [o[0].id for o in outcomes[:10] if isinstance(o, tuple)]
+    assert stored == sorted(stored) and stored[0] > ours.id
+    assert await other.fetchval("SELECT pg_try_advisory_lock($1)", MESSAGE_ID_LOCK)
+    await other.execute("SELECT pg_advisory_unlock($1)", MESSAGE_ID_LOCK)
 
 
 async def test_a_send_commits_only_after_the_batch_before_it_is_visible(
-    store: PostgresStorage, url: str
+    store: PostgresStorage, other: Any, reader: Any
 ) -> None:
     """Another process's batch took its id, inserted and released the id lock, and its
     commit is not visible yet: a send that takes the next id is not stored, nor
     acknowledged, before that commit is (the commit gate); then both are, in id order."""
-    other = await asyncpg.connect(url)
-    reader = await asyncpg.connect(url)
-    try:
-        tx = other.transaction()
-        await tx.start()
-        await other.execute("SELECT pg_advisory_lock($1)", MESSAGE_ID_LOCK)
-        theirs = await other.fetchval(
-            "INSERT INTO messages (id, muid, conversation_id, sender, receiver, receiver_type,"
-            " category, type, kid, body, sent_at, updated_at, status, conv_key)"
-            " VALUES (nextval('messages_id_seq'), 'x', 'c', 'p2', 'b', 'user', 'message',"
-            " 'text', 'k', '\\x00', 1, 1, 'approved', 'u:b:p2') RETURNING id"
-        )
-        await other.execute("SELECT pg_advisory_xact_lock($1)", COMMIT_GATE)
-        await other.execute("SELECT pg_advisory_unlock($1)", MESSAGE_ID_LOCK)
-        send = asyncio.create_task(store.chat.insert_message(new_message(1)))
-        await asyncio.sleep(0.3)
-        assert not send.done()
-        assert await reader.fetchval("SELECT count(*) FROM messages") == 0
-        await tx.commit()
-        ours, created = await send
-        assert created and ours.id > theirs
-        assert [r["id"] for r in await reader.fetch("SELECT id FROM messages ORDER BY id")] == [
-            theirs,
-            ours.id,
-        ]
-    finally:
-        await other.close()
-        await reader.close()
+    tx = other.transaction()
+    await tx.start()
+    await other.execute("SELECT pg_advisory_lock($1)", MESSAGE_ID_LOCK)
+    theirs = await other.fetchval(THEIR_INSERT)
+    await other.execute("SELECT pg_advisory_xact_lock($1)", COMMIT_GATE)
+    await other.execute("SELECT pg_advisory_unlock($1)", MESSAGE_ID_LOCK)
+    send = asyncio.create_task(store.chat.insert_message(new_message(1)))
+    await asyncio.sleep(0.3)
+    assert not send.done()
+    assert await reader.fetchval("SELECT count(*) FROM messages") == 0
+    await tx.commit()
+    ours, created = await send
+    assert created and ours.id > theirs
+    assert [r["id"] for r in await reader.fetch("SELECT id FROM messages ORDER BY id")] == [
+        theirs,
+        ours.id,
+    ]
 
 
 async def test_sends_queued_while_a_batch_waits_for_the_id_lock_join_its_commit(
-    store: PostgresStorage, url: str
+    store: PostgresStorage, other: Any
 ) -> None:
     """While another process's batch holds the id lock, the sends queued behind this
     process's first one join its batch: one commit for all, not one more batch after."""
-    other = await asyncpg.connect(url)
-    try:
-        await other.execute("SELECT pg_advisory_lock($1)", MESSAGE_ID_LOCK)
-        before = store.db.batches
-        first = asyncio.create_task(store.chat.insert_message(new_message(0)))
-        await asyncio.sleep(0.2)  # the batch of one is waiting for the lock
-        rest = [
-            asyncio.create_task(store.chat.insert_message(new_message(i))) for i in range(1, 21)
-        ]
-        await asyncio.sleep(0.1)
-        await other.execute("SELECT pg_advisory_unlock($1)", MESSAGE_ID_LOCK)
-        stored = [(await t)[0] for t in (first, *rest)]
-    finally:
-        await other.close()
+    await other.execute("SELECT pg_advisory_lock($1)", MESSAGE_ID_LOCK)
+    before = store.db.batches
+    first = asyncio.create_task(store.chat.insert_message(new_message(0)))
+    await asyncio.sleep(0.2)  # the batch of one is waiting for the lock
+    rest = [asyncio.create_task(store.chat.insert_message(new_message(i))) for i in range(1, 21)]
+    await asyncio.sleep(0.1)
+    await other.execute("SELECT pg_advisory_unlock($1)", MESSAGE_ID_LOCK)
+    stored = [(await t)[0] for t in (first, *rest)]
     assert store.db.batches - before == 1
     assert [m.id for m in stored] == sorted(m.id for m in stored)
 
