@@ -92,7 +92,10 @@ def variants(sentence: str) -> list[str]:
 
 def eval_lists() -> list[EvalList]:
     """The shipped list (with the circumvention eval set) and the made-up ones."""
-    circ = [json.loads(line) for line in (DATA / "platform_circumvention_eval.jsonl").open()]
+    circ = [
+        json.loads(line)
+        for line in (DATA / "platform_circumvention_eval.jsonl").read_text("utf-8").splitlines()
+    ]
     out = [
         EvalList(
             "platform-circumvention",
@@ -101,7 +104,7 @@ def eval_lists() -> list[EvalList]:
             tuple(r["text"] for r in circ if not r["label"]),
         )
     ]
-    for line in (DATA / "similarity_lists_eval.jsonl").open():
+    for line in (DATA / "similarity_lists_eval.jsonl").read_text("utf-8").splitlines():
         row = json.loads(line)
         out.append(
             EvalList(
