@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 
 #: The threshold of a condition that sets none (the engine's default).
 DEFAULT_THRESHOLD = 0.5
-#: Texts whose estimates are kept (a message is gated on the send path, then in ``detect``).
-ESTIMATES_KEPT = 256
+#: Gate answers kept (a message is gated on the send path, then in ``detect``).
+DECISIONS_KEPT = 256
 
 
 class SimilarityDetector(Detector):
@@ -61,7 +61,10 @@ class SimilarityDetector(Detector):
         self._prepared: dict[str, WordList] = {}
         self._gate = once(self._load_gate)
         self._gate_failed = False
-        self._estimates: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        # the gate's answer per (text, list, threshold): the engine asks on the send path,
+        # then ``detect`` runs (the list object is kept in the value: ids are not reused)
+        self._decided: OrderedDict[tuple[str, int, float], tuple[WordList, Detection | None]]
+        self._decided = OrderedDict()
         #: Texts decided by each stage (``lexical``: settled by the gate).
         self.counts = {STAGE_LEXICAL: 0, STAGE_ENCODER: 0}
 
@@ -97,20 +100,27 @@ class SimilarityDetector(Detector):
         self, text: str, wl: WordList, vectors: npt.NDArray[np.float32], threshold: float
     ) -> Detection | None:
         """The lexical stage's detection when the gate settles ``text`` for this list and
-        threshold, else None."""
+        threshold, else None (kept for the last ``DECISIONS_KEPT`` texts)."""
+        key = (text, id(wl), threshold)
+        known = self._decided.get(key)
+        if known is not None and known[0] is wl:
+            return known[1]
+        found = self._decide(text, wl, vectors, threshold)
+        self._decided[key] = (wl, found)
+        if len(self._decided) > DECISIONS_KEPT:
+            self._decided.popitem(last=False)
+        return found
+
+    def _decide(
+        self, text: str, wl: WordList, vectors: npt.NDArray[np.float32], threshold: float
+    ) -> Detection | None:
         gate = self.gate()
         if gate is None:
             return None
         gate_at = gate.gate_threshold(threshold)
         if gate_at is None or shouted(text):
             return None
-        estimate = self._estimates.get(text)
-        if estimate is None:
-            estimate = gate.estimate(text)
-            self._estimates[text] = estimate
-            if len(self._estimates) > ESTIMATES_KEPT:
-                self._estimates.popitem(last=False)
-        sims = vectors @ estimate
+        sims = vectors @ gate.estimate(text)
         best = int(np.argmax(sims))
         if sims[best] >= gate_at:
             return None

@@ -98,13 +98,10 @@ def shouted(text: str) -> bool:
     """Whether most of the text's letters (four or more) are capitals: the encoder is
     case-sensitive and the context-free estimate of a shouted text is poor, so the gate
     never settles one."""
-    upper = lower = 0
-    for c in text:
-        if c.isupper():
-            upper += 1
-        elif c.islower():
-            lower += 1
-    return upper >= 4 and upper > lower
+    if text.islower():  # no capital at all: most chat
+        return False
+    upper = sum(map(str.isupper, text))
+    return upper >= 4 and upper > sum(map(str.islower, text))
 
 
 def context_free_mean(rows: F32, backend: Any) -> F32:
