@@ -121,9 +121,10 @@ class Server:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-#: The local AI text rules whose detectors the cascade covers (``P-AI`` in ``run.py``): the
-#: toxicity and scam heads. Left out: ``platform-circumvention`` (sentence similarity: the
-#: encoder on every message) and ``negative-sentiment`` (VADER, inline but about 0.1 ms).
+#: The local AI text rules of the heads' cascade (``P-AI`` in ``run.py``): the toxicity and
+#: scam heads. Left out (``EVERY_AI_TEXT_RULE`` has them): ``platform-circumvention``
+#: (sentence similarity, with its own cascade stage since ``similarity_gate``) and
+#: ``negative-sentiment`` (VADER, inline but about 0.05-0.1 ms).
 AI_RULES: tuple[str, ...] = ("ai-toxicity", "ai-harmful-content", "ai-scam")
 
 
