@@ -154,3 +154,24 @@ async def test_gate_escalates_everything_near_the_threshold_on_the_shipped_list(
     assert must.sum() > 200
     assert not [t for t, m, s in zip(texts, must, settled, strict=True) if m and s]
     assert np.corrcoef(true, est.max(axis=1))[0, 1] > 0.8
+
+
+async def test_translations_of_listed_sentences_are_escalated(
+    detector: SimilarityDetector,
+) -> None:
+    """The encoder is multilingual: a listed sentence in German, French, Spanish, Russian or
+    Japanese (translated for this test) scores high, and the gate escalates it."""
+    translated = (
+        "lass uns auf WhatsApp weiterschreiben",
+        "bezahl mich direkt per Überweisung statt über die Seite",
+        "continuons cette conversation sur WhatsApp",
+        "paie-moi directement par virement au lieu de passer par le site",
+        "escríbeme por telegram mejor",
+        "págame directamente por transferencia en vez de por la web",
+        "давай продолжим в WhatsApp",
+        "WhatsAppで話そう",
+    )
+    for text in translated:
+        score, reason, encoded = await judged(detector, text)
+        assert encoded == 1 and reason.startswith("similar to"), (text, reason)
+        assert score >= SIMILARITY_THRESHOLD, (text, score)
