@@ -53,10 +53,11 @@ def main() -> None:
     p.add_argument("--out", default=str(BENCH / "ab.json"))
     p.add_argument(
         "--ai",
-        choices=("off", "on", "cascade", "default"),
+        choices=("off", "on", "cascade", "all", "default"),
         default="off",
         help="off: keyword-only rules (as run.py's P-NORMAL); on / cascade: the local AI rules"
-        " (and aiCascade), as P-AI / P-AI-CASC; default: each server as it ships",
+        " (and aiCascade), as P-AI / P-AI-CASC; all: every local AI text rule and aiCascade;"
+        " default: each server as it ships",
     )
     p.add_argument("--sync", choices=("NORMAL", "FULL"), default="FULL")
     args = p.parse_args()
@@ -102,7 +103,8 @@ def run_scenario(
     kind = kind_of(largs)
     this = start_server("parley", label="this", sync=sync)
     base = start_server("parley", label="base", sync=sync, root=base_root)
-    profile = {"off": "keywords", "on": "ai", "cascade": "ai-cascade"}.get(ai, "default")
+    profiles = {"off": "keywords", "on": "ai", "cascade": "ai-cascade", "all": "ai-all-cascade"}
+    profile = profiles.get(ai, "default")
     for server in (this, base):
         set_moderation(server.base_url, profile)
     runs: dict[str, list[dict[str, Any]]] = {"this": [], "base": []}

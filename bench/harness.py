@@ -121,9 +121,10 @@ class Server:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-#: The local AI text rules whose detectors the cascade covers (``P-AI`` in ``run.py``): the
-#: toxicity and scam heads. Left out: ``platform-circumvention`` (sentence similarity: the
-#: encoder on every message) and ``negative-sentiment`` (VADER, inline but about 0.1 ms).
+#: The local AI text rules of the heads' cascade (``P-AI`` in ``run.py``): the toxicity and
+#: scam heads. Left out (``EVERY_AI_TEXT_RULE`` has them): ``platform-circumvention``
+#: (sentence similarity, with its own cascade stage since ``similarity_gate``) and
+#: ``negative-sentiment`` (VADER, inline but about 0.05-0.1 ms).
 AI_RULES: tuple[str, ...] = ("ai-toxicity", "ai-harmful-content", "ai-scam")
 
 
@@ -136,11 +137,21 @@ DEFAULT_AI_RULES: tuple[str, ...] = (
     "ai-harmful-content-flag",
 )
 
+#: Every local AI text rule: the default AI rules, ``ai-scam``, ``platform-circumvention``
+#: (sentence similarity, with its own cascade stage) and ``negative-sentiment`` (VADER).
+EVERY_AI_TEXT_RULE: tuple[str, ...] = (
+    *DEFAULT_AI_RULES,
+    "ai-scam",
+    "platform-circumvention",
+    "negative-sentiment",
+)
+
 #: What ``set_moderation`` can set up: ``keywords`` (the default rules without the AI rules:
 #: the keyword, spam and known-bad-image rules), ``ai`` (the default rules plus ``ai-scam``,
-#: cascade off), ``ai-cascade`` (the same, cascade on), ``default`` (a fresh server as it
-#: ships: the default AI rules and the cascade on).
-MODERATION_PROFILES = ("keywords", "ai", "ai-cascade", "default")
+#: cascade off), ``ai-cascade`` (the same, cascade on), ``ai-all-cascade`` (every local AI
+#: text rule, ``EVERY_AI_TEXT_RULE``, cascade on), ``default`` (a fresh server as it ships:
+#: the default AI rules and the cascade on).
+MODERATION_PROFILES = ("keywords", "ai", "ai-cascade", "ai-all-cascade", "default")
 
 
 def set_moderation(base_url: str, profile: str) -> str:
@@ -150,8 +161,10 @@ def set_moderation(base_url: str, profile: str) -> str:
         return "as shipped"
     if profile == "keywords":
         return f"disabled {', '.join(set_rules_enabled(base_url, DEFAULT_AI_RULES, False)) or '-'}"
-    enabled = set_rules_enabled(base_url, AI_RULES)
-    cascade = profile == "ai-cascade"
+    enabled = set_rules_enabled(
+        base_url, EVERY_AI_TEXT_RULE if profile == "ai-all-cascade" else AI_RULES
+    )
+    cascade = profile in ("ai-cascade", "ai-all-cascade")
     api_call(base_url, "PUT", "/moderation/settings", {"aiCascade": cascade})
     time.sleep(3)  # the models load in the background once a rule needs them
     return f"enabled {', '.join(enabled) or '-'}, aiCascade {str(cascade).lower()}"

@@ -11,7 +11,9 @@ generator ``bench/load.py`` on core 1):
 - The same with the local AI text rules the cascade covers (the default AI rules and
   ``ai-scam``) and the cascade off: "moderation + AI"; and with the cascade on too (the
   ``aiCascade`` moderation setting; a fresh server's defaults plus ``ai-scam``):
-  "moderation + AI + cascade".
+  "moderation + AI + cascade"; and with every local AI text rule (those, the flag rules,
+  ``platform-circumvention``: sentence similarity, and ``negative-sentiment``) and the
+  cascade on: "every AI text rule + cascade".
 - The same server with ``--no-moderation``: there is no verdict, so send -> delivery instead,
   the same way.
 
@@ -58,15 +60,16 @@ def main() -> None:
     common = ["--mode", "pair", "--conns", str(args.conns), "--duration", str(args.duration)]
     runs: dict[str, dict[str, Any]] = {}
     phases = (
-        ("moderation on", True, False, False),
-        ("moderation + AI", True, True, False),
-        ("moderation + AI + cascade", True, True, True),
+        ("moderation on", "keywords"),
+        ("moderation + AI", "ai"),
+        ("moderation + AI + cascade", "ai-cascade"),
+        ("every AI text rule + cascade", "ai-all-cascade"),
     )
-    for label, moderation, ai, cascade in (*phases, ("--no-moderation", False, False, False)):
+    for label, profile in (*phases, ("--no-moderation", "")):
+        moderation = bool(profile)
         server = start_server("parley", label=label, sync=args.sync, moderation=moderation)
         try:
             if moderation:
-                profile = ("ai-cascade" if cascade else "ai") if ai else "keywords"
                 print(f"{label}: {set_moderation(server.base_url, profile)}")
             top = run_load(server, [*common, "--window", "4"])
             runs[f"{label} | closed max"] = top

