@@ -11,12 +11,15 @@ heads' initial weights) into ``--work``, and scored as ``bench/moderation_qualit
 --no-latency`` scores the full model: mean AUPRC per held-out set (the own test split is the
 shipped set's, the same rows for every mix), the functional suite (held; held or flagged at
 the shipped thresholds; every score at 0.5), the translated probe (recall at the shipped
-thresholds, German, French and Spanish together) and ``bench/idiom_probe.txt`` (harmless
-idioms held / flagged; never trained on). A run already in ``--work`` is reused.
+thresholds, German, French and Spanish together), SimpleSafetyTests (recall at the shipped
+thresholds: it has no negatives) and ``bench/idiom_probe.txt`` (harmless idioms held /
+flagged; never trained on). A run already in ``--work`` is reused.
 
 The table gives each mix's mean over the seeds, the range (max - min over seeds), and the
 change against the first mix, per seed (paired: the same seed, the same order of the rows the
-two mixes share) and on the mean. ``--json FILE`` writes every run's figures.
+two mixes share) and on the mean, and the adoption rule (``verdict``): a mix holds when no
+public set's mean falls by more than the larger of the two mixes' ranges (at least 0.001).
+``--json FILE`` writes every run's figures.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ CANDIDATES = build_labelled.DATA / "candidates"
 PROBE = Path(__file__).resolve().parent / "idiom_probe.txt"
 
 Figures = dict[str, float]
+#: Figures a stored run must have to be reused (older runs are scored again, not retrained).
+FIGURES = ("simplesafetytests violence: recall", "idiom probe: held")
+MIN_SPREAD = 0.001
 
 
 class CachedScorers(mq.Scorers):
@@ -101,6 +107,13 @@ def score(scorers: CachedScorers, sets: dict[str, list[Example]], probe: list[st
     out["mean of every set x category"] = statistics.fmean(
         s[2] for s in summary if not math.isnan(s[2])
     )
+    # SimpleSafetyTests has positives only (no AUPRC): recall at the shipped threshold, as the
+    # bench reports it
+    for c in ("self_harm", "violence"):
+        unsafe = [r.text for r in sets.get("simplesafetytests", []) if c in r.labels]
+        if unsafe:
+            hit = scorers.parley(unsafe)[c] >= mq.THRESHOLDS.get(c, 0.9)
+            out[f"simplesafetytests {c}: recall"] = float(hit.mean())
     rows = mq.read_probe(mq.DATA / "functional_eval.txt")
     ours = scorers.parley([t for _, t, _ in rows])
     y = np.array([p for _, _, p in rows])
@@ -184,7 +197,32 @@ def table(results: dict[str, dict[int, Figures]]) -> str:
                 )
             cells.append(cell)
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    verdicts = [verdict(results, base, m) for m in mixes[1:]]
+    lines.append("| no public set falls (the rule) | | " + " | ".join(verdicts) + " |")
     return "\n".join(lines)
+
+
+#: Figures of public sets (the own test split, the probes and the suite are the project's).
+def public(metric: str) -> bool:
+    own = ("parley", "mean of", "functional", "translated", "idiom")
+    return not metric.startswith(own)
+
+
+def verdict(results: dict[str, dict[int, Figures]], base: str, mix: str) -> str:
+    """The adoption rule: no public set's mean over the seeds falls by more than its spread,
+    the larger range (max - min over the seeds) of the two mixes, and at least ``MIN_SPREAD``
+    (the bench prints 3 decimals)."""
+    falls = []
+    for metric in results[base][next(iter(results[base]))]:
+        if not public(metric):
+            continue
+        a = [r[metric] for r in results[base].values()]
+        b = [r[metric] for r in results[mix].values()]
+        spread = max(max(a) - min(a), max(b) - min(b), MIN_SPREAD)
+        change = statistics.fmean(b) - statistics.fmean(a)
+        if change < -spread:
+            falls.append(f"{metric} {change:+.3f} < -{spread:.3f}")
+    return "holds" if not falls else "falls: " + "; ".join(falls)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,8 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in seeds:
             done = args.work / name / str(seed) / "figures.json"
             if done.exists():
-                results[name][seed] = json.loads(done.read_text())
-                continue
+                figures = json.loads(done.read_text())
+                if all(k in figures for k in FIGURES):
+                    results[name][seed] = figures
+                    continue
             heads, lexical = run(name, files, seed, args.work, args.cache, args.data)
             figures = score(
                 CachedScorers(Heads.load(heads), Lexical.load(lexical), emb), sets, probe
