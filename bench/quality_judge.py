@@ -13,7 +13,8 @@ shipped set's, the same rows for every mix), the functional suite (held; held or
 the shipped thresholds; every score at 0.5), the translated probe (recall at the shipped
 thresholds, German, French and Spanish together), SimpleSafetyTests (recall at the shipped
 thresholds: it has no negatives) and ``bench/idiom_probe.txt`` (harmless idioms held /
-flagged; never trained on). A run already in ``--work`` is reused.
+flagged; never trained on). A run already in ``--work`` is reused (by the mix's name: give a
+changed mix a new name, and a new ``--work`` after the sources change).
 
 The table gives each mix's mean over the seeds, the range (max - min over seeds), and the
 change against the first mix, per seed (paired: the same seed, the same order of the rows the
