@@ -49,12 +49,14 @@ def hash_split(source: str, text: str, test_percent: int = 20) -> str:
     return "test" if h % 100 < test_percent else "train"
 
 
-def own_set() -> Iterator[Example]:
-    with OWN_SET.open(encoding="utf-8") as f:
+def own_set(path: Path = OWN_SET) -> Iterator[Example]:
+    """The own labelled set (``build_labelled``). A row with ``teaches`` is labelled for those
+    categories only (as a public set's row says nothing about categories it does not label)."""
+    with path.open(encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
             pos = set(row["labels"])
-            labels = {c: int(c in pos) for c in ALL_CATEGORIES}
+            labels = {c: int(c in pos) for c in row.get("teaches", ALL_CATEGORIES)}
             yield Example(row["text"], labels, "parley", row["split"])
 
 

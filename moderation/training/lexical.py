@@ -5,10 +5,17 @@ mini-batch Adagrad with sparse updates (only the buckets a batch touches move; t
 is applied when they are touched). ``cross_fit`` gives out-of-fold logits: every row is
 scored by a model that did not see it, so the embedding heads stacked on top learn how far the
 lexical model generalises rather than how well it remembers its own training rows.
+
+The order of the rows in each epoch is a function of each row alone (``epoch_order``: a hash
+of the row's n-grams, the epoch and the seed), not of how many rows there are: adding rows
+inserts them among the others without reshuffling the rest, so a change of data is judged by
+what it teaches, not by a new mini-batch order. The seed is a salt: another seed, another
+order, for judging a change over several orders (``bench/quality_judge.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +26,7 @@ from moderation.detectors.lexical import DIM, LENGTH_CLASSES, LOGIT_CLIP, length
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
 
 SEED = 20261124
 EPOCHS = 6
@@ -36,6 +44,7 @@ class Sparse:
     indices: npt.NDArray[np.int32]  # (nnz,)
     scale: F32  # (N,): the value of every feature of the row (``lexical.row_scale``)
     length: I64  # (N,): the row's ``lexical.length_class``
+    key: U64  # (N,): a hash of the row's buckets, which orders the rows (``epoch_order``)
 
     @classmethod
     def of(cls, rows: Sequence[npt.NDArray[np.int32]]) -> Sparse:
@@ -46,7 +55,8 @@ class Sparse:
         )
         scale = np.array([row_scale(int(n)) for n in lengths], dtype=np.float32)
         length = np.array([length_class(int(n)) for n in lengths], dtype=np.int64)
-        return cls(indptr, indices, scale, length)
+        key = np.array([row_key(r) for r in rows], dtype=np.uint64)
+        return cls(indptr, indices, scale, length, key)
 
     def __len__(self) -> int:
         return len(self.scale)
@@ -60,6 +70,27 @@ class Sparse:
         pos = offsets + np.arange(total, dtype=np.int64)
         seg = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
         return self.indices[pos], seg, self.scale[rows][seg]
+
+
+def row_key(row: npt.NDArray[np.int32]) -> int:
+    """A 64-bit hash of a row's buckets (as the training stores them: int32, in order)."""
+    data = np.ascontiguousarray(row, dtype=np.int32).tobytes()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def _mix64(z: U64) -> U64:
+    """splitmix64's finaliser: every input bit moves every output bit (wrapping uint64)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def epoch_order(key: U64, rows: I64, epoch: int, seed: int) -> I64:
+    """``rows`` in the order of epoch ``epoch``: sorted by a hash of (row key, epoch, seed).
+    A row's place depends on itself, not on the other rows; equal rows stay in their order."""
+    salt = np.uint64((epoch * 0x9E3779B97F4A7C15 + seed * 0xD1B54A32D192ED03) % 2**64)
+    rank = _mix64(key[rows] ^ salt)
+    return rows[np.argsort(rank, kind="stable")]
 
 
 def _sigmoid(z: F32) -> F32:
@@ -101,15 +132,14 @@ def fit(
     if rows is None:
         rows = np.arange(len(x), dtype=np.int64)
     n, k = len(rows), y.shape[1]
-    rng = np.random.default_rng(seed)
     weights = np.zeros((DIM, k), dtype=np.float32)
     bias = np.zeros((LENGTH_CLASSES, k), dtype=np.float32)
     acc_w = np.full((DIM, k), 1e-6, dtype=np.float32)
     acc_b = np.full((LENGTH_CLASSES, k), 1e-6, dtype=np.float32)
     # the loss is a weighted mean per category; a batch carries its share of it
     total_w = np.maximum(w[rows].sum(axis=0), 1e-6)
-    for _ in range(epochs):
-        order = rows[rng.permutation(n)]
+    for epoch in range(epochs):
+        order = epoch_order(x.key, rows, epoch, seed)
         for start in range(0, n, BATCH):
             batch = order[start : start + BATCH]
             idx, seg, val = x.take(batch)
@@ -153,13 +183,12 @@ def fit_regression(
     with sparse updates; ``x``'s buckets must be below ``dim``. Returns the bucket weights
     (dim, columns) and an intercept per length class (LENGTH_CLASSES, columns)."""
     n, k = len(rows), y.shape[1]
-    rng = np.random.default_rng(seed)
     weights = np.zeros((dim, k), dtype=np.float32)
     bias = np.zeros((LENGTH_CLASSES, k), dtype=np.float32)
     acc_w = np.full((dim, k), 1e-6, dtype=np.float32)
     acc_b = np.full((LENGTH_CLASSES, k), 1e-6, dtype=np.float32)
-    for _ in range(epochs):
-        order = rows[rng.permutation(n)]
+    for epoch in range(epochs):
+        order = epoch_order(x.key, rows, epoch, seed)
         for start in range(0, n, BATCH):
             batch = order[start : start + BATCH]
             idx, seg, val = x.take(batch)

@@ -62,6 +62,7 @@ from moderation.detectors.model_registry import shared_models
 from moderation.training import lexical as lexical_training
 from moderation.training.datasets import (
     ALL_CATEGORIES,
+    OWN_SET,
     TRAINING_SETS,
     Example,
     hash_split,
@@ -103,9 +104,9 @@ GATE_MIN_ROWS = 10
 F32 = npt.NDArray[np.float32]
 
 
-def training_rows(data_dir: Path) -> list[Example]:
+def training_rows(data_dir: Path, own: Path = OWN_SET) -> list[Example]:
     rng = random.Random(SEED)
-    rows = [e for e in own_set() if e.split == "train"]
+    rows = [e for e in own_set(own) if e.split == "train"]
     for loader in TRAINING_SETS:
         part = [e for e in loader(data_dir) if e.split == "train"]
         by_source: dict[str, list[Example]] = {}
@@ -182,11 +183,11 @@ def balanced_weights(y: F32, mask: F32, source_w: F32) -> F32:
     return (w * np.where(y > 0, ratio[None, :], 1.0)).astype(np.float32)
 
 
-def fit_heads(x: F32, y: F32, w: F32, l2: F32 | None = None) -> tuple[F32, F32]:
+def fit_heads(x: F32, y: F32, w: F32, l2: F32 | None = None, seed: int = SEED) -> tuple[F32, F32]:
     """Weighted L2 logistic regression per column of ``y`` (full-batch Adam); ``l2``: the
-    penalty per feature (``L2`` for all by default)."""
+    penalty per feature (``L2`` for all by default); ``seed``: the initial weights'."""
     penalty = np.full((x.shape[1], 1), L2, dtype=np.float32) if l2 is None else l2[:, None]
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     n_feat, n_cat = x.shape[1], y.shape[1]
     weights = (rng.standard_normal((n_feat, n_cat)) * 0.01).astype(np.float32)
     bias = np.zeros(n_cat, dtype=np.float32)
@@ -291,17 +292,17 @@ def lexical_labels(rows: Sequence[Example]) -> tuple[F32, F32]:
 
 
 def train_lexical(
-    rows: Sequence[Example], source_w: F32
+    rows: Sequence[Example], source_w: F32, seed: int = SEED
 ) -> tuple[Lexical, F32, lexical_training.Sparse]:
     """The lexical model fitted on ``rows``, its out-of-fold logits for every row, and the
-    rows' hashed n-grams."""
+    rows' hashed n-grams; ``seed`` salts the order of the rows in each epoch."""
     start = time.perf_counter()
     x = lexical_training.Sparse.of([buckets(r.text) for r in rows])
     y, mask = lexical_labels(rows)
     w = balanced_weights(y, mask, source_w)
     fold = np.array([lexical_fold(r.text) for r in rows], dtype=np.int64)
-    oof = lexical_training.cross_fit(x, y, w, fold, LEXICAL_FOLDS)
-    weights, bias = lexical_training.fit(x, y, w)
+    oof = lexical_training.cross_fit(x, y, w, fold, LEXICAL_FOLDS, seed=seed)
+    weights, bias = lexical_training.fit(x, y, w, seed=seed)
     lexical = Lexical(
         LEXICAL_CATEGORIES, weights.astype(np.float16).astype(np.float32), bias.astype(np.float32)
     )
@@ -314,6 +315,7 @@ def fit_gate(
     x: F32,
     sparse: lexical_training.Sparse,
     calib_mask: npt.NDArray[np.bool_],
+    seed: int = SEED,
 ) -> Heads:
     """``heads`` with the cascade's gate (module docstring, step 7): fitted on the rows
     outside ``calib_mask``, its threshold set on the rows inside."""
@@ -322,10 +324,14 @@ def fit_gate(
     fit_rows = np.flatnonzero(~calib_mask).astype(np.int64)
     mean, std = target[fit_rows].mean(axis=0), target[fit_rows].std(axis=0) + 1e-6
     folded = lexical_training.Sparse(
-        sparse.indptr, sparse.indices & GATE_MASK, sparse.scale, sparse.length
+        sparse.indptr, sparse.indices & GATE_MASK, sparse.scale, sparse.length, sparse.key
     )
     weights, bias = lexical_training.fit_regression(
-        folded, ((target - mean) / std).astype(np.float32), rows=fit_rows, dim=GATE_MASK + 1
+        folded,
+        ((target - mean) / std).astype(np.float32),
+        rows=fit_rows,
+        dim=GATE_MASK + 1,
+        seed=seed,
     )
     # fold the standardisation in, and round as the file stores the weights
     weights = (weights * std).astype(np.float16).astype(np.float32)
@@ -377,6 +383,7 @@ def fit_calibrated_heads(
     calib_mask: npt.NDArray[np.bool_],
     categories: Sequence[str],
     l2: F32 | None = None,
+    seed: int = SEED,
 ) -> Heads:
     """Standardise, fit the heads on the rows outside ``calib_mask``, Platt-scale them on
     the rows inside, and fold the standardisation into the weights."""
@@ -385,7 +392,7 @@ def fit_calibrated_heads(
     std = x[fit].std(axis=0) + 1e-6
     xs = ((x - mean) / std).astype(np.float32)
     w = balanced_weights(y[fit], mask[fit], source_w[fit])
-    weights, bias = fit_heads(xs[fit], y[fit], w, l2)
+    weights, bias = fit_heads(xs[fit], y[fit], w, l2, seed)
     logits = xs[calib_mask] @ weights + bias
     wc = balanced_weights(y[calib_mask], mask[calib_mask], source_w[calib_mask])
     platt = [fit_platt(logits[:, j], y[calib_mask][:, j], wc[:, j]) for j in range(len(categories))]
@@ -407,9 +414,15 @@ def train(
     cache: Path | None,
     lexical_out: Path = LEXICAL_PATH,
     gate_for: Path | None = None,
+    *,
+    own: Path = OWN_SET,
+    seed: int = SEED,
 ) -> Heads:
+    """Train on the public sets in ``data_dir`` and the own labelled set ``own``; ``seed``
+    salts the lexical model's and the gate's order of rows and the heads' initial weights
+    (the public rows sampled stay the same)."""
     categories = ALL_CATEGORIES
-    rows = training_rows(data_dir)
+    rows = training_rows(data_dir, own)
     calib_mask = np.array([hash_split("calib", r.text, 15) == "test" for r in rows])
     print(f"{len(rows)} training rows ({calib_mask.sum()} for calibration)", file=sys.stderr)
     texts = [r.text for r in rows]
@@ -418,7 +431,7 @@ def train(
     source_w = np.array(
         [OWN_WEIGHT if r.source == "parley" else 1.0 for r in rows], dtype=np.float32
     )
-    lexical, oof, sparse = train_lexical(rows, source_w)
+    lexical, oof, sparse = train_lexical(rows, source_w, seed)
     lexical_out.parent.mkdir(parents=True, exist_ok=True)
     lexical.save(lexical_out)
     # the heads see out-of-fold lexical logits, as they will see them on unseen text
@@ -428,16 +441,16 @@ def train(
     l2 = np.full(x.shape[1], L2, dtype=np.float32)
     l2[-len(LEXICAL_CATEGORIES) :] *= LEXICAL_L2_FACTOR
     if gate_for is None:
-        heads = fit_calibrated_heads(x, y, mask, source_w, calib_mask, categories, l2)
+        heads = fit_calibrated_heads(x, y, mask, source_w, calib_mask, categories, l2, seed)
     else:
         # keep these heads as they are (bit for bit) and fit only the gate to them; they must
         # have been trained on the same rows and lexical model
         heads = dataclasses.replace(Heads.load(gate_for), gate=None)
-    heads = fit_gate(heads, x, sparse, calib_mask)
+    heads = fit_gate(heads, x, sparse, calib_mask, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     heads.save(out)
     # quick report on the own test split
-    test = [e for e in own_set() if e.split == "test"]
+    test = [e for e in own_set(own) if e.split == "test"]
     test_texts = [e.text for e in test]
     test_embeddings = embed_all(test_texts, cache)
     scores = heads.scores(feature_matrix(test_texts, test_embeddings, lexical, profanity))
@@ -461,10 +474,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="keep the heads of this file (trained on the same data) and fit only the gate",
     )
+    parser.add_argument(
+        "--own", type=Path, default=OWN_SET, help="the own labelled set (JSONL, build_labelled)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=SEED,
+        help="salt of the order of rows and of the heads' initial weights (the shipped: default)",
+    )
     args = parser.parse_args(argv)
     np.random.seed(SEED)
     start = time.perf_counter()
-    train(args.data, args.out, args.cache, args.lexical_out, args.gate_for)
+    train(
+        args.data,
+        args.out,
+        args.cache,
+        args.lexical_out,
+        args.gate_for,
+        own=args.own,
+        seed=args.seed,
+    )
     for path in (args.out, args.lexical_out):
         print(f"wrote {path} ({path.stat().st_size // 1024} KiB)", file=sys.stderr)
     print(f"training took {time.perf_counter() - start:.0f} s", file=sys.stderr)

@@ -204,3 +204,43 @@ def test_cross_fit_scores_rows_with_models_that_did_not_see_them() -> None:
     fitted = training.predict(x1, full_w, full_b)[0, 0]
     held = training.cross_fit(x1, y1, np.ones_like(y1), np.array([0, 1, 1]), 2, epochs=20)
     assert held[0, 0] < fitted
+
+
+def test_adding_rows_does_not_reshuffle_the_others() -> None:
+    # each epoch's order is a hash of every row (its n-grams, the epoch, the seed): rows added
+    # to the training data fall in among the others, whose order among themselves stays, so a
+    # change of data is not judged through a new mini-batch order
+    x, _, _ = _toy()
+    extra = training.Sparse.of([buckets(f"a new row {n}") for n in range(30)])
+    both = training.Sparse.of(
+        [x.indices[x.indptr[i] : x.indptr[i + 1]] for i in range(len(x))]
+        + [extra.indices[extra.indptr[i] : extra.indptr[i + 1]] for i in range(len(extra))]
+    )
+    old = np.arange(len(x), dtype=np.int64)
+    for epoch in range(3):
+        alone = training.epoch_order(x.key, old, epoch, training.SEED)
+        mixed = training.epoch_order(both.key, np.arange(len(both), dtype=np.int64), epoch, 1)
+        mixed_same_seed = training.epoch_order(
+            both.key, np.arange(len(both), dtype=np.int64), epoch, training.SEED
+        )
+        assert list(mixed_same_seed[mixed_same_seed < len(x)]) == list(alone)
+        assert sorted(alone) == list(old) and list(alone) != list(old)
+        # another seed (or epoch) is another order
+        assert list(mixed[mixed < len(x)]) != list(alone)
+    assert list(training.epoch_order(x.key, old, 0, 7)) != list(
+        training.epoch_order(x.key, old, 1, 7)
+    )
+
+
+def test_another_seed_trains_another_model_that_still_separates() -> None:
+    # more rows than one mini-batch, so the order matters
+    texts = [f"you are a {w} {n}" for w in ("idiot", "moron", "loser") for n in range(100)]
+    texts += [f"you are a {w} {n}" for w in ("friend", "star", "hero") for n in range(100)]
+    x = training.Sparse.of([buckets(t) for t in texts])
+    y = np.array([[1.0]] * 300 + [[0.0]] * 300, dtype=np.float32)
+    w = np.ones_like(y)
+    weights, _ = training.fit(x, y, w, epochs=3)
+    other, bias = training.fit(x, y, w, epochs=3, seed=3)
+    assert not np.array_equal(weights, other)
+    z = training.predict(x, other, bias)[:, 0]
+    assert z[:300].min() > z[300:].max()
