@@ -209,3 +209,16 @@ async def world_on(server: ServerProcess) -> AsyncIterator[World]:
 async def world(server: ServerProcess) -> AsyncIterator[World]:
     async with world_on(server) as w:
         yield w
+
+
+@pytest.fixture
+async def fresh_world(server_factory: type[ServerProcess]) -> AsyncIterator[World]:
+    """A World on a server of its own (``--rate-limit 0``), stopped after the test: for tests
+    that change rules, settings or lists, which must stay off the shared server, and whose
+    models' memory is not kept for the rest of the session."""
+    srv = server_factory("--rate-limit", "0")  # type: ignore[call-arg]
+    try:
+        async with world_on(srv) as w:
+            yield w
+    finally:
+        srv.stop()

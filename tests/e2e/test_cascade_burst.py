@@ -7,13 +7,12 @@ clients sort by id), and nothing is lost or delivered twice."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from client.sdk.ws import ParleyClient
-from tests.conftest import World, world_on
+from tests.conftest import World
 
 AI_RULES = ("ai-toxicity", "ai-harmful-content", "ai-scam")
 #: Clear texts in other languages than English: the gate never settles them (its lexical
@@ -32,13 +31,10 @@ SENDERS = 3
 
 
 @pytest.fixture
-async def world(server_factory: Any) -> AsyncIterator[World]:
-    srv = server_factory("--rate-limit", "0")
-    try:
-        async with world_on(srv) as w:
-            yield w
-    finally:
-        srv.stop()
+def world(fresh_world: World) -> World:
+    """A server of its own per test (``fresh_world``): the rules and settings changed here
+    stay off the shared one."""
+    return fresh_world
 
 
 async def enable_ai(world: World) -> None:

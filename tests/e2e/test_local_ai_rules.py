@@ -10,7 +10,6 @@ operator sees a newer version's in ``GET /moderation/defaults`` and adopts them 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -21,14 +20,10 @@ from tests.conftest import ServerProcess, World, world_on
 
 
 @pytest.fixture
-async def world(server_factory: Any) -> AsyncIterator[World]:
-    """A fresh server per test: the rules and settings changed here stay off the shared one."""
-    srv = server_factory("--rate-limit", "0")
-    try:
-        async with world_on(srv) as w:
-            yield w
-    finally:
-        srv.stop()  # its encoder's memory is not kept for the rest of the session
+def world(fresh_world: World) -> World:
+    """A server of its own per test (``fresh_world``): the rules and settings changed here
+    stay off the shared one."""
+    return fresh_world
 
 
 def editable(body: dict[str, Any]) -> dict[str, Any]:

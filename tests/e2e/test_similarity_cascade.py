@@ -7,22 +7,18 @@ rule on it, works the same way."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import World, world_on
+from tests.conftest import World
 
 
 @pytest.fixture
-async def world(server_factory: Any) -> AsyncIterator[World]:
-    srv = server_factory("--rate-limit", "0")
-    try:
-        async with world_on(srv) as w:
-            yield w
-    finally:
-        srv.stop()
+def world(fresh_world: World) -> World:
+    """A server of its own per test (``fresh_world``): the rules and settings changed here
+    stay off the shared one."""
+    return fresh_world
 
 
 async def flagged(world: World, message_id: int) -> dict[str, Any] | None:
