@@ -8,6 +8,7 @@ always installed where the suite runs (``.ci/run``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import subprocess
@@ -61,24 +62,28 @@ THEIR_INSERT = (
 )
 
 
-@pytest.fixture
-async def other(url: str) -> AsyncIterator[Any]:
-    """A connection standing for another Parley process on the same database."""
+@contextlib.asynccontextmanager
+async def connected(url: str) -> AsyncIterator[Any]:
+    """A plain asyncpg connection to ``url``, closed at the end."""
     conn = await asyncpg.connect(url)
     try:
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def other(url: str) -> AsyncIterator[Any]:
+    """A connection standing for another Parley process on the same database."""
+    async with connected(url) as conn:
+        yield conn
 
 
 @pytest.fixture
 async def reader(url: str) -> AsyncIterator[Any]:
     """A connection that sees only what is committed."""
-    conn = await asyncpg.connect(url)
-    try:
+    async with connected(url) as conn:
         yield conn
-    finally:
-        await conn.close()
 
 
 def new_message(i: int, sender: str = "a", receiver: str = "b") -> NewMessage:
@@ -283,11 +288,8 @@ async def test_rows_are_sealed_as_on_sqlite(
     store: PostgresStorage, url: str, ring: KeyRing
 ) -> None:
     message, _ = await store.chat.insert_message(new_message(1))
-    conn = await asyncpg.connect(url)
-    try:
+    async with connected(url) as conn:
         row = await conn.fetchrow("SELECT * FROM messages WHERE id = $1", message.id)
-    finally:
-        await conn.close()
     assert b"hello" not in row["body"] and row["kid"] == ring.current
     # The associated data is the one SQLite uses: message id and conversation id.
     aad = f"parley:message:{message.id}:{message.conversation_id}".encode()
@@ -349,14 +351,11 @@ async def test_the_writer_reconnects_after_losing_its_connection(
     store: PostgresStorage, url: str
 ) -> None:
     await store.chat.insert_message(new_message(1))
-    admin = await asyncpg.connect(url)
-    try:
+    async with connected(url) as admin:
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
-    finally:
-        await admin.close()
     # The batch that finds the connection gone fails (nothing was acknowledged; the caller
     # hears "unavailable, retry"); the next one runs on a new connection, with no restart.
     for i in range(2, 5):
