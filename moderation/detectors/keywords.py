@@ -216,6 +216,11 @@ def _allowed_spans(
     return spans
 
 
+#: Texts whose ``rules_out`` answer is kept (chat repeats texts: "ok", "thanks", a pasted
+#: announcement; a clean one is then ruled out without folding and searching it again).
+RULED_OUT_KEPT = 8192
+
+
 class KeywordDetector(Detector):
     """Detector for ``keywords`` conditions: the condition's list, category = list id."""
 
@@ -224,9 +229,12 @@ class KeywordDetector(Detector):
     reads: frozenset[str] = frozenset()
     list_kinds: tuple[str, ...] = ("keywords", "sentences")
 
-    def __init__(self, *, cache_size: int = 256) -> None:
+    def __init__(self, *, cache_size: int = 256, ruled_out_size: int = RULED_OUT_KEPT) -> None:
         self._compiled: dict[int, tuple[WordList, CompiledList]] = {}
         self._prepared: OrderedDict[str, Prepared] = OrderedDict()
+        # ``rules_out``'s answer per text, with the lists object it was given
+        self._ruled_out: OrderedDict[str, tuple[Mapping[str, WordList], bool]] = OrderedDict()
+        self._ruled_out_size = ruled_out_size
         self._unions: dict[int, tuple[Mapping[str, WordList], CompiledList]] = {}
         self._may: OrderedDict[tuple[int, int], tuple[Prepared, Mapping[str, WordList], bool]] = (
             OrderedDict()
@@ -307,7 +315,17 @@ class KeywordDetector(Detector):
         """True when no keyword list can match the message (the engine then skips every
         keyword condition of a rule without running them one by one)."""
         text = message_text(message)
-        return not text or not self.may_match(self.prepared(text), lists)
+        if not text:
+            return True
+        known = self._ruled_out.get(text)
+        if known is not None and known[0] is lists:
+            self._ruled_out.move_to_end(text)
+            return known[1]
+        result = not self.may_match(self.prepared(text), lists)
+        self._ruled_out[text] = (lists, result)
+        if len(self._ruled_out) > self._ruled_out_size:
+            self._ruled_out.popitem(last=False)
+        return result
 
     async def detect(
         self, message: MessageView, condition: Condition, ctx: DetectContext

@@ -4,10 +4,18 @@ Scores come from VADER (``vaderSentiment``, MIT, a 7,500-word English lexicon wi
 negation, intensifiers, capitals, punctuation and emoticons): ``negative`` is the negative
 part of the compound score (0..1), ``positive`` the positive part. English only: other
 languages mostly score 0. Cheap (well under a millisecond), so it runs inline.
+
+Two shortcuts, both exact: VADER gives a word a valence only when the word is in its lexicon
+(negation, intensifiers, "but" and punctuation only scale valences already there), so an
+ASCII text (no emoji, which VADER would spell out in words) with no lexicon word scores 0
+without running VADER (``lexicon_free``: about 2 us instead of 20); and the scores of the
+last ``SCORES_KEPT`` texts are kept, as chat repeats texts.
 """
 
 from __future__ import annotations
 
+import string
+from collections import OrderedDict
 from typing import Any
 
 from moderation.detectors.base import DetectContext, Detector, message_text
@@ -15,12 +23,34 @@ from moderation.detectors.model_registry import ModelRegistry, shared_models
 from moderation.rules import SENTIMENT_CATEGORIES, Condition
 from moderation.types import Detection, MessageView
 
+#: Characters of a text that VADER reads.
+MAX_CHARS = 2000
+#: Texts whose scores are kept (``SentimentDetector``).
+SCORES_KEPT = 8192
+_PUNCTUATION = string.punctuation
+
+
+def lexicon_free(analyzer: Any, text: str) -> bool:
+    """Whether VADER would find no word of its lexicon in ``text`` (an ASCII text: emoji are
+    spelled out in words first), so its compound score is 0. Words are cut as VADER cuts them
+    (on whitespace, leading and trailing punctuation stripped unless that leaves two
+    characters or fewer: emoticons) and looked up in lower case, as VADER looks them up."""
+    if not text.isascii():
+        return False
+    lexicon = analyzer.lexicon
+    for word in text.split():
+        stripped = word.strip(_PUNCTUATION)
+        if (stripped if len(stripped) > 2 else word).lower() in lexicon:
+            return False
+    return True
+
 
 def sentiment(analyzer: Any, text: str) -> tuple[float, float]:
     """(negative, positive), each 0..1, from the VADER ``analyzer``'s compound score."""
-    if not text.strip():
+    text = text[:MAX_CHARS]
+    if not text.strip() or lexicon_free(analyzer, text):
         return 0.0, 0.0
-    compound = float(analyzer.polarity_scores(text[:2000])["compound"])
+    compound = float(analyzer.polarity_scores(text)["compound"])
     return round(max(0.0, -compound), 4), round(max(0.0, compound), 4)
 
 
@@ -34,6 +64,7 @@ class SentimentDetector(Detector):
 
     def __init__(self, models: ModelRegistry | None = None) -> None:
         self.models = shared_models() if models is None else models
+        self._scores: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def warm_up(self) -> None:
         """Start loading the VADER lexicon in a background thread."""
@@ -42,7 +73,15 @@ class SentimentDetector(Detector):
     async def detect(
         self, message: MessageView, condition: Condition, ctx: DetectContext
     ) -> list[Detection]:
-        negative, positive = sentiment(self.models.vader(), message_text(message))
+        text = message_text(message)
+        found = self._scores.get(text)
+        if found is None:
+            found = self._scores[text] = sentiment(self.models.vader(), text)
+            if len(self._scores) > SCORES_KEPT:
+                self._scores.popitem(last=False)
+        else:
+            self._scores.move_to_end(text)
+        negative, positive = found
         return [
             Detection(self.name, "negative", negative),
             Detection(self.name, "positive", positive),

@@ -42,8 +42,10 @@ log = logging.getLogger(__name__)
 
 #: The threshold of a condition that sets none (the engine's default).
 DEFAULT_THRESHOLD = 0.5
-#: Gate answers kept (a message is gated on the send path, then in ``detect``).
-DECISIONS_KEPT = 256
+#: Gate answers kept, by (text, list, threshold): a message is gated on the send path, then
+#: in ``detect``, and chat repeats texts ("ok", "thanks", a pasted announcement), so as many
+#: as the heads' score cache keeps (``cascade.SCORE_CACHE_SIZE``; about 2 MB when full).
+DECISIONS_KEPT = 8192
 
 
 class SimilarityDetector(Detector):
@@ -104,6 +106,7 @@ class SimilarityDetector(Detector):
         key = (text, id(wl), threshold)
         known = self._decided.get(key)
         if known is not None and known[0] is wl:
+            self._decided.move_to_end(key)
             return known[1]
         found = self._decide(text, wl, vectors, threshold)
         self._decided[key] = (wl, found)

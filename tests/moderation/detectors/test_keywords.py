@@ -192,3 +192,16 @@ def test_matching_is_fast() -> None:
         for c in compiled:
             find(c, tokens)
     assert (time.perf_counter() - start) / 20 < 0.05
+
+
+def test_a_text_ruled_out_before_is_matched_once_a_list_gains_its_word(make_message: Make) -> None:
+    # the answer is kept per text for repeated chat, but only for the lists it was given: an
+    # edited list arrives as a new mapping (a new engine), and the same text is searched again
+    detector = KeywordDetector()
+    message = make_message("meet me at the lighthouse")
+    before = {"custom": WordList("custom", "custom", "keywords", ("harbour",))}
+    assert detector.rules_out(message, before)
+    assert detector.rules_out(message, before)  # kept
+    after = {"custom": WordList("custom", "custom", "keywords", ("harbour", "lighthouse"))}
+    assert not detector.rules_out(message, after)
+    assert detector.rules_out(make_message("meet me at the harbor"), before)
