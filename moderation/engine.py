@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from moderation.budget import PatternBudget
 from moderation.detectors.base import EXPENSIVE, READS_EVERYTHING, DetectContext, Detector
@@ -107,6 +108,22 @@ def verdict_of(matches: Sequence[Match], detections: Sequence[Detection]) -> Ver
 Runner = Callable[[Condition, str], Awaitable[list[Detection]]]
 
 
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One rule as ``evaluate`` runs it on one message category and type: its conditions
+    that apply there, cheapest first; for each, the lowest threshold any of its categories
+    has (None: no detector serves its kind, so it never matches); the kinds it reads (for
+    the detectors' shared pre-checks); its cost (its dearest condition's); and whether its
+    sender or receiver filter must be checked per message."""
+
+    rule: Rule
+    conditions: tuple[Condition, ...]
+    lowest: tuple[float | None, ...]
+    kinds: tuple[str, ...]
+    cost: int
+    filtered: bool
+
+
 class Engine:
     """Evaluates messages against a fixed set of rules and lists; build a new one on change.
 
@@ -143,18 +160,16 @@ class Engine:
                 needed.warm_up()
         self._inline: dict[tuple[str, str, bool], bool] = {}
         self._expensive: dict[tuple[str, str, bool], tuple[Condition, ...]] = {}
-        self._costs: dict[tuple[str, str, bool], dict[int, int]] = {}
         # Per-message work that depends only on the rules, kept (the send path runs
-        # ``evaluate`` for every message): the rules whose sender and receiver filters are
-        # empty (they apply to every message), each rule's conditions on a message type in
-        # cost order, and each condition's threshold per category. Keyed by id, with the
-        # object kept alongside so that an id is never reused while cached.
+        # ``evaluate`` for every message): per message category and type, the rules that
+        # apply there in cost order with their conditions (``_Step``); and each condition's
+        # threshold per category. Keyed by id, with the object kept alongside so that an id
+        # is never reused while cached.
         self._unfiltered = frozenset(
             id(r) for r in self._enabled if r.sender == _ANYONE and r.receiver == _ANYWHERE
         )
-        self._ordered: dict[tuple[int, str, str, bool], tuple[Rule, tuple[Condition, ...]]] = {}
+        self._plans: dict[tuple[str, str, bool], tuple[_Step, ...]] = {}
         self._thresholds: dict[int, tuple[Condition, dict[str, float]]] = {}
-        self._lowest: dict[int, tuple[Condition, float]] = {}
 
     # ------------------------------------------------------------------ questions
 
@@ -247,14 +262,7 @@ class Engine:
         the sender's recent messages across conversations, newest last.
         """
         runner, produced, undecided = self._runner(message, context, sender_recent)
-        costs = self._rule_costs(message.category, message.message_type, message.has_caption)
-        unfiltered = self._unfiltered
-        candidates = [
-            r
-            for r in self._enabled
-            if id(r) in unfiltered or r.applies(message.sender, message.receiver)
-        ]
-        candidates.sort(key=lambda r: costs[id(r)])
+        plan = self._plan(message.category, message.message_type, message.has_caption)
         matches: list[Match] = []
         blocked = False
         excluded: dict[str, bool] = {}
@@ -265,10 +273,12 @@ class Engine:
                 known = excluded[kind] = self._rules_out(kind, message)
             return known
 
-        for rule in candidates:
-            if blocked and costs[id(rule)] >= EXPENSIVE:
+        for step in plan:
+            if step.filtered and not step.rule.applies(message.sender, message.receiver):
                 continue
-            match = await self._match(rule, message, runner, undecided, ruled_out, own=True)
+            if blocked and step.cost >= EXPENSIVE:
+                continue
+            match = await self._run_step(step, runner, undecided, ruled_out)
             if match is not None:
                 matches.append(match)
                 blocked = blocked or Action.BLOCK in match.actions
@@ -285,8 +295,11 @@ class Engine:
         """Whether ``rule`` (enabled or not, stored or not) matches ``message``: for dry-runs."""
         if not rule.applies(message.sender, message.receiver):
             return None
+        step = self._step(rule, message.category, message.message_type, message.has_caption)
+        if not step.conditions:
+            return None
         runner, _, undecided = self._runner(message, context, sender_recent)
-        return await self._match(rule, message, runner, undecided)
+        return await self._run_step(step, runner, undecided)
 
     async def detect_all(
         self,
@@ -388,30 +401,37 @@ class Engine:
 
         return run, produced, undecided
 
-    def _conditions(
-        self, rule: Rule, message: MessageView, *, own: bool
-    ) -> tuple[Condition, ...] | list[Condition]:
-        """The rule's conditions that apply to the message, cheapest first (kept per rule and
-        message type for the engine's own rules, ``own``)."""
-        caption = message.has_caption
-        key = (id(rule), message.category, message.message_type, caption)
-        if own:
-            known = self._ordered.get(key)
-            if known is not None and known[0] is rule:
-                return known[1]
-        conditions = sorted(
-            (
-                c
-                for c in rule.conditions
-                if c.applies_to(message.category, message.message_type, caption)
-            ),
-            key=self._cost,
+    def _plan(self, category: str, message_type: str, caption: bool) -> tuple[_Step, ...]:
+        """The enabled rules that have a condition on this message category and type, as
+        ``_Step``s in cost order (a stable sort: rules of one cost keep their order)."""
+        key = (category, message_type, caption)
+        plan = self._plans.get(key)
+        if plan is None:
+            steps = (self._step(r, category, message_type, caption) for r in self._enabled)
+            plan = tuple(sorted((s for s in steps if s.conditions), key=lambda s: s.cost))
+            if len(self._plans) >= _KEPT:  # custom message types are the caller's strings
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
+    def _step(self, rule: Rule, category: str, message_type: str, caption: bool) -> _Step:
+        conditions = tuple(
+            sorted(
+                (c for c in rule.conditions if c.applies_to(category, message_type, caption)),
+                key=self._cost,
+            )
         )
-        if own:
-            if len(self._ordered) >= _KEPT:
-                self._ordered.clear()
-            self._ordered[key] = (rule, tuple(conditions))
-        return conditions
+        return _Step(
+            rule=rule,
+            conditions=conditions,
+            lowest=tuple(
+                c.lowest_threshold(DEFAULT_THRESHOLD) if c.kind in self.detectors else None
+                for c in conditions
+            ),
+            kinds=tuple(dict.fromkeys(c.kind for c in conditions)),
+            cost=max((self._cost(c) for c in conditions), default=0),
+            filtered=id(rule) not in self._unfiltered,
+        )
 
     def _threshold_of(self, condition: Condition, category: str) -> float:
         """``condition.threshold_for(category, DEFAULT_THRESHOLD)``, kept per condition."""
@@ -425,40 +445,9 @@ class Engine:
             found = known[1][category] = condition.threshold_for(category, DEFAULT_THRESHOLD)
         return found
 
-    def _lowest_threshold(self, condition: Condition) -> float:
-        """``condition.lowest_threshold``, kept per condition."""
-        known = self._lowest.get(id(condition))
-        if known is not None and known[0] is condition:
-            return known[1]
-        lowest = condition.lowest_threshold(DEFAULT_THRESHOLD)
-        if len(self._lowest) >= _KEPT:
-            self._lowest.clear()
-        self._lowest[id(condition)] = (condition, lowest)
-        return lowest
-
     def _cost(self, condition: Condition) -> int:
         detector = self.detectors.get(condition.kind)
         return 0 if detector is None else detector.cost
-
-    def _rule_costs(self, category: str, message_type: str, caption: bool) -> dict[int, int]:
-        """Each enabled rule's cost on this category and type, by ``id(rule)``."""
-        key = (category, message_type, caption)
-        costs = self._costs.get(key)
-        if costs is None:
-            costs = self._costs[key] = {
-                id(r): self._rule_cost(r, category, message_type, caption) for r in self._enabled
-            }
-        return costs
-
-    def _rule_cost(self, rule: Rule, category: str, message_type: str, caption: bool) -> int:
-        return max(
-            (
-                self._cost(c)
-                for c in rule.conditions
-                if c.applies_to(category, message_type, caption)
-            ),
-            default=0,
-        )
 
     def _rules_out(self, kind: str, message: MessageView) -> bool:
         """The detector's shared pre-check (``Detector.rules_out``): True when no condition of
@@ -473,33 +462,27 @@ class Engine:
             log.exception("detector %s pre-check failed on message %d", kind, message.id)
             return False
 
-    async def _match(
+    async def _run_step(
         self,
-        rule: Rule,
-        message: MessageView,
+        step: _Step,
         run: Runner,
         undecided: Mapping[int, str],
         ruled_out: Callable[[str], bool] | None = None,
-        *,
-        own: bool = False,
     ) -> Match | None:
-        conditions = self._conditions(rule, message, own=own)
-        if not conditions:
-            return None
+        rule = step.rule
         if ruled_out is not None:
             if rule.match is MatchMode.ALL:
-                if any(ruled_out(c.kind) for c in conditions):
+                if any(ruled_out(kind) for kind in step.kinds):
                     return None
-            elif all(ruled_out(c.kind) for c in conditions):
+            elif all(ruled_out(kind) for kind in step.kinds):
                 return None
         hits: list[Detection] = []
         unsure: list[str] = []
-        for condition in conditions:
-            if condition.kind not in self.detectors:
+        for condition, lowest in zip(step.conditions, step.lowest, strict=True):
+            if lowest is None:  # no detector serves this kind
                 hit = None
             else:
                 found = await run(condition, rule.id)
-                lowest = self._lowest_threshold(condition)
                 # nothing reaches even the condition's lowest threshold (the usual case: a
                 # model's nine scores, all low): no hit, without a threshold per detection
                 if all(d.confidence < lowest for d in found):
