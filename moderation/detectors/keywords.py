@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from moderation.detectors.base import DetectContext, Detector, message_text
+from moderation.detectors.base import KEPT_TEXT_CHARS, DetectContext, Detector, message_text
 from moderation.normalize import LEET, MASKS, Token, fold, item_words, tokenize, variants
 from moderation.rules import Condition, WordList
 from moderation.types import Detection, MessageView
@@ -216,8 +216,9 @@ def _allowed_spans(
     return spans
 
 
-#: Texts whose ``rules_out`` answer is kept (chat repeats texts: "ok", "thanks", a pasted
-#: announcement; a clean one is then ruled out without folding and searching it again).
+#: Texts whose ``rules_out`` answer is kept, each of at most ``KEPT_TEXT_CHARS`` (chat
+#: repeats texts: "ok", "thanks", a pasted announcement; a clean one is then ruled out
+#: without folding and searching it again).
 RULED_OUT_KEPT = 8192
 
 
@@ -322,9 +323,10 @@ class KeywordDetector(Detector):
             self._ruled_out.move_to_end(text)
             return known[1]
         result = not self.may_match(self.prepared(text), lists)
-        self._ruled_out[text] = (lists, result)
-        if len(self._ruled_out) > self._ruled_out_size:
-            self._ruled_out.popitem(last=False)
+        if len(text) <= KEPT_TEXT_CHARS:
+            self._ruled_out[text] = (lists, result)
+            if len(self._ruled_out) > self._ruled_out_size:
+                self._ruled_out.popitem(last=False)
         return result
 
     async def detect(

@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from moderation.bundled_lists import PROFANITY_LANGUAGES, read_profanity_list
+from moderation.detectors.base import KEPT_TEXT_CHARS
 from moderation.detectors.cascade import SCORE_CACHE_SIZE, STAGE_LEXICAL, HeadResult, ScoreCache
 from moderation.detectors.encoder import SharedEncoder
 from moderation.detectors.heads import MODEL_PATH as HEADS_PATH
@@ -53,9 +54,6 @@ ModelName = Literal["encoder", "heads", "lexical", "profanity", "vader", "open_n
 
 #: Texts whose heads features stay cached (a message is scored by toxicity and scam).
 TEXT_FEATURES_CACHE = 512
-#: Texts longer than this are not kept by ``lexical_stage`` and ``text_signals`` (whose
-#: caches hold as many texts as the score cache): their memory stays bounded.
-KEPT_TEXT_CHARS = 1000
 
 
 class ModelRegistry:

@@ -9,7 +9,7 @@ Two shortcuts, both exact: VADER gives a word a valence only when the word is in
 (negation, intensifiers, "but" and punctuation only scale valences already there), so an
 ASCII text (no emoji, which VADER would spell out in words) with no lexicon word scores 0
 without running VADER (``lexicon_free``: about 2 us instead of 20); and the scores of the
-last ``SCORES_KEPT`` texts are kept, as chat repeats texts.
+last ``SCORES_KEPT`` texts (of at most ``KEPT_TEXT_CHARS``) are kept, as chat repeats texts.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import string
 from collections import OrderedDict
 from typing import Any
 
-from moderation.detectors.base import DetectContext, Detector, message_text
+from moderation.detectors.base import KEPT_TEXT_CHARS, DetectContext, Detector, message_text
 from moderation.detectors.model_registry import ModelRegistry, shared_models
 from moderation.rules import SENTIMENT_CATEGORIES, Condition
 from moderation.types import Detection, MessageView
@@ -75,12 +75,14 @@ class SentimentDetector(Detector):
     ) -> list[Detection]:
         text = message_text(message)
         found = self._scores.get(text)
-        if found is None:
-            found = self._scores[text] = sentiment(self.models.vader(), text)
-            if len(self._scores) > SCORES_KEPT:
-                self._scores.popitem(last=False)
-        else:
+        if found is not None:
             self._scores.move_to_end(text)
+        else:
+            found = sentiment(self.models.vader(), text)
+            if len(text) <= KEPT_TEXT_CHARS:
+                self._scores[text] = found
+                if len(self._scores) > SCORES_KEPT:
+                    self._scores.popitem(last=False)
         negative, positive = found
         return [
             Detection(self.name, "negative", negative),

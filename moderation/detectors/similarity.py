@@ -29,7 +29,13 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from moderation.detectors.base import EXPENSIVE, DetectContext, Detector, message_text
+from moderation.detectors.base import (
+    EXPENSIVE,
+    KEPT_TEXT_CHARS,
+    DetectContext,
+    Detector,
+    message_text,
+)
 from moderation.detectors.cascade import STAGE_ENCODER, STAGE_LEXICAL
 from moderation.detectors.encoder import SharedEncoder
 from moderation.detectors.model_registry import ModelRegistry, shared_models
@@ -44,7 +50,8 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.5
 #: Gate answers kept, by (text, list, threshold): a message is gated on the send path, then
 #: in ``detect``, and chat repeats texts ("ok", "thanks", a pasted announcement), so as many
-#: as the heads' score cache keeps (``cascade.SCORE_CACHE_SIZE``; about 2 MB when full).
+#: as the heads' score cache keeps (``cascade.SCORE_CACHE_SIZE``), each text of at most
+#: ``KEPT_TEXT_CHARS``.
 DECISIONS_KEPT = 8192
 
 
@@ -109,9 +116,10 @@ class SimilarityDetector(Detector):
             self._decided.move_to_end(key)
             return known[1]
         found = self._decide(text, wl, vectors, threshold)
-        self._decided[key] = (wl, found)
-        if len(self._decided) > DECISIONS_KEPT:
-            self._decided.popitem(last=False)
+        if len(text) <= KEPT_TEXT_CHARS:
+            self._decided[key] = (wl, found)
+            if len(self._decided) > DECISIONS_KEPT:
+                self._decided.popitem(last=False)
         return found
 
     def _decide(
