@@ -217,9 +217,12 @@ def fit_regression(
     return weights, bias
 
 
-def cross_fit(x: Sparse, y: F32, w: F32, fold: I64, folds: int, **kwargs: float | int) -> F32:
-    """Out-of-fold logits (clipped): row ``i`` scored by the model fitted without fold
-    ``fold[i]``."""
+def cross_fit(
+    x: Sparse, y: F32, w: F32, fold: I64, folds: int, *, clip: bool = True, **kwargs: float | int
+) -> F32:
+    """Out-of-fold logits (clipped unless ``clip`` is False: a seed soup clips the mean of
+    its seeds' logits, as the runtime clips the soup's): row ``i`` scored by the model fitted
+    without fold ``fold[i]``."""
     out = np.zeros(y.shape, dtype=np.float32)
     for f in range(folds):
         held = np.flatnonzero(fold == f).astype(np.int64)
@@ -227,4 +230,4 @@ def cross_fit(x: Sparse, y: F32, w: F32, fold: I64, folds: int, **kwargs: float 
         weights, bias = fit(x, y, w, rows=keep, **kwargs)  # type: ignore[arg-type]
         weights = weights.astype(np.float16).astype(np.float32)
         out[held] = predict(x, weights, bias, held)
-    return np.clip(out, -LOGIT_CLIP, LOGIT_CLIP)
+    return np.clip(out, -LOGIT_CLIP, LOGIT_CLIP) if clip else out

@@ -60,6 +60,7 @@ from moderation.detectors.lexical import LEXICAL_CATEGORIES, Lexical, buckets
 from moderation.detectors.lexical import MODEL_PATH as LEXICAL_PATH
 from moderation.detectors.model_registry import shared_models
 from moderation.training import lexical as lexical_training
+from moderation.training import soup
 from moderation.training.datasets import (
     ALL_CATEGORIES,
     OWN_SET,
@@ -77,6 +78,9 @@ OWN_WEIGHT = 10.0
 L2 = 0.1
 STEPS = 600
 LR = 0.05
+#: Decay the heads' Adam step to 0 (cosine) so the fit converges (off: the shipped fit, whose
+#: last iterate moves public sets by up to 0.02 AUPRC; ``bench/soup_compare.py --decay``).
+LR_DECAY = False
 MIN_SLOPE = 0.2
 MIN_CALIBRATION_POSITIVES = 5
 MAX_SLOPE = 4.0
@@ -205,6 +209,7 @@ def fit_heads(x: F32, y: F32, w: F32, l2: F32 | None = None, seed: int = SEED) -
         m_b = b1 * m_b + (1 - b1) * grad_b
         v_b = b2 * v_b + (1 - b2) * grad_b**2
         lr = LR * np.sqrt(1 - b2**step) / (1 - b1**step)
+        lr *= (1 + np.cos(np.pi * step / STEPS)) / 2 if LR_DECAY else 1.0
         weights -= (lr * m_w / (np.sqrt(v_w) + eps)).astype(np.float32)
         bias -= (lr * m_b / (np.sqrt(v_b) + eps)).astype(np.float32)
     return weights, bias
@@ -292,17 +297,18 @@ def lexical_labels(rows: Sequence[Example]) -> tuple[F32, F32]:
 
 
 def train_lexical(
-    rows: Sequence[Example], source_w: F32, seed: int = SEED
+    rows: Sequence[Example], source_w: F32, seed: int = SEED, soup_size: int = 1
 ) -> tuple[Lexical, F32, lexical_training.Sparse]:
     """The lexical model fitted on ``rows``, its out-of-fold logits for every row, and the
-    rows' hashed n-grams; ``seed`` salts the order of the rows in each epoch."""
+    rows' hashed n-grams; ``seed`` salts the order of the rows in each epoch; ``soup_size``
+    seeds from ``seed`` on are averaged into one model (``moderation.training.soup``)."""
     start = time.perf_counter()
     x = lexical_training.Sparse.of([buckets(r.text) for r in rows])
     y, mask = lexical_labels(rows)
     w = balanced_weights(y, mask, source_w)
     fold = np.array([lexical_fold(r.text) for r in rows], dtype=np.int64)
-    oof = lexical_training.cross_fit(x, y, w, fold, LEXICAL_FOLDS, seed=seed)
-    weights, bias = lexical_training.fit(x, y, w, seed=seed)
+    fits = [soup.fit_seed(x, y, w, fold, LEXICAL_FOLDS, s) for s in soup.seeds(seed, soup_size)]
+    weights, bias, oof = soup.combine(fits)
     lexical = Lexical(
         LEXICAL_CATEGORIES, weights.astype(np.float16).astype(np.float32), bias.astype(np.float32)
     )
@@ -417,10 +423,12 @@ def train(
     *,
     own: Path = OWN_SET,
     seed: int = SEED,
+    soup_size: int = 1,
 ) -> Heads:
     """Train on the public sets in ``data_dir`` and the own labelled set ``own``; ``seed``
     salts the lexical model's and the gate's order of rows and the heads' initial weights
-    (the public rows sampled stay the same)."""
+    (the public rows sampled stay the same); the lexical model is the soup of ``soup_size``
+    seeds from ``seed`` on, and the heads are trained on its out-of-fold logits."""
     categories = ALL_CATEGORIES
     rows = training_rows(data_dir, own)
     calib_mask = np.array([hash_split("calib", r.text, 15) == "test" for r in rows])
@@ -431,7 +439,7 @@ def train(
     source_w = np.array(
         [OWN_WEIGHT if r.source == "parley" else 1.0 for r in rows], dtype=np.float32
     )
-    lexical, oof, sparse = train_lexical(rows, source_w, seed)
+    lexical, oof, sparse = train_lexical(rows, source_w, seed, soup_size)
     lexical_out.parent.mkdir(parents=True, exist_ok=True)
     lexical.save(lexical_out)
     # the heads see out-of-fold lexical logits, as they will see them on unseen text
@@ -483,6 +491,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=SEED,
         help="salt of the order of rows and of the heads' initial weights (the shipped: default)",
     )
+    parser.add_argument(
+        "--soup", type=int, default=1, help="average the lexical models of this many seeds"
+    )
     args = parser.parse_args(argv)
     np.random.seed(SEED)
     start = time.perf_counter()
@@ -494,6 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.gate_for,
         own=args.own,
         seed=args.seed,
+        soup_size=args.soup,
     )
     for path in (args.out, args.lexical_out):
         print(f"wrote {path} ({path.stat().st_size // 1024} KiB)", file=sys.stderr)
