@@ -109,13 +109,17 @@ class SimilarityDetector(Detector):
         self, text: str, wl: WordList, vectors: npt.NDArray[np.float32], threshold: float
     ) -> Detection | None:
         """The lexical stage's detection when the gate settles ``text`` for this list and
-        threshold, else None (kept for the last ``DECISIONS_KEPT`` texts)."""
+        threshold, else None (kept for the last ``DECISIONS_KEPT`` texts; an answer given
+        before the gate could load is not kept, so the text is gated once it has)."""
         key = (text, id(wl), threshold)
         known = self._decided.get(key)
         if known is not None and known[0] is wl:
             self._decided.move_to_end(key)
             return known[1]
-        found = self._decide(text, wl, vectors, threshold)
+        gate = self.gate()
+        if gate is None:  # not loaded yet: the encoder decides, and nothing is kept
+            return None
+        found = self._decide(gate, text, wl, vectors, threshold)
         if len(text) <= KEPT_TEXT_CHARS:
             self._decided[key] = (wl, found)
             if len(self._decided) > DECISIONS_KEPT:
@@ -123,11 +127,13 @@ class SimilarityDetector(Detector):
         return found
 
     def _decide(
-        self, text: str, wl: WordList, vectors: npt.NDArray[np.float32], threshold: float
+        self,
+        gate: SimilarityGate,
+        text: str,
+        wl: WordList,
+        vectors: npt.NDArray[np.float32],
+        threshold: float,
     ) -> Detection | None:
-        gate = self.gate()
-        if gate is None:
-            return None
         gate_at = gate.gate_threshold(threshold)
         if gate_at is None or shouted(text):
             return None
