@@ -15,11 +15,6 @@ from moderation.types import Detection, MessageView
 #: engine skips expensive rules once a ``block`` is certain.
 EXPENSIVE: int = 100
 
-#: Texts longer than this are not kept by the detectors' per-text caches (each holds as many
-#: texts as the heads' score cache, ``cascade.SCORE_CACHE_SIZE``): their memory stays bounded
-#: (about 8 MB per cache when full).
-KEPT_TEXT_CHARS = 1000
-
 #: The parts of ``DetectContext`` besides the lists that a detector may read.
 READS_EVERYTHING: frozenset[str] = frozenset({"context", "sender_recent"})
 

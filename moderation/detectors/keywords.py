@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from moderation.detectors.base import KEPT_TEXT_CHARS, DetectContext, Detector, message_text
+from moderation.detectors.base import DetectContext, Detector, message_text
+from moderation.detectors.kept import Kept
 from moderation.normalize import LEET, MASKS, Token, fold, item_words, tokenize, variants
 from moderation.rules import Condition, WordList
 from moderation.types import Detection, MessageView
@@ -216,12 +217,6 @@ def _allowed_spans(
     return spans
 
 
-#: Texts whose ``rules_out`` answer is kept, each of at most ``KEPT_TEXT_CHARS`` (chat
-#: repeats texts: "ok", "thanks", a pasted announcement; a clean one is then ruled out
-#: without folding and searching it again).
-RULED_OUT_KEPT = 8192
-
-
 class KeywordDetector(Detector):
     """Detector for ``keywords`` conditions: the condition's list, category = list id."""
 
@@ -230,12 +225,12 @@ class KeywordDetector(Detector):
     reads: frozenset[str] = frozenset()
     list_kinds: tuple[str, ...] = ("keywords", "sentences")
 
-    def __init__(self, *, cache_size: int = 256, ruled_out_size: int = RULED_OUT_KEPT) -> None:
+    def __init__(self, *, cache_size: int = 256) -> None:
         self._compiled: dict[int, tuple[WordList, CompiledList]] = {}
         self._prepared: OrderedDict[str, Prepared] = OrderedDict()
-        # ``rules_out``'s answer per text, with the lists object it was given
-        self._ruled_out: OrderedDict[str, tuple[Mapping[str, WordList], bool]] = OrderedDict()
-        self._ruled_out_size = ruled_out_size
+        # ``rules_out``'s answer per text, with the lists object it was given (a clean text
+        # seen again is ruled out without folding and searching it again)
+        self._ruled_out: Kept[str, tuple[Mapping[str, WordList], bool]] = Kept()
         self._unions: dict[int, tuple[Mapping[str, WordList], CompiledList]] = {}
         self._may: OrderedDict[tuple[int, int], tuple[Prepared, Mapping[str, WordList], bool]] = (
             OrderedDict()
@@ -320,13 +315,9 @@ class KeywordDetector(Detector):
             return True
         known = self._ruled_out.get(text)
         if known is not None and known[0] is lists:
-            self._ruled_out.move_to_end(text)
             return known[1]
         result = not self.may_match(self.prepared(text), lists)
-        if len(text) <= KEPT_TEXT_CHARS:
-            self._ruled_out[text] = (lists, result)
-            if len(self._ruled_out) > self._ruled_out_size:
-                self._ruled_out.popitem(last=False)
+        self._ruled_out.put(text, (lists, result), text)
         return result
 
     async def detect(

@@ -37,11 +37,11 @@ import numpy as np
 import numpy.typing as npt
 
 from moderation.bundled_lists import PROFANITY_LANGUAGES, read_profanity_list
-from moderation.detectors.base import KEPT_TEXT_CHARS
 from moderation.detectors.cascade import SCORE_CACHE_SIZE, STAGE_LEXICAL, HeadResult, ScoreCache
 from moderation.detectors.encoder import SharedEncoder
 from moderation.detectors.heads import MODEL_PATH as HEADS_PATH
 from moderation.detectors.heads import CheapFeatures, FusedRows, Heads, text_cheap
+from moderation.detectors.kept import KEPT_TEXT_CHARS
 from moderation.detectors.keywords import CompiledList, compile_list
 from moderation.detectors.lexical import MODEL_PATH as LEXICAL_PATH
 from moderation.detectors.lexical import Lexical

@@ -9,24 +9,22 @@ Two shortcuts, both exact: VADER gives a word a valence only when the word is in
 (negation, intensifiers, "but" and punctuation only scale valences already there), so an
 ASCII text (no emoji, which VADER would spell out in words) with no lexicon word scores 0
 without running VADER (``lexicon_free``: about 2 us instead of 20); and the scores of the
-last ``SCORES_KEPT`` texts (of at most ``KEPT_TEXT_CHARS``) are kept, as chat repeats texts.
+texts seen last are kept (``kept.Kept``), as chat repeats texts.
 """
 
 from __future__ import annotations
 
 import string
-from collections import OrderedDict
 from typing import Any
 
-from moderation.detectors.base import KEPT_TEXT_CHARS, DetectContext, Detector, message_text
+from moderation.detectors.base import DetectContext, Detector, message_text
+from moderation.detectors.kept import Kept
 from moderation.detectors.model_registry import ModelRegistry, shared_models
 from moderation.rules import SENTIMENT_CATEGORIES, Condition
 from moderation.types import Detection, MessageView
 
 #: Characters of a text that VADER reads.
 MAX_CHARS = 2000
-#: Texts whose scores are kept (``SentimentDetector``).
-SCORES_KEPT = 8192
 _PUNCTUATION = string.punctuation
 
 
@@ -64,7 +62,7 @@ class SentimentDetector(Detector):
 
     def __init__(self, models: ModelRegistry | None = None) -> None:
         self.models = shared_models() if models is None else models
-        self._scores: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._scores: Kept[str, tuple[float, float]] = Kept()
 
     def warm_up(self) -> None:
         """Start loading the VADER lexicon in a background thread."""
@@ -75,14 +73,9 @@ class SentimentDetector(Detector):
     ) -> list[Detection]:
         text = message_text(message)
         found = self._scores.get(text)
-        if found is not None:
-            self._scores.move_to_end(text)
-        else:
+        if found is None:
             found = sentiment(self.models.vader(), text)
-            if len(text) <= KEPT_TEXT_CHARS:
-                self._scores[text] = found
-                if len(self._scores) > SCORES_KEPT:
-                    self._scores.popitem(last=False)
+            self._scores.put(text, found, text)
         negative, positive = found
         return [
             Detection(self.name, "negative", negative),

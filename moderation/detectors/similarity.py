@@ -23,7 +23,6 @@ the send path (``settles``). ``counts`` says how many texts each stage decided.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
@@ -31,13 +30,13 @@ import numpy.typing as npt
 
 from moderation.detectors.base import (
     EXPENSIVE,
-    KEPT_TEXT_CHARS,
     DetectContext,
     Detector,
     message_text,
 )
 from moderation.detectors.cascade import STAGE_ENCODER, STAGE_LEXICAL
 from moderation.detectors.encoder import SharedEncoder
+from moderation.detectors.kept import Kept
 from moderation.detectors.model_registry import ModelRegistry, shared_models
 from moderation.detectors.similarity_gate import SimilarityGate, shouted
 from moderation.lazy import once
@@ -48,11 +47,6 @@ log = logging.getLogger(__name__)
 
 #: The threshold of a condition that sets none (the engine's default).
 DEFAULT_THRESHOLD = 0.5
-#: Gate answers kept, by (text, list, threshold): a message is gated on the send path, then
-#: in ``detect``, and chat repeats texts ("ok", "thanks", a pasted announcement), so as many
-#: as the heads' score cache keeps (``cascade.SCORE_CACHE_SIZE``), each text of at most
-#: ``KEPT_TEXT_CHARS``.
-DECISIONS_KEPT = 8192
 
 
 class SimilarityDetector(Detector):
@@ -71,9 +65,9 @@ class SimilarityDetector(Detector):
         self._gate = once(self._load_gate)
         self._gate_failed = False
         # the gate's answer per (text, list, threshold): the engine asks on the send path,
-        # then ``detect`` runs (the list object is kept in the value: ids are not reused)
-        self._decided: OrderedDict[tuple[str, int, float], tuple[WordList, Detection | None]]
-        self._decided = OrderedDict()
+        # then ``detect`` runs, and chat repeats texts (the list object is kept in the value:
+        # ids are not reused)
+        self._decided: Kept[tuple[str, int, float], tuple[WordList, Detection | None]] = Kept()
         #: Texts decided by each stage (``lexical``: settled by the gate).
         self.counts = {STAGE_LEXICAL: 0, STAGE_ENCODER: 0}
 
@@ -109,21 +103,17 @@ class SimilarityDetector(Detector):
         self, text: str, wl: WordList, vectors: npt.NDArray[np.float32], threshold: float
     ) -> Detection | None:
         """The lexical stage's detection when the gate settles ``text`` for this list and
-        threshold, else None (kept for the last ``DECISIONS_KEPT`` texts; an answer given
+        threshold, else None (kept: ``kept.Kept``; an answer given
         before the gate could load is not kept, so the text is gated once it has)."""
         key = (text, id(wl), threshold)
         known = self._decided.get(key)
         if known is not None and known[0] is wl:
-            self._decided.move_to_end(key)
             return known[1]
         gate = self.gate()
         if gate is None:  # not loaded yet: the encoder decides, and nothing is kept
             return None
         found = self._decide(gate, text, wl, vectors, threshold)
-        if len(text) <= KEPT_TEXT_CHARS:
-            self._decided[key] = (wl, found)
-            if len(self._decided) > DECISIONS_KEPT:
-                self._decided.popitem(last=False)
+        self._decided.put(key, (wl, found), text)
         return found
 
     def _decide(
